@@ -1,0 +1,96 @@
+/* Common ground of every module: the status enum, the allocator, logging, byte buffers. */
+#ifndef CT_H
+#define CT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * The one status list of the tower: name and default message.
+ * CT_OK is 0; everything else is a failure the caller can act on.
+ */
+#define CT_STATUS_MAP(X)                                                      \
+    X(OK, "ok")                                                               \
+    X(INVALID, "invalid input")                                               \
+    X(NOT_FOUND, "not found")                                                 \
+    X(IO, "input/output error")                                               \
+    X(STORE, "store error")                                                   \
+    X(STORE_VERSION, "store format version mismatch")                         \
+    X(STORE_CORRUPT, "store is corrupt")                                      \
+    X(MAP_FULL, "store map is full")                                          \
+    X(BUS, "message bus error")                                               \
+    X(TIMEOUT, "timed out")                                                   \
+    X(CONFLICT, "conflict")                                                   \
+    X(TOO_LARGE, "too large")                                                 \
+    X(USAGE, "usage error")
+
+/** \brief Status of every fallible call. */
+typedef enum ct_status {
+#define CT_X(name, msg) CT_##name,
+    CT_STATUS_MAP(CT_X)
+#undef CT_X
+    CT_STATUS_COUNT
+} ct_status;
+
+/** \brief The default sentence of a status (static storage). */
+const char *ct_status_str(ct_status s);
+
+/** \brief malloc that aborts on exhaustion; never returns NULL. */
+void *ct_malloc(size_t n);
+/** \brief calloc that aborts on exhaustion. */
+void *ct_calloc(size_t count, size_t size);
+/** \brief realloc that aborts on exhaustion. */
+void *ct_realloc(void *p, size_t n);
+/** \brief strdup that aborts on exhaustion; ct_strdup(NULL) is NULL. */
+char *ct_strdup(const char *s);
+/** \brief Copy of n bytes of s plus a terminating NUL. */
+char *ct_strndup(const char *s, size_t n);
+/** \brief printf into a new string for the caller to free. */
+char *ct_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** \brief A growable byte buffer; zero-initialise, free with ct_buf_free. */
+typedef struct ct_buf {
+    char *data;  /**< owned bytes; always NUL-terminated when len > 0 */
+    size_t len;  /**< bytes used */
+    size_t cap;  /**< bytes allocated */
+} ct_buf;
+
+/** \brief Append n bytes. */
+void ct_buf_add(ct_buf *b, const void *p, size_t n);
+/** \brief Append a NUL-terminated string. */
+void ct_buf_adds(ct_buf *b, const char *s);
+/** \brief Append one byte. */
+void ct_buf_addc(ct_buf *b, char c);
+/** \brief Append formatted text. */
+void ct_buf_addf(ct_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** \brief Empty the buffer, keeping its memory. */
+void ct_buf_reset(ct_buf *b);
+/** \brief Release the memory; the buffer is empty and reusable afterwards. */
+void ct_buf_free(ct_buf *b);
+
+/** \brief Log levels, in increasing severity. */
+typedef enum ct_log_level { CT_LOG_DEBUG, CT_LOG_INFO, CT_LOG_WARN, CT_LOG_ERROR } ct_log_level;
+
+/** \brief Only messages at or above this level are written (default INFO; env TOWER_LOG=debug|info|warn|error). */
+void ct_log_set_level(ct_log_level lvl);
+/** \brief Write one line to stderr: time, level, module, message. */
+void ct_log(ct_log_level lvl, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** \brief 64-bit FNV-1a hash of n bytes. */
+uint64_t ct_hash64(const void *p, size_t n);
+
+/** \brief Wall-clock time in nanoseconds since the Unix epoch. */
+int64_t ct_now_ns(void);
+/** \brief Monotonic time in nanoseconds. */
+int64_t ct_mono_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
