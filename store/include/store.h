@@ -1,0 +1,167 @@
+/* The view store on LMDB: events, timelines, view items with their indexes, dead letters, checkpoint. */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <jansson.h>
+
+#include "ct.h"
+#include "evt.h"
+#include "fold.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The on-disk format this code reads and writes; a store of another version is refused at open. */
+#define STORE_FORMAT_VERSION 1
+
+typedef struct store store;
+
+/** Options of store_open. Zero-initialise, then set dir. */
+typedef struct store_opts {
+    const char *dir;        /**< the environment's directory (created if missing unless read_only) */
+    size_t map_size;        /**< initial map size in bytes (default 256 MiB); grown on demand */
+    unsigned max_readers;   /**< reader slots (default 1024) */
+    int read_only;          /**< open for reading only (dump, server) */
+    int no_sync;            /**< skip fsync at commit (tests only: loses durability on a host crash) */
+} store_opts;
+
+/**
+ * \brief Open (or create) a store.
+ * \param out receives the store; untouched on failure.
+ * \return CT_OK; CT_STORE_VERSION if the store has another format version;
+ *         CT_NOT_FOUND if read_only and there is no store; CT_STORE on any other LMDB failure
+ *         (each logged with the directory and LMDB's message).
+ */
+ct_status store_open(store **out, const store_opts *opts);
+
+/** \brief Close the store; NULL is a no-op. No transaction may be open. */
+void store_close(store *s);
+
+/** \brief The current map size in bytes (grows when the map fills). */
+size_t store_map_size(store *s);
+
+/* ---- writing (one writer: the projector, or the offline fold) ------------ */
+
+/** One message to apply: a valid event, or a rejected one. */
+typedef struct store_input {
+    uint64_t seq;              /**< stream sequence; 0 means "the next after the applied sequence" */
+    evt_event *event;          /**< the valid event (borrowed), or NULL if rejected */
+    const evt_error *error;    /**< when event is NULL: why it was rejected (borrowed) */
+    const void *raw;           /**< the bytes as received (borrowed), kept for dead letters */
+    size_t raw_len;            /**< their length */
+    const char *content_type;  /**< "application/json" or "application/x-protobuf" */
+} store_input;
+
+/** What became of one input. */
+typedef enum store_outcome {
+    STORE_APPLIED,     /**< a new event, folded into the views */
+    STORE_DUPLICATE,   /**< the same event (or the same rejected bytes) was seen before: no change */
+    STORE_DEAD_LETTER, /**< rejected (invalid, undecodable or conflicting duplicate): a dead letter */
+    STORE_SKIPPED      /**< seq at or below the applied sequence: already applied before a restart */
+} store_outcome;
+
+/** A change of one view item, reported after a commit. */
+typedef enum store_op { STORE_OP_ADD, STORE_OP_UPDATE, STORE_OP_REMOVE } store_op;
+
+/** \brief "add", "update" or "remove". */
+const char *store_op_name(store_op op);
+
+typedef struct store_change {
+    store_op op;                  /**< what happened */
+    fold_view view;               /**< in which view */
+    Tower__V1__ViewItem *item;    /**< the item (for remove: as it was); owned by the change list */
+} store_change;
+
+/** The net view changes of one batch. Zero-initialise; free with store_changes_free. */
+typedef struct store_changes {
+    store_change *v;   /**< the changes */
+    size_t n, cap;     /**< count and allocation */
+    uint64_t seq;      /**< the applied sequence after the batch */
+} store_changes;
+
+/** \brief Free the changes; the list is empty and reusable afterwards. */
+void store_changes_free(store_changes *c);
+
+/**
+ * \brief Apply a batch in one durable write transaction, together with the
+ * new applied sequence (the checkpoint). The map grows and the batch is
+ * retried when LMDB reports MDB_MAP_FULL.
+ * \param now_ns the receive time stamped on new dead letters.
+ * \param outcomes n entries, filled per input (may be NULL).
+ * \param changes when not NULL, receives the net view changes of the batch.
+ * \return CT_OK; CT_STORE (logged) if LMDB fails, then nothing of the batch is applied.
+ */
+ct_status store_apply(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
+                      store_changes *changes);
+
+/* ---- reading (any number of readers, any process) -------------------------- */
+
+typedef struct store_reader store_reader;
+
+/** \brief Begin a read transaction: a consistent snapshot until store_reader_end. */
+ct_status store_reader_begin(store *s, store_reader **out);
+/** \brief End it; NULL is a no-op. */
+void store_reader_end(store_reader *r);
+
+/** Totals kept by the store. */
+typedef struct store_stats {
+    uint64_t applied_seq;   /**< the checkpoint: last applied stream sequence */
+    uint64_t events;        /**< distinct valid events applied */
+    uint64_t duplicates;    /**< duplicates ignored */
+    uint64_t dead_letters;  /**< dead letters recorded */
+} store_stats;
+
+/** \brief The totals as of the snapshot. */
+void store_reader_stats(store_reader *r, store_stats *out);
+/** \brief Items in a view as of the snapshot. */
+uint64_t store_reader_count(store_reader *r, fold_view v);
+
+/** A view query: oldest first, optionally filtered, paged. */
+typedef struct store_query {
+    fold_view view;          /**< which view */
+    const char *warehouse;   /**< only items of this warehouse (NULL: all) */
+    const char *carrier;     /**< only items of this carrier (NULL: all) */
+    int64_t since_before_ns; /**< only items whose since is strictly before this (0: no bound) */
+    const char *cursor;      /**< continue after this cursor (from a previous page), or NULL */
+    size_t limit;            /**< at most this many items (0: no limit) */
+} store_query;
+
+/** Called per item; the item is borrowed until the call returns. Return non-zero to stop. */
+typedef int (*store_item_fn)(void *ctx, const Tower__V1__ViewItem *item);
+
+/**
+ * \brief Visit the items of a view, oldest first, as an index range scan.
+ * \param next_cursor when not NULL, receives a cursor to the next page (caller frees), or NULL at the end.
+ * \return CT_OK; CT_INVALID for a malformed cursor; CT_STORE on LMDB failure.
+ */
+ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn fn, void *ctx,
+                          char **next_cursor);
+
+/** \brief Visit the timeline of an entity ('o' order, 's' shipment, 'r' route), oldest first. */
+ct_status store_timeline(store_reader *r, char kind, const char *id,
+                         int (*fn)(void *ctx, const evt_event *e, uint64_t seq), void *ctx);
+
+/** \brief The raw bytes and content type of a dead letter (caller frees *raw). CT_NOT_FOUND if none. */
+ct_status store_dead_letter(store_reader *r, uint64_t seq, Tower__V1__DeadLetter **out);
+
+/** \brief The JSON item shape of EVENTS.md (new reference). now_ns > 0 adds ageSeconds. */
+json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns);
+
+/** Flags of store_dump. */
+enum {
+    STORE_DUMP_STABLE = 1 /**< omit what a replay does not reproduce (dead letters' seq and receivedAt) and sort dead letters by content */
+};
+
+/**
+ * \brief Print every view as one JSON object, view name -> items oldest
+ * first, from one read transaction.
+ */
+ct_status store_dump(store *s, int flags, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

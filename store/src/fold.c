@@ -1,0 +1,471 @@
+/* The fold: derives view items and stages of one process from its events, as EVENTS.md defines them. */
+#include "fold.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef const evt_event *ev;
+
+static const char *view_names[] = {
+#define FOLD_X(id, name) name,
+    FOLD_VIEW_MAP(FOLD_X)
+#undef FOLD_X
+};
+
+static const char *stage_names[] = {
+#define FOLD_X(id) #id,
+    FOLD_STAGE_MAP(FOLD_X)
+#undef FOLD_X
+};
+
+const char *fold_view_name(fold_view v)
+{
+    return (unsigned)v < FOLD_VIEW_COUNT ? view_names[v] : "";
+}
+
+int fold_view_parse(const char *name, fold_view *out)
+{
+    for (int i = 0; i < FOLD_VIEW_COUNT; i++) {
+        if (strcmp(name, view_names[i]) == 0) {
+            *out = (fold_view)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *fold_stage_name(fold_stage s)
+{
+    if (s == FOLD_STAGE_NONE || (unsigned)s >= FOLD_STAGE_COUNT) return "";
+    return stage_names[s];
+}
+
+/* ---- ordering ----------------------------------------------------------- */
+
+/* Compare occurredAt only: the anomaly rules say "before" strictly, and equal
+ * times break no rule, whatever the event ids. */
+static int time_cmp(ev a, ev b)
+{
+    const Tower__V1__Timestamp *x = a->occurred_at, *y = b->occurred_at;
+    if (x->seconds != y->seconds) return x->seconds < y->seconds ? -1 : 1;
+    if (x->nanos != y->nanos) return x->nanos < y->nanos ? -1 : 1;
+    return 0;
+}
+
+int fold_event_cmp(const evt_event *a, const evt_event *b)
+{
+    int c = time_cmp(a, b);
+    if (c) return c;
+    return strcmp(a->event_id, b->event_id);
+}
+
+static void take_earliest(ev *slot, ev e)
+{
+    if (!*slot || fold_event_cmp(e, *slot) < 0) *slot = e;
+}
+
+static void take_latest(ev *slot, ev e)
+{
+    if (!*slot || fold_event_cmp(e, *slot) > 0) *slot = e;
+}
+
+/* ---- generic payload access ---------------------------------------------- */
+
+/* The payload message of an event, found through the descriptor so that the
+ * fields every payload shares (warehouse_id, carrier_id) need no switch. */
+static const ProtobufCMessage *payload_of(ev e)
+{
+    if (e->payload_case == TOWER__V1__EVENT__PAYLOAD__NOT_SET) return NULL;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&tower__v1__event__descriptor, (unsigned)e->payload_case);
+    if (!f) return NULL;
+    return *(const ProtobufCMessage *const *)((const char *)e + f->offset);
+}
+
+static const char *payload_string(ev e, const char *field)
+{
+    const ProtobufCMessage *m = payload_of(e);
+    if (!m) return NULL;
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(m->descriptor, field);
+    if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED) return NULL;
+    const char *s = *(const char *const *)((const char *)m + f->offset);
+    return s && *s ? s : NULL;
+}
+
+const char *fold_event_warehouse(const evt_event *e)
+{
+    const char *s = payload_string(e, "warehouse_id");
+    return s ? s : (e->warehouse_id && *e->warehouse_id ? e->warehouse_id : NULL);
+}
+
+const char *fold_event_carrier(const evt_event *e)
+{
+    const char *s = payload_string(e, "carrier_id");
+    return s ? s : (e->carrier_id && *e->carrier_id ? e->carrier_id : NULL);
+}
+
+static int is(ev e, Tower__V1__Event__PayloadCase c) { return e->payload_case == c; }
+
+/* Does a route event name this shipment in its stops or its list? */
+static int route_names(ev e, const char *sid)
+{
+    if (is(e, TOWER__V1__EVENT__PAYLOAD_ROUTE_PLANNED)) {
+        for (size_t i = 0; i < e->route_planned->n_stops; i++) {
+            const char *s = e->route_planned->stops[i]->shipment_id;
+            if (s && strcmp(s, sid) == 0) return 1;
+        }
+    } else if (is(e, TOWER__V1__EVENT__PAYLOAD_ROUTE_FAILED)) {
+        for (size_t i = 0; i < e->route_failed->n_shipment_ids; i++)
+            if (strcmp(e->route_failed->shipment_ids[i], sid) == 0) return 1;
+    }
+    return 0;
+}
+
+/* ---- facts ---------------------------------------------------------------- */
+
+typedef struct sku_fact {
+    const char *sku;
+    ev latest;   /* latest of pickShort / inventoryResolved for this sku */
+} sku_fact;
+
+typedef struct order_facts {
+    ev created, approved_first, released_first, pick_first, hold_latest, posting_latest;
+    ev invoice_first, cancel_first, wh_latest, ca_latest;
+    sku_fact *skus;
+    size_t n_skus;
+} order_facts;
+
+typedef struct ship_facts {
+    ev named_first, packed_first, ready_first, confirmed_first, delivered_first, pod_first;
+    ev block_latest, route_latest, planned_first, fail_latest, wh_latest, ca_latest;
+    fold_stage stage;
+} ship_facts;
+
+static void order_collect(const fold_entity *o, order_facts *f)
+{
+    memset(f, 0, sizeof *f);
+    for (size_t i = 0; i < o->n_events; i++) {
+        ev e = o->events[i];
+        if (fold_event_warehouse(e)) take_latest(&f->wh_latest, e);
+        if (fold_event_carrier(e)) take_latest(&f->ca_latest, e);
+        switch (e->payload_case) {
+        case TOWER__V1__EVENT__PAYLOAD_ORDER_CREATED: take_latest(&f->created, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_ORDER_APPROVED: take_earliest(&f->approved_first, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_ORDER_RELEASED: take_earliest(&f->released_first, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_ORDER_HELD:
+        case TOWER__V1__EVENT__PAYLOAD_ORDER_HOLD_RELEASED: take_latest(&f->hold_latest, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_ORDER_CANCELLED: take_earliest(&f->cancel_first, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_PICK_STARTED: take_earliest(&f->pick_first, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_INVOICE_POSTED:
+            take_earliest(&f->invoice_first, e);
+            take_latest(&f->posting_latest, e);
+            break;
+        case TOWER__V1__EVENT__PAYLOAD_POSTING_FAILED: take_latest(&f->posting_latest, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_PICK_SHORT:
+        case TOWER__V1__EVENT__PAYLOAD_INVENTORY_RESOLVED: {
+            const char *sku = is(e, TOWER__V1__EVENT__PAYLOAD_PICK_SHORT) ? e->pick_short->sku
+                                                                          : e->inventory_resolved->sku;
+            if (!sku) break;
+            size_t j = 0;
+            while (j < f->n_skus && strcmp(f->skus[j].sku, sku) != 0) j++;
+            if (j == f->n_skus) {
+                f->skus = ct_realloc(f->skus, (f->n_skus + 1) * sizeof *f->skus);
+                f->skus[j].sku = sku;
+                f->skus[j].latest = NULL;
+                f->n_skus++;
+            }
+            take_latest(&f->skus[j].latest, e);
+            break;
+        }
+        default: break;
+        }
+    }
+}
+
+static void ship_collect(const fold_entity *s, ship_facts *f)
+{
+    memset(f, 0, sizeof *f);
+    for (size_t i = 0; i < s->n_events; i++) {
+        ev e = s->events[i];
+        take_earliest(&f->named_first, e);
+        if (fold_event_warehouse(e)) take_latest(&f->wh_latest, e);
+        if (fold_event_carrier(e)) take_latest(&f->ca_latest, e);
+        switch (e->payload_case) {
+        case TOWER__V1__EVENT__PAYLOAD_PACK_COMPLETED: take_earliest(&f->packed_first, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_SHIPMENT_READY: take_earliest(&f->ready_first, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_SHIPMENT_CONFIRMED: take_earliest(&f->confirmed_first, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_DELIVERY_COMPLETED: take_earliest(&f->delivered_first, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_POD_CAPTURED: take_earliest(&f->pod_first, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_SHIPMENT_BLOCKED:
+        case TOWER__V1__EVENT__PAYLOAD_SHIPMENT_UNBLOCKED: take_latest(&f->block_latest, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_ROUTE_PLANNED:
+            if (route_names(e, s->id)) {
+                take_latest(&f->route_latest, e);
+                take_earliest(&f->planned_first, e);
+            }
+            break;
+        case TOWER__V1__EVENT__PAYLOAD_ROUTE_FAILED:
+            if (route_names(e, s->id)) {
+                take_latest(&f->route_latest, e);
+                take_latest(&f->fail_latest, e);
+            }
+            break;
+        default: break;
+        }
+    }
+    fold_stage st = FOLD_STAGE_NONE;
+    if (f->packed_first) st = FOLD_STAGE_PACKED;
+    if (f->ready_first) st = FOLD_STAGE_READY;
+    if (f->planned_first) st = FOLD_STAGE_ROUTED;
+    if (f->confirmed_first) st = FOLD_STAGE_SHIPPED;
+    if (f->delivered_first) st = FOLD_STAGE_DELIVERED;
+    if (f->pod_first) st = FOLD_STAGE_POD;
+    f->stage = st;
+}
+
+const char *fold_link(const fold_entity *shipment)
+{
+    ev best = NULL;
+    for (size_t i = 0; i < shipment->n_events; i++) {
+        ev e = shipment->events[i];
+        if (e->order_id && *e->order_id && e->shipment_id && strcmp(e->shipment_id, shipment->id) == 0)
+            take_earliest(&best, e);
+    }
+    return best ? best->order_id : NULL;
+}
+
+/* ---- items ----------------------------------------------------------------- */
+
+static char *str(const char *s) { return (char *)s; }
+
+static fold_item *item_add(fold_result *r, fold_view v, char *key, ev since)
+{
+    if (r->n_items == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->items = ct_realloc(r->items, r->cap * sizeof *r->items);
+    }
+    fold_item *it = &r->items[r->n_items++];
+    memset(it, 0, sizeof *it);
+    tower__v1__view_item__init(&it->pb);
+    it->view = v;
+    it->key = key;
+    it->pb.view = str(view_names[v]);
+    it->pb.since = since->occurred_at;
+    return it;
+}
+
+/* Keys stay within LMDB's key limit: a long free-text part (a sku) is hashed. */
+static char *sub_key(const char *s)
+{
+    if (strlen(s) <= 96) return ct_strdup(s);
+    return ct_sprintf("#%016llx", (unsigned long long)ct_hash64(s, strlen(s)));
+}
+
+static fold_item *order_item(fold_result *r, fold_view v, const char *oid, const char *sub, ev since,
+                             const char *wh, const char *ca)
+{
+    char *key;
+    if (sub) {
+        char *k = sub_key(sub);
+        key = ct_sprintf("o:%s|%s|%s", oid, view_names[v], k);
+        free(k);
+    } else {
+        key = ct_sprintf("o:%s|%s", oid, view_names[v]);
+    }
+    fold_item *it = item_add(r, v, key, since);
+    it->pb.order_id = str(oid);
+    it->pb.warehouse_id = str(wh);
+    it->pb.carrier_id = str(ca);
+    return it;
+}
+
+static fold_item *ship_item(fold_result *r, fold_view v, const char *sid, const char *oid, const char *sub,
+                            ev since, const char *wh, const char *ca)
+{
+    char *key = sub ? ct_sprintf("s:%s|%s|%s", sid, view_names[v], sub)
+                    : ct_sprintf("s:%s|%s", sid, view_names[v]);
+    fold_item *it = item_add(r, v, key, since);
+    it->pb.shipment_id = str(sid);
+    it->pb.order_id = str(oid);
+    it->pb.warehouse_id = str(wh);
+    it->pb.carrier_id = str(ca);
+    return it;
+}
+
+static const char *enum_name(const ProtobufCEnumDescriptor *d, int has, int v)
+{
+    if (!has) return NULL;
+    const ProtobufCEnumValue *ev_ = protobuf_c_enum_descriptor_get_value(d, v);
+    return ev_ ? ev_->name : NULL;
+}
+
+/* Activity that, after a cancellation, is an ACTIVITY_AFTER_CANCEL anomaly. */
+static int is_order_activity(ev e)
+{
+    switch (e->payload_case) {
+    case TOWER__V1__EVENT__PAYLOAD_PICK_STARTED:
+    case TOWER__V1__EVENT__PAYLOAD_PICK_SHORT:
+    case TOWER__V1__EVENT__PAYLOAD_PACK_COMPLETED:
+    case TOWER__V1__EVENT__PAYLOAD_SHIPMENT_READY:
+    case TOWER__V1__EVENT__PAYLOAD_SHIPMENT_CONFIRMED:
+    case TOWER__V1__EVENT__PAYLOAD_DELIVERY_COMPLETED: return 1;
+    default: return 0;
+    }
+}
+
+static void after_cancel(ev *first, const fold_entity *ent, ev cancel)
+{
+    for (size_t i = 0; i < ent->n_events; i++) {
+        ev e = ent->events[i];
+        if (is_order_activity(e) && time_cmp(e, cancel) > 0) take_earliest(first, e);
+    }
+}
+
+static void derive_order(const fold_process *p, const order_facts *of, const ship_facts *sf,
+                         const char *wh, const char *ca, fold_result *r)
+{
+    const char *oid = p->order.id;
+    int cancelled = of->cancel_first != NULL;
+
+    if (!cancelled) {
+        if (of->approved_first && !of->released_first)
+            order_item(r, FOLD_VIEW_AWAITING_RELEASE, oid, NULL, of->approved_first, wh, ca);
+        if (of->hold_latest && is(of->hold_latest, TOWER__V1__EVENT__PAYLOAD_ORDER_HELD)) {
+            fold_item *it = order_item(r, FOLD_VIEW_BLOCKED, oid, "ORDER_HOLD", of->hold_latest, wh, ca);
+            it->pb.kind = str("ORDER_HOLD");
+            it->pb.reason = str(enum_name(&tower__v1__order_held__reason__descriptor,
+                                          of->hold_latest->order_held->has_reason,
+                                          of->hold_latest->order_held->reason));
+        }
+        for (size_t i = 0; i < of->n_skus; i++) {
+            ev e = of->skus[i].latest;
+            if (!is(e, TOWER__V1__EVENT__PAYLOAD_PICK_SHORT)) continue;
+            char *sub = ct_sprintf("INVENTORY|%s", of->skus[i].sku);
+            fold_item *it = order_item(r, FOLD_VIEW_BLOCKED, oid, sub, e, wh, ca);
+            free(sub);
+            it->pb.kind = str("INVENTORY");
+            it->pb.sku = str(of->skus[i].sku);
+        }
+        if (of->posting_latest && is(of->posting_latest, TOWER__V1__EVENT__PAYLOAD_POSTING_FAILED)) {
+            fold_item *it = order_item(r, FOLD_VIEW_POSTING_FAILED, oid, NULL, of->posting_latest, wh, ca);
+            it->pb.reason = str(of->posting_latest->posting_failed->reason);
+            it->pb.interface = str(of->posting_latest->posting_failed->interface);
+        }
+    }
+
+    /* Anomalies stay whether or not the order is cancelled. */
+    if (of->released_first &&
+        (!of->approved_first || time_cmp(of->released_first, of->approved_first) < 0)) {
+        ev since = of->approved_first ? of->approved_first : of->released_first;
+        order_item(r, FOLD_VIEW_ANOMALIES, oid, "RELEASE_BEFORE_APPROVAL", since, wh, ca)->pb.rule =
+            str("RELEASE_BEFORE_APPROVAL");
+    }
+    if (of->invoice_first) {
+        ev confirmed = NULL;
+        for (size_t i = 0; i < p->n_shipments; i++)
+            if (sf[i].confirmed_first) take_earliest(&confirmed, sf[i].confirmed_first);
+        if (!confirmed || time_cmp(of->invoice_first, confirmed) < 0) {
+            ev since = confirmed ? confirmed : of->invoice_first;
+            order_item(r, FOLD_VIEW_ANOMALIES, oid, "INVOICE_BEFORE_SHIPMENT", since, wh, ca)->pb.rule =
+                str("INVOICE_BEFORE_SHIPMENT");
+        }
+    }
+    if (cancelled) {
+        ev first = NULL;
+        after_cancel(&first, &p->order, of->cancel_first);
+        for (size_t i = 0; i < p->n_shipments; i++) after_cancel(&first, &p->shipments[i], of->cancel_first);
+        if (first)
+            order_item(r, FOLD_VIEW_ANOMALIES, oid, "ACTIVITY_AFTER_CANCEL", first, wh, ca)->pb.rule =
+                str("ACTIVITY_AFTER_CANCEL");
+    }
+}
+
+static void derive_shipment(const fold_entity *s, const ship_facts *f, const char *oid, int cancelled,
+                            const char *order_wh, const char *order_ca, fold_result *r)
+{
+    const char *sid = s->id;
+    const char *wh = f->wh_latest ? fold_event_warehouse(f->wh_latest) : order_wh;
+    const char *ca = f->ca_latest ? fold_event_carrier(f->ca_latest) : order_ca;
+
+    if (!cancelled) {
+        if (f->block_latest && is(f->block_latest, TOWER__V1__EVENT__PAYLOAD_SHIPMENT_BLOCKED)) {
+            fold_item *it = ship_item(r, FOLD_VIEW_BLOCKED, sid, oid, "SHIPMENT", f->block_latest, wh, ca);
+            it->pb.kind = str("SHIPMENT");
+            it->pb.reason = str(enum_name(&tower__v1__shipment_blocked__reason__descriptor,
+                                          f->block_latest->shipment_blocked->has_reason,
+                                          f->block_latest->shipment_blocked->reason));
+        }
+        if (f->ready_first && !f->confirmed_first && !f->delivered_first &&
+            !(f->route_latest && is(f->route_latest, TOWER__V1__EVENT__PAYLOAD_ROUTE_PLANNED))) {
+            fold_item *it = ship_item(r, FOLD_VIEW_PENDING_ROUTE, sid, oid, NULL, f->ready_first, wh, ca);
+            if (f->fail_latest) it->pb.last_failure = str(f->fail_latest->route_failed->reason);
+        }
+        if (f->delivered_first && !f->pod_first)
+            ship_item(r, FOLD_VIEW_MISSING_POD, sid, oid, NULL, f->delivered_first, wh, ca);
+    }
+    if (!oid && f->named_first) ship_item(r, FOLD_VIEW_ORPHANS, sid, NULL, NULL, f->named_first, wh, ca);
+    if (f->planned_first && (!f->ready_first || time_cmp(f->planned_first, f->ready_first) < 0)) {
+        ev since = f->ready_first ? f->ready_first : f->planned_first;
+        ship_item(r, FOLD_VIEW_ANOMALIES, sid, oid, "ROUTE_BEFORE_READY", since, wh, ca)->pb.rule =
+            str("ROUTE_BEFORE_READY");
+    }
+}
+
+void fold_result_free(fold_result *r)
+{
+    for (size_t i = 0; i < r->n_items; i++) free(r->items[i].key);
+    free(r->items);
+    free(r->shipment_stages);
+    memset(r, 0, sizeof *r);
+}
+
+void fold_derive(const fold_process *p, fold_result *out)
+{
+    fold_result_free(out);
+    ship_facts *sf = ct_calloc(p->n_shipments ? p->n_shipments : 1, sizeof *sf);
+    out->shipment_stages = ct_calloc(p->n_shipments ? p->n_shipments : 1, sizeof *out->shipment_stages);
+    for (size_t i = 0; i < p->n_shipments; i++) {
+        ship_collect(&p->shipments[i], &sf[i]);
+        out->shipment_stages[i] = sf[i].stage;
+    }
+
+    const char *wh = NULL, *ca = NULL;
+    order_facts of;
+    memset(&of, 0, sizeof of);
+    if (p->order.id) {
+        order_collect(&p->order, &of);
+        /* The order's own events say where it is; failing that, its latest shipment event. */
+        ev w = of.wh_latest, c = of.ca_latest;
+        if (!w)
+            for (size_t i = 0; i < p->n_shipments; i++)
+                if (sf[i].wh_latest) take_latest(&w, sf[i].wh_latest);
+        if (!c)
+            for (size_t i = 0; i < p->n_shipments; i++)
+                if (sf[i].ca_latest) take_latest(&c, sf[i].ca_latest);
+        wh = w ? fold_event_warehouse(w) : NULL;
+        ca = c ? fold_event_carrier(c) : NULL;
+        derive_order(p, &of, sf, wh, ca, out);
+
+        fold_stage st = FOLD_STAGE_NONE;
+        if (of.created) st = FOLD_STAGE_CREATED;
+        if (of.approved_first) st = FOLD_STAGE_APPROVED;
+        if (of.released_first) st = FOLD_STAGE_RELEASED;
+        if (of.pick_first) st = FOLD_STAGE_PICKING;
+        if (p->n_shipments) {
+            fold_stage least = FOLD_STAGE_POD;
+            for (size_t i = 0; i < p->n_shipments; i++)
+                if (sf[i].stage < least) least = sf[i].stage;
+            if (least > st) st = least;
+        }
+        if (of.invoice_first) st = FOLD_STAGE_INVOICED;
+        if (of.cancel_first) st = FOLD_STAGE_CANCELLED;
+        out->stage = st;
+    }
+
+    int cancelled = p->order.id && of.cancel_first;
+    for (size_t i = 0; i < p->n_shipments; i++)
+        derive_shipment(&p->shipments[i], &sf[i], p->order.id, cancelled, wh, ca, out);
+
+    free(of.skus);
+    free(sf);
+}

@@ -1,0 +1,261 @@
+/* The store's environment: opening, format version, reader transactions, small shared helpers. */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define DEFAULT_MAP_SIZE ((size_t)256 << 20)
+
+ct_status store__fail(const store *s, int rc, const char *what)
+{
+    ct_log(CT_LOG_ERROR, "store", "%s: %s (store %s)", what, mdb_strerror(rc), s ? s->dir : "?");
+    if (rc == MDB_MAP_FULL) return CT_MAP_FULL;
+    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+        return CT_STORE_CORRUPT;
+    if (rc == MDB_NOTFOUND) return CT_NOT_FOUND;
+    return CT_STORE;
+}
+
+void store__put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+uint64_t store__get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+void store__time_key(unsigned char *p, const Tower__V1__Timestamp *t)
+{
+    store__put_u64(p, (uint64_t)t->seconds ^ 0x8000000000000000ULL);
+    uint32_t n = (uint32_t)t->nanos;
+    p[8] = (unsigned char)(n >> 24);
+    p[9] = (unsigned char)(n >> 16);
+    p[10] = (unsigned char)(n >> 8);
+    p[11] = (unsigned char)n;
+}
+
+uint64_t store__meta_u64(MDB_txn *txn, const store *s, const char *key)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    if (mdb_get(txn, s->meta, &k, &v) != 0 || v.mv_size != 8) return 0;
+    return store__get_u64(v.mv_data);
+}
+
+int store__meta_put_u64(MDB_txn *txn, const store *s, const char *key, uint64_t val)
+{
+    unsigned char b[8];
+    store__put_u64(b, val);
+    MDB_val k = {strlen(key), (void *)key}, v = {8, b};
+    return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+static int open_dbi(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *out)
+{
+    return mdb_dbi_open(txn, name, flags, out);
+}
+
+/* Create or check the format version, and open every table, in one transaction. */
+static ct_status open_tables(store *s)
+{
+    MDB_txn *txn = NULL;
+    ct_status st = CT_OK;
+    unsigned create = s->read_only ? 0 : MDB_CREATE;
+    int rc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn);
+    if (rc) return store__fail(s, rc, "begin the opening transaction");
+
+    struct {
+        const char *name;
+        unsigned flags;
+        MDB_dbi *dbi;
+    } tables[] = {
+        {"meta", 0, &s->meta},          {"events", 0, &s->events},   {"tl", MDB_DUPSORT, &s->tl},
+        {"links", 0, &s->links},        {"oship", MDB_DUPSORT, &s->oship}, {"items", 0, &s->items},
+        {"vidx", 0, &s->vidx},          {"vwh", 0, &s->vwh},         {"vca", 0, &s->vca},
+        {"dlq", 0, &s->dlq},            {"dlraw", MDB_DUPSORT, &s->dlraw},
+    };
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        rc = open_dbi(txn, tables[i].name, tables[i].flags | create, tables[i].dbi);
+        if (rc == MDB_NOTFOUND && s->read_only) {
+            ct_log(CT_LOG_ERROR, "store", "%s is not a tower store (table %s missing)", s->dir, tables[i].name);
+            st = CT_NOT_FOUND;
+            goto out;
+        }
+        if (rc) {
+            st = store__fail(s, rc, "open a table");
+            goto out;
+        }
+    }
+
+    MDB_val k = {6, "format"}, v;
+    rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        if (s->read_only) {
+            ct_log(CT_LOG_ERROR, "store", "%s has no format version: not a tower store", s->dir);
+            st = CT_NOT_FOUND;
+            goto out;
+        }
+        rc = store__meta_put_u64(txn, s, "format", STORE_FORMAT_VERSION);
+        if (rc) {
+            st = store__fail(s, rc, "write the format version");
+            goto out;
+        }
+    } else if (rc) {
+        st = store__fail(s, rc, "read the format version");
+        goto out;
+    } else {
+        uint64_t ver = v.mv_size == 8 ? store__get_u64(v.mv_data) : 0;
+        if (ver != STORE_FORMAT_VERSION) {
+            ct_log(CT_LOG_ERROR, "store",
+                   "%s has store format version %llu, this build reads version %d: "
+                   "rebuild the store from the stream (towerd rebuild) or use a matching towerd",
+                   s->dir, (unsigned long long)ver, STORE_FORMAT_VERSION);
+            st = CT_STORE_VERSION;
+            goto out;
+        }
+    }
+    /* Committed even when read-only: table handles opened in an aborted transaction are closed. */
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc) st = store__fail(s, rc, "commit the opening transaction");
+out:
+    if (txn) mdb_txn_abort(txn);
+    return st;
+}
+
+ct_status store_open(store **out, const store_opts *opts)
+{
+    ct_status st = CT_OK;
+    store *s = ct_calloc(1, sizeof *s);
+    s->dir = ct_strdup(opts->dir);
+    s->read_only = opts->read_only;
+    s->map_size = opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE;
+
+    struct stat sb;
+    if (stat(opts->dir, &sb) != 0) {
+        if (s->read_only || errno != ENOENT) {
+            ct_log(CT_LOG_ERROR, "store", "cannot open store %s: %s", opts->dir, strerror(errno));
+            st = errno == ENOENT ? CT_NOT_FOUND : CT_IO;
+            goto out;
+        }
+        if (mkdir(opts->dir, 0755) != 0) {
+            ct_log(CT_LOG_ERROR, "store", "cannot create store directory %s: %s", opts->dir, strerror(errno));
+            st = CT_IO;
+            goto out;
+        }
+    }
+    if (s->read_only) {
+        char *path = ct_sprintf("%s/data.mdb", opts->dir);
+        int missing = stat(path, &sb) != 0;
+        free(path);
+        if (missing) {
+            ct_log(CT_LOG_ERROR, "store", "no store in %s (no data.mdb): fold or run the projector first", opts->dir);
+            st = CT_NOT_FOUND;
+            goto out;
+        }
+    }
+
+    int rc = mdb_env_create(&s->env);
+    if (!rc) rc = mdb_env_set_maxdbs(s->env, 16);
+    if (!rc) rc = mdb_env_set_maxreaders(s->env, opts->max_readers ? opts->max_readers : 1024);
+    if (!rc) rc = mdb_env_set_mapsize(s->env, s->map_size);
+    if (rc) {
+        st = store__fail(s, rc, "create the environment");
+        goto out;
+    }
+    /* NOTLS: read transactions are not tied to a thread (server workers hand them around).
+     * NORDAHEAD: the store is read randomly. */
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+    if (s->read_only) flags |= MDB_RDONLY;
+    if (opts->no_sync) flags |= MDB_NOSYNC;
+    rc = mdb_env_open(s->env, opts->dir, flags, 0644);
+    if (rc) {
+        st = store__fail(s, rc, "open the environment");
+        goto out;
+    }
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > s->map_size) s->map_size = info.me_mapsize;
+    st = open_tables(s);
+out:
+    if (st != CT_OK) {
+        store_close(s);
+        return st;
+    }
+    *out = s;
+    return CT_OK;
+}
+
+void store_close(store *s)
+{
+    if (!s) return;
+    if (s->env) mdb_env_close(s->env);
+    free(s->dir);
+    free(s);
+}
+
+size_t store_map_size(store *s) { return s->map_size; }
+
+ct_status store_reader_begin(store *s, store_reader **out)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* The writer (maybe another process) grew the map: adopt its size and retry. */
+        mdb_env_set_mapsize(s->env, 0);
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    }
+    if (rc) return store__fail(s, rc, "begin a read transaction");
+    store_reader *r = ct_malloc(sizeof *r);
+    r->s = s;
+    r->txn = txn;
+    *out = r;
+    return CT_OK;
+}
+
+void store_reader_end(store_reader *r)
+{
+    if (!r) return;
+    mdb_txn_abort(r->txn);
+    free(r);
+}
+
+void store_reader_stats(store_reader *r, store_stats *out)
+{
+    out->applied_seq = store__meta_u64(r->txn, r->s, "applied_seq");
+    out->events = store__meta_u64(r->txn, r->s, "stat/events");
+    out->duplicates = store__meta_u64(r->txn, r->s, "stat/duplicates");
+    out->dead_letters = store__meta_u64(r->txn, r->s, "stat/dead_letters");
+}
+
+uint64_t store_reader_count(store_reader *r, fold_view v)
+{
+    char key[64];
+    snprintf(key, sizeof key, "count/%s", fold_view_name(v));
+    return store__meta_u64(r->txn, r->s, key);
+}
+
+const char *store_op_name(store_op op)
+{
+    switch (op) {
+    case STORE_OP_ADD: return "add";
+    case STORE_OP_UPDATE: return "update";
+    case STORE_OP_REMOVE: return "remove";
+    }
+    return "";
+}
+
+void store_changes_free(store_changes *c)
+{
+    for (size_t i = 0; i < c->n; i++) tower__v1__view_item__free_unpacked(c->v[i].item, NULL);
+    free(c->v);
+    c->v = NULL;
+    c->n = c->cap = 0;
+}

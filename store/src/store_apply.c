@@ -1,0 +1,642 @@
+/* The store's write path: one batch of events in one LMDB transaction, with its view changes and checkpoint. */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a small set of strings, for the entities a batch touched ------------ */
+
+typedef struct strset {
+    char **slot;
+    size_t cap, n;
+    char **order;   /* insertion order, so that processing is deterministic */
+} strset;
+
+static void strset_free(strset *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->order[i]);
+    free(s->slot);
+    free(s->order);
+    memset(s, 0, sizeof *s);
+}
+
+static int strset_add(strset *s, const char *str)
+{
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        char **slot = ct_calloc(cap, sizeof *slot);
+        for (size_t i = 0; i < s->n; i++) {
+            size_t h = ct_hash64(s->order[i], strlen(s->order[i])) & (cap - 1);
+            while (slot[h]) h = (h + 1) & (cap - 1);
+            slot[h] = s->order[i];
+        }
+        free(s->slot);
+        s->slot = slot;
+        s->cap = cap;
+        s->order = ct_realloc(s->order, cap * sizeof *s->order);
+    }
+    size_t h = ct_hash64(str, strlen(str)) & (s->cap - 1);
+    while (s->slot[h]) {
+        if (strcmp(s->slot[h], str) == 0) return 0;
+        h = (h + 1) & (s->cap - 1);
+    }
+    s->slot[h] = s->order[s->n++] = ct_strdup(str);
+    return 1;
+}
+
+/* ---- the write transaction's context ---------------------------------------- */
+
+typedef struct wtx {
+    store *s;
+    MDB_txn *txn;
+    strset orders, ships;
+    int64_t count_delta[FOLD_VIEW_COUNT];
+    uint64_t n_events, n_dups, n_dead;
+    store_changes *changes;
+} wtx;
+
+typedef struct loaded {
+    evt_event **ev;
+    size_t n, cap;
+} loaded;
+
+static void loaded_free(loaded *l)
+{
+    for (size_t i = 0; i < l->n; i++) evt_free(l->ev[i]);
+    free(l->ev);
+    memset(l, 0, sizeof *l);
+}
+
+static int entity_key(char *buf, size_t cap, char kind, const char *id)
+{
+    int n = snprintf(buf, cap, "%c:%s", kind, id);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/* The events of one entity, decoded, through its timeline. */
+static int load_entity(wtx *w, char kind, const char *id, loaded *out)
+{
+    char key[EVT_MAX_ID + 8];
+    int kl = entity_key(key, sizeof key, kind, id);
+    if (kl < 0) return MDB_BAD_VALSIZE;
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(w->txn, w->s->tl, &c);
+    if (rc) return rc;
+    MDB_val k = {(size_t)kl, key}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+    while (rc == 0) {
+        MDB_val ek = {v.mv_size - STORE__TIME_KEY, (char *)v.mv_data + STORE__TIME_KEY}, ev;
+        rc = mdb_get(w->txn, w->s->events, &ek, &ev);
+        if (rc) break;
+        evt_event *e = (evt_event *)protobuf_c_message_unpack(&tower__v1__event__descriptor, NULL,
+                                                              ev.mv_size - 8, (uint8_t *)ev.mv_data + 8);
+        if (!e) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if (out->n == out->cap) {
+            out->cap = out->cap ? out->cap * 2 : 16;
+            out->ev = ct_realloc(out->ev, out->cap * sizeof *out->ev);
+        }
+        out->ev[out->n++] = e;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* ---- items and their indexes ---------------------------------------------------- */
+
+static int view_of(const Tower__V1__ViewItem *it, fold_view *v) { return fold_view_parse(it->view, v); }
+
+/* Add (del = 0) or remove (del = 1) the index entries of an item. */
+static int index_item(wtx *w, const Tower__V1__ViewItem *it, const char *key, int del)
+{
+    fold_view v;
+    if (view_of(it, &v) != 0 || !it->since) return MDB_INCOMPATIBLE;
+    size_t kl = strlen(key);
+    unsigned char buf[1 + EVT_MAX_ID + 1 + STORE__TIME_KEY + 511];
+    unsigned char tk[STORE__TIME_KEY];
+    store__time_key(tk, it->since);
+
+    struct {
+        MDB_dbi dbi;
+        const char *part;
+    } idx[] = {{w->s->vidx, NULL}, {w->s->vwh, it->warehouse_id}, {w->s->vca, it->carrier_id}};
+    for (int i = 0; i < 3; i++) {
+        if (i > 0 && !idx[i].part) continue;
+        size_t n = 0;
+        buf[n++] = (unsigned char)v;
+        if (idx[i].part) {
+            size_t pl = strlen(idx[i].part);
+            memcpy(buf + n, idx[i].part, pl);
+            n += pl;
+            buf[n++] = 0;
+        }
+        memcpy(buf + n, tk, STORE__TIME_KEY);
+        n += STORE__TIME_KEY;
+        if (n + kl > 511) return MDB_BAD_VALSIZE;
+        memcpy(buf + n, key, kl);
+        n += kl;
+        MDB_val k = {n, buf}, val = {0, ""};
+        int rc = del ? mdb_del(w->txn, idx[i].dbi, &k, NULL) : mdb_put(w->txn, idx[i].dbi, &k, &val, 0);
+        if (rc && !(del && rc == MDB_NOTFOUND)) return rc;
+    }
+    w->count_delta[v] += del ? -1 : 1;
+    return 0;
+}
+
+static void change_add(wtx *w, store_op op, const void *packed, size_t len)
+{
+    if (!w->changes) return;
+    Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, len, packed);
+    fold_view v;
+    if (!it || view_of(it, &v) != 0) {
+        if (it) tower__v1__view_item__free_unpacked(it, NULL);
+        return;
+    }
+    store_changes *c = w->changes;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        c->v = ct_realloc(c->v, c->cap * sizeof *c->v);
+    }
+    c->v[c->n++] = (store_change){op, v, it};
+}
+
+typedef struct kv {
+    char *key;
+    unsigned char *val;
+    size_t len;
+    const Tower__V1__ViewItem *pb;  /* new items only: the derived item */
+} kv;
+
+static int kv_cmp(const void *a, const void *b) { return strcmp(((const kv *)a)->key, ((const kv *)b)->key); }
+
+/* The items an entity holds now, copied out (LMDB memory may move on the next write). */
+static int old_items(wtx *w, char kind, const char *id, kv **arr, size_t *n, size_t *cap)
+{
+    char prefix[EVT_MAX_ID + 8];
+    int pl = snprintf(prefix, sizeof prefix, "%c:%s|", kind, id);
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(w->txn, w->s->items, &c);
+    if (rc) return rc;
+    MDB_val k = {(size_t)pl, prefix}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= (size_t)pl && memcmp(k.mv_data, prefix, (size_t)pl) == 0) {
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            *arr = ct_realloc(*arr, *cap * sizeof **arr);
+        }
+        kv *e = &(*arr)[(*n)++];
+        e->key = ct_strndup(k.mv_data, k.mv_size);
+        e->val = ct_malloc(v.mv_size);
+        memcpy(e->val, v.mv_data, v.mv_size);
+        e->len = v.mv_size;
+        e->pb = NULL;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int item_remove(wtx *w, const kv *old)
+{
+    Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, old->len, old->val);
+    if (!it) return MDB_CORRUPTED;
+    int rc = index_item(w, it, old->key, 1);
+    tower__v1__view_item__free_unpacked(it, NULL);
+    if (rc) return rc;
+    MDB_val k = {strlen(old->key), old->key};
+    rc = mdb_del(w->txn, w->s->items, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int item_put(wtx *w, const kv *nw)
+{
+    int rc = index_item(w, nw->pb, nw->key, 0);
+    if (rc) return rc;
+    MDB_val k = {strlen(nw->key), nw->key}, v = {nw->len, nw->val};
+    return mdb_put(w->txn, w->s->items, &k, &v, 0);
+}
+
+/* Replace the items of the given entities by the derived ones; record what changed. */
+static int diff_items(wtx *w, kv *old, size_t n_old, const fold_result *res)
+{
+    kv *nw = ct_calloc(res->n_items ? res->n_items : 1, sizeof *nw);
+    for (size_t i = 0; i < res->n_items; i++) {
+        const Tower__V1__ViewItem *pb = &res->items[i].pb;
+        nw[i].key = res->items[i].key;
+        nw[i].len = tower__v1__view_item__get_packed_size(pb);
+        nw[i].val = ct_malloc(nw[i].len);
+        tower__v1__view_item__pack(pb, nw[i].val);
+        nw[i].pb = pb;
+    }
+    qsort(old, n_old, sizeof *old, kv_cmp);
+    qsort(nw, res->n_items, sizeof *nw, kv_cmp);
+
+    int rc = 0;
+    size_t i = 0, j = 0;
+    while (rc == 0 && (i < n_old || j < res->n_items)) {
+        int c = i == n_old ? 1 : j == res->n_items ? -1 : strcmp(old[i].key, nw[j].key);
+        if (c < 0) {
+            rc = item_remove(w, &old[i]);
+            if (!rc) change_add(w, STORE_OP_REMOVE, old[i].val, old[i].len);
+            i++;
+        } else if (c > 0) {
+            rc = item_put(w, &nw[j]);
+            if (!rc) change_add(w, STORE_OP_ADD, nw[j].val, nw[j].len);
+            j++;
+        } else {
+            if (old[i].len != nw[j].len || memcmp(old[i].val, nw[j].val, old[i].len) != 0) {
+                rc = item_remove(w, &old[i]);
+                if (!rc) rc = item_put(w, &nw[j]);
+                if (!rc) change_add(w, STORE_OP_UPDATE, nw[j].val, nw[j].len);
+            }
+            i++;
+            j++;
+        }
+    }
+    for (size_t k = 0; k < res->n_items; k++) free(nw[k].val);
+    free(nw);
+    return rc;
+}
+
+/* Derive a process (an order and its shipments, or one unlinked shipment) and store its items. */
+static int derive_process(wtx *w, const char *order_id, const char *lone_shipment)
+{
+    loaded ol = {0};
+    loaded *sl = NULL;
+    fold_entity *se = NULL;
+    char **sids = NULL;
+    size_t ns = 0, cap = 0;
+    kv *old = NULL;
+    size_t n_old = 0, old_cap = 0;
+    fold_result res = {0};
+    MDB_cursor *c = NULL;
+    int rc = 0;
+
+    if (order_id) {
+        rc = load_entity(w, 'o', order_id, &ol);
+        if (rc) goto out;
+        rc = mdb_cursor_open(w->txn, w->s->oship, &c);
+        if (rc) goto out;
+        MDB_val k = {strlen(order_id), (void *)order_id}, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+        while (rc == 0) {
+            if (ns == cap) {
+                cap = cap ? cap * 2 : 4;
+                sids = ct_realloc(sids, cap * sizeof *sids);
+            }
+            sids[ns++] = ct_strndup(v.mv_data, v.mv_size);
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
+        }
+        mdb_cursor_close(c);
+        c = NULL;
+        if (rc != MDB_NOTFOUND) goto out;
+        rc = 0;
+    } else {
+        sids = ct_malloc(sizeof *sids);
+        sids[ns++] = ct_strdup(lone_shipment);
+    }
+
+    sl = ct_calloc(ns ? ns : 1, sizeof *sl);
+    se = ct_calloc(ns ? ns : 1, sizeof *se);
+    for (size_t i = 0; i < ns; i++) {
+        rc = load_entity(w, 's', sids[i], &sl[i]);
+        if (rc) goto out;
+        se[i] = (fold_entity){sids[i], sl[i].ev, sl[i].n};
+    }
+
+    fold_process p = {{order_id, ol.ev, ol.n}, se, ns};
+    fold_derive(&p, &res);
+
+    if (order_id) {
+        rc = old_items(w, 'o', order_id, &old, &n_old, &old_cap);
+        if (rc) goto out;
+    }
+    for (size_t i = 0; i < ns && !rc; i++) rc = old_items(w, 's', sids[i], &old, &n_old, &old_cap);
+    if (rc) goto out;
+    rc = diff_items(w, old, n_old, &res);
+
+out:
+    if (c) mdb_cursor_close(c);
+    fold_result_free(&res);
+    for (size_t i = 0; i < n_old; i++) {
+        free(old[i].key);
+        free(old[i].val);
+    }
+    free(old);
+    loaded_free(&ol);
+    for (size_t i = 0; i < ns; i++) {
+        if (sl) loaded_free(&sl[i]);
+        free(sids[i]);
+    }
+    free(sl);
+    free(se);
+    free(sids);
+    return rc;
+}
+
+/* Recompute the link of a shipment the batch touched; both its old and new order need deriving. */
+static int relink(wtx *w, const char *sid, strset *lone)
+{
+    loaded l = {0};
+    int rc = load_entity(w, 's', sid, &l);
+    if (rc) goto out;
+    fold_entity e = {sid, l.ev, l.n};
+    const char *now = fold_link(&e);
+
+    MDB_val k = {strlen(sid), (void *)sid}, v;
+    char *was = NULL;
+    rc = mdb_get(w->txn, w->s->links, &k, &v);
+    if (rc == 0) was = ct_strndup(v.mv_data, v.mv_size);
+    else if (rc != MDB_NOTFOUND) goto out;
+    rc = 0;
+
+    if (!(was && now && strcmp(was, now) == 0)) {
+        if (was) {
+            MDB_val ok = {strlen(was), was}, ov = {strlen(sid), (void *)sid};
+            rc = mdb_del(w->txn, w->s->oship, &ok, &ov);
+            if (rc && rc != MDB_NOTFOUND) goto done;
+            rc = mdb_del(w->txn, w->s->links, &k, NULL);
+            if (rc && rc != MDB_NOTFOUND) goto done;
+            rc = 0;
+            strset_add(&w->orders, was);
+        }
+        if (now) {
+            MDB_val nv = {strlen(now), (void *)now}, ok = {strlen(now), (void *)now}, ov = {strlen(sid), (void *)sid};
+            rc = mdb_put(w->txn, w->s->links, &k, &nv, 0);
+            if (!rc) rc = mdb_put(w->txn, w->s->oship, &ok, &ov, 0);
+            if (rc) goto done;
+        }
+    }
+    if (now) strset_add(&w->orders, now);
+    else strset_add(lone, sid);
+done:
+    free(was);
+out:
+    loaded_free(&l);
+    return rc;
+}
+
+/* ---- one input -------------------------------------------------------------------- */
+
+static int timeline_add(wtx *w, char kind, const char *id, const unsigned char *tk, const char *eid)
+{
+    char key[EVT_MAX_ID + 8];
+    int kl = entity_key(key, sizeof key, kind, id);
+    if (kl < 0) return MDB_BAD_VALSIZE;
+    unsigned char val[STORE__TIME_KEY + EVT_MAX_EVENT_ID];
+    size_t el = strlen(eid);
+    memcpy(val, tk, STORE__TIME_KEY);
+    memcpy(val + STORE__TIME_KEY, eid, el);
+    MDB_val k = {(size_t)kl, key}, v = {STORE__TIME_KEY + el, val};
+    int rc = mdb_put(w->txn, w->s->tl, &k, &v, MDB_NODUPDATA);
+    if (rc == MDB_KEYEXIST) rc = 0;
+    if (!rc && kind == 'o') strset_add(&w->orders, id);
+    if (!rc && kind == 's') strset_add(&w->ships, id);
+    return rc;
+}
+
+static int index_event(wtx *w, const evt_event *e)
+{
+    unsigned char tk[STORE__TIME_KEY];
+    store__time_key(tk, e->occurred_at);
+    int rc = 0;
+    if (e->order_id) rc = timeline_add(w, 'o', e->order_id, tk, e->event_id);
+    if (!rc && e->shipment_id) rc = timeline_add(w, 's', e->shipment_id, tk, e->event_id);
+    if (!rc && e->route_id) rc = timeline_add(w, 'r', e->route_id, tk, e->event_id);
+    if (rc) return rc;
+    switch (e->payload_case) {
+    case TOWER__V1__EVENT__PAYLOAD_ROUTE_REQUESTED:
+        for (size_t i = 0; i < e->route_requested->n_shipment_ids && !rc; i++)
+            rc = timeline_add(w, 's', e->route_requested->shipment_ids[i], tk, e->event_id);
+        break;
+    case TOWER__V1__EVENT__PAYLOAD_ROUTE_FAILED:
+        for (size_t i = 0; i < e->route_failed->n_shipment_ids && !rc; i++)
+            rc = timeline_add(w, 's', e->route_failed->shipment_ids[i], tk, e->event_id);
+        break;
+    case TOWER__V1__EVENT__PAYLOAD_ROUTE_PLANNED:
+        for (size_t i = 0; i < e->route_planned->n_stops && !rc; i++)
+            rc = timeline_add(w, 's', e->route_planned->stops[i]->shipment_id, tk, e->event_id);
+        break;
+    default: break;
+    }
+    return rc;
+}
+
+/* A rejected message becomes a dead letter, unless the very same bytes were rejected before. */
+static int dead_letter(wtx *w, uint64_t seq, const store_input *in, evt_code code, const char *message,
+                       const char *event_id, int64_t now_ns, store_outcome *out)
+{
+    unsigned char hk[8], sk[8];
+    store__put_u64(hk, ct_hash64(in->raw, in->raw_len));
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(w->txn, w->s->dlraw, &c);
+    if (rc) return rc;
+    MDB_val k = {8, hk}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+    while (rc == 0) {
+        MDB_val dk = {8, v.mv_data}, dv;
+        if (mdb_get(w->txn, w->s->dlq, &dk, &dv) == 0) {
+            Tower__V1__DeadLetter *d = tower__v1__dead_letter__unpack(NULL, dv.mv_size, dv.mv_data);
+            int same = d && d->has_raw && d->raw.len == in->raw_len &&
+                       (in->raw_len == 0 || memcmp(d->raw.data, in->raw, in->raw_len) == 0);
+            if (d) tower__v1__dead_letter__free_unpacked(d, NULL);
+            if (same) {
+                mdb_cursor_close(c);
+                w->n_dups++;
+                *out = STORE_DUPLICATE;
+                return 0;
+            }
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
+    }
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND) return rc;
+
+    Tower__V1__Timestamp recv = TOWER__V1__TIMESTAMP__INIT;
+    recv.has_seconds = recv.has_nanos = 1;
+    recv.seconds = now_ns / 1000000000LL;
+    recv.nanos = (int32_t)(now_ns % 1000000000LL);
+    Tower__V1__ViewItem item = TOWER__V1__VIEW_ITEM__INIT;
+    item.view = (char *)fold_view_name(FOLD_VIEW_DEAD_LETTERS);
+    item.since = &recv;
+    item.received_at = &recv;
+    item.has_seq = 1;
+    item.seq = seq;
+    item.code = (char *)evt_code_str(code);
+    item.message = (char *)message;
+    item.event_id = event_id && *event_id ? (char *)event_id : NULL;
+    Tower__V1__DeadLetter dl = TOWER__V1__DEAD_LETTER__INIT;
+    dl.item = &item;
+    dl.has_raw = 1;
+    dl.raw.data = (uint8_t *)in->raw;
+    dl.raw.len = in->raw_len;
+    dl.content_type = (char *)(in->content_type ? in->content_type : "application/json");
+
+    size_t len = tower__v1__dead_letter__get_packed_size(&dl);
+    uint8_t *buf = ct_malloc(len);
+    tower__v1__dead_letter__pack(&dl, buf);
+    store__put_u64(sk, seq);
+    MDB_val dk = {8, sk}, dv = {len, buf};
+    rc = mdb_put(w->txn, w->s->dlq, &dk, &dv, 0);
+    free(buf);
+    if (!rc) {
+        MDB_val hv = {8, sk};
+        rc = mdb_put(w->txn, w->s->dlraw, &k, &hv, 0);
+    }
+    if (!rc) {
+        kv nw = {0};
+        nw.key = ct_sprintf("d:%020llu|dead_letters", (unsigned long long)seq);
+        nw.len = tower__v1__view_item__get_packed_size(&item);
+        nw.val = ct_malloc(nw.len);
+        tower__v1__view_item__pack(&item, nw.val);
+        nw.pb = &item;
+        rc = item_put(w, &nw);
+        if (!rc) change_add(w, STORE_OP_ADD, nw.val, nw.len);
+        free(nw.key);
+        free(nw.val);
+    }
+    if (!rc) {
+        w->n_dead++;
+        *out = STORE_DEAD_LETTER;
+    }
+    return rc;
+}
+
+static int apply_one(wtx *w, uint64_t seq, const store_input *in, int64_t now_ns, ct_buf *pb,
+                     store_outcome *out)
+{
+    if (!in->event) {
+        const evt_error *e = in->error;
+        return dead_letter(w, seq, in, e ? e->code : EVT_MALFORMED, e ? e->message : "rejected",
+                           e ? e->event_id : NULL, now_ns, out);
+    }
+    const evt_event *e = in->event;
+    ct_buf_reset(pb);
+    unsigned char sk[8] = {0};
+    ct_buf_add(pb, sk, 8);
+    evt_pack(e, pb);
+
+    MDB_val k = {strlen(e->event_id), e->event_id}, v;
+    int rc = mdb_get(w->txn, w->s->events, &k, &v);
+    if (rc == 0) {
+        if (v.mv_size == pb->len && memcmp((char *)v.mv_data + 8, pb->data + 8, pb->len - 8) == 0) {
+            w->n_dups++;
+            *out = STORE_DUPLICATE;
+            return 0;
+        }
+        char *msg = ct_sprintf("field \"eventId\": \"%s\" was already applied (seq %llu) with different "
+                               "content; the first copy stays applied",
+                               e->event_id, (unsigned long long)store__get_u64(v.mv_data));
+        /* A conflicting copy that came as protobuf is kept as its canonical bytes. */
+        store_input copy = *in;
+        if (!copy.raw) {
+            copy.raw = pb->data + 8;
+            copy.raw_len = pb->len - 8;
+            copy.content_type = "application/x-protobuf";
+        }
+        rc = dead_letter(w, seq, &copy, EVT_CONFLICTING_DUPLICATE, msg, e->event_id, now_ns, out);
+        free(msg);
+        return rc;
+    }
+    if (rc != MDB_NOTFOUND) return rc;
+
+    store__put_u64((unsigned char *)pb->data, seq);
+    v.mv_size = pb->len;
+    v.mv_data = pb->data;
+    rc = mdb_put(w->txn, w->s->events, &k, &v, 0);
+    if (!rc) rc = index_event(w, e);
+    if (!rc) {
+        w->n_events++;
+        *out = STORE_APPLIED;
+    }
+    return rc;
+}
+
+static int flush_meta(wtx *w, uint64_t seq)
+{
+    int rc = store__meta_put_u64(w->txn, w->s, "applied_seq", seq);
+    struct {
+        const char *key;
+        uint64_t add;
+    } stats[] = {{"stat/events", w->n_events}, {"stat/duplicates", w->n_dups}, {"stat/dead_letters", w->n_dead}};
+    for (int i = 0; i < 3 && !rc; i++) {
+        if (!stats[i].add) continue;
+        rc = store__meta_put_u64(w->txn, w->s, stats[i].key, store__meta_u64(w->txn, w->s, stats[i].key) + stats[i].add);
+    }
+    for (int v = 0; v < FOLD_VIEW_COUNT && !rc; v++) {
+        if (!w->count_delta[v]) continue;
+        char key[64];
+        snprintf(key, sizeof key, "count/%s", fold_view_name((fold_view)v));
+        int64_t n = (int64_t)store__meta_u64(w->txn, w->s, key) + w->count_delta[v];
+        rc = store__meta_put_u64(w->txn, w->s, key, n < 0 ? 0 : (uint64_t)n);
+    }
+    return rc;
+}
+
+/* One attempt at the batch; MDB_MAP_FULL makes the caller grow the map and retry. */
+static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
+                       store_changes *changes, uint64_t *applied)
+{
+    wtx w = {0};
+    strset lone = {0};
+    ct_buf pb = {0};
+    w.s = s;
+    w.changes = changes;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &w.txn);
+    if (rc) return rc;
+
+    uint64_t seq = store__meta_u64(w.txn, s, "applied_seq");
+    for (size_t i = 0; i < n && !rc; i++) {
+        store_outcome o = STORE_SKIPPED;
+        if (in[i].seq && in[i].seq <= seq) {
+            /* Already applied before a restart: exactly-once effect. */
+        } else {
+            seq = in[i].seq ? in[i].seq : seq + 1;
+            rc = apply_one(&w, seq, &in[i], now_ns, &pb, &o);
+        }
+        if (outcomes) outcomes[i] = o;
+    }
+    for (size_t i = 0; i < w.ships.n && !rc; i++) rc = relink(&w, w.ships.order[i], &lone);
+    for (size_t i = 0; i < w.orders.n && !rc; i++) rc = derive_process(&w, w.orders.order[i], NULL);
+    for (size_t i = 0; i < lone.n && !rc; i++) rc = derive_process(&w, NULL, lone.order[i]);
+    if (!rc) rc = flush_meta(&w, seq);
+    if (!rc) {
+        rc = mdb_txn_commit(w.txn);
+        w.txn = NULL;
+    }
+    if (w.txn) mdb_txn_abort(w.txn);
+    if (!rc) *applied = seq;
+    strset_free(&w.orders);
+    strset_free(&w.ships);
+    strset_free(&lone);
+    ct_buf_free(&pb);
+    return rc;
+}
+
+ct_status store_apply(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
+                      store_changes *changes)
+{
+    if (s->read_only) {
+        ct_log(CT_LOG_ERROR, "store", "store %s is open read-only", s->dir);
+        return CT_USAGE;
+    }
+    for (;;) {
+        uint64_t applied = 0;
+        if (changes) store_changes_free(changes);
+        int rc = apply_batch(s, in, n, now_ns, outcomes, changes, &applied);
+        if (rc == 0) {
+            if (changes) changes->seq = applied;
+            return CT_OK;
+        }
+        if (rc != MDB_MAP_FULL) return store__fail(s, rc, "apply a batch");
+        size_t grown = s->map_size * 2;
+        int rc2 = mdb_env_set_mapsize(s->env, grown);
+        if (rc2) return store__fail(s, rc2, "grow the map");
+        ct_log(CT_LOG_INFO, "store", "map full: grew %s from %zu to %zu MiB, retrying the batch", s->dir,
+               s->map_size >> 20, grown >> 20);
+        s->map_size = grown;
+    }
+}

@@ -1,0 +1,45 @@
+/* Internals shared by the store's files: the environment, its tables and key encodings. */
+#ifndef STORE_INT_H
+#define STORE_INT_H
+
+#include <lmdb.h>
+
+#include "store.h"
+
+struct store {
+    MDB_env *env;
+    char *dir;
+    size_t map_size;
+    int read_only;
+    MDB_dbi meta;    /* "format", "applied_seq", "stat/<name>", "count/<view>" -> u64 */
+    MDB_dbi events;  /* eventId -> u64 seq (BE) + canonical protobuf */
+    MDB_dbi tl;      /* DUPSORT: "o:<id>" / "s:<id>" / "r:<id>" -> time key (12) + eventId */
+    MDB_dbi links;   /* shipmentId -> orderId (the current link) */
+    MDB_dbi oship;   /* DUPSORT: orderId -> shipmentId */
+    MDB_dbi items;   /* item key -> packed ViewItem */
+    MDB_dbi vidx;    /* view (1) + time key (12) + item key -> "" */
+    MDB_dbi vwh;     /* view (1) + warehouse + NUL + time key + item key -> "" */
+    MDB_dbi vca;     /* view (1) + carrier + NUL + time key + item key -> "" */
+    MDB_dbi dlq;     /* u64 seq (BE) -> packed DeadLetter */
+    MDB_dbi dlraw;   /* u64 hash of raw bytes (BE) -> u64 seq (BE), DUPSORT */
+};
+
+struct store_reader {
+    store *s;
+    MDB_txn *txn;
+};
+
+#define STORE__TIME_KEY 12
+
+/* Log an LMDB failure with what was being done, and map it to a status. */
+ct_status store__fail(const store *s, int rc, const char *what);
+
+void store__put_u64(unsigned char *p, uint64_t v);
+uint64_t store__get_u64(const unsigned char *p);
+/* 12 bytes that sort like the instant: biased big-endian seconds, then nanos. */
+void store__time_key(unsigned char *p, const Tower__V1__Timestamp *t);
+
+uint64_t store__meta_u64(MDB_txn *txn, const store *s, const char *key);
+int store__meta_put_u64(MDB_txn *txn, const store *s, const char *key, uint64_t v);
+
+#endif

@@ -1,0 +1,276 @@
+/* The store's read path: index range scans of views, timelines, dead letters, item JSON and the dump. */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void hex_encode(char *out, const unsigned char *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int hex_decode(unsigned char *out, size_t cap, const char *s, size_t *n)
+{
+    size_t len = strlen(s);
+    if (len % 2 || len / 2 > cap) return -1;
+    for (size_t i = 0; i < len / 2; i++) {
+        int v = 0;
+        for (int j = 0; j < 2; j++) {
+            char c = s[2 * i + (size_t)j];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0) return -1;
+            v = v * 16 + d;
+        }
+        out[i] = (unsigned char)v;
+    }
+    *n = len / 2;
+    return 0;
+}
+
+ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn fn, void *ctx,
+                          char **next_cursor)
+{
+    store *s = r->s;
+    if (next_cursor) *next_cursor = NULL;
+    if ((unsigned)q->view >= FOLD_VIEW_COUNT) return CT_INVALID;
+
+    /* The narrowest index: warehouse, else carrier, else the whole view. */
+    unsigned char prefix[2 + EVT_MAX_ID];
+    size_t pl = 0;
+    MDB_dbi dbi = s->vidx;
+    const char *part = NULL;
+    prefix[pl++] = (unsigned char)q->view;
+    if (q->warehouse && *q->warehouse) {
+        dbi = s->vwh;
+        part = q->warehouse;
+    } else if (q->carrier && *q->carrier) {
+        dbi = s->vca;
+        part = q->carrier;
+    }
+    if (part) {
+        size_t n = strlen(part);
+        if (n > EVT_MAX_ID) return CT_OK; /* no such id can be stored */
+        memcpy(prefix + pl, part, n);
+        pl += n;
+        prefix[pl++] = 0;
+    }
+    int check_carrier = dbi == s->vwh && q->carrier && *q->carrier;
+
+    unsigned char start[511];
+    size_t sl = pl;
+    memcpy(start, prefix, pl);
+    if (q->cursor && *q->cursor) {
+        size_t cn = 0;
+        if (hex_decode(start + pl, sizeof start - pl, q->cursor, &cn) != 0 || cn < STORE__TIME_KEY)
+            return CT_INVALID;
+        sl += cn;
+    }
+    unsigned char cutoff[STORE__TIME_KEY];
+    if (q->since_before_ns) {
+        Tower__V1__Timestamp t = TOWER__V1__TIMESTAMP__INIT;
+        t.seconds = q->since_before_ns / 1000000000LL;
+        t.nanos = (int32_t)(q->since_before_ns % 1000000000LL);
+        if (t.nanos < 0) {
+            t.nanos += 1000000000;
+            t.seconds--;
+        }
+        store__time_key(cutoff, &t);
+    }
+
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(r->txn, dbi, &c);
+    if (rc) return store__fail(s, rc, "open a view cursor");
+    MDB_val k = {sl, start}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (rc == 0 && sl > pl && k.mv_size == sl && memcmp(k.mv_data, start, sl) == 0)
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+
+    size_t delivered = 0;
+    ct_status st = CT_OK;
+    while (rc == 0) {
+        const unsigned char *kd = k.mv_data;
+        if (k.mv_size < pl + STORE__TIME_KEY || memcmp(kd, prefix, pl) != 0) break;
+        if (q->since_before_ns && memcmp(kd + pl, cutoff, STORE__TIME_KEY) >= 0) break;
+        if (q->limit && delivered == q->limit) {
+            if (next_cursor) {
+                /* A cursor to the last item delivered; the next page starts after it. */
+                *next_cursor = ct_malloc(2 * 511 + 1);
+                hex_encode(*next_cursor, start + pl, sl - pl);
+            }
+            break;
+        }
+        MDB_val ik = {k.mv_size - pl - STORE__TIME_KEY, (char *)kd + pl + STORE__TIME_KEY}, iv;
+        rc = mdb_get(r->txn, s->items, &ik, &iv);
+        if (rc) {
+            st = store__fail(s, rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc, "read an indexed item");
+            break;
+        }
+        Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, iv.mv_size, iv.mv_data);
+        if (!it) {
+            st = store__fail(s, MDB_CORRUPTED, "decode an item");
+            break;
+        }
+        int stop = 0;
+        if (!check_carrier || (it->carrier_id && strcmp(it->carrier_id, q->carrier) == 0)) {
+            stop = fn(ctx, it);
+            delivered++;
+            sl = k.mv_size;
+            memcpy(start, kd, sl);
+        }
+        tower__v1__view_item__free_unpacked(it, NULL);
+        if (stop) break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (st == CT_OK && rc && rc != MDB_NOTFOUND) st = store__fail(s, rc, "scan a view");
+    mdb_cursor_close(c);
+    return st;
+}
+
+ct_status store_timeline(store_reader *r, char kind, const char *id,
+                         int (*fn)(void *ctx, const evt_event *e, uint64_t seq), void *ctx)
+{
+    char key[EVT_MAX_ID + 8];
+    int kl = snprintf(key, sizeof key, "%c:%s", kind, id);
+    if (kl < 0 || (size_t)kl >= sizeof key) return CT_NOT_FOUND;
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(r->txn, r->s->tl, &c);
+    if (rc) return store__fail(r->s, rc, "open a timeline cursor");
+    MDB_val k = {(size_t)kl, key}, v;
+    ct_status st = CT_OK;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+    if (rc == MDB_NOTFOUND) st = CT_NOT_FOUND;
+    while (rc == 0) {
+        MDB_val ek = {v.mv_size - STORE__TIME_KEY, (char *)v.mv_data + STORE__TIME_KEY}, ev;
+        rc = mdb_get(r->txn, r->s->events, &ek, &ev);
+        if (rc) break;
+        evt_event *e = (evt_event *)protobuf_c_message_unpack(&tower__v1__event__descriptor, NULL,
+                                                              ev.mv_size - 8, (uint8_t *)ev.mv_data + 8);
+        if (!e) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        int stop = fn(ctx, e, store__get_u64(ev.mv_data));
+        evt_free(e);
+        if (stop) break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
+    }
+    if (rc && rc != MDB_NOTFOUND) st = store__fail(r->s, rc, "read a timeline");
+    mdb_cursor_close(c);
+    return st;
+}
+
+ct_status store_dead_letter(store_reader *r, uint64_t seq, Tower__V1__DeadLetter **out)
+{
+    unsigned char sk[8];
+    store__put_u64(sk, seq);
+    MDB_val k = {8, sk}, v;
+    int rc = mdb_get(r->txn, r->s->dlq, &k, &v);
+    if (rc == MDB_NOTFOUND) return CT_NOT_FOUND;
+    if (rc) return store__fail(r->s, rc, "read a dead letter");
+    Tower__V1__DeadLetter *d = tower__v1__dead_letter__unpack(NULL, v.mv_size, v.mv_data);
+    if (!d) return store__fail(r->s, MDB_CORRUPTED, "decode a dead letter");
+    *out = d;
+    return CT_OK;
+}
+
+static void set_str(json_t *o, const char *k, const char *v)
+{
+    if (v && *v) json_object_set_new(o, k, json_string(v));
+}
+
+static void set_time(json_t *o, const char *k, const Tower__V1__Timestamp *t)
+{
+    if (!t) return;
+    char buf[48];
+    evt_time_format(t->seconds, t->nanos, buf);
+    json_object_set_new(o, k, json_string(buf));
+}
+
+json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns)
+{
+    json_t *o = json_object();
+    set_time(o, "since", it->since);
+    set_str(o, "orderId", it->order_id);
+    set_str(o, "shipmentId", it->shipment_id);
+    set_str(o, "warehouseId", it->warehouse_id);
+    set_str(o, "carrierId", it->carrier_id);
+    set_str(o, "kind", it->kind);
+    set_str(o, "reason", it->reason);
+    set_str(o, "sku", it->sku);
+    set_str(o, "lastFailure", it->last_failure);
+    set_str(o, "interface", it->interface);
+    set_str(o, "rule", it->rule);
+    if (it->has_seq) json_object_set_new(o, "seq", json_integer((json_int_t)it->seq));
+    set_str(o, "code", it->code);
+    set_str(o, "message", it->message);
+    set_time(o, "receivedAt", it->received_at);
+    set_str(o, "eventId", it->event_id);
+    if (now_ns > 0 && it->since) {
+        int64_t age = now_ns / 1000000000LL - it->since->seconds;
+        json_object_set_new(o, "ageSeconds", json_integer(age < 0 ? 0 : age));
+    }
+    return o;
+}
+
+typedef struct dump_ctx {
+    FILE *out;
+    int flags;
+    size_t n;
+    char **stable;        /* dead letters in stable mode, sorted before printing */
+    size_t n_stable, cap;
+} dump_ctx;
+
+static int dump_item(void *vctx, const Tower__V1__ViewItem *it)
+{
+    dump_ctx *d = vctx;
+    json_t *o = store_item_to_json(it, 0);
+    if ((d->flags & STORE_DUMP_STABLE) && it->received_at) {
+        json_object_del(o, "seq");
+        json_object_del(o, "receivedAt");
+        json_object_del(o, "since");
+        char *txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (d->n_stable == d->cap) {
+            d->cap = d->cap ? d->cap * 2 : 64;
+            d->stable = ct_realloc(d->stable, d->cap * sizeof *d->stable);
+        }
+        d->stable[d->n_stable++] = txt;
+    } else {
+        char *txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        fprintf(d->out, "%s\n    %s", d->n ? "," : "", txt);
+        free(txt);
+        d->n++;
+    }
+    json_decref(o);
+    return 0;
+}
+
+static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+ct_status store_dump(store *s, int flags, FILE *out)
+{
+    store_reader *r = NULL;
+    ct_status st = store_reader_begin(s, &r);
+    if (st != CT_OK) return st;
+    fputs("{", out);
+    for (int v = 0; v < FOLD_VIEW_COUNT && st == CT_OK; v++) {
+        dump_ctx d = {out, flags, 0, NULL, 0, 0};
+        fprintf(out, "%s\n  \"%s\": [", v ? "," : "", fold_view_name((fold_view)v));
+        store_query q = {.view = (fold_view)v};
+        st = store_view_scan(r, &q, dump_item, &d, NULL);
+        qsort(d.stable, d.n_stable, sizeof *d.stable, str_cmp);
+        for (size_t i = 0; i < d.n_stable; i++) {
+            fprintf(out, "%s\n    %s", i ? "," : "", d.stable[i]);
+            free(d.stable[i]);
+        }
+        free(d.stable);
+        fputs(d.n || d.n_stable ? "\n  ]" : "]", out);
+    }
+    fputs("\n}\n", out);
+    store_reader_end(r);
+    return st;
+}
