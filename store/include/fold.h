@@ -32,7 +32,8 @@ extern "C" {
     X(POSTING_FAILED, "posting_failed")                                        \
     X(ORPHANS, "orphans")                                                      \
     X(ANOMALIES, "anomalies")                                                  \
-    X(DEAD_LETTERS, "dead_letters")
+    X(DEAD_LETTERS, "dead_letters")                                            \
+    X(SLA_BREACHES, "sla_breaches")
 
 typedef enum fold_view {
 #define FOLD_X(id, name) FOLD_VIEW_##id,

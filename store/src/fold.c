@@ -128,18 +128,58 @@ typedef struct sku_fact {
     ev latest;   /* latest of pickShort / inventoryResolved for this sku */
 } sku_fact;
 
+/* The earliest slaBreached per rule of one entity. */
+typedef struct breach_fact {
+    const char *rule;
+    ev first;
+} breach_fact;
+
+typedef struct breaches {
+    breach_fact *v;
+    size_t n;
+} breaches;
+
 typedef struct order_facts {
     ev created, approved_first, released_first, pick_first, hold_latest, posting_latest;
     ev invoice_first, cancel_first, wh_latest, ca_latest;
     sku_fact *skus;
     size_t n_skus;
+    breaches sla;
 } order_facts;
 
 typedef struct ship_facts {
     ev named_first, packed_first, ready_first, confirmed_first, delivered_first, pod_first;
     ev block_latest, route_latest, planned_first, fail_latest, wh_latest, ca_latest;
     fold_stage stage;
+    breaches sla;
 } ship_facts;
+
+/* The due time of a breach (its occurredAt when dueAt is absent). */
+static const Tower__V1__Timestamp *due_at(ev e)
+{
+    return e->sla_breached->due_at ? e->sla_breached->due_at : e->occurred_at;
+}
+
+static int due_cmp(ev a, ev b)
+{
+    const Tower__V1__Timestamp *x = due_at(a), *y = due_at(b);
+    if (x->seconds != y->seconds) return x->seconds < y->seconds ? -1 : 1;
+    if (x->nanos != y->nanos) return x->nanos < y->nanos ? -1 : 1;
+    return strcmp(a->event_id, b->event_id);
+}
+
+static void breach_add(breaches *b, ev e)
+{
+    const char *rule = e->sla_breached->rule;
+    size_t j = 0;
+    while (j < b->n && strcmp(b->v[j].rule, rule) != 0) j++;
+    if (j == b->n) {
+        b->v = ct_realloc(b->v, (b->n + 1) * sizeof *b->v);
+        b->v[j] = (breach_fact){rule, NULL};
+        b->n++;
+    }
+    if (!b->v[j].first || due_cmp(e, b->v[j].first) < 0) b->v[j].first = e;
+}
 
 static void order_collect(const fold_entity *o, order_facts *f)
 {
@@ -161,6 +201,9 @@ static void order_collect(const fold_entity *o, order_facts *f)
             take_latest(&f->posting_latest, e);
             break;
         case TOWER__V1__EVENT__PAYLOAD_POSTING_FAILED: take_latest(&f->posting_latest, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_SLA_BREACHED:
+            if (!e->shipment_id) breach_add(&f->sla, e);
+            break;
         case TOWER__V1__EVENT__PAYLOAD_PICK_SHORT:
         case TOWER__V1__EVENT__PAYLOAD_INVENTORY_RESOLVED: {
             const char *sku = is(e, TOWER__V1__EVENT__PAYLOAD_PICK_SHORT) ? e->pick_short->sku
@@ -209,6 +252,9 @@ static void ship_collect(const fold_entity *s, ship_facts *f)
                 take_latest(&f->route_latest, e);
                 take_latest(&f->fail_latest, e);
             }
+            break;
+        case TOWER__V1__EVENT__PAYLOAD_SLA_BREACHED:
+            if (e->shipment_id && strcmp(e->shipment_id, s->id) == 0) breach_add(&f->sla, e);
             break;
         default: break;
         }
@@ -321,6 +367,34 @@ static void after_cancel(ev *first, const fold_entity *ent, ev cancel)
     }
 }
 
+/* Is the milestone a breached rule awaits still missing? The rules are those of
+ * EVENTS.md; a rule this version does not know stays open. self is the
+ * shipment a shipment-level breach names (NULL for an order-level one). */
+static int awaited_missing(const char *rule, const order_facts *of, const ship_facts *self,
+                           const ship_facts *sf, size_t ns)
+{
+    const ship_facts *one = self;
+    size_t n = self ? 1 : ns;
+    if (!self) one = sf;
+    if (!strcmp(rule, "release")) return !(of && of->released_first);
+    if (!strcmp(rule, "invoicing")) return !(of && of->invoice_first);
+    if (!strcmp(rule, "posting_recovery"))
+        return !(of && of->posting_latest && is(of->posting_latest, TOWER__V1__EVENT__PAYLOAD_INVOICE_POSTED));
+    int readiness = !strcmp(rule, "readiness"), routing = !strcmp(rule, "routing"), pod = !strcmp(rule, "pod");
+    if (!readiness && !routing && !pod) return 1;
+    for (size_t i = 0; i < n; i++) {
+        if ((readiness && one[i].ready_first) || (routing && one[i].planned_first) || (pod && one[i].pod_first))
+            return 0;
+    }
+    return 1;
+}
+
+static fold_item *item_since(fold_item *it, const Tower__V1__Timestamp *t)
+{
+    it->pb.since = (Tower__V1__Timestamp *)t;
+    return it;
+}
+
 static void derive_order(const fold_process *p, const order_facts *of, const ship_facts *sf,
                          const char *wh, const char *ca, fold_result *r)
 {
@@ -351,6 +425,12 @@ static void derive_order(const fold_process *p, const order_facts *of, const shi
             it->pb.reason = str(of->posting_latest->posting_failed->reason);
             it->pb.interface = str(of->posting_latest->posting_failed->interface);
         }
+        for (size_t i = 0; i < of->sla.n; i++) {
+            ev b = of->sla.v[i].first;
+            if (!awaited_missing(of->sla.v[i].rule, of, NULL, sf, p->n_shipments)) continue;
+            fold_item *it = order_item(r, FOLD_VIEW_SLA_BREACHES, oid, of->sla.v[i].rule, b, wh, ca);
+            item_since(it, due_at(b))->pb.rule = str(of->sla.v[i].rule);
+        }
     }
 
     /* Anomalies stay whether or not the order is cancelled. */
@@ -380,8 +460,8 @@ static void derive_order(const fold_process *p, const order_facts *of, const shi
     }
 }
 
-static void derive_shipment(const fold_entity *s, const ship_facts *f, const char *oid, int cancelled,
-                            const char *order_wh, const char *order_ca, fold_result *r)
+static void derive_shipment(const fold_entity *s, const ship_facts *f, const order_facts *of, const char *oid,
+                            int cancelled, const char *order_wh, const char *order_ca, fold_result *r)
 {
     const char *sid = s->id;
     const char *wh = f->wh_latest ? fold_event_warehouse(f->wh_latest) : order_wh;
@@ -402,6 +482,14 @@ static void derive_shipment(const fold_entity *s, const ship_facts *f, const cha
         }
         if (f->delivered_first && !f->pod_first)
             ship_item(r, FOLD_VIEW_MISSING_POD, sid, oid, NULL, f->delivered_first, wh, ca);
+        for (size_t i = 0; i < f->sla.n; i++) {
+            ev b = f->sla.v[i].first;
+            if (!awaited_missing(f->sla.v[i].rule, of, f, NULL, 0)) continue;
+            char *sub = sub_key(f->sla.v[i].rule);
+            fold_item *it = ship_item(r, FOLD_VIEW_SLA_BREACHES, sid, oid, sub, b, wh, ca);
+            free(sub);
+            item_since(it, due_at(b))->pb.rule = str(f->sla.v[i].rule);
+        }
     }
     if (!oid && f->named_first) ship_item(r, FOLD_VIEW_ORPHANS, sid, NULL, NULL, f->named_first, wh, ca);
     if (f->planned_first && (!f->ready_first || time_cmp(f->planned_first, f->ready_first) < 0)) {
@@ -464,8 +552,10 @@ void fold_derive(const fold_process *p, fold_result *out)
 
     int cancelled = p->order.id && of.cancel_first;
     for (size_t i = 0; i < p->n_shipments; i++)
-        derive_shipment(&p->shipments[i], &sf[i], p->order.id, cancelled, wh, ca, out);
+        derive_shipment(&p->shipments[i], &sf[i], p->order.id ? &of : NULL, p->order.id, cancelled, wh, ca, out);
 
+    for (size_t i = 0; i < p->n_shipments; i++) free(sf[i].sla.v);
+    free(of.sla.v);
     free(of.skus);
     free(sf);
 }

@@ -337,6 +337,34 @@ static void exactly_once_by_seq(void)
     fx_close(&f);
 }
 
+static void sla_breaches(void)
+{
+    fx f;
+    fx_open(&f);
+    fx_feed(&f, EV("a1", T0, "erp", "\"orderId\":\"O1\",\"orderApproved\":{\"warehouseId\":\"dc-1\"}")
+                EV("b1", T1, "tower", "\"orderId\":\"O1\",\"slaBreached\":{\"rule\":\"release\",\"dueAt\":\"2026-11-27T08:15:00Z\"}")
+                EV("b2", T1, "tower", "\"shipmentId\":\"S1\",\"slaBreached\":{\"rule\":\"pod\",\"dueAt\":\"2026-11-27T08:30:00+00:00\"}"));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_SLA_BREACHES), 2);
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_SLA_BREACHES, 0, "rule"), "release");
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_SLA_BREACHES, 0, "since"), "2026-11-27T08:15:00Z"); /* since = dueAt */
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_SLA_BREACHES, 0, "warehouseId"), "dc-1");
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_SLA_BREACHES, 1, "shipmentId"), "S1");
+    /* The awaited milestone closes the breach, even when it is dated before it. */
+    fx_feed(&f, EV("r1", T0, "erp", "\"orderId\":\"O1\",\"orderReleased\":{}"));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_SLA_BREACHES), 1);
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_SLA_BREACHES, 0, "rule"), "pod");
+    fx_feed(&f, EV("p1", T2, "carrier", "\"shipmentId\":\"S1\",\"podCaptured\":{}"));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_SLA_BREACHES), 0);
+    /* posting_recovery closes only with an invoice later than the failure. */
+    fx_feed(&f, EV("i0", T0, "finance", "\"orderId\":\"O2\",\"invoicePosted\":{}")
+                EV("f1", T1, "finance", "\"orderId\":\"O2\",\"postingFailed\":{}")
+                EV("b3", T2, "tower", "\"orderId\":\"O2\",\"slaBreached\":{\"rule\":\"posting_recovery\"}"));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_SLA_BREACHES), 1);
+    fx_feed(&f, EV("i3", T3, "finance", "\"orderId\":\"O2\",\"invoicePosted\":{}"));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_SLA_BREACHES), 0);
+    fx_close(&f);
+}
+
 /* The stage is the furthest milestone; with several shipments, the least advanced one counts. */
 static void stages(void)
 {
@@ -422,6 +450,7 @@ int main(void)
     T_RUN(invoice_before_shipment);
     T_RUN(activity_after_cancel);
     T_RUN(dead_letters);
+    T_RUN(sla_breaches);
     T_RUN(exactly_once_by_seq);
     T_RUN(stages);
     return t_done();
