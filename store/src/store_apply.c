@@ -20,6 +20,17 @@ static void strset_free(strset *s)
     memset(s, 0, sizeof *s);
 }
 
+static int strset_has(const strset *s, const char *str)
+{
+    if (!s->cap) return 0;
+    size_t h = ct_hash64(str, strlen(str)) & (s->cap - 1);
+    while (s->slot[h]) {
+        if (strcmp(s->slot[h], str) == 0) return 1;
+        h = (h + 1) & (s->cap - 1);
+    }
+    return 0;
+}
+
 static int strset_add(strset *s, const char *str)
 {
     if ((s->n + 1) * 2 > s->cap) {
@@ -50,6 +61,7 @@ typedef struct wtx {
     store *s;
     MDB_txn *txn;
     strset orders, ships;
+    strset relinks;   /* shipments named together with an order: their link may change */
     int64_t count_delta[FOLD_VIEW_COUNT];
     uint64_t n_events, n_dups, n_dead;
     store_changes *changes;
@@ -231,7 +243,7 @@ static int diff_items(wtx *w, kv *old, size_t n_old, const fold_result *res)
         tower__v1__view_item__pack(pb, nw[i].val);
         nw[i].pb = pb;
     }
-    qsort(old, n_old, sizeof *old, kv_cmp);
+    if (n_old) qsort(old, n_old, sizeof *old, kv_cmp);
     qsort(nw, res->n_items, sizeof *nw, kv_cmp);
 
     int rc = 0;
@@ -337,6 +349,22 @@ out:
     return rc;
 }
 
+/* Find the process of a shipment whose link the batch cannot have changed. */
+static int place(wtx *w, const char *sid, strset *lone)
+{
+    MDB_val k = {strlen(sid), (void *)sid}, v;
+    int rc = mdb_get(w->txn, w->s->links, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        strset_add(lone, sid);
+        return 0;
+    }
+    if (rc) return rc;
+    char *oid = ct_strndup(v.mv_data, v.mv_size);
+    strset_add(&w->orders, oid);
+    free(oid);
+    return 0;
+}
+
 /* Recompute the link of a shipment the batch touched; both its old and new order need deriving. */
 static int relink(wtx *w, const char *sid, strset *lone)
 {
@@ -405,6 +433,7 @@ static int index_event(wtx *w, const evt_event *e)
     int rc = 0;
     if (e->order_id) rc = timeline_add(w, 'o', e->order_id, tk, e->event_id);
     if (!rc && e->shipment_id) rc = timeline_add(w, 's', e->shipment_id, tk, e->event_id);
+    if (!rc && e->shipment_id && e->order_id) strset_add(&w->relinks, e->shipment_id);
     if (!rc && e->route_id) rc = timeline_add(w, 'r', e->route_id, tk, e->event_id);
     if (rc) return rc;
     switch (e->payload_case) {
@@ -599,7 +628,10 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
         }
         if (outcomes) outcomes[i] = o;
     }
-    for (size_t i = 0; i < w.ships.n && !rc; i++) rc = relink(&w, w.ships.order[i], &lone);
+    /* Links first (only an event carrying both ids can change one), then every touched process. */
+    for (size_t i = 0; i < w.relinks.n && !rc; i++) rc = relink(&w, w.relinks.order[i], &lone);
+    for (size_t i = 0; i < w.ships.n && !rc; i++)
+        if (!strset_has(&w.relinks, w.ships.order[i])) rc = place(&w, w.ships.order[i], &lone);
     for (size_t i = 0; i < w.orders.n && !rc; i++) rc = derive_process(&w, w.orders.order[i], NULL);
     for (size_t i = 0; i < lone.n && !rc; i++) rc = derive_process(&w, NULL, lone.order[i]);
     if (!rc) rc = flush_meta(&w, seq);
@@ -611,6 +643,7 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     if (!rc) *applied = seq;
     strset_free(&w.orders);
     strset_free(&w.ships);
+    strset_free(&w.relinks);
     strset_free(&lone);
     ct_buf_free(&pb);
     return rc;

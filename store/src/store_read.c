@@ -262,7 +262,7 @@ ct_status store_dump(store *s, int flags, FILE *out)
         fprintf(out, "%s\n  \"%s\": [", v ? "," : "", fold_view_name((fold_view)v));
         store_query q = {.view = (fold_view)v};
         st = store_view_scan(r, &q, dump_item, &d, NULL);
-        qsort(d.stable, d.n_stable, sizeof *d.stable, str_cmp);
+        if (d.n_stable) qsort(d.stable, d.n_stable, sizeof *d.stable, str_cmp);
         for (size_t i = 0; i < d.n_stable; i++) {
             fprintf(out, "%s\n    %s", i ? "," : "", d.stable[i]);
             free(d.stable[i]);
