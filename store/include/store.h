@@ -26,6 +26,7 @@ typedef struct store_opts {
     unsigned max_readers;   /**< reader slots (default 1024) */
     int read_only;          /**< open for reading only (dump, server) */
     int no_sync;            /**< skip fsync at commit (tests only: loses durability on a host crash) */
+    int flat;               /**< dir itself is the environment, without generations (a rebuild's new generation) */
 } store_opts;
 
 /**
@@ -37,11 +38,36 @@ typedef struct store_opts {
  */
 ct_status store_open(store **out, const store_opts *opts);
 
+/*
+ * Layout of a store directory: DIR/current is a symlink to the generation in
+ * use (DIR/gen-N, an LMDB environment). A rebuild fills DIR/gen-N+1 beside it
+ * and then swaps the link atomically; processes that had the old generation
+ * open keep reading it until they reopen (store_generation_changed).
+ */
+
 /** \brief Close the store; NULL is a no-op. No transaction may be open. */
 void store_close(store *s);
 
 /** \brief The current map size in bytes (grows when the map fills). */
 size_t store_map_size(store *s);
+
+/** \brief The environment directory in use (DIR/gen-N). */
+const char *store_env_dir(const store *s);
+
+/** \brief 1 if DIR/current now points at another generation than the one open (a rebuild swapped it). */
+int store_generation_changed(const store *s);
+
+/**
+ * \brief Start a rebuild: create the next, empty generation directory beside
+ * the current one. \param out_dir receives its path (caller frees).
+ */
+ct_status store_rebuild_begin(const char *root, char **out_dir);
+
+/**
+ * \brief Finish a rebuild: point DIR/current at gen_dir atomically (rename of a
+ * new symlink over the old), then remove the previous generation.
+ */
+ct_status store_rebuild_commit(const char *root, const char *gen_dir);
 
 /* ---- writing (one writer: the projector, or the offline fold) ------------ */
 
@@ -97,6 +123,16 @@ void store_changes_free(store_changes *c);
 ct_status store_apply(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
                       store_changes *changes);
 
+/** A named figure kept in the store's meta table (e.g. the projector's stream identity). */
+typedef struct store_meta {
+    const char *key;   /**< a short name, e.g. "bus/stream_created_ns" */
+    uint64_t value;    /**< its value */
+} store_meta;
+
+/** \brief store_apply, also writing the given figures in the same transaction. */
+ct_status store_apply_meta(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
+                           store_changes *changes, const store_meta *meta, size_t n_meta);
+
 /* ---- reading (any number of readers, any process) -------------------------- */
 
 typedef struct store_reader store_reader;
@@ -116,6 +152,9 @@ typedef struct store_stats {
 
 /** \brief The totals as of the snapshot. */
 void store_reader_stats(store_reader *r, store_stats *out);
+/** \brief A figure written with store_apply_meta (0 if never written). */
+uint64_t store_reader_meta(store_reader *r, const char *key);
+
 /** \brief Items in a view as of the snapshot. */
 uint64_t store_reader_count(store_reader *r, fold_view v);
 

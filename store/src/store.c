@@ -1,10 +1,13 @@
 /* The store's environment: opening, format version, reader transactions, small shared helpers. */
 #include "store_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_MAP_SIZE ((size_t)256 << 20)
 
@@ -131,33 +134,154 @@ out:
     return st;
 }
 
+/* The generation DIR/current points at, or NULL if there is no such link. */
+static char *current_gen(const char *root)
+{
+    char *link = ct_sprintf("%s/current", root);
+    char buf[256];
+    ssize_t n = readlink(link, buf, sizeof buf - 1);
+    free(link);
+    if (n <= 0) return NULL;
+    buf[n] = '\0';
+    return ct_strdup(buf);
+}
+
+/* Point DIR/current at gen, atomically: a new link renamed over the old one. */
+static ct_status point_current(const char *root, const char *gen)
+{
+    char *tmp = ct_sprintf("%s/current.tmp", root), *link = ct_sprintf("%s/current", root);
+    ct_status st = CT_OK;
+    unlink(tmp);
+    if (symlink(gen, tmp) != 0 || rename(tmp, link) != 0) {
+        ct_log(CT_LOG_ERROR, "store", "cannot point %s at %s: %s", link, gen, strerror(errno));
+        st = CT_IO;
+    }
+    free(tmp);
+    free(link);
+    return st;
+}
+
+/* Find or create the environment directory under root. */
+static ct_status locate(store *s, const char *root, int flat_wanted)
+{
+    struct stat sb;
+    if (stat(root, &sb) != 0) {
+        if (s->read_only || errno != ENOENT) {
+            ct_log(CT_LOG_ERROR, "store", "cannot open store %s: %s", root, strerror(errno));
+            return errno == ENOENT ? CT_NOT_FOUND : CT_IO;
+        }
+        if (mkdir(root, 0755) != 0) {
+            ct_log(CT_LOG_ERROR, "store", "cannot create store directory %s: %s", root, strerror(errno));
+            return CT_IO;
+        }
+    }
+    char *gen = current_gen(root);
+    if (gen) {
+        s->gen = gen;
+        s->dir = ct_sprintf("%s/%s", root, gen);
+        return CT_OK;
+    }
+    /* A flat environment (one generation opened directly, as a rebuild does). */
+    char *flat = ct_sprintf("%s/data.mdb", root);
+    int is_flat = stat(flat, &sb) == 0;
+    free(flat);
+    if (is_flat || s->read_only || flat_wanted) {
+        s->gen = ct_strdup("");
+        s->dir = ct_strdup(root);
+        return CT_OK;
+    }
+    s->gen = ct_strdup("gen-1");
+    s->dir = ct_sprintf("%s/gen-1", root);
+    if (mkdir(s->dir, 0755) != 0 && errno != EEXIST) {
+        ct_log(CT_LOG_ERROR, "store", "cannot create %s: %s", s->dir, strerror(errno));
+        return CT_IO;
+    }
+    return point_current(root, "gen-1");
+}
+
+const char *store_env_dir(const store *s) { return s->dir; }
+
+int store_generation_changed(const store *s)
+{
+    if (!s->gen || !*s->gen) return 0;
+    char *now = current_gen(s->root);
+    int changed = now && strcmp(now, s->gen) != 0;
+    free(now);
+    return changed;
+}
+
+ct_status store_rebuild_begin(const char *root, char **out_dir)
+{
+    if (mkdir(root, 0755) != 0 && errno != EEXIST) {
+        ct_log(CT_LOG_ERROR, "store", "cannot create store directory %s: %s", root, strerror(errno));
+        return CT_IO;
+    }
+    char *gen = current_gen(root);
+    long n = gen && !strncmp(gen, "gen-", 4) ? strtol(gen + 4, NULL, 10) : 0;
+    free(gen);
+    for (;;) {
+        char *dir = ct_sprintf("%s/gen-%ld", root, ++n);
+        if (mkdir(dir, 0755) == 0) {
+            *out_dir = dir;
+            return CT_OK;
+        }
+        int err = errno;
+        free(dir);
+        if (err != EEXIST) {
+            ct_log(CT_LOG_ERROR, "store", "cannot create a generation in %s: %s", root, strerror(err));
+            return CT_IO;
+        }
+    }
+}
+
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *p = ct_sprintf("%s/%s", dir, e->d_name);
+        unlink(p);
+        free(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+ct_status store_rebuild_commit(const char *root, const char *gen_dir)
+{
+    const char *base = strrchr(gen_dir, '/');
+    base = base ? base + 1 : gen_dir;
+    char *old = current_gen(root);
+    ct_status st = point_current(root, base);
+    if (st == CT_OK && old && strcmp(old, base) != 0) {
+        /* Readers that still have the old generation open keep their mapping. */
+        char *p = ct_sprintf("%s/%s", root, old);
+        remove_tree(p);
+        free(p);
+    }
+    free(old);
+    return st;
+}
+
 ct_status store_open(store **out, const store_opts *opts)
 {
     ct_status st = CT_OK;
     store *s = ct_calloc(1, sizeof *s);
-    s->dir = ct_strdup(opts->dir);
+    s->root = ct_strdup(opts->dir);
     s->read_only = opts->read_only;
     s->map_size = opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE;
 
     struct stat sb;
-    if (stat(opts->dir, &sb) != 0) {
-        if (s->read_only || errno != ENOENT) {
-            ct_log(CT_LOG_ERROR, "store", "cannot open store %s: %s", opts->dir, strerror(errno));
-            st = errno == ENOENT ? CT_NOT_FOUND : CT_IO;
-            goto out;
-        }
-        if (mkdir(opts->dir, 0755) != 0) {
-            ct_log(CT_LOG_ERROR, "store", "cannot create store directory %s: %s", opts->dir, strerror(errno));
-            st = CT_IO;
-            goto out;
-        }
-    }
+    st = locate(s, opts->dir, opts->flat);
+    if (st != CT_OK) goto out;
     if (s->read_only) {
-        char *path = ct_sprintf("%s/data.mdb", opts->dir);
+        char *path = ct_sprintf("%s/data.mdb", s->dir);
         int missing = stat(path, &sb) != 0;
         free(path);
         if (missing) {
-            ct_log(CT_LOG_ERROR, "store", "no store in %s (no data.mdb): fold or run the projector first", opts->dir);
+            ct_log(CT_LOG_ERROR, "store", "no store in %s: fold or run the projector first", opts->dir);
             st = CT_NOT_FOUND;
             goto out;
         }
@@ -176,7 +300,7 @@ ct_status store_open(store **out, const store_opts *opts)
     unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
     if (s->read_only) flags |= MDB_RDONLY;
     if (opts->no_sync) flags |= MDB_NOSYNC;
-    rc = mdb_env_open(s->env, opts->dir, flags, 0644);
+    rc = mdb_env_open(s->env, s->dir, flags, 0644);
     if (rc) {
         st = store__fail(s, rc, "open the environment");
         goto out;
@@ -198,6 +322,8 @@ void store_close(store *s)
     if (!s) return;
     if (s->env) mdb_env_close(s->env);
     free(s->dir);
+    free(s->root);
+    free(s->gen);
     free(s);
 }
 
@@ -234,6 +360,8 @@ void store_reader_stats(store_reader *r, store_stats *out)
     out->duplicates = store__meta_u64(r->txn, r->s, "stat/duplicates");
     out->dead_letters = store__meta_u64(r->txn, r->s, "stat/dead_letters");
 }
+
+uint64_t store_reader_meta(store_reader *r, const char *key) { return store__meta_u64(r->txn, r->s, key); }
 
 uint64_t store_reader_count(store_reader *r, fold_view v)
 {

@@ -607,7 +607,7 @@ static int flush_meta(wtx *w, uint64_t seq)
 
 /* One attempt at the batch; MDB_MAP_FULL makes the caller grow the map and retry. */
 static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
-                       store_changes *changes, uint64_t *applied)
+                       store_changes *changes, const store_meta *meta, size_t n_meta, uint64_t *applied)
 {
     wtx w = {0};
     strset lone = {0};
@@ -635,6 +635,7 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     for (size_t i = 0; i < w.orders.n && !rc; i++) rc = derive_process(&w, w.orders.order[i], NULL);
     for (size_t i = 0; i < lone.n && !rc; i++) rc = derive_process(&w, NULL, lone.order[i]);
     if (!rc) rc = flush_meta(&w, seq);
+    for (size_t i = 0; i < n_meta && !rc; i++) rc = store__meta_put_u64(w.txn, s, meta[i].key, meta[i].value);
     if (!rc) {
         rc = mdb_txn_commit(w.txn);
         w.txn = NULL;
@@ -652,6 +653,12 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
 ct_status store_apply(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
                       store_changes *changes)
 {
+    return store_apply_meta(s, in, n, now_ns, outcomes, changes, NULL, 0);
+}
+
+ct_status store_apply_meta(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
+                           store_changes *changes, const store_meta *meta, size_t n_meta)
+{
     if (s->read_only) {
         ct_log(CT_LOG_ERROR, "store", "store %s is open read-only", s->dir);
         return CT_USAGE;
@@ -659,7 +666,7 @@ ct_status store_apply(store *s, const store_input *in, size_t n, int64_t now_ns,
     for (;;) {
         uint64_t applied = 0;
         if (changes) store_changes_free(changes);
-        int rc = apply_batch(s, in, n, now_ns, outcomes, changes, &applied);
+        int rc = apply_batch(s, in, n, now_ns, outcomes, changes, meta, n_meta, &applied);
         if (rc == 0) {
             if (changes) changes->seq = applied;
             return CT_OK;

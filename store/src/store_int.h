@@ -8,7 +8,9 @@
 
 struct store {
     MDB_env *env;
-    char *dir;
+    char *dir;       /* the environment directory (DIR/gen-N, or a flat DIR) */
+    char *root;      /* DIR as given */
+    char *gen;       /* the generation DIR/current pointed at when opened ("" for a flat DIR) */
     size_t map_size;
     int read_only;
     MDB_dbi meta;    /* "format", "applied_seq", "stat/<name>", "count/<view>" -> u64 */

@@ -1,0 +1,165 @@
+/* The message bus adapter: the only code that speaks NATS (connection, streams, publishing, consuming). */
+#ifndef BUS_H
+#define BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ct.h"
+#include "evt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BUS_EVENTS_STREAM "TOWER_EVENTS"
+#define BUS_DLQ_STREAM "TOWER_DLQ"
+/** Events are published on tower.evt.<system>.<type>. */
+#define BUS_EVENTS_SUBJECTS "tower.evt.>"
+#define BUS_DLQ_SUBJECTS "tower.dlq.>"
+/** Change notices (core NATS, not stored): tower.changes.<view>. */
+#define BUS_CHANGES_PREFIX "tower.changes."
+
+typedef struct bus bus;
+
+/** How to reach NATS, and the stream limits. Zero values mean the defaults. */
+typedef struct bus_opts {
+    const char *const *urls;  /**< server URLs, tried in turn (default nats://127.0.0.1:4222) */
+    size_t n_urls;            /**< how many */
+    const char *user;         /**< user name (with password) */
+    const char *password;     /**< never logged */
+    const char *token;        /**< auth token; never logged */
+    const char *creds;        /**< NATS credentials file (JWT + nkey seed) */
+    const char *tls_ca;       /**< CA certificate file: enables TLS and verifies the server */
+    const char *name;         /**< connection name shown by the server (default "towerd") */
+    const char *stream;       /**< events stream (default TOWER_EVENTS) */
+    const char *dlq_stream;   /**< dead-letter stream (default TOWER_DLQ) */
+    int replicas;             /**< stream replicas (default 1) */
+    int64_t max_age_ns;       /**< stream max age (default 0: unlimited) */
+    int64_t max_bytes;        /**< stream max bytes (default 0: unlimited) */
+    int64_t dup_window_ns;    /**< JetStream duplicate window (default 2 min) */
+    int wait_connect;         /**< when non-zero, keep retrying the first connection instead of failing */
+} bus_opts;
+
+/**
+ * \brief Connect to NATS (reconnecting on its own afterwards, for ever).
+ * \return CT_OK; CT_BUS if no server could be reached or the credentials are refused (logged).
+ */
+ct_status bus_connect(bus **out, const bus_opts *o);
+
+/** \brief Close the connection, after flushing; NULL is a no-op. */
+void bus_close(bus *b);
+
+/** \brief 1 while connected (not reconnecting). */
+int bus_is_connected(bus *b);
+
+/** \brief Create or update TOWER_EVENTS and TOWER_DLQ to the configured settings (idempotent). */
+ct_status bus_ensure_streams(bus *b);
+
+/** State of the events stream. */
+typedef struct bus_stream_state {
+    uint64_t first_seq;   /**< first sequence still stored */
+    uint64_t last_seq;    /**< last sequence stored */
+    uint64_t msgs;        /**< messages stored */
+    int64_t created_ns;   /**< when the stream was created: a different value means it was recreated */
+} bus_stream_state;
+
+/** \brief The events stream's state. CT_NOT_FOUND if it does not exist. */
+ct_status bus_stream_info(bus *b, bus_stream_state *out);
+
+/** \brief Delete the events stream (tests and operators' tooling). */
+ct_status bus_stream_delete(bus *b);
+
+/* ---- publishing -------------------------------------------------------- */
+
+/** What became of one published message. */
+typedef enum bus_pub_result {
+    BUS_PUB_STORED,    /**< JetStream stored it (seq is set) */
+    BUS_PUB_DUPLICATE, /**< JetStream had it already (same message id within the duplicate window) */
+    BUS_PUB_FAILED     /**< not stored after every retry (error says why) */
+} bus_pub_result;
+
+typedef struct bus_pub_ack {
+    bus_pub_result result;  /**< the outcome */
+    uint64_t seq;           /**< stream sequence when stored */
+    char error[256];        /**< why, when failed */
+} bus_pub_ack;
+
+/**
+ * \brief The message id of an event: its eventId and a hash of its canonical
+ * bytes, so that JetStream drops exact duplicates but lets a conflicting
+ * duplicate (same eventId, other content) through to become a dead letter.
+ * \param out at least EVT_MAX_EVENT_ID + 18 bytes.
+ */
+void bus_event_msg_id(const evt_event *e, const ct_buf *packed, char *out);
+
+/**
+ * \brief Publish one event asynchronously (protobuf, on tower.evt.<system>.<type>,
+ * with its message id). tag identifies it in the acknowledgement.
+ * Blocks only when too many publishes are in flight.
+ */
+ct_status bus_publish_event(bus *b, const evt_event *e, size_t tag);
+
+/** \brief Publish raw bytes asynchronously on a subject (message id optional). */
+ct_status bus_publish_raw(bus *b, const char *subject, const void *data, size_t len, const char *msg_id,
+                          size_t tag);
+
+/**
+ * \brief Wait until every publish is acknowledged (retrying timeouts within the
+ * duplicate window), or timeout_ms passes (those still pending are FAILED);
+ * fn is called once per publish, from this thread, with its tag.
+ */
+ct_status bus_publish_wait(bus *b, int64_t timeout_ms, void (*fn)(void *ctx, size_t tag, const bus_pub_ack *ack),
+                           void *ctx);
+
+/** \brief Publish a core NATS message (not stored; change notices). */
+ct_status bus_notify(bus *b, const char *subject, const void *data, size_t len);
+
+/**
+ * \brief Publish a dead letter to TOWER_DLQ and wait for its ack: the raw bytes,
+ * with headers saying where it came from and why.
+ */
+ct_status bus_dead_letter(bus *b, uint64_t seq, const char *code, const char *message, const void *raw, size_t len);
+
+/* ---- consuming ----------------------------------------------------------- */
+
+typedef struct bus_consumer bus_consumer;
+
+/** One consumed message; data is borrowed until bus_batch_free. */
+typedef struct bus_msg {
+    uint64_t seq;         /**< stream sequence */
+    const char *subject;  /**< where it was published */
+    const void *data;     /**< the payload */
+    size_t len;           /**< its length */
+} bus_msg;
+
+typedef struct bus_batch {
+    bus_msg *v;    /**< the messages, in stream order */
+    size_t n;      /**< how many */
+    void *native;  /**< the library's list */
+} bus_batch;
+
+/**
+ * \brief (Re)create the pull consumer `name` on the events stream so that it
+ * delivers from start_seq on, and bind to it. An existing consumer of that
+ * name is replaced: the store's checkpoint, not the consumer, is the truth.
+ */
+ct_status bus_consumer_open(bus_consumer **out, bus *b, const char *name, uint64_t start_seq);
+
+/**
+ * \brief Fetch up to max messages, waiting up to wait_ms for the first.
+ * \return CT_OK with at least one message; CT_TIMEOUT when there was none;
+ *         CT_BUS when the connection or the consumer is gone (reopen it).
+ */
+ct_status bus_consumer_fetch(bus_consumer *c, size_t max, int64_t wait_ms, bus_batch *out);
+
+/** \brief Release a batch. */
+void bus_batch_free(bus_batch *b);
+
+/** \brief Unbind (the consumer stays on the server until reopened or deleted); NULL is a no-op. */
+void bus_consumer_close(bus_consumer *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

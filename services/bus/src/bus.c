@@ -1,0 +1,212 @@
+/* The bus adapter: connection options, reconnection, and the idempotent stream setup. */
+#include "bus_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_DUP_WINDOW_NS (120LL * 1000000000LL)
+
+ct_status bus__status(natsStatus s, const char *what)
+{
+    if (s == NATS_OK) return CT_OK;
+    ct_log(CT_LOG_ERROR, "bus", "%s: %s (%s)", what, natsStatus_GetText(s), nats_GetLastError(NULL));
+    if (s == NATS_TIMEOUT) return CT_TIMEOUT;
+    if (s == NATS_NOT_FOUND) return CT_NOT_FOUND;
+    return CT_BUS;
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    bus *b = closure;
+    b->connected = 0;
+    if (!b->closing) ct_log(CT_LOG_WARN, "bus", "disconnected from NATS; reconnecting");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    bus *b = closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    b->connected = 1;
+    ct_log(CT_LOG_INFO, "bus", "reconnected to %s", url);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    ((bus *)closure)->connected = 0;
+}
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    (void)closure;
+    ct_log(CT_LOG_WARN, "bus", "asynchronous error: %s", natsStatus_GetText(err));
+}
+
+ct_status bus_connect(bus **out, const bus_opts *o)
+{
+    bus *b = ct_calloc(1, sizeof *b);
+    ct_status st = CT_OK;
+    natsStatus s;
+    b->o = *o;
+    b->stream = ct_strdup(o->stream ? o->stream : BUS_EVENTS_STREAM);
+    b->dlq_stream = ct_strdup(o->dlq_stream ? o->dlq_stream : BUS_DLQ_STREAM);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+
+    static const char *def_url[] = {"nats://127.0.0.1:4222"};
+    const char *const *urls = o->n_urls ? o->urls : def_url;
+    size_t n_urls = o->n_urls ? o->n_urls : 1;
+
+    s = natsOptions_Create(&b->nopts);
+    if (s == NATS_OK) s = natsOptions_SetServers(b->nopts, (const char **)urls, (int)n_urls);
+    if (s == NATS_OK) s = natsOptions_SetName(b->nopts, o->name ? o->name : "towerd");
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(b->nopts, -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(b->nopts, 250);
+    if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(b->nopts, 64 * 1024 * 1024);
+    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(b->nopts, on_disconnected, b);
+    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(b->nopts, on_reconnected, b);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(b->nopts, on_closed, b);
+    if (s == NATS_OK) s = natsOptions_SetErrorHandler(b->nopts, on_error, b);
+    if (s == NATS_OK && o->user) s = natsOptions_SetUserInfo(b->nopts, o->user, o->password ? o->password : "");
+    if (s == NATS_OK && o->token) s = natsOptions_SetToken(b->nopts, o->token);
+    if (s == NATS_OK && o->creds) s = natsOptions_SetUserCredentialsFromFiles(b->nopts, o->creds, NULL);
+    if (s == NATS_OK && o->tls_ca) {
+        s = natsOptions_SetSecure(b->nopts, true);
+        if (s == NATS_OK) s = natsOptions_LoadCATrustedCertificates(b->nopts, o->tls_ca);
+    }
+    if (s == NATS_OK && o->wait_connect) s = natsOptions_SetRetryOnFailedConnect(b->nopts, true, NULL, NULL);
+    if (s != NATS_OK) {
+        st = bus__status(s, "set connection options");
+        goto out;
+    }
+    s = natsConnection_Connect(&b->nc, b->nopts);
+    if (s == NATS_NOT_YET_CONNECTED) s = NATS_OK; /* retrying in the background */
+    if (s != NATS_OK) {
+        ct_log(CT_LOG_ERROR, "bus", "cannot connect to NATS at %s%s: %s", urls[0], n_urls > 1 ? " (and others)" : "",
+               natsStatus_GetText(s));
+        st = CT_BUS;
+        goto out;
+    }
+    b->connected = natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
+
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 10000;
+    jo.PublishAsync.MaxPending = 4096;
+    jo.PublishAsync.AckHandler = bus__ack_handler;
+    jo.PublishAsync.AckHandlerClosure = b;
+    s = natsConnection_JetStream(&b->js, b->nc, &jo);
+    if (s != NATS_OK) st = bus__status(s, "open the JetStream context");
+out:
+    if (st != CT_OK) {
+        bus_close(b);
+        return st;
+    }
+    *out = b;
+    return CT_OK;
+}
+
+void bus_close(bus *b)
+{
+    if (!b) return;
+    b->closing = 1;
+    if (b->js) jsCtx_Destroy(b->js);
+    if (b->nc) {
+        natsConnection_FlushTimeout(b->nc, 1000);
+        natsConnection_Destroy(b->nc);
+    }
+    natsOptions_Destroy(b->nopts);
+    for (size_t i = 0; i < b->n_pend; i++)
+        if (!b->pend[i].done) natsMsg_Destroy(b->pend[i].msg);
+    free(b->pend);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    free(b->stream);
+    free(b->dlq_stream);
+    free(b);
+}
+
+int bus_is_connected(bus *b) { return b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED; }
+
+/* Create the stream, or bring its settings to what is configured. */
+static ct_status ensure(bus *b, const char *name, const char *subject, int64_t dup_ns)
+{
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    const char *subjects[] = {subject};
+    sc.Name = name;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Retention = js_LimitsPolicy;
+    sc.Replicas = b->o.replicas > 0 ? b->o.replicas : 1;
+    sc.MaxAge = b->o.max_age_ns;
+    sc.MaxBytes = b->o.max_bytes > 0 ? b->o.max_bytes : -1;
+    sc.Duplicates = dup_ns;
+
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, b->js, name, NULL, &jerr);
+    if (s == NATS_NOT_FOUND) {
+        s = js_AddStream(&si, b->js, &sc, NULL, &jerr);
+        if (s == NATS_OK) ct_log(CT_LOG_INFO, "bus", "created stream %s (subjects %s, %d replica(s))", name, subject, (int)sc.Replicas);
+    } else if (s == NATS_OK) {
+        jsStreamConfig *cur = si->Config;
+        int same = cur->Replicas == sc.Replicas && cur->MaxAge == sc.MaxAge && cur->MaxBytes == sc.MaxBytes &&
+                   cur->Duplicates == sc.Duplicates && cur->SubjectsLen == 1 && !strcmp(cur->Subjects[0], subject);
+        jsStreamInfo_Destroy(si);
+        si = NULL;
+        if (!same) {
+            s = js_UpdateStream(&si, b->js, &sc, NULL, &jerr);
+            if (s == NATS_OK) ct_log(CT_LOG_INFO, "bus", "updated stream %s to the configured limits", name);
+        }
+    }
+    jsStreamInfo_Destroy(si);
+    if (s != NATS_OK) {
+        ct_log(CT_LOG_ERROR, "bus", "cannot create or update stream %s: %s (JetStream error %d)%s", name,
+               natsStatus_GetText(s), (int)jerr, s == NATS_NO_RESPONDERS ? ": is JetStream enabled (nats-server -js)?" : "");
+        return CT_BUS;
+    }
+    return CT_OK;
+}
+
+ct_status bus_ensure_streams(bus *b)
+{
+    int64_t dup = b->o.dup_window_ns > 0 ? b->o.dup_window_ns : DEFAULT_DUP_WINDOW_NS;
+    ct_status st = ensure(b, b->stream, BUS_EVENTS_SUBJECTS, dup);
+    if (st == CT_OK) st = ensure(b, b->dlq_stream, BUS_DLQ_SUBJECTS, dup);
+    return st;
+}
+
+ct_status bus_stream_info(bus *b, bus_stream_state *out)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, b->js, b->stream, NULL, &jerr);
+    if (s == NATS_NOT_FOUND) return CT_NOT_FOUND;
+    if (s != NATS_OK) return bus__status(s, "read the stream's state");
+    out->first_seq = si->State.FirstSeq;
+    out->last_seq = si->State.LastSeq;
+    out->msgs = si->State.Msgs;
+    out->created_ns = si->Created;
+    jsStreamInfo_Destroy(si);
+    return CT_OK;
+}
+
+ct_status bus_stream_delete(bus *b)
+{
+    jsErrCode jerr = 0;
+    natsStatus s = js_DeleteStream(b->js, b->stream, NULL, &jerr);
+    if (s == NATS_NOT_FOUND) return CT_NOT_FOUND;
+    return bus__status(s, "delete the stream");
+}
+
+ct_status bus_notify(bus *b, const char *subject, const void *data, size_t len)
+{
+    natsStatus s = natsConnection_Publish(b->nc, subject, data, (int)len);
+    return s == NATS_OK ? CT_OK : CT_BUS;
+}

@@ -1,0 +1,65 @@
+/* The projector: folds the events stream into the store, batch by batch, with exactly-once effect. */
+#ifndef PROJECTOR_H
+#define PROJECTOR_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Exit codes of projector_run (also towerd's). */
+enum {
+    PROJECTOR_OK = 0,          /**< stopped on request, or reached stop_at_seq */
+    PROJECTOR_FAIL = 1,        /**< store or bus failure */
+    PROJECTOR_NEED_REBUILD = 4 /**< the store cannot follow this stream: run towerd rebuild */
+};
+
+/** Meta keys the projector keeps in the store, for operators and /metrics. */
+#define PROJECTOR_META_STREAM_CREATED "proj/stream_created_ns"
+#define PROJECTOR_META_STREAM_LAST "proj/stream_last_seq"
+#define PROJECTOR_META_COMMIT_NS "proj/last_commit_ns"
+#define PROJECTOR_META_RATE "proj/rate_milli"
+
+typedef struct projector_opts {
+    const char *data_dir;     /**< the store directory */
+    int flat;                 /**< data_dir is one environment (a rebuild's new generation) */
+    const char *consumer;     /**< durable consumer name (default "tower-projector") */
+    size_t batch;             /**< events per commit at most (default 1000) */
+    int64_t quiet_ms;         /**< commit what arrived after this long without more (default 5) */
+    int notify;               /**< publish change notices on tower.changes.<view> after each commit */
+    int dead_letter_stream;   /**< publish dead letters to TOWER_DLQ */
+    uint64_t stop_at_seq;     /**< stop once this sequence is applied (0: run until stopped) */
+    int progress;             /**< a progress bar with ETA on stderr (rebuild) */
+} projector_opts;
+
+/** Figures of the running projector, updated after every commit. */
+typedef struct projector_figures {
+    uint64_t applied_seq;     /**< last applied stream sequence */
+    uint64_t stream_last_seq; /**< the stream's last sequence as last seen */
+    uint64_t events;          /**< distinct events applied */
+    uint64_t duplicates;      /**< duplicates ignored */
+    uint64_t dead_letters;    /**< dead letters recorded */
+    int64_t last_commit_ns;   /**< wall-clock time of the last commit */
+    double rate;              /**< events per second over the last seconds */
+    int connected;            /**< NATS connected */
+} projector_figures;
+
+/**
+ * \brief Run the projector until *stop becomes non-zero (or stop_at_seq is reached).
+ * Reconnects on its own; refuses to continue (PROJECTOR_NEED_REBUILD) when the
+ * store's checkpoint is beyond the stream, when events it has not applied were
+ * removed from the stream, or when the stream was recreated.
+ * \param figures when not NULL, updated after each commit (read it from another
+ *        thread under no lock: each field is written whole).
+ */
+int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, projector_figures *figures);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,285 @@
+/* The projector loop: fetch, decode, fold one batch per LMDB transaction with its checkpoint, then notify. */
+#include "projector.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#define WAIT_IDLE_MS 250
+
+typedef struct batch {
+    store_input *in;
+    evt_error *err;
+    store_outcome *out;
+    size_t n;
+} batch;
+
+/* Is the store able to follow this stream? Never skip events silently. */
+static int check_stream(store *s, const char *dir, bus_stream_state *st, int rebuild)
+{
+    store_reader *r = NULL;
+    if (store_reader_begin(s, &r) != CT_OK) return PROJECTOR_FAIL;
+    store_stats ss;
+    store_reader_stats(r, &ss);
+    uint64_t created = store_reader_meta(r, PROJECTOR_META_STREAM_CREATED);
+    store_reader_end(r);
+    if (created && st->created_ns && created != (uint64_t)st->created_ns) {
+        ct_log(CT_LOG_ERROR, "projector",
+               "the events stream was recreated since the store %s was built from it (stream created %" PRId64
+               ", store built from a stream created %" PRIu64 "): its sequences mean other events now. "
+               "Rebuild the store from the stream: towerd rebuild --data %s",
+               dir, st->created_ns, created, dir);
+        return PROJECTOR_NEED_REBUILD;
+    }
+    if (ss.applied_seq > st->last_seq) {
+        ct_log(CT_LOG_ERROR, "projector",
+               "the store %s has applied up to sequence %" PRIu64 " but the stream ends at %" PRIu64
+               ": the stream lost events (a host crash before its fsync?) or was replaced. "
+               "Rebuild the store from the stream: towerd rebuild --data %s",
+               dir, ss.applied_seq, st->last_seq, dir);
+        return PROJECTOR_NEED_REBUILD;
+    }
+    if (st->msgs && ss.applied_seq + 1 < st->first_seq && !(rebuild && ss.applied_seq == 0)) {
+        ct_log(CT_LOG_ERROR, "projector",
+               "events %" PRIu64 "..%" PRIu64 " were removed from the stream (limits) before the store %s applied "
+               "them. Rebuild the store from what the stream holds (towerd rebuild --data %s) or raise the "
+               "stream's limits",
+               ss.applied_seq + 1, st->first_seq - 1, dir, dir);
+        return PROJECTOR_NEED_REBUILD;
+    }
+    return PROJECTOR_OK;
+}
+
+/* One JSON notice per view per commit: {"seq":S,"view":V,"changes":[{"op":..,"item":{..}}]}. */
+static void notify(bus *b, const store_changes *c)
+{
+    for (int v = 0; v < FOLD_VIEW_COUNT; v++) {
+        json_t *arr = NULL;
+        for (size_t i = 0; i < c->n; i++) {
+            if ((int)c->v[i].view != v) continue;
+            if (!arr) arr = json_array();
+            json_t *ch = json_object();
+            json_object_set_new(ch, "op", json_string(store_op_name(c->v[i].op)));
+            json_object_set_new(ch, "item", store_item_to_json(c->v[i].item, 0));
+            json_array_append_new(arr, ch);
+        }
+        if (!arr) continue;
+        json_t *msg = json_object();
+        json_object_set_new(msg, "seq", json_integer((json_int_t)c->seq));
+        json_object_set_new(msg, "view", json_string(fold_view_name((fold_view)v)));
+        json_object_set_new(msg, "changes", arr);
+        char *txt = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char subject[64];
+        snprintf(subject, sizeof subject, BUS_CHANGES_PREFIX "%s", fold_view_name((fold_view)v));
+        if (txt) bus_notify(b, subject, txt, strlen(txt));
+        free(txt);
+        json_decref(msg);
+    }
+}
+
+static void progress(uint64_t applied, uint64_t first, uint64_t target, int64_t t0, int final)
+{
+    double done = target > first ? (double)(applied - first) / (double)(target - first) : 1.0;
+    if (done > 1) done = 1;
+    double secs = (double)(ct_mono_ns() - t0) / 1e9;
+    double rate = secs > 0 ? (double)(applied - first) / secs : 0;
+    double eta = rate > 0 ? (double)(target - applied) / rate : 0;
+    char bar[31];
+    int fill = (int)(done * 30);
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    bar[30] = '\0';
+    fprintf(stderr, "\rrebuild [%s] %5.1f%%  %" PRIu64 "/%" PRIu64 "  %.0f events/s  ETA %.0fs   ", bar,
+            done * 100, applied, target, rate, eta);
+    if (final) fputc('\n', stderr);
+}
+
+/* Take the directory's projector lock: one writer per store. */
+static int lock_dir(const char *dir)
+{
+    char *path = ct_sprintf("%s/projector.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        ct_log(CT_LOG_ERROR, "projector", "cannot open %s: %s", path, strerror(errno));
+    } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ct_log(CT_LOG_ERROR, "projector", "another projector is writing the store %s (lock %s held)", dir, path);
+        close(fd);
+        fd = -1;
+    }
+    free(path);
+    return fd;
+}
+
+int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, projector_figures *fig)
+{
+    const char *consumer = o->consumer ? o->consumer : "tower-projector";
+    size_t max = o->batch ? o->batch : 1000;
+    int64_t quiet = o->quiet_ms > 0 ? o->quiet_ms : 5;
+    int rc = PROJECTOR_OK, lock = -1;
+    store *s = NULL;
+    bus_consumer *c = NULL;
+    batch bt = {0};
+    store_changes changes = {0};
+    bus_stream_state st = {0};
+    projector_figures local = {0};
+    if (!fig) fig = &local;
+
+    if (!o->flat) {
+        /* The store must exist before it can be locked: open creates it. */
+        store_opts so0 = {.dir = o->data_dir};
+        if (store_open(&s, &so0) != CT_OK) return PROJECTOR_FAIL;
+        store_close(s);
+        s = NULL;
+        lock = lock_dir(o->data_dir);
+        if (lock < 0) return PROJECTOR_FAIL;
+    }
+    store_opts so = {.dir = o->data_dir, .flat = o->flat};
+    if (store_open(&s, &so) != CT_OK) {
+        rc = PROJECTOR_FAIL;
+        goto out;
+    }
+    bt.in = ct_calloc(max, sizeof *bt.in);
+    bt.err = ct_calloc(max, sizeof *bt.err);
+    bt.out = ct_calloc(max, sizeof *bt.out);
+
+    uint64_t applied = 0, first_applied = 0;
+    int64_t t0 = ct_mono_ns(), last_progress = 0, rate_t = ct_mono_ns();
+    uint64_t rate_n = 0;
+    int need_open = 1;
+    while (!*stop) {
+        if (need_open) {
+            bus_consumer_close(c);
+            c = NULL;
+            ct_status bs = bus_stream_info(b, &st);
+            if (bs == CT_NOT_FOUND) {
+                if (bus_ensure_streams(b) != CT_OK) goto retry;
+                continue;
+            }
+            if (bs != CT_OK) goto retry;
+            rc = check_stream(s, o->data_dir, &st, o->flat);
+            if (rc != PROJECTOR_OK) goto out;
+            store_reader *r = NULL;
+            if (store_reader_begin(s, &r) != CT_OK) {
+                rc = PROJECTOR_FAIL;
+                goto out;
+            }
+            store_stats ss;
+            store_reader_stats(r, &ss);
+            store_reader_end(r);
+            applied = ss.applied_seq;
+            if (!first_applied) first_applied = applied;
+            fig->applied_seq = applied;
+            fig->stream_last_seq = st.last_seq;
+            if (o->stop_at_seq && applied >= o->stop_at_seq) break;
+            /* A rebuild starts from what the stream still holds. */
+            uint64_t from = applied + 1 < st.first_seq && o->flat ? st.first_seq : applied + 1;
+            if (bus_consumer_open(&c, b, consumer, from) != CT_OK) goto retry;
+            ct_log(CT_LOG_INFO, "projector", "consuming %s from sequence %" PRIu64 " (stream holds %" PRIu64 "..%" PRIu64 ")",
+                   BUS_EVENTS_STREAM, applied + 1, st.first_seq, st.last_seq);
+            need_open = 0;
+        }
+        fig->connected = bus_is_connected(b);
+
+        bus_batch msgs;
+        ct_status fs = bus_consumer_fetch(c, max, bt.n ? quiet : WAIT_IDLE_MS, &msgs);
+        if (fs == CT_TIMEOUT) {
+            if (o->progress) progress(applied, first_applied, o->stop_at_seq, t0, 0);
+            continue;
+        }
+        if (fs != CT_OK) {
+            need_open = 1;
+            goto retry;
+        }
+
+        size_t n = 0;
+        for (size_t i = 0; i < msgs.n; i++) {
+            const bus_msg *m = &msgs.v[i];
+            if (m->seq <= applied) continue; /* redelivered after a reconnect */
+            evt_event *e = NULL;
+            evt_from_protobuf(&e, m->data, m->len, &bt.err[n]);
+            bt.in[n] = (store_input){m->seq, e, &bt.err[n], m->data, m->len, "application/x-protobuf"};
+            n++;
+        }
+        if (n) {
+            int64_t now = ct_now_ns();
+            store_meta meta[] = {{PROJECTOR_META_STREAM_CREATED, (uint64_t)st.created_ns},
+                                 {PROJECTOR_META_STREAM_LAST, st.last_seq > bt.in[n - 1].seq ? st.last_seq : bt.in[n - 1].seq},
+                                 {PROJECTOR_META_COMMIT_NS, (uint64_t)now},
+                                 {PROJECTOR_META_RATE, (uint64_t)(fig->rate * 1000)}};
+            ct_status as = store_apply_meta(s, bt.in, n, now, bt.out, o->notify ? &changes : NULL, meta, 4);
+            if (as != CT_OK) {
+                for (size_t i = 0; i < n; i++) evt_free(bt.in[i].event);
+                bus_batch_free(&msgs);
+                rc = PROJECTOR_FAIL;
+                goto out;
+            }
+            applied = bt.in[n - 1].seq;
+            for (size_t i = 0; i < n; i++) {
+                switch (bt.out[i]) {
+                case STORE_APPLIED: fig->events++; break;
+                case STORE_DUPLICATE: fig->duplicates++; break;
+                case STORE_DEAD_LETTER:
+                    fig->dead_letters++;
+                    if (o->dead_letter_stream) {
+                        const char *code = bt.in[i].event ? "CONFLICTING_DUPLICATE" : evt_code_str(bt.err[i].code);
+                        const char *msg = bt.in[i].event ? "eventId already applied with different content"
+                                                         : bt.err[i].message;
+                        ct_log(CT_LOG_WARN, "projector", "dead letter at sequence %" PRIu64 ": %s: %s", bt.in[i].seq,
+                               code, msg);
+                        bus_dead_letter(b, bt.in[i].seq, code, msg, bt.in[i].raw, bt.in[i].raw_len);
+                    }
+                    break;
+                case STORE_SKIPPED: break;
+                }
+                evt_free(bt.in[i].event);
+            }
+            if (o->notify && changes.n) notify(b, &changes);
+            fig->applied_seq = applied;
+            if (applied > st.last_seq) st.last_seq = applied;
+            fig->stream_last_seq = st.last_seq;
+            fig->last_commit_ns = now;
+            rate_n += n;
+            int64_t mono = ct_mono_ns();
+            if (mono - rate_t > 1000000000LL) {
+                fig->rate = (double)rate_n / ((double)(mono - rate_t) / 1e9);
+                rate_n = 0;
+                rate_t = mono;
+            }
+            if (o->progress && mono - last_progress > 200000000LL) {
+                progress(applied, first_applied, o->stop_at_seq, t0, 0);
+                last_progress = mono;
+            }
+        }
+        bus_batch_free(&msgs);
+        if (o->stop_at_seq && applied >= o->stop_at_seq) break;
+        if (!o->flat && store_generation_changed(s)) {
+            /* A rebuild swapped in a new generation: continue from its checkpoint. */
+            ct_log(CT_LOG_INFO, "projector", "the store was rebuilt; reopening %s", o->data_dir);
+            store_close(s);
+            s = NULL;
+            if (store_open(&s, &so) != CT_OK) {
+                rc = PROJECTOR_FAIL;
+                goto out;
+            }
+            need_open = 1;
+        }
+        continue;
+    retry:
+        fig->connected = 0;
+        for (int i = 0; i < 4 && !*stop; i++) usleep(250000);
+    }
+    if (o->progress) progress(applied, first_applied, o->stop_at_seq ? o->stop_at_seq : applied, t0, 1);
+out:
+    store_changes_free(&changes);
+    bus_consumer_close(c);
+    store_close(s);
+    free(bt.in);
+    free(bt.err);
+    free(bt.out);
+    if (lock >= 0) close(lock);
+    return rc;
+}
