@@ -13,6 +13,10 @@ static const struct {
     {"fold", towerd_fold, "fold NDJSON/JSON event files into the store, offline"},
     {"dump", towerd_dump, "print every view of the store as one JSON object (or a summary)"},
     {"gen", towerd_gen, "write a seeded, realistic event trace as NDJSON"},
+    {"publish", towerd_publish, "validate event files and publish them to JetStream"},
+    {"projector", towerd_projector, "fold the events stream into the store, live"},
+    {"rebuild", towerd_rebuild, "replay the whole stream into a fresh store and swap it in"},
+    {"status", towerd_status, "the projector's figures: applied sequence, lag, dead letters"},
 };
 
 const char *towerd_data_dir(const char *flag)

@@ -1,6 +1,7 @@
 /* The store's write path: one batch of events in one LMDB transaction, with its view changes and checkpoint. */
 #include "store_int.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,16 +66,101 @@ typedef struct wtx {
     int64_t count_delta[FOLD_VIEW_COUNT];
     uint64_t n_events, n_dups, n_dead;
     store_changes *changes;
+    /* Events decoded during this batch, by event id: an event named by an order and
+     * its shipments, or by several processes, is read and unpacked once. Their
+     * memory comes from an arena freed at the end of the batch. */
+    struct {
+        char **id;
+        evt_event **ev;
+        size_t cap, n;
+    } cache;
+    struct arena *arena;
 } wtx;
 
+/* ---- a bump allocator for the batch's decoded events --------------------------- */
+
+typedef struct arena {
+    struct arena *next;
+    size_t used, cap;
+    max_align_t data[];
+} arena;
+
+static void *arena_alloc(void *ctx, size_t n)
+{
+    wtx *w = ctx;
+    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    arena *a = w->arena;
+    if (!a || a->used + n > a->cap) {
+        size_t cap = n > (1 << 20) ? n : (1 << 20);
+        arena *b = ct_malloc(sizeof *b + cap);
+        b->next = a;
+        b->used = 0;
+        b->cap = cap;
+        w->arena = a = b;
+    }
+    void *p = (char *)a->data + a->used;
+    a->used += n;
+    return p;
+}
+
+static void arena_free(void *ctx, void *p)
+{
+    (void)ctx;
+    (void)p; /* freed with the whole arena */
+}
+
+static void cache_free(wtx *w)
+{
+    for (size_t i = 0; i < w->cache.cap; i++) free(w->cache.id[i]);
+    free(w->cache.id);
+    free(w->cache.ev);
+    memset(&w->cache, 0, sizeof w->cache);
+    for (arena *a = w->arena, *next; a; a = next) {
+        next = a->next;
+        free(a);
+    }
+    w->arena = NULL;
+}
+
+static size_t cache_slot(const wtx *w, const char *id, size_t len)
+{
+    size_t h = ct_hash64(id, len) & (w->cache.cap - 1);
+    while (w->cache.id[h] && !(strlen(w->cache.id[h]) == len && memcmp(w->cache.id[h], id, len) == 0))
+        h = (h + 1) & (w->cache.cap - 1);
+    return h;
+}
+
+static void cache_put(wtx *w, const char *id, size_t len, evt_event *e)
+{
+    if ((w->cache.n + 1) * 2 > w->cache.cap) {
+        size_t old_cap = w->cache.cap;
+        char **old_id = w->cache.id;
+        evt_event **old_ev = w->cache.ev;
+        w->cache.cap = old_cap ? old_cap * 2 : 1024;
+        w->cache.id = ct_calloc(w->cache.cap, sizeof *w->cache.id);
+        w->cache.ev = ct_calloc(w->cache.cap, sizeof *w->cache.ev);
+        for (size_t i = 0; i < old_cap; i++) {
+            if (!old_id[i]) continue;
+            size_t h = cache_slot(w, old_id[i], strlen(old_id[i]));
+            w->cache.id[h] = old_id[i];
+            w->cache.ev[h] = old_ev[i];
+        }
+        free(old_id);
+        free(old_ev);
+    }
+    size_t h = cache_slot(w, id, len);
+    w->cache.id[h] = ct_strndup(id, len);
+    w->cache.ev[h] = e;
+    w->cache.n++;
+}
+
 typedef struct loaded {
-    evt_event **ev;
+    evt_event **ev;   /* borrowed from the batch's event cache */
     size_t n, cap;
 } loaded;
 
 static void loaded_free(loaded *l)
 {
-    for (size_t i = 0; i < l->n; i++) evt_free(l->ev[i]);
     free(l->ev);
     memset(l, 0, sizeof *l);
 }
@@ -96,15 +182,26 @@ static int load_entity(wtx *w, char kind, const char *id, loaded *out)
     if (rc) return rc;
     MDB_val k = {(size_t)kl, key}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+    ProtobufCAllocator alloc = {arena_alloc, arena_free, w};
     while (rc == 0) {
-        MDB_val ek = {v.mv_size - STORE__TIME_KEY, (char *)v.mv_data + STORE__TIME_KEY}, ev;
-        rc = mdb_get(w->txn, w->s->events, &ek, &ev);
-        if (rc) break;
-        evt_event *e = (evt_event *)protobuf_c_message_unpack(&tower__v1__event__descriptor, NULL,
-                                                              ev.mv_size - 8, (uint8_t *)ev.mv_data + 8);
+        const char *id_p = (const char *)v.mv_data + STORE__TIME_KEY;
+        size_t id_len = v.mv_size - STORE__TIME_KEY;
+        evt_event *e = NULL;
+        if (w->cache.cap) {
+            size_t h = cache_slot(w, id_p, id_len);
+            e = w->cache.ev[h];
+        }
         if (!e) {
-            rc = MDB_CORRUPTED;
-            break;
+            MDB_val ek = {id_len, (void *)id_p}, ev;
+            rc = mdb_get(w->txn, w->s->events, &ek, &ev);
+            if (rc) break;
+            e = (evt_event *)protobuf_c_message_unpack(&tower__v1__event__descriptor, &alloc, ev.mv_size - 8,
+                                                       (uint8_t *)ev.mv_data + 8);
+            if (!e) {
+                rc = MDB_CORRUPTED;
+                break;
+            }
+            cache_put(w, id_p, id_len, e);
         }
         if (out->n == out->cap) {
             out->cap = out->cap ? out->cap * 2 : 16;
@@ -646,6 +743,7 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     strset_free(&w.ships);
     strset_free(&w.relinks);
     strset_free(&lone);
+    cache_free(&w);
     ct_buf_free(&pb);
     return rc;
 }

@@ -1,0 +1,139 @@
+/* towerd projector and towerd rebuild: the stream folded into the store, live or from scratch. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nats_opts.h"
+#include "projector.h"
+#include "towerd.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+void towerd_handle_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static const ct_opt_def own_defs[] = {
+    {"data", 'd', "TOWER_DATA", "store.data", CT_OPT_STRING, "./tower-data", "DIR", "the store directory", 0, 0},
+    {"batch", 0, "TOWER_PROJECTOR_BATCH", "projector.batch", CT_OPT_INT, "1000", "N", "events per commit at most", 0, 0},
+    {"quiet", 0, "TOWER_PROJECTOR_QUIET", "projector.quiet", CT_OPT_DURATION, "5ms", "DURATION",
+     "commit what arrived after this long without more", 0, 0},
+    {"consumer", 0, "TOWER_PROJECTOR_CONSUMER", "projector.consumer", CT_OPT_STRING, "tower-projector", "NAME",
+     "durable consumer name (one per store)", 0, 0},
+};
+
+static const char *const ignore[] = {"server", "sla", "sim", "publish", NULL};
+
+static int run(int argc, char **argv, int rebuild)
+{
+    size_t ndefs;
+    ct_opt_def *defs = towerd_defs_concat(own_defs, sizeof own_defs / sizeof own_defs[0], &ndefs);
+    ct_config *cfg = NULL;
+    char **args = NULL;
+    int nargs = 0, help = 0, rc = TOWERD_EXIT_FAIL;
+    bus *b = NULL;
+    char *gen = NULL;
+    const char *usage = rebuild
+        ? "usage: towerd rebuild [OPTIONS]\n\n"
+          "Replays the whole events stream into a fresh store generation beside the live one (progress\n"
+          "and ETA on stderr), then swaps it in atomically: readers keep answering from the old one\n"
+          "meanwhile, and a running projector continues from the new one.\n\n"
+          "Exit codes: 0 rebuilt; 1 failure; 2 usage."
+        : "usage: towerd projector [OPTIONS]\n\n"
+          "Consumes TOWER_EVENTS from the store's checkpoint and folds each batch into the store in one\n"
+          "LMDB transaction together with the new checkpoint, then publishes change notices\n"
+          "(tower.changes.<view>) and dead letters (TOWER_DLQ). Runs until SIGINT or SIGTERM and\n"
+          "reconnects on its own.\n\n"
+          "Exit codes: 0 stopped; 1 failure; 2 usage; 4 the store cannot follow the stream (it was\n"
+          "recreated, lost events, or dropped events not yet applied): run towerd rebuild.";
+    if (ct_config_parse(&cfg, rebuild ? "towerd rebuild" : "towerd projector", usage, defs, ndefs, ignore, argc, argv,
+                        &args, &nargs, &help) != CT_OK) {
+        free(defs);
+        return TOWERD_EXIT_USAGE;
+    }
+    if (help) {
+        rc = TOWERD_EXIT_OK;
+        goto out;
+    }
+    if (nargs) {
+        fprintf(stderr, "towerd %s: unexpected argument '%s'\n", rebuild ? "rebuild" : "projector", args[0]);
+        rc = TOWERD_EXIT_USAGE;
+        goto out;
+    }
+    towerd_handle_signals();
+    bus_opts bo;
+    towerd_bus_opts(cfg, &bo, rebuild ? "towerd rebuild" : "towerd projector");
+    bo.wait_connect = !rebuild;
+    if (bus_connect(&b, &bo) != CT_OK) goto out;
+
+    const char *data = ct_config_str(cfg, "data");
+    projector_opts po = {.data_dir = data,
+                         .consumer = ct_config_str(cfg, "consumer"),
+                         .batch = (size_t)ct_config_int(cfg, "batch"),
+                         .quiet_ms = ct_config_duration_ns(cfg, "quiet") / 1000000,
+                         .notify = !rebuild,
+                         .dead_letter_stream = !rebuild};
+    if (!rebuild) {
+        ct_log(CT_LOG_INFO, "projector", "store %s", data);
+        rc = projector_run(b, &po, &stop_flag, NULL);
+        goto out;
+    }
+
+    bus_stream_state st;
+    ct_status s = bus_stream_info(b, &st);
+    if (s == CT_NOT_FOUND) {
+        fprintf(stderr, "towerd rebuild: there is no %s stream to rebuild from\n", BUS_EVENTS_STREAM);
+        goto out;
+    }
+    if (s != CT_OK || store_rebuild_begin(data, &gen) != CT_OK) goto out;
+    ct_log(CT_LOG_INFO, "rebuild", "replaying %s (sequences %" PRIu64 "..%" PRIu64 ", %" PRIu64 " messages) into %s",
+           BUS_EVENTS_STREAM, st.first_seq, st.last_seq, st.msgs, gen);
+    if (st.msgs == 0) {
+        /* Nothing to replay: an empty store is the right answer. */
+        store *empty = NULL;
+        store_opts so = {.dir = gen, .flat = 1};
+        if (store_open(&empty, &so) != CT_OK) goto out;
+        store_close(empty);
+        rc = PROJECTOR_OK;
+    } else {
+        po.data_dir = gen;
+        po.flat = 1;
+        po.stop_at_seq = st.last_seq;
+        po.progress = 1;
+        po.consumer = "tower-rebuild";
+        rc = projector_run(b, &po, &stop_flag, NULL);
+    }
+    if (rc == PROJECTOR_OK && stop_flag) {
+        fprintf(stderr, "towerd rebuild: interrupted; the live store is untouched (partial generation left in %s)\n", gen);
+        rc = TOWERD_EXIT_FAIL;
+    } else if (rc == PROJECTOR_OK) {
+        if (store_rebuild_commit(data, gen) != CT_OK) {
+            rc = TOWERD_EXIT_FAIL;
+        } else {
+            ct_log(CT_LOG_INFO, "rebuild", "swapped in the rebuilt store: %s/current -> %s", data, strrchr(gen, '/') + 1);
+        }
+    }
+out:
+    free(gen);
+    bus_close(b);
+    ct_config_destroy(cfg);
+    free(defs);
+    return rc;
+}
+
+int towerd_projector(int argc, char **argv) { return run(argc, argv, 0); }
+int towerd_rebuild(int argc, char **argv) { return run(argc, argv, 1); }
