@@ -35,7 +35,12 @@ static void on_reconnected(natsConnection *nc, void *closure)
 static void on_closed(natsConnection *nc, void *closure)
 {
     (void)nc;
-    ((bus *)closure)->connected = 0;
+    bus *b = closure;
+    pthread_mutex_lock(&b->mu);
+    b->connected = 0;
+    b->closed = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
 }
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -117,6 +122,17 @@ void bus_close(bus *b)
     if (b->js) jsCtx_Destroy(b->js);
     if (b->nc) {
         natsConnection_FlushTimeout(b->nc, 1000);
+        /* Callbacks run on the library's thread, after Close returns: wait for the last
+         * one (closed) before the memory they use goes away. */
+        natsConnection_Close(b->nc);
+        pthread_mutex_lock(&b->mu);
+        int64_t deadline = ct_mono_ns() + 5000000000LL;
+        while (!b->closed && ct_mono_ns() < deadline) {
+            pthread_mutex_unlock(&b->mu);
+            nats_Sleep(5);
+            pthread_mutex_lock(&b->mu);
+        }
+        pthread_mutex_unlock(&b->mu);
         natsConnection_Destroy(b->nc);
     }
     natsOptions_Destroy(b->nopts);

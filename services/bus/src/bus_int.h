@@ -24,6 +24,7 @@ struct bus {
     char *stream, *dlq_stream;
     volatile int connected;
     volatile int closing;   /* set by bus_close: the disconnection that follows is ours */
+    int closed;             /* the closed callback ran: no callback follows it (under mu) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;

@@ -4,10 +4,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * The pull protocol is spoken directly on core NATS (a request to
+ * $JS.API.CONSUMER.MSG.NEXT with our own inbox as reply subject) rather than
+ * with natsSubscription_Fetch: cnats 3.4's fetch overruns its array when
+ * messages of an earlier, expired pull request arrive during a later one, and
+ * with AckNone a message dropped on the client side is never redelivered. Here
+ * at most one pull request is outstanding, it is drained to its end, and any
+ * late message is simply returned with the next batch.
+ */
 struct bus_consumer {
     bus *b;
     char *name;
+    char *inbox;
+    char *next_subject;
     natsSubscription *sub;
+    int outstanding;       /* a pull request has not ended yet */
+    int64_t deadline_ns;   /* when that request ends for sure */
 };
 
 ct_status bus_consumer_open(bus_consumer **out, bus *b, const char *name, uint64_t start_seq)
@@ -32,60 +45,113 @@ ct_status bus_consumer_open(bus_consumer **out, bus *b, const char *name, uint64
         return s == NATS_NOT_FOUND ? CT_NOT_FOUND : CT_BUS;
     }
 
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = b->stream;
-    so.Consumer = name;
-    natsSubscription *sub = NULL;
-    s = js_PullSubscribe(&sub, b->js, BUS_EVENTS_SUBJECTS, name, NULL, &so, &jerr);
-    if (s != NATS_OK) return bus__status(s, "bind to the consumer");
     bus_consumer *c = ct_calloc(1, sizeof *c);
     c->b = b;
     c->name = ct_strdup(name);
-    c->sub = sub;
+    natsInbox *inbox = NULL;
+    s = natsInbox_Create(&inbox);
+    if (s == NATS_OK) {
+        c->inbox = ct_strdup(inbox);
+        natsInbox_Destroy(inbox);
+        s = natsConnection_SubscribeSync(&c->sub, b->nc, c->inbox);
+    }
+    if (s == NATS_OK) s = natsSubscription_SetPendingLimits(c->sub, -1, -1);
+    if (s != NATS_OK) {
+        bus_consumer_close(c);
+        return bus__status(s, "subscribe to the consumer's inbox");
+    }
+    c->next_subject = ct_sprintf("$JS.API.CONSUMER.MSG.NEXT.%s.%s", b->stream, name);
     *out = c;
     return CT_OK;
 }
 
+/* A pull-protocol status (404 no messages, 408 request expired, 409 ...) ends a request. */
+static int is_status(natsMsg *m, int *code)
+{
+    const char *v = NULL;
+    if (natsMsg_GetDataLength(m) != 0 || natsMsgHeader_Get(m, "Status", &v) != NATS_OK || !v) return 0;
+    *code = atoi(v);
+    return 1;
+}
+
 ct_status bus_consumer_fetch(bus_consumer *c, size_t max, int64_t wait_ms, bus_batch *out)
 {
-    natsMsgList *list = ct_calloc(1, sizeof *list);
-    jsErrCode jerr = 0;
     memset(out, 0, sizeof *out);
-    natsStatus s = natsSubscription_Fetch(list, c->sub, (int)max, wait_ms, &jerr);
-    if (s == NATS_TIMEOUT || (s == NATS_OK && list->Count == 0)) {
-        natsMsgList_Destroy(list);
-        free(list);
-        return CT_TIMEOUT;
+    if (wait_ms < 5) wait_ms = 5;
+    if (!c->outstanding) {
+        char req[96];
+        snprintf(req, sizeof req, "{\"batch\":%zu,\"expires\":%lld}", max, (long long)wait_ms * 1000000LL);
+        natsStatus s = natsConnection_PublishRequestString(c->b->nc, c->next_subject, c->inbox, req);
+        if (s != NATS_OK) return bus__status(s, "send a pull request");
+        c->outstanding = 1;
+        /* The server ends the request by then; a little slack for the status to travel. */
+        c->deadline_ns = ct_mono_ns() + wait_ms * 1000000LL + 2000000000LL;
     }
-    if (s != NATS_OK) {
-        natsMsgList_Destroy(list);
-        free(list);
-        ct_log(CT_LOG_WARN, "bus", "fetch from consumer %s failed: %s (JetStream error %d)", c->name,
-               natsStatus_GetText(s), (int)jerr);
-        return CT_BUS;
+
+    natsMsg **msgs = ct_calloc(max + 1, sizeof *msgs); /* NULL-terminated for bus_batch_free */
+    size_t n = 0;
+    ct_status st = CT_OK;
+    while (n < max) {
+        int64_t left = (c->deadline_ns - ct_mono_ns()) / 1000000LL;
+        if (left <= 0) {
+            /* No end of request seen: the server or the consumer is gone. */
+            c->outstanding = 0;
+            if (!n) st = CT_BUS;
+            break;
+        }
+        natsMsg *m = NULL;
+        natsStatus s = natsSubscription_NextMsg(&m, c->sub, left);
+        if (s == NATS_TIMEOUT) continue;
+        if (s != NATS_OK) {
+            c->outstanding = 0;
+            if (!n) st = bus__status(s, "read pulled messages");
+            break;
+        }
+        int code = 0;
+        if (is_status(m, &code)) {
+            natsMsg_Destroy(m);
+            if (code == 100) continue; /* heartbeat */
+            c->outstanding = 0;
+            if (code != 404 && code != 408) {
+                ct_log(CT_LOG_WARN, "bus", "pull request on consumer %s ended with status %d", c->name, code);
+                if (!n) st = CT_BUS;
+            }
+            break;
+        }
+        msgs[n++] = m;
     }
-    out->v = ct_calloc((size_t)list->Count, sizeof *out->v);
-    out->native = list;
-    for (int i = 0; i < list->Count; i++) {
-        natsMsg *m = list->Msgs[i];
+    if (n == max) c->outstanding = 0; /* the request was for max messages: it is complete */
+
+    out->v = ct_calloc(n ? n : 1, sizeof *out->v);
+    out->native = msgs;
+    for (size_t i = 0; i < n; i++) {
         jsMsgMetaData *md = NULL;
-        if (natsMsg_GetMetaData(&md, m) != NATS_OK) continue; /* not a stream message (a status) */
+        if (natsMsg_GetMetaData(&md, msgs[i]) != NATS_OK) continue;
         bus_msg *bm = &out->v[out->n++];
         bm->seq = md->Sequence.Stream;
-        bm->subject = natsMsg_GetSubject(m);
-        bm->data = natsMsg_GetData(m);
-        bm->len = (size_t)natsMsg_GetDataLength(m);
+        bm->subject = natsMsg_GetSubject(msgs[i]);
+        bm->data = natsMsg_GetData(msgs[i]);
+        bm->len = (size_t)natsMsg_GetDataLength(msgs[i]);
         jsMsgMetaData_Destroy(md);
     }
-    return out->n ? CT_OK : CT_TIMEOUT;
+
+    if (st != CT_OK) {
+        bus_batch_free(out);
+        return st;
+    }
+    if (!out->n) {
+        bus_batch_free(out);
+        return CT_TIMEOUT;
+    }
+    return CT_OK;
 }
 
 void bus_batch_free(bus_batch *b)
 {
-    if (b->native) {
-        natsMsgList_Destroy(b->native);
-        free(b->native);
+    natsMsg **msgs = b->native;
+    if (msgs) {
+        for (size_t i = 0; msgs[i]; i++) natsMsg_Destroy(msgs[i]);
+        free(msgs);
     }
     free(b->v);
     memset(b, 0, sizeof *b);
@@ -94,9 +160,13 @@ void bus_batch_free(bus_batch *b)
 void bus_consumer_close(bus_consumer *c)
 {
     if (!c) return;
-    /* Unsubscribing would delete a consumer made by js_PullSubscribe; ours was made by
-     * js_AddConsumer and survives, which is what a restart wants (it recreates it anyway). */
-    natsSubscription_Destroy(c->sub);
+    /* The consumer stays on the server: a restart recreates it at the store's checkpoint. */
+    if (c->sub) {
+        natsSubscription_Unsubscribe(c->sub);
+        natsSubscription_Destroy(c->sub);
+    }
+    free(c->inbox);
+    free(c->next_subject);
     free(c->name);
     free(c);
 }

@@ -1,0 +1,240 @@
+/* Benchmark: projector, publish and rebuild rates on a real JetStream stream, each next to its raw baseline from the same run. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "evt.h"
+#include "projector.h"
+#include "sim_trace.h"
+#include "store.h"
+#define BATCH 1000 /* the projector's default batch */
+
+
+static double secs_since(int64_t t0) { return (double)(ct_mono_ns() - t0) / 1e9; }
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0) exit(1);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static pid_t start_nats(const char *dir, int port)
+{
+    char *conf = ct_sprintf("%s/nats.conf", dir);
+    FILE *f = fopen(conf, "w");
+    if (!f) exit(1);
+    fprintf(f, "listen: 127.0.0.1:%d\njetstream { store_dir: \"%s/ns\", max_memory_store: 256MB, max_file_store: 8GB }\n",
+            port, dir);
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", 1);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execlp("nats-server", "nats-server", "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    free(conf);
+    for (int i = 0; i < 200 && !port_open(port); i++) usleep(25000);
+    if (!port_open(port)) {
+        fprintf(stderr, "nats-server did not start (is it installed? tools/setup.sh)\n");
+        exit(1);
+    }
+    return pid;
+}
+
+typedef struct counts {
+    uint64_t stored, dups, failed;
+} counts;
+
+static void on_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
+{
+    (void)tag;
+    counts *c = ctx;
+    c->stored += ack->result == BUS_PUB_STORED;
+    c->dups += ack->result == BUS_PUB_DUPLICATE;
+    c->failed += ack->result == BUS_PUB_FAILED;
+}
+
+int main(int argc, char **argv)
+{
+    size_t target = 1000000;
+    const char *base = "/tmp";
+    int c;
+    static const struct option opts[] = {{"events", required_argument, 0, 'n'}, {"dir", required_argument, 0, 'd'},
+                                         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    while ((c = getopt_long(argc, argv, "n:d:h", opts, NULL)) != -1) {
+        if (c == 'n') target = strtoull(optarg, NULL, 10);
+        else if (c == 'd') base = optarg;
+        else {
+            printf("usage: bench_projector [--events N] [--dir DIR]\n\n"
+                   "Starts nats-server -js on a free loopback port (store under DIR, default /tmp) and measures,\n"
+                   "in one run, on a generated trace of N events (default 1000000):\n"
+                   "  raw publish:   async JetStream publishes of the pre-encoded protobuf events\n"
+                   "  raw consume:   pull-fetching the whole stream, batch 1000, doing nothing with it\n"
+                   "  projector:     decode + validate + fold + durable commit of the whole stream\n"
+                   "  rebuild:       towerd rebuild's path: a new generation, the whole stream, the swap\n"
+                   "  publish:       towerd publish's path: JSON decode + validate + encode + publish + acks\n");
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char *dir = ct_sprintf("%s/bench-proj-XXXXXX", base);
+    if (!mkdtemp(dir)) return 1;
+    int port = free_port();
+    pid_t nats = start_nats(dir, port);
+    char *url = ct_sprintf("nats://127.0.0.1:%d", port);
+    const char *urls[] = {url};
+    bus_opts bo = {.urls = urls, .n_urls = 1, .name = "bench"};
+    bus *b = NULL;
+    if (bus_connect(&b, &bo) != CT_OK || bus_ensure_streams(b) != CT_OK) return 1;
+
+    /* The trace, as JSON lines and as validated events. */
+    sim_trace_opts so;
+    sim_trace_opts_default(&so);
+    so.seed = 1;
+    so.orders = (uint32_t)(target / 8 + 1);
+    so.p_bad = so.p_duplicate = 0; /* publish rejects bad lines and JetStream drops duplicates: keep N exact */
+    sim_trace *g = NULL;
+    sim_trace_create(&g, &so);
+    char **lines = ct_malloc(target * sizeof *lines);
+    evt_event **ev = ct_malloc(target * sizeof *ev);
+    size_t n = 0;
+    sim_record rec;
+    evt_error err;
+    while (n < target && sim_trace_next(g, &rec)) {
+        evt_event *e = NULL;
+        if (evt_from_json_text(&e, rec.line, rec.len, &err) != CT_OK) continue;
+        lines[n] = ct_strndup(rec.line, rec.len);
+        ev[n++] = e;
+    }
+    sim_trace_destroy(g);
+    fprintf(stderr, "trace: %zu valid events\n", n);
+
+    /* Raw publish: pre-encoded bytes, message ids, async, all acks awaited. */
+    ct_buf pb = {0};
+    counts raw_c = {0};
+    int64_t t0 = ct_mono_ns();
+    for (size_t i = 0; i < n; i++) {
+        ct_buf_reset(&pb);
+        evt_pack(ev[i], &pb);
+        char id[EVT_MAX_EVENT_ID + 18], subject[96];
+        bus_event_msg_id(ev[i], &pb, id);
+        snprintf(subject, sizeof subject, "tower.evt.%s.%s", ev[i]->source->system, evt_type_subject(ev[i]));
+        bus_publish_raw(b, subject, pb.data, pb.len, id, i);
+        if (i % 4096 == 4095) bus_publish_wait(b, 60000, on_ack, &raw_c);
+    }
+    bus_publish_wait(b, 60000, on_ack, &raw_c);
+    double raw_pub = (double)n / secs_since(t0);
+    ct_buf_free(&pb);
+    bus_stream_state st;
+    bus_stream_info(b, &st);
+    fprintf(stderr, "raw publish: %" PRIu64 " stored, %" PRIu64 " duplicates, %" PRIu64 " failed; stream at %" PRIu64 "\n",
+            raw_c.stored, raw_c.dups, raw_c.failed, st.last_seq);
+
+    /* Raw consume: fetch everything, touch nothing. */
+    bus_consumer *cons = NULL;
+    bus_consumer_open(&cons, b, "bench-raw", 1);
+    uint64_t got = 0, last = 0;
+    t0 = ct_mono_ns();
+    while (last < st.last_seq) {
+        bus_batch bt;
+        ct_status s = bus_consumer_fetch(cons, 1000, 1000, &bt);
+        if (s == CT_OK) {
+            got += bt.n;
+            last = bt.v[bt.n - 1].seq;
+        } else if (s != CT_TIMEOUT) {
+            break;
+        }
+        bus_batch_free(&bt);
+    }
+    double raw_consume = (double)got / secs_since(t0);
+    bus_consumer_close(cons);
+
+    /* Projector: the whole stream into a fresh store, durable commits. */
+    volatile sig_atomic_t stop = 0;
+    char *data = ct_sprintf("%s/data", dir);
+    projector_opts po = {.data_dir = data, .consumer = "bench-projector", .batch = BATCH, .stop_at_seq = st.last_seq};
+    t0 = ct_mono_ns();
+    int rc = projector_run(b, &po, &stop, NULL);
+    double proj_s = secs_since(t0);
+    double proj = (double)st.last_seq / proj_s;
+
+    /* Rebuild: the same stream into a new generation, then the swap. */
+    char *gen = NULL;
+    t0 = ct_mono_ns();
+    store_rebuild_begin(data, &gen);
+    projector_opts ro = {.data_dir = gen, .flat = 1, .consumer = "bench-rebuild", .batch = BATCH, .stop_at_seq = st.last_seq};
+    int rc2 = projector_run(b, &ro, &stop, NULL);
+    store_rebuild_commit(data, gen);
+    double rebuild_s = secs_since(t0);
+
+    /* towerd publish's path, into a new stream. */
+    bus_stream_delete(b);
+    bus_ensure_streams(b);
+    counts pc = {0};
+    t0 = ct_mono_ns();
+    for (size_t i = 0; i < n; i++) {
+        evt_event *e = NULL;
+        if (evt_from_json_text(&e, lines[i], strlen(lines[i]), &err) == CT_OK) bus_publish_event(b, e, i);
+        evt_free(e);
+        if (i % 4096 == 4095) bus_publish_wait(b, 60000, on_ack, &pc);
+    }
+    bus_publish_wait(b, 60000, on_ack, &pc);
+    double tower_pub = (double)n / secs_since(t0);
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("events %zu; stream last sequence %" PRIu64 "; projector rc %d, rebuild rc %d\n", n, st.last_seq, rc, rc2);
+    printf("raw JetStream pull consume:  %8.0f events/s\n", raw_consume);
+    printf("projector (durable commits): %8.0f events/s (%.1f s)  ratio %.2f\n", proj, proj_s, proj / raw_consume);
+    printf("rebuild of the whole stream: %8.1f s  (raw consume time %.1f s, ratio %.2f)\n", rebuild_s,
+           (double)got / raw_consume, rebuild_s / ((double)got / raw_consume));
+    printf("raw async publish:           %8.0f events/s\n", raw_pub);
+    printf("towerd publish path:         %8.0f events/s  ratio %.2f (%" PRIu64 " stored, %" PRIu64 " failed)\n",
+           tower_pub, tower_pub / raw_pub, pc.stored, pc.failed);
+    printf("max RSS %ld MiB (includes the in-memory trace)\n", ru.ru_maxrss / 1024);
+
+    bus_close(b);
+    kill(nats, SIGTERM);
+    waitpid(nats, NULL, 0);
+    char *rm = ct_sprintf("rm -rf '%s'", dir);
+    if (system(rm) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    free(rm);
+    for (size_t i = 0; i < n; i++) {
+        free(lines[i]);
+        evt_free(ev[i]);
+    }
+    free(lines);
+    free(ev);
+    free(gen);
+    free(data);
+    free(url);
+    free(dir);
+    return rc || rc2 ? 1 : 0;
+}
