@@ -130,6 +130,8 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     size_t n = 0;              /* inputs gathered for the next commit */
     bus_batch *lists = NULL;   /* the fetched messages they borrow from */
     size_t n_lists = 0, cap_lists = 0;
+    uint64_t gap_seen = 0;     /* the sequence a gap was last seen at */
+    int reread = 0;            /* reopen the consumer at once, without waiting */
     if (!fig) fig = &local;
 
     if (!o->flat) {
@@ -199,6 +201,18 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
             for (size_t i = 0; i < msgs.n; i++) {
                 const bus_msg *m = &msgs.v[i];
                 if (m->seq <= last_in) continue; /* redelivered after a reconnect */
+                if (m->seq > last_in + 1 && gap_seen != last_in + 1) {
+                    /* Never skip silently: re-read from the checkpoint. A hole that is still
+                     * there the second time is one the stream really has (deleted messages). */
+                    ct_log(CT_LOG_WARN, "projector", "expected sequence %" PRIu64 ", got %" PRIu64 "; re-reading from there",
+                           last_in + 1, m->seq);
+                    gap_seen = last_in + 1;
+                    need_open = reread = 1;
+                    break;
+                }
+                if (m->seq > last_in + 1)
+                    ct_log(CT_LOG_WARN, "projector", "sequences %" PRIu64 "..%" PRIu64 " are not in the stream (deleted)",
+                           last_in + 1, m->seq - 1);
                 evt_event *e = NULL;
                 evt_from_protobuf(&e, m->data, m->len, &bt.err[n]);
                 bt.in[n] = (store_input){m->seq, e, &bt.err[n], m->data, m->len, "application/x-protobuf"};
@@ -210,7 +224,8 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                 lists = ct_realloc(lists, cap_lists * sizeof *lists);
             }
             lists[n_lists++] = msgs;
-            if (n < max && !(o->stop_at_seq && last_in >= o->stop_at_seq)) continue;
+            if (need_open && !n) goto reopen;
+            if (!need_open && n < max && !(o->stop_at_seq && last_in >= o->stop_at_seq)) continue;
         } else if (fs == CT_TIMEOUT) {
             if (!n) {
                 if (o->progress) progress(applied, first_applied, o->stop_at_seq, t0, 0);
@@ -271,9 +286,14 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                 last_progress = mono;
             }
         }
+    reopen:
         n = 0;
         for (size_t i = 0; i < n_lists; i++) bus_batch_free(&lists[i]);
         n_lists = 0;
+        if (reread) {
+            reread = 0;
+            continue;
+        }
         if (need_open) goto retry;
         if (o->stop_at_seq && applied >= o->stop_at_seq) break;
         if (!o->flat && store_generation_changed(s)) {
