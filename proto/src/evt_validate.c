@@ -25,19 +25,36 @@ const char *evt_code_str(evt_code c)
 
 /* ---- paths, names and error text ----------------------------------------- */
 
+/* Paths are built for every field walked, error or not: plain copies, no printf. */
+static void path_add(evt__path *p, const char *s, size_t n)
+{
+    size_t room = sizeof p->s - 1 - p->len;
+    if (n > room) n = room;
+    memcpy(p->s + p->len, s, n);
+    p->len += n;
+    p->s[p->len] = '\0';
+}
+
 size_t evt__path_push(evt__path *p, const char *name)
 {
     size_t old = p->len;
-    int n = snprintf(p->s + p->len, sizeof p->s - p->len, "%s%s", p->len ? "." : "", name);
-    p->len = n < 0 ? p->len : strnlen(p->s, sizeof p->s - 1);
+    if (p->len) path_add(p, ".", 1);
+    path_add(p, name, strlen(name));
     return old;
 }
 
 size_t evt__path_index(evt__path *p, size_t i)
 {
     size_t old = p->len;
-    int n = snprintf(p->s + p->len, sizeof p->s - p->len, "[%zu]", i);
-    p->len = n < 0 ? p->len : strnlen(p->s, sizeof p->s - 1);
+    char buf[24];
+    size_t n = sizeof buf;
+    buf[--n] = ']';
+    do {
+        buf[--n] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i && n > 1);
+    buf[--n] = '[';
+    path_add(p, buf + n, sizeof buf - n);
     return old;
 }
 
@@ -160,7 +177,7 @@ ct_status evt__fail(evt_error *err, evt_code code, const char *path, const char 
     return CT_INVALID;
 }
 
-void evt__json_name(const char *proto_name, char *out, size_t cap)
+static void json_name(const char *proto_name, char *out, size_t cap)
 {
     size_t o = 0;
     int upper = 0;
@@ -173,6 +190,28 @@ void evt__json_name(const char *proto_name, char *out, size_t cap)
         upper = 0;
     }
     out[o] = '\0';
+}
+
+/* Descriptor names are static strings: remember each conversion per thread, by address. */
+void evt__json_name(const char *proto_name, char *out, size_t cap)
+{
+    static _Thread_local struct {
+        const char *key;
+        char name[48];
+    } cache[256];
+    size_t h = ((uintptr_t)proto_name >> 3) & 255;
+    if (cache[h].key != proto_name) {
+        json_name(proto_name, cache[h].name, sizeof cache[h].name);
+        cache[h].key = strlen(cache[h].name) + 1 < sizeof cache[h].name ? proto_name : NULL;
+        if (!cache[h].key) {
+            json_name(proto_name, out, cap);
+            return;
+        }
+    }
+    size_t n = strlen(cache[h].name);
+    if (n >= cap) n = cap - 1;
+    memcpy(out, cache[h].name, n);
+    out[n] = '\0';
 }
 
 int evt__field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
