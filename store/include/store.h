@@ -186,6 +186,13 @@ ct_status store_timeline(store_reader *r, char kind, const char *id,
 /** \brief The raw bytes and content type of a dead letter (caller frees *raw). CT_NOT_FOUND if none. */
 ct_status store_dead_letter(store_reader *r, uint64_t seq, Tower__V1__DeadLetter **out);
 
+/**
+ * \brief Visit the dead letters with a sequence above after_seq, in sequence order.
+ * The dead letter is borrowed until fn returns; return non-zero to stop.
+ */
+ct_status store_dead_letters_after(store_reader *r, uint64_t after_seq,
+                                   int (*fn)(void *ctx, const Tower__V1__DeadLetter *d), void *ctx);
+
 /** \brief The JSON item shape of EVENTS.md (new reference). now_ns > 0 adds ageSeconds. */
 json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns);
 

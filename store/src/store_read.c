@@ -178,6 +178,33 @@ ct_status store_dead_letter(store_reader *r, uint64_t seq, Tower__V1__DeadLetter
     return CT_OK;
 }
 
+ct_status store_dead_letters_after(store_reader *r, uint64_t after_seq,
+                                   int (*fn)(void *ctx, const Tower__V1__DeadLetter *d), void *ctx)
+{
+    unsigned char sk[8];
+    store__put_u64(sk, after_seq + 1);
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(r->txn, r->s->dlq, &c);
+    if (rc) return store__fail(r->s, rc, "open a dead-letter cursor");
+    MDB_val k = {8, sk}, v;
+    ct_status st = CT_OK;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0) {
+        Tower__V1__DeadLetter *d = tower__v1__dead_letter__unpack(NULL, v.mv_size, v.mv_data);
+        if (!d) {
+            st = store__fail(r->s, MDB_CORRUPTED, "decode a dead letter");
+            break;
+        }
+        int stop = fn(ctx, d);
+        tower__v1__dead_letter__free_unpacked(d, NULL);
+        if (stop) break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (st == CT_OK && rc && rc != MDB_NOTFOUND) st = store__fail(r->s, rc, "read dead letters");
+    mdb_cursor_close(c);
+    return st;
+}
+
 static void set_str(json_t *o, const char *k, const char *v)
 {
     if (v && *v) json_object_set_new(o, k, json_string(v));

@@ -24,6 +24,8 @@ enum {
 #define PROJECTOR_META_STREAM_LAST "proj/stream_last_seq"
 #define PROJECTOR_META_COMMIT_NS "proj/last_commit_ns"
 #define PROJECTOR_META_RATE "proj/rate_milli"
+/** Dead letters up to this sequence are in TOWER_DLQ (at least once; the message id makes it once). */
+#define PROJECTOR_META_DLQ_PUBLISHED "proj/dlq_published_seq"
 
 typedef struct projector_opts {
     const char *data_dir;     /**< the store directory */

@@ -99,6 +99,37 @@ static void progress(uint64_t applied, uint64_t first, uint64_t target, int64_t 
     if (final) fputc('\n', stderr);
 }
 
+typedef struct dlq_ctx {
+    bus *b;
+    uint64_t *published;
+    int failed;
+} dlq_ctx;
+
+static int publish_one(void *vctx, const Tower__V1__DeadLetter *d)
+{
+    dlq_ctx *c = vctx;
+    const Tower__V1__ViewItem *it = d->item;
+    if (!it) return 0;
+    if (bus_dead_letter(c->b, it->seq, it->code ? it->code : "UNKNOWN", it->message ? it->message : "",
+                        d->raw.data, d->raw.len) != CT_OK) {
+        c->failed = 1;
+        return 1; /* NATS is away: the next commit or restart retries from here */
+    }
+    *c->published = it->seq;
+    return 0;
+}
+
+/* Send the dead letters above the watermark to TOWER_DLQ, from the store: a dead letter
+ * committed while NATS was away, or just before a crash, still gets there. */
+static void flush_dlq(bus *b, store *s, uint64_t *published)
+{
+    store_reader *r = NULL;
+    if (store_reader_begin(s, &r) != CT_OK) return;
+    dlq_ctx c = {b, published, 0};
+    store_dead_letters_after(r, *published, publish_one, &c);
+    store_reader_end(r);
+}
+
 /* Take the directory's projector lock: one writer per store. */
 static int lock_dir(const char *dir)
 {
@@ -132,6 +163,7 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     size_t n_lists = 0, cap_lists = 0;
     uint64_t gap_seen = 0;     /* the sequence a gap was last seen at */
     int reread = 0;            /* reopen the consumer at once, without waiting */
+    uint64_t dlq_published = 0; /* dead letters up to this sequence are in TOWER_DLQ */
     if (!fig) fig = &local;
 
     if (!o->flat) {
@@ -178,6 +210,15 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
             store_reader_end(r);
             applied = ss.applied_seq;
             if (!first_applied) first_applied = applied;
+            if (o->dead_letter_stream) {
+                /* Dead letters committed but not yet in TOWER_DLQ when we stopped: send them now. */
+                store_reader *r2 = NULL;
+                if (store_reader_begin(s, &r2) == CT_OK) {
+                    dlq_published = store_reader_meta(r2, PROJECTOR_META_DLQ_PUBLISHED);
+                    store_reader_end(r2);
+                }
+                flush_dlq(b, s, &dlq_published);
+            }
             fig->applied_seq = applied;
             fig->stream_last_seq = st.last_seq;
             if (o->stop_at_seq && applied >= o->stop_at_seq) break;
@@ -241,8 +282,9 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
             store_meta meta[] = {{PROJECTOR_META_STREAM_CREATED, (uint64_t)st.created_ns},
                                  {PROJECTOR_META_STREAM_LAST, st.last_seq > bt.in[n - 1].seq ? st.last_seq : bt.in[n - 1].seq},
                                  {PROJECTOR_META_COMMIT_NS, (uint64_t)now},
-                                 {PROJECTOR_META_RATE, (uint64_t)(fig->rate * 1000)}};
-            ct_status as = store_apply_meta(s, bt.in, n, now, bt.out, o->notify ? &changes : NULL, meta, 4);
+                                 {PROJECTOR_META_RATE, (uint64_t)(fig->rate * 1000)},
+                                 {PROJECTOR_META_DLQ_PUBLISHED, dlq_published}};
+            ct_status as = store_apply_meta(s, bt.in, n, now, bt.out, o->notify ? &changes : NULL, meta, 5);
             if (as != CT_OK) {
                 for (size_t i = 0; i < n; i++) evt_free(bt.in[i].event);
                 n = 0;
@@ -256,20 +298,16 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                 case STORE_DUPLICATE: fig->duplicates++; break;
                 case STORE_DEAD_LETTER:
                     fig->dead_letters++;
-                    if (o->dead_letter_stream) {
-                        const char *code = bt.in[i].event ? "CONFLICTING_DUPLICATE" : evt_code_str(bt.err[i].code);
-                        const char *msg = bt.in[i].event ? "eventId already applied with different content"
-                                                         : bt.err[i].message;
-                        ct_log(CT_LOG_WARN, "projector", "dead letter at sequence %" PRIu64 ": %s: %s", bt.in[i].seq,
-                               code, msg);
-                        bus_dead_letter(b, bt.in[i].seq, code, msg, bt.in[i].raw, bt.in[i].raw_len);
-                    }
+                    ct_log(CT_LOG_WARN, "projector", "dead letter at sequence %" PRIu64 ": %s: %s", bt.in[i].seq,
+                           bt.in[i].event ? "CONFLICTING_DUPLICATE" : evt_code_str(bt.err[i].code),
+                           bt.in[i].event ? "eventId already applied with different content" : bt.err[i].message);
                     break;
                 case STORE_SKIPPED: break;
                 }
                 evt_free(bt.in[i].event);
             }
             if (o->notify && changes.n) notify(b, &changes);
+            if (o->dead_letter_stream) flush_dlq(b, s, &dlq_published);
             fig->applied_seq = applied;
             if (applied > st.last_seq) st.last_seq = applied;
             fig->stream_last_seq = st.last_seq;
