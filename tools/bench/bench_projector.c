@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -53,6 +54,7 @@ static pid_t start_nats(const char *dir, int port)
     fclose(f);
     pid_t pid = fork();
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the benchmark, even if it crashes */
         int devnull = open("/dev/null", 1);
         dup2(devnull, 1);
         dup2(devnull, 2);
