@@ -3,6 +3,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,10 +267,29 @@ ct_status store_rebuild_commit(const char *root, const char *gen_dir)
     return st;
 }
 
+/* One writer process per store: LMDB would serialise two, but their checkpoints would mix. */
+static ct_status lock_writer(store *s)
+{
+    char *path = ct_sprintf("%s/writer.lock", s->root);
+    ct_status st = CT_OK;
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        ct_log(CT_LOG_ERROR, "store", "cannot open %s: %s", path, strerror(errno));
+        st = CT_IO;
+    } else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        ct_log(CT_LOG_ERROR, "store", "another process is writing the store %s (%s is locked): one writer at a time",
+               s->root, path);
+        st = CT_CONFLICT;
+    }
+    free(path);
+    return st;
+}
+
 ct_status store_open(store **out, const store_opts *opts)
 {
     ct_status st = CT_OK;
     store *s = ct_calloc(1, sizeof *s);
+    s->lock_fd = -1;
     s->root = ct_strdup(opts->dir);
     s->read_only = opts->read_only;
     s->map_size = opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE;
@@ -276,6 +297,10 @@ ct_status store_open(store **out, const store_opts *opts)
     struct stat sb;
     st = locate(s, opts->dir, opts->flat);
     if (st != CT_OK) goto out;
+    if (!s->read_only) {
+        st = lock_writer(s);
+        if (st != CT_OK) goto out;
+    }
     if (s->read_only) {
         char *path = ct_sprintf("%s/data.mdb", s->dir);
         int missing = stat(path, &sb) != 0;
@@ -321,6 +346,7 @@ void store_close(store *s)
 {
     if (!s) return;
     if (s->env) mdb_env_close(s->env);
+    if (s->lock_fd >= 0) close(s->lock_fd);
     free(s->dir);
     free(s->root);
     free(s->gen);

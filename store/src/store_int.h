@@ -11,6 +11,7 @@ struct store {
     char *dir;       /* the environment directory (DIR/gen-N, or a flat DIR) */
     char *root;      /* DIR as given */
     char *gen;       /* the generation DIR/current pointed at when opened ("" for a flat DIR) */
+    int lock_fd;     /* DIR/writer.lock, held by the one writer process (-1 for readers) */
     size_t map_size;
     int read_only;
     MDB_dbi meta;    /* "format", "applied_seq", "stat/<name>", "count/<view>" -> u64 */

@@ -259,6 +259,12 @@ static void map_growth_and_reopen(void)
         ct_buf_free(&b);
     }
     T_ASSERT(store_map_size(s) > (1 << 20));
+    /* One writer at a time: a second writer is refused, readers are not. */
+    store *second = NULL;
+    T_EQ_INT(store_open(&second, &o), CT_CONFLICT);
+    store_opts ro0 = {.dir = dir, .read_only = 1};
+    T_EQ_INT(store_open(&second, &ro0), CT_OK);
+    store_close(second);
     char *before = dump_to_string(s);
     store_changes_free(&f.changes);
     store_close(s);

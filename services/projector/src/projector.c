@@ -130,28 +130,12 @@ static void flush_dlq(bus *b, store *s, uint64_t *published)
     store_reader_end(r);
 }
 
-/* Take the directory's projector lock: one writer per store. */
-static int lock_dir(const char *dir)
-{
-    char *path = ct_sprintf("%s/projector.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        ct_log(CT_LOG_ERROR, "projector", "cannot open %s: %s", path, strerror(errno));
-    } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        ct_log(CT_LOG_ERROR, "projector", "another projector is writing the store %s (lock %s held)", dir, path);
-        close(fd);
-        fd = -1;
-    }
-    free(path);
-    return fd;
-}
-
 int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, projector_figures *fig)
 {
     const char *consumer = o->consumer ? o->consumer : "tower-projector";
     size_t max = o->batch ? o->batch : 1000;
     int64_t quiet = o->quiet_ms > 0 ? o->quiet_ms : 5;
-    int rc = PROJECTOR_OK, lock = -1;
+    int rc = PROJECTOR_OK;
     store *s = NULL;
     bus_consumer *c = NULL;
     batch bt = {0};
@@ -166,15 +150,6 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     uint64_t dlq_published = 0; /* dead letters up to this sequence are in TOWER_DLQ */
     if (!fig) fig = &local;
 
-    if (!o->flat) {
-        /* The store must exist before it can be locked: open creates it. */
-        store_opts so0 = {.dir = o->data_dir};
-        if (store_open(&s, &so0) != CT_OK) return PROJECTOR_FAIL;
-        store_close(s);
-        s = NULL;
-        lock = lock_dir(o->data_dir);
-        if (lock < 0) return PROJECTOR_FAIL;
-    }
     store_opts so = {.dir = o->data_dir, .flat = o->flat};
     if (store_open(&s, &so) != CT_OK) {
         rc = PROJECTOR_FAIL;
@@ -361,6 +336,5 @@ out:
     free(bt.in);
     free(bt.err);
     free(bt.out);
-    if (lock >= 0) close(lock);
     return rc;
 }
