@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "nats_opts.h"
 #include "projector.h"
@@ -32,8 +34,8 @@ static const ct_opt_def own_defs[] = {
     {"batch", 0, "TOWER_PROJECTOR_BATCH", "projector.batch", CT_OPT_INT, "1000", "N", "events per commit at most", 0, 0},
     {"quiet", 0, "TOWER_PROJECTOR_QUIET", "projector.quiet", CT_OPT_DURATION, "5ms", "DURATION",
      "commit what arrived after this long without more", 0, 0},
-    {"consumer", 0, "TOWER_PROJECTOR_CONSUMER", "projector.consumer", CT_OPT_STRING, "tower-projector", "NAME",
-     "durable consumer name (one per store)", 0, 0},
+    {"consumer", 0, "TOWER_PROJECTOR_CONSUMER", "projector.consumer", CT_OPT_STRING, NULL, "NAME",
+     "durable consumer name, one per store (default: tower-<hash of host and store path>)", 0, 0},
 };
 
 static const char *const ignore[] = {"server", "sla", "sim", "publish", NULL};
@@ -81,8 +83,23 @@ static int run(int argc, char **argv, int rebuild)
     if (bus_connect(&b, &bo) != CT_OK) goto out;
 
     const char *data = ct_config_str(cfg, "data");
+    /* Each store needs its own consumer (a projector recreates its consumer at start): name it
+     * after this host and store, so that two projectors on one stream never share one. */
+    char consumer[64];
+    if (ct_config_str(cfg, "consumer")) {
+        snprintf(consumer, sizeof consumer, "%s", ct_config_str(cfg, "consumer"));
+    } else {
+        mkdir(data, 0755); /* so that the path resolves the same on the first run and after */
+        char host[256] = "", *real = realpath(data, NULL);
+        gethostname(host, sizeof host - 1);
+        char *who = ct_sprintf("%s:%s", host, real ? real : data);
+        snprintf(consumer, sizeof consumer, "tower-%s-%08llx", rebuild ? "rebuild" : "projector",
+                 (unsigned long long)(ct_hash64(who, strlen(who)) & 0xffffffffULL));
+        free(who);
+        free(real);
+    }
     projector_opts po = {.data_dir = data,
-                         .consumer = ct_config_str(cfg, "consumer"),
+                         .consumer = consumer,
                          .batch = (size_t)ct_config_int(cfg, "batch"),
                          .quiet_ms = ct_config_duration_ns(cfg, "quiet") / 1000000,
                          .notify = !rebuild,
@@ -114,7 +131,6 @@ static int run(int argc, char **argv, int rebuild)
         po.flat = 1;
         po.stop_at_seq = st.last_seq;
         po.progress = 1;
-        po.consumer = "tower-rebuild";
         rc = projector_run(b, &po, &stop_flag, NULL);
     }
     if (rc == PROJECTOR_OK && stop_flag) {
