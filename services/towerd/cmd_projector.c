@@ -120,11 +120,15 @@ static int run(int argc, char **argv, int rebuild)
     ct_log(CT_LOG_INFO, "rebuild", "replaying %s (sequences %" PRIu64 "..%" PRIu64 ", %" PRIu64 " messages) into %s",
            BUS_EVENTS_STREAM, st.first_seq, st.last_seq, st.msgs, gen);
     if (st.msgs == 0) {
-        /* Nothing to replay: an empty store is the right answer. */
+        /* Nothing to replay: an empty store that has seen the stream up to its last sequence. */
         store *empty = NULL;
         store_opts so = {.dir = gen, .flat = 1};
         if (store_open(&empty, &so) != CT_OK) goto out;
+        store_meta meta[] = {{"applied_seq", st.last_seq}, {PROJECTOR_META_STREAM_CREATED, (uint64_t)st.created_ns},
+                             {PROJECTOR_META_STREAM_LAST, st.last_seq}};
+        ct_status as = store_apply_meta(empty, NULL, 0, ct_now_ns(), NULL, NULL, meta, 3);
         store_close(empty);
+        if (as != CT_OK) goto out;
         rc = PROJECTOR_OK;
     } else {
         po.data_dir = gen;

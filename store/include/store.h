@@ -129,7 +129,11 @@ typedef struct store_meta {
     uint64_t value;    /**< its value */
 } store_meta;
 
-/** \brief store_apply, also writing the given figures in the same transaction. */
+/**
+ * \brief store_apply, also writing the given figures in the same transaction.
+ * The figures are written last, so "applied_seq" among them sets the checkpoint
+ * (a rebuild of a stream whose events were all removed starts past them).
+ */
 ct_status store_apply_meta(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
                            store_changes *changes, const store_meta *meta, size_t n_meta);
 

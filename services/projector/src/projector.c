@@ -45,7 +45,8 @@ static int check_stream(store *s, const char *dir, bus_stream_state *st, int reb
                dir, ss.applied_seq, st->last_seq, dir);
         return PROJECTOR_NEED_REBUILD;
     }
-    if (st->msgs && ss.applied_seq + 1 < st->first_seq && !(rebuild && ss.applied_seq == 0)) {
+    /* An emptied stream says first_seq = last_seq + 1; a new one says 0. */
+    if (st->first_seq > 0 && ss.applied_seq + 1 < st->first_seq && !(rebuild && ss.applied_seq == 0)) {
         ct_log(CT_LOG_ERROR, "projector",
                "events %" PRIu64 "..%" PRIu64 " were removed from the stream (limits) before the store %s applied "
                "them. Rebuild the store from what the stream holds (towerd rebuild --data %s) or raise the "
