@@ -8,7 +8,7 @@ PKGS="build-essential cmake pkg-config git ca-certificates
   liblmdb-dev lmdb-utils
   libprotobuf-c-dev protobuf-c-compiler
   libcivetweb-dev libwebsockets-dev libjansson-dev libinih-dev
-  clang libclang-rt-14-dev valgrind curl python3"
+  clang libclang-rt-14-dev valgrind curl python3 openssl"
 
 missing=""
 for p in $PKGS; do

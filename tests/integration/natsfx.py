@@ -168,8 +168,9 @@ def _rand(n=8):
 class NatsServer:
     """A private JetStream nats-server on loopback. Use as a context manager or call close()."""
 
-    def __init__(self, root=None, binary=None):
+    def __init__(self, root=None, binary=None, extra_conf=""):
         self.binary = binary or shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self.extra_conf = extra_conf  # more configuration (authorization, tls), appended as is
         self.root = root or make_tempdir("tower-it-nats-")
         self.store_dir = os.path.join(self.root, "store")
         os.makedirs(self.store_dir, exist_ok=True)
@@ -193,6 +194,7 @@ class NatsServer:
             # The store dir is given by -sd: nats-server 2.9 refuses it in both places ("Duplicate
             # 'store_dir' configuration").
             f.write("jetstream {\n  max_memory_store: 256MB\n  max_file_store: 2GB\n}\n")
+            f.write(self.extra_conf)
 
     def start(self, timeout=None):
         """Start; the first start picks free ports (retrying on a port race), restarts reuse them."""

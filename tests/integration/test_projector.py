@@ -18,6 +18,7 @@ import copy
 import json
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -868,6 +869,89 @@ class T8Config(TowerTest):
               env={"TOWER_NATS_URL": url, "TOWER_DATA": self.path("d-env2")}, absent=[self.path("d-never")])
         check("flag over env", self.path("d-flag"), args=["--nats", url, "--data", self.path("d-flag")],
               env={"TOWER_NATS_URL": bogus, "TOWER_DATA": self.path("d-never")}, absent=[self.path("d-never")])
+
+
+class T9Security(unittest.TestCase):
+    """Connection options of real deployments: user/password, token, TLS with a CA. Secrets are never logged."""
+
+    def setUp(self):
+        self.root = fx.make_tempdir("tower-it-sec-")
+        self.addCleanup(fx.remove_tempdir, self.root)
+
+    def server(self, name, conf):
+        nats = fx.NatsServer(root=os.path.join(self.root, name), extra_conf=conf)
+        self.addCleanup(nats.close)
+        nats.start()
+        return nats, fx.Towerd(TOWERD, nats)
+
+    def trace(self, t):
+        path = os.path.join(self.root, "trace.ndjson")
+        if not os.path.exists(path):
+            t.gen(path, 5, 20, clean=True)
+        return path
+
+    def projector_with(self, t, nats, name, args, env=None):
+        data = os.path.join(self.root, "data-" + name)
+        proj = fx.Projector(t, data, log_path=os.path.join(self.root, name + ".log"))
+        self.addCleanup(proj.close)
+        proj.start(args=["--nats", nats.url, "--data", data] + args, env=env, with_flags=False)
+        deadline = time.monotonic() + fx.tmo(60)
+        st = None
+        while time.monotonic() < deadline:
+            r = t.run("status", "--data", data, "--no-nats", "--json", check=None)
+            if r.rc == 0:
+                st = r.json()
+                if st["appliedSeq"] > 0 and st["lag"] == 0:
+                    break
+            time.sleep(0.2)
+        self.assertEqual(proj.stop(), 0, proj.log())
+        # The harness writes each command line into the log; only towerd's own output counts.
+        return st, "\n".join(l for l in proj.log().splitlines() if not l.startswith("==== start"))
+
+    def test_9_user_password_and_token(self):
+        nats, t = self.server("userpass", 'authorization {\n  user: tower\n  password: "s3cret-pw"\n}\n')
+        trace = self.trace(t)
+        r = t.publish(trace, check=1)
+        self.assertIn("Authentication Violation", r.err + r.out, "a refused connection says why")
+        r = t.publish(trace, check=0, extra=["--nats-user", "tower", "--nats-password", "s3cret-pw"])
+        self.assertGreater(r.summary["stored"], 0)
+        st, log = self.projector_with(t, nats, "userpass", [], env={"TOWER_NATS_USER": "tower",
+                                                                    "TOWER_NATS_PASSWORD": "s3cret-pw"})
+        self.assertEqual(st["appliedSeq"], r.summary["stored"])
+        self.assertNotIn("s3cret-pw", log, "the password must never be logged")
+
+        nats, t = self.server("token", 'authorization {\n  token: "t0ken-xyz"\n}\n')
+        t.publish(trace, check=1)
+        r = t.publish(trace, check=0, extra=["--nats-token", "t0ken-xyz"])
+        st, log = self.projector_with(t, nats, "token", ["--nats-token", "t0ken-xyz"])
+        self.assertEqual(st["appliedSeq"], r.summary["stored"])
+        self.assertNotIn("t0ken-xyz", log, "the token must never be logged")
+
+    def test_9b_tls_with_ca(self):
+        d = os.path.join(self.root, "pki")
+        os.makedirs(d)
+
+        def ssl(*args):
+            subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+        ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+            "-subj", "/CN=tower-it-ca")
+        ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj",
+            "/CN=127.0.0.1")
+        with open(os.path.join(d, "san.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\n")
+        ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            "server.pem", "-days", "1", "-extfile", "san.ext")
+        conf = 'tls {\n  cert_file: "%s"\n  key_file: "%s"\n}\n' % (os.path.join(d, "server.pem"),
+                                                                   os.path.join(d, "server.key"))
+        nats, t = self.server("tls", conf)
+        trace = self.trace(t)
+        url = "tls://127.0.0.1:%d" % nats.port
+        # Without the CA the server's certificate is not trusted.
+        t.publish(trace, url=url, check=1, timeout=60)
+        r = t.publish(trace, url=url, check=0, extra=["--nats-ca", os.path.join(d, "ca.pem")])
+        self.assertGreater(r.summary["stored"], 0)
+        st, _ = self.projector_with(t, nats, "tls", ["--nats", url, "--nats-ca", os.path.join(d, "ca.pem")])
+        self.assertEqual(st["appliedSeq"], r.summary["stored"])
 
 
 # ---------------------------------------------------------------------------------------------
