@@ -365,6 +365,48 @@ static void sla_breaches(void)
     fx_close(&f);
 }
 
+typedef struct tl_ctx {
+    char ids[16][32];
+    int n;
+} tl_ctx;
+
+static int tl_collect(void *vctx, const evt_event *e, uint64_t seq)
+{
+    tl_ctx *c = vctx;
+    (void)seq;
+    if (c->n < 16) snprintf(c->ids[c->n++], 32, "%s", e->event_id);
+    return 0;
+}
+
+/* The timeline of an order and of a shipment: every event naming it, oldest first, each once. */
+static void timelines(void)
+{
+    fx f;
+    fx_open(&f);
+    fx_feed(&f, EV("c", T2, "wms", "\"orderId\":\"O1\",\"shipmentId\":\"S1\",\"packCompleted\":{}")
+                EV("a", T0, "erp", "\"orderId\":\"O1\",\"orderCreated\":{}")
+                EV("b", T1, "erp", "\"orderId\":\"O1\",\"orderApproved\":{}")
+                EV("d", T3, "tms", "\"routeId\":\"R1\",\"routePlanned\":{\"stops\":[{\"shipmentId\":\"S1\"},{\"shipmentId\":\"S2\"}]}")
+                EV("b", T1, "erp", "\"orderId\":\"O1\",\"orderApproved\":{}"));
+    store_reader *r = NULL;
+    store_reader_begin(f.s, &r);
+    tl_ctx o = {.n = 0}, s = {.n = 0}, rt = {.n = 0};
+    T_EQ_INT(store_timeline(r, 'o', "O1", tl_collect, &o), CT_OK);
+    T_EQ_INT(o.n, 3);
+    T_EQ_STR(o.ids[0], "a");
+    T_EQ_STR(o.ids[1], "b");
+    T_EQ_STR(o.ids[2], "c");
+    T_EQ_INT(store_timeline(r, 's', "S1", tl_collect, &s), CT_OK);
+    T_EQ_INT(s.n, 2);
+    T_EQ_STR(s.ids[0], "c");
+    T_EQ_STR(s.ids[1], "d");
+    T_EQ_INT(store_timeline(r, 'r', "R1", tl_collect, &rt), CT_OK);
+    T_EQ_INT(rt.n, 1);
+    T_EQ_INT(store_timeline(r, 'o', "nope", tl_collect, &rt), CT_NOT_FOUND);
+    store_reader_end(r);
+    fx_close(&f);
+}
+
 /* The stage is the furthest milestone; with several shipments, the least advanced one counts. */
 static void stages(void)
 {
@@ -453,5 +495,6 @@ int main(void)
     T_RUN(sla_breaches);
     T_RUN(exactly_once_by_seq);
     T_RUN(stages);
+    T_RUN(timelines);
     return t_done();
 }
