@@ -197,6 +197,25 @@ ct_status store_dead_letter(store_reader *r, uint64_t seq, Tower__V1__DeadLetter
 ct_status store_dead_letters_after(store_reader *r, uint64_t after_seq,
                                    int (*fn)(void *ctx, const Tower__V1__DeadLetter *d), void *ctx);
 
+/**
+ * \brief One order ('o') or shipment ('s') whole, as JSON: ids, stage (and the
+ * order's stage for a shipment), what orderCreated said (customer, channel,
+ * promisedBy), the order's shipments with their stages, the earliest time of
+ * each milestone, the items of every view it is in now (openExceptions, with
+ * ageSeconds when now_ns > 0), and the timeline of every event of the order and
+ * its shipments, oldest first, each with its stream sequence.
+ * \param out a new reference for the caller. \return CT_OK or CT_NOT_FOUND.
+ */
+ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t now_ns, json_t **out);
+
+/**
+ * \brief Find orders and shipments whose id starts with q, and customers (with their
+ * orders) whose id starts with q; at most limit of each.
+ * \return CT_OK with {"orders":[...],"shipments":[...],"customers":[{customerId, orderId}]};
+ *         CT_INVALID for an empty or over-long q.
+ */
+ct_status store_search(store_reader *r, const char *q, size_t limit, json_t **out);
+
 /** \brief The JSON item shape of EVENTS.md (new reference). now_ns > 0 adds ageSeconds. */
 json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns);
 

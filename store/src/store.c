@@ -86,6 +86,7 @@ static ct_status open_tables(store *s)
         {"links", 0, &s->links},        {"oship", MDB_DUPSORT, &s->oship}, {"items", 0, &s->items},
         {"vidx", 0, &s->vidx},          {"vwh", 0, &s->vwh},         {"vca", 0, &s->vca},
         {"dlq", 0, &s->dlq},            {"dlraw", MDB_DUPSORT, &s->dlraw},
+        {"cust", MDB_DUPSORT, &s->cust},
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         rc = open_dbi(txn, tables[i].name, tables[i].flags | create, tables[i].dbi);

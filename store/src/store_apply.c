@@ -532,6 +532,14 @@ static int index_event(wtx *w, const evt_event *e)
     if (!rc && e->shipment_id) rc = timeline_add(w, 's', e->shipment_id, tk, e->event_id);
     if (!rc && e->shipment_id && e->order_id) strset_add(&w->relinks, e->shipment_id);
     if (!rc && e->route_id) rc = timeline_add(w, 'r', e->route_id, tk, e->event_id);
+    if (!rc && e->payload_case == TOWER__V1__EVENT__PAYLOAD_ORDER_CREATED && e->order_id &&
+        e->order_created->customer_id && *e->order_created->customer_id) {
+        /* Support asks "what is stuck for customer C": an index from customer to orders. */
+        const char *cid = e->order_created->customer_id;
+        MDB_val k = {strlen(cid) > 400 ? 400 : strlen(cid), (void *)cid}, v = {strlen(e->order_id), e->order_id};
+        rc = mdb_put(w->txn, w->s->cust, &k, &v, MDB_NODUPDATA);
+        if (rc == MDB_KEYEXIST) rc = 0;
+    }
     if (rc) return rc;
     switch (e->payload_case) {
     case TOWER__V1__EVENT__PAYLOAD_ROUTE_REQUESTED:

@@ -25,6 +25,7 @@ struct store {
     MDB_dbi vca;     /* view (1) + carrier + NUL + time key + item key -> "" */
     MDB_dbi dlq;     /* u64 seq (BE) -> packed DeadLetter */
     MDB_dbi dlraw;   /* u64 hash of raw bytes (BE) -> u64 seq (BE), DUPSORT */
+    MDB_dbi cust;    /* DUPSORT: customerId -> orderId (from orderCreated), for search */
 };
 
 struct store_reader {

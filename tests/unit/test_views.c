@@ -407,6 +407,57 @@ static void timelines(void)
     fx_close(&f);
 }
 
+/* An order read whole, a shipment read whole, and search by id prefix and customer. */
+static void entity_and_search(void)
+{
+    fx f;
+    fx_open(&f);
+    fx_feed(&f, EV("e1", T0, "erp", "\"orderId\":\"SO-17\",\"orderCreated\":{\"customerId\":\"ACME-9\",\"channel\":\"EDI\"}")
+                EV("e2", T1, "erp", "\"orderId\":\"SO-17\",\"orderApproved\":{\"warehouseId\":\"dc-2\"}")
+                EV("e3", T2, "wms", "\"orderId\":\"SO-17\",\"shipmentId\":\"SH-17-1\",\"packCompleted\":{}")
+                EV("e4", T3, "wms", "\"shipmentId\":\"SH-17-1\",\"shipmentBlocked\":{\"reason\":\"DAMAGE\"}")
+                EV("e5", T3, "erp", "\"orderId\":\"SO-18\",\"orderCreated\":{\"customerId\":\"ACME-2\"}"));
+    store_reader *r = NULL;
+    store_reader_begin(f.s, &r);
+    json_t *o = NULL;
+    T_EQ_INT(store_entity_json(r, 'o', "SO-17", 0, &o), CT_OK);
+    T_EQ_STR(json_string_value(json_object_get(o, "stage")), "PACKED");
+    T_EQ_STR(json_string_value(json_object_get(o, "customerId")), "ACME-9");
+    T_EQ_STR(json_string_value(json_object_get(o, "channel")), "EDI");
+    json_t *tl = json_object_get(o, "timeline");
+    T_EQ_INT(json_array_size(tl), 4); /* its own three events and its shipment's block, once each */
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(json_array_get(tl, 3), "event"), "eventId")), "e4");
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(tl, 0), "type")), "orderCreated");
+    json_t *ex = json_object_get(o, "openExceptions");
+    /* awaiting release (the order) and blocked (its shipment) */
+    T_EQ_INT(json_array_size(ex), 2);
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(o, "milestones"), "orderApproved")), T1);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(o, "shipments"), 0), "stage")), "PACKED");
+    json_decref(o);
+    T_EQ_INT(store_entity_json(r, 's', "SH-17-1", 0, &o), CT_OK);
+    T_EQ_STR(json_string_value(json_object_get(o, "orderId")), "SO-17");
+    T_EQ_STR(json_string_value(json_object_get(o, "stage")), "PACKED");
+    json_decref(o);
+    T_EQ_INT(store_entity_json(r, 'o', "SO-404", 0, &o), CT_NOT_FOUND);
+
+    json_t *sr = NULL;
+    T_EQ_INT(store_search(r, "SO-1", 10, &sr), CT_OK);
+    T_EQ_INT(json_array_size(json_object_get(sr, "orders")), 2);
+    T_EQ_INT(json_array_size(json_object_get(sr, "shipments")), 0);
+    json_decref(sr);
+    T_EQ_INT(store_search(r, "SH-17", 10, &sr), CT_OK);
+    T_EQ_STR(json_string_value(json_array_get(json_object_get(sr, "shipments"), 0)), "SH-17-1");
+    json_decref(sr);
+    T_EQ_INT(store_search(r, "ACME-9", 10, &sr), CT_OK);
+    json_t *c = json_array_get(json_object_get(sr, "customers"), 0);
+    T_EQ_STR(json_string_value(json_object_get(c, "orderId")), "SO-17");
+    T_EQ_INT(json_array_size(json_object_get(sr, "customers")), 1);
+    json_decref(sr);
+    T_EQ_INT(store_search(r, "", 10, &sr), CT_INVALID);
+    store_reader_end(r);
+    fx_close(&f);
+}
+
 /* The stage is the furthest milestone; with several shipments, the least advanced one counts. */
 static void stages(void)
 {
@@ -496,5 +547,6 @@ int main(void)
     T_RUN(exactly_once_by_seq);
     T_RUN(stages);
     T_RUN(timelines);
+    T_RUN(entity_and_search);
     return t_done();
 }
