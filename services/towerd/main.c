@@ -16,6 +16,7 @@ static const struct {
     {"publish", towerd_publish, "validate event files and publish them to JetStream"},
     {"projector", towerd_projector, "fold the events stream into the store, live"},
     {"rebuild", towerd_rebuild, "replay the whole stream into a fresh store and swap it in"},
+    {"serve", towerd_serve, "the REST API, /metrics, health probes and the dashboard"},
     {"status", towerd_status, "the projector's figures: applied sequence, lag, dead letters"},
 };
 

@@ -18,6 +18,7 @@ int towerd_publish(int argc, char **argv);
 int towerd_projector(int argc, char **argv);
 int towerd_rebuild(int argc, char **argv);
 int towerd_status(int argc, char **argv);
+int towerd_serve(int argc, char **argv);
 
 /* SIGINT and SIGTERM set the stop flag of the running role; SIGPIPE is ignored. */
 void towerd_handle_signals(void);

@@ -1,0 +1,139 @@
+/* /metrics in the Prometheus text format, and the /healthz and /readyz probes. */
+#include "server_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "projector.h"
+
+static void family(ct_buf *b, const char *name, const char *type, const char *help)
+{
+    ct_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static int oldest(void *ctx, const Tower__V1__ViewItem *it)
+{
+    if (it->since) *(int64_t *)ctx = it->since->seconds;
+    return 1;
+}
+
+int server__metrics(struct mg_connection *c, void *cbdata)
+{
+    http_server *s = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (strcmp(ri->request_method, "GET") != 0)
+        return server__error(c, s, SERVER_ROUTE_METRICS, 405, "METHOD_NOT_ALLOWED", NULL, "use GET");
+    ct_buf b = {0};
+    int64_t now = ct_now_ns();
+    store_reader *r = NULL;
+    if (server__begin(s, &r) == CT_OK) {
+        store_stats ss;
+        store_reader_stats(r, &ss);
+        family(&b, "tower_view_items", "gauge", "Items in each view now.");
+        for (int v = 0; v < FOLD_VIEW_COUNT; v++)
+            ct_buf_addf(&b, "tower_view_items{view=\"%s\"} %llu\n", fold_view_name((fold_view)v),
+                        (unsigned long long)store_reader_count(r, (fold_view)v));
+        family(&b, "tower_view_oldest_age_seconds", "gauge", "Age of the oldest item of each view (0 when empty).");
+        for (int v = 0; v < FOLD_VIEW_COUNT; v++) {
+            int64_t since = 0;
+            store_query q = {.view = (fold_view)v, .limit = 1};
+            store_view_scan(r, &q, oldest, &since, NULL);
+            int64_t age = since ? now / 1000000000LL - since : 0;
+            ct_buf_addf(&b, "tower_view_oldest_age_seconds{view=\"%s\"} %lld\n", fold_view_name((fold_view)v),
+                        (long long)(age < 0 ? 0 : age));
+        }
+        family(&b, "tower_events_applied_total", "counter", "Distinct valid events folded into the views.");
+        ct_buf_addf(&b, "tower_events_applied_total %llu\n", (unsigned long long)ss.events);
+        family(&b, "tower_duplicates_total", "counter", "Events received again and ignored.");
+        ct_buf_addf(&b, "tower_duplicates_total %llu\n", (unsigned long long)ss.duplicates);
+        family(&b, "tower_dead_letters_total", "counter", "Messages rejected into the dead letters.");
+        ct_buf_addf(&b, "tower_dead_letters_total %llu\n", (unsigned long long)ss.dead_letters);
+        family(&b, "tower_applied_sequence", "gauge", "Last stream sequence folded into the store (the checkpoint).");
+        ct_buf_addf(&b, "tower_applied_sequence %llu\n", (unsigned long long)ss.applied_seq);
+        uint64_t commit = store_reader_meta(r, PROJECTOR_META_COMMIT_NS);
+        uint64_t stream_last = store_reader_meta(r, PROJECTOR_META_STREAM_LAST);
+        uint64_t rate = store_reader_meta(r, PROJECTOR_META_RATE);
+        if (commit) {
+            family(&b, "tower_projector_last_commit_age_seconds", "gauge", "Seconds since the projector's last commit.");
+            ct_buf_addf(&b, "tower_projector_last_commit_age_seconds %.3f\n",
+                        (double)(now - (int64_t)commit) / 1e9 > 0 ? (double)(now - (int64_t)commit) / 1e9 : 0.0);
+            family(&b, "tower_projector_events_per_second", "gauge", "Projector fold rate over its last seconds.");
+            ct_buf_addf(&b, "tower_projector_events_per_second %.3f\n", (double)rate / 1000.0);
+        }
+        if (s->o.bus) {
+            bus_stream_state bs;
+            if (bus_stream_info(s->o.bus, &bs) == CT_OK) stream_last = bs.last_seq;
+            family(&b, "tower_nats_connected", "gauge", "1 while connected to NATS.");
+            ct_buf_addf(&b, "tower_nats_connected %d\n", bus_is_connected(s->o.bus));
+        }
+        if (stream_last) {
+            family(&b, "tower_stream_last_sequence", "gauge", "Last sequence of the events stream.");
+            ct_buf_addf(&b, "tower_stream_last_sequence %llu\n", (unsigned long long)stream_last);
+            family(&b, "tower_projector_lag_events", "gauge", "Events in the stream not yet folded into the store.");
+            ct_buf_addf(&b, "tower_projector_lag_events %llu\n",
+                        (unsigned long long)(stream_last > ss.applied_seq ? stream_last - ss.applied_seq : 0));
+        }
+        server__end(s, r);
+    }
+    family(&b, "tower_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
+    /* This request is counted before the text is written, so that it is in it. */
+    server__count(s, SERVER_ROUTE_METRICS, 200);
+    for (int rt = 0; rt < SERVER_ROUTE_COUNT; rt++)
+        for (int i = 0; i < SERVER_N_CODES; i++) {
+            uint64_t n = __atomic_load_n(&s->requests[rt][i], __ATOMIC_RELAXED);
+            if (!n) continue;
+            if (server__codes[i]) ct_buf_addf(&b, "tower_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
+                                              server__route_name((server_route)rt), server__codes[i], (unsigned long long)n);
+            else ct_buf_addf(&b, "tower_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
+                             server__route_name((server_route)rt), (unsigned long long)n);
+        }
+    mg_send_http_ok(c, "text/plain; version=0.0.4; charset=utf-8", (long long)b.len);
+    mg_write(c, b.data, b.len);
+    ct_buf_free(&b);
+    return 200;
+}
+
+int server__healthz(struct mg_connection *c, void *cbdata)
+{
+    json_t *body = json_object();
+    json_object_set_new(body, "status", json_string("ok"));
+    return server__json(c, cbdata, SERVER_ROUTE_HEALTHZ, 200, body);
+}
+
+int server__readyz(struct mg_connection *c, void *cbdata)
+{
+    http_server *s = cbdata;
+    json_t *body = json_object(), *why = json_array();
+    store_reader *r = NULL;
+    uint64_t applied = 0;
+    if (server__begin(s, &r) == CT_OK) {
+        store_stats ss;
+        store_reader_stats(r, &ss);
+        applied = ss.applied_seq;
+        server__end(s, r);
+    } else {
+        json_array_append_new(why, json_string("the store is not readable"));
+    }
+    if (s->o.bus) {
+        bus_stream_state bs;
+        if (!bus_is_connected(s->o.bus)) {
+            json_array_append_new(why, json_string("NATS is not connected"));
+        } else if (bus_stream_info(s->o.bus, &bs) == CT_OK) {
+            uint64_t lag = bs.last_seq > applied ? bs.last_seq - applied : 0;
+            uint64_t max = s->o.ready_max_lag ? s->o.ready_max_lag : 10000;
+            json_object_set_new(body, "lag", json_integer((json_int_t)lag));
+            if (lag > max) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "the projector is %llu events behind (bound %llu)", (unsigned long long)lag,
+                         (unsigned long long)max);
+                json_array_append_new(why, json_string(msg));
+            }
+        }
+    }
+    int ready = json_array_size(why) == 0;
+    json_object_set_new(body, "status", json_string(ready ? "ready" : "not ready"));
+    json_object_set_new(body, "appliedSeq", json_integer((json_int_t)applied));
+    json_object_set_new(body, "reasons", why);
+    return server__json(c, s, SERVER_ROUTE_READYZ, ready ? 200 : 503, body);
+}

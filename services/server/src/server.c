@@ -1,0 +1,188 @@
+/* The HTTP server: civetweb setup, the store shared by request threads, JSON replies and counters. */
+#include "server_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const int server__codes[SERVER_N_CODES] = {200, 400, 404, 405, 500, 503, 0};
+
+static const char *route_names[] = {
+#define SERVER_X(id, name) name,
+    SERVER_ROUTE_MAP(SERVER_X)
+#undef SERVER_X
+};
+
+const char *server__route_name(server_route r) { return (unsigned)r < SERVER_ROUTE_COUNT ? route_names[r] : ""; }
+
+void server__count(http_server *s, server_route route, int status)
+{
+    int i = 0;
+    while (i < SERVER_N_CODES - 1 && server__codes[i] != status) i++;
+    __atomic_fetch_add(&s->requests[route][i], 1, __ATOMIC_RELAXED);
+}
+
+int server__json(struct mg_connection *c, http_server *s, server_route route, int status, json_t *body)
+{
+    char *txt = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    size_t len = txt ? strlen(txt) : 0;
+    mg_response_header_start(c, status);
+    mg_response_header_add(c, "Content-Type", "application/json; charset=utf-8", -1);
+    mg_response_header_add(c, "Cache-Control", "no-store", -1);
+    char cl[32];
+    snprintf(cl, sizeof cl, "%zu", len + 1);
+    mg_response_header_add(c, "Content-Length", cl, -1);
+    mg_response_header_send(c);
+    if (txt) mg_write(c, txt, len);
+    mg_write(c, "\n", 1);
+    free(txt);
+    server__count(s, route, status);
+    return status;
+}
+
+int server__error(struct mg_connection *c, http_server *s, server_route route, int status, const char *code,
+                  const char *field, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *e = json_object();
+    json_object_set_new(e, "code", json_string(code));
+    json_object_set_new(e, "message", json_string(msg));
+    if (field) json_object_set_new(e, "field", json_string(field));
+    json_t *body = json_object();
+    json_object_set_new(body, "error", e);
+    return server__json(c, s, route, status, body);
+}
+
+/* Open the store if it exists now, or reopen it after a rebuild swapped generations. */
+static ct_status refresh(http_server *s)
+{
+    pthread_rwlock_wrlock(&s->lock);
+    ct_status st = CT_OK;
+    if (s->st && store_generation_changed(s->st)) {
+        ct_log(CT_LOG_INFO, "server", "the store was rebuilt; reopening %s", s->data_dir);
+        store_close(s->st);
+        s->st = NULL;
+    }
+    if (!s->st) {
+        store_opts so = {.dir = s->data_dir, .read_only = 1};
+        st = store_open(&s->st, &so);
+    }
+    pthread_rwlock_unlock(&s->lock);
+    return st;
+}
+
+ct_status server__begin(http_server *s, store_reader **out)
+{
+    pthread_rwlock_rdlock(&s->lock);
+    int fresh = s->st && !store_generation_changed(s->st);
+    pthread_rwlock_unlock(&s->lock);
+    if (!fresh) {
+        ct_status st = refresh(s);
+        if (st != CT_OK) return st;
+    }
+    /* The read lock is held for the whole request, so that no reopen closes the store under it. */
+    pthread_rwlock_rdlock(&s->lock);
+    if (!s->st) {
+        pthread_rwlock_unlock(&s->lock);
+        return CT_NOT_FOUND;
+    }
+    ct_status st = store_reader_begin(s->st, out);
+    if (st != CT_OK) pthread_rwlock_unlock(&s->lock);
+    return st;
+}
+
+void server__end(http_server *s, store_reader *r)
+{
+    store_reader_end(r);
+    pthread_rwlock_unlock(&s->lock);
+}
+
+static int log_message(const struct mg_connection *c, const char *message)
+{
+    (void)c;
+    ct_log(CT_LOG_WARN, "server", "%s", message);
+    return 1;
+}
+
+/* Only loopback addresses until API tokens exist: the API has no access control yet. */
+static int loopback(const char *listen)
+{
+    return !strncmp(listen, "127.", 4) || !strncmp(listen, "localhost:", 10) || !strncmp(listen, "[::1]:", 6);
+}
+
+ct_status http_server_start(http_server **out, const server_opts *o)
+{
+    const char *listen = o->listen ? o->listen : "127.0.0.1:8080";
+    if (!loopback(listen) || !strchr(listen, ':')) {
+        ct_log(CT_LOG_ERROR, "server",
+               "refusing to listen on %s: only loopback addresses (127.x.x.x:PORT, [::1]:PORT) are allowed until "
+               "API tokens are configured; put a TLS reverse proxy in front for remote access",
+               listen);
+        return CT_USAGE;
+    }
+    http_server *s = ct_calloc(1, sizeof *s);
+    s->o = *o;
+    s->data_dir = ct_strdup(o->data_dir);
+    pthread_rwlock_init(&s->lock, NULL);
+
+    char threads[16], timeout[16];
+    snprintf(threads, sizeof threads, "%u", o->threads ? o->threads : 32);
+    snprintf(timeout, sizeof timeout, "%d", o->request_timeout_ms > 0 ? o->request_timeout_ms : 10000);
+    /* civetweb wants "127.0.0.1:8080"; a bracketed IPv6 address is passed as is. */
+    const char *opts[32];
+    int n = 0;
+    opts[n++] = "listening_ports";
+    opts[n++] = listen;
+    opts[n++] = "num_threads";
+    opts[n++] = threads;
+    opts[n++] = "request_timeout_ms";
+    opts[n++] = timeout;
+    opts[n++] = "enable_directory_listing";
+    opts[n++] = "no";
+    opts[n++] = "enable_keep_alive";
+    opts[n++] = "yes";
+    struct stat sb;
+    if (o->web_root && stat(o->web_root, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        opts[n++] = "document_root";
+        opts[n++] = o->web_root;
+    } else if (o->web_root) {
+        ct_log(CT_LOG_WARN, "server", "no dashboard: %s is not a directory", o->web_root);
+    }
+    opts[n] = NULL;
+
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.log_message = log_message;
+    mg_init_library(0);
+    s->ctx = mg_start(&cb, s, opts);
+    if (!s->ctx) {
+        ct_log(CT_LOG_ERROR, "server", "cannot listen on %s (in use, or not an address of this host)", listen);
+        http_server_stop(s);
+        return CT_IO;
+    }
+    mg_set_request_handler(s->ctx, "/api", server__api, s);
+    mg_set_request_handler(s->ctx, "/metrics", server__metrics, s);
+    mg_set_request_handler(s->ctx, "/healthz", server__healthz, s);
+    mg_set_request_handler(s->ctx, "/readyz", server__readyz, s);
+    refresh(s); /* the store may not exist yet: requests will try again */
+    ct_log(CT_LOG_INFO, "server", "listening on http://%s (store %s)", listen, o->data_dir);
+    *out = s;
+    return CT_OK;
+}
+
+void http_server_stop(http_server *s)
+{
+    if (!s) return;
+    if (s->ctx) mg_stop(s->ctx);
+    store_close(s->st);
+    pthread_rwlock_destroy(&s->lock);
+    free(s->data_dir);
+    free(s);
+}

@@ -1,0 +1,94 @@
+/* towerd serve: the HTTP API, metrics, health probes and the dashboard's static files. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nats_opts.h"
+#include "server.h"
+#include "towerd.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static const ct_opt_def own_defs[] = {
+    {"http", 0, "TOWER_HTTP", "server.http", CT_OPT_STRING, "127.0.0.1:8080", "HOST:PORT",
+     "listen address (loopback only until API tokens exist)", 0, 0},
+    {"data", 'd', "TOWER_DATA", "store.data", CT_OPT_STRING, "./tower-data", "DIR", "the store directory (read only)", 0, 0},
+    {"web", 0, "TOWER_WEB", "server.web", CT_OPT_STRING, "./web", "DIR", "the dashboard's static files", 0, 0},
+    {"threads", 0, "TOWER_HTTP_THREADS", "server.threads", CT_OPT_INT, "32", "N", "worker threads", 0, 0},
+    {"ready-max-lag", 0, "TOWER_READY_MAX_LAG", "server.ready_max_lag", CT_OPT_INT, "10000", "N",
+     "/readyz fails when the projector is more events behind", 0, 0},
+    {"no-nats", 0, "TOWER_NO_NATS", NULL, CT_OPT_BOOL, NULL, NULL,
+     "do not connect to NATS (no stream figures; readiness needs only the store)", 0, 0},
+};
+
+int towerd_serve(int argc, char **argv)
+{
+    size_t ndefs;
+    ct_opt_def *defs = towerd_defs_concat(own_defs, sizeof own_defs / sizeof own_defs[0], &ndefs);
+    ct_config *cfg = NULL;
+    char **args = NULL;
+    int nargs = 0, help = 0, rc = TOWERD_EXIT_FAIL;
+    bus *b = NULL;
+    http_server *srv = NULL;
+    static const char *const ignore[] = {"projector", "sla", "sim", "publish", NULL};
+    if (ct_config_parse(&cfg, "towerd serve",
+                        "usage: towerd serve [OPTIONS]\n\n"
+                        "Serves the REST API (/api/v1/...), /metrics, /healthz, /readyz and the dashboard\n"
+                        "from the store, read-only, one LMDB read transaction per request. Runs until SIGINT\n"
+                        "or SIGTERM.\n\n"
+                        "Exit codes: 0 stopped; 1 cannot listen; 2 usage (including a non-loopback address).",
+                        defs, ndefs, ignore, argc, argv, &args, &nargs, &help) != CT_OK) {
+        free(defs);
+        return TOWERD_EXIT_USAGE;
+    }
+    if (help) {
+        rc = TOWERD_EXIT_OK;
+        goto out;
+    }
+    if (nargs) {
+        fprintf(stderr, "towerd serve: unexpected argument '%s'\n", args[0]);
+        rc = TOWERD_EXIT_USAGE;
+        goto out;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!ct_config_bool(cfg, "no-nats")) {
+        bus_opts bo;
+        towerd_bus_opts(cfg, &bo, "towerd serve");
+        bo.wait_connect = 1;
+        if (bus_connect(&b, &bo) != CT_OK) b = NULL; /* serve the store anyway; /readyz tells */
+    }
+    server_opts so = {.listen = ct_config_str(cfg, "http"),
+                      .data_dir = ct_config_str(cfg, "data"),
+                      .web_root = ct_config_str(cfg, "web"),
+                      .threads = (unsigned)ct_config_int(cfg, "threads"),
+                      .bus = b,
+                      .ready_max_lag = (uint64_t)ct_config_int(cfg, "ready-max-lag")};
+    ct_status st = http_server_start(&srv, &so);
+    if (st != CT_OK) {
+        rc = st == CT_USAGE ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;
+        goto out;
+    }
+    while (!stop_flag) usleep(100000);
+    ct_log(CT_LOG_INFO, "server", "stopping");
+    rc = TOWERD_EXIT_OK;
+out:
+    http_server_stop(srv);
+    bus_close(b);
+    ct_config_destroy(cfg);
+    free(defs);
+    return rc;
+}
