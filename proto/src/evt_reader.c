@@ -163,10 +163,13 @@ static int load_array(evt_reader *r, evt_record *rec)
     const char *text = r->mem;
     size_t len = r->mem_len;
     if (r->in) {
-        char chunk[65536];
+        /* On the heap: readers also run on server threads with small stacks. */
+        enum { CHUNK = 65536 };
+        char *chunk = ct_malloc(CHUNK);
         size_t n;
         if (r->head.len) ct_buf_add(&all, r->head.data, r->head.len);
-        while ((n = fread(chunk, 1, sizeof chunk, r->in)) > 0) ct_buf_add(&all, chunk, n);
+        while ((n = fread(chunk, 1, CHUNK, r->in)) > 0) ct_buf_add(&all, chunk, n);
+        free(chunk);
         if (ferror(r->in)) {
             ct_buf_free(&all);
             r->done = 1;

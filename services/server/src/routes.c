@@ -219,8 +219,15 @@ int server__api(struct mg_connection *c, void *cbdata)
     else if (!strncmp(uri, "/api/v1/shipments/", 18)) route = SERVER_ROUTE_SHIPMENTS;
     else if (!strcmp(uri, "/api/v1/search")) route = SERVER_ROUTE_SEARCH;
     else if (!strcmp(uri, "/api/v1/dead-letters")) route = SERVER_ROUTE_DEAD_LETTERS;
+    else if (!strcmp(uri, "/api/v1/events")) route = SERVER_ROUTE_INGEST;
     if (route == SERVER_ROUTE_OTHER_API)
         return server__error(c, s, route, 404, "NOT_FOUND", NULL, "no route %.200s", uri);
+    if (route == SERVER_ROUTE_INGEST) {
+        if (strcmp(ri->request_method, "POST") != 0)
+            return server__error(c, s, route, 405, "METHOD_NOT_ALLOWED", NULL, "%s is not allowed here; use POST",
+                                 ri->request_method);
+        return server__ingest(c, s);
+    }
     if (strcmp(ri->request_method, "GET") != 0)
         return server__error(c, s, route, 405, "METHOD_NOT_ALLOWED", NULL, "%s is not allowed here; use GET",
                              ri->request_method);

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-const int server__codes[SERVER_N_CODES] = {200, 400, 404, 405, 500, 503, 0};
+const int server__codes[SERVER_N_CODES] = {200, 400, 404, 405, 413, 500, 503, 0};
 
 static const char *route_names[] = {
 #define SERVER_X(id, name) name,
@@ -35,6 +35,9 @@ int server__json(struct mg_connection *c, http_server *s, server_route route, in
     char cl[32];
     snprintf(cl, sizeof cl, "%zu", len + 1);
     mg_response_header_add(c, "Content-Length", cl, -1);
+    /* A request whose body is refused unread cannot share its connection with the next one. */
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (status == 413 || (ri && ri->content_length > 0 && status >= 400)) mg_response_header_add(c, "Connection", "close", -1);
     mg_response_header_send(c);
     if (txt) mg_write(c, txt, len);
     mg_write(c, "\n", 1);

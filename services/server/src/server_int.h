@@ -12,7 +12,7 @@
 /* Routes counted in tower_http_requests_total (never an id: bounded cardinality). */
 #define SERVER_ROUTE_MAP(X)                                                    \
     X(SUMMARY, "summary") X(VIEWS, "views") X(ORDERS, "orders") X(SHIPMENTS, "shipments") \
-    X(SEARCH, "search") X(DEAD_LETTERS, "dead_letters") X(OTHER_API, "other_api")  \
+    X(SEARCH, "search") X(DEAD_LETTERS, "dead_letters") X(INGEST, "ingest") X(OTHER_API, "other_api")  \
     X(HEALTHZ, "healthz") X(READYZ, "readyz") X(METRICS, "metrics")
 
 typedef enum server_route {
@@ -23,7 +23,7 @@ typedef enum server_route {
 } server_route;
 
 /* Status codes counted per route. */
-#define SERVER_N_CODES 7
+#define SERVER_N_CODES 8
 extern const int server__codes[SERVER_N_CODES];
 
 struct http_server {
@@ -33,6 +33,7 @@ struct http_server {
     pthread_rwlock_t lock;   /* guards st: readers use it, a reopen replaces it */
     store *st;
     uint64_t requests[SERVER_ROUTE_COUNT][SERVER_N_CODES];
+    int streams_ok;          /* the events streams were ensured (ingest) */
 };
 
 /* A read transaction on the current store generation (opened or reopened as needed). */
@@ -47,6 +48,7 @@ int server__error(struct mg_connection *c, http_server *s, server_route route, i
 void server__count(http_server *s, server_route route, int status);
 
 int server__api(struct mg_connection *c, void *cbdata);
+int server__ingest(struct mg_connection *c, http_server *s);
 int server__metrics(struct mg_connection *c, void *cbdata);
 int server__healthz(struct mg_connection *c, void *cbdata);
 int server__readyz(struct mg_connection *c, void *cbdata);

@@ -1,0 +1,139 @@
+/* POST /api/v1/events: the ingest gateway — validate, publish to JetStream, answer per event only after the acks. */
+#include "server_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BODY (4 * 1024 * 1024)
+#define MAX_EVENTS 10000
+#define ACK_TIMEOUT_MS 10000
+
+/* The bus has one set of publishes in flight: one ingest request publishes at a time. */
+static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
+
+typedef struct result {
+    json_t *arr;
+    size_t stored, dups, failed;
+} result;
+
+static void on_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
+{
+    result *r = ctx;
+    json_t *o = json_array_get(r->arr, tag);
+    if (!o) return;
+    switch (ack->result) {
+    case BUS_PUB_STORED:
+        json_object_set_new(o, "status", json_string("accepted"));
+        json_object_set_new(o, "seq", json_integer((json_int_t)ack->seq));
+        r->stored++;
+        break;
+    case BUS_PUB_DUPLICATE:
+        json_object_set_new(o, "status", json_string("duplicate"));
+        r->dups++;
+        break;
+    case BUS_PUB_FAILED: {
+        json_t *e = json_object();
+        json_object_set_new(e, "code", json_string("NOT_STORED"));
+        json_object_set_new(e, "message", json_string(ack->error));
+        json_object_set_new(o, "status", json_string("failed"));
+        json_object_set_new(o, "error", e);
+        r->failed++;
+        break;
+    }
+    }
+}
+
+int server__ingest(struct mg_connection *c, http_server *s)
+{
+    const server_route route = SERVER_ROUTE_INGEST;
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (!s->o.bus)
+        return server__error(c, s, route, 503, "NO_BUS", NULL, "this server has no NATS connection to publish to");
+    if (ri->content_length > MAX_BODY)
+        return server__error(c, s, route, 413, "TOO_LARGE", NULL, "the body is over %d bytes", MAX_BODY);
+
+    /* A publisher makes sure the streams exist (a projector may not have started yet). */
+    if (!__atomic_load_n(&s->streams_ok, __ATOMIC_ACQUIRE) && bus_ensure_streams(s->o.bus) == CT_OK)
+        __atomic_store_n(&s->streams_ok, 1, __ATOMIC_RELEASE);
+
+    /* Read the body (with or without a Content-Length), bounded. */
+    ct_buf body = {0};
+    /* civetweb's worker threads have small stacks: read through the buffer itself. */
+    int n;
+    for (;;) {
+        if (body.cap - body.len < 16385) {
+            body.cap = body.cap ? body.cap * 2 : 65536;
+            body.data = ct_realloc(body.data, body.cap);
+        }
+        n = mg_read(c, body.data + body.len, body.cap - body.len - 1);
+        if (n <= 0) break;
+        body.len += (size_t)n;
+        body.data[body.len] = '\0';
+        if (body.len > MAX_BODY) {
+            ct_buf_free(&body);
+            return server__error(c, s, route, 413, "TOO_LARGE", NULL, "the body is over %d bytes", MAX_BODY);
+        }
+    }
+    if (!body.len) {
+        ct_buf_free(&body);
+        return server__error(c, s, route, 400, "EMPTY_BODY", NULL, "send NDJSON or a JSON array of events");
+    }
+
+    evt_reader *rd = NULL;
+    evt_reader_open_mem(&rd, body.data, body.len);
+    result res = {json_array(), 0, 0, 0};
+    size_t rejected = 0, count = 0, to_publish = 0;
+    evt_record rec;
+    int got;
+    pthread_mutex_lock(&publish_lock);
+    while ((got = evt_reader_next(rd, &rec)) == 1 && count < MAX_EVENTS) {
+        json_t *o = json_object();
+        json_object_set_new(o, "index", json_integer((json_int_t)count));
+        if (rec.event) {
+            json_object_set_new(o, "eventId", json_string(rec.event->event_id));
+            json_array_append_new(res.arr, o);
+            bus_publish_event(s->o.bus, rec.event, count);
+            evt_free(rec.event);
+            to_publish++;
+        } else {
+            if (*rec.error.event_id) json_object_set_new(o, "eventId", json_string(rec.error.event_id));
+            json_t *e = json_object();
+            json_object_set_new(e, "code", json_string(evt_code_str(rec.error.code)));
+            json_object_set_new(e, "message", json_string(rec.error.message));
+            if (*rec.error.field) json_object_set_new(e, "field", json_string(rec.error.field));
+            json_object_set_new(o, "status", json_string("rejected"));
+            json_object_set_new(o, "error", e);
+            json_array_append_new(res.arr, o);
+            rejected++;
+        }
+        count++;
+    }
+    if (to_publish) bus_publish_wait(s->o.bus, ACK_TIMEOUT_MS, on_ack, &res);
+    pthread_mutex_unlock(&publish_lock);
+    int whole_bad = got < 0;
+    int too_many = got == 1 && count >= MAX_EVENTS;
+    if (too_many) evt_free(rec.event);
+    evt_reader_destroy(rd);
+    ct_buf_free(&body);
+
+    if (whole_bad) {
+        json_decref(res.arr);
+        return server__error(c, s, route, 400, evt_code_str(rec.error.code), NULL, "%s", rec.error.message);
+    }
+    if (too_many) {
+        json_decref(res.arr);
+        return server__error(c, s, route, 413, "TOO_MANY_EVENTS", NULL, "at most %d events per request; nothing was "
+                             "acknowledged, resend in smaller bodies", MAX_EVENTS);
+    }
+    json_t *out = json_object();
+    json_object_set_new(out, "accepted", json_integer((json_int_t)res.stored));
+    json_object_set_new(out, "duplicates", json_integer((json_int_t)res.dups));
+    json_object_set_new(out, "rejected", json_integer((json_int_t)rejected));
+    json_object_set_new(out, "failed", json_integer((json_int_t)res.failed));
+    json_object_set_new(out, "results", res.arr);
+    /* 2xx only when every event is in JetStream; 503 when some could not be stored (resend them);
+     * 400 when some were invalid (the good ones are stored all the same). */
+    int status = res.failed ? 503 : rejected ? 400 : 200;
+    return server__json(c, s, route, status, out);
+}
