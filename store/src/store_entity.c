@@ -143,6 +143,12 @@ static void set_str(json_t *o, const char *k, const char *v)
     if (v && *v) json_object_set_new(o, k, json_string(v));
 }
 
+/* A stage is always present: null while no milestone is known (an orphan shipment named only by a block). */
+static void set_stage(json_t *o, const char *k, fold_stage st)
+{
+    json_object_set_new(o, k, st == FOLD_STAGE_NONE ? json_null() : json_string(fold_stage_name(st)));
+}
+
 ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t now_ns, json_t **out)
 {
     if (kind != 'o' && kind != 's') return CT_INVALID;
@@ -189,12 +195,12 @@ ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t 
             if (kind == 's' && strcmp(sids[i], id) == 0) me = i;
         if (kind == 'o') {
             set_str(o, "orderId", id);
-            set_str(o, "stage", fold_stage_name(res.stage));
+            set_stage(o, "stage", res.stage);
         } else {
             set_str(o, "shipmentId", id);
             set_str(o, "orderId", oid);
-            set_str(o, "stage", ns ? fold_stage_name(res.shipment_stages[me]) : "");
-            if (oid) set_str(o, "orderStage", fold_stage_name(res.stage));
+            set_stage(o, "stage", ns ? res.shipment_stages[me] : FOLD_STAGE_NONE);
+            if (oid) set_stage(o, "orderStage", res.stage);
         }
         /* What the order said about itself: the latest orderCreated. */
         const evt_event *created = NULL;
@@ -216,7 +222,7 @@ ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t 
         for (size_t i = 0; i < ns && oid; i++) {
             json_t *x = json_object();
             set_str(x, "shipmentId", sids[i]);
-            set_str(x, "stage", fold_stage_name(res.shipment_stages[i]));
+            set_stage(x, "stage", res.shipment_stages[i]);
             json_array_append_new(sh, x);
         }
         json_object_set_new(o, "shipments", sh);
