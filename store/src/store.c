@@ -291,6 +291,7 @@ ct_status store_open(store **out, const store_opts *opts)
     ct_status st = CT_OK;
     store *s = ct_calloc(1, sizeof *s);
     s->lock_fd = -1;
+    pthread_rwlock_init(&s->txn_lock, NULL);
     s->root = ct_strdup(opts->dir);
     s->read_only = opts->read_only;
     s->map_size = opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE;
@@ -348,6 +349,7 @@ void store_close(store *s)
     if (!s) return;
     if (s->env) mdb_env_close(s->env);
     if (s->lock_fd >= 0) close(s->lock_fd);
+    pthread_rwlock_destroy(&s->txn_lock);
     free(s->dir);
     free(s->root);
     free(s->gen);
@@ -359,13 +361,22 @@ size_t store_map_size(store *s) { return s->map_size; }
 ct_status store_reader_begin(store *s, store_reader **out)
 {
     MDB_txn *txn = NULL;
+    pthread_rwlock_rdlock(&s->txn_lock);
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc == MDB_MAP_RESIZED) {
-        /* The writer (maybe another process) grew the map: adopt its size and retry. */
+        /* The writer (maybe another process) grew the map: adopt its size, with no
+         * transaction of this process open, and retry. */
+        pthread_rwlock_unlock(&s->txn_lock);
+        pthread_rwlock_wrlock(&s->txn_lock);
         mdb_env_set_mapsize(s->env, 0);
+        pthread_rwlock_unlock(&s->txn_lock);
+        pthread_rwlock_rdlock(&s->txn_lock);
         rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     }
-    if (rc) return store__fail(s, rc, "begin a read transaction");
+    if (rc) {
+        pthread_rwlock_unlock(&s->txn_lock);
+        return store__fail(s, rc, "begin a read transaction");
+    }
     store_reader *r = ct_malloc(sizeof *r);
     r->s = s;
     r->txn = txn;
@@ -377,6 +388,7 @@ void store_reader_end(store_reader *r)
 {
     if (!r) return;
     mdb_txn_abort(r->txn);
+    pthread_rwlock_unlock(&r->s->txn_lock);
     free(r);
 }
 

@@ -779,7 +779,9 @@ ct_status store_apply_meta(store *s, const store_input *in, size_t n, int64_t no
         }
         if (rc != MDB_MAP_FULL) return store__fail(s, rc, "apply a batch");
         size_t grown = s->map_size * 2;
+        pthread_rwlock_wrlock(&s->txn_lock); /* no read transaction of this process may be open */
         int rc2 = mdb_env_set_mapsize(s->env, grown);
+        pthread_rwlock_unlock(&s->txn_lock);
         if (rc2) return store__fail(s, rc2, "grow the map");
         ct_log(CT_LOG_INFO, "store", "map full: grew %s from %zu to %zu MiB, retrying the batch", s->dir,
                s->map_size >> 20, grown >> 20);

@@ -3,6 +3,7 @@
 #define STORE_INT_H
 
 #include <lmdb.h>
+#include <pthread.h>
 
 #include "store.h"
 
@@ -12,6 +13,9 @@ struct store {
     char *root;      /* DIR as given */
     char *gen;       /* the generation DIR/current pointed at when opened ("" for a flat DIR) */
     int lock_fd;     /* DIR/writer.lock, held by the one writer process (-1 for readers) */
+    /* Read transactions hold it shared; changing the map size (growing it, or adopting the size
+     * another process grew it to) needs it exclusive: LMDB forbids that with a transaction open. */
+    pthread_rwlock_t txn_lock;
     size_t map_size;
     int read_only;
     MDB_dbi meta;    /* "format", "applied_seq", "stat/<name>", "count/<view>" -> u64 */
