@@ -1,0 +1,6 @@
+# Integration tests of the read side of the HTTP API (`towerd serve`) on a store folded offline: views,
+# paging and filters against `towerd dump`, orders and shipments, search, dead letters, /metrics, errors,
+# static files and path traversal, answers while `towerd fold` writes, SIGTERM. No NATS needed.
+# Python 3 standard library only; TOWER_IT_SCALE / TOWER_IT_SLOW as for test_projector.
+add_test(NAME test_server COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_server.py $<TARGET_FILE:towerd>)
+set_tests_properties(test_server PROPERTIES LABELS integration TIMEOUT 600)
