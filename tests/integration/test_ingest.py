@@ -51,8 +51,8 @@ class Ingest(unittest.TestCase):
             try:
                 if self.get("/healthz")[0] == 200:
                     return
-            except OSError:
-                pass
+            except (OSError, ValueError):
+                pass  # not listening yet, or listening before its routes are registered
             time.sleep(0.1)
         self.fail("towerd serve did not answer /healthz")
 
