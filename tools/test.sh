@@ -15,6 +15,5 @@ cmake --build build -j"$jobs"
 echo "== build (ASan+UBSan) ==" >&2
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTOWER_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
-# The integration traces are halved here: the sanitized binaries are 3-5x slower.
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    TOWER_IT_SCALE=${TOWER_IT_SCALE:-0.5} ctest --output-on-failure "$@")
+    ctest --output-on-failure "$@")
