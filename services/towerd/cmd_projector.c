@@ -11,24 +11,6 @@
 #include "projector.h"
 #include "towerd.h"
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
-void towerd_handle_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
-
 static const ct_opt_def own_defs[] = {
     {"data", 'd', "TOWER_DATA", "store.data", CT_OPT_STRING, "./tower-data", "DIR", "the store directory", 0, 0},
     {"batch", 0, "TOWER_PROJECTOR_BATCH", "projector.batch", CT_OPT_INT, "1000", "N", "events per commit at most", 0, 0},
@@ -106,7 +88,7 @@ static int run(int argc, char **argv, int rebuild)
                          .dead_letter_stream = !rebuild};
     if (!rebuild) {
         ct_log(CT_LOG_INFO, "projector", "store %s", data);
-        rc = projector_run(b, &po, &stop_flag, NULL);
+        rc = projector_run(b, &po, &towerd_stop, NULL);
         goto out;
     }
 
@@ -135,9 +117,9 @@ static int run(int argc, char **argv, int rebuild)
         po.flat = 1;
         po.stop_at_seq = st.last_seq;
         po.progress = 1;
-        rc = projector_run(b, &po, &stop_flag, NULL);
+        rc = projector_run(b, &po, &towerd_stop, NULL);
     }
-    if (rc == PROJECTOR_OK && stop_flag) {
+    if (rc == PROJECTOR_OK && towerd_stop) {
         fprintf(stderr, "towerd rebuild: interrupted; the live store is untouched (partial generation left in %s)\n", gen);
         rc = TOWERD_EXIT_FAIL;
     } else if (rc == PROJECTOR_OK) {

@@ -9,14 +9,6 @@
 #include "server.h"
 #include "towerd.h"
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
 static const ct_opt_def own_defs[] = {
     {"http", 0, "TOWER_HTTP", "server.http", CT_OPT_STRING, "127.0.0.1:8080", "HOST:PORT",
      "listen address (loopback only until API tokens exist)", 0, 0},
@@ -58,12 +50,7 @@ int towerd_serve(int argc, char **argv)
         rc = TOWERD_EXIT_USAGE;
         goto out;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    towerd_handle_signals();
 
     if (!ct_config_bool(cfg, "no-nats")) {
         bus_opts bo;
@@ -82,7 +69,7 @@ int towerd_serve(int argc, char **argv)
         rc = st == CT_USAGE ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;
         goto out;
     }
-    while (!stop_flag) usleep(100000);
+    while (!towerd_stop) usleep(100000);
     ct_log(CT_LOG_INFO, "server", "stopping");
     rc = TOWERD_EXIT_OK;
 out:

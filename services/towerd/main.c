@@ -20,6 +20,24 @@ static const struct {
     {"status", towerd_status, "the projector's figures: applied sequence, lag, dead letters"},
 };
 
+volatile sig_atomic_t towerd_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    towerd_stop = 1;
+}
+
+void towerd_handle_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 const char *towerd_data_dir(const char *flag)
 {
     if (flag && *flag) return flag;

@@ -2,6 +2,8 @@
 #ifndef TOWERD_H
 #define TOWERD_H
 
+#include <signal.h>
+
 /* Exit codes shared by every sub-command. */
 enum {
     TOWERD_EXIT_OK = 0,      /* done */
@@ -20,7 +22,10 @@ int towerd_rebuild(int argc, char **argv);
 int towerd_status(int argc, char **argv);
 int towerd_serve(int argc, char **argv);
 
-/* SIGINT and SIGTERM set the stop flag of the running role; SIGPIPE is ignored. */
+/* Set by SIGINT and SIGTERM once towerd_handle_signals ran: the running role stops. */
+extern volatile sig_atomic_t towerd_stop;
+
+/* SIGINT and SIGTERM set towerd_stop; SIGPIPE is ignored. */
 void towerd_handle_signals(void);
 
 /* The store directory: --data, else $TOWER_DATA, else ./tower-data. */
