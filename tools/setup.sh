@@ -7,7 +7,7 @@ PKGS="build-essential cmake pkg-config git ca-certificates
   libnats-dev nats-server
   liblmdb-dev lmdb-utils
   libprotobuf-c-dev protobuf-c-compiler
-  libcivetweb-dev libwebsockets-dev libjansson-dev libinih-dev
+  libcivetweb-dev libwebsockets-dev libjansson-dev libinih-dev libcurl4-openssl-dev libssl-dev
   clang libclang-rt-14-dev valgrind curl python3 openssl"
 
 missing=""
