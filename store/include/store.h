@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 /** The on-disk format this code reads and writes; a store of another version is refused at open. */
-#define STORE_FORMAT_VERSION 1
+#define STORE_FORMAT_VERSION 2
 
 typedef struct store store;
 
@@ -161,6 +161,13 @@ uint64_t store_reader_meta(store_reader *r, const char *key);
 
 /** \brief Items in a view as of the snapshot. */
 uint64_t store_reader_count(store_reader *r, fold_view v);
+
+/**
+ * \brief Items in a view per warehouse (kind 'w') or per carrier (kind 'c'), as of the
+ * snapshot: fn is called once per warehouse or carrier with a non-zero count, in id order.
+ */
+void store_reader_breakdown(store_reader *r, fold_view v, char kind,
+                            void (*fn)(void *ctx, const char *id, uint64_t count), void *ctx);
 
 /** A view query: oldest first, optionally filtered, paged. */
 typedef struct store_query {

@@ -409,6 +409,29 @@ uint64_t store_reader_count(store_reader *r, fold_view v)
     return store__meta_u64(r->txn, r->s, key);
 }
 
+void store_reader_breakdown(store_reader *r, fold_view v, char kind,
+                            void (*fn)(void *ctx, const char *id, uint64_t count), void *ctx)
+{
+    char prefix[64];
+    int pl = snprintf(prefix, sizeof prefix, "count/%s/%c/", fold_view_name(v), kind);
+    MDB_cursor *c;
+    if (mdb_cursor_open(r->txn, r->s->meta, &c) != 0) return;
+    MDB_val k = {(size_t)pl, prefix}, val;
+    int rc = mdb_cursor_get(c, &k, &val, MDB_SET_RANGE);
+    char id[EVT_MAX_ID + 1];
+    while (rc == 0 && k.mv_size >= (size_t)pl && !memcmp(k.mv_data, prefix, (size_t)pl)) {
+        size_t il = k.mv_size - (size_t)pl;
+        if (il > 0 && il <= EVT_MAX_ID && val.mv_size == 8) {
+            memcpy(id, (const char *)k.mv_data + pl, il);
+            id[il] = 0;
+            uint64_t n = store__get_u64(val.mv_data);
+            if (n) fn(ctx, id, n);
+        }
+        rc = mdb_cursor_get(c, &k, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+}
+
 const char *store_op_name(store_op op)
 {
     switch (op) {

@@ -64,6 +64,12 @@ typedef struct wtx {
     strset orders, ships;
     strset relinks;   /* shipments named together with an order: their link may change */
     int64_t count_delta[FOLD_VIEW_COUNT];
+    /* Count changes per view and warehouse or carrier ("count/<view>/w/<id>", "/c/"): few distinct keys. */
+    struct part_delta {
+        char *key;
+        int64_t delta;
+    } *parts;
+    size_t n_parts, cap_parts;
     uint64_t n_events, n_dups, n_dead;
     store_changes *changes;
     /* Events decoded during this batch, by event id: an event named by an order and
@@ -218,6 +224,23 @@ static int load_entity(wtx *w, char kind, const char *id, loaded *out)
 
 static int view_of(const Tower__V1__ViewItem *it, fold_view *v) { return fold_view_parse(it->view, v); }
 
+static void part_count(wtx *w, fold_view v, char kind, const char *part, int64_t d)
+{
+    char key[64 + EVT_MAX_ID];
+    snprintf(key, sizeof key, "count/%s/%c/%s", fold_view_name(v), kind, part);
+    for (size_t i = 0; i < w->n_parts; i++)
+        if (!strcmp(w->parts[i].key, key)) {
+            w->parts[i].delta += d;
+            return;
+        }
+    if (w->n_parts == w->cap_parts) {
+        w->cap_parts = w->cap_parts ? w->cap_parts * 2 : 16;
+        w->parts = ct_realloc(w->parts, w->cap_parts * sizeof *w->parts);
+    }
+    w->parts[w->n_parts].key = ct_strdup(key);
+    w->parts[w->n_parts++].delta = d;
+}
+
 /* Add (del = 0) or remove (del = 1) the index entries of an item. */
 static int index_item(wtx *w, const Tower__V1__ViewItem *it, const char *key, int del)
 {
@@ -250,6 +273,7 @@ static int index_item(wtx *w, const Tower__V1__ViewItem *it, const char *key, in
         MDB_val k = {n, buf}, val = {0, ""};
         int rc = del ? mdb_del(w->txn, idx[i].dbi, &k, NULL) : mdb_put(w->txn, idx[i].dbi, &k, &val, 0);
         if (rc && !(del && rc == MDB_NOTFOUND)) return rc;
+        if (i > 0) part_count(w, v, i == 1 ? 'w' : 'c', idx[i].part, del ? -1 : 1);
     }
     w->count_delta[v] += del ? -1 : 1;
     return 0;
@@ -707,6 +731,17 @@ static int flush_meta(wtx *w, uint64_t seq)
         int64_t n = (int64_t)store__meta_u64(w->txn, w->s, key) + w->count_delta[v];
         rc = store__meta_put_u64(w->txn, w->s, key, n < 0 ? 0 : (uint64_t)n);
     }
+    for (size_t i = 0; i < w->n_parts && !rc; i++) {
+        if (!w->parts[i].delta) continue;
+        int64_t n = (int64_t)store__meta_u64(w->txn, w->s, w->parts[i].key) + w->parts[i].delta;
+        if (n > 0) {
+            rc = store__meta_put_u64(w->txn, w->s, w->parts[i].key, (uint64_t)n);
+        } else {
+            MDB_val k = {strlen(w->parts[i].key), w->parts[i].key};
+            rc = mdb_del(w->txn, w->s->meta, &k, NULL);
+            if (rc == MDB_NOTFOUND) rc = 0;
+        }
+    }
     return rc;
 }
 
@@ -747,6 +782,8 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     }
     if (w.txn) mdb_txn_abort(w.txn);
     if (!rc) *applied = seq;
+    for (size_t i = 0; i < w.n_parts; i++) free(w.parts[i].key);
+    free(w.parts);
     strset_free(&w.orders);
     strset_free(&w.ships);
     strset_free(&w.relinks);

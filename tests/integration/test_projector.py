@@ -789,7 +789,7 @@ class T6Publish(TowerTest):
 
 class T7Notices(TowerTest):
     def test_7_change_notices(self):
-        sub = self.nc().subscribe("tower.changes.>")
+        sub = self.nc().subscribe("tower.changes")
         self.nc().flush()
         data = self.path("store")
         proj = self.projector().start()
@@ -804,26 +804,35 @@ class T7Notices(TowerTest):
         self.assertTrue(msgs, "no change notice arrived")
         dump = self.t.dump(data, stable=False)
         seqs, adds, items = [], collections.Counter(), collections.defaultdict(list)
+        last, more = 0, False
         for m in msgs:
             n = m.json()
-            self.assertEqual(sorted(n), ["changes", "seq", "view"], n)
+            self.assertEqual(m.subject, "tower.changes")
+            self.assertEqual(sorted(n), ["changes", "more", "prev", "seq"], n)
             self.assertIsInstance(n["seq"], int)
-            self.assertIn(n["view"], dump, n)
-            self.assertEqual(m.subject, "tower.changes." + n["view"])
-            self.assertTrue(n["changes"], "a notice without changes: %s" % n)
+            # The commits chain: each notice names the sequence its commit started from; the parts
+            # of one commit share seq and prev.
+            if more:
+                self.assertEqual(n["seq"], seqs[-1], "a commit's parts were interleaved")
+            else:
+                self.assertEqual(n["prev"], last, "a commit's notice is missing before seq %d" % n["seq"])
+                self.assertGreater(n["seq"], n["prev"])
+            more, last = n["more"], n["seq"]
             for ch in n["changes"]:
-                self.assertEqual(sorted(ch), ["item", "op"], ch)
+                self.assertEqual(sorted(ch), ["item", "op", "view"], ch)
+                self.assertIn(ch["view"], dump, ch)
                 self.assertIn(ch["op"], ("add", "update", "remove"), ch)
                 self.assertIsInstance(ch["item"], dict)
                 self.assertIn("since", ch["item"], ch)
-                adds[n["view"]] += {"add": 1, "remove": -1, "update": 0}[ch["op"]]
+                adds[ch["view"]] += {"add": 1, "remove": -1, "update": 0}[ch["op"]]
                 if ch["op"] != "remove":
-                    items[n["view"]].append(ch["item"])
+                    items[ch["view"]].append(ch["item"])
             seqs.append(n["seq"])
         fx.log("test 7: %d notices, seq %d..%d, applied %d" % (len(msgs), seqs[0], seqs[-1], st["appliedSeq"]))
+        self.assertFalse(more, "the last commit's final part never came")
         self.assertEqual(seqs, sorted(seqs), "notice seq went backwards: %s" % seqs)
         self.assertGreater(seqs[0], 0)
-        self.assertLessEqual(seqs[-1], st["appliedSeq"])
+        self.assertEqual(seqs[-1], st["appliedSeq"])
         for view in dump:
             self.assertEqual(adds[view], len(dump[view]),
                              "%s: adds - removes in the notices vs items in the store" % view)

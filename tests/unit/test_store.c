@@ -162,6 +162,39 @@ static int count_item(void *ctx, const Tower__V1__ViewItem *it)
     return 0;
 }
 
+typedef struct bd_entry {
+    char id[16];
+    uint64_t n;
+} bd_entry;
+
+typedef struct breakdown {
+    bd_entry e[8];
+    int n;
+} breakdown;
+
+static void bd_add(void *ctx, const char *id, uint64_t n)
+{
+    breakdown *b = ctx;
+    T_ASSERT(b->n < 8);
+    T_ASSERT(strlen(id) < sizeof b->e[0].id);
+    snprintf(b->e[b->n].id, sizeof b->e[0].id, "%s", id);
+    b->e[b->n++].n = n;
+}
+
+/* The breakdown's count for an id (0 when absent), checked to be listed once. */
+static uint64_t bd_get(const breakdown *b, const char *id)
+{
+    uint64_t n = 0;
+    int seen = 0;
+    for (int i = 0; i < b->n; i++)
+        if (!strcmp(b->e[i].id, id)) {
+            n = b->e[i].n;
+            seen++;
+        }
+    T_ASSERT(seen <= 1);
+    return n;
+}
+
 static void check_indexes(store *s)
 {
     store_reader *r = NULL;
@@ -173,6 +206,9 @@ static void check_indexes(store *s)
         T_EQ_INT(store_reader_count(r, (fold_view)v), all.n);
         /* Every item is in exactly one warehouse index entry, or has no warehouse. */
         size_t by_wh = 0, by_ca = 0;
+        breakdown bw = {0}, bc = {0};
+        store_reader_breakdown(r, (fold_view)v, 'w', bd_add, &bw);
+        store_reader_breakdown(r, (fold_view)v, 'c', bd_add, &bc);
         for (int w = 1; w <= 3; w++) {
             char name[16];
             snprintf(name, sizeof name, "dc-%d", w);
@@ -180,6 +216,7 @@ static void check_indexes(store *s)
             store_query wq = {.view = (fold_view)v, .warehouse = name};
             store_view_scan(r, &wq, count_item, &c, NULL);
             T_EQ_INT(c.bad, 0);
+            T_EQ_INT(bd_get(&bw, name), c.n); /* the kept count per warehouse equals its index */
             by_wh += c.n;
         }
         for (int k = 0; k < 3; k++) {
@@ -189,8 +226,14 @@ static void check_indexes(store *s)
             store_query cq = {.view = (fold_view)v, .carrier = name};
             store_view_scan(r, &cq, count_item, &c, NULL);
             T_EQ_INT(c.bad, 0);
+            T_EQ_INT(bd_get(&bc, name), c.n);
             by_ca += c.n;
         }
+        uint64_t sum_w = 0, sum_c = 0;
+        for (int i = 0; i < bw.n; i++) sum_w += bw.e[i].n;
+        for (int i = 0; i < bc.n; i++) sum_c += bc.e[i].n;
+        T_EQ_INT(sum_w, by_wh); /* no warehouse outside dc-1..3 is counted */
+        T_EQ_INT(sum_c, by_ca);
         T_ASSERT(by_wh <= all.n);
         T_ASSERT(by_ca <= all.n);
     }

@@ -17,8 +17,13 @@ extern "C" {
 /** Events are published on tower.evt.<system>.<type>. */
 #define BUS_EVENTS_SUBJECTS "tower.evt.>"
 #define BUS_DLQ_SUBJECTS "tower.dlq.>"
-/** Change notices (core NATS, not stored): tower.changes.<view>. */
-#define BUS_CHANGES_PREFIX "tower.changes."
+/**
+ * Change notices (core NATS, not stored), one or more messages per commit on this subject:
+ * {"seq":S,"prev":P,"changes":[{"view":V,"op":"add|update|remove","item":{..}}],"more":bool}.
+ * prev is the applied sequence before the commit, so a reader that missed a commit sees a gap;
+ * "more" says that further parts of the same commit follow.
+ */
+#define BUS_CHANGES_SUBJECT "tower.changes"
 
 typedef struct bus bus;
 
@@ -114,6 +119,18 @@ ct_status bus_publish_wait(bus *b, int64_t timeout_ms, void (*fn)(void *ctx, siz
 
 /** \brief Publish a core NATS message (not stored; change notices). */
 ct_status bus_notify(bus *b, const char *subject, const void *data, size_t len);
+
+typedef struct bus_sub bus_sub;
+
+/**
+ * \brief Subscribe to a core NATS subject; fn runs on one library thread, in arrival order,
+ * with the message's bytes (valid during the call only).
+ */
+ct_status bus_subscribe(bus *b, const char *subject, void (*fn)(void *ctx, const char *data, size_t len), void *ctx,
+                        bus_sub **out);
+
+/** \brief Unsubscribe; no callback runs after it returns. NULL is a no-op. */
+void bus_unsubscribe(bus_sub *s);
 
 /**
  * \brief Publish a dead letter to TOWER_DLQ and wait for its ack: the raw bytes,

@@ -226,3 +226,49 @@ ct_status bus_notify(bus *b, const char *subject, const void *data, size_t len)
     natsStatus s = natsConnection_Publish(b->nc, subject, data, (int)len);
     return s == NATS_OK ? CT_OK : CT_BUS;
 }
+
+struct bus_sub {
+    natsSubscription *sub;
+    void (*fn)(void *ctx, const char *data, size_t len);
+    void *ctx;
+};
+
+static void on_sub_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    bus_sub *s = closure;
+    s->fn(s->ctx, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
+    natsMsg_Destroy(msg);
+}
+
+ct_status bus_subscribe(bus *b, const char *subject, void (*fn)(void *ctx, const char *data, size_t len), void *ctx,
+                        bus_sub **out)
+{
+    bus_sub *s = ct_calloc(1, sizeof *s);
+    s->fn = fn;
+    s->ctx = ctx;
+    natsStatus ns = natsConnection_Subscribe(&s->sub, b->nc, subject, on_sub_msg, s);
+    if (ns == NATS_OK) {
+        /* A slow consumer loses messages rather than memory; the reader detects the gap. */
+        natsSubscription_SetPendingLimits(s->sub, 65536, 256 * 1024 * 1024);
+        ns = natsConnection_Flush(b->nc);
+    }
+    if (ns != NATS_OK) {
+        natsSubscription_Destroy(s->sub);
+        free(s);
+        return bus__status(ns, "subscribe");
+    }
+    *out = s;
+    return CT_OK;
+}
+
+void bus_unsubscribe(bus_sub *s)
+{
+    if (!s) return;
+    /* The callback may be running on the library's thread: drain waits until it is done with us. */
+    if (natsSubscription_Drain(s->sub) != NATS_OK || natsSubscription_WaitForDrainCompletion(s->sub, 5000) != NATS_OK)
+        natsSubscription_Unsubscribe(s->sub);
+    natsSubscription_Destroy(s->sub);
+    free(s);
+}

@@ -57,31 +57,42 @@ static int check_stream(store *s, const char *dir, bus_stream_state *st, int reb
     return PROJECTOR_OK;
 }
 
-/* One JSON notice per view per commit: {"seq":S,"view":V,"changes":[{"op":..,"item":{..}}]}. */
-static void notify(bus *b, const store_changes *c)
+/* The change notices of one commit, on BUS_CHANGES_SUBJECT: {"seq","prev","changes":[{view,op,item}],"more"},
+ * split into parts of about NOTICE_PART bytes. A commit without changes still sends one, so that
+ * the chain of prev -> seq is unbroken for readers that check it. */
+#define NOTICE_PART (256 * 1024)
+
+static void notice_send(bus *b, uint64_t seq, uint64_t prev, json_t *arr, int more)
 {
-    for (int v = 0; v < FOLD_VIEW_COUNT; v++) {
-        json_t *arr = NULL;
-        for (size_t i = 0; i < c->n; i++) {
-            if ((int)c->v[i].view != v) continue;
-            if (!arr) arr = json_array();
-            json_t *ch = json_object();
-            json_object_set_new(ch, "op", json_string(store_op_name(c->v[i].op)));
-            json_object_set_new(ch, "item", store_item_to_json(c->v[i].item, 0));
-            json_array_append_new(arr, ch);
+    json_t *msg = json_object();
+    json_object_set_new(msg, "seq", json_integer((json_int_t)seq));
+    json_object_set_new(msg, "prev", json_integer((json_int_t)prev));
+    json_object_set_new(msg, "changes", arr);
+    json_object_set_new(msg, "more", json_boolean(more));
+    char *txt = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (txt) bus_notify(b, BUS_CHANGES_SUBJECT, txt, strlen(txt));
+    free(txt);
+    json_decref(msg);
+}
+
+static void notify(bus *b, const store_changes *c, uint64_t prev)
+{
+    json_t *arr = json_array();
+    size_t bytes = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        json_t *ch = json_object();
+        json_object_set_new(ch, "view", json_string(fold_view_name(c->v[i].view)));
+        json_object_set_new(ch, "op", json_string(store_op_name(c->v[i].op)));
+        json_object_set_new(ch, "item", store_item_to_json(c->v[i].item, 0));
+        json_array_append_new(arr, ch);
+        bytes += 512; /* a generous estimate of one change's JSON */
+        if (bytes >= NOTICE_PART && i + 1 < c->n) {
+            notice_send(b, c->seq, prev, arr, 1);
+            arr = json_array();
+            bytes = 0;
         }
-        if (!arr) continue;
-        json_t *msg = json_object();
-        json_object_set_new(msg, "seq", json_integer((json_int_t)c->seq));
-        json_object_set_new(msg, "view", json_string(fold_view_name((fold_view)v)));
-        json_object_set_new(msg, "changes", arr);
-        char *txt = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        char subject[64];
-        snprintf(subject, sizeof subject, BUS_CHANGES_PREFIX "%s", fold_view_name((fold_view)v));
-        if (txt) bus_notify(b, subject, txt, strlen(txt));
-        free(txt);
-        json_decref(msg);
     }
+    notice_send(b, c->seq, prev, arr, 0);
 }
 
 static void progress(uint64_t applied, uint64_t first, uint64_t target, int64_t t0, int final)
@@ -267,6 +278,7 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                 rc = PROJECTOR_FAIL;
                 goto out;
             }
+            uint64_t prev_applied = applied;
             applied = bt.in[n - 1].seq;
             for (size_t i = 0; i < n; i++) {
                 switch (bt.out[i]) {
@@ -282,7 +294,7 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                 }
                 evt_free(bt.in[i].event);
             }
-            if (o->notify && changes.n) notify(b, &changes);
+            if (o->notify) notify(b, &changes, prev_applied);
             if (o->dead_letter_stream) flush_dlq(b, s, &dlq_published);
             fig->applied_seq = applied;
             if (applied > st.last_seq) st.last_seq = applied;
