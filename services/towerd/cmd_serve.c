@@ -11,7 +11,17 @@
 
 static const ct_opt_def own_defs[] = {
     {"http", 0, "TOWER_HTTP", "server.http", CT_OPT_STRING, "127.0.0.1:8080", "HOST:PORT",
-     "listen address (loopback only until API tokens exist)", 0, 0},
+     "listen address (beyond loopback only with --tokens)", 0, 0},
+    {"tokens", 0, "TOWER_TOKENS", "server.tokens", CT_OPT_STRING, NULL, "FILE",
+     "API tokens with roles, hashed (lines 'NAME ROLE SHA256HEX', see towerd token); every API route then needs one", 0, 0},
+    {"ws-max-clients", 0, "TOWER_WS_MAX_CLIENTS", "server.ws_max_clients", CT_OPT_INT, "256", "N",
+     "live-stream connections at once (each holds a worker thread)", 0, 0},
+    {"ws-queue", 0, "TOWER_WS_QUEUE", "server.ws_queue", CT_OPT_INT, "20000", "N",
+     "changes queued to one live-stream client before it is dropped to a resync", 0, 0},
+    {"ws-snapshot-max", 0, "TOWER_WS_SNAPSHOT_MAX", "server.ws_snapshot_max", CT_OPT_INT, "500", "N",
+     "items in a live-stream snapshot (the oldest; its count gives the total)", 0, 0},
+    {"ws-coalesce", 0, "TOWER_WS_COALESCE", "server.ws_coalesce", CT_OPT_DURATION, "20ms", "DURATION",
+     "a live-stream client gets at most one frame per this interval (changes are batched)", 0, 0},
     {"data", 'd', "TOWER_DATA", "store.data", CT_OPT_STRING, "./tower-data", "DIR", "the store directory (read only)", 0, 0},
     {"web", 0, "TOWER_WEB", "server.web", CT_OPT_STRING, "./web", "DIR", "the dashboard's static files", 0, 0},
     {"threads", 0, "TOWER_HTTP_THREADS", "server.threads", CT_OPT_INT, "32", "N", "worker threads", 0, 0},
@@ -36,7 +46,12 @@ int towerd_serve(int argc, char **argv)
                         "Serves the REST API (/api/v1/...), /metrics, /healthz, /readyz and the dashboard\n"
                         "from the store, read-only, one LMDB read transaction per request. Runs until SIGINT\n"
                         "or SIGTERM.\n\n"
-                        "Exit codes: 0 stopped; 1 cannot listen; 2 usage (including a non-loopback address).",
+                        "Without --tokens it listens on loopback only and the API is open to local users; with\n"
+                        "--tokens every /api route needs 'Authorization: Bearer TOKEN' (the websocket also takes\n"
+                        "?token=): viewer reads and streams, operator also redrives dead letters, ingest posts\n"
+                        "events. /metrics, /healthz, /readyz and the dashboard's files stay open.\n\n"
+                        "Exit codes: 0 stopped; 1 cannot listen; 2 usage (a bad tokens file, or a non-loopback\n"
+                        "address without tokens).",
                         defs, ndefs, ignore, argc, argv, &args, &nargs, &help) != CT_OK) {
         free(defs);
         return TOWERD_EXIT_USAGE;
@@ -63,7 +78,12 @@ int towerd_serve(int argc, char **argv)
                       .web_root = ct_config_str(cfg, "web"),
                       .threads = (unsigned)ct_config_int(cfg, "threads"),
                       .bus = b,
-                      .ready_max_lag = (uint64_t)ct_config_int(cfg, "ready-max-lag")};
+                      .ready_max_lag = (uint64_t)ct_config_int(cfg, "ready-max-lag"),
+                      .tokens_file = ct_config_str(cfg, "tokens"),
+                      .ws_max_clients = (unsigned)ct_config_int(cfg, "ws-max-clients"),
+                      .ws_queue = (size_t)ct_config_int(cfg, "ws-queue"),
+                      .ws_snapshot_max = (unsigned)ct_config_int(cfg, "ws-snapshot-max"),
+                      .ws_coalesce_ms = (int)(ct_config_duration_ns(cfg, "ws-coalesce") / 1000000)};
     ct_status st = http_server_start(&srv, &so);
     if (st != CT_OK) {
         rc = st == CT_USAGE ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;

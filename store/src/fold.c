@@ -295,6 +295,7 @@ static fold_item *item_add(fold_result *r, fold_view v, char *key, ev since)
     tower__v1__view_item__init(&it->pb);
     it->view = v;
     it->key = key;
+    it->pb.key = key;
     it->pb.view = str(view_names[v]);
     it->pb.since = since->occurred_at;
     return it;

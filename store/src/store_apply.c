@@ -626,6 +626,9 @@ static int dead_letter(wtx *w, uint64_t seq, const store_input *in, evt_code cod
     item.code = (char *)evt_code_str(code);
     item.message = (char *)message;
     item.event_id = event_id && *event_id ? (char *)event_id : NULL;
+    char dkey[48];
+    snprintf(dkey, sizeof dkey, "d:%020llu|dead_letters", (unsigned long long)seq);
+    item.key = dkey;
     Tower__V1__DeadLetter dl = TOWER__V1__DEAD_LETTER__INIT;
     dl.item = &item;
     dl.has_raw = 1;
@@ -646,7 +649,7 @@ static int dead_letter(wtx *w, uint64_t seq, const store_input *in, evt_code cod
     }
     if (!rc) {
         kv nw = {0};
-        nw.key = ct_sprintf("d:%020llu|dead_letters", (unsigned long long)seq);
+        nw.key = ct_strdup(dkey);
         nw.len = tower__v1__view_item__get_packed_size(&item);
         nw.val = ct_malloc(nw.len);
         tower__v1__view_item__pack(&item, nw.val);

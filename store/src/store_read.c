@@ -221,6 +221,7 @@ static void set_time(json_t *o, const char *k, const Tower__V1__Timestamp *t)
 json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns)
 {
     json_t *o = json_object();
+    set_str(o, "key", it->key);
     set_time(o, "since", it->since);
     set_str(o, "orderId", it->order_id);
     set_str(o, "shipmentId", it->shipment_id);
@@ -258,6 +259,7 @@ static int dump_item(void *vctx, const Tower__V1__ViewItem *it)
     json_t *o = store_item_to_json(it, 0);
     if ((d->flags & STORE_DUMP_STABLE) && it->received_at) {
         json_object_del(o, "seq");
+        json_object_del(o, "key"); /* names the seq */
         json_object_del(o, "receivedAt");
         json_object_del(o, "since");
         char *txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -941,3 +941,181 @@ def split_file(path, chunks, out_dir, prefix="chunk"):
             f.writelines(lines[i:i + size])
         paths.append(p)
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# `towerd serve` as a child process (added for test_towerctl; the other tests have their own)
+
+class TowerServe:
+    """`towerd serve` on a free loopback port, its output in a log file; start() waits for /healthz.
+    `args` are passed through (e.g. ["--no-nats"] or ["--nats", url]); `port` may be fixed (a restart
+    on the same port)."""
+
+    def __init__(self, towerd, data, log_path, args=(), cwd=None):
+        self.t, self.data, self.log_path, self.args = towerd, data, log_path, list(args)
+        self.cwd = cwd or os.path.dirname(log_path)
+        self.proc = None
+        self.port = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self, timeout=30, port=None):
+        last = ""
+        for attempt in range(4):
+            self.port = port or free_port()
+            argv = [self.t.binary, "serve", "--data", self.data, "--http", "127.0.0.1:%d" % self.port,
+                    "--web", self.cwd] + self.args
+            logf = open(self.log_path, "ab")
+            logf.write(("\n==== start: %s\n" % " ".join(argv[1:])).encode())
+            logf.flush()
+            self.proc = spawn(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              env=self.t.env(), cwd=self.cwd)
+            logf.close()
+            deadline = time.monotonic() + tmo(timeout)
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    with opener.open(self.url + "/healthz", timeout=2) as r:
+                        if r.status == 200:
+                            return self
+                except Exception as e:  # not up yet
+                    last = repr(e)
+                time.sleep(0.05)
+            rc = self.proc.poll()
+            self.kill()
+            if rc is not None and port is None and attempt < 3 and "listen" in tail(self.log_path, 5):
+                continue  # the port was taken between free_port() and the bind
+            raise AssertionError("towerd serve did not answer /healthz within %.0fs (exit %s; last: %s)\n--- log:\n%s"
+                                 % (tmo(timeout), rc, last, tail(self.log_path)))
+        raise AssertionError("towerd serve could not bind a port:\n" + tail(self.log_path))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=15):
+        """SIGTERM and wait; returns the exit code (the process is killed after `timeout`)."""
+        p = self.proc
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=tmo(timeout))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+        reap(p)
+        self.proc = None
+        return p.returncode
+
+    def kill(self):
+        p = self.proc
+        if p is None:
+            return
+        if p.poll() is None:
+            p.kill()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        reap(p)
+        self.proc = None
+
+    def log(self, n=60):
+        return tail(self.log_path, n)
+
+
+# ---------------------------------------------------------------------------------------------
+# a minimal websocket client (RFC 6455) for the live stream: text frames, ping/pong, close
+
+class WsClosed(Exception):
+    pass
+
+
+class WsClient:
+    """A websocket client over a plain socket. recv() returns one frame's messages (a frame may hold
+    several JSON messages separated by newlines); rcvbuf shrinks the socket's receive buffer so that a
+    client that stops reading backs up quickly."""
+
+    def __init__(self, port, path="/api/v1/stream", headers=None, timeout=10, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n" % (path, port, key))
+        for k, v in (headers or {}).items():
+            req += "%s: %s\r\n" % (k, v)
+        self.sock.sendall((req + "\r\n").encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise WsClosed("closed during the handshake: %r" % self.buf[:200])
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.status = int(head.split(b" ", 2)[1])
+        if self.status != 101:
+            self.sock.close()
+            raise WsClosed("handshake refused: %s" % head.split(b"\r\n", 1)[0].decode(errors="replace"))
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise WsClosed("connection closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def send_frame(self, opcode, data, fin=True):
+        mask = os.urandom(4)
+        n = len(data)
+        head = bytes([(0x80 if fin else 0) | opcode])
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 65536:
+            head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.sock.sendall(head + mask + body)
+
+    def send(self, obj):
+        self.send_frame(1, json.dumps(obj).encode())
+
+    def recv_frame(self, timeout=None):
+        """(opcode, payload) of the next frame; answers pings."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        while True:
+            b0, b1 = self._need(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(self._need(2), "big")
+            elif n == 127:
+                n = int.from_bytes(self._need(8), "big")
+            data = self._need(n)
+            op = b0 & 0x0F
+            if op == 9:
+                self.send_frame(10, data)
+                continue
+            if op == 8:
+                raise WsClosed("closed by the server")
+            return op, data
+
+    def recv(self, timeout=None):
+        """The messages of the next text frame (a list of dicts)."""
+        op, data = self.recv_frame(timeout)
+        return [json.loads(line) for line in data.decode().split("\n") if line]
+
+    def close(self):
+        try:
+            self.send_frame(8, b"")
+        except OSError:
+            pass
+        self.sock.close()

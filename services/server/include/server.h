@@ -22,7 +22,27 @@ typedef struct server_opts {
     bus *bus;                  /**< NATS, for the stream's last sequence and readiness (NULL: none) */
     uint64_t ready_max_lag;    /**< /readyz fails beyond this projector lag (default 10000 events) */
     int request_timeout_ms;    /**< per-request I/O timeout (default 10000) */
+    unsigned ws_max_clients;   /**< live-stream connections at once (default 256); more get 503 */
+    size_t ws_queue;           /**< deltas queued to one client before it is dropped to a resync (default 20000) */
+    int ws_coalesce_ms;        /**< a client gets at most one frame per this interval (default 20) */
+    unsigned ws_snapshot_max;  /**< items in a snapshot (default 500; count gives the total) */
+    const char *tokens_file;   /**< API tokens (see http_tokens_load); NULL: none, loopback only */
 } server_opts;
+
+/** Roles of API tokens: viewer reads and streams; operator also redrives; ingest only posts events. */
+typedef enum http_role { HTTP_ROLE_VIEWER, HTTP_ROLE_OPERATOR, HTTP_ROLE_INGEST } http_role;
+
+/** \brief The role called name ("viewer", "operator", "ingest"). \return 0, or -1 if none is. */
+int http_role_parse(const char *name, http_role *out);
+
+/** \brief The SHA-256 of a token as 64 lowercase hex digits and a NUL: what a tokens file keeps. */
+void http_token_hash(const char *token, char out[65]);
+
+/**
+ * \brief Check a tokens file: one token per line, "NAME ROLE SHA256HEX" ('#' starts a comment).
+ * Errors name the file and line (logged). \return CT_OK, CT_IO if unreadable, CT_INVALID if malformed.
+ */
+ct_status http_tokens_check(const char *path);
 
 /**
  * \brief Start serving. \return CT_OK; CT_USAGE for a non-loopback address or a bad

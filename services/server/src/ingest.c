@@ -44,6 +44,26 @@ static void on_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
     }
 }
 
+int server__read_body(struct mg_connection *c, size_t max, ct_buf *body)
+{
+    /* civetweb's worker threads have small stacks: read through the buffer itself. */
+    for (;;) {
+        if (body->cap - body->len < 16385) {
+            body->cap = body->cap ? body->cap * 2 : 65536;
+            body->data = ct_realloc(body->data, body->cap);
+        }
+        int n = mg_read(c, body->data + body->len, body->cap - body->len - 1);
+        if (n <= 0) break;
+        body->len += (size_t)n;
+        body->data[body->len] = '\0';
+        if (body->len > max) {
+            ct_buf_free(body);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int server__ingest(struct mg_connection *c, http_server *s)
 {
     const server_route route = SERVER_ROUTE_INGEST;
@@ -57,24 +77,9 @@ int server__ingest(struct mg_connection *c, http_server *s)
     if (!__atomic_load_n(&s->streams_ok, __ATOMIC_ACQUIRE) && bus_ensure_streams(s->o.bus) == CT_OK)
         __atomic_store_n(&s->streams_ok, 1, __ATOMIC_RELEASE);
 
-    /* Read the body (with or without a Content-Length), bounded. */
     ct_buf body = {0};
-    /* civetweb's worker threads have small stacks: read through the buffer itself. */
-    int n;
-    for (;;) {
-        if (body.cap - body.len < 16385) {
-            body.cap = body.cap ? body.cap * 2 : 65536;
-            body.data = ct_realloc(body.data, body.cap);
-        }
-        n = mg_read(c, body.data + body.len, body.cap - body.len - 1);
-        if (n <= 0) break;
-        body.len += (size_t)n;
-        body.data[body.len] = '\0';
-        if (body.len > MAX_BODY) {
-            ct_buf_free(&body);
-            return server__error(c, s, route, 413, "TOO_LARGE", NULL, "the body is over %d bytes", MAX_BODY);
-        }
-    }
+    if (server__read_body(c, MAX_BODY, &body) != 0)
+        return server__error(c, s, route, 413, "TOO_LARGE", NULL, "the body is over %d bytes", MAX_BODY);
     if (!body.len) {
         ct_buf_free(&body);
         return server__error(c, s, route, 400, "EMPTY_BODY", NULL, "send NDJSON or a JSON array of events");
@@ -136,4 +141,80 @@ int server__ingest(struct mg_connection *c, http_server *s)
      * 400 when some were invalid (the good ones are stored all the same). */
     int status = res.failed ? 503 : rejected ? 400 : 200;
     return server__json(c, s, route, status, out);
+}
+
+/* Publish one event and wait for its ack: 200 accepted or duplicate, 503 not stored. */
+static int publish_one(struct mg_connection *c, http_server *s, uint64_t seq, evt_event *e)
+{
+    result res = {json_array(), 0, 0, 0};
+    json_array_append_new(res.arr, json_object());
+    pthread_mutex_lock(&publish_lock);
+    bus_publish_event(s->o.bus, e, 0);
+    bus_publish_wait(s->o.bus, ACK_TIMEOUT_MS, on_ack, &res);
+    pthread_mutex_unlock(&publish_lock);
+    json_t *o = json_incref(json_array_get(res.arr, 0));
+    json_decref(res.arr);
+    json_t *body = json_object();
+    json_object_set_new(body, "deadLetter", json_integer((json_int_t)seq));
+    json_object_set_new(body, "eventId", json_string(e->event_id));
+    const char *status = json_string_value(json_object_get(o, "status"));
+    json_object_set_new(body, "result", json_string(status ? status : "failed"));
+    if (json_object_get(o, "seq")) json_object_set(body, "streamSeq", json_object_get(o, "seq"));
+    if (json_object_get(o, "error")) json_object_set(body, "error", json_object_get(o, "error"));
+    ct_log(CT_LOG_INFO, "server", "dead letter %llu redriven as event %s: %s", (unsigned long long)seq, e->event_id,
+           status ? status : "failed");
+    int code = res.failed || !status ? 503 : 200;
+    json_decref(o);
+    return server__json(c, s, SERVER_ROUTE_REDRIVE, code, body);
+}
+
+int server__redrive(struct mg_connection *c, http_server *s, uint64_t seq)
+{
+    const server_route route = SERVER_ROUTE_REDRIVE;
+    if (!s->o.bus)
+        return server__error(c, s, route, 503, "NO_BUS", NULL, "this server has no NATS connection to publish to");
+    ct_buf body = {0};
+    if (server__read_body(c, EVT_MAX_EVENT_BYTES, &body) != 0)
+        return server__error(c, s, route, 413, "TOO_LARGE", NULL, "a corrected event is at most %d bytes",
+                             EVT_MAX_EVENT_BYTES);
+    store_reader *r = NULL;
+    if (server__begin(s, &r) != CT_OK) {
+        ct_buf_free(&body);
+        return server__error(c, s, route, 503, "STORE_UNAVAILABLE", NULL, "the store is not readable yet");
+    }
+    Tower__V1__DeadLetter *d = NULL;
+    ct_status st = store_dead_letter(r, seq, &d);
+    server__end(s, r);
+    if (st != CT_OK) {
+        ct_buf_free(&body);
+        return server__error(c, s, route, 404, "NOT_FOUND", NULL, "no dead letter at sequence %llu",
+                             (unsigned long long)seq);
+    }
+    evt_event *e = NULL;
+    evt_error err;
+    const char *what = "the corrected body";
+    int corrected = body.len > 0;
+    if (corrected) {
+        st = evt_from_json_text(&e, body.data, body.len, &err);
+    } else {
+        what = "the dead letter as stored";
+        int proto = d->content_type && strstr(d->content_type, "protobuf");
+        st = !d->has_raw ? CT_INVALID
+           : proto ? evt_from_protobuf(&e, d->raw.data, d->raw.len, &err)
+                   : evt_from_json_text(&e, (const char *)d->raw.data, d->raw.len, &err);
+        if (!d->has_raw) {
+            memset(&err, 0, sizeof err);
+            err.code = EVT_MALFORMED;
+            snprintf(err.message, sizeof err.message, "no raw bytes were kept");
+        }
+    }
+    tower__v1__dead_letter__free_unpacked(d, NULL);
+    ct_buf_free(&body);
+    if (st != CT_OK)
+        return server__error(c, s, route, 400, evt_code_str(err.code), *err.field ? err.field : NULL,
+                             "%s is not a valid event: %s%s", what, err.message,
+                             corrected ? "" : " (send a corrected event as the body)");
+    int rc = publish_one(c, s, seq, e);
+    evt_free(e);
+    return rc;
 }

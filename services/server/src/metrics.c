@@ -1,5 +1,6 @@
 /* /metrics in the Prometheus text format, and the /healthz and /readyz probes. */
 #include "server_int.h"
+#include "stream_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,27 @@ int server__metrics(struct mg_connection *c, void *cbdata)
         }
         server__end(s, r);
     }
+    stream_hub *h = s->hub;
+    pthread_mutex_lock(&h->mu);
+    int clients = h->n_clients;
+    pthread_mutex_unlock(&h->mu);
+    family(&b, "tower_ws_clients", "gauge", "Live-stream (websocket) clients connected now.");
+    ct_buf_addf(&b, "tower_ws_clients %d\n", clients);
+    struct {
+        const char *name, *help;
+        uint64_t *v;
+    } ws[] = {
+        {"tower_ws_connections_total", "Live-stream connections accepted.", &h->accepted},
+        {"tower_ws_refused_total", "Live-stream connections refused (connection limit or token).", &h->rejected},
+        {"tower_ws_drops_total", "Clients whose queue was dropped because they did not keep up (then resynced).", &h->drops},
+        {"tower_ws_resyncs_total", "Client resyncs after missed change notices.", &h->resyncs},
+        {"tower_ws_frames_total", "Websocket frames sent.", &h->frames},
+        {"tower_ws_messages_total", "Live-stream messages sent (several per frame).", &h->messages},
+    };
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+        family(&b, ws[i].name, "counter", ws[i].help);
+        ct_buf_addf(&b, "%s %llu\n", ws[i].name, (unsigned long long)__atomic_load_n(ws[i].v, __ATOMIC_RELAXED));
+    }
     family(&b, "tower_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
     /* This request is counted before the text is written, so that it is in it. */
     server__count(s, SERVER_ROUTE_METRICS, 200);
@@ -96,6 +118,8 @@ int server__metrics(struct mg_connection *c, void *cbdata)
 
 int server__healthz(struct mg_connection *c, void *cbdata)
 {
+    if (strcmp(mg_get_request_info(c)->request_method, "GET") && strcmp(mg_get_request_info(c)->request_method, "HEAD"))
+        return server__error(c, cbdata, SERVER_ROUTE_HEALTHZ, 405, "METHOD_NOT_ALLOWED", NULL, "use GET");
     json_t *body = json_object();
     json_object_set_new(body, "status", json_string("ok"));
     return server__json(c, cbdata, SERVER_ROUTE_HEALTHZ, 200, body);
@@ -104,6 +128,8 @@ int server__healthz(struct mg_connection *c, void *cbdata)
 int server__readyz(struct mg_connection *c, void *cbdata)
 {
     http_server *s = cbdata;
+    if (strcmp(mg_get_request_info(c)->request_method, "GET") && strcmp(mg_get_request_info(c)->request_method, "HEAD"))
+        return server__error(c, s, SERVER_ROUTE_READYZ, 405, "METHOD_NOT_ALLOWED", NULL, "use GET");
     json_t *body = json_object(), *why = json_array();
     store_reader *r = NULL;
     uint64_t applied = 0;

@@ -1,5 +1,6 @@
 /* The REST routes under /api/v1: summary, views with filters and paging, orders, shipments, search, dead letters. */
 #include "server_int.h"
+#include "stream_int.h"
 #include "ct_config.h"
 
 #include <stdio.h>
@@ -126,14 +127,13 @@ static int first_since(void *ctx, const Tower__V1__ViewItem *it)
     return 1;
 }
 
-static int summary(struct mg_connection *c, http_server *s)
+static void breakdown_add(void *ctx, const char *id, uint64_t n)
 {
-    store_reader *r = NULL;
-    if (server__begin(s, &r) != CT_OK)
-        return server__error(c, s, SERVER_ROUTE_SUMMARY, 503, "STORE_UNAVAILABLE", NULL, "the store is not readable yet");
-    int64_t now = ct_now_ns();
-    store_stats ss;
-    store_reader_stats(r, &ss);
+    json_object_set_new(ctx, id, json_integer((json_int_t)n));
+}
+
+json_t *server__summary_views(store_reader *r, int64_t now, int breakdown)
+{
     json_t *views = json_object();
     for (int v = 0; v < FOLD_VIEW_COUNT; v++) {
         const Tower__V1__Timestamp *t = NULL;
@@ -151,8 +151,34 @@ static int summary(struct mg_connection *c, http_server *s)
             json_object_set_new(o, "oldestSince", json_null());
             json_object_set_new(o, "oldestAgeSeconds", json_null());
         }
+        if (breakdown) {
+            json_t *w = json_object(), *ca = json_object();
+            store_reader_breakdown(r, (fold_view)v, 'w', breakdown_add, w);
+            store_reader_breakdown(r, (fold_view)v, 'c', breakdown_add, ca);
+            json_object_set_new(o, "byWarehouse", w);
+            json_object_set_new(o, "byCarrier", ca);
+        }
         json_object_set_new(views, fold_view_name((fold_view)v), o);
     }
+    return views;
+}
+
+void server__now_json(json_t *o, int64_t now)
+{
+    char buf[48];
+    evt_time_format(now / 1000000000LL, (int32_t)(now % 1000000000LL), buf);
+    json_object_set_new(o, "now", json_string(buf));
+}
+
+static int summary(struct mg_connection *c, http_server *s)
+{
+    store_reader *r = NULL;
+    if (server__begin(s, &r) != CT_OK)
+        return server__error(c, s, SERVER_ROUTE_SUMMARY, 503, "STORE_UNAVAILABLE", NULL, "the store is not readable yet");
+    int64_t now = ct_now_ns();
+    store_stats ss;
+    store_reader_stats(r, &ss);
+    json_t *views = server__summary_views(r, now, 1);
     server__end(s, r);
     json_t *body = json_object();
     json_object_set_new(body, "appliedSeq", json_integer((json_int_t)ss.applied_seq));
@@ -167,6 +193,7 @@ static int summary(struct mg_connection *c, http_server *s)
     json_object_set_new(body, "events", json_integer((json_int_t)ss.events));
     json_object_set_new(body, "duplicates", json_integer((json_int_t)ss.duplicates));
     json_object_set_new(body, "deadLetters", json_integer((json_int_t)ss.dead_letters));
+    server__now_json(body, now);
     json_object_set_new(body, "views", views);
     return server__json(c, s, SERVER_ROUTE_SUMMARY, 200, body);
 }
@@ -220,17 +247,34 @@ int server__api(struct mg_connection *c, void *cbdata)
     else if (!strcmp(uri, "/api/v1/search")) route = SERVER_ROUTE_SEARCH;
     else if (!strcmp(uri, "/api/v1/dead-letters")) route = SERVER_ROUTE_DEAD_LETTERS;
     else if (!strcmp(uri, "/api/v1/events")) route = SERVER_ROUTE_INGEST;
+    else if (!strcmp(uri, "/api/v1/trend")) route = SERVER_ROUTE_TREND;
+    else if (!strcmp(uri, "/api/v1/stream")) route = SERVER_ROUTE_STREAM;
+    else if (!strncmp(uri, "/api/v1/dead-letters/", 21)) route = SERVER_ROUTE_REDRIVE;
     if (route == SERVER_ROUTE_OTHER_API)
         return server__error(c, s, route, 404, "NOT_FOUND", NULL, "no route %.200s", uri);
-    if (route == SERVER_ROUTE_INGEST) {
-        if (strcmp(ri->request_method, "POST") != 0)
-            return server__error(c, s, route, 405, "METHOD_NOT_ALLOWED", NULL, "%s is not allowed here; use POST",
-                                 ri->request_method);
-        return server__ingest(c, s);
+
+    const char *method = route == SERVER_ROUTE_INGEST || route == SERVER_ROUTE_REDRIVE ? "POST" : "GET";
+    http_role need = route == SERVER_ROUTE_INGEST ? HTTP_ROLE_INGEST
+                   : route == SERVER_ROUTE_REDRIVE ? HTTP_ROLE_OPERATOR : HTTP_ROLE_VIEWER;
+    if (strcmp(ri->request_method, method) != 0)
+        return server__error(c, s, route, 405, "METHOD_NOT_ALLOWED", NULL, "%s is not allowed here; use %s",
+                             ri->request_method, method);
+    int auth = server__auth(c, s, need);
+    if (auth) return server__deny(c, s, route, auth, need);
+    if (route == SERVER_ROUTE_INGEST) return server__ingest(c, s);
+    if (route == SERVER_ROUTE_REDRIVE) {
+        /* /api/v1/dead-letters/{seq}/redrive */
+        const char *p = uri + 21;
+        char *end = NULL;
+        unsigned long long seq = strtoull(p, &end, 10);
+        if (end == p || *p < '1' || *p > '9' || strcmp(end, "/redrive") != 0 || end - p > 19)
+            return server__error(c, s, route, 404, "NOT_FOUND", NULL,
+                                 "no route %.200s (redrive is POST /api/v1/dead-letters/{seq}/redrive)", uri);
+        return server__redrive(c, s, (uint64_t)seq);
     }
-    if (strcmp(ri->request_method, "GET") != 0)
-        return server__error(c, s, route, 405, "METHOD_NOT_ALLOWED", NULL, "%s is not allowed here; use GET",
-                             ri->request_method);
+    if (route == SERVER_ROUTE_STREAM)
+        return server__error(c, s, route, 400, "UPGRADE_REQUIRED", NULL,
+                             "the live stream is a websocket: connect with Upgrade: websocket");
     switch (route) {
     case SERVER_ROUTE_SUMMARY: return summary(c, s);
     case SERVER_ROUTE_VIEWS: return view_page(c, s, route, uri + 14, 0);
@@ -238,6 +282,7 @@ int server__api(struct mg_connection *c, void *cbdata)
     case SERVER_ROUTE_SHIPMENTS: return entity(c, s, route, 's', uri + 18);
     case SERVER_ROUTE_SEARCH: return search(c, s);
     case SERVER_ROUTE_DEAD_LETTERS: return view_page(c, s, route, "dead_letters", 1);
+    case SERVER_ROUTE_TREND: return stream__trend(c, s);
     default: return server__error(c, s, route, 404, "NOT_FOUND", NULL, "no route %.200s", uri);
     }
 }

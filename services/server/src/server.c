@@ -1,5 +1,6 @@
 /* The HTTP server: civetweb setup, the store shared by request threads, JSON replies and counters. */
 #include "server_int.h"
+#include "stream_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-const int server__codes[SERVER_N_CODES] = {200, 400, 404, 405, 413, 500, 503, 0};
+const int server__codes[SERVER_N_CODES] = {200, 400, 401, 403, 404, 405, 413, 500, 503, 0};
 
 static const char *route_names[] = {
 #define SERVER_X(id, name) name,
@@ -114,7 +115,7 @@ static int log_message(const struct mg_connection *c, const char *message)
     return 1;
 }
 
-/* Only loopback addresses until API tokens exist: the API has no access control yet. */
+/* Without API tokens the server listens on loopback only: the API would be open to anyone. */
 static int loopback(const char *listen)
 {
     return !strncmp(listen, "127.", 4) || !strncmp(listen, "localhost:", 10) || !strncmp(listen, "[::1]:", 6);
@@ -123,10 +124,14 @@ static int loopback(const char *listen)
 ct_status http_server_start(http_server **out, const server_opts *o)
 {
     const char *listen = o->listen ? o->listen : "127.0.0.1:8080";
-    if (!loopback(listen) || !strchr(listen, ':')) {
+    if (!strchr(listen, ':')) {
+        ct_log(CT_LOG_ERROR, "server", "bad listen address '%s': expected HOST:PORT", listen);
+        return CT_USAGE;
+    }
+    if (!loopback(listen) && !o->tokens_file) {
         ct_log(CT_LOG_ERROR, "server",
-               "refusing to listen on %s: only loopback addresses (127.x.x.x:PORT, [::1]:PORT) are allowed until "
-               "API tokens are configured; put a TLS reverse proxy in front for remote access",
+               "refusing to listen on %s without API tokens: configure a tokens file (--tokens, see towerd token) "
+               "or listen on loopback (127.0.0.1:PORT) behind a TLS reverse proxy",
                listen);
         return CT_USAGE;
     }
@@ -134,9 +139,20 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     s->o = *o;
     s->data_dir = ct_strdup(o->data_dir);
     pthread_rwlock_init(&s->lock, NULL);
+    if (o->tokens_file) {
+        ct_status ts = server__tokens_load(s, o->tokens_file);
+        if (ts != CT_OK) {
+            http_server_stop(s);
+            return ts == CT_IO ? CT_IO : CT_USAGE;
+        }
+        ct_log(CT_LOG_INFO, "server", "%zu API tokens loaded from %s; every API route needs one", s->n_tokens,
+               o->tokens_file);
+    }
 
     char threads[16], timeout[16];
-    snprintf(threads, sizeof threads, "%u", o->threads ? o->threads : 32);
+    /* civetweb holds a worker thread per open websocket: room for every live client and the requests. */
+    unsigned ws_max = o->ws_max_clients ? o->ws_max_clients : 256;
+    snprintf(threads, sizeof threads, "%u", (o->threads ? o->threads : 32) + ws_max);
     snprintf(timeout, sizeof timeout, "%d", o->request_timeout_ms > 0 ? o->request_timeout_ms : 10000);
     /* civetweb wants "127.0.0.1:8080"; a bracketed IPv6 address is passed as is. */
     const char *opts[32];
@@ -151,6 +167,14 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     opts[n++] = "no";
     opts[n++] = "enable_keep_alive";
     opts[n++] = "yes";
+    opts[n++] = "enable_websocket_ping_pong";
+    opts[n++] = "yes";
+    opts[n++] = "websocket_timeout_ms";
+    opts[n++] = "30000"; /* a silent client is pinged every 30 s, and dropped when it stops answering */
+    opts[n++] = "listen_backlog";
+    opts[n++] = "1024"; /* dashboards reconnect together after a restart */
+    opts[n++] = "connection_queue";
+    opts[n++] = "1024";
     struct stat sb;
     if (o->web_root && stat(o->web_root, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         opts[n++] = "document_root";
@@ -170,6 +194,8 @@ ct_status http_server_start(http_server **out, const server_opts *o)
         http_server_stop(s);
         return CT_IO;
     }
+    stream__hub_start(s);
+    mg_set_websocket_handler(s->ctx, "/api/v1/stream", stream__connect, stream__ready, stream__data, stream__close, s);
     mg_set_request_handler(s->ctx, "/api", server__api, s);
     mg_set_request_handler(s->ctx, "/metrics", server__metrics, s);
     mg_set_request_handler(s->ctx, "/healthz", server__healthz, s);
@@ -183,7 +209,10 @@ ct_status http_server_start(http_server **out, const server_opts *o)
 void http_server_stop(http_server *s)
 {
     if (!s) return;
+    stream__hub_stop(s); /* every sender wakes and ends, or mg_stop would wait on them */
     if (s->ctx) mg_stop(s->ctx);
+    stream__hub_free(s);
+    free(s->tokens);
     store_close(s->st);
     pthread_rwlock_destroy(&s->lock);
     free(s->data_dir);

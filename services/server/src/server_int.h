@@ -13,7 +13,7 @@
 #define SERVER_ROUTE_MAP(X)                                                    \
     X(SUMMARY, "summary") X(VIEWS, "views") X(ORDERS, "orders") X(SHIPMENTS, "shipments") \
     X(SEARCH, "search") X(DEAD_LETTERS, "dead_letters") X(INGEST, "ingest") X(OTHER_API, "other_api")  \
-    X(HEALTHZ, "healthz") X(READYZ, "readyz") X(METRICS, "metrics")
+    X(STREAM, "stream") X(TREND, "trend") X(REDRIVE, "redrive") X(HEALTHZ, "healthz") X(READYZ, "readyz") X(METRICS, "metrics")
 
 typedef enum server_route {
 #define SERVER_X(id, name) SERVER_ROUTE_##id,
@@ -23,8 +23,10 @@ typedef enum server_route {
 } server_route;
 
 /* Status codes counted per route. */
-#define SERVER_N_CODES 8
+#define SERVER_N_CODES 10
 extern const int server__codes[SERVER_N_CODES];
+
+typedef struct server_token server_token;
 
 struct http_server {
     struct mg_context *ctx;
@@ -34,6 +36,9 @@ struct http_server {
     store *st;
     uint64_t requests[SERVER_ROUTE_COUNT][SERVER_N_CODES];
     int streams_ok;          /* the events streams were ensured (ingest) */
+    struct stream_hub *hub;  /* the live stream (stream_hub.c) */
+    server_token *tokens;    /* API tokens (auth.c); none: open, loopback only */
+    size_t n_tokens;
 };
 
 /* A read transaction on the current store generation (opened or reopened as needed). */
@@ -49,9 +54,24 @@ void server__count(http_server *s, server_route route, int status);
 
 int server__api(struct mg_connection *c, void *cbdata);
 int server__ingest(struct mg_connection *c, http_server *s);
+int server__redrive(struct mg_connection *c, http_server *s, uint64_t seq);
+/* Read the request body into *body (NUL-terminated); -1 (body freed) if over max bytes. */
+int server__read_body(struct mg_connection *c, size_t max, ct_buf *body);
 int server__metrics(struct mg_connection *c, void *cbdata);
 int server__healthz(struct mg_connection *c, void *cbdata);
 int server__readyz(struct mg_connection *c, void *cbdata);
 const char *server__route_name(server_route r);
+
+/* Tokens (auth.c). server__auth: 0 allowed, 401 no or unknown token, 403 wrong role. */
+ct_status server__tokens_load(http_server *s, const char *path);
+int server__auth(struct mg_connection *c, http_server *s, http_role need);
+int server__allowed(struct mg_connection *c, http_server *s, http_role need);
+/* Answer 401 or 403 as JSON. */
+int server__deny(struct mg_connection *c, http_server *s, server_route route, int status, http_role need);
+
+/* Per view: count, oldestSince, oldestAgeSeconds (and byWarehouse, byCarrier when breakdown). */
+json_t *server__summary_views(store_reader *r, int64_t now, int breakdown);
+/* Set "now" (RFC 3339) on o. */
+void server__now_json(json_t *o, int64_t now);
 
 #endif

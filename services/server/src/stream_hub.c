@@ -1,0 +1,371 @@
+/* The live stream's hub: change notices in, one shared batch per commit out to every subscribed
+ * client's bounded queue; a ticker for summaries, the trend, and catching missed notices. */
+#include "stream_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void stream__batch_unref(hub_batch *b)
+{
+    if (!b || __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->d[i].warehouse);
+        free(b->d[i].text);
+    }
+    free(b->d);
+    free(b->text);
+    free(b);
+}
+
+/* Under c->mu. */
+static void drop_queue(ws_client *c)
+{
+    for (size_t i = 0; i < c->qn; i++) stream__batch_unref(c->q[i]);
+    c->qn = 0;
+    c->q_deltas = 0;
+}
+
+void stream__enqueue(http_server *s, ws_client *c, hub_batch *b)
+{
+    stream_hub *h = s->hub;
+    size_t bound = s->o.ws_queue ? s->o.ws_queue : 20000;
+    pthread_mutex_lock(&c->mu);
+    if (c->closing) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    /* A client that does not keep up loses what it has not taken and is resynced when it reads
+     * again (an empty queue takes any one batch, however large). */
+    if (b->kind == HUB_DELTAS && c->q_deltas && c->q_deltas + b->n > bound) {
+        drop_queue(c);
+        snprintf(c->resync, sizeof c->resync, "slow client: more than %zu changes were waiting", bound);
+        c->want_snapshot |= c->views;
+        __atomic_fetch_add(&h->drops, 1, __ATOMIC_RELAXED);
+    } else {
+        if (c->qn == c->qcap) {
+            c->qcap = c->qcap ? c->qcap * 2 : 16;
+            c->q = ct_realloc(c->q, c->qcap * sizeof *c->q);
+        }
+        __atomic_fetch_add(&b->refs, 1, __ATOMIC_RELAXED);
+        c->q[c->qn++] = b;
+        if (b->kind == HUB_DELTAS) c->q_deltas += b->n;
+    }
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Under h->mu. */
+static void resync_locked(http_server *s, const char *reason)
+{
+    stream_hub *h = s->hub;
+    for (ws_client *c = h->clients; c; c = c->next) {
+        pthread_mutex_lock(&c->mu);
+        drop_queue(c);
+        if (c->views) {
+            snprintf(c->resync, sizeof c->resync, "%s", reason);
+            c->want_snapshot |= c->views;
+            __atomic_fetch_add(&h->resyncs, 1, __ATOMIC_RELAXED);
+        }
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
+}
+
+void stream__resync_all(http_server *s, const char *reason)
+{
+    pthread_mutex_lock(&s->hub->mu);
+    resync_locked(s, reason);
+    pthread_mutex_unlock(&s->hub->mu);
+}
+
+static void broadcast(http_server *s, hub_batch *b)
+{
+    stream_hub *h = s->hub;
+    for (ws_client *c = h->clients; c; c = c->next)
+        if (b->kind == HUB_SUMMARY ? c->views != 0 : (c->views & b->views) != 0) stream__enqueue(s, c, b);
+}
+
+/* Serialise the deltas of one notice part once. */
+static hub_batch *batch_of(uint64_t seq, json_t *changes)
+{
+    hub_batch *b = ct_calloc(1, sizeof *b);
+    b->refs = 1;
+    b->kind = HUB_DELTAS;
+    b->seq = seq;
+    size_t n = json_array_size(changes);
+    b->d = ct_calloc(n ? n : 1, sizeof *b->d);
+    for (size_t i = 0; i < n; i++) {
+        json_t *ch = json_array_get(changes, i);
+        fold_view v;
+        json_t *item = json_object_get(ch, "item");
+        const char *op = json_string_value(json_object_get(ch, "op"));
+        if (!json_is_object(item) || !op || fold_view_parse(json_string_value(json_object_get(ch, "view")), &v) != 0)
+            continue;
+        json_t *m = json_object();
+        json_object_set_new(m, "type", json_string("delta"));
+        json_object_set_new(m, "view", json_string(fold_view_name(v)));
+        json_object_set_new(m, "seq", json_integer((json_int_t)seq));
+        json_object_set_new(m, "op", json_string(op));
+        json_object_set(m, "item", item);
+        hub_delta *d = &b->d[b->n];
+        d->text = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(m);
+        if (!d->text) continue;
+        d->len = strlen(d->text);
+        d->view = (int)v;
+        const char *wh = json_string_value(json_object_get(item, "warehouseId"));
+        d->warehouse = wh && *wh ? ct_strdup(wh) : NULL;
+        b->views |= 1u << v;
+        b->n++;
+    }
+    return b;
+}
+
+/* A change notice from the projector (bus thread): check the chain, fan the deltas out. */
+static void on_notice(void *ctx, const char *data, size_t len)
+{
+    http_server *s = ctx;
+    stream_hub *h = s->hub;
+    json_error_t je;
+    json_t *n = json_loadb(data, len, 0, &je);
+    json_t *seqj = n ? json_object_get(n, "seq") : NULL, *prevj = n ? json_object_get(n, "prev") : NULL;
+    if (!json_is_integer(seqj) || !json_is_integer(prevj) || !json_is_array(json_object_get(n, "changes"))) {
+        ct_log(CT_LOG_WARN, "stream", "ignoring a change notice that is not one (%zu bytes)", len);
+        json_decref(n);
+        return;
+    }
+    uint64_t seq = (uint64_t)json_integer_value(seqj), prev = (uint64_t)json_integer_value(prevj);
+    int more = json_is_true(json_object_get(n, "more"));
+    hub_batch *b = batch_of(seq, json_object_get(n, "changes"));
+    json_decref(n);
+
+    pthread_mutex_lock(&h->mu);
+    h->last_seen_mono = ct_mono_ns(); /* notices are flowing, if perhaps behind the store */
+    int skip;
+    if (h->cur_more && seq == h->cur_seq) {
+        skip = h->cur_skip; /* the next part of the commit under way */
+    } else if (seq <= h->last_seen) {
+        skip = 1; /* already in every snapshot taken since */
+    } else if (prev != h->last_seen || h->cur_more) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "changes were missed between sequence %" PRIu64 " and %" PRIu64, h->last_seen,
+                 seq);
+        ct_log(CT_LOG_INFO, "stream", "%s: resyncing every client", reason);
+        resync_locked(s, reason);
+        skip = 1;
+        /* The snapshots that follow come from the store: go on from what it holds, not from what
+         * the notice claims (a notice from another store's projector may be far ahead). */
+        uint64_t applied = 0;
+        store_reader *r = NULL;
+        if (server__begin(s, &r) == CT_OK) {
+            store_stats ss;
+            store_reader_stats(r, &ss);
+            applied = ss.applied_seq;
+            server__end(s, r);
+        }
+        h->last_seen = applied;
+        h->last_seen_mono = ct_mono_ns();
+    } else {
+        skip = 0;
+    }
+    if (!skip && seq > h->last_seen) {
+        h->last_seen = seq;
+        h->last_seen_mono = ct_mono_ns();
+    }
+    h->cur_seq = seq;
+    h->cur_more = more;
+    h->cur_skip = skip;
+    if (!skip && b->n) broadcast(s, b);
+    pthread_mutex_unlock(&h->mu);
+    stream__batch_unref(b);
+}
+
+static void trend_sample(stream_hub *h, store_reader *r, int64_t now)
+{
+    pthread_mutex_lock(&h->trend_mu);
+    struct trend_sample *t = &h->trend[(h->trend_head + h->trend_n) % TREND_SAMPLES];
+    if (h->trend_n == TREND_SAMPLES) h->trend_head = (h->trend_head + 1) % TREND_SAMPLES;
+    else h->trend_n++;
+    t->t_ns = now;
+    for (int v = 0; v < FOLD_VIEW_COUNT; v++) t->counts[v] = store_reader_count(r, (fold_view)v);
+    pthread_mutex_unlock(&h->trend_mu);
+}
+
+char *stream__summary_text(http_server *s, uint64_t *seq)
+{
+    store_reader *r = NULL;
+    if (server__begin(s, &r) != CT_OK) return NULL;
+    store_stats ss;
+    store_reader_stats(r, &ss);
+    int64_t now = ct_now_ns();
+    json_t *m = json_object();
+    json_object_set_new(m, "type", json_string("summary"));
+    json_object_set_new(m, "seq", json_integer((json_int_t)ss.applied_seq));
+    server__now_json(m, now);
+    json_object_set_new(m, "views", server__summary_views(r, now, 0));
+    server__end(s, r);
+    char *txt = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(m);
+    *seq = ss.applied_seq;
+    return txt;
+}
+
+/* Every 250 ms: a summary when the store moved, a trend sample every TREND_INTERVAL_S, and a
+ * resync when the store moved on but no notice came for STALE_NS (notices are not stored: the
+ * last one lost while NATS reconnected would otherwise leave clients stale until the next). */
+#define STALE_NS 5000000000LL
+
+static void tick(http_server *s)
+{
+    stream_hub *h = s->hub;
+    store_reader *r = NULL;
+    if (server__begin(s, &r) != CT_OK) return;
+    store_stats ss;
+    store_reader_stats(r, &ss);
+    int64_t now = ct_now_ns(), mono = ct_mono_ns();
+    if (!h->trend_last_mono || mono - h->trend_last_mono >= TREND_INTERVAL_S * 1000000000LL) {
+        trend_sample(h, r, now);
+        h->trend_last_mono = mono;
+    }
+    int changed = ss.applied_seq != h->summary_seq;
+    server__end(s, r);
+
+    pthread_mutex_lock(&h->mu);
+    if (ss.applied_seq > h->last_seen && mono - h->last_seen_mono > STALE_NS) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "no change notice arrived for sequence %" PRIu64 "..%" PRIu64, h->last_seen + 1,
+                 ss.applied_seq);
+        if (s->o.bus) ct_log(CT_LOG_INFO, "stream", "%s: resyncing every client", reason);
+        resync_locked(s, reason);
+        h->last_seen = ss.applied_seq;
+        h->last_seen_mono = mono;
+    }
+    pthread_mutex_unlock(&h->mu);
+
+    if (changed) {
+        uint64_t seq = 0;
+        hub_batch *b = ct_calloc(1, sizeof *b);
+        b->refs = 1;
+        b->kind = HUB_SUMMARY;
+        b->text = stream__summary_text(s, &seq);
+        b->seq = seq;
+        b->len = b->text ? strlen(b->text) : 0;
+        if (b->text) {
+            pthread_mutex_lock(&h->mu);
+            broadcast(s, b);
+            pthread_mutex_unlock(&h->mu);
+            h->summary_seq = seq;
+        }
+        stream__batch_unref(b);
+    }
+}
+
+static void *ticker(void *arg)
+{
+    http_server *s = arg;
+    stream_hub *h = s->hub;
+    pthread_mutex_lock(&h->tick_mu);
+    while (!h->stopping) {
+        pthread_mutex_unlock(&h->tick_mu);
+        tick(s);
+        pthread_mutex_lock(&h->tick_mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!h->stopping) pthread_cond_timedwait(&h->tick_cv, &h->tick_mu, &ts);
+    }
+    pthread_mutex_unlock(&h->tick_mu);
+    return NULL;
+}
+
+void stream__hub_start(http_server *s)
+{
+    stream_hub *h = ct_calloc(1, sizeof *h);
+    s->hub = h;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_mutex_init(&h->tick_mu, NULL);
+    pthread_mutex_init(&h->trend_mu, NULL);
+    pthread_cond_init(&h->tick_cv, NULL);
+    h->trend = ct_calloc(TREND_SAMPLES, sizeof *h->trend);
+    h->last_seen_mono = ct_mono_ns();
+    if (s->o.bus && bus_subscribe(s->o.bus, BUS_CHANGES_SUBJECT, on_notice, s, &h->sub) != CT_OK) {
+        ct_log(CT_LOG_WARN, "stream", "cannot subscribe to change notices: the live stream follows the store by resyncs every 5 s");
+        h->sub = NULL;
+    }
+    /* Notices at or below what the store holds now are in any snapshot taken from here on. */
+    store_reader *r = NULL;
+    if (server__begin(s, &r) == CT_OK) {
+        store_stats ss;
+        store_reader_stats(r, &ss);
+        server__end(s, r);
+        pthread_mutex_lock(&h->mu);
+        if (ss.applied_seq > h->last_seen) h->last_seen = ss.applied_seq;
+        pthread_mutex_unlock(&h->mu);
+    }
+    if (pthread_create(&h->ticker, NULL, ticker, s) == 0) h->ticker_started = 1;
+}
+
+void stream__hub_stop(http_server *s)
+{
+    stream_hub *h = s->hub;
+    if (!h) return;
+    bus_unsubscribe(h->sub);
+    h->sub = NULL;
+    pthread_mutex_lock(&h->tick_mu);
+    h->stopping = 1;
+    pthread_cond_signal(&h->tick_cv);
+    pthread_mutex_unlock(&h->tick_mu);
+    if (h->ticker_started) pthread_join(h->ticker, NULL);
+    h->ticker_started = 0;
+    pthread_mutex_lock(&h->mu);
+    for (ws_client *c = h->clients; c; c = c->next) {
+        pthread_mutex_lock(&c->mu);
+        c->closing = 1;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+void stream__hub_free(http_server *s)
+{
+    stream_hub *h = s->hub;
+    if (!h) return;
+    pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->tick_mu);
+    pthread_mutex_destroy(&h->trend_mu);
+    pthread_cond_destroy(&h->tick_cv);
+    free(h->trend);
+    free(h);
+    s->hub = NULL;
+}
+
+int stream__trend(struct mg_connection *c, http_server *s)
+{
+    stream_hub *h = s->hub;
+    json_t *samples = json_array();
+    pthread_mutex_lock(&h->trend_mu);
+    for (size_t i = 0; i < h->trend_n; i++) {
+        const struct trend_sample *t = &h->trend[(h->trend_head + i) % TREND_SAMPLES];
+        json_t *o = json_object(), *counts = json_object();
+        char buf[48];
+        evt_time_format(t->t_ns / 1000000000LL, (int32_t)(t->t_ns % 1000000000LL), buf);
+        json_object_set_new(o, "t", json_string(buf));
+        for (int v = 0; v < FOLD_VIEW_COUNT; v++)
+            json_object_set_new(counts, fold_view_name((fold_view)v), json_integer((json_int_t)t->counts[v]));
+        json_object_set_new(o, "counts", counts);
+        json_array_append_new(samples, o);
+    }
+    pthread_mutex_unlock(&h->trend_mu);
+    json_t *body = json_object();
+    json_object_set_new(body, "intervalSeconds", json_integer(TREND_INTERVAL_S));
+    json_object_set_new(body, "samples", samples);
+    return server__json(c, s, SERVER_ROUTE_TREND, 200, body);
+}

@@ -1,0 +1,364 @@
+/* The live stream's websocket connections: civetweb's handlers, and one sender thread per client that
+ * drains the client's queue into coalesced frames, so that no socket write ever blocks the hub. */
+#include "stream_int.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Frames are cut at about this size; a message is never split. */
+#define FRAME_MAX (256 * 1024)
+#define SENDER_STACK (256 * 1024)
+
+static int send_frame(ws_client *c, ct_buf *f, size_t msgs)
+{
+    if (!f->len) return 0;
+    int rc = mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_TEXT, f->data, f->len);
+    stream_hub *h = c->srv->hub;
+    __atomic_fetch_add(&h->frames, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&h->messages, msgs, __ATOMIC_RELAXED);
+    f->len = 0;
+    return rc > 0 ? 0 : -1;
+}
+
+/* Append one message; send the frame first if it would grow past FRAME_MAX. */
+static int add_msg(ws_client *c, ct_buf *f, size_t *msgs, const char *text, size_t len)
+{
+    if (f->len && f->len + len + 1 > FRAME_MAX) {
+        if (send_frame(c, f, *msgs) != 0) return -1;
+        *msgs = 0;
+    }
+    if (f->len) ct_buf_add(f, "\n", 1);
+    ct_buf_add(f, text, len);
+    (*msgs)++;
+    return 0;
+}
+
+typedef struct snap_ctx {
+    json_t *items;
+} snap_ctx;
+
+static int snap_item(void *ctx, const Tower__V1__ViewItem *it)
+{
+    json_array_append_new(((snap_ctx *)ctx)->items, store_item_to_json(it, 0));
+    return 0;
+}
+
+/* {"type":"snapshot",...} of one view as of the store now; *seq gets its applied sequence. */
+static char *snapshot(ws_client *c, fold_view v, const char *wh, uint64_t *seq)
+{
+    http_server *s = c->srv;
+    store_reader *r = NULL;
+    if (server__begin(s, &r) != CT_OK) return NULL;
+    store_stats ss;
+    store_reader_stats(r, &ss);
+    snap_ctx sc = {json_array()};
+    store_query q = {.view = v, .warehouse = *wh ? wh : NULL, .limit = s->o.ws_snapshot_max ? s->o.ws_snapshot_max : 500};
+    store_view_scan(r, &q, snap_item, &sc, NULL);
+    uint64_t count;
+    if (*wh) {
+        char key[64 + EVT_MAX_ID];
+        snprintf(key, sizeof key, "count/%s/w/%s", fold_view_name(v), wh);
+        count = store_reader_meta(r, key);
+    } else {
+        count = store_reader_count(r, v);
+    }
+    server__end(s, r);
+    json_t *m = json_object();
+    json_object_set_new(m, "type", json_string("snapshot"));
+    json_object_set_new(m, "view", json_string(fold_view_name(v)));
+    json_object_set_new(m, "seq", json_integer((json_int_t)ss.applied_seq));
+    json_object_set_new(m, "count", json_integer((json_int_t)count));
+    json_object_set_new(m, "items", sc.items);
+    char *txt = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(m);
+    *seq = ss.applied_seq;
+    return txt;
+}
+
+static void *sender(void *arg)
+{
+    ws_client *c = arg;
+    int coalesce_ms = c->srv->o.ws_coalesce_ms > 0 ? c->srv->o.ws_coalesce_ms : 20;
+    ct_buf f = {0};
+    hub_batch **q = NULL;
+    size_t qcap = 0;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        while (!c->closing && !c->qn && !c->want_snapshot && !c->errors.len) pthread_cond_wait(&c->cv, &c->mu);
+        if (c->closing) {
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+        /* Take everything queued: this is what coalesces deltas into few frames. */
+        size_t qn = c->qn;
+        if (qcap < c->qcap) {
+            qcap = c->qcap;
+            q = ct_realloc(q, qcap * sizeof *q);
+        }
+        if (qn) memcpy(q, c->q, qn * sizeof *q);
+        c->qn = 0;
+        c->q_deltas = 0;
+        unsigned snap = c->want_snapshot, views = c->views;
+        c->want_snapshot = 0;
+        char resync[sizeof c->resync], wh[sizeof c->warehouse];
+        memcpy(resync, c->resync, sizeof resync);
+        c->resync[0] = 0;
+        memcpy(wh, c->warehouse, sizeof wh);
+        ct_buf errs = c->errors;
+        memset(&c->errors, 0, sizeof c->errors);
+        pthread_mutex_unlock(&c->mu);
+
+        size_t msgs = 0;
+        int failed = 0;
+        if (errs.len) failed = add_msg(c, &f, &msgs, errs.data, errs.len - 1); /* without the last newline */
+        free(errs.data);
+        if (!failed && resync[0]) {
+            json_t *m = json_pack("{s:s,s:s}", "type", "resync", "reason", resync);
+            char *txt = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            json_decref(m);
+            failed = add_msg(c, &f, &msgs, txt, strlen(txt));
+            free(txt);
+        }
+        for (int v = 0; v < FOLD_VIEW_COUNT && !failed; v++) {
+            if (!(snap & views & (1u << v))) continue;
+            uint64_t seq = 0;
+            char *txt = snapshot(c, (fold_view)v, wh, &seq);
+            if (!txt) continue; /* no store yet: deltas will come */
+            c->view_seq[v] = seq;
+            failed = add_msg(c, &f, &msgs, txt, strlen(txt));
+            free(txt);
+        }
+        if (!failed && (snap & views)) {
+            /* Fresh snapshots come with the counts of every view, as of now. */
+            uint64_t seq;
+            char *txt = stream__summary_text(c->srv, &seq);
+            if (txt) failed = add_msg(c, &f, &msgs, txt, strlen(txt));
+            if (txt) c->summary_seq = seq;
+            free(txt);
+        }
+        for (size_t i = 0; i < qn; i++) {
+            hub_batch *b = q[i];
+            if (!failed && b->kind == HUB_SUMMARY) {
+                if (b->seq >= c->summary_seq) {
+                    failed = add_msg(c, &f, &msgs, b->text, b->len);
+                    c->summary_seq = b->seq;
+                }
+            } else if (!failed) {
+                for (size_t k = 0; k < b->n && !failed; k++) {
+                    const hub_delta *d = &b->d[k];
+                    if (!(views & (1u << d->view)) || b->seq <= c->view_seq[d->view]) continue;
+                    if (wh[0] && (!d->warehouse || strcmp(d->warehouse, wh))) continue;
+                    failed = add_msg(c, &f, &msgs, d->text, d->len);
+                }
+            }
+            stream__batch_unref(b);
+        }
+        if (!failed) failed = send_frame(c, &f, msgs);
+        if (failed) {
+            /* The peer is gone or stuck past the write timeout: stop sending; civetweb closes it. */
+            pthread_mutex_lock(&c->mu);
+            c->closing = 1;
+            for (size_t i = 0; i < c->qn; i++) stream__batch_unref(c->q[i]);
+            c->qn = 0;
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+        /* Let the next changes gather for a moment: one frame per interval at most. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += coalesce_ms * 1000000L;
+        while (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&c->mu);
+        while (!c->closing && !c->want_snapshot && !c->errors.len &&
+               pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0) {
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    free(q);
+    free(f.data);
+    return NULL;
+}
+
+#define SOCKET_SNDBUF (128 * 1024)
+
+static int port_of(const struct sockaddr_storage *a, char *host, size_t cap)
+{
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+        inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)cap);
+        return ntohs(in->sin_port);
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)cap);
+        return ntohs(in6->sin6_port);
+    }
+    return -1;
+}
+
+/* Cap the kernel's send buffer of this client's socket. Otherwise Linux grows it to 4 MB for a
+ * client that stopped reading, and the client's queue (what we bound) only starts to fill once
+ * those megabytes are buffered. civetweb does not hand out its sockets, so the socket is found by
+ * its address pair among our descriptors. */
+static void cap_send_buffer(const struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        int fd = atoi(de->d_name);
+        struct stat sb;
+        if (fd <= 2 || fd == dirfd(d) || fstat(fd, &sb) != 0 || !S_ISSOCK(sb.st_mode)) continue;
+        struct sockaddr_storage peer, self;
+        socklen_t pl = sizeof peer, sl = sizeof self;
+        char host[INET6_ADDRSTRLEN], shost[INET6_ADDRSTRLEN];
+        if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 || getsockname(fd, (struct sockaddr *)&self, &sl) != 0)
+            continue;
+        if (port_of(&peer, host, sizeof host) != ri->remote_port || port_of(&self, shost, sizeof shost) != ri->server_port)
+            continue;
+        if (strcmp(host, ri->remote_addr) != 0) continue;
+        int v = SOCKET_SNDBUF;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+        break;
+    }
+    closedir(d);
+}
+
+/* Refuse the upgrade beyond the connection limit or without the viewer role. */
+int stream__connect(const struct mg_connection *conn, void *cbdata)
+{
+    http_server *s = cbdata;
+    stream_hub *h = s->hub;
+    unsigned max = s->o.ws_max_clients ? s->o.ws_max_clients : 256;
+    if (!server__allowed((struct mg_connection *)conn, s, HTTP_ROLE_VIEWER)) {
+        __atomic_fetch_add(&h->rejected, 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    pthread_mutex_lock(&h->mu);
+    int full = h->stopping || h->n_clients >= (int)max;
+    if (!full) h->n_clients++; /* reserved now, so that a burst cannot pass the limit */
+    pthread_mutex_unlock(&h->mu);
+    if (full) {
+        __atomic_fetch_add(&h->rejected, 1, __ATOMIC_RELAXED);
+        ct_log(CT_LOG_WARN, "stream", "refusing a live-stream client: %u connections is the limit (--ws-max-clients)", max);
+        return 1;
+    }
+    ws_client *c = ct_calloc(1, sizeof *c);
+    c->srv = s;
+    c->conn = (struct mg_connection *)conn;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    mg_set_user_connection_data(conn, c);
+    __atomic_fetch_add(&h->accepted, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+void stream__ready(struct mg_connection *conn, void *cbdata)
+{
+    http_server *s = cbdata;
+    ws_client *c = mg_get_user_connection_data(conn);
+    if (!c) return;
+    cap_send_buffer(conn);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, SENDER_STACK);
+    c->started = pthread_create(&c->thread, &attr, sender, c) == 0;
+    pthread_attr_destroy(&attr);
+    if (!c->started) ct_log(CT_LOG_ERROR, "stream", "cannot start a sender thread: this client gets nothing");
+    pthread_mutex_lock(&s->hub->mu);
+    c->next = s->hub->clients;
+    s->hub->clients = c;
+    pthread_mutex_unlock(&s->hub->mu);
+}
+
+static void client_error(ws_client *c, const stream_err *e)
+{
+    json_t *err = json_pack("{s:s,s:s}", "code", e->code, "message", e->message);
+    if (e->field[0]) json_object_set_new(err, "field", json_string(e->field));
+    json_t *m = json_pack("{s:s,s:o}", "type", "error", "error", err);
+    char *txt = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(m);
+    pthread_mutex_lock(&c->mu);
+    if (c->errors.len < 64 * 1024) { /* a client flooding bad messages does not grow our memory */
+        ct_buf_adds(&c->errors, txt);
+        ct_buf_add(&c->errors, "\n", 1);
+    }
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    free(txt);
+}
+
+int stream__data(struct mg_connection *conn, int flags, char *data, size_t len, void *cbdata)
+{
+    (void)cbdata;
+    ws_client *c = mg_get_user_connection_data(conn);
+    int op = flags & 0xf;
+    if (!c || op == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE) return 0;
+    if (op == MG_WEBSOCKET_OPCODE_PING || op == MG_WEBSOCKET_OPCODE_PONG) return 1;
+    stream_req rq;
+    stream_err e;
+    if (op != MG_WEBSOCKET_OPCODE_TEXT || !(flags & 0x80)) {
+        e = (stream_err){.code = "INVALID_FRAME", .message = "only whole (unfragmented) text frames holding one JSON message are accepted"};
+        client_error(c, &e);
+        return 1;
+    }
+    if (stream_req_parse(data, len, &rq, &e) != 0) {
+        client_error(c, &e);
+        return 1;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (rq.type == STREAM_REQ_SUBSCRIBE) {
+        /* A new subscription starts from fresh snapshots; what was queued for the old one is moot. */
+        for (size_t i = 0; i < c->qn; i++) stream__batch_unref(c->q[i]);
+        c->qn = 0;
+        c->q_deltas = 0;
+        c->views = rq.views;
+        memcpy(c->warehouse, rq.warehouse, sizeof c->warehouse);
+        c->want_snapshot = rq.views;
+    } else {
+        c->want_snapshot |= rq.views & c->views;
+    }
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return 1;
+}
+
+void stream__close(const struct mg_connection *conn, void *cbdata)
+{
+    http_server *s = cbdata;
+    ws_client *c = mg_get_user_connection_data(conn);
+    if (!c) return;
+    stream_hub *h = s->hub;
+    pthread_mutex_lock(&h->mu);
+    for (ws_client **p = &h->clients; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    h->n_clients--;
+    pthread_mutex_unlock(&h->mu);
+    pthread_mutex_lock(&c->mu);
+    c->closing = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (c->started) pthread_join(c->thread, NULL);
+    for (size_t i = 0; i < c->qn; i++) stream__batch_unref(c->q[i]);
+    free(c->q);
+    free(c->errors.data);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    mg_set_user_connection_data(conn, NULL);
+    free(c);
+}

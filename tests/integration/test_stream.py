@@ -1,0 +1,485 @@
+#!/usr/bin/env python3
+"""Integration tests of the live stream (websocket /api/v1/stream), API tokens and dead-letter redrive,
+against a real nats-server, a real projector and a real `towerd serve`.
+
+usage: test_stream.py TOWERD [TEST_NAME_SUBSTRING...]
+
+A client's snapshot with the deltas after it must equal the views as the REST API gives them; a client
+that stops reading is dropped to a resync while another keeps receiving; a missed commit (a gap in the
+notice chain) and a reconnect both end in snapshots that equal the views. Every route enforces its role.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import natsfx as fx  # noqa: E402
+
+TOWERD = None
+VIEWS = ["awaiting_release", "blocked", "pending_route", "missing_pod", "posting_failed", "orphans",
+         "anomalies", "dead_letters", "sla_breaches"]
+
+
+class Mirror:
+    """A client's picture of the views: snapshots, then deltas applied in order, checked as they come."""
+
+    def __init__(self, port, views=None, warehouse=None, rcvbuf=None, headers=None, path="/api/v1/stream"):
+        self.ws = fx.WsClient(port, path=path, rcvbuf=rcvbuf, headers=headers)
+        self.lock = threading.Lock()
+        self.items, self.snap_seq, self.last_seq, self.counts = {}, {}, {}, {}
+        self.resyncs, self.errors, self.problems, self.msgs = [], [], [], 0
+        self.summary_seq = 0
+        self.reading = threading.Event()
+        self.reading.set()
+        self.closed = False
+        sub = {"type": "subscribe"}
+        if views is not None:
+            sub["views"] = views
+        if warehouse is not None:
+            sub["warehouse"] = warehouse
+        self.ws.send(sub)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while not self.closed:
+            self.reading.wait()
+            try:
+                msgs = self.ws.recv(timeout=0.5)
+            except (TimeoutError, OSError, fx.WsClosed) as e:
+                if isinstance(e, (fx.WsClosed,)) or self.closed:
+                    return
+                continue
+            with self.lock:
+                for m in msgs:
+                    self.apply(m)
+
+    def apply(self, m):
+        self.msgs += 1
+        t = m.get("type")
+        if t == "snapshot":
+            v = m["view"]
+            self.items[v] = {it["key"]: it for it in m["items"]}
+            if len(self.items[v]) != len(m["items"]):
+                self.problems.append("%s: a snapshot lists a key twice" % v)
+            self.snap_seq[v] = self.last_seq[v] = m["seq"]
+            self.counts[v] = m["count"]
+        elif t == "delta":
+            v, key = m["view"], m["item"]["key"]
+            if v not in self.items:
+                self.problems.append("delta before the snapshot of %s: %s" % (v, m))
+                return
+            if m["seq"] <= self.snap_seq[v] or m["seq"] < self.last_seq[v]:
+                self.problems.append("%s: delta seq %d after snapshot %d / delta %d" % (v, m["seq"], self.snap_seq[v],
+                                                                                         self.last_seq[v]))
+            self.last_seq[v] = m["seq"]
+            have = key in self.items[v]
+            if (m["op"] == "add") == have:
+                self.problems.append("%s: %s of %s which is %s" % (v, m["op"], key, "there" if have else "absent"))
+            if m["op"] == "remove":
+                self.items[v].pop(key, None)
+            else:
+                self.items[v][key] = m["item"]
+        elif t == "summary":
+            if m["seq"] < self.summary_seq:
+                self.problems.append("summary seq went back: %d after %d" % (m["seq"], self.summary_seq))
+            self.summary_seq = m["seq"]
+            for k in ("now", "views"):
+                if k not in m:
+                    self.problems.append("summary without %s: %s" % (k, m))
+        elif t == "resync":
+            self.resyncs.append(m)
+        elif t == "error":
+            self.errors.append(m["error"])
+        else:
+            self.problems.append("unknown message %s" % m)
+
+    def snapshot_of(self, view):
+        with self.lock:
+            return dict(self.items.get(view, {}))
+
+    def close(self):
+        self.closed = True
+        self.reading.set()
+        self.ws.close()
+        self.thread.join(timeout=5)
+
+
+class StreamTest(unittest.TestCase):
+    serve_args = ()
+
+    def setUp(self):
+        self.root = fx.make_tempdir("tower-it-stream-")
+        self.addCleanup(fx.remove_tempdir, self.root)
+        self.nats = fx.NatsServer(root=os.path.join(self.root, "nats"))
+        self.addCleanup(self.nats.close)
+        self.nats.start()
+        self.t = fx.Towerd(TOWERD, self.nats)
+        self.data = os.path.join(self.root, "data")
+        self.nc = fx.NatsClient(self.nats.port)
+        self.addCleanup(self.nc.close)
+        self.proj = fx.Projector(self.t, self.data, log_path=os.path.join(self.root, "projector.log"))
+        self.addCleanup(self.proj.close)
+        self.proj.start()
+        self.serve = None
+        self.mirrors = []
+
+    def tearDown(self):
+        for m in self.mirrors:
+            m.close()
+
+    def start_serve(self, *args, expect_rc=None):
+        self.port = fx.free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.serve_log = os.path.join(self.root, "serve-%d.log" % self.port)
+        log = open(self.serve_log, "ab")
+        argv = [TOWERD, "serve", "--data", self.data, "--http", "127.0.0.1:%d" % self.port,
+                "--nats", self.nats.url, "--web", self.root, "--ws-snapshot-max", "100000"] + list(args)
+        self.serve = fx.spawn(argv, stdout=log, stderr=log)
+        log.close()
+        self.addCleanup(self.stop_serve, self.serve)
+        deadline = time.monotonic() + fx.tmo(30)
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/healthz")[0] == 200:
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        self.fail("towerd serve did not answer /healthz:\n" + fx.tail(self.serve_log))
+
+    def stop_serve(self, p):
+        if p.poll() is None:
+            p.terminate()
+            self.assertEqual(p.wait(timeout=fx.tmo(20)), 0, "serve exits 0 on SIGTERM:\n" + fx.tail(self.serve_log))
+        fx.reap(p)
+        with open(self.serve_log, errors="replace") as f:
+            log = f.read()
+        self.assertNotIn("runtime error", log, "UBSan report in the server's log")
+        self.assertNotIn("AddressSanitizer", log)
+
+    def request(self, method, path, data=None, token=None):
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=fx.tmo(30)) as r:
+                body = r.read().decode()
+                return r.status, (json.loads(body) if body.strip().startswith(("{", "[")) else body)
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read().decode())
+
+    def mirror(self, **kw):
+        m = Mirror(self.port, **kw)
+        self.mirrors.append(m)
+        return m
+
+    def publish_trace(self, name, seed, orders, clean=False):
+        path = self.t.gen(os.path.join(self.root, name), seed, orders, clean=clean)
+        self.t.publish(path)
+        fx.wait_caught_up(self.t, self.data, self.nc, self.proj)
+        return path
+
+    def api_items(self, view, warehouse=None):
+        items, cursor = {}, None
+        while True:
+            q = "/api/v1/views/%s?limit=1000" % view
+            if warehouse:
+                q += "&warehouse=" + warehouse
+            if cursor:
+                q += "&cursor=" + cursor
+            st, page = self.request("GET", q)
+            self.assertEqual(st, 200, page)
+            for it in page["items"]:
+                it.pop("ageSeconds", None)
+                self.assertNotIn(it["key"], items, "a key twice in the API's pages")
+                items[it["key"]] = it
+            cursor = page["nextCursor"]
+            if not cursor:
+                return items
+
+    def wait_settled(self, mirrors, applied, quiet=1.0):
+        """Until every mirror has a summary at the applied sequence and nothing arrived for `quiet` s."""
+        deadline = time.monotonic() + fx.tmo(60)
+        last = [-1] * len(mirrors)
+        still = time.monotonic()
+        while time.monotonic() < deadline:
+            now = [m.msgs for m in mirrors]
+            if now != last:
+                last, still = now, time.monotonic()
+            elif (time.monotonic() - still > fx.tmo(quiet)
+                  and all(m.summary_seq >= applied for m in mirrors)):
+                return
+            time.sleep(0.1)
+        self.fail("the clients did not settle at sequence %d: %s" % (applied, [(m.summary_seq, m.msgs)
+                                                                                 for m in mirrors]))
+
+    def assertMirrors(self, m, views, warehouse=None):
+        self.assertEqual(m.problems, [], "protocol problems seen by the client")
+        for v in views:
+            want = self.api_items(v, warehouse)
+            got = m.snapshot_of(v)
+            for it in got.values():
+                it.pop("ageSeconds", None)
+            self.assertEqual(sorted(got), sorted(want), "%s%s: the client's keys differ from the API's"
+                             % (v, " @" + warehouse if warehouse else ""))
+            self.assertEqual(got, want, "%s: the client's items differ from the API's" % v)
+
+    def applied(self):
+        st, s = self.request("GET", "/api/v1/summary")
+        self.assertEqual(st, 200, s)
+        return s["appliedSeq"]
+
+
+class T1SnapshotAndDeltas(StreamTest):
+    def test_1_snapshot_then_deltas_equal_the_views(self):
+        self.publish_trace("a.ndjson", 11, fx.scaled(120, 30))
+        self.start_serve()
+        a = self.mirror()
+        b = self.mirror(views=["blocked", "awaiting_release", "pending_route"], warehouse="dc-1")
+        self.wait_settled([a, b], 0)
+        self.assertEqual(sorted(a.items), sorted(VIEWS), "a snapshot of every view")
+        self.assertEqual(sorted(b.items), ["awaiting_release", "blocked", "pending_route"])
+        self.assertMirrors(a, VIEWS)
+        self.assertMirrors(b, list(b.items), "dc-1")
+        before = a.msgs
+        # More events: the deltas carry the views forward.
+        self.publish_trace("b.ndjson", 12, fx.scaled(200, 40))
+        self.wait_settled([a, b], self.applied())
+        deltas = a.msgs - before
+        fx.log("test 1: %d messages after the snapshots" % deltas)
+        self.assertGreater(deltas, 10)
+        self.assertMirrors(a, VIEWS)
+        self.assertMirrors(b, list(b.items), "dc-1")
+        for v in b.items:
+            for it in b.items[v].values():
+                self.assertEqual(it.get("warehouseId"), "dc-1", "the warehouse filter let %s through" % it)
+        self.assertEqual(a.resyncs, [], "no resync without a reason")
+        # A client asks for a fresh snapshot of one view.
+        a.ws.send({"type": "resync", "view": "blocked"})
+        deadline = time.monotonic() + fx.tmo(10)
+        n = a.msgs
+        while a.msgs == n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertGreater(a.msgs, n, "no snapshot after a resync request")
+        self.assertMirrors(a, ["blocked"])
+        # Bad client messages get an error naming the field; the connection stays usable.
+        a.ws.send_frame(1, b"{not json")
+        a.ws.send({"type": "subscribe", "views": ["blocked", "nope"]})
+        a.ws.send({"type": "dance"})
+        a.ws.send_frame(1, b'{"type":"subscribe","warehouse":"' + b"x" * 5000 + b'"}')
+        a.ws.send_frame(2, b"\x00\x01")
+        deadline = time.monotonic() + fx.tmo(10)
+        while len(a.errors) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        codes = [(e["code"], e.get("field")) for e in a.errors]
+        self.assertEqual(codes, [("INVALID_JSON", None), ("UNKNOWN_VIEW", "views[1]"), ("UNKNOWN_TYPE", "type"),
+                                 ("TOO_LARGE", None), ("INVALID_FRAME", None)], a.errors)
+        self.publish_trace("c.ndjson", 13, fx.scaled(40, 10))
+        self.wait_settled([a], self.applied())
+        self.assertMirrors(a, VIEWS)
+        # A plain GET of the stream is told to upgrade.
+        st, r = self.request("GET", "/api/v1/stream")
+        self.assertEqual(st, 400, r)
+        self.assertEqual(r["error"]["code"], "UPGRADE_REQUIRED")
+        st, m = self.request("GET", "/metrics")
+        self.assertIn("tower_ws_clients 2\n", m)
+
+
+class T2SlowClient(StreamTest):
+    def test_2_a_client_that_stops_reading_is_dropped_to_a_resync(self):
+        self.publish_trace("a.ndjson", 21, fx.scaled(60, 20))
+        self.start_serve("--ws-queue", "3000")
+        fast = self.mirror()
+        slow = self.mirror(rcvbuf=4096)
+        self.wait_settled([fast, slow], 0)
+        slow.reading.clear()  # stops reading: its socket fills, then its queue
+        time.sleep(0.6)
+        path = self.t.gen(os.path.join(self.root, "b.ndjson"), 22, fx.scaled(1200, 600))
+        drops = 0
+        for chunk in fx.split_file(path, 4, self.root):
+            self.t.publish(chunk)
+            st, m = self.request("GET", "/metrics")
+            drops = int(m.split("\ntower_ws_drops_total ")[1].split("\n")[0])
+            if drops:
+                break
+        fx.wait_caught_up(self.t, self.data, self.nc, self.proj)
+        deadline = time.monotonic() + fx.tmo(30)
+        while not drops and time.monotonic() < deadline:
+            st, m = self.request("GET", "/metrics")
+            drops = int(m.split("\ntower_ws_drops_total ")[1].split("\n")[0])
+            time.sleep(0.2)
+        self.assertGreaterEqual(drops, 1, "the client that stopped reading was never dropped")
+        # The other client kept receiving all along.
+        self.publish_trace("c.ndjson", 23, fx.scaled(30, 10))
+        self.wait_settled([fast], self.applied())
+        self.assertMirrors(fast, VIEWS)
+        self.assertEqual(fast.resyncs, [])
+        # The slow one reads again: it is told to resync, gets snapshots, and ends equal to the views.
+        slow.reading.set()
+        self.wait_settled([slow], self.applied())
+        self.assertTrue(slow.resyncs, "the dropped client was not told to resync")
+        self.assertIn("slow client", slow.resyncs[0]["reason"])
+        self.assertMirrors(slow, VIEWS)
+
+
+class T3Gaps(StreamTest):
+    def test_3_a_missed_commit_and_a_reconnect_resync(self):
+        self.publish_trace("a.ndjson", 31, fx.scaled(60, 20))
+        self.start_serve()
+        a = self.mirror()
+        self.wait_settled([a], 0)
+        # A notice whose prev is not the last commit seen: the server missed one and resyncs everyone.
+        applied = self.applied()
+        self.nc.publish("tower.changes", json.dumps({"seq": applied + 1000, "prev": applied + 999,
+                                                     "changes": [], "more": False}).encode())
+        self.nc.flush()
+        deadline = time.monotonic() + fx.tmo(10)
+        while not a.resyncs and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(a.resyncs, "a gap in the notice chain did not resync the client")
+        self.assertIn("missed", a.resyncs[0]["reason"])
+        self.wait_settled([a], 0)
+        self.assertMirrors(a, VIEWS)
+        # A client that was away while events arrived reconnects: its new snapshots are current.
+        a.close()
+        self.mirrors.remove(a)
+        self.publish_trace("b.ndjson", 32, fx.scaled(80, 20))
+        b = self.mirror()
+        self.wait_settled([b], self.applied())
+        self.assertMirrors(b, VIEWS)
+        # Deltas keep flowing after the fake far-ahead notice (the server trusts the store's sequence).
+        self.publish_trace("c.ndjson", 33, fx.scaled(40, 10))
+        self.wait_settled([b], self.applied())
+        self.assertMirrors(b, VIEWS)
+
+
+class T4TokensAndRedrive(StreamTest):
+    def test_4_roles_limits_and_redrive(self):
+        tokens = {}
+        lines = []
+        for name, role in (("wall", "viewer"), ("ops", "operator"), ("erp", "ingest")):
+            r = subprocess.run([TOWERD, "token", name, role], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            tokens[role] = r.stdout.strip()
+            line = r.stderr.strip().splitlines()[-1]
+            self.assertNotIn(tokens[role], r.stderr, "the tokens file line holds the token itself")
+            lines.append(line)
+        tf = os.path.join(self.root, "tokens")
+        with open(tf, "w") as f:
+            f.write("# API tokens\n" + "\n".join(lines) + "\n")
+        # A bad tokens file is refused with its line.
+        bad = os.path.join(self.root, "bad-tokens")
+        with open(bad, "w") as f:
+            f.write(lines[0] + "\nops admin 00\n")
+        r = subprocess.run([TOWERD, "serve", "--data", self.data, "--http", "127.0.0.1:%d" % fx.free_port(),
+                            "--no-nats", "--tokens", bad], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(bad + ":2:", r.stderr)
+        # Beyond loopback without tokens: refused.
+        r = subprocess.run([TOWERD, "serve", "--data", self.data, "--http", "0.0.0.0:%d" % fx.free_port(),
+                            "--no-nats"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("without API tokens", r.stderr)
+
+        # A dead letter: an event with a bad order id, straight onto the stream (as a system would).
+        self.nc.js_publish("tower.evt.erp.orderApproved", fx.pb_event("fix-1", 1795766400, 0, "erp", "O 1", "dc-1"))
+        fx.wait_caught_up(self.t, self.data, self.nc, self.proj)
+        self.start_serve("--tokens", tf, "--ws-max-clients", "2")
+        V, O, I = tokens["viewer"], tokens["operator"], tokens["ingest"]
+        st, r = self.request("GET", "/api/v1/summary")
+        self.assertEqual((st, r["error"]["code"]), (401, "UNAUTHORIZED"), r)
+        st, r = self.request("GET", "/api/v1/summary", token="twr_" + "0" * 48)
+        self.assertEqual(st, 401, r)
+        for role, tok in (("viewer", V), ("operator", O)):
+            st, r = self.request("GET", "/api/v1/summary", token=tok)
+            self.assertEqual(st, 200, (role, r))
+        st, r = self.request("GET", "/api/v1/summary", token=I)
+        self.assertEqual((st, r["error"]["code"]), (403, "FORBIDDEN"), r)
+        body = json.dumps({"eventId": "g-1", "occurredAt": "2026-11-27T08:00:00Z", "source": {"system": "erp"},
+                           "orderId": "G1", "orderApproved": {"warehouseId": "dc-1"}}).encode()
+        st, r = self.request("POST", "/api/v1/events", body, token=V)
+        self.assertEqual(st, 403, r)
+        st, r = self.request("POST", "/api/v1/events", body, token=I)
+        self.assertEqual(st, 200, r)
+        st, dl = self.request("GET", "/api/v1/dead-letters", token=V)
+        self.assertEqual(st, 200, dl)
+        self.assertEqual(len(dl["items"]), 1, dl)
+        seq = dl["items"][0]["seq"]
+        self.assertEqual(dl["items"][0]["code"], "INVALID_ID")
+        path = "/api/v1/dead-letters/%d/redrive" % seq
+        st, r = self.request("POST", path, b"", token=V)
+        self.assertEqual(st, 403, r)
+        st, r = self.request("POST", path, b"", token=I)
+        self.assertEqual(st, 403, r)
+        # As stored it is still invalid: 400 naming the field.
+        st, r = self.request("POST", path, b"", token=O)
+        self.assertEqual(st, 400, r)
+        self.assertEqual((r["error"]["code"], r["error"]["field"]), ("INVALID_ID", "orderId"), r)
+        st, r = self.request("POST", "/api/v1/dead-letters/999999/redrive", b"", token=O)
+        self.assertEqual(st, 404, r)
+        st, r = self.request("GET", path, token=O)
+        self.assertEqual(st, 405, r)
+        fixed = body.replace(b'"g-1"', b'"fix-1"').replace(b'"G1"', b'"O1"')
+        st, r = self.request("POST", path, b'{"eventId":', token=O)
+        self.assertEqual(st, 400, r)
+        st, r = self.request("POST", path, fixed, token=O)
+        self.assertEqual(st, 200, r)
+        self.assertEqual((r["deadLetter"], r["eventId"], r["result"]), (seq, "fix-1", "accepted"), r)
+        fx.wait_caught_up(self.t, self.data, self.nc, self.proj)
+        st, v = self.request("GET", "/api/v1/views/awaiting_release", token=V)
+        self.assertEqual(sorted(i["orderId"] for i in v["items"]), ["G1", "O1"], v)
+        st, r = self.request("POST", path, fixed, token=O)
+        self.assertEqual((st, r["result"]), (200, "duplicate"), r)
+        # The live stream needs a token too (browsers pass it as ?token=); the connection limit holds.
+        with self.assertRaises(fx.WsClosed):
+            fx.WsClient(self.port)
+        with self.assertRaises(fx.WsClosed):
+            fx.WsClient(self.port, path="/api/v1/stream?token=" + I)
+        a = self.mirror(path="/api/v1/stream?token=" + V)
+        b = self.mirror(headers={"Authorization": "Bearer " + O})
+        self.wait_settled([a, b], 0)
+        self.assertEqual(a.counts["awaiting_release"], 2)
+        with self.assertRaises(fx.WsClosed):
+            fx.WsClient(self.port, path="/api/v1/stream?token=" + V)
+        st, m = self.request("GET", "/metrics")
+        self.assertEqual(st, 200, "metrics stay open for Prometheus")
+        self.assertIn("tower_ws_refused_total 3\n", m)
+        self.assertIn('tower_http_requests_total{route="redrive",code="403"} 2', m)
+        # No token in the server's log.
+        with open(self.serve_log) as f:
+            log = f.read()
+        for tok in tokens.values():
+            self.assertNotIn(tok, log)
+            self.assertNotIn(tok[4:], log)
+
+
+def main():
+    global TOWERD
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    TOWERD = os.path.abspath(sys.argv[1])
+    fx.install_signal_cleanup()
+    loader = unittest.TestLoader()
+    suite = unittest.TestSuite()
+    only = sys.argv[2:]
+    for cls in (T1SnapshotAndDeltas, T2SlowClient, T3Gaps, T4TokensAndRedrive):
+        for name in loader.getTestCaseNames(cls):
+            if not only or any(o in name for o in only):
+                suite.addTest(cls(name))
+    t0 = time.monotonic()
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    fx.log("suite took %.1fs" % (time.monotonic() - t0))
+    return 0 if result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
