@@ -85,8 +85,34 @@ void ct_log(ct_log_level lvl, const char *module, const char *fmt, ...)
 /** \brief 64-bit FNV-1a hash of n bytes. */
 uint64_t ct_hash64(const void *p, size_t n);
 
-/** \brief Wall-clock time in nanoseconds since the Unix epoch. */
+/**
+ * \brief The process's "now": wall-clock time in nanoseconds since the Unix epoch,
+ * or a time-warped one after ct_clock_set.
+ *
+ * Everything that compares event times with "now" (ages, SLA deadlines, dead
+ * letters' receivedAt, the simulators' schedule) reads this clock, so that a
+ * demo can run business time faster than real time consistently.
+ */
 int64_t ct_now_ns(void);
+
+/**
+ * \brief Warp the process clock: from now on ct_now_ns() returns
+ * origin_wall_ns + (real - origin_wall_ns) * factor, where real is the wall clock.
+ *
+ * factor 1 (the default) is the plain wall clock; factor 60 runs an hour of
+ * business time per real minute from origin_wall_ns on (pass the real time of
+ * start, or an earlier origin kept across restarts so that "now" never goes
+ * back). Call it once, before starting threads: it is not synchronised.
+ * \param origin_wall_ns where warped and real time coincide (ns since the epoch)
+ * \param factor > 0; anything else (or NaN) restores the plain wall clock
+ */
+void ct_clock_set(int64_t origin_wall_ns, double factor);
+
+/** \brief The clock's warp factor (1 unless ct_clock_set changed it). */
+double ct_clock_factor(void);
+
+/** \brief The real wall-clock time in nanoseconds since the Unix epoch, never warped. */
+int64_t ct_wall_ns(void);
 /** \brief Monotonic time in nanoseconds. */
 int64_t ct_mono_ns(void);
 

@@ -10,6 +10,8 @@ static const struct {
     int (*run)(int, char **);
     const char *help;
 } commands[] = {
+    {"up", towerd_up, "the whole tower in one process: nats-server, projector, server, simulators"},
+    {"sim", towerd_sim, "the simulated ERP, WMS, route planner, carriers and finance, publishing"},
     {"fold", towerd_fold, "fold NDJSON/JSON event files into the store, offline"},
     {"dump", towerd_dump, "print every view of the store as one JSON object (or a summary)"},
     {"gen", towerd_gen, "write a seeded, realistic event trace as NDJSON"},
@@ -18,6 +20,7 @@ static const struct {
     {"rebuild", towerd_rebuild, "replay the whole stream into a fresh store and swap it in"},
     {"serve", towerd_serve, "the REST API, /metrics, health probes and the dashboard"},
     {"status", towerd_status, "the projector's figures: applied sequence, lag, dead letters"},
+    {"token", towerd_token, "make an API token for a role, and its hashed line for the tokens file"},
 };
 
 volatile sig_atomic_t towerd_stop;

@@ -44,6 +44,10 @@ typedef struct sim_trace_opts {
     int offsets;              /**< when non-zero, some times carry non-UTC offsets and fractional seconds */
     double p_drift;           /**< order breaks the milestone sequence: released before approval, routed without
                                    readiness, invoiced before shipment (default small; cancellations drift too) */
+    uint32_t run;             /**< 0 (default): ids as always ("SO-100000", "erp-1"); N > 0: every id the
+                                   generator makes carries "RN-" ("SO-R3-100000", "erp-R3-1", "RT-R3-000001"),
+                                   so that several runs of one seed can share a stream without colliding.
+                                   Changes only the ids: the story and the faults stay the same. */
 } sim_trace_opts;
 
 /** \brief Fill *o with realistic defaults (all fault rates small but non-zero, p_conflict 0). */
@@ -57,6 +61,7 @@ typedef struct sim_record {
     size_t len;        /**< strlen(line) */
     int64_t emit_ns;   /**< when the source system reports it (trace time; >= occurredAt; non-decreasing) */
     sim_kind kind;     /**< what it is */
+    int source;        /**< the reporting system instance that emits it: 0 .. sim_trace_source_count() - 1 */
 } sim_record;
 
 /**
@@ -71,6 +76,25 @@ int sim_trace_next(sim_trace *t, sim_record *rec);
 
 /** \brief Free the generator; NULL is a no-op. */
 void sim_trace_destroy(sim_trace *t);
+
+/**
+ * \brief How many reporting system instances the generator plays: the ERP, the route planner,
+ * finance, the tower itself (its SLA engine's slaBreached), one WMS per warehouse, then the carriers.
+ */
+int sim_trace_source_count(const sim_trace *t);
+
+/** One reporting system instance, as its records name it in "source". */
+typedef struct sim_source {
+    const char *system;   /**< source.system: "erp", "tms", "finance", "tower", "wms" or "carrier" */
+    const char *instance; /**< source.instance: "erp-eu", "wms-dc2", "dhl", ... */
+} sim_source;
+
+/**
+ * \brief Describe instance i (0 <= i < sim_trace_source_count); the strings are borrowed until
+ * sim_trace_destroy. A record's source is the instance its envelope names, even for a bad record
+ * (whose "source" may itself be broken: it is still that system that sent it).
+ */
+void sim_trace_source_get(const sim_trace *t, int i, sim_source *out);
 
 /** What the generator holds in memory now: a debug view for tests of bounded memory. */
 typedef struct sim_trace_stats {

@@ -103,6 +103,7 @@ ct_status sim_trace_create(sim_trace **out, const sim_trace_opts *o)
     if (!out || !o || !opts_ok(o)) return CT_INVALID;
     sim_trace *t = ct_calloc(1, sizeof *t);
     t->o = *o;
+    if (o->run) snprintf(t->tag, sizeof t->tag, "R%u-", (unsigned)o->run);
     sim__rng_seed(&t->rng, o->seed);
     sim__rng_seed(&t->frng, o->seed ^ 0x5DEECE66DF00DULL);
     t->acts.elsz = sizeof(sim__action);
@@ -149,6 +150,7 @@ int sim_trace_next(sim_trace *t, sim_record *rec)
         rec->len = em.len;
         rec->emit_ns = em.k.at;
         rec->kind = (sim_kind)em.kind;
+        rec->source = em.inst;
         t->st.pending = t->acts.n + t->ems.n;
         return 1;
     }
@@ -172,6 +174,14 @@ void sim_trace_destroy(sim_trace *t)
 
 void sim_trace_stats_get(const sim_trace *t, sim_trace_stats *out) { *out = t->st; }
 
+int sim_trace_source_count(const sim_trace *t) { return t->ninst; }
+
+void sim_trace_source_get(const sim_trace *t, int i, sim_source *out)
+{
+    out->system = t->inst[i].system;
+    out->instance = t->inst[i].name;
+}
+
 /* ---- Events ---- */
 
 void sim__ev_begin(sim_trace *t, int inst, int64_t at)
@@ -182,7 +192,7 @@ void sim__ev_begin(sim_trace *t, int inst, int64_t at)
     t->ev_inst = inst;
     t->ev_at = at - (r < 0 ? r + in->prec_ns : r);
     char id[64];
-    snprintf(id, sizeof id, "%s-%llu", in->prefix, (unsigned long long)++in->counter);
+    snprintf(id, sizeof id, "%s-%s%llu", in->prefix, t->tag, (unsigned long long)++in->counter);
     sim__doc_reset(d);
     sim__doc_str(d, 0, "eventId", id);
     sim__doc_time(d, 0, "occurredAt", t->ev_at);
@@ -191,9 +201,9 @@ void sim__ev_begin(sim_trace *t, int inst, int64_t at)
     sim__doc_str(d, src, "instance", in->name);
 }
 
-static void push_line(sim_trace *t, int64_t at, int kind, const char *line, size_t len)
+static void push_line(sim_trace *t, int64_t at, int kind, int inst, const char *line, size_t len)
 {
-    sim__emission em = {{at, t->seq++}, ct_strndup(line, len), len, kind};
+    sim__emission em = {{at, t->seq++}, ct_strndup(line, len), len, kind, inst};
     sim__heap_push(&t->ems, &em);
 }
 
@@ -224,8 +234,8 @@ void sim__ev_finish(sim_trace *t)
 
     sim__style st = {0, in->offset_min, in->zulu};
     render(t, &st);
-    push_line(t, emit, SIM_VALID, t->buf.data, t->buf.len);
-    if (dup && !respelled) push_line(t, emit + dup_after, SIM_DUPLICATE, t->buf.data, t->buf.len);
+    push_line(t, emit, SIM_VALID, t->ev_inst, t->buf.data, t->buf.len);
+    if (dup && !respelled) push_line(t, emit + dup_after, SIM_DUPLICATE, t->ev_inst, t->buf.data, t->buf.len);
     if (dup && respelled) {
         /* The same event in another spelling: keys reversed, times in another offset when offsets are on. */
         sim__style alt = {1, in->offset_min, in->zulu};
@@ -234,16 +244,16 @@ void sim__ev_finish(sim_trace *t)
             alt.zulu = 1;
         }
         render(t, &alt);
-        push_line(t, emit + dup_after, SIM_REORDERED, t->buf.data, t->buf.len);
+        push_line(t, emit + dup_after, SIM_REORDERED, t->ev_inst, t->buf.data, t->buf.len);
     }
     if (conflict) {
         sim__fault_conflict(t, &fr);
         render(t, &st);
-        push_line(t, emit + conflict_after, SIM_CONFLICT, t->buf.data, t->buf.len);
+        push_line(t, emit + conflict_after, SIM_CONFLICT, t->ev_inst, t->buf.data, t->buf.len);
     }
     if (bad) {
         ct_buf_reset(&t->buf);
-        sim__fault_bad(t, &fr, &t->buf);
-        push_line(t, bad_at, SIM_BAD, t->buf.data, t->buf.len);
+        int inst = sim__fault_bad(t, &fr, &t->buf);
+        push_line(t, bad_at, SIM_BAD, inst, t->buf.data, t->buf.len);
     }
 }

@@ -28,8 +28,8 @@ static void copy_key(const sim__doc *d, const char *key, char *out, size_t cap)
     snprintf(out, cap, "%s", n >= 0 && d->n[n].type == SIM__STR ? d->n[n].s : "");
 }
 
-/* A fresh envelope for a fabricated record of instance inst with the given id. */
-static void fab_begin(sim_trace *t, int inst, const char *id)
+/* A fresh envelope for a fabricated record of instance inst with the given id; returns inst. */
+static int fab_begin(sim_trace *t, int inst, const char *id)
 {
     sim__doc *d = &t->doc;
     const sim__inst *in = &t->inst[inst];
@@ -39,6 +39,7 @@ static void fab_begin(sim_trace *t, int inst, const char *id)
     int src = sim__doc_obj(d, 0, "source");
     sim__doc_str(d, src, "system", in->system);
     sim__doc_str(d, src, "instance", in->name);
+    return inst;
 }
 
 static void not_json(sim_trace *t, sim__rng *r, const char *id, const char *oid, ct_buf *out)
@@ -54,7 +55,7 @@ static void not_json(sim_trace *t, sim__rng *r, const char *id, const char *oid,
     }
 }
 
-void sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out)
+int sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out)
 {
     sim__doc *d = &t->doc;
     const sim__inst *in = &t->inst[t->ev_inst];
@@ -62,7 +63,8 @@ void sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out)
        the valid events keep their numbering whatever p_bad is. */
     char id[64], oid[72], sid[72];
     unsigned long long n = (unsigned long long)++t->bad_num;
-    snprintf(id, sizeof id, "%s-x%llu", in->prefix, n);
+    int inst = t->ev_inst;
+    snprintf(id, sizeof id, "%s-%sx%llu", in->prefix, t->tag, n);
     copy_key(d, "orderId", oid, sizeof oid);
     copy_key(d, "shipmentId", sid, sizeof sid);
     sim__doc_set_str(d, sim__doc_find(d, 0, "eventId"), id);
@@ -70,7 +72,7 @@ void sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out)
     sim__style st = {0, in->offset_min, in->zulu};
     int kind = (int)sim__rng_below(r, BAD_COUNT);
     switch (kind) {
-    case BAD_NOT_JSON: not_json(t, r, id, oid, out); return;
+    case BAD_NOT_JSON: not_json(t, r, id, oid, out); return inst;
     case BAD_TRUNCATED: {
         /* Cut somewhere after the eventId, so that the record stays unique. */
         sim__doc_render(d, &st, out);
@@ -81,7 +83,7 @@ void sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out)
             out->len = cut;
             out->data[cut] = '\0';
         }
-        return;
+        return inst;
     }
     case BAD_NO_ID: {
         char msg[48];
@@ -116,7 +118,7 @@ void sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out)
     }
     case BAD_QTY_ZERO: {
         /* An EDI resend whose line lost its quantity. */
-        fab_begin(t, SIM__INST_ERP, id);
+        inst = fab_begin(t, SIM__INST_ERP, id);
         sim__doc_str(d, 0, "orderId", oid[0] ? oid : "SO-100000");
         int p = sim__doc_obj(d, 0, "orderCreated");
         sim__doc_str(d, p, "channel", "EDI");
@@ -129,8 +131,8 @@ void sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out)
     }
     case BAD_EMPTY_STOPS: {
         char rid[48];
-        snprintf(rid, sizeof rid, "RT-X%llu", n);
-        fab_begin(t, SIM__INST_TMS, id);
+        snprintf(rid, sizeof rid, "RT-X%s%llu", t->tag, n);
+        inst = fab_begin(t, SIM__INST_TMS, id);
         sim__doc_str(d, 0, "routeId", rid);
         int p = sim__doc_obj(d, 0, "routePlanned");
         sim__doc_str(d, p, "vehicleId", "VH-dhl-001");
@@ -142,7 +144,7 @@ void sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out)
     case BAD_ENUM:
         /* A reason code this version of the contract does not know. */
         if (oid[0]) {
-            fab_begin(t, SIM__INST_ERP, id);
+            inst = fab_begin(t, SIM__INST_ERP, id);
             sim__doc_str(d, 0, "orderId", oid);
             int p = sim__doc_obj(d, 0, "orderHeld");
             sim__doc_str(d, p, "reason", "WEATHER");
@@ -164,6 +166,7 @@ void sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out)
     }
     }
     sim__doc_render(d, &st, out);
+    return inst;
 }
 
 void sim__fault_conflict(sim_trace *t, sim__rng *r)

@@ -212,7 +212,7 @@ static sim__order *order_new(sim_trace *t)
     sim__order *o = ct_calloc(1, sizeof *o);
     o->refs = 1;
     o->num = 100000 + t->created++;
-    snprintf(o->id, sizeof o->id, "SO-%u", (unsigned)o->num);
+    snprintf(o->id, sizeof o->id, "SO-%s%u", t->tag, (unsigned)o->num);
     t->st.orders_live++;
     return o;
 }
@@ -228,7 +228,7 @@ static int64_t interarrival(sim_trace *t)
 static void stray_blocked(sim_trace *t, int wh)
 {
     char sid[32];
-    snprintf(sid, sizeof sid, "SH-M%06llu", (unsigned long long)++t->stray_num);
+    snprintf(sid, sizeof sid, "SH-M%s%06llu", t->tag, (unsigned long long)++t->stray_num);
     int p = ev(t, SIM__INST_WMS0 + wh, t->now, NULL, sid, NULL, "shipmentBlocked");
     put(t, p, "reason", "DAMAGE");
     put(t, p, "warehouseId", t->whname[wh]);
@@ -405,7 +405,7 @@ static void on_pack(sim_trace *t, sim__order *o, uint32_t k)
     s->o = o;
     o->refs++;
     s->idx = (uint8_t)k;
-    snprintf(s->id, sizeof s->id, "SH-%u-%u", (unsigned)o->num, (unsigned)k + 1);
+    snprintf(s->id, sizeof s->id, "SH-%s%u-%u", t->tag, (unsigned)o->num, (unsigned)k + 1);
     s->dock = (uint8_t)pick(t, 1, 12);
     s->cartons = (uint16_t)(o->channel == 1 ? pick(t, 3, 24) : pick(t, 1, 4));
     t->st.shipments_live++;
@@ -443,7 +443,7 @@ static void on_invoice(sim_trace *t, sim__order *o)
     sim__civil c;
     char inv[48], amount[48];
     sim__civil_of(t->now, &c);
-    snprintf(inv, sizeof inv, "INV-%04d-%07llu", c.year, (unsigned long long)++t->invoice_num);
+    snprintf(inv, sizeof inv, "INV-%04d-%s%07llu", c.year, t->tag, (unsigned long long)++t->invoice_num);
     snprintf(amount, sizeof amount, "%lld.%02lld", (long long)(o->amount_cents / 100),
              (long long)(o->amount_cents % 100));
     int p = ev(t, SIM__INST_FIN, t->now, o->id, NULL, NULL, "invoicePosted");
@@ -559,7 +559,7 @@ static void on_tick(sim_trace *t, uint32_t wh)
         if (stray) {
             /* A shipment keyed by hand in the planner, known to no order: an orphan. */
             char sid[32];
-            snprintf(sid, sizeof sid, "SH-M%06llu", (unsigned long long)++t->stray_num);
+            snprintf(sid, sizeof sid, "SH-M%s%06llu", t->tag, (unsigned long long)++t->stray_num);
             put(t, sim__doc_find(&t->doc, pl, "shipmentIds"), NULL, sid);
         }
         put(t, pl, "warehouseId", t->whname[wh]);
@@ -569,7 +569,10 @@ static void on_tick(sim_trace *t, uint32_t wh)
     }
 }
 
-static void route_id(const sim__route *r, char *out, size_t cap) { snprintf(out, cap, "RT-%06u", (unsigned)r->num); }
+static void route_id(const sim_trace *t, const sim__route *r, char *out, size_t cap)
+{
+    snprintf(out, cap, "RT-%s%06u", t->tag, (unsigned)r->num);
+}
 
 static void on_plan(sim_trace *t, sim__route *r)
 {
@@ -589,7 +592,7 @@ static void on_plan(sim_trace *t, sim__route *r)
     char rid[32], vehicle[48];
     r->carrier = (uint8_t)pick(t, 0, SIM__NCARRIERS - 1);
     r->vehicle = (uint16_t)pick(t, 1, 60);
-    route_id(r, rid, sizeof rid);
+    route_id(t, r, rid, sizeof rid);
     snprintf(vehicle, sizeof vehicle, "VH-%s-%03u", carrier_id(t, r->carrier), (unsigned)r->vehicle);
     int64_t dispatch = after(t, 20 * SIM__MIN, 90 * SIM__MIN);
     int64_t eta = dispatch + pick(t, 25 * SIM__MIN, 50 * SIM__MIN);
@@ -616,7 +619,7 @@ static void on_plan(sim_trace *t, sim__route *r)
 static void on_dispatch(sim_trace *t, sim__route *r)
 {
     char rid[32];
-    route_id(r, rid, sizeof rid);
+    route_id(t, r, rid, sizeof rid);
     int p = ev(t, SIM__INST_TMS, t->now, NULL, NULL, rid, "routeDispatched");
     put(t, p, "warehouseId", t->whname[r->wh]);
     put(t, p, "carrierId", carrier_id(t, r->carrier));

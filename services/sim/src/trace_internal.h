@@ -115,7 +115,7 @@ void *sim__heap_at(sim__heap *h, size_t i);
 typedef struct sim__order {
     int refs; /* scheduled steps and live shipments that still need the order */
     uint32_t num;
-    char id[16];
+    char id[32];
     uint32_t customer;
     uint32_t sku[SIM__MAX_LINES];
     uint16_t qty[SIM__MAX_LINES];
@@ -131,7 +131,7 @@ typedef struct sim__order {
 typedef struct sim__ship {
     int refs;
     sim__order *o; /* holds one reference on its order */
-    char id[24];
+    char id[40];
     uint8_t idx, carrier, dock, must_fail, planned, route_fails;
     uint16_t cartons;
     int64_t ready_at, eta;
@@ -164,6 +164,7 @@ typedef struct sim__emission {
     char *line;
     size_t len;
     int kind;
+    int inst; /* the instance that reports it */
 } sim__emission;
 
 /* A reporting system instance: its names, clock style and report latency. */
@@ -198,6 +199,7 @@ struct sim_trace {
     int64_t ev_at;  /* its occurredAt */
     ct_buf buf;     /* rendering scratch */
     char *cur;      /* the line last returned, owned here until the next call */
+    char tag[16];   /* "" or "R<run>-": what every generated id carries */
     sim_trace_stats st;
 };
 
@@ -205,8 +207,9 @@ struct sim_trace {
 void sim__ev_begin(sim_trace *t, int inst, int64_t at);
 /* Render the event, schedule its report and any faults derived from it. */
 void sim__ev_finish(sim_trace *t);
-/* Replace the document by an invalid record derived from it, rendered into out. */
-void sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out);
+/* Replace the document by an invalid record derived from it, rendered into out; returns the
+   instance whose envelope the record carries. */
+int sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out);
 /* Change the document's content (a warehouse) while keeping its eventId. */
 void sim__fault_conflict(sim_trace *t, sim__rng *r);
 

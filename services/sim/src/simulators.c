@@ -1,0 +1,577 @@
+/* The simulators: one generator hands each record, on time, to the publisher thread of the system that reports it. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evt.h"
+#include "sim_run.h"
+
+#define QUEUE_MAX 8192       /* records waiting for one publisher before the generator waits */
+#define BATCH 512            /* publishes per wait for their acknowledgements */
+#define ACK_WAIT_MS 30000    /* how long to wait for acknowledgements before publishing again */
+#define STOP_ACK_WAIT_MS 5000 /* the same once asked to stop */
+#define STATE_EVERY_NS 1000000000LL
+#define NONE UINT64_MAX
+
+/* One record on its way: its ordinal in the trace, what it is, its bytes. */
+typedef struct item {
+    struct item *next;
+    uint64_t idx;
+    int kind;
+    size_t len;
+    char line[]; /* NUL-terminated */
+} item;
+
+/* One simulated system instance: a thread, a connection, a queue. */
+typedef struct publisher {
+    sim_source src;
+    bus *b;
+    volatile sig_atomic_t *stop; /* the caller's: give up retrying once set */
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* records arrived or quit (publisher waits); room freed (generator waits) */
+    item *head, *tail; /* the queue, oldest first */
+    size_t n;
+    uint64_t busy_from; /* ordinal of the oldest record handed to NATS and not acknowledged, or NONE */
+    int quit;           /* publish what is queued, then exit */
+    uint64_t stored, dups, retries;
+} publisher;
+
+void sim_run_opts_default(sim_run_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    sim_trace_opts_default(&o->trace);
+    o->trace.orders = 0;
+    o->rate = 60;
+    o->warp = 1;
+    o->sla_breaches = 1;
+}
+
+/* ---- publishing ---- */
+
+typedef struct acks {
+    publisher *p;
+    unsigned char *settled;
+    size_t failed;
+    char first_error[256];
+} acks;
+
+static void on_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
+{
+    acks *a = ctx;
+    if (ack->result == BUS_PUB_FAILED) {
+        if (!a->failed++) snprintf(a->first_error, sizeof a->first_error, "%s", ack->error);
+        return;
+    }
+    a->settled[tag] = 1;
+    pthread_mutex_lock(&a->p->mu);
+    if (ack->result == BUS_PUB_STORED)
+        a->p->stored++;
+    else
+        a->p->dups++;
+    pthread_mutex_unlock(&a->p->mu);
+}
+
+/* Hand one record to NATS: a valid one as its protobuf event, anything else as the raw bytes received. */
+static ct_status send_one(publisher *p, const item *it, size_t tag)
+{
+    if (it->kind != SIM_BAD) {
+        evt_event *e = NULL;
+        evt_error err;
+        if (evt_from_json_text(&e, it->line, it->len, &err) == CT_OK) {
+            ct_status st = bus_publish_event(p->b, e, tag);
+            evt_free(e);
+            return st;
+        }
+        ct_log(CT_LOG_DEBUG, "sim", "%s: record %" PRIu64 " does not validate (%s): published raw", p->src.instance,
+               it->idx, err.message);
+    }
+    /* What a broken adapter sends arrives on its system's subjects all the same; the message id (a hash of
+       the bytes) keeps a record sent again after a restart from being stored twice. */
+    char subject[96], id[96];
+    snprintf(subject, sizeof subject, "tower.evt.%s.invalid", p->src.system);
+    snprintf(id, sizeof id, "%s~raw~%016" PRIx64, p->src.instance, ct_hash64(it->line, it->len));
+    return bus_publish_raw(p->b, subject, it->line, it->len, id, tag);
+}
+
+/* Publish a batch until every record is acknowledged; returns the ordinal of the oldest record still not
+   acknowledged when asked to stop first, or NONE. */
+static uint64_t publish_batch(publisher *p, item **v, size_t n)
+{
+    unsigned char settled[BATCH] = {0};
+    for (int round = 0;; round++) {
+        acks a = {p, settled, 0, ""};
+        for (size_t i = 0; i < n; i++)
+            if (!settled[i]) send_one(p, v[i], i);
+        bus_publish_wait(p->b, *p->stop ? STOP_ACK_WAIT_MS : ACK_WAIT_MS, on_ack, &a);
+        uint64_t oldest = NONE;
+        size_t left = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!settled[i]) {
+                left++;
+                if (v[i]->idx < oldest) oldest = v[i]->idx;
+            }
+        if (!left) return NONE;
+        if (round == 0 || round % 30 == 0)
+            ct_log(CT_LOG_WARN, "sim", "%s: %zu of %zu records not stored (%s); publishing them again",
+                   p->src.instance, left, n, a.failed ? a.first_error : "not sent");
+        if (*p->stop) return oldest;
+        pthread_mutex_lock(&p->mu);
+        p->retries += left;
+        pthread_mutex_unlock(&p->mu);
+        for (int i = 0; i < 10 && !*p->stop; i++) usleep(100000);
+    }
+}
+
+static void *publisher_main(void *arg)
+{
+    publisher *p = arg;
+    item *batch[BATCH];
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->head && !p->quit) pthread_cond_wait(&p->cv, &p->mu);
+        if (!p->head) {
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        size_t nb = 0;
+        while (p->head && nb < BATCH) {
+            batch[nb++] = p->head;
+            p->head = p->head->next;
+        }
+        if (!p->head) p->tail = NULL;
+        p->n -= nb;
+        p->busy_from = batch[0]->idx;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+
+        uint64_t left = publish_batch(p, batch, nb);
+        for (size_t i = 0; i < nb; i++) free(batch[i]);
+        pthread_mutex_lock(&p->mu);
+        p->busy_from = left;
+        pthread_mutex_unlock(&p->mu);
+        if (left != NONE) break; /* stopped with records not stored: the state file says where to resume */
+    }
+    return NULL;
+}
+
+/* Queue a record for p, waiting for room; 0 if asked to stop while waiting. */
+static int enqueue(publisher *p, const sim_record *rec, uint64_t idx, volatile sig_atomic_t *stop)
+{
+    item *it = ct_malloc(sizeof *it + rec->len + 1);
+    it->next = NULL;
+    it->idx = idx;
+    it->kind = rec->kind;
+    it->len = rec->len;
+    memcpy(it->line, rec->line, rec->len + 1);
+    pthread_mutex_lock(&p->mu);
+    while (p->n >= QUEUE_MAX && !*stop && !p->quit) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    if (p->n >= QUEUE_MAX) {
+        pthread_mutex_unlock(&p->mu);
+        free(it);
+        return 0;
+    }
+    if (p->tail)
+        p->tail->next = it;
+    else
+        p->head = it;
+    p->tail = it;
+    p->n++;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return 1;
+}
+
+/* ---- the state file: which trace, and from where to go on ---- */
+
+typedef struct run_state {
+    uint64_t digest;  /* of the options that decide the trace */
+    uint32_t run;     /* the ids' run tag */
+    int64_t start_ns; /* the trace's start */
+    int64_t shift_ns; /* how much later than their report time records go out (time the simulators were down) */
+    uint64_t resume;  /* ordinal of the first record that may not be stored */
+} run_state;
+
+static uint64_t trace_digest(const sim_trace_opts *t)
+{
+    char *s = ct_sprintf("v1 seed=%" PRIu64 " orders=%" PRIu32 " wh=%" PRIu32 " opm=%.17g %.17g %.17g %.17g %.17g %.17g "
+                         "%.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g offsets=%d",
+                         t->seed, t->orders, t->warehouses, t->orders_per_minute, t->p_hold, t->p_short_pick,
+                         t->p_multi_shipment, t->p_block, t->p_route_fail, t->p_cancel, t->p_missing_pod,
+                         t->p_attempt_fail, t->p_posting_fail, t->p_stuck, t->p_late, t->p_duplicate, t->p_bad,
+                         t->p_conflict, t->p_drift, t->offsets);
+    uint64_t h = ct_hash64(s, strlen(s));
+    free(s);
+    return h;
+}
+
+/* 1 when path held a state, 0 when there is none, -1 when it is unreadable (logged). */
+static int state_load(const char *path, run_state *st)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT) return 0;
+        ct_log(CT_LOG_ERROR, "sim", "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[256];
+    int seen = 0;
+    memset(st, 0, sizeof *st);
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long u;
+        long long v;
+        if (sscanf(line, "digest=%llx", &u) == 1) st->digest = u, seen |= 1;
+        else if (sscanf(line, "run=%llu", &u) == 1) st->run = (uint32_t)u, seen |= 2;
+        else if (sscanf(line, "start_ns=%lld", &v) == 1) st->start_ns = v, seen |= 4;
+        else if (sscanf(line, "shift_ns=%lld", &v) == 1) st->shift_ns = v, seen |= 8;
+        else if (sscanf(line, "resume=%llu", &u) == 1) st->resume = u, seen |= 16;
+    }
+    fclose(f);
+    if (seen != 31) {
+        ct_log(CT_LOG_WARN, "sim", "%s is incomplete: starting a new trace", path);
+        return st->run ? 1 : 0;
+    }
+    return 1;
+}
+
+static ct_status state_save(const char *path, const run_state *st)
+{
+    char *tmp = ct_sprintf("%s.tmp", path);
+    ct_status rc = CT_IO;
+    FILE *f = fopen(tmp, "w");
+    if (!f) goto out;
+    fprintf(f,
+            "# towerd sim: the trace being published and where a restart goes on (delete to start a new trace)\n"
+            "digest=%016" PRIx64 "\nrun=%" PRIu32 "\nstart_ns=%" PRId64 "\nshift_ns=%" PRId64 "\nresume=%" PRIu64 "\n",
+            st->digest, st->run, st->start_ns, st->shift_ns, st->resume);
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (!bad && rename(tmp, path) == 0) rc = CT_OK;
+out:
+    if (rc != CT_OK) ct_log(CT_LOG_ERROR, "sim", "cannot write %s: %s", path, strerror(errno));
+    free(tmp);
+    return rc;
+}
+
+/* ---- the generator ---- */
+
+/* The most orders the generator takes at this rate: an endless run, for years of trace time. */
+static uint32_t endless_orders(const sim_trace_opts *t)
+{
+    double room = 7e18 - (double)t->start_ns - 30.0 * 86400e9;
+    double n = room / (2.0 * 60e9 / t->orders_per_minute) * 0.9;
+    if (!(n >= 1)) n = 1;
+    if (n > 4e9) n = 4e9;
+    return (uint32_t)n;
+}
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {ns / 1000000000LL, ns % 1000000000LL};
+    nanosleep(&ts, NULL);
+}
+
+/* The oldest record not known to be stored: the next one not handed over, or older in some queue. */
+static uint64_t safe_point(publisher **pubs, int n, uint64_t handed)
+{
+    uint64_t safe = handed;
+    for (int i = 0; i < n; i++) {
+        publisher *p = pubs[i];
+        if (!p) continue;
+        pthread_mutex_lock(&p->mu);
+        if (p->busy_from < safe) safe = p->busy_from;
+        if (p->head && p->head->idx < safe) safe = p->head->idx;
+        pthread_mutex_unlock(&p->mu);
+    }
+    return safe;
+}
+
+static void figures_update(sim_run_figures *f, publisher **pubs, int n, const sim_trace *t)
+{
+    uint64_t stored = 0, dups = 0, retries = 0;
+    for (int i = 0; i < n; i++) {
+        publisher *p = pubs[i];
+        if (!p) continue;
+        pthread_mutex_lock(&p->mu);
+        stored += p->stored;
+        dups += p->dups;
+        retries += p->retries;
+        pthread_mutex_unlock(&p->mu);
+    }
+    sim_trace_stats ts;
+    sim_trace_stats_get(t, &ts);
+    f->stored = stored;
+    f->duplicates = dups;
+    f->retries = retries;
+    f->orders = ts.orders_created;
+}
+
+static void log_progress(const sim_run_figures *f)
+{
+    char when[48] = "-";
+    if (f->trace_ns > 0) evt_time_format(f->trace_ns / 1000000000LL, 0, when);
+    ct_log(CT_LOG_INFO, "sim",
+           "%" PRIu64 " records handed over: %" PRIu64 " stored, %" PRIu64 " duplicates, %" PRIu64
+           " publishes retried; %" PRIu32 " orders; trace time %s",
+           f->records, f->stored, f->duplicates, f->retries, f->orders, when);
+}
+
+static void publisher_free(publisher *p)
+{
+    if (!p) return;
+    while (p->head) {
+        item *n = p->head->next;
+        free(p->head);
+        p->head = n;
+    }
+    bus_close(p->b);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}
+
+/* Connect every publisher and make sure the streams exist; 0 if asked to stop first. */
+static ct_status publishers_open(publisher **pubs, int n, const sim_run_opts *o, volatile sig_atomic_t *stop)
+{
+    int ensured = 0;
+    for (int i = 0; i < n; i++) {
+        publisher *p = pubs[i];
+        if (!p) continue;
+        bus_opts bo = *o->bus;
+        char name[64];
+        snprintf(name, sizeof name, "tower-sim %s", p->src.instance);
+        bo.name = name;
+        bo.wait_connect = 1;
+        if (bus_connect(&p->b, &bo) != CT_OK) return CT_BUS;
+        if (ensured) continue;
+        /* The first connection makes the streams, so that no publish finds nobody to answer. */
+        for (int tries = 0; !*stop; tries++) {
+            if (bus_ensure_streams(p->b) == CT_OK) {
+                ensured = 1;
+                break;
+            }
+            if (tries == 0) ct_log(CT_LOG_WARN, "sim", "waiting for NATS to create the streams");
+            usleep(500000);
+        }
+        if (!ensured) return CT_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        publisher *p = pubs[i];
+        if (!p) continue;
+        if (pthread_create(&p->th, NULL, publisher_main, p) != 0) {
+            ct_log(CT_LOG_ERROR, "sim", "cannot start the %s publisher thread", p->src.instance);
+            return CT_IO;
+        }
+        p->started = 1;
+    }
+    return CT_OK;
+}
+
+ct_status sim_run(const sim_run_opts *o, volatile sig_atomic_t *stop, sim_run_figures *figures)
+{
+    sim_run_figures scratch;
+    sim_run_figures *fig = figures ? figures : &scratch;
+    memset(fig, 0, sizeof *fig);
+    const int dry = o->dry_run != NULL;
+    if (!(o->rate > 0) || !isfinite(o->rate) || !(o->warp > 0) || !isfinite(o->warp)) {
+        ct_log(CT_LOG_ERROR, "sim", "the rate and the warp must be positive numbers");
+        return CT_INVALID;
+    }
+    if (!dry && !o->bus) {
+        ct_log(CT_LOG_ERROR, "sim", "neither NATS options nor a dry-run output: nowhere to publish");
+        return CT_INVALID;
+    }
+    sim_trace_opts to = o->trace;
+    to.orders_per_minute = o->rate / o->warp;
+    const int endless = to.orders == 0;
+    run_state st = {0};
+    st.digest = trace_digest(&to);
+    int loaded = 0;
+    if (!dry && o->state_path) {
+        run_state old;
+        loaded = state_load(o->state_path, &old);
+        if (loaded < 0) return CT_IO;
+        if (loaded && old.digest == st.digest) {
+            st = old;
+            fig->resumed = 1;
+        } else if (loaded) {
+            st.run = old.run + 1;
+            ct_log(CT_LOG_INFO, "sim", "the trace options changed since the last run: starting run %" PRIu32, st.run);
+        }
+    }
+    if (!dry && !fig->resumed) {
+        /* A new trace starts now, on a whole minute like the default start (route ETAs are kept in whole
+           minutes): then its story is a dry run's, only shifted in time. */
+        st.start_ns = ct_now_ns() / 60000000000LL * 60000000000LL;
+        st.shift_ns = 0;
+        st.resume = 0;
+        if (!loaded) st.run = o->state_path ? 1 : (uint32_t)(ct_wall_ns() / 1000000000LL);
+    }
+    if (!dry) {
+        to.start_ns = st.start_ns;
+        to.run = st.run;
+    }
+    fig->run = to.run;
+
+    sim_trace *t = NULL;
+    publisher **pubs = NULL;
+    int npubs = 0;
+    ct_status rc = CT_OK;
+    uint64_t handed = 0;
+    sim_record rec;
+    int have = 0, over = 0;
+    unsigned char *skip = NULL;
+    if (endless) to.orders = 1; /* checks the other options first */
+    if (sim_trace_create(&t, &to) != CT_OK) {
+        ct_log(CT_LOG_ERROR, "sim", "invalid simulator options (a rate outside 0..1, too few warehouses, or an "
+                                    "order rate so low that the trace would outlast the year 2200)");
+        return CT_INVALID;
+    }
+    if (endless) {
+        sim_trace_destroy(t);
+        t = NULL;
+        for (to.orders = endless_orders(&to); sim_trace_create(&t, &to) != CT_OK; to.orders /= 2)
+            if (to.orders <= 1) return CT_INVALID;
+    }
+
+    npubs = sim_trace_source_count(t);
+    pubs = ct_calloc((size_t)npubs, sizeof *pubs);
+    for (int i = 0; i < npubs; i++) {
+        sim_source src;
+        sim_trace_source_get(t, i, &src);
+        if (!o->sla_breaches && strcmp(src.system, "tower") == 0) continue;
+        if (dry) {
+            pubs[i] = NULL;
+            continue;
+        }
+        publisher *p = ct_calloc(1, sizeof *p);
+        p->src = src;
+        p->stop = stop;
+        p->busy_from = NONE;
+        pthread_mutex_init(&p->mu, NULL);
+        pthread_cond_init(&p->cv, NULL);
+        pubs[i] = p;
+    }
+    /* Which sources are skipped (the tower when its stand-in is off) is decided once, for dry runs too. */
+    skip = ct_calloc((size_t)npubs, 1);
+    for (int i = 0; i < npubs; i++) {
+        sim_source src;
+        sim_trace_source_get(t, i, &src);
+        skip[i] = !o->sla_breaches && strcmp(src.system, "tower") == 0;
+    }
+    if (!dry) {
+        rc = publishers_open(pubs, npubs, o, stop);
+        if (rc != CT_OK || *stop) goto out;
+        ct_log(CT_LOG_INFO, "sim",
+               "%s run %" PRIu32 ": %d publishers, %.6g orders per minute (trace time runs %.6gx), seed %" PRIu64
+               "%s",
+               fig->resumed ? "resuming" : "starting", st.run, npubs - (o->sla_breaches ? 0 : 1), o->rate, o->warp,
+               to.seed, endless ? ", endless" : "");
+    }
+
+    for (; handed < st.resume; handed++)
+        if (!sim_trace_next(t, &rec)) {
+            over = 1;
+            break;
+        }
+    if (!over) {
+        have = sim_trace_next(t, &rec);
+        over = !have;
+    }
+    if (have && !dry) {
+        /* Records the simulators should have sent while they were stopped go out from now on, not in a burst. */
+        int64_t late = ct_now_ns() - (rec.emit_ns + st.shift_ns);
+        if (late > 0) st.shift_ns += late;
+    }
+    int64_t next_state = ct_mono_ns() + STATE_EVERY_NS;
+    int64_t next_progress = o->progress_ns > 0 ? ct_mono_ns() + o->progress_ns : INT64_MAX;
+    while (have && !*stop) {
+        if (!dry) {
+            int64_t mono = ct_mono_ns();
+            if (mono >= next_state) {
+                st.resume = safe_point(pubs, npubs, handed);
+                if (o->state_path && state_save(o->state_path, &st) != CT_OK) {
+                    rc = CT_IO;
+                    break;
+                }
+                figures_update(fig, pubs, npubs, t);
+                next_state = mono + STATE_EVERY_NS;
+            }
+            if (mono >= next_progress) {
+                log_progress(fig);
+                next_progress = mono + o->progress_ns;
+            }
+            int64_t wait = rec.emit_ns + st.shift_ns - ct_now_ns();
+            if (wait > 0) {
+                /* Warped nanoseconds to real ones; short sleeps keep a stop request prompt. */
+                double real = (double)wait / ct_clock_factor();
+                sleep_ns(real > 50e6 ? 50000000LL : real < 1e5 ? 100000LL : (int64_t)real);
+                continue;
+            }
+        }
+        if (!skip[rec.source]) {
+            if (dry) {
+                fwrite(rec.line, 1, rec.len, o->dry_run);
+                if (fputc('\n', o->dry_run) == EOF) {
+                    rc = CT_IO;
+                    break;
+                }
+            } else if (!enqueue(pubs[rec.source], &rec, handed, stop)) {
+                break;
+            }
+            fig->records++;
+        }
+        fig->trace_ns = rec.emit_ns;
+        handed++;
+        have = sim_trace_next(t, &rec);
+        over = !have;
+        if (dry && (fig->records & 1023) == 0) figures_update(fig, pubs, npubs, t);
+    }
+
+out:
+    /* Publish what is queued (giving up on what NATS does not take once stopped), then say where to go on. */
+    for (int i = 0; i < npubs; i++) {
+        publisher *p = pubs[i];
+        if (!p || !p->started) continue;
+        pthread_mutex_lock(&p->mu);
+        p->quit = 1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    for (int i = 0; i < npubs; i++)
+        if (pubs[i] && pubs[i]->started) pthread_join(pubs[i]->th, NULL);
+    if (t) {
+        figures_update(fig, pubs, npubs, t);
+        if (!dry && rc == CT_OK && npubs > 0 && pubs) {
+            st.resume = safe_point(pubs, npubs, handed);
+            if (o->state_path && handed > 0 && state_save(o->state_path, &st) != CT_OK) rc = CT_IO;
+            fig->done = over && st.resume == handed;
+            log_progress(fig);
+            if (fig->done) ct_log(CT_LOG_INFO, "sim", "the trace is over: every record is stored");
+        } else if (dry) {
+            fig->done = over;
+            if (fflush(o->dry_run) != 0 || ferror(o->dry_run)) rc = CT_IO;
+        }
+    }
+    for (int i = 0; i < npubs; i++) publisher_free(pubs[i]);
+    free(pubs);
+    free(skip);
+    sim_trace_destroy(t);
+    return rc;
+}

@@ -1,0 +1,560 @@
+/* towerd up: the whole tower in one process — its own nats-server, the projector, the server and the simulators. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nats_opts.h"
+#include "projector.h"
+#include "server.h"
+#include "server_opts.h"
+#include "towerd.h"
+
+static const ct_opt_def own_defs[] = {
+    {"data", 'd', "TOWER_DATA", "store.data", CT_OPT_STRING, "./tower-data", "DIR",
+     "everything the tower keeps: DIR/store (the views), DIR/nats (JetStream), DIR/sim.state, DIR/clock", 0, 0},
+    {"batch", 0, "TOWER_PROJECTOR_BATCH", "projector.batch", CT_OPT_INT, "1000", "N", "events per commit at most", 0, 0},
+    {"quiet", 0, "TOWER_PROJECTOR_QUIET", "projector.quiet", CT_OPT_DURATION, "5ms", "DURATION",
+     "commit what arrived after this long without more", 0, 0},
+    {"no-sim", 0, "TOWER_UP_NO_SIM", "up.no_sim", CT_OPT_BOOL, NULL, NULL,
+     "run without the simulators (real systems publish to the stream)", 0, 0},
+    {"nats-server", 0, "TOWER_NATS_SERVER", "up.nats_server", CT_OPT_STRING, NULL, "PATH",
+     "the nats-server binary (default: found in PATH, /usr/sbin, /usr/bin)", 0, 0},
+    {"nats-max-memory", 0, "TOWER_UP_NATS_MAX_MEMORY", "up.nats_max_memory", CT_OPT_SIZE, "256MiB", "SIZE",
+     "JetStream memory limit of the nats-server started here", 0, 0},
+    {"nats-max-file", 0, "TOWER_UP_NATS_MAX_FILE", "up.nats_max_file", CT_OPT_SIZE, "8GiB", "SIZE",
+     "JetStream disk limit of the nats-server started here", 0, 0},
+};
+#define NOWN (sizeof own_defs / sizeof own_defs[0])
+
+static const char usage_fmt[] =
+    "usage: towerd up [OPTIONS]\n\n"
+    "Runs the whole control tower in one process: starts nats-server with JetStream on a free loopback\n"
+    "port (config, store and log under DIR/nats; it dies with us), then the projector (store under\n"
+    "DIR/store), the HTTP server (dashboard, REST API, /metrics) and, unless --no-sim, the simulators;\n"
+    "prints the dashboard's URL. SIGINT or SIGTERM (Ctrl-C) stops everything cleanly. Started again on\n"
+    "the same DIR it resumes: the same stream, the same store, the simulators' trace where it was, and\n"
+    "business time where it was (DIR/clock). With --nats URL it uses that NATS instead of starting one.\n"
+    "It needs nats-server (Debian: sudo apt-get install nats-server) unless --nats is given.\n\n"
+    "%s\n"
+    "In `up` the warp (default 60) applies to the whole process: the projector, the server's ages and\n"
+    "the simulators see the same \"now\". Read the store with `towerd dump --data DIR/store`.\n\n"
+    "Exit codes: 0 stopped; 1 failure (no nats-server, cannot listen, NATS or store failure); 2 usage;\n"
+    "4 the store cannot follow the stream (run towerd rebuild --data DIR/store).";
+
+/* ---- business time across restarts ---- */
+
+/* Warp the clock so that business time goes on from where the last run on this DIR left it. */
+static void clock_resume(const char *dir, double warp)
+{
+    char *path = ct_sprintf("%s/clock", dir);
+    int64_t real = ct_wall_ns(), origin = real;
+    long long o = 0;
+    double f = 0;
+    FILE *in = fopen(path, "r");
+    if (in) {
+        if (fscanf(in, "origin_ns=%lld factor=%lf", &o, &f) == 2 && f > 0 && isfinite(f)) {
+            /* Business time now, had the last run gone on: continue from it at the new rate. */
+            double now_then = (double)o + (double)(real - o) * f;
+            if (f == warp)
+                origin = o;
+            else if (warp != 1.0)
+                origin = real + (int64_t)((now_then - (double)real) / (1.0 - warp));
+            else if (now_then > (double)real + 1e9)
+                ct_log(CT_LOG_WARN, "up",
+                       "the last run warped business time %.0f s ahead of the wall clock; without a warp it goes "
+                       "back to the wall clock (ages look younger until then)",
+                       (now_then - (double)real) / 1e9);
+        }
+        fclose(in);
+    }
+    ct_clock_set(origin, warp);
+    FILE *out = fopen(path, "w");
+    if (out) {
+        fprintf(out, "origin_ns=%lld factor=%.17g\n# towerd up: business time = origin + (wall - origin) * factor\n",
+                (long long)origin, warp);
+        fclose(out);
+    }
+    free(path);
+}
+
+/* ---- nats-server ---- */
+
+typedef struct nats_child {
+    pid_t pid;
+    int port, mport;
+    char name[48];
+    char url[64];
+    char *log_path;
+} nats_child;
+
+static char *find_nats_server(const char *flag)
+{
+    if (flag) return access(flag, X_OK) == 0 ? ct_strdup(flag) : NULL;
+    const char *path = getenv("PATH");
+    char *dirs = ct_sprintf("%s:/usr/sbin:/usr/bin", path ? path : "");
+    char *save = NULL, *found = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+        if (!*d) continue;
+        char *cand = ct_sprintf("%s/nats-server", d);
+        struct stat st;
+        if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
+            found = cand;
+        else
+            free(cand);
+    }
+    free(dirs);
+    return found;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+    struct sockaddr_in a = {0};
+    socklen_t len = sizeof a;
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+/* 1 when our server (by its name) answers on its port with INFO, 0 not yet. */
+static int nats_answers(const nats_child *n)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok = 0;
+    if (fd < 0) return 0;
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)n->port);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        char buf[4096];
+        size_t len = 0;
+        while (len < sizeof buf - 1) {
+            ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+            if (r <= 0) break;
+            len += (size_t)r;
+            buf[len] = '\0';
+            if (strstr(buf, "\r\n")) break;
+        }
+        buf[len] = '\0';
+        char want[80];
+        snprintf(want, sizeof want, "\"server_name\":\"%s\"", n->name);
+        /* Another process may have taken the port between our probe and the server's bind: only ours counts. */
+        ok = strncmp(buf, "INFO ", 5) == 0 && strstr(buf, want) != NULL;
+    }
+    close(fd);
+    return ok;
+}
+
+static void log_tail(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char buf[4096];
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0, SEEK_SET);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    fprintf(stderr, "--- the end of %s:\n%s\n", path, buf);
+}
+
+/* Send sig, then wait up to timeout_s before SIGKILL; reaps the child. */
+static void nats_stop(nats_child *n, int sig, int timeout_s)
+{
+    if (n->pid <= 0) return;
+    kill(n->pid, sig);
+    for (int i = 0; i < timeout_s * 20; i++) {
+        if (waitpid(n->pid, NULL, WNOHANG) == n->pid) {
+            n->pid = 0;
+            return;
+        }
+        usleep(50000);
+    }
+    ct_log(CT_LOG_WARN, "up", "nats-server did not stop within %d s: killing it", timeout_s);
+    kill(n->pid, SIGKILL);
+    waitpid(n->pid, NULL, 0);
+    n->pid = 0;
+}
+
+/* Start nats-server with JetStream under dir/nats and wait until it answers. */
+static ct_status nats_start(nats_child *n, const char *bin, const char *dir, uint64_t max_mem, uint64_t max_file,
+                            volatile sig_atomic_t *stop)
+{
+    char *ndir = ct_sprintf("%s/nats", dir), *conf = ct_sprintf("%s/nats.conf", ndir);
+    char *jsdir = ct_sprintf("%s/jetstream", ndir);
+    ct_status rc = CT_IO;
+    n->log_path = ct_sprintf("%s/nats-server.log", ndir);
+    if (mkdir(ndir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "towerd up: cannot create %s: %s\n", ndir, strerror(errno));
+        goto out;
+    }
+    for (int attempt = 0; attempt < 5 && rc != CT_OK && !*stop; attempt++) {
+        n->port = free_port();
+        do n->mport = free_port();
+        while (n->mport == n->port);
+        snprintf(n->name, sizeof n->name, "tower-up-%08llx",
+                 (unsigned long long)(ct_hash64(&(int64_t){ct_wall_ns()}, 8) ^ (uint64_t)getpid()) & 0xffffffffULL);
+        FILE *f = fopen(conf, "w");
+        if (!f) {
+            fprintf(stderr, "towerd up: cannot write %s: %s\n", conf, strerror(errno));
+            goto out;
+        }
+        /* Generated at each start: the ports change, the store stays. JetStream is capped (by default it
+           takes up to 75 % of RAM and disk). */
+        fprintf(f,
+                "# Written by towerd up at each start; edits are lost.\n"
+                "server_name: \"%s\"\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"
+                "jetstream {\n  store_dir: \"%s\"\n  max_memory_store: %" PRIu64 "\n  max_file_store: %" PRIu64 "\n}\n",
+                n->name, n->port, n->mport, jsdir, max_mem, max_file);
+        if (fclose(f) != 0) goto out;
+        int logfd = open(n->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (logfd < 0) {
+            fprintf(stderr, "towerd up: cannot open %s: %s\n", n->log_path, strerror(errno));
+            goto out;
+        }
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* The child: its own process group (Ctrl-C is for us: we stop it last), dead with us, default
+               signal dispositions and mask, output to the log. Only async-signal-safe calls here. */
+            sigset_t none;
+            sigemptyset(&none);
+            sigprocmask(SIG_SETMASK, &none, NULL);
+            signal(SIGPIPE, SIG_DFL);
+            setpgid(0, 0);
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (getppid() != parent) _exit(1);
+            int nul = open("/dev/null", O_RDONLY);
+            if (nul >= 0) dup2(nul, 0);
+            dup2(logfd, 1);
+            dup2(logfd, 2);
+            execl(bin, bin, "-c", conf, (char *)NULL);
+            _exit(127);
+        }
+        close(logfd);
+        if (pid < 0) {
+            fprintf(stderr, "towerd up: cannot start nats-server: %s\n", strerror(errno));
+            goto out;
+        }
+        n->pid = pid;
+        int64_t deadline = ct_mono_ns() + 30000000000LL;
+        while (!*stop && ct_mono_ns() < deadline) {
+            if (waitpid(pid, NULL, WNOHANG) == pid) {
+                n->pid = 0;
+                break;
+            }
+            if (nats_answers(n)) {
+                rc = CT_OK;
+                break;
+            }
+            usleep(50000);
+        }
+        if (rc == CT_OK) break;
+        if (n->pid) nats_stop(n, SIGKILL, 5);
+        if (!*stop) ct_log(CT_LOG_WARN, "up", "nats-server did not come up on port %d (attempt %d)", n->port, attempt + 1);
+    }
+    if (rc != CT_OK && !*stop) {
+        fprintf(stderr, "towerd up: nats-server (%s) would not start\n", bin);
+        log_tail(n->log_path);
+    }
+    snprintf(n->url, sizeof n->url, "nats://127.0.0.1:%d", n->port);
+out:
+    free(ndir);
+    free(conf);
+    free(jsdir);
+    return rc;
+}
+
+/* ---- the roles' threads ---- */
+
+typedef struct proj_thread {
+    bus *b;
+    projector_opts po;
+    volatile sig_atomic_t stop;
+    volatile int done;
+    int rc;
+    pthread_t th;
+} proj_thread;
+
+static void *proj_main(void *arg)
+{
+    proj_thread *p = arg;
+    p->rc = projector_run(p->b, &p->po, &p->stop, NULL);
+    p->done = 1;
+    return NULL;
+}
+
+typedef struct sim_thread {
+    sim_run_opts so;
+    volatile sig_atomic_t stop;
+    volatile int done;
+    ct_status rc;
+    sim_run_figures fig;
+    pthread_t th;
+} sim_thread;
+
+static void *sim_main(void *arg)
+{
+    sim_thread *s = arg;
+    s->rc = sim_run(&s->so, &s->stop, &s->fig);
+    s->done = 1;
+    return NULL;
+}
+
+/* Threads started from here (cnats', civetweb's, ours) leave SIGINT and SIGTERM to the main thread. */
+static void signals_block(sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void signals_restore(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
+
+static char *consumer_name(const char *store_dir)
+{
+    char host[256] = "", *real = realpath(store_dir, NULL);
+    gethostname(host, sizeof host - 1);
+    char *who = ct_sprintf("%s:%s", host, real ? real : store_dir);
+    char *name = ct_sprintf("tower-projector-%08llx", (unsigned long long)(ct_hash64(who, strlen(who)) & 0xffffffffULL));
+    free(who);
+    free(real);
+    return name;
+}
+
+int towerd_up(int argc, char **argv)
+{
+    ct_opt_def own[NOWN + 16 + TOWERD_SIM_MAX_DEFS];
+    memcpy(own, own_defs, sizeof own_defs);
+    memcpy(own + NOWN, towerd_server_defs, towerd_server_ndefs * sizeof *own);
+    size_t nown = NOWN + towerd_server_ndefs;
+    nown += towerd_sim_defs(own + nown, "60", 0);
+    size_t ndefs;
+    ct_opt_def *defs = towerd_defs_concat(own, nown, &ndefs);
+    /* Without --nats, up starts its own server: the shared option has no default here. */
+    for (size_t i = 0; i < ndefs; i++)
+        if (strcmp(defs[i].flag, "nats") == 0) {
+            defs[i].def = NULL;
+            defs[i].help = "use this NATS (URLs, comma-separated) instead of starting nats-server";
+        }
+    static const char *const ignore[] = {"publish", "sla", NULL};
+    char *usage = ct_sprintf(usage_fmt, towerd_sim_help);
+    ct_config *cfg = NULL;
+    char **args = NULL;
+    int nargs = 0, help = 0, rc = TOWERD_EXIT_FAIL;
+    char *bin = NULL, *store_dir = NULL, *state = NULL, *consumer = NULL;
+    nats_child nats = {0};
+    bus *bproj = NULL, *bsrv = NULL;
+    http_server *srv = NULL;
+    proj_thread proj = {0};
+    sim_thread sim = {0};
+    int proj_started = 0, sim_started = 0;
+    sigset_t old;
+    const char *one_url[1];
+
+    if (ct_config_parse(&cfg, "towerd up", usage, defs, ndefs, ignore, argc, argv, &args, &nargs, &help) != CT_OK) {
+        rc = TOWERD_EXIT_USAGE;
+        goto out;
+    }
+    if (help) {
+        rc = TOWERD_EXIT_OK;
+        goto out;
+    }
+    if (nargs) {
+        fprintf(stderr, "towerd up: unexpected argument '%s'\n", args[0]);
+        rc = TOWERD_EXIT_USAGE;
+        goto out;
+    }
+    if (towerd_sim_config(cfg, "towerd up", &sim.so) < 0) {
+        rc = TOWERD_EXIT_USAGE;
+        goto out;
+    }
+    const int own_nats = ct_config_str(cfg, "nats") == NULL, with_sim = !ct_config_bool(cfg, "no-sim");
+    if (own_nats) {
+        bin = find_nats_server(ct_config_str(cfg, "nats-server"));
+        if (!bin) {
+            if (ct_config_str(cfg, "nats-server"))
+                fprintf(stderr, "towerd up: nats-server not found: %s is not an executable file\n",
+                        ct_config_str(cfg, "nats-server"));
+            else
+                fprintf(stderr, "towerd up: nats-server not found (looked in PATH, /usr/sbin and /usr/bin)\n");
+            fprintf(stderr, "Install it (Debian, Ubuntu: sudo apt-get install nats-server), give its path with\n"
+                            "--nats-server PATH, or use a running NATS with JetStream: --nats nats://HOST:4222\n");
+            goto out;
+        }
+    }
+    const char *data = ct_config_str(cfg, "data");
+    if (mkdir(data, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "towerd up: cannot create %s: %s\n", data, strerror(errno));
+        goto out;
+    }
+    store_dir = ct_sprintf("%s/store", data);
+    state = ct_sprintf("%s/sim.state", data);
+    if (mkdir(store_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "towerd up: cannot create %s: %s\n", store_dir, strerror(errno));
+        goto out;
+    }
+    towerd_handle_signals();
+    clock_resume(data, sim.so.warp);
+
+    if (own_nats) {
+        if (nats_start(&nats, bin, data, ct_config_size(cfg, "nats-max-memory"), ct_config_size(cfg, "nats-max-file"),
+                       &towerd_stop) != CT_OK)
+            goto out;
+        ct_log(CT_LOG_INFO, "up", "nats-server %s is up (pid %d, log %s)", nats.url, (int)nats.pid, nats.log_path);
+    }
+
+    bus_opts bo;
+    towerd_bus_opts(cfg, &bo, "towerd up projector");
+    if (own_nats) {
+        one_url[0] = nats.url;
+        bo.urls = one_url;
+        bo.n_urls = 1;
+    }
+    bo.wait_connect = 1;
+    signals_block(&old);
+    ct_status cs = bus_connect(&bproj, &bo);
+    bo.name = "towerd up server";
+    if (cs == CT_OK) cs = bus_connect(&bsrv, &bo);
+    signals_restore(&old);
+    if (cs != CT_OK) goto out;
+    /* The streams exist before any role uses them (the projector would make them too). */
+    for (int tries = 0; bus_ensure_streams(bproj) != CT_OK; tries++) {
+        if (towerd_stop) goto stopped;
+        if (tries == 60) {
+            fprintf(stderr, "towerd up: cannot create the streams on NATS\n");
+            goto out;
+        }
+        usleep(500000);
+    }
+
+    consumer = consumer_name(store_dir);
+    proj.b = bproj;
+    proj.po = (projector_opts){.data_dir = store_dir,
+                               .consumer = consumer,
+                               .batch = (size_t)ct_config_int(cfg, "batch"),
+                               .quiet_ms = ct_config_duration_ns(cfg, "quiet") / 1000000,
+                               .notify = 1,
+                               .dead_letter_stream = 1};
+    signals_block(&old);
+    proj_started = pthread_create(&proj.th, NULL, proj_main, &proj) == 0;
+    signals_restore(&old);
+    if (!proj_started) goto out;
+
+    server_opts srvo;
+    towerd_server_opts(cfg, &srvo);
+    srvo.data_dir = store_dir;
+    srvo.bus = bsrv;
+    signals_block(&old);
+    cs = http_server_start(&srv, &srvo);
+    signals_restore(&old);
+    if (cs != CT_OK) {
+        rc = cs == CT_USAGE ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;
+        goto out;
+    }
+
+    if (with_sim) {
+        sim.so.bus = &bo;
+        sim.so.state_path = state;
+        signals_block(&old);
+        sim_started = pthread_create(&sim.th, NULL, sim_main, &sim) == 0;
+        signals_restore(&old);
+        if (!sim_started) goto out;
+    }
+
+    const char *http = ct_config_str(cfg, "http");
+    printf("towerd up: the control tower is running\n"
+           "  dashboard   http://%s/\n"
+           "  API         http://%s/api/v1/summary\n",
+           http, http);
+    if (own_nats)
+        printf("  NATS        %s (monitoring http://127.0.0.1:%d/jsz)\n", nats.url, nats.mport);
+    else
+        printf("  NATS        %s\n", ct_config_str(cfg, "nats"));
+    printf("  data        %s (views %s, simulator state %s)\n", data, store_dir, state);
+    if (sim.so.warp != 1.0)
+        printf("  time warp   %gx: %g business minutes per real minute\n", sim.so.warp, sim.so.warp);
+    if (with_sim)
+        printf("  simulators  %g orders per minute, seed %" PRIu64 "%s\n", sim.so.rate, sim.so.trace.seed,
+               sim.so.trace.orders ? "" : ", endless");
+    else
+        printf("  simulators  off (--no-sim)\n");
+    printf("Ctrl-C stops everything.\n");
+    fflush(stdout);
+
+    int sim_reported = 0;
+    while (!towerd_stop) {
+        usleep(100000);
+        if (proj.done) {
+            rc = proj.rc == PROJECTOR_NEED_REBUILD ? TOWERD_EXIT_REBUILD : TOWERD_EXIT_FAIL;
+            ct_log(CT_LOG_ERROR, "up", "the projector stopped (exit %d): stopping everything", proj.rc);
+            if (proj.rc == PROJECTOR_NEED_REBUILD)
+                fprintf(stderr, "towerd up: the store cannot follow the stream: towerd rebuild --data %s --nats %s\n",
+                        store_dir, own_nats ? nats.url : ct_config_str(cfg, "nats"));
+            goto out;
+        }
+        if (sim_started && sim.done && !sim_reported) {
+            sim_reported = 1;
+            if (sim.rc != CT_OK)
+                ct_log(CT_LOG_ERROR, "up", "the simulators stopped: %s (the tower goes on)", ct_status_str(sim.rc));
+            else
+                ct_log(CT_LOG_INFO, "up", "the simulators told every order (the tower goes on)");
+        }
+        if (nats.pid > 0 && waitpid(nats.pid, NULL, WNOHANG) == nats.pid) {
+            nats.pid = 0;
+            fprintf(stderr, "towerd up: nats-server exited unexpectedly: stopping everything\n");
+            log_tail(nats.log_path);
+            goto out;
+        }
+    }
+stopped:
+    ct_log(CT_LOG_INFO, "up", "stopping");
+    rc = TOWERD_EXIT_OK;
+out:
+    /* In order: no more events, no more readers, the last commit, then the broker. */
+    if (sim_started) {
+        sim.stop = 1;
+        pthread_join(sim.th, NULL);
+    }
+    http_server_stop(srv);
+    if (proj_started) {
+        proj.stop = 1;
+        pthread_join(proj.th, NULL);
+    }
+    bus_close(bsrv);
+    bus_close(bproj);
+    if (nats.pid > 0) {
+        nats_stop(&nats, SIGTERM, 20);
+        ct_log(CT_LOG_INFO, "up", "nats-server stopped");
+    }
+    free(nats.log_path);
+    free(bin);
+    free(store_dir);
+    free(state);
+    free(consumer);
+    free(usage);
+    ct_config_destroy(cfg);
+    free(defs);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/* The HTTP server's options, shared by towerd serve and towerd up: flags, environment and config file. */
+#include <string.h>
+
+#include "server_opts.h"
+
+const ct_opt_def towerd_server_defs[] = {
+    {"http", 0, "TOWER_HTTP", "server.http", CT_OPT_STRING, "127.0.0.1:8080", "HOST:PORT",
+     "listen address (beyond loopback only with --tokens)", 0, 0},
+    {"web", 0, "TOWER_WEB", "server.web", CT_OPT_STRING, "./web", "DIR", "the dashboard's static files", 0, 0},
+    {"threads", 0, "TOWER_HTTP_THREADS", "server.threads", CT_OPT_INT, "32", "N",
+     "worker threads for requests (the live stream's clients get theirs on top)", 0, 0},
+    {"ready-max-lag", 0, "TOWER_READY_MAX_LAG", "server.ready_max_lag", CT_OPT_INT, "10000", "N",
+     "/readyz fails when the projector is more events behind", 0, 0},
+    {"tokens", 0, "TOWER_TOKENS", "server.tokens", CT_OPT_STRING, NULL, "FILE",
+     "API tokens with roles, hashed (lines 'NAME ROLE SHA256HEX', see towerd token); every API route then needs one",
+     0, 0},
+    {"ws-max-clients", 0, "TOWER_WS_MAX_CLIENTS", "server.ws_max_clients", CT_OPT_INT, "256", "N",
+     "live-stream connections at once (each holds a worker thread)", 0, 0},
+    {"ws-queue", 0, "TOWER_WS_QUEUE", "server.ws_queue", CT_OPT_INT, "20000", "N",
+     "changes queued to one live-stream client before it is dropped to a resync", 0, 0},
+    {"ws-snapshot-max", 0, "TOWER_WS_SNAPSHOT_MAX", "server.ws_snapshot_max", CT_OPT_INT, "500", "N",
+     "items in a live-stream snapshot (the oldest; its count gives the total)", 0, 0},
+    {"ws-coalesce", 0, "TOWER_WS_COALESCE", "server.ws_coalesce", CT_OPT_DURATION, "20ms", "DURATION",
+     "a live-stream client gets at most one frame per this interval (changes are batched)", 0, 0},
+};
+const size_t towerd_server_ndefs = sizeof towerd_server_defs / sizeof towerd_server_defs[0];
+
+void towerd_server_opts(const ct_config *c, server_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->listen = ct_config_str(c, "http");
+    o->web_root = ct_config_str(c, "web");
+    o->threads = (unsigned)ct_config_int(c, "threads");
+    o->ready_max_lag = (uint64_t)ct_config_int(c, "ready-max-lag");
+    o->tokens_file = ct_config_str(c, "tokens");
+    o->ws_max_clients = (unsigned)ct_config_int(c, "ws-max-clients");
+    o->ws_queue = (size_t)ct_config_int(c, "ws-queue");
+    o->ws_snapshot_max = (unsigned)ct_config_int(c, "ws-snapshot-max");
+    o->ws_coalesce_ms = (int)(ct_config_duration_ns(c, "ws-coalesce") / 1000000);
+}

@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""Integration tests of `towerd up` (the whole tower in one process) and of the simulators (`towerd sim`).
+
+usage: test_up.py TOWERD [TEST_NAME_SUBSTRING...]
+
+Environment: TOWER_IT_SLOW (timeout multiplier; 4 is set automatically for a sanitizer build),
+TOWER_IT_KEEP=1 (keep the temporary directories), TOWER_IT_VERBOSE=1 (log every towerd run).
+
+- up: a temporary data dir and free ports; the dashboard and the API answer, the counts grow as the
+  simulators publish, each simulated system has its own NATS connection, SIGTERM exits 0 and leaves no
+  nats-server behind, and a restart on the same dir resumes the same stream, store and trace: at the end
+  of the trace the store holds exactly the events and dead letters of the same trace folded offline.
+- up without nats-server: the message says how to install it, exit 1.
+- sim --dry-run: deterministic for a seed, different for another, the very records of `towerd gen`.
+- The simulated traffic at the default fault rates, folded offline, fills every view.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import natsfx as fx  # noqa: E402
+
+TOWERD = None
+VIEWS = ["awaiting_release", "blocked", "pending_route", "missing_pod", "posting_failed", "orphans",
+         "anomalies", "dead_letters", "sla_breaches"]
+# The simulated systems of the default options: each publishes over its own connection.
+INSTANCES = ["erp-eu", "routeplanner", "finance-eu", "tower-1", "wms-dc1", "wms-dc2", "wms-dc3",
+             "dhl", "ups", "postnl", "dpd", "fedex"]
+
+
+def http_get(url, timeout=10):
+    """(status, content type, body bytes); HTTP errors are answers too."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read()
+
+
+def processes_mentioning(text):
+    """Pids of live processes whose command line contains text."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if text in cmd and int(pid) != os.getpid():
+            found.append((int(pid), cmd.strip()))
+    return found
+
+
+class Up:
+    """`towerd up` as a child process: stdout and stderr in files of its own."""
+
+    def __init__(self, towerd, root, data, args):
+        self.t, self.root, self.data, self.args = towerd, root, data, list(args)
+        self.port = fx.free_port()
+        self.proc = None
+        self.runs = 0
+        self.out_path = self.err_path = None
+
+    @property
+    def base(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        self.runs += 1
+        self.out_path = os.path.join(self.root, "up-%d.out" % self.runs)
+        self.err_path = os.path.join(self.root, "up-%d.err" % self.runs)
+        argv = [self.t.binary, "up", "--data", self.data, "--http", "127.0.0.1:%d" % self.port] + self.args
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = fx.spawn(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.t.env(),
+                                 cwd=self.root)
+        deadline = time.monotonic() + fx.tmo(60)
+        while time.monotonic() < deadline:
+            text = self.stdout()
+            if "Ctrl-C stops everything." in text:
+                return text
+            if self.proc.poll() is not None:
+                raise AssertionError("towerd up exited with %s before it was up\n%s" % (self.proc.returncode,
+                                                                                       self.logs()))
+            time.sleep(0.1)
+        raise AssertionError("towerd up printed no dashboard URL within %.0fs\n%s" % (fx.tmo(60), self.logs()))
+
+    def stdout(self):
+        with open(self.out_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def logs(self, n=80):
+        return "--- stdout:\n%s\n--- stderr:\n%s" % (self.stdout(), fx.tail(self.err_path, n))
+
+    def summary(self):
+        status, _, body = http_get(self.base + "/api/v1/summary")
+        if status != 200:
+            raise AssertionError("GET /api/v1/summary answered %s: %r" % (status, body[:300]))
+        return json.loads(body)
+
+    def stop(self, timeout=60):
+        """SIGTERM and wait: the exit code."""
+        p = self.proc
+        p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(timeout=fx.tmo(timeout))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+            fx.reap(p)
+            raise AssertionError("towerd up did not stop within %.0fs of SIGTERM\n%s" % (fx.tmo(timeout), self.logs()))
+        fx.reap(p)
+        self.proc = None
+        return rc
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            fx.reap(self.proc)
+            self.proc = None
+
+
+class UpTest(unittest.TestCase):
+    maxDiff = 4000
+
+    def setUp(self):
+        self.root = fx.make_tempdir("tower-up-%s-" % self._testMethodName[:20])
+        self.addCleanup(fx.remove_tempdir, self.root)
+        self.t = fx.Towerd(TOWERD)
+        self.t.cwd = self.root
+
+    def dry_run(self, *args):
+        r = self.t.run("sim", "--dry-run", *args, check=0, timeout=300)
+        self.assertTrue(r.out.endswith("\n") and r.out.count("\n") > 0, r.describe())
+        return r.out
+
+    def fold_status(self, text, name):
+        """Fold NDJSON text offline: (stable dump, status)."""
+        path = os.path.join(self.root, name + ".ndjson")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return self.t.offline(self.root, path)
+
+    # ---- the simulators, offline
+
+    def test_dry_run_is_deterministic(self):
+        a = self.dry_run("--seed", "11", "--orders", "300")
+        b = self.dry_run("--seed", "11", "--orders", "300")
+        c = self.dry_run("--seed", "12", "--orders", "300")
+        self.assertEqual(a, b, "two dry runs of seed 11 differ")
+        self.assertNotEqual(a, c, "seeds 11 and 12 gave the same records")
+        # The knobs change the records too, and fault rates of 0 leave no bad record.
+        d = self.dry_run("--seed", "11", "--orders", "300", "--malformed", "0", "--duplicates", "0")
+        self.assertNotEqual(a, d)
+        for line in d.splitlines():
+            json.loads(line)  # every record parses: no malformed one
+        # No second model: at the generator's defaults (60 orders a minute, no warp) these are the very
+        # records of `towerd gen`.
+        gen = os.path.join(self.root, "gen.ndjson")
+        self.t.gen(gen, 11, 300)
+        with open(gen, encoding="utf-8") as f:
+            self.assertEqual(a, f.read(), "sim --dry-run and gen disagree for the same seed")
+        # The tower's SLA stand-in can be turned off: then no slaBreached record.
+        e = self.dry_run("--seed", "11", "--orders", "300", "--sla-breaches=false")
+        self.assertIn('"slaBreached"', a)
+        self.assertNotIn('"slaBreached"', e)
+        self.assertLess(len(e), len(a))
+
+    def test_default_traffic_fills_every_view(self):
+        text = self.dry_run("--seed", "5", "--orders", "2000", "--rate", "60", "--warp", "60")
+        dump, status = self.fold_status(text, "traffic")
+        empty = [v for v in VIEWS if not dump.get(v)]
+        self.assertEqual(empty, [], "views left empty by 2,000 simulated orders: %s (sizes %s)"
+                         % (empty, fx.view_sizes(dump)))
+        self.assertGreater(status["deadLetters"], 0)
+        self.assertGreater(status["duplicates"], 0)
+
+    def test_bad_options_are_usage_errors(self):
+        for args in (["--rate", "0"], ["--rate", "fast"], ["--warp", "-1"], ["--short-picks", "1.5"],
+                     ["--warehouses", "0"]):
+            r = self.t.run("sim", "--dry-run", "--orders", "5", *args, check=2)
+            self.assertIn(args[0], r.err)
+        r = self.t.run("up", "--rate", "0", "--data", os.path.join(self.root, "d"), check=2)
+        self.assertIn("--rate", r.err)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "d")), "a usage error created the data dir")
+
+    # ---- towerd up
+
+    def test_up_without_nats_server(self):
+        data = os.path.join(self.root, "d")
+        r = self.t.run("up", "--data", data, "--http", "127.0.0.1:%d" % fx.free_port(),
+                       "--nats-server", os.path.join(self.root, "no", "nats-server"), check=1, timeout=60)
+        self.assertIn("nats-server not found", r.err)
+        self.assertIn("apt-get install nats-server", r.err)
+        self.assertEqual(processes_mentioning(data), [])
+        # The same from the environment.
+        r = self.t.run("up", "--data", data, env={"TOWER_NATS_SERVER": "/nonexistent/nats-server"}, check=1,
+                       timeout=60)
+        self.assertIn("apt-get install nats-server", r.err)
+
+    def test_up_help(self):
+        r = self.t.run("up", "--help", check=0)
+        for word in ("--data", "--http", "--nats", "--nats-server", "--no-sim", "--warp", "--rate", "--seed",
+                     "--orders", "--short-picks", "--malformed", "apt-get install nats-server", "(default: 60)"):
+            self.assertIn(word, r.out)
+
+    def test_up_runs_stops_and_resumes(self):
+        data = os.path.join(self.root, "data")
+        web = os.path.join(self.root, "web")
+        os.makedirs(web)
+        with open(os.path.join(web, "index.html"), "w") as f:
+            f.write("<!doctype html><title>tower</title><p>dashboard-marker-7f3a</p>\n")
+        # 60 orders arriving within ~3 s, their stories (about 41 hours of business time) told within ~15 s.
+        trace = ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000"]
+        up = Up(self.t, self.root, data, trace + ["--web", web])
+        self.addCleanup(up.close)
+        out = up.start()
+        self.assertIn("http://127.0.0.1:%d/" % up.port, out)
+        m = re.search(r"monitoring (http://127\.0\.0\.1:\d+)/jsz", out)
+        self.assertIsNotNone(m, out)
+        monitor = m.group(1)
+
+        status, ctype, body = http_get(up.base + "/")
+        self.assertEqual(status, 200, body[:300])
+        self.assertIn(b"dashboard-marker-7f3a", body)
+        self.assertIn("text/html", ctype)
+
+        # The counts grow as the simulators publish.
+        seen = []
+        deadline = time.monotonic() + fx.tmo(60)
+        while time.monotonic() < deadline and (len(seen) < 2 or seen[-1] <= seen[0]):
+            s = up.summary()
+            if s["events"] > 0 and (not seen or s["events"] != seen[-1]):
+                seen.append(s["events"])
+            time.sleep(0.2)
+        self.assertTrue(len(seen) >= 2 and seen[-1] > seen[0], "the event count did not grow: %s\n%s"
+                        % (seen, up.logs()))
+
+        # Each simulated system publishes over its own connection.
+        status, _, body = http_get(monitor + "/connz?limit=1024")
+        self.assertEqual(status, 200)
+        names = {c.get("name") for c in json.loads(body)["connections"]}
+        missing = [i for i in INSTANCES if "tower-sim %s" % i not in names]
+        self.assertEqual(missing, [], "no connection of their own for %s (connections: %s)" % (missing, sorted(names)))
+
+        before = up.summary()
+        self.assertEqual(up.stop(), 0, up.logs())
+        self.assertEqual(processes_mentioning(data), [], "processes left behind after SIGTERM")
+        self.assertIn("stopping", fx.tail(up.err_path))
+        with open(os.path.join(data, "sim.state")) as f:
+            state = f.read()
+        self.assertRegex(state, r"resume=\d+")
+
+        # Restart on the same dir: the same stream and store, the trace goes on where it was.
+        up.start()
+        applied, last = before["appliedSeq"], None
+        deadline = time.monotonic() + fx.tmo(120)
+        while time.monotonic() < deadline:
+            s = up.summary()
+            self.assertGreaterEqual(s["appliedSeq"], applied, "appliedSeq went back: %s after %s" % (s, before))
+            applied = s["appliedSeq"]
+            last = s
+            if s.get("lag") == 0 and "the trace is over" in fx.tail(up.err_path, 400):
+                break
+            time.sleep(0.3)
+        else:
+            self.fail("the trace did not end within %.0fs: %s\n%s" % (fx.tmo(120), last, up.logs()))
+        self.assertIn("resuming run 1", fx.tail(up.err_path, 400))
+
+        # Nothing lost, nothing doubled: the same trace folded offline has as many events and dead letters.
+        dump, offline = self.fold_status(self.dry_run(*trace), "trace")
+        deadline = time.monotonic() + fx.tmo(30)
+        while True:
+            s = up.summary()
+            if (s["events"], s["deadLetters"], s.get("lag")) == (offline["events"], offline["deadLetters"], 0):
+                break
+            if time.monotonic() > deadline:
+                self.fail("after the trace: %d events and %d dead letters (lag %s), offline %d and %d\n%s"
+                          % (s["events"], s["deadLetters"], s.get("lag"), offline["events"], offline["deadLetters"],
+                             up.logs()))
+            time.sleep(0.3)
+        self.assertGreater(s["appliedSeq"], before["appliedSeq"])
+        self.assertEqual(up.stop(), 0, up.logs())
+        self.assertEqual(processes_mentioning(data), [], "processes left behind after SIGTERM")
+        for path in (up.err_path,):
+            self.assertNotRegex(fx.tail(path, 2000), r"(AddressSanitizer|LeakSanitizer|runtime error:)")
+
+
+class Result(unittest.TextTestResult):
+    pass
+
+
+def main():
+    global TOWERD
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return 2
+    TOWERD = os.path.abspath(sys.argv[1])
+    patterns = sys.argv[2:]
+    fx.install_signal_cleanup()
+    if "TOWER_IT_SLOW" not in os.environ:
+        try:
+            with open(TOWERD, "rb") as f:
+                if b"__asan_init" in f.read():
+                    fx.SLOW = 4.0
+        except OSError:
+            pass
+    fx.log("towerd %s, slow %s" % (TOWERD, fx.SLOW))
+    suite = unittest.TestLoader().loadTestsFromTestCase(UpTest)
+    tests = [t for t in suite if not patterns or any(p in t.id() for p in patterns)]
+    res = unittest.TextTestRunner(verbosity=2, resultclass=Result, stream=sys.stdout).run(unittest.TestSuite(tests))
+    fx.kill_all_children()
+    return 0 if res.wasSuccessful() and res.testsRun > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
