@@ -1,0 +1,1078 @@
+#!/usr/bin/env python3
+"""Integration tests of `towerctl`, the command-line client of the HTTP API.
+
+usage: test_towerctl.py TOWERD TOWERCTL [TEST_NAME_SUBSTRING...]
+
+Read side: a store folded offline from a generated trace (plus lines of our own) is served by a real
+`towerd serve --no-nats`; every command's output is checked against the API's JSON and `towerd dump`.
+Errors and exit codes: 404, an unknown view, a bad parameter, an unreachable server, and (with a
+stub HTTP server of our own) 401, 403, 5xx and the bearer token. Write side: a real nats-server, a
+projector and `towerd serve --nats` for publish (chunked by count and by bytes; the views compared
+with an offline fold), dead-letter redrive and the live stream (watch) when the server offers them.
+
+Environment: TOWER_IT_SLOW (timeout multiplier; 4 is set automatically for a sanitizer build),
+TOWER_IT_SEED, TOWER_IT_KEEP=1, TOWER_IT_VERBOSE=1. Python 3 standard library only.
+"""
+
+import calendar
+import csv
+import socket
+import http.server
+import io
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import natsfx as fx  # noqa: E402
+
+TOWERD = TOWERCTL = None
+SEED = int(os.environ.get("TOWER_IT_SEED", "20261128"))
+VIEWS = ["awaiting_release", "blocked", "pending_route", "missing_pod", "posting_failed", "orphans",
+         "anomalies", "dead_letters", "sla_breaches"]
+COMMANDS = ["summary", "stuck", "order", "shipment", "search", "publish", "dlq list", "dlq redrive", "export",
+            "watch"]
+SANITIZER = re.compile(r"(?m)^.*(AddressSanitizer|LeakSanitizer|runtime error:).*$")
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def api(base, path, method="GET", data=None, headers=None):
+    """(status, parsed JSON or None) of one request."""
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    try:
+        with _opener.open(req, timeout=fx.tmo(30)) as r:
+            body = r.read()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        status = e.code
+    try:
+        return status, json.loads(body.decode("utf-8"))
+    except ValueError:
+        return status, None
+
+
+def no_age(x):
+    """A JSON value without ageSeconds, oldestAgeSeconds and now (they depend on the clock)."""
+    if isinstance(x, dict):
+        return {k: no_age(v) for k, v in x.items() if k not in ("ageSeconds", "oldestAgeSeconds", "now")}
+    if isinstance(x, list):
+        return [no_age(v) for v in x]
+    return x
+
+
+def ctl_env(extra=None, url=None):
+    e = {k: v for k, v in os.environ.items()
+         if not (k.startswith("TOWER_") and not k.startswith("TOWER_IT_")) and k.lower() not in
+         ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    if url:
+        e["TOWER_URL"] = url
+    e.update(extra or {})
+    return e
+
+
+def ctl(*args, url=None, env=None, input=None, timeout=120, check=None):
+    """Run towerctl; returns a natsfx Result (rc, out, err). check: the exit code(s) required."""
+    argv = [TOWERCTL] + [str(a) for a in args]
+    t0 = time.monotonic()
+    p = fx.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                 env=ctl_env(env, url if url is not None else (D.serve.url if D and D.serve else None)))
+    try:
+        out, err = p.communicate(input=input.encode() if isinstance(input, str) else input, timeout=fx.tmo(timeout))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        fx.reap(p)
+        raise AssertionError("`%s` did not finish within %.0fs" % (" ".join(argv), fx.tmo(timeout)))
+    fx.reap(p)
+    r = fx.Result(argv, p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
+                  time.monotonic() - t0)
+    m = SANITIZER.search(r.err)
+    if m:
+        raise AssertionError("towerctl reported a sanitizer error: %s\n%s" % (m.group(0), r.describe()))
+    if check is not None:
+        ok = check if isinstance(check, (tuple, list, set)) else (check,)
+        if r.rc not in ok:
+            raise AssertionError("expected exit %s: %s" % (check, r.describe()))
+    return r
+
+
+def parse_table(text, header_first):
+    """The rows of a towerctl table: the header line starts with `header_first`; columns are cut at the
+    header's column starts. Returns (header names, [row dicts]); stops at the first empty line."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(header_first):
+            break
+    else:
+        raise AssertionError("no table with a %r header in:\n%s" % (header_first, text[:2000]))
+    head = lines[i]
+    indent = len(head) - len(head.lstrip())
+    starts = [m.start() for m in re.finditer(r"(?:(?<=^)|(?<=  ))\S", head[indent:])]
+    names = [head[indent + s:indent + (starts[k + 1] if k + 1 < len(starts) else len(head) - indent)].strip()
+             for k, s in enumerate(starts)]
+    rows = []
+    for line in lines[i + 1:]:
+        if not line.strip():
+            break
+        body = line[indent:]
+        cells = []
+        for k, s in enumerate(starts):
+            end = starts[k + 1] if k + 1 < len(starts) else None
+            cells.append(body[s:end].strip() if end is not None else body[s:].strip())
+        rows.append(dict(zip(names, cells)))
+    return names, rows
+
+
+def cell(v):
+    """How towerctl shows an item field in a table: '-' when absent."""
+    return "-" if v is None else str(v)
+
+
+def rfc3339(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+# ---------------------------------------------------------------------------------------------
+# the read-side fixture: one store folded offline, its dump, one `towerd serve --no-nats`
+
+class Fixture:
+    serve = None
+
+
+D = None
+
+
+def extra_lines(now_s):
+    """150 orders awaiting release at 10-minute steps before now (ages that --older-than splits, with 5
+    minutes between any item and a whole hour), customers for some, and dead letters whose messages
+    hold commas and quotes (CSV quoting) and non-ASCII bytes."""
+    lines = []
+    for k in range(1, 151):
+        lines.append({"eventId": "ctl-ar-%04d" % k, "occurredAt": rfc3339(now_s - (600 * k + 300)),
+                      "source": {"system": "erp", "instance": "ctl"}, "orderId": "CTL-AR-%04d" % k,
+                      "orderApproved": {"warehouseId": "dc-%d" % (1 + k % 3)}})
+        if k % 10 == 0:
+            lines.append({"eventId": "ctl-cr-%04d" % k, "occurredAt": rfc3339(now_s - (600 * k + 400)),
+                          "source": {"system": "erp"}, "orderId": "CTL-AR-%04d" % k,
+                          "orderCreated": {"customerId": "CTL-CUST-%d" % (k % 3), "channel": "EDI",
+                                           "lines": [{"sku": "SKU-1", "qty": 1}]}})
+    out = [json.dumps(e, separators=(",", ":")).encode() for e in lines]
+    out.append('{"eventId":"ctl-bad-ü","occurredAt":"2026-11-02T06:00:00Z","source":{"system":"erp"},'
+               '"orderId":"CTL-BAD-1","orderApproved":{"warehouseId":"dc-1"}}'.encode("utf-8"))
+    out.append(b'{"eventId":"ctl-bad-2","occurredAt":"2026-11-02T06:00:00Z","source":{"system":"erp"},'
+               b'"orderId":"CTL-BAD-2","orderTeleported":{"to":"a, \\"b\\""}}')
+    return out
+
+
+def setUpModule():
+    global D
+    fix = Fixture()
+    fix.t = fx.Towerd(TOWERD)
+    fix.root = fx.make_tempdir("tower-it-ctl-")
+    fix.t.cwd = fix.root
+    fix.trace = os.path.join(fix.root, "trace.ndjson")
+    fix.t.gen(fix.trace, SEED, fx.scaled(400, 150), conflicts=0.02)
+    with open(fix.trace, "rb") as f:
+        ends_nl = f.read().endswith(b"\n")
+    with open(fix.trace, "ab") as f:
+        f.write((b"" if ends_nl else b"\n") + b"\n".join(extra_lines(int(time.time()))) + b"\n")
+    fix.data = os.path.join(fix.root, "store")
+    fix.t.fold(fix.data, fix.trace)
+    fix.dump = fix.t.dump(fix.data, stable=False)
+    fix.status = fix.t.run("status", "--data", fix.data, "--no-nats", "--json", check=0).json()
+    fix.serve = fx.TowerServe(fix.t, fix.data, os.path.join(fix.root, "serve.log"), args=["--no-nats"])
+    D = fix
+    fix.serve.start()
+    fx.log("fixture: views %s; server %s" % (fx.view_sizes(fix.dump), fix.serve.url))
+
+
+def tearDownModule():
+    if D is not None and D.serve is not None:
+        D.serve.kill()
+    if D is not None:
+        fx.remove_tempdir(D.root)
+
+
+class Base(unittest.TestCase):
+    maxDiff = 4000
+
+    def get(self, path, status=200):
+        st, body = api(D.serve.url, path)
+        self.assertEqual(st, status, "GET %s" % path)
+        return body
+
+    def assertServerError(self, r, rc, code, field=None):
+        self.assertEqual(r.rc, rc, r.describe())
+        want = "towerctl: %s: " % code
+        self.assertIn(want, r.err, r.describe())
+        if field:
+            self.assertIn("(field %s)" % field, r.err, r.describe())
+        self.assertEqual(r.out, "", "nothing on stdout after an error: " + r.describe())
+
+
+# ---------------------------------------------------------------------------------------------
+# usage
+
+class T01Usage(Base):
+    def test_01_help_everywhere(self):
+        r = ctl("--help", check=0)
+        for c in COMMANDS:
+            self.assertIn(c, r.out, "towerctl --help names %s" % c)
+        for code in ("0 ok", "1 server unreachable", "2 usage", "3 input rejected", "4 not found",
+                     "5 unauthorized"):
+            self.assertIn(code, r.out, "towerctl --help documents exit %r" % code)
+        for c in COMMANDS:
+            r = ctl(*c.split(), "--help", env={"TOWER_TOKEN": "sekret-help-123"}, check=0)
+            self.assertIn("usage: towerctl %s" % c, r.out, r.describe())
+            self.assertIn("Exit codes:", r.out, r.describe())
+            self.assertIn("--url", r.out)
+            self.assertNotIn("sekret-help-123", r.out + r.err, "--help printed the token")
+        ctl("dlq", "--help", check=0)
+
+    def test_02_usage_errors(self):
+        cases = [(), ("bogus",), ("stuck",), ("stuck", "a", "b"), ("order",), ("stuck", "blocked", "--limit"),
+                 ("stuck", "blocked", "--older-than", "2x"), ("stuck", "blocked", "--nope"),
+                 ("dlq",), ("dlq", "nope"), ("dlq", "redrive", "abc"), ("dlq", "redrive", "0"),
+                 ("summary", "--url", "ftp://127.0.0.1:1"), ("publish",), ("--url",),
+                 ("export", "blocked", "--csv", "--json"), ("publish", "x.ndjson", "--batch", "10001")]
+        for args in cases:
+            r = ctl(*args)
+            self.assertEqual(r.rc, 2, r.describe())
+            self.assertTrue(r.err.strip(), "a usage error says what is wrong: " + r.describe())
+
+
+# ---------------------------------------------------------------------------------------------
+# read commands against the API and the dump
+
+class T02Read(Base):
+    def test_03_summary(self):
+        r = ctl("summary", "--json", check=0)
+        self.assertEqual(no_age(json.loads(r.out)), no_age(self.get("/api/v1/summary")))
+        self.assertEqual(r.out.count("\n"), 1, "--json is one line")
+        r = ctl("summary", check=0)
+        _, rows = parse_table(r.out, "VIEW")
+        self.assertEqual([x["VIEW"] for x in rows], VIEWS)
+        for x in rows:
+            want = D.dump[x["VIEW"]]
+            self.assertEqual(int(x["COUNT"]), len(want), x)
+            self.assertEqual(x["OLDEST SINCE"], want[0]["since"] if want else "-", x)
+        self.assertIn("applied sequence %d," % D.status["appliedSeq"], r.out)
+        self.assertIn("dead letters %d" % D.status["deadLetters"], r.out)
+        # global options before the command, and the environment
+        r2 = ctl("--url", D.serve.url, "--json", "summary", url="http://127.0.0.1:1", check=0)
+        self.assertEqual(no_age(json.loads(r2.out))["appliedSeq"], D.status["appliedSeq"])
+
+    def test_04_stuck_every_view(self):
+        for v in VIEWS:
+            r = ctl("stuck", v, "--all", "--json", "--limit", 7, check=0)
+            got = json.loads(r.out)
+            self.assertEqual(no_age(got["items"]), D.dump[v], "stuck %s --all --json" % v)
+            self.assertEqual(got["count"], len(D.dump[v]))
+            self.assertIsNone(got["nextCursor"])
+            r = ctl("stuck", v, "--all", "--limit", 13, check=0)
+            want = D.dump[v]
+            self.assertIn("%d item%s shown; the view holds %d" % (len(want), "" if len(want) == 1 else "s", len(want)),
+                          r.out, r.describe())
+            if not want:
+                continue
+            if v == "dead_letters":
+                _, rows = parse_table(r.out, "SEQ")
+                self.assertEqual([(x["SEQ"], x["CODE"], x["EVENT"]) for x in rows],
+                                 [(str(i["seq"]), i["code"], cell(i.get("eventId"))) for i in want], v)
+                for x, i in zip(rows, want):
+                    self.assertEqual(x["MESSAGE"], re.sub(r"[\x00-\x1f\x7f]", "?", i["message"]))
+            else:
+                _, rows = parse_table(r.out, "AGE")
+                self.assertEqual([(x["SINCE"], x["ORDER"], x["SHIPMENT"], x["WAREHOUSE"], x["CARRIER"]) for x in rows],
+                                 [(i["since"], cell(i.get("orderId")), cell(i.get("shipmentId")),
+                                   cell(i.get("warehouseId")), cell(i.get("carrierId"))) for i in want],
+                                 "stuck %s: the table's rows" % v)
+                for x, i in zip(rows, want):
+                    for k in ("kind", "reason", "sku", "lastFailure", "interface", "rule"):
+                        if k in i:
+                            self.assertIn("%s=%s" % (k, i[k]), x["DETAIL"], (v, x, i))
+
+    def test_05_stuck_filters_and_pages(self):
+        v = "awaiting_release"
+        now = time.time()
+        want = [i for i in D.dump[v] if fx_ts(i["since"]) < now - 7200]
+        self.assertTrue(0 < len(want) < len(D.dump[v]), "the fixture splits at 2h")
+        r = ctl("stuck", v, "--older-than", "2h", "--all", "--json", check=0)
+        self.assertEqual(no_age(json.loads(r.out)["items"]), want)
+        for w in ("dc-1", "dc-2", "dc-nowhere"):
+            r = ctl("stuck", v, "--warehouse", w, "--all", "--json", check=0)
+            self.assertEqual(no_age(json.loads(r.out)["items"]), [i for i in D.dump[v] if i.get("warehouseId") == w])
+        carriers = sorted({i["carrierId"] for x in VIEWS for i in D.dump[x] if "carrierId" in i})
+        self.assertTrue(carriers)
+        for vv in ("missing_pod", "anomalies"):
+            r = ctl("stuck", vv, "--carrier", carriers[0], "--all", "--json", check=0)
+            self.assertEqual(no_age(json.loads(r.out)["items"]),
+                             [i for i in D.dump[vv] if i.get("carrierId") == carriers[0]])
+        # one page of 7, then the next from the cursor it names
+        r = ctl("stuck", v, "--limit", 7, check=0)
+        _, rows = parse_table(r.out, "AGE")
+        self.assertEqual([x["ORDER"] for x in rows], [i["orderId"] for i in D.dump[v][:7]])
+        m = re.search(r"--cursor (\S+)", r.out)
+        self.assertIsNotNone(m, r.out)
+        r = ctl("stuck", v, "--limit", 7, "--cursor", m.group(1), "--json", check=0)
+        page = json.loads(r.out)
+        self.assertEqual(no_age(page["items"]), D.dump[v][7:14])
+        self.assertEqual(no_age(page), no_age(self.get("/api/v1/views/%s?limit=7&cursor=%s" % (v, m.group(1)))))
+        # the default page is the server's (100)
+        r = ctl("stuck", v, "--json", check=0)
+        self.assertEqual(len(json.loads(r.out)["items"]), min(100, len(D.dump[v])))
+
+    def entity_checks(self, kind, ident):
+        path = "/api/v1/%s/%s" % ("orders" if kind == "order" else "shipments", urllib.parse.quote(ident, safe=":"))
+        api_json = self.get(path)
+        r = ctl(kind, ident, "--json", check=0)
+        self.assertEqual(no_age(json.loads(r.out)), no_age(api_json), "%s %s --json" % (kind, ident))
+        r = ctl(kind, ident, check=0)
+        first = r.out.splitlines()[0]
+        self.assertEqual(first, "%s %s  stage %s" % (kind, ident, api_json["stage"] or "unknown"), r.out[:300])
+        if kind == "order" and "customerId" in api_json:
+            self.assertIn("customer %s" % api_json["customerId"], r.out)
+        for s in api_json["shipments"]:
+            self.assertIn("%s (%s)" % (s["shipmentId"], s["stage"] or "unknown"), r.out)
+        self.assertIn("open exceptions (%d):" % len(api_json["openExceptions"]), r.out)
+        if api_json["openExceptions"]:
+            _, ex = parse_table(r.out.split("open exceptions")[1], "VIEW")
+            self.assertEqual(sorted(x["VIEW"] for x in ex), sorted(i["view"] for i in api_json["openExceptions"]))
+        for k, t in api_json["milestones"].items():
+            self.assertRegex(r.out, r"(?m)^  %s +%s$" % (re.escape(k), re.escape(t)))
+        tl = api_json["timeline"]
+        self.assertIn("timeline (%d events):" % len(tl), r.out)
+        _, rows = parse_table(r.out.split("timeline (")[1], "TIME")
+        self.assertEqual([(x["TIME"], x["SEQ"], x["TYPE"], x["EVENT"]) for x in rows],
+                         [(e["event"]["occurredAt"], str(e["seq"]), e["type"], e["event"]["eventId"]) for e in tl])
+        for x, e in zip(rows, tl):
+            src = e["event"]["source"]
+            self.assertEqual(x["SOURCE"], src["system"] + ("/" + src["instance"] if "instance" in src else ""))
+            for k, val in (e["event"].get(e["type"]) or {}).items():
+                if isinstance(val, str):
+                    self.assertIn("%s=%s" % (k, val), x["DETAIL"], (x, e))
+        return api_json
+
+    def test_06_orders_and_shipments(self):
+        orders = sorted({i["orderId"] for v in VIEWS for i in D.dump[v] if "orderId" in i})
+        stages = set()
+        for o in orders[:: max(1, len(orders) // 40)] + ["CTL-AR-0010"]:
+            if o.startswith("CTL-BAD"):
+                continue
+            stages.add(self.entity_checks("order", o)["stage"])
+        self.assertGreaterEqual(len(stages), 3, "the sample should reach several stages: %s" % stages)
+        ships = sorted({i["shipmentId"] for v in VIEWS if v != "dead_letters" for i in D.dump[v] if "shipmentId" in i})
+        self.assertTrue(ships)
+        for s in ships[:: max(1, len(ships) // 25)]:
+            self.entity_checks("shipment", s)
+
+    def test_07_search(self):
+        for qq in ("CTL-AR-001", "CTL-CUST-1", "SO-", "SH-", "ZZZ-nothing"):
+            want = self.get("/api/v1/search?q=" + urllib.parse.quote(qq))
+            r = ctl("search", qq, "--json", check=0)
+            self.assertEqual(json.loads(r.out), want)
+            r = ctl("search", qq, check=0)
+            lines = [("order " + x) for x in want["orders"]] + [("shipment " + x) for x in want["shipments"]] + \
+                    ["customer %s order %s" % (c["customerId"], c["orderId"]) for c in want["customers"]]
+            self.assertEqual(r.out.splitlines(), lines, qq)
+        self.assertIn("customer CTL-CUST-1 order CTL-AR-0010", ctl("search", "CTL-CUST-1", check=0).out)
+
+    def test_08_dlq_list(self):
+        want = D.dump["dead_letters"]
+        self.assertGreater(len(want), 3)
+        r = ctl("dlq", "list", "--all", "--limit", 3, check=0)
+        _, rows = parse_table(r.out, "SEQ")
+        self.assertEqual([(int(x["SEQ"]), x["CODE"]) for x in rows], [(i["seq"], i["code"]) for i in want])
+        r = ctl("dlq", "list", "--limit", 5, "--json", check=0)
+        self.assertEqual(no_age(json.loads(r.out)), no_age(self.get("/api/v1/dead-letters?limit=5")))
+        self.assertIn("raw", json.loads(r.out)["items"][0], "dlq list --json carries the raw bytes")
+
+    def test_09_export_csv(self):
+        for v in VIEWS:
+            r = ctl("export", v, "--csv", "--limit", 9, check=0)
+            raw = r.out.encode("utf-8")
+            want = D.dump[v]
+            self.assertTrue(raw.endswith(b"\r\n"), v)
+            self.assertNotIn(b"\n", raw.replace(b"\r\n", b""), "export %s: CRLF line ends" % v)
+            rows = list(csv.reader(io.StringIO(r.out, newline="")))
+            header, body = rows[0], rows[1:]
+            self.assertIn("since", header)
+            self.assertEqual(len(body), len(want), "export %s: every item once" % v)
+            got = [{k: val for k, val in zip(header, row) if k != "ageSeconds"} for row in body]
+            expect = [{k: cell(i.get(k)) if i.get(k) is not None else "" for k in header if k != "ageSeconds"}
+                      for i in want]
+            self.assertEqual(got, expect, "export %s" % v)
+            keys = [tuple(sorted(x.items())) for x in got]
+            self.assertEqual(len(keys), len(set(keys)), "export %s: an item twice" % v)
+            # every field of the item shape (EVENTS.md) is a column: nothing the support team needs is lost
+            shape = {"since", "ageSeconds", "orderId", "shipmentId", "warehouseId", "carrierId", "kind", "reason",
+                     "sku", "lastFailure", "interface", "rule", "seq", "code", "message", "receivedAt", "eventId"}
+            for i in want:
+                self.assertTrue(set(i) & shape <= set(header),
+                                "export %s: fields %s not exported" % (v, (set(i) & shape) - set(header)))
+            self.assertIn("%d items of %s" % (len(want), v), r.err)
+        quoted = ctl("export", "dead_letters", "--csv", check=0).out
+        self.assertIn('""', quoted, "a dead letter message with quotes is quoted RFC 4180 style")
+        r = ctl("export", "awaiting_release", "--warehouse", "dc-2", "--older-than", "2h", "--json", check=0)
+        now = time.time()
+        self.assertEqual([no_age(json.loads(x)) for x in r.out.splitlines()],
+                         [i for i in D.dump["awaiting_release"] if i.get("warehouseId") == "dc-2"
+                          and fx_ts(i["since"]) < now - 7200])
+
+
+def fx_ts(s):
+    """RFC 3339 UTC -> seconds (float)."""
+    m = re.match(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?Z$", s)
+    base = calendar.timegm(tuple(int(m.group(i)) for i in range(1, 7)) + (0, 0, 0))
+    return base + (float(m.group(7)) if m.group(7) else 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# errors and exit codes
+
+class StubHandler(http.server.BaseHTTPRequestHandler):
+    """Answers by path: /status/NNN -> NNN with an error body; records the Authorization header."""
+    seen = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        StubHandler.seen.append(self.headers.get("Authorization"))
+        m = re.search(r"/(\d{3})(?:/|$|\?)", self.path)
+        status = int(m.group(1)) if m else 200
+        if "html" in self.path:
+            body = b"<html><body>Bad Gateway</body></html>"
+            ctype = "text/html"
+        else:
+            code = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 500: "INTERNAL", 503: "STORE_UNAVAILABLE"}.get(status, "X")
+            body = json.dumps({"error": {"code": code, "message": "stub says %d" % status}}).encode()
+            ctype = "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+
+class T03Errors(Base):
+    def test_10_server_errors(self):
+        self.assertServerError(ctl("order", "NOPE-1"), 4, "NOT_FOUND")
+        self.assertServerError(ctl("shipment", "NOPE-1"), 4, "NOT_FOUND")
+        self.assertServerError(ctl("stuck", "nope"), 4, "UNKNOWN_VIEW")
+        self.assertServerError(ctl("export", "nope", "--csv"), 4, "UNKNOWN_VIEW")
+        self.assertServerError(ctl("stuck", "blocked", "--limit", 5000), 3, "INVALID_PARAMETER", "limit")
+        self.assertServerError(ctl("stuck", "blocked", "--cursor", "zz"), 3, "INVALID_PARAMETER", "cursor")
+        # publish against a server without NATS: 503, nothing taken
+        path = os.path.join(D.root, "one.ndjson")
+        with open(path, "w") as f:
+            f.write(json.dumps({"eventId": "x-1", "occurredAt": "2026-11-02T06:00:00Z", "source": {"system": "erp"},
+                                "orderId": "X-1", "orderApproved": {}}) + "\n")
+        r = ctl("publish", path)
+        self.assertEqual(r.rc, 1, r.describe())
+        self.assertIn("towerctl: NO_BUS: ", r.err)
+
+    def test_11_unreachable(self):
+        port = fx.free_port()
+        for args in (("summary",), ("order", "X"), ("stuck", "blocked", "--all"), ("export", "blocked", "--csv"),
+                     ("watch",)):
+            r = ctl(*args, url="http://127.0.0.1:%d" % port, timeout=60)
+            self.assertEqual(r.rc, 1, r.describe())
+            self.assertIn("cannot reach http://127.0.0.1:%d" % port, r.err, r.describe())
+            self.assertEqual(r.out, "", r.describe())
+
+    def test_12_token_and_status_codes_against_a_stub(self):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubHandler)
+        th = threading.Thread(target=srv.serve_forever, daemon=True)
+        th.start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        base = "http://127.0.0.1:%d" % srv.server_address[1]
+        token = "tok-%d-secret" % os.getpid()
+        for status, rc in ((401, 5), (403, 5), (404, 4), (400, 3), (500, 1), (503, 1)):
+            StubHandler.seen.clear()
+            r = ctl("summary", url=base + "/s/%d" % status, env={"TOWER_TOKEN": token})
+            self.assertEqual(r.rc, rc, "HTTP %d: %s" % (status, r.describe()))
+            self.assertIn("stub says %d" % status, r.err)
+            self.assertEqual(StubHandler.seen, ["Bearer " + token], "the token is sent as a bearer header")
+            self.assertNotIn(token, r.out + r.err, "the token was printed")
+        r = ctl("summary", url=base + "/html/502")
+        self.assertEqual(r.rc, 1, r.describe())
+        self.assertIn("HTTP 502", r.err)
+        # flag beats environment beats config file
+        conf = os.path.join(D.root, "ctl.conf")
+        with open(conf, "w") as f:
+            f.write("[nats]\nurl = nats://ignored:4222\n[towerctl]\nurl = %s/s/403\ntoken = from-file\n" % base)
+        StubHandler.seen.clear()
+        r = ctl("--config", conf, "summary", url="")
+        self.assertEqual((r.rc, StubHandler.seen), (5, ["Bearer from-file"]), r.describe())
+        StubHandler.seen.clear()
+        r = ctl("summary", "--config", conf, env={"TOWER_TOKEN": "from-env"}, url="")
+        self.assertEqual((r.rc, StubHandler.seen), (5, ["Bearer from-env"]), r.describe())
+        StubHandler.seen.clear()
+        r = ctl("summary", "--token", "from-flag", env={"TOWER_CONFIG": conf, "TOWER_TOKEN": "from-env"}, url="")
+        self.assertEqual((r.rc, StubHandler.seen), (5, ["Bearer from-flag"]), r.describe())
+        for t in ("from-file", "from-env", "from-flag"):
+            self.assertNotIn(t, r.out + r.err)
+        r = ctl("summary", "--token", "bad token", url=base)
+        self.assertEqual(r.rc, 2, r.describe())
+        self.assertNotIn("bad token", r.err)
+
+
+    def test_12b_real_tokens(self):
+        """Against `towerd serve --tokens`: no token or a wrong one is 401 (exit 5), a token without the
+        role is 403 (exit 5), a viewer token reads; the token is never printed."""
+        helptext = D.t.run("serve", "--help", check=0).out
+        if "--tokens" not in helptext:
+            self.skipTest("this towerd serve has no --tokens yet")
+        lines = []
+        for name, role in (("v", "viewer"), ("i", "ingest")):
+            tok = "ctl-%s-%d-secret" % (role, os.getpid())
+            r = D.t.run("token", "--hash", name, role, input=tok + "\n", check=0)
+            lines.append(r.out.strip())
+            setattr(self, role, tok)
+        tf = os.path.join(D.root, "tokens")
+        with open(tf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        srv = fx.TowerServe(D.t, D.data, os.path.join(D.root, "serve-tokens.log"), args=["--no-nats", "--tokens", tf])
+        self.addCleanup(srv.kill)
+        srv.start()
+        self.assertServerError(ctl("summary", url=srv.url), 5, "UNAUTHORIZED")
+        self.assertServerError(ctl("summary", "--token", "wrong-token", url=srv.url), 5, "UNAUTHORIZED")
+        r = ctl("stuck", "blocked", "--token", self.ingest, url=srv.url)
+        self.assertServerError(r, 5, "FORBIDDEN")
+        self.assertNotIn(self.ingest, r.err)
+        r = ctl("summary", "--json", env={"TOWER_TOKEN": self.viewer}, url=srv.url, check=0)
+        self.assertEqual(json.loads(r.out)["appliedSeq"], D.status["appliedSeq"])
+        self.assertEqual(srv.stop(), 0, srv.log())
+
+
+# ---------------------------------------------------------------------------------------------
+# the write side: a real nats-server, projector and `towerd serve --nats`
+
+class Live:
+    pass
+
+
+L = None
+
+
+def live():
+    """The NATS fixture, started once for the tests that need it."""
+    global L
+    if L is not None:
+        return L
+    lv = Live()
+    lv.root = fx.make_tempdir("tower-it-ctl-live-")
+    lv.nats = fx.NatsServer(root=os.path.join(lv.root, "nats")).start()
+    lv.t = fx.Towerd(TOWERD, lv.nats)
+    lv.t.cwd = lv.root
+    lv.data = os.path.join(lv.root, "store")
+    lv.proj = fx.Projector(lv.t, lv.data, log_path=os.path.join(lv.root, "projector.log")).start()
+    lv.serve = fx.TowerServe(lv.t, lv.data, os.path.join(lv.root, "serve.log"), args=["--nats", lv.nats.url])
+    lv.serve.start()
+    lv.client = fx.NatsClient(lv.nats.url)
+    L = lv
+    return lv
+
+
+def close_live():
+    if L is None:
+        return
+    L.client.close()
+    L.serve.kill()
+    L.proj.close()
+    L.nats.close()
+    fx.remove_tempdir(L.root)
+
+
+def fold_problems(t, root, path):
+    """(line, code) of every line `towerd fold` rejects, and its stable dump."""
+    d = os.path.join(root, "fold-%d" % int(time.monotonic() * 1000))
+    r = t.run("fold", "--data", d, path, timeout=300)
+    probs = set()
+    for line in r.err.splitlines():
+        m = re.match(r"^.*:(\d+): ([A-Z_]+): ", line)
+        if m:
+            probs.add((int(m.group(1)), m.group(2)))
+    return probs, t.dump(d)
+
+
+class T04Publish(Base):
+    def test_13_publish_chunks_and_problems(self):
+        lv = live()
+        trace = os.path.join(lv.root, "pub.ndjson")
+        lv.t.gen(trace, SEED + 1, fx.scaled(150, 60))
+        r = ctl("publish", trace, "--batch", 97, url=lv.serve.url, timeout=300)
+        self.assertEqual(r.rc, 3, "the generated trace holds bad lines: " + r.describe())
+        problems = {(int(m.group(1)), m.group(2))
+                    for m in re.finditer(r"(?m)^%s:(\d+): ([A-Z_]+): " % re.escape(trace), r.err)}
+        want, offline = fold_problems(lv.t, lv.root, trace)
+        want = {p for p in want if p[1] != "CONFLICTING_DUPLICATE"}  # the projector finds those, not ingest
+        self.assertTrue(want)
+        self.assertEqual(problems, want, "publish reports the lines fold rejects")
+        m = re.search(r"(\d+) events sent in (\d+) requests: (\d+) accepted, (\d+) duplicates, (\d+) rejected, "
+                      r"(\d+) failed", r.out)
+        self.assertIsNotNone(m, r.out)
+        n, reqs, acc, dup, rej, failed = (int(x) for x in m.groups())
+        nonblank = sum(1 for x in open(trace, "rb") if x.strip())
+        self.assertEqual(n, nonblank)
+        self.assertEqual((rej, failed), (len(want), 0))
+        self.assertEqual(acc + dup + rej, n)
+        self.assertEqual(reqs, -(-n // 97), "one request per 97 events")
+        fx.wait_caught_up(lv.t, lv.data, lv.client, lv.proj)
+        self.assertIsNone(fx.diff_views(lv.t.dump(lv.data), offline), "the projector's views equal an offline fold")
+        # the same file again from stdin: nothing new, every result with its line
+        with open(trace, "rb") as f:
+            r = ctl("publish", "-", "--json", url=lv.serve.url, input=f.read(), timeout=300)
+        self.assertEqual(r.rc, 3, r.describe())
+        j = json.loads(r.out)
+        self.assertEqual((j["accepted"], j["rejected"], j["requests"]), (0, len(want), 1))
+        self.assertEqual({(x["line"], x["error"]["code"]) for x in j["results"] if x["status"] == "rejected"}, want)
+        self.assertRegex(r.err, r"(?m)^-:\d+: [A-Z_]+: ")
+
+    def test_14_publish_limits(self):
+        lv = live()
+        # over 10,000 events: two requests by count
+        many = os.path.join(lv.root, "many.ndjson")
+        with open(many, "w") as f:
+            for k in range(10050):
+                f.write(json.dumps({"eventId": "ctl-many-%05d" % k, "occurredAt": "2026-11-03T06:00:00Z",
+                                    "source": {"system": "erp"}, "orderId": "CTL-MANY-%05d" % k,
+                                    "orderApproved": {"warehouseId": "dc-9"}}) + "\n")
+                if k % 1000 == 0:
+                    f.write("\n   \n")  # blank lines are skipped, not counted
+        r = ctl("publish", many, "--json", url=lv.serve.url, timeout=300, check=0)
+        j = json.loads(r.out)
+        self.assertEqual((j["records"], j["accepted"], j["requests"]), (10050, 10050, 2), r.err[-2000:])
+        # over 4 MiB in fewer than 10,000 events: split by bytes (padding in a field the tower ignores)
+        big = os.path.join(lv.root, "big.ndjson")
+        pad = "p" * 3000
+        with open(big, "w") as f:
+            for k in range(1800):
+                f.write(json.dumps({"eventId": "ctl-big-%05d" % k, "occurredAt": "2026-11-03T07:00:00Z",
+                                    "source": {"system": "erp"}, "orderId": "CTL-BIG-%05d" % k,
+                                    "orderApproved": {"warehouseId": "dc-8"}, "padding": pad}) + "\n")
+        self.assertGreater(os.path.getsize(big), 4 * 1024 * 1024)
+        r = ctl("publish", big, "--json", url=lv.serve.url, timeout=300, check=0)
+        j = json.loads(r.out)
+        self.assertEqual((j["accepted"], j["requests"]), (1800, 2), r.err[-2000:])
+        fx.wait_caught_up(lv.t, lv.data, lv.client, lv.proj)
+        for w, n in (("dc-9", 10050), ("dc-8", 1800)):
+            r = ctl("export", "awaiting_release", "--warehouse", w, "--csv", url=lv.serve.url, check=0)
+            self.assertEqual(len(r.out.splitlines()) - 1, n, "export of %s after publish" % w)
+        arr = os.path.join(lv.root, "array.json")
+        with open(arr, "w") as f:
+            f.write("[{}]\n")
+        r = ctl("publish", arr, url=lv.serve.url)
+        self.assertEqual(r.rc, 2, r.describe())
+        self.assertIn("NDJSON", r.err)
+
+
+# ---------------------------------------------------------------------------------------------
+# dead-letter redrive
+
+def ev(eid, order, at="2026-11-04T06:00:00Z", wh="dc-1"):
+    return {"eventId": eid, "occurredAt": at, "source": {"system": "erp"}, "orderId": order,
+            "orderApproved": {"warehouseId": wh}}
+
+
+class T05Redrive(Base):
+    def test_15_dlq_redrive(self):
+        lv = live()
+        probe = ctl("dlq", "redrive", "987654321", url=lv.serve.url)
+        if probe.rc == 4 and "no route" in probe.err:
+            self.skipTest("the server has no redrive route yet (%s)" % probe.err.strip())
+        self.assertEqual(probe.rc, 4, "an unknown sequence is 404: " + probe.describe())
+        # a conflicting duplicate: same eventId, other content -> a dead letter in the projector's store
+        path = os.path.join(lv.root, "conflict.ndjson")
+        with open(path, "w") as f:
+            f.write(json.dumps(ev("ctl-conf-1", "CTL-CONF-1")) + "\n")
+        ctl("publish", path, url=lv.serve.url, check=0)
+        with open(path, "w") as f:
+            f.write(json.dumps(ev("ctl-conf-1", "CTL-CONF-1", wh="dc-7")) + "\n")
+        ctl("publish", path, url=lv.serve.url, check=0)
+        fx.wait_caught_up(lv.t, lv.data, lv.client, lv.proj)
+        dl = json.loads(ctl("dlq", "list", "--all", "--json", url=lv.serve.url, check=0).out)["items"]
+        mine = [d for d in dl if d.get("eventId") == "ctl-conf-1"]
+        self.assertEqual([d["code"] for d in mine], ["CONFLICTING_DUPLICATE"], dl)
+        seq = mine[0]["seq"]
+        # an invalid correction: 400, exit 3
+        bad = os.path.join(lv.root, "bad.json")
+        with open(bad, "w") as f:
+            f.write('{"eventId":"ctl-conf-1b","source":{"system":"erp"},"orderId":"CTL-CONF-1","orderApproved":{}}')
+        r = ctl("dlq", "redrive", seq, "--body", bad, url=lv.serve.url)
+        self.assertEqual(r.rc, 3, r.describe())
+        self.assertRegex(r.err, r"towerctl: [A-Z_]+: ")
+        # a corrected event under a new id: accepted, then applied
+        good = os.path.join(lv.root, "good.json")
+        with open(good, "w") as f:
+            f.write(json.dumps(ev("ctl-conf-1b", "CTL-CONF-2", wh="dc-7")))
+        r = ctl("dlq", "redrive", seq, "--body", good, "--json", url=lv.serve.url, check=0)
+        j = json.loads(r.out)
+        self.assertEqual((j["deadLetter"], j["eventId"], j["result"]), (seq, "ctl-conf-1b", "accepted"))
+        r = ctl("dlq", "redrive", seq, "--body", good, url=lv.serve.url, check=0)
+        self.assertIn("ctl-conf-1b was already stored (duplicate)", r.out)
+        fx.wait_caught_up(lv.t, lv.data, lv.client, lv.proj)
+        r = ctl("order", "CTL-CONF-2", url=lv.serve.url, check=0)
+        self.assertIn("ctl-conf-1b", r.out)
+        # as stored: the server decides (accepted or duplicate), the answer names the event
+        r = ctl("dlq", "redrive", seq, "--json", url=lv.serve.url)
+        self.assertIn(r.rc, (0, 3), r.describe())
+        if r.rc == 0:
+            self.assertEqual(json.loads(r.out)["eventId"], "ctl-conf-1")
+
+
+# ---------------------------------------------------------------------------------------------
+# watch
+
+class Watcher:
+    """`towerctl watch` in the background; its stdout lines in a queue, stderr in a file."""
+
+    def __init__(self, url, *args):
+        self.errpath = os.path.join(L.root, "watch-%d.err" % time.monotonic_ns())
+        errf = open(self.errpath, "wb")
+        self.p = fx.spawn([TOWERCTL, "watch"] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=errf,
+                          stdin=subprocess.DEVNULL, env=ctl_env(url=url))
+        errf.close()
+        self.q = queue.Queue()
+        self.lines = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.q.put(line.decode("utf-8", "replace").rstrip("\n"))
+        self.q.put(None)
+
+    def wait_for(self, pred, what, timeout=60):
+        deadline = time.monotonic() + fx.tmo(timeout)
+        while time.monotonic() < deadline:
+            try:
+                line = self.q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError("watch exited (%s) before %s; stderr:\n%s" % (self.p.wait(), what, self.err()))
+            self.lines.append(line)
+            if pred(line):
+                return line
+        raise AssertionError("no %s within %.0fs; the last lines (cut at 300 characters): %s; stderr:\n%s"
+                             % (what, fx.tmo(timeout), [x[:300] for x in self.lines[-10:]], self.err()[-3000:]))
+
+    def err(self):
+        with open(self.errpath, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGINT):
+        self.p.send_signal(sig)
+        rc = self.p.wait(timeout=fx.tmo(20))
+        fx.reap(self.p)
+        return rc
+
+
+def has_stream(port):
+    """Whether the server answers a websocket upgrade of /api/v1/stream with 101 (civetweb closes the
+    connection without an answer when no websocket handler is registered there)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=fx.tmo(10)) as s:
+        s.sendall(b"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                  b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        try:
+            head = s.recv(4096)
+        except OSError:
+            head = b""
+    return head.startswith(b"HTTP/1.1 101")
+
+
+
+class StubStream:
+    """A minimal websocket server of our own (RFC 6455 handshake and unfragmented frames) that plays the
+    stream protocol from a script: it records the handshake headers and every message the client sends,
+    and sends what the test tells it. One client at a time; a new connection replaces the old one."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.conns = queue.Queue()      # (connection, request head) per accepted client
+        self.received = queue.Queue()   # text messages from clients
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import base64
+        import hashlib
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            text = head.decode("latin-1")
+            key = re.search(r"(?im)^sec-websocket-key: *(\S+)", text)
+            if not key:
+                c.close()
+                continue
+            acc = base64.b64encode(hashlib.sha1((key.group(1) + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                                .encode()).digest()).decode()
+            c.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Accept: %s\r\n\r\n" % acc).encode())
+            self.conns.put((c, text))
+            threading.Thread(target=self._read, args=(c,), daemon=True).start()
+
+    def _read(self, c):
+        buf = b""
+        try:
+            while True:
+                while len(buf) < 2:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                op, n = buf[0] & 15, buf[1] & 127
+                i = 2
+                if n == 126:
+                    n, i = int.from_bytes(buf[2:4], "big"), 4
+                elif n == 127:
+                    n, i = int.from_bytes(buf[2:10], "big"), 10
+                while len(buf) < i + 4 + n:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                mask, data = buf[i:i + 4], buf[i + 4:i + 4 + n]
+                buf = buf[i + 4 + n:]
+                data = bytes(b ^ mask[k % 4] for k, b in enumerate(data))
+                if op == 1:
+                    self.received.put(data.decode())
+                elif op == 8:
+                    return
+        except OSError:
+            return
+
+    @staticmethod
+    def send(c, text):
+        data = text.encode()
+        n = len(data)
+        head = bytes([0x81]) + (bytes([n]) if n < 126 else bytes([126]) + n.to_bytes(2, "big") if n < 65536
+                               else bytes([127]) + n.to_bytes(8, "big"))
+        c.sendall(head + data)
+
+    def next_conn(self, timeout=30):
+        return self.conns.get(timeout=fx.tmo(timeout))
+
+    def next_msg(self, timeout=30):
+        return json.loads(self.received.get(timeout=fx.tmo(timeout)))
+
+    def close(self):
+        self.sock.close()
+
+
+class T06Watch(Base):
+    def test_16a_watch_protocol_against_a_stub(self):
+        """The client side of the protocol, whatever the server's state: the token header, subscribe, several
+        messages in one frame, text and JSON lines, a resync asked when a sequence goes back, reconnection
+        with a new subscription, and SIGINT/SIGTERM -> exit 0."""
+        lv = live()  # only for its temporary directory
+        st = StubStream()
+        self.addCleanup(st.close)
+        url = "http://127.0.0.1:%d" % st.port
+        w = Watcher(url, "--json", "--views", "blocked,missing_pod", "--warehouse", "dc-2", "--token", "tok-ws-1")
+        self.addCleanup(lambda: w.p.poll() is None and w.p.kill())
+        c, head = st.next_conn()
+        self.assertRegex(head, r"(?m)^GET /api/v1/stream HTTP/1.1\r$")
+        self.assertRegex(head, r"(?im)^authorization: Bearer tok-ws-1\r$")
+        self.assertEqual(st.next_msg(), {"type": "subscribe", "views": ["blocked", "missing_pod"], "warehouse": "dc-2"})
+        msgs = [{"type": "snapshot", "view": "blocked", "seq": 10, "count": 1,
+                 "items": [{"since": "2026-11-02T06:00:00Z", "orderId": "SO-1", "warehouseId": "dc-2"}]},
+                {"type": "delta", "view": "blocked", "seq": 11, "op": "add",
+                 "item": {"since": "2026-11-02T07:00:00Z", "shipmentId": "SH-2", "orderId": "SO-2",
+                          "warehouseId": "dc-2", "carrierId": "dhl", "kind": "SHIPMENT"}},
+                {"type": "summary", "seq": 11, "views": {"blocked": {"count": 2, "oldestSince": "2026-11-02T06:00:00Z"}}}]
+        st.send(c, "\n".join(json.dumps(m) for m in msgs))          # three messages in one frame
+        for m in msgs:
+            self.assertEqual(json.loads(w.wait_for(lambda x: True, "message %s" % m["type"])), m)
+        # a sequence going back: the client asks for a fresh snapshot of that view
+        st.send(c, json.dumps({"type": "delta", "view": "blocked", "seq": 9, "op": "remove",
+                               "item": {"orderId": "SO-1", "warehouseId": "dc-2"}}) + "\n")
+        w.wait_for(lambda x: json.loads(x).get("seq") == 9, "the late delta")
+        self.assertEqual(st.next_msg(), {"type": "resync", "view": "blocked"})
+        # the connection drops: watch says so, reconnects and subscribes again
+        c.shutdown(socket.SHUT_RDWR)
+        c.close()
+        c2, _ = st.next_conn(timeout=60)
+        self.assertEqual(st.next_msg()["type"], "subscribe")
+        self.assertIn("reconnecting", w.err())
+        st.send(c2, json.dumps({"type": "resync", "reason": "slow client"}))
+        w.wait_for(lambda x: json.loads(x).get("type") == "resync", "the resync message")
+        self.assertEqual(w.stop(signal.SIGINT), 0, w.err())
+        self.assertIsNone(SANITIZER.search(w.err()), w.err())
+        self.assertNotIn("tok-ws-1", w.err() + "\n".join(w.lines))
+
+        # text mode
+        t = Watcher(url, "--summaries")
+        self.addCleanup(lambda: t.p.poll() is None and t.p.kill())
+        c, _ = st.next_conn()
+        self.assertEqual(st.next_msg(), {"type": "subscribe"})
+        st.send(c, "\n".join(json.dumps(m) for m in msgs) + "\n" + json.dumps(
+            {"type": "resync", "reason": "queue full"}))
+        t.wait_for(lambda x: re.search(r"  snapshot  blocked  seq 10  count 1  items 1$", x), "the snapshot line")
+        t.wait_for(lambda x: re.search(r"  delta  blocked  add  seq 11  shipment SH-2 \(order SO-2\)  warehouse dc-2  "
+                                       r"carrier dhl$", x), "the delta line")
+        t.wait_for(lambda x: re.search(r"  summary  seq 11  blocked=2$", x), "the summary line")
+        t.wait_for(lambda x: re.search(r"  resync  queue full  \(a new snapshot follows\)$", x), "the resync line")
+        st.send(c, json.dumps({"type": "error", "error": {"code": "BAD_VIEW", "message": "no view x",
+                                                          "field": "views"}}))
+        deadline = time.monotonic() + fx.tmo(10)
+        while "BAD_VIEW" not in t.err() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn("towerctl: BAD_VIEW: no view x (field views)", t.err())
+        self.assertIsNone(t.p.poll(), "an error after data does not end watch")
+        self.assertEqual(t.stop(signal.SIGTERM), 0, t.err())
+        # an error before any data: the subscription was refused -> exit 3
+        r = Watcher(url, "--views", "nope")
+        c, _ = st.next_conn()
+        st.next_msg()
+        st.send(c, json.dumps({"type": "error", "error": {"code": "UNKNOWN_VIEW", "message": "no view nope"}}))
+        self.assertEqual(r.p.wait(timeout=fx.tmo(20)), 3, r.err())
+        fx.reap(r.p)
+
+    def test_16b_watch_live(self):
+        lv = live()
+        if not has_stream(lv.serve.port):
+            r = ctl("watch", url=lv.serve.url, timeout=30)
+            self.assertEqual(r.rc, 1, "no stream at all: " + r.describe())
+            self.skipTest("the server has no websocket stream yet (towerctl says: %s)" % r.err.strip())
+        w = Watcher(lv.serve.url, "--json", "--views", "awaiting_release,blocked")
+        self.addCleanup(lambda: w.p.poll() is None and w.p.kill())
+        first = w.wait_for(lambda x: True, "a first message", timeout=30)
+        seen = {}
+
+        def snap(line):
+            m = json.loads(line)
+            if m.get("type") == "snapshot":
+                seen[m["view"]] = m
+            return set(seen) >= {"awaiting_release", "blocked"}
+        if not snap(first):
+            w.wait_for(snap, "snapshots of both views")
+        self.assertEqual(set(seen), {"awaiting_release", "blocked"}, "only the views subscribed to")
+        t = Watcher(lv.serve.url, "--views", "awaiting_release", "--warehouse", "dc-5")
+        self.addCleanup(lambda: t.p.poll() is None and t.p.kill())
+        t.wait_for(lambda x: "snapshot  awaiting_release" in x, "a text snapshot line")
+        path = os.path.join(lv.root, "live.ndjson")
+        with open(path, "w") as f:
+            for k in range(5):
+                f.write(json.dumps(ev("ctl-live-%d" % k, "CTL-LIVE-%d" % k, wh="dc-5" if k % 2 else "dc-6")) + "\n")
+        ctl("publish", path, url=lv.serve.url, check=0)
+        got = set()
+
+        def delta(line):
+            m = json.loads(line)
+            if m.get("type") == "delta" and m.get("view") == "awaiting_release" and m.get("op") == "add":
+                got.add(m["item"].get("orderId"))
+            return {"CTL-LIVE-%d" % k for k in range(5)} <= got
+        w.wait_for(delta, "deltas adding the five orders")
+        for k in (1, 3):
+            t.wait_for(lambda x, k=k: re.search(r"  delta  awaiting_release  add  seq \d+  order CTL-LIVE-%d  "
+                                                r"warehouse dc-5  carrier -$" % k, x), "the text delta of order %d" % k)
+        self.assertFalse([x for x in t.lines if "dc-6" in x], "--warehouse dc-5 shows no other warehouse")
+        # the server goes away and comes back on the same port: watch says so and resubscribes
+        port = lv.serve.port
+        lv.serve.stop()
+        lv.serve.start(port=port)
+        t.wait_for(lambda x: "snapshot  awaiting_release" in x, "a new snapshot after the reconnection", timeout=90)
+        self.assertIn("reconnecting", t.err())
+        self.assertEqual(w.stop(signal.SIGINT), 0, w.err())
+        self.assertEqual(t.stop(signal.SIGTERM), 0, t.err())
+        for x in (w, t):
+            self.assertIsNone(SANITIZER.search(x.err()), x.err())
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Result(unittest.TextTestResult):
+    def startTest(self, test):
+        self._t0 = time.monotonic()
+        fx.log("START %s" % test.id())
+        super().startTest(test)
+
+    def stopTest(self, test):
+        fx.log("END   %s (%.1fs)" % (test.id(), time.monotonic() - self._t0))
+        super().stopTest(test)
+
+
+def main():
+    global TOWERD, TOWERCTL
+    if len(sys.argv) < 3 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return 2
+    TOWERD, TOWERCTL = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    patterns = sys.argv[3:]
+    for b in (TOWERD, TOWERCTL):
+        if not os.access(b, os.X_OK):
+            print("test_towerctl: %s is not an executable" % b, file=sys.stderr)
+            print("0 passed, 1 failed")
+            return 1
+    fx.install_signal_cleanup()
+    if "TOWER_IT_SLOW" not in os.environ:
+        with open(TOWERCTL, "rb") as f:
+            if b"__asan_init" in f.read():
+                fx.SLOW = 4.0
+    fx.log("towerd %s, towerctl %s, seed %d, slow %s" % (TOWERD, TOWERCTL, SEED, fx.SLOW))
+    suite = unittest.TestLoader().loadTestsFromModule(sys.modules[__name__])
+    tests = []
+
+    def flatten(s):
+        for t in s:
+            if isinstance(t, unittest.TestSuite):
+                flatten(t)
+            else:
+                tests.append(t)
+
+    flatten(suite)
+    if patterns:
+        tests = [t for t in tests if any(p in t.id() for p in patterns)]
+    tests.sort(key=lambda t: t.id().rsplit(".", 1)[1])
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=Result, stream=sys.stdout)
+    t0 = time.monotonic()
+    try:
+        res = runner.run(unittest.TestSuite(tests))
+    finally:
+        close_live()
+        fx.kill_all_children()
+    failed = len({t.id() for t, _ in res.failures + res.errors})
+    passed = max(0, res.testsRun - failed - len(res.skipped))
+    if res.skipped:
+        print("%d skipped: %s" % (len(res.skipped), "; ".join("%s (%s)" % (t.id().rsplit(".", 1)[1], why)
+                                                                for t, why in res.skipped)))
+    print("suite took %.1fs (seed %d)" % (time.monotonic() - t0, SEED))
+    print("%d passed, %d failed" % (passed, failed))
+    sys.stdout.flush()
+    return 0 if failed == 0 and res.testsRun > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
