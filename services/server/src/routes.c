@@ -250,6 +250,15 @@ int server__api(struct mg_connection *c, void *cbdata)
     else if (!strcmp(uri, "/api/v1/trend")) route = SERVER_ROUTE_TREND;
     else if (!strcmp(uri, "/api/v1/stream")) route = SERVER_ROUTE_STREAM;
     else if (!strncmp(uri, "/api/v1/dead-letters/", 21)) route = SERVER_ROUTE_REDRIVE;
+    uint64_t dl_seq = 0;
+    if (route == SERVER_ROUTE_REDRIVE) {
+        /* /api/v1/dead-letters/{seq}/redrive */
+        const char *p = uri + 21;
+        char *end = NULL;
+        dl_seq = strtoull(p, &end, 10);
+        if (end == p || *p < '1' || *p > '9' || strcmp(end, "/redrive") != 0 || end - p > 19)
+            route = SERVER_ROUTE_OTHER_API;
+    }
     if (route == SERVER_ROUTE_OTHER_API)
         return server__error(c, s, route, 404, "NOT_FOUND", NULL, "no route %.200s", uri);
 
@@ -262,16 +271,7 @@ int server__api(struct mg_connection *c, void *cbdata)
     int auth = server__auth(c, s, need);
     if (auth) return server__deny(c, s, route, auth, need);
     if (route == SERVER_ROUTE_INGEST) return server__ingest(c, s);
-    if (route == SERVER_ROUTE_REDRIVE) {
-        /* /api/v1/dead-letters/{seq}/redrive */
-        const char *p = uri + 21;
-        char *end = NULL;
-        unsigned long long seq = strtoull(p, &end, 10);
-        if (end == p || *p < '1' || *p > '9' || strcmp(end, "/redrive") != 0 || end - p > 19)
-            return server__error(c, s, route, 404, "NOT_FOUND", NULL,
-                                 "no route %.200s (redrive is POST /api/v1/dead-letters/{seq}/redrive)", uri);
-        return server__redrive(c, s, (uint64_t)seq);
-    }
+    if (route == SERVER_ROUTE_REDRIVE) return server__redrive(c, s, dl_seq);
     if (route == SERVER_ROUTE_STREAM)
         return server__error(c, s, route, 400, "UPGRADE_REQUIRED", NULL,
                              "the live stream is a websocket: connect with Upgrade: websocket");
