@@ -87,7 +87,7 @@ static ct_status load(const char *path, server_token **out, size_t *n_out)
             st = CT_INVALID;
             continue;
         }
-        snprintf(t.name, sizeof t.name, "%s", name);
+        memcpy(t.name, name, strlen(name) + 1); /* shorter than t.name: checked above */
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
             v = ct_realloc(v, cap * sizeof *v);
