@@ -8,7 +8,10 @@ PKGS="build-essential cmake pkg-config git ca-certificates
   liblmdb-dev lmdb-utils
   libprotobuf-c-dev protobuf-c-compiler
   libcivetweb-dev libwebsockets-dev libjansson-dev libinih-dev libcurl4-openssl-dev libssl-dev
-  clang libclang-rt-14-dev valgrind curl python3 openssl"
+  clang libclang-rt-14-dev valgrind curl python3 openssl
+  chromium"
+# The browser tests run node (playwright-core from npm); Debian's nodejs and npm only when no node is on PATH.
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing=""
 for p in $PKGS; do
@@ -24,4 +27,11 @@ if [ -n "$missing" ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 else
     echo "setup: all packages present" >&2
+fi
+
+# The browser tests' npm packages (playwright-core, pinned by tests/browser/package-lock.json).
+browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [ -f "$browser_dir/package-lock.json" ] && [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+    echo "setup: npm ci in tests/browser" >&2
+    (cd "$browser_dir" && npm ci --no-audit --no-fund)
 fi
