@@ -9,6 +9,7 @@ PKGS="build-essential cmake pkg-config git ca-certificates
   libprotobuf-c-dev protobuf-c-compiler
   libcivetweb-dev libwebsockets-dev libjansson-dev libinih-dev libcurl4-openssl-dev libssl-dev
   clang libclang-rt-14-dev valgrind curl python3 openssl
+  prometheus
   chromium"
 # The browser tests run node (playwright-core from npm); Debian's nodejs and npm only when no node is on PATH.
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"

@@ -9,6 +9,7 @@
 
 #include "nats_opts.h"
 #include "projector.h"
+#include "sla.h"
 #include "towerd.h"
 
 static const ct_opt_def own_defs[] = {
@@ -18,6 +19,8 @@ static const ct_opt_def own_defs[] = {
      "commit what arrived after this long without more", 0, 0},
     {"consumer", 0, "TOWER_PROJECTOR_CONSUMER", "projector.consumer", CT_OPT_STRING, NULL, "NAME",
      "durable consumer name, one per store (default: tower-<hash of host and store path>)", 0, 0},
+    {"sla-rules", 0, "TOWER_SLA_RULES", "sla.rules", CT_OPT_STRING, NULL, "FILE",
+     "SLA rules file (default: the built-in rules; see docs/sla.md)", 0, 0},
 };
 
 static const char *const ignore[] = {"server", "sla", "sim", "publish", NULL};
@@ -31,6 +34,7 @@ static int run(int argc, char **argv, int rebuild)
     int nargs = 0, help = 0, rc = TOWERD_EXIT_FAIL;
     bus *b = NULL;
     char *gen = NULL;
+    sla_rules *rules = NULL;
     const char *usage = rebuild
         ? "usage: towerd rebuild [OPTIONS]\n\n"
           "Replays the whole events stream into a fresh store generation beside the live one (progress\n"
@@ -55,6 +59,13 @@ static int run(int argc, char **argv, int rebuild)
     }
     if (nargs) {
         fprintf(stderr, "towerd %s: unexpected argument '%s'\n", rebuild ? "rebuild" : "projector", args[0]);
+        rc = TOWERD_EXIT_USAGE;
+        goto out;
+    }
+    char *rules_err = NULL;
+    if (sla_rules_load(&rules, ct_config_str(cfg, "sla-rules"), &rules_err) != CT_OK) {
+        fprintf(stderr, "towerd %s: %s\n", rebuild ? "rebuild" : "projector", rules_err);
+        free(rules_err);
         rc = TOWERD_EXIT_USAGE;
         goto out;
     }
@@ -85,7 +96,8 @@ static int run(int argc, char **argv, int rebuild)
                          .batch = (size_t)ct_config_int(cfg, "batch"),
                          .quiet_ms = ct_config_duration_ns(cfg, "quiet") / 1000000,
                          .notify = !rebuild,
-                         .dead_letter_stream = !rebuild};
+                         .dead_letter_stream = !rebuild,
+                         .sla_rules = sla_rules_fold(rules)};
     if (!rebuild) {
         ct_log(CT_LOG_INFO, "projector", "store %s", data);
         rc = projector_run(b, &po, &towerd_stop, NULL);
@@ -104,7 +116,7 @@ static int run(int argc, char **argv, int rebuild)
     if (st.msgs == 0) {
         /* Nothing to replay: an empty store that has seen the stream up to its last sequence. */
         store *empty = NULL;
-        store_opts so = {.dir = gen, .flat = 1};
+        store_opts so = {.dir = gen, .flat = 1, .sla_rules = sla_rules_fold(rules)};
         if (store_open(&empty, &so) != CT_OK) goto out;
         store_meta meta[] = {{"applied_seq", st.last_seq}, {PROJECTOR_META_STREAM_CREATED, (uint64_t)st.created_ns},
                              {PROJECTOR_META_STREAM_LAST, st.last_seq}};
@@ -132,6 +144,7 @@ static int run(int argc, char **argv, int rebuild)
 out:
     free(gen);
     bus_close(b);
+    sla_rules_destroy(rules);
     ct_config_destroy(cfg);
     free(defs);
     return rc;

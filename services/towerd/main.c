@@ -20,6 +20,7 @@ static const struct {
     {"rebuild", towerd_rebuild, "replay the whole stream into a fresh store and swap it in"},
     {"serve", towerd_serve, "the REST API, /metrics, health probes and the dashboard"},
     {"status", towerd_status, "the projector's figures: applied sequence, lag, dead letters"},
+    {"sla", towerd_sla, "the SLA engine: overdue milestones become breaches and Alertmanager alerts"},
     {"token", towerd_token, "make an API token for a role, and its hashed line for the tokens file"},
 };
 

@@ -28,6 +28,7 @@ int towerd_serve(int argc, char **argv);
 int towerd_token(int argc, char **argv);
 int towerd_sim(int argc, char **argv);
 int towerd_up(int argc, char **argv);
+int towerd_sla(int argc, char **argv);
 
 /* Set by SIGINT and SIGTERM once towerd_handle_signals ran: the running role stops. */
 extern volatile sig_atomic_t towerd_stop;

@@ -61,6 +61,105 @@ typedef struct fold_process {
     size_t n_shipments;          /**< how many */
 } fold_process;
 
+/* ---- business-milestone SLAs ---------------------------------------------- */
+
+/**
+ * The milestone pairs an SLA rule can measure: X(id, from, to, level), level
+ * 'o' for a rule on the order, 's' for one on each shipment. EVENTS.md
+ * "Business-milestone SLAs" defines what each means:
+ *  - RELEASE: earliest orderApproved -> any orderReleased;
+ *  - READINESS: earliest orderReleased -> a shipmentReady of any shipment of the order;
+ *  - ROUTING: the shipment's earliest shipmentReady -> a routePlanned naming it;
+ *  - POD: the shipment's earliest deliveryCompleted -> a podCaptured;
+ *  - INVOICING: the earliest shipmentConfirmed of the order's shipments -> an invoicePosted;
+ *  - POSTING_RECOVERY: the latest postingFailed -> an invoicePosted later than it.
+ */
+#define FOLD_SLA_PAIR_MAP(X)                                                   \
+    X(RELEASE, "orderApproved", "orderReleased", 'o')                          \
+    X(READINESS, "orderReleased", "shipmentReady", 'o')                        \
+    X(ROUTING, "shipmentReady", "routePlanned", 's')                           \
+    X(POD, "deliveryCompleted", "podCaptured", 's')                            \
+    X(INVOICING, "shipmentConfirmed", "invoicePosted", 'o')                    \
+    X(POSTING_RECOVERY, "postingFailed", "invoicePosted", 'o')
+
+typedef enum fold_sla_pair {
+#define FOLD_X(id, from, to, level) FOLD_SLA_##id,
+    FOLD_SLA_PAIR_MAP(FOLD_X)
+#undef FOLD_X
+    FOLD_SLA_PAIR_COUNT
+} fold_sla_pair;
+
+/** \brief The pair measured from milestone `from` to `to` (event type names). \return 0, or -1 if unsupported. */
+int fold_sla_pair_parse(const char *from, const char *to, fold_sla_pair *out);
+/** \brief The from-milestone of a pair, e.g. "orderApproved" (static storage). */
+const char *fold_sla_pair_from(fold_sla_pair p);
+/** \brief The awaited milestone of a pair, e.g. "orderReleased" (static storage). */
+const char *fold_sla_pair_to(fold_sla_pair p);
+/** \brief 'o' if the pair is measured on the order, 's' if on each shipment. */
+char fold_sla_pair_level(fold_sla_pair p);
+
+/**
+ * One SLA rule, or one scoped override of it. Several entries may share a
+ * name: the one that applies to an entity is the most specific whose scope
+ * matches it (fold_sla_resolve). Strings are borrowed from whoever built the
+ * rules (static for the defaults, an sla_rules object for a rules file).
+ */
+typedef struct fold_sla_rule {
+    const char *name;       /**< the rule, e.g. "release" (what slaBreached events carry) */
+    fold_sla_pair pair;     /**< from which milestone to which */
+    int64_t within_ns;      /**< the awaited milestone is due this long after the from-milestone */
+    const char *severity;   /**< e.g. "warning", "critical" (for alerts) */
+    const char *warehouse;  /**< scope: only entities of this warehouse (NULL: any) */
+    const char *carrier;    /**< scope: only entities of this carrier (NULL: any) */
+    const char *channel;    /**< scope: only orders of this channel, e.g. "EDI" (NULL: any) */
+    int disabled;           /**< the rule does not apply in this scope */
+} fold_sla_rule;
+
+/** A set of rules (borrowed array). */
+typedef struct fold_sla_rules {
+    const fold_sla_rule *v; /**< the rules and overrides, in declaration order */
+    size_t n;               /**< how many */
+} fold_sla_rules;
+
+/** \brief The rules of EVENTS.md, unscoped, severity "warning" (static storage). */
+const fold_sla_rules *fold_sla_defaults(void);
+
+/**
+ * \brief The entry of rule `name` that applies to an entity of this warehouse,
+ * carrier and channel (each may be NULL: unknown, matching only unscoped
+ * entries for that dimension): among the matching entries the most specific
+ * (warehouse weighs 4, carrier 2, channel 1; on a tie the first declared).
+ * \return the entry (possibly disabled), or NULL if none matches.
+ */
+const fold_sla_rule *fold_sla_resolve(const fold_sla_rules *r, const char *name, const char *warehouse,
+                                      const char *carrier, const char *channel);
+
+/**
+ * One open due: the from-milestone of a rule was seen, the awaited milestone
+ * not yet, and no slaBreached for this very due exists. The SLA engine
+ * publishes a breach once the due time has passed.
+ */
+typedef struct fold_due {
+    char kind;                   /**< 'o' (the order) or 's' (a shipment) */
+    const char *entity;          /**< its id (borrowed) */
+    const char *order_id;        /**< the order (for a shipment: its linked order, or NULL) */
+    const char *shipment_id;     /**< the shipment, or NULL for an order-level due */
+    const char *rule;            /**< the rule's name (borrowed from the rules) */
+    const char *warehouse;       /**< where known (borrowed) */
+    const char *carrier;         /**< where known (borrowed) */
+    Tower__V1__Timestamp due;    /**< from-milestone's occurredAt + within */
+} fold_due;
+
+/** One breach of the process (the earliest slaBreached per entity and rule) and whether it closed. */
+typedef struct fold_breach {
+    char kind;                               /**< 'o' or 's' */
+    const char *entity;                      /**< the order or shipment id (borrowed) */
+    const char *rule;                        /**< the rule (borrowed) */
+    const Tower__V1__Timestamp *due;         /**< its dueAt (occurredAt if absent) */
+    const Tower__V1__Timestamp *closed_at;   /**< when the awaited milestone occurred, NULL while open */
+    int cancelled;                           /**< the order was cancelled: the breach left the view */
+} fold_breach;
+
 /** One derived view item. */
 typedef struct fold_item {
     fold_view view;             /**< which view */
@@ -90,6 +189,10 @@ typedef struct fold_result {
     size_t cap;                 /**< allocated */
     fold_stage stage;           /**< the order's stage (NONE for an unlinked shipment) */
     fold_stage *shipment_stages;/**< per shipment of the process, its own stage (PACKED..POD or NONE); owned */
+    fold_due *dues;             /**< the open SLA dues of the process, owned array (strings borrowed) */
+    size_t n_dues;              /**< how many */
+    fold_breach *breaches;      /**< every breach of the process, open or closed; owned array */
+    size_t n_breaches;          /**< how many */
 } fold_result;
 
 /**
@@ -98,6 +201,13 @@ typedef struct fold_result {
  * The result is reset first, so one fold_result can be reused.
  */
 void fold_derive(const fold_process *p, fold_result *out);
+
+/**
+ * \brief fold_derive with the SLA rules that decide the process's dues (and
+ * which milestone closes a breach of a rule not among the defaults).
+ * \param rules borrowed during the call and while the result is used; NULL: fold_sla_defaults().
+ */
+void fold_derive_sla(const fold_process *p, const fold_sla_rules *rules, fold_result *out);
 
 /** \brief Free what a result owns; the result is empty afterwards. */
 void fold_result_free(fold_result *r);

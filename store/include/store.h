@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 /** The on-disk format this code reads and writes; a store of another version is refused at open. */
-#define STORE_FORMAT_VERSION 2
+#define STORE_FORMAT_VERSION 3 /* 3: the SLA due index (dues, duek) and the rule index (vrule) */
 
 typedef struct store store;
 
@@ -27,6 +27,9 @@ typedef struct store_opts {
     int read_only;          /**< open for reading only (dump, server) */
     int no_sync;            /**< skip fsync at commit (tests only: loses durability on a host crash) */
     int flat;               /**< dir itself is the environment, without generations (a rebuild's new generation) */
+    const fold_sla_rules *sla_rules; /**< the SLA rules the fold computes dues with (borrowed for the store's
+                                          life; NULL: fold_sla_defaults()). Readers use them only to know
+                                          which milestone closes a breach of a non-default rule. */
 } store_opts;
 
 /**
@@ -163,8 +166,10 @@ uint64_t store_reader_meta(store_reader *r, const char *key);
 uint64_t store_reader_count(store_reader *r, fold_view v);
 
 /**
- * \brief Items in a view per warehouse (kind 'w') or per carrier (kind 'c'), as of the
- * snapshot: fn is called once per warehouse or carrier with a non-zero count, in id order.
+ * \brief Items in a view per warehouse (kind 'w'), per carrier (kind 'c') or per rule (kind 'r',
+ * anomalies and sla_breaches), as of the snapshot: fn is called once per id with a non-zero count,
+ * in id order. Kind 't' with FOLD_VIEW_SLA_BREACHES gives, per rule, the slaBreached events ever
+ * applied (a counter: it never goes down).
  */
 void store_reader_breakdown(store_reader *r, fold_view v, char kind,
                             void (*fn)(void *ctx, const char *id, uint64_t count), void *ctx);
@@ -174,6 +179,7 @@ typedef struct store_query {
     fold_view view;          /**< which view */
     const char *warehouse;   /**< only items of this warehouse (NULL: all) */
     const char *carrier;     /**< only items of this carrier (NULL: all) */
+    const char *rule;        /**< only items of this rule (anomalies, sla_breaches; NULL: all) */
     int64_t since_before_ns; /**< only items whose since is strictly before this (0: no bound) */
     const char *cursor;      /**< continue after this cursor (from a previous page), or NULL */
     size_t limit;            /**< at most this many items (0: no limit) */
@@ -189,6 +195,18 @@ typedef int (*store_item_fn)(void *ctx, const Tower__V1__ViewItem *item);
  */
 ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn fn, void *ctx,
                           char **next_cursor);
+
+/**
+ * \brief Visit the open SLA dues (see fold_due) whose due time is at or before until_ns,
+ * earliest first. Each due is given as a view item (borrowed until fn returns): since is
+ * the due time, key "o:<order>|<rule>" or "s:<shipment>|<rule>", rule, orderId,
+ * shipmentId (for a shipment's due), warehouseId and carrierId where known.
+ * Return non-zero from fn to stop. \return CT_OK or CT_STORE.
+ */
+ct_status store_dues_scan(store_reader *r, int64_t until_ns, store_item_fn fn, void *ctx);
+
+/** \brief The earliest open due time in ns since the epoch. \return CT_OK, or CT_NOT_FOUND if none. */
+ct_status store_dues_next(store_reader *r, int64_t *due_ns);
 
 /** \brief Visit the timeline of an entity ('o' order, 's' shipment, 'r' route), oldest first. */
 ct_status store_timeline(store_reader *r, char kind, const char *id,
@@ -209,8 +227,11 @@ ct_status store_dead_letters_after(store_reader *r, uint64_t after_seq,
  * order's stage for a shipment), what orderCreated said (customer, channel,
  * promisedBy), the order's shipments with their stages, the earliest time of
  * each milestone, the items of every view it is in now (openExceptions, with
- * ageSeconds when now_ns > 0), and the timeline of every event of the order and
- * its shipments, oldest first, each with its stream sequence.
+ * ageSeconds when now_ns > 0), every SLA breach of the process (slaBreaches:
+ * rule, orderId or shipmentId, dueAt, state "open", "closed" or "cancelled", and
+ * for a closed one closedAt, the time of the awaited milestone, and
+ * lateBySeconds = closedAt - dueAt), and the timeline of every event of the order
+ * and its shipments, oldest first, each with its stream sequence.
  * \param out a new reference for the caller. \return CT_OK or CT_NOT_FOUND.
  */
 ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t now_ns, json_t **out);
@@ -228,7 +249,8 @@ json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns);
 
 /** Flags of store_dump. */
 enum {
-    STORE_DUMP_STABLE = 1 /**< omit what a replay does not reproduce (dead letters' seq and receivedAt) and sort dead letters by content */
+    STORE_DUMP_STABLE = 1, /**< omit what a replay does not reproduce (dead letters' seq and receivedAt) and sort dead letters by content */
+    STORE_DUMP_DUES = 2    /**< also print the open SLA dues, as "sla_dues" (earliest first) */
 };
 
 /**

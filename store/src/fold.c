@@ -40,6 +40,89 @@ const char *fold_stage_name(fold_stage s)
     return stage_names[s];
 }
 
+/* ---- SLA rules ------------------------------------------------------------ */
+
+static const struct {
+    const char *from, *to;
+    char level;
+} pairs[] = {
+#define FOLD_X(id, from, to, level) {from, to, level},
+    FOLD_SLA_PAIR_MAP(FOLD_X)
+#undef FOLD_X
+};
+
+int fold_sla_pair_parse(const char *from, const char *to, fold_sla_pair *out)
+{
+    for (int i = 0; i < FOLD_SLA_PAIR_COUNT; i++) {
+        if (from && to && strcmp(from, pairs[i].from) == 0 && strcmp(to, pairs[i].to) == 0) {
+            *out = (fold_sla_pair)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *fold_sla_pair_from(fold_sla_pair p) { return (unsigned)p < FOLD_SLA_PAIR_COUNT ? pairs[p].from : ""; }
+const char *fold_sla_pair_to(fold_sla_pair p) { return (unsigned)p < FOLD_SLA_PAIR_COUNT ? pairs[p].to : ""; }
+char fold_sla_pair_level(fold_sla_pair p) { return (unsigned)p < FOLD_SLA_PAIR_COUNT ? pairs[p].level : 'o'; }
+
+#define MINUTE_NS (60LL * 1000000000LL)
+
+static const fold_sla_rule default_rules[] = {
+    {"release", FOLD_SLA_RELEASE, 15 * MINUTE_NS, "warning", NULL, NULL, NULL, 0},
+    {"readiness", FOLD_SLA_READINESS, 4 * 60 * MINUTE_NS, "warning", NULL, NULL, NULL, 0},
+    {"routing", FOLD_SLA_ROUTING, 60 * MINUTE_NS, "warning", NULL, NULL, NULL, 0},
+    {"pod", FOLD_SLA_POD, 24 * 60 * MINUTE_NS, "warning", NULL, NULL, NULL, 0},
+    {"invoicing", FOLD_SLA_INVOICING, 24 * 60 * MINUTE_NS, "warning", NULL, NULL, NULL, 0},
+    {"posting_recovery", FOLD_SLA_POSTING_RECOVERY, 60 * MINUTE_NS, "warning", NULL, NULL, NULL, 0},
+};
+
+static const fold_sla_rules defaults = {default_rules, sizeof default_rules / sizeof default_rules[0]};
+
+const fold_sla_rules *fold_sla_defaults(void) { return &defaults; }
+
+/* Does one scope dimension match? An unscoped entry matches anything; a scoped one only that value. */
+static int scope_ok(const char *want, const char *have)
+{
+    return !want || (have && strcmp(want, have) == 0);
+}
+
+const fold_sla_rule *fold_sla_resolve(const fold_sla_rules *r, const char *name, const char *warehouse,
+                                      const char *carrier, const char *channel)
+{
+    const fold_sla_rule *best = NULL;
+    int best_w = -1;
+    if (!r) r = &defaults;
+    for (size_t i = 0; i < r->n; i++) {
+        const fold_sla_rule *x = &r->v[i];
+        if (strcmp(x->name, name) != 0) continue;
+        if (!scope_ok(x->warehouse, warehouse) || !scope_ok(x->carrier, carrier) || !scope_ok(x->channel, channel))
+            continue;
+        int w = (x->warehouse ? 4 : 0) + (x->carrier ? 2 : 0) + (x->channel ? 1 : 0);
+        if (w > best_w) {
+            best = x;
+            best_w = w;
+        }
+    }
+    return best;
+}
+
+/* The pair a rule name measures: the configured rules first, then the defaults. -1 if unknown. */
+static int rule_pair(const fold_sla_rules *r, const char *name, fold_sla_pair *out)
+{
+    const fold_sla_rules *sets[2] = {r, &defaults};
+    for (int k = 0; k < 2; k++) {
+        if (!sets[k]) continue;
+        for (size_t i = 0; i < sets[k]->n; i++) {
+            if (strcmp(sets[k]->v[i].name, name) == 0) {
+                *out = sets[k]->v[i].pair;
+                return 0;
+            }
+        }
+    }
+    return -1;
+}
+
 /* ---- ordering ----------------------------------------------------------- */
 
 /* Compare occurredAt only: the anomaly rules say "before" strictly, and equal
@@ -368,26 +451,53 @@ static void after_cancel(ev *first, const fold_entity *ent, ev cancel)
     }
 }
 
-/* Is the milestone a breached rule awaits still missing? The rules are those of
- * EVENTS.md; a rule this version does not know stays open. self is the
- * shipment a shipment-level breach names (NULL for an order-level one). */
-static int awaited_missing(const char *rule, const order_facts *of, const ship_facts *self,
-                           const ship_facts *sf, size_t ns)
+/* The event that closes a breach of a rule: the awaited milestone (EVENTS.md
+ * "Business-milestone SLAs"), or NULL while it is missing. A rule this version
+ * does not know stays open. self is the shipment a shipment-level breach names
+ * (NULL for an order-level one, which looks at every shipment of the order). */
+static ev awaited_by_pair(fold_sla_pair pair, const order_facts *of, const ship_facts *self, const ship_facts *sf,
+                         size_t ns)
 {
-    const ship_facts *one = self;
+    const ship_facts *one = self ? self : sf;
     size_t n = self ? 1 : ns;
-    if (!self) one = sf;
-    if (!strcmp(rule, "release")) return !(of && of->released_first);
-    if (!strcmp(rule, "invoicing")) return !(of && of->invoice_first);
-    if (!strcmp(rule, "posting_recovery"))
-        return !(of && of->posting_latest && is(of->posting_latest, TOWER__V1__EVENT__PAYLOAD_INVOICE_POSTED));
-    int readiness = !strcmp(rule, "readiness"), routing = !strcmp(rule, "routing"), pod = !strcmp(rule, "pod");
-    if (!readiness && !routing && !pod) return 1;
-    for (size_t i = 0; i < n; i++) {
-        if ((readiness && one[i].ready_first) || (routing && one[i].planned_first) || (pod && one[i].pod_first))
-            return 0;
+    ev found = NULL;
+    switch (pair) {
+    case FOLD_SLA_RELEASE: return of ? of->released_first : NULL;
+    case FOLD_SLA_INVOICING: return of ? of->invoice_first : NULL;
+    case FOLD_SLA_POSTING_RECOVERY:
+        return of && of->posting_latest && is(of->posting_latest, TOWER__V1__EVENT__PAYLOAD_INVOICE_POSTED)
+                   ? of->posting_latest
+                   : NULL;
+    case FOLD_SLA_READINESS:
+        for (size_t i = 0; i < n; i++)
+            if (one[i].ready_first) take_earliest(&found, one[i].ready_first);
+        return found;
+    case FOLD_SLA_ROUTING:
+        for (size_t i = 0; i < n; i++)
+            if (one[i].planned_first) take_earliest(&found, one[i].planned_first);
+        return found;
+    case FOLD_SLA_POD:
+        for (size_t i = 0; i < n; i++)
+            if (one[i].pod_first) take_earliest(&found, one[i].pod_first);
+        return found;
+    default: return NULL;
     }
-    return 1;
+}
+
+static ev awaited_event(const fold_sla_rules *rules, const char *rule, const order_facts *of,
+                        const ship_facts *self, const ship_facts *sf, size_t ns)
+{
+    fold_sla_pair pair;
+    if (rule_pair(rules, rule, &pair) != 0) return NULL;
+    return awaited_by_pair(pair, of, self, sf, ns);
+}
+
+static void breach_record(fold_result *r, char kind, const char *entity, const char *rule, ev b, ev closer,
+                          int cancelled)
+{
+    r->breaches = ct_realloc(r->breaches, (r->n_breaches + 1) * sizeof *r->breaches);
+    r->breaches[r->n_breaches++] =
+        (fold_breach){kind, entity, rule, due_at(b), closer ? closer->occurred_at : NULL, cancelled};
 }
 
 static fold_item *item_since(fold_item *it, const Tower__V1__Timestamp *t)
@@ -396,8 +506,8 @@ static fold_item *item_since(fold_item *it, const Tower__V1__Timestamp *t)
     return it;
 }
 
-static void derive_order(const fold_process *p, const order_facts *of, const ship_facts *sf,
-                         const char *wh, const char *ca, fold_result *r)
+static void derive_order(const fold_process *p, const fold_sla_rules *rules, const order_facts *of,
+                         const ship_facts *sf, const char *wh, const char *ca, fold_result *r)
 {
     const char *oid = p->order.id;
     int cancelled = of->cancel_first != NULL;
@@ -428,7 +538,7 @@ static void derive_order(const fold_process *p, const order_facts *of, const shi
         }
         for (size_t i = 0; i < of->sla.n; i++) {
             ev b = of->sla.v[i].first;
-            if (!awaited_missing(of->sla.v[i].rule, of, NULL, sf, p->n_shipments)) continue;
+            if (awaited_event(rules, of->sla.v[i].rule, of, NULL, sf, p->n_shipments)) continue;
             fold_item *it = order_item(r, FOLD_VIEW_SLA_BREACHES, oid, of->sla.v[i].rule, b, wh, ca);
             item_since(it, due_at(b))->pb.rule = str(of->sla.v[i].rule);
         }
@@ -461,8 +571,9 @@ static void derive_order(const fold_process *p, const order_facts *of, const shi
     }
 }
 
-static void derive_shipment(const fold_entity *s, const ship_facts *f, const order_facts *of, const char *oid,
-                            int cancelled, const char *order_wh, const char *order_ca, fold_result *r)
+static void derive_shipment(const fold_sla_rules *rules, const fold_entity *s, const ship_facts *f,
+                            const order_facts *of, const char *oid, int cancelled, const char *order_wh,
+                            const char *order_ca, fold_result *r)
 {
     const char *sid = s->id;
     const char *wh = f->wh_latest ? fold_event_warehouse(f->wh_latest) : order_wh;
@@ -485,7 +596,7 @@ static void derive_shipment(const fold_entity *s, const ship_facts *f, const ord
             ship_item(r, FOLD_VIEW_MISSING_POD, sid, oid, NULL, f->delivered_first, wh, ca);
         for (size_t i = 0; i < f->sla.n; i++) {
             ev b = f->sla.v[i].first;
-            if (!awaited_missing(f->sla.v[i].rule, of, f, NULL, 0)) continue;
+            if (awaited_event(rules, f->sla.v[i].rule, of, f, NULL, 0)) continue;
             char *sub = sub_key(f->sla.v[i].rule);
             fold_item *it = ship_item(r, FOLD_VIEW_SLA_BREACHES, sid, oid, sub, b, wh, ca);
             free(sub);
@@ -500,16 +611,103 @@ static void derive_shipment(const fold_entity *s, const ship_facts *f, const ord
     }
 }
 
+/* ---- dues ------------------------------------------------------------------ */
+
+static int ts_equal(const Tower__V1__Timestamp *a, const Tower__V1__Timestamp *b)
+{
+    return a->seconds == b->seconds && a->nanos == b->nanos;
+}
+
+/* Was this very due breached already (an slaBreached of the entity for the rule with this dueAt)? */
+static int breached(const fold_entity *ent, char kind, const char *rule, const Tower__V1__Timestamp *due)
+{
+    for (size_t i = 0; i < ent->n_events; i++) {
+        ev e = ent->events[i];
+        if (!is(e, TOWER__V1__EVENT__PAYLOAD_SLA_BREACHED) || !e->sla_breached->rule) continue;
+        if (kind == 'o' ? e->shipment_id != NULL : !(e->shipment_id && strcmp(e->shipment_id, ent->id) == 0))
+            continue;
+        if (strcmp(e->sla_breached->rule, rule) == 0 && ts_equal(due_at(e), due)) return 1;
+    }
+    return 0;
+}
+
+static void due_add(fold_result *r, const fold_entity *ent, char kind, const char *oid, const fold_sla_rule *rule,
+                    ev from, const char *wh, const char *ca)
+{
+    Tower__V1__Timestamp t = TOWER__V1__TIMESTAMP__INIT;
+    int64_t nanos = (int64_t)from->occurred_at->nanos + rule->within_ns % 1000000000LL;
+    t.has_seconds = t.has_nanos = 1;
+    t.seconds = from->occurred_at->seconds + rule->within_ns / 1000000000LL + nanos / 1000000000LL;
+    t.nanos = (int32_t)(nanos % 1000000000LL);
+    if (breached(ent, kind, rule->name, &t)) return;
+    r->dues = ct_realloc(r->dues, (r->n_dues + 1) * sizeof *r->dues);
+    r->dues[r->n_dues++] = (fold_due){kind, ent->id, oid, kind == 's' ? ent->id : NULL, rule->name, wh, ca, t};
+}
+
+/* The from-milestone of an order-level pair, or NULL. */
+static ev order_from(fold_sla_pair pair, const order_facts *of, const ship_facts *sf, size_t ns)
+{
+    ev found = NULL;
+    switch (pair) {
+    case FOLD_SLA_RELEASE: return of->approved_first;
+    case FOLD_SLA_READINESS: return of->released_first;
+    case FOLD_SLA_INVOICING:
+        for (size_t i = 0; i < ns; i++)
+            if (sf[i].confirmed_first) take_earliest(&found, sf[i].confirmed_first);
+        return found;
+    case FOLD_SLA_POSTING_RECOVERY:
+        return of->posting_latest && is(of->posting_latest, TOWER__V1__EVENT__PAYLOAD_POSTING_FAILED)
+                   ? of->posting_latest
+                   : NULL;
+    default: return NULL;
+    }
+}
+
+/* The open dues of the process: per rule name, the entry that applies to each entity. */
+static void derive_dues(const fold_process *p, const fold_sla_rules *rules, const order_facts *of,
+                        const ship_facts *sf, const char *wh, const char *ca, const char *channel, fold_result *r)
+{
+    for (size_t i = 0; i < rules->n; i++) {
+        const char *name = rules->v[i].name;
+        size_t j = 0;
+        while (j < i && strcmp(rules->v[j].name, name) != 0) j++;
+        if (j < i) continue; /* this name was done */
+        if (p->order.id) {
+            const fold_sla_rule *x = fold_sla_resolve(rules, name, wh, ca, channel);
+            if (x && !x->disabled && fold_sla_pair_level(x->pair) == 'o') {
+                ev from = order_from(x->pair, of, sf, p->n_shipments);
+                if (from && !awaited_by_pair(x->pair, of, NULL, sf, p->n_shipments))
+                    due_add(r, &p->order, 'o', p->order.id, x, from, wh, ca);
+            }
+        }
+        for (size_t k = 0; k < p->n_shipments; k++) {
+            const ship_facts *f = &sf[k];
+            const char *swh = f->wh_latest ? fold_event_warehouse(f->wh_latest) : wh;
+            const char *sca = f->ca_latest ? fold_event_carrier(f->ca_latest) : ca;
+            const fold_sla_rule *x = fold_sla_resolve(rules, name, swh, sca, channel);
+            if (!x || x->disabled || fold_sla_pair_level(x->pair) != 's') continue;
+            ev from = x->pair == FOLD_SLA_ROUTING ? f->ready_first : x->pair == FOLD_SLA_POD ? f->delivered_first : NULL;
+            if (from && !awaited_by_pair(x->pair, p->order.id ? of : NULL, f, NULL, 0))
+                due_add(r, &p->shipments[k], 's', p->order.id, x, from, swh, sca);
+        }
+    }
+}
+
 void fold_result_free(fold_result *r)
 {
     for (size_t i = 0; i < r->n_items; i++) free(r->items[i].key);
     free(r->items);
     free(r->shipment_stages);
+    free(r->dues);
+    free(r->breaches);
     memset(r, 0, sizeof *r);
 }
 
-void fold_derive(const fold_process *p, fold_result *out)
+void fold_derive(const fold_process *p, fold_result *out) { fold_derive_sla(p, NULL, out); }
+
+void fold_derive_sla(const fold_process *p, const fold_sla_rules *rules, fold_result *out)
 {
+    if (!rules) rules = &defaults;
     fold_result_free(out);
     ship_facts *sf = ct_calloc(p->n_shipments ? p->n_shipments : 1, sizeof *sf);
     out->shipment_stages = ct_calloc(p->n_shipments ? p->n_shipments : 1, sizeof *out->shipment_stages);
@@ -533,7 +731,7 @@ void fold_derive(const fold_process *p, fold_result *out)
                 if (sf[i].ca_latest) take_latest(&c, sf[i].ca_latest);
         wh = w ? fold_event_warehouse(w) : NULL;
         ca = c ? fold_event_carrier(c) : NULL;
-        derive_order(p, &of, sf, wh, ca, out);
+        derive_order(p, rules, &of, sf, wh, ca, out);
 
         fold_stage st = FOLD_STAGE_NONE;
         if (of.created) st = FOLD_STAGE_CREATED;
@@ -553,7 +751,24 @@ void fold_derive(const fold_process *p, fold_result *out)
 
     int cancelled = p->order.id && of.cancel_first;
     for (size_t i = 0; i < p->n_shipments; i++)
-        derive_shipment(&p->shipments[i], &sf[i], p->order.id ? &of : NULL, p->order.id, cancelled, wh, ca, out);
+        derive_shipment(rules, &p->shipments[i], &sf[i], p->order.id ? &of : NULL, p->order.id, cancelled, wh, ca,
+                        out);
+
+    /* SLA: the open dues (none for a cancelled order), and every breach with whether it closed. */
+    if (!cancelled) {
+        const char *channel = NULL;
+        if (p->order.id && of.created && of.created->order_created->has_channel)
+            channel = enum_name(&tower__v1__order_created__channel__descriptor, 1, of.created->order_created->channel);
+        derive_dues(p, rules, p->order.id ? &of : NULL, sf, wh, ca, channel, out);
+    }
+    for (size_t i = 0; p->order.id && i < of.sla.n; i++)
+        breach_record(out, 'o', p->order.id, of.sla.v[i].rule, of.sla.v[i].first,
+                      awaited_event(rules, of.sla.v[i].rule, &of, NULL, sf, p->n_shipments), cancelled);
+    for (size_t k = 0; k < p->n_shipments; k++)
+        for (size_t i = 0; i < sf[k].sla.n; i++)
+            breach_record(out, 's', p->shipments[k].id, sf[k].sla.v[i].rule, sf[k].sla.v[i].first,
+                          awaited_event(rules, sf[k].sla.v[i].rule, p->order.id ? &of : NULL, &sf[k], NULL, 0),
+                          cancelled);
 
     for (size_t i = 0; i < p->n_shipments; i++) free(sf[i].sla.v);
     free(of.sla.v);

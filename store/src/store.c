@@ -87,10 +87,21 @@ static ct_status open_tables(store *s)
         {"vidx", 0, &s->vidx},          {"vwh", 0, &s->vwh},         {"vca", 0, &s->vca},
         {"dlq", 0, &s->dlq},            {"dlraw", MDB_DUPSORT, &s->dlraw},
         {"cust", MDB_DUPSORT, &s->cust},
+        {"vrule", 0, &s->vrule},        {"dues", 0, &s->dues},       {"duek", 0, &s->duek},
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         rc = open_dbi(txn, tables[i].name, tables[i].flags | create, tables[i].dbi);
         if (rc == MDB_NOTFOUND && s->read_only) {
+            /* A table added by a later format: say so rather than "not a store". */
+            uint64_t ver = i > 0 ? store__meta_u64(txn, s, "format") : 0;
+            if (ver && ver != STORE_FORMAT_VERSION) {
+                ct_log(CT_LOG_ERROR, "store",
+                       "%s has store format version %llu, this build reads version %d: "
+                       "rebuild the store from the stream (towerd rebuild) or use a matching towerd",
+                       s->dir, (unsigned long long)ver, STORE_FORMAT_VERSION);
+                st = CT_STORE_VERSION;
+                goto out;
+            }
             ct_log(CT_LOG_ERROR, "store", "%s is not a tower store (table %s missing)", s->dir, tables[i].name);
             st = CT_NOT_FOUND;
             goto out;
@@ -295,6 +306,7 @@ ct_status store_open(store **out, const store_opts *opts)
     s->root = ct_strdup(opts->dir);
     s->read_only = opts->read_only;
     s->map_size = opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE;
+    s->sla = opts->sla_rules;
 
     struct stat sb;
     st = locate(s, opts->dir, opts->flat);

@@ -251,11 +251,14 @@ static int index_item(wtx *w, const Tower__V1__ViewItem *it, const char *key, in
     unsigned char tk[STORE__TIME_KEY];
     store__time_key(tk, it->since);
 
+    /* A rule is indexed (and counted) when it is short enough for a key; EVT_MAX_ID bounds ids alike. */
+    const char *rule = it->rule && *it->rule && strlen(it->rule) <= EVT_MAX_ID ? it->rule : NULL;
     struct {
         MDB_dbi dbi;
         const char *part;
-    } idx[] = {{w->s->vidx, NULL}, {w->s->vwh, it->warehouse_id}, {w->s->vca, it->carrier_id}};
-    for (int i = 0; i < 3; i++) {
+    } idx[] = {{w->s->vidx, NULL}, {w->s->vwh, it->warehouse_id}, {w->s->vca, it->carrier_id}, {w->s->vrule, rule}};
+    static const char kinds[] = {0, 'w', 'c', 'r'};
+    for (int i = 0; i < 4; i++) {
         if (i > 0 && !idx[i].part) continue;
         size_t n = 0;
         buf[n++] = (unsigned char)v;
@@ -273,7 +276,7 @@ static int index_item(wtx *w, const Tower__V1__ViewItem *it, const char *key, in
         MDB_val k = {n, buf}, val = {0, ""};
         int rc = del ? mdb_del(w->txn, idx[i].dbi, &k, NULL) : mdb_put(w->txn, idx[i].dbi, &k, &val, 0);
         if (rc && !(del && rc == MDB_NOTFOUND)) return rc;
-        if (i > 0) part_count(w, v, i == 1 ? 'w' : 'c', idx[i].part, del ? -1 : 1);
+        if (i > 0) part_count(w, v, kinds[i], idx[i].part, del ? -1 : 1);
     }
     w->count_delta[v] += del ? -1 : 1;
     return 0;
@@ -394,6 +397,121 @@ static int diff_items(wtx *w, kv *old, size_t n_old, const fold_result *res)
     return rc;
 }
 
+/* ---- the SLA due index ---------------------------------------------------------------- */
+
+typedef struct due_rec {
+    char *key;                         /* "o:<id>|<rule>" */
+    unsigned char tk[STORE__TIME_KEY]; /* the due time */
+    unsigned char *val;                /* new dues: the packed item */
+    size_t len;
+    int keep;
+} due_rec;
+
+/* The dues an entity has now (from duek), appended to *arr. */
+static int old_dues(wtx *w, char kind, const char *id, due_rec **arr, size_t *n)
+{
+    char prefix[EVT_MAX_ID + 8];
+    int pl = snprintf(prefix, sizeof prefix, "%c:%s|", kind, id);
+    if (pl < 0 || (size_t)pl >= sizeof prefix) return 0;
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(w->txn, w->s->duek, &c);
+    if (rc) return rc;
+    MDB_val k = {(size_t)pl, prefix}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= (size_t)pl && memcmp(k.mv_data, prefix, (size_t)pl) == 0) {
+        if (v.mv_size == STORE__TIME_KEY) {
+            *arr = ct_realloc(*arr, (*n + 1) * sizeof **arr);
+            due_rec *d = &(*arr)[(*n)++];
+            memset(d, 0, sizeof *d);
+            d->key = ct_strndup(k.mv_data, k.mv_size);
+            memcpy(d->tk, v.mv_data, STORE__TIME_KEY);
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* dues key: the due time, then the entity|rule key. */
+static size_t due_index_key(unsigned char *buf, const unsigned char *tk, const char *key)
+{
+    size_t kl = strlen(key);
+    memcpy(buf, tk, STORE__TIME_KEY);
+    memcpy(buf + STORE__TIME_KEY, key, kl);
+    return STORE__TIME_KEY + kl;
+}
+
+/* Replace the dues of the process's entities by the derived ones, in the batch's transaction:
+ * the index survives restarts and rebuilds like the views. Unchanged dues are not rewritten. */
+static int diff_dues(wtx *w, const char *order_id, char **sids, size_t ns, const fold_result *res)
+{
+    due_rec *old = NULL, *nw = NULL;
+    size_t n_old = 0, n_new = 0;
+    unsigned char kb[STORE__TIME_KEY + 2 * EVT_MAX_ID + 16];
+    int rc = 0;
+    if (order_id) rc = old_dues(w, 'o', order_id, &old, &n_old);
+    for (size_t i = 0; i < ns && !rc; i++) rc = old_dues(w, 's', sids[i], &old, &n_old);
+
+    for (size_t i = 0; i < res->n_dues && !rc; i++) {
+        const fold_due *d = &res->dues[i];
+        if (strlen(d->entity) > EVT_MAX_ID || strlen(d->rule) > EVT_MAX_ID) continue; /* cannot be a key */
+        nw = ct_realloc(nw, (n_new + 1) * sizeof *nw);
+        due_rec *x = &nw[n_new++];
+        memset(x, 0, sizeof *x);
+        x->key = ct_sprintf("%c:%s|%s", d->kind, d->entity, d->rule);
+        store__time_key(x->tk, &d->due);
+        Tower__V1__ViewItem it = TOWER__V1__VIEW_ITEM__INIT;
+        Tower__V1__Timestamp due = d->due;
+        it.since = &due;
+        it.key = x->key;
+        it.rule = (char *)d->rule;
+        it.order_id = (char *)d->order_id;
+        it.shipment_id = (char *)d->shipment_id;
+        it.warehouse_id = (char *)d->warehouse;
+        it.carrier_id = (char *)d->carrier;
+        x->len = tower__v1__view_item__get_packed_size(&it);
+        x->val = ct_malloc(x->len);
+        tower__v1__view_item__pack(&it, x->val);
+        /* Unchanged (same entity, rule, time and content)? */
+        for (size_t j = 0; j < n_old; j++) {
+            if (old[j].keep || strcmp(old[j].key, x->key) != 0 || memcmp(old[j].tk, x->tk, STORE__TIME_KEY) != 0)
+                continue;
+            MDB_val k = {due_index_key(kb, x->tk, x->key), kb}, v;
+            if (mdb_get(w->txn, w->s->dues, &k, &v) == 0 && v.mv_size == x->len && memcmp(v.mv_data, x->val, x->len) == 0)
+                old[j].keep = x->keep = 1;
+            break;
+        }
+    }
+    for (size_t j = 0; j < n_old && !rc; j++) {
+        if (old[j].keep) continue;
+        MDB_val k = {due_index_key(kb, old[j].tk, old[j].key), kb};
+        rc = mdb_del(w->txn, w->s->dues, &k, NULL);
+        if (rc == MDB_NOTFOUND) rc = 0;
+        if (!rc) {
+            MDB_val ek = {strlen(old[j].key), old[j].key};
+            rc = mdb_del(w->txn, w->s->duek, &ek, NULL);
+            if (rc == MDB_NOTFOUND) rc = 0;
+        }
+    }
+    for (size_t i = 0; i < n_new && !rc; i++) {
+        if (nw[i].keep) continue;
+        MDB_val k = {due_index_key(kb, nw[i].tk, nw[i].key), kb}, v = {nw[i].len, nw[i].val};
+        rc = mdb_put(w->txn, w->s->dues, &k, &v, 0);
+        if (!rc) {
+            MDB_val ek = {strlen(nw[i].key), nw[i].key}, ev = {STORE__TIME_KEY, nw[i].tk};
+            rc = mdb_put(w->txn, w->s->duek, &ek, &ev, 0);
+        }
+    }
+    for (size_t j = 0; j < n_old; j++) free(old[j].key);
+    for (size_t i = 0; i < n_new; i++) {
+        free(nw[i].key);
+        free(nw[i].val);
+    }
+    free(old);
+    free(nw);
+    return rc;
+}
+
 /* Derive a process (an order and its shipments, or one unlinked shipment) and store its items. */
 static int derive_process(wtx *w, const char *order_id, const char *lone_shipment)
 {
@@ -441,7 +559,7 @@ static int derive_process(wtx *w, const char *order_id, const char *lone_shipmen
     }
 
     fold_process p = {{order_id, ol.ev, ol.n}, se, ns};
-    fold_derive(&p, &res);
+    fold_derive_sla(&p, w->s->sla, &res);
 
     if (order_id) {
         rc = old_items(w, 'o', order_id, &old, &n_old, &old_cap);
@@ -450,6 +568,7 @@ static int derive_process(wtx *w, const char *order_id, const char *lone_shipmen
     for (size_t i = 0; i < ns && !rc; i++) rc = old_items(w, 's', sids[i], &old, &n_old, &old_cap);
     if (rc) goto out;
     rc = diff_items(w, old, n_old, &res);
+    if (!rc) rc = diff_dues(w, order_id, sids, ns, &res);
 
 out:
     if (c) mdb_cursor_close(c);
@@ -710,6 +829,10 @@ static int apply_one(wtx *w, uint64_t seq, const store_input *in, int64_t now_ns
     rc = mdb_put(w->txn, w->s->events, &k, &v, 0);
     if (!rc) rc = index_event(w, e);
     if (!rc) {
+        /* Breaches ever raised, per rule (for /metrics); a rule too long for a key is not counted. */
+        if (e->payload_case == TOWER__V1__EVENT__PAYLOAD_SLA_BREACHED && e->sla_breached->rule &&
+            strlen(e->sla_breached->rule) <= EVT_MAX_ID)
+            part_count(w, FOLD_VIEW_SLA_BREACHES, 't', e->sla_breached->rule, 1);
         w->n_events++;
         *out = STORE_APPLIED;
     }

@@ -149,6 +149,36 @@ static void set_stage(json_t *o, const char *k, fold_stage st)
     json_object_set_new(o, k, st == FOLD_STAGE_NONE ? json_null() : json_string(fold_stage_name(st)));
 }
 
+static void set_ts(json_t *o, const char *k, const Tower__V1__Timestamp *t)
+{
+    char buf[48];
+    evt_time_format(t->seconds, t->nanos, buf);
+    json_object_set_new(o, k, json_string(buf));
+}
+
+/* Every SLA breach of the process (per entity and rule): open, closed (with how late) or cancelled. */
+static json_t *breaches_json(const fold_result *res)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < res->n_breaches; i++) {
+        const fold_breach *b = &res->breaches[i];
+        json_t *x = json_object();
+        json_object_set_new(x, "rule", json_string(b->rule));
+        json_object_set_new(x, b->kind == 'o' ? "orderId" : "shipmentId", json_string(b->entity));
+        set_ts(x, "dueAt", b->due);
+        if (b->closed_at) {
+            json_object_set_new(x, "state", json_string("closed"));
+            set_ts(x, "closedAt", b->closed_at);
+            /* Negative when the milestone happened in time but was reported after the deadline. */
+            json_object_set_new(x, "lateBySeconds", json_integer(b->closed_at->seconds - b->due->seconds));
+        } else {
+            json_object_set_new(x, "state", json_string(b->cancelled ? "cancelled" : "open"));
+        }
+        json_array_append_new(arr, x);
+    }
+    return arr;
+}
+
 ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t now_ns, json_t **out)
 {
     if (kind != 'o' && kind != 's') return CT_INVALID;
@@ -188,7 +218,7 @@ ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t 
     json_t *o = NULL;
     if (st == CT_OK) {
         fold_process p = {{oid, order.ev, order.n}, se, ns};
-        fold_derive(&p, &res);
+        fold_derive_sla(&p, r->s->sla, &res);
         o = json_object();
         size_t me = 0;
         for (size_t i = 0; i < ns; i++)
@@ -236,6 +266,7 @@ ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t 
         if (oid) open_items(r, 'o', oid, now_ns, ex);
         for (size_t i = 0; i < ns; i++) open_items(r, 's', sids[i], now_ns, ex);
         json_object_set_new(o, "openExceptions", ex);
+        json_object_set_new(o, "slaBreaches", breaches_json(&res));
         json_object_set_new(o, "timeline", timeline_json(lists, nl));
         free(lists);
     }

@@ -30,6 +30,10 @@ struct store {
     MDB_dbi dlq;     /* u64 seq (BE) -> packed DeadLetter */
     MDB_dbi dlraw;   /* u64 hash of raw bytes (BE) -> u64 seq (BE), DUPSORT */
     MDB_dbi cust;    /* DUPSORT: customerId -> orderId (from orderCreated), for search */
+    MDB_dbi vrule;   /* view (1) + rule + NUL + time key + item key -> "" (anomalies, sla_breaches) */
+    MDB_dbi dues;    /* due time key (12) + "o:<id>|<rule>" or "s:<id>|<rule>" -> packed ViewItem (the due) */
+    MDB_dbi duek;    /* "o:<id>|<rule>" / "s:<id>|<rule>" -> due time key (12): the dues of an entity */
+    const fold_sla_rules *sla; /* the rules the fold computes dues with (borrowed; NULL: defaults) */
 };
 
 struct store_reader {

@@ -51,6 +51,9 @@ ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn f
     } else if (q->carrier && *q->carrier) {
         dbi = s->vca;
         part = q->carrier;
+    } else if (q->rule && *q->rule) {
+        dbi = s->vrule;
+        part = q->rule;
     }
     if (part) {
         size_t n = strlen(part);
@@ -60,6 +63,7 @@ ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn f
         prefix[pl++] = 0;
     }
     int check_carrier = dbi == s->vwh && q->carrier && *q->carrier;
+    int check_rule = dbi != s->vrule && q->rule && *q->rule;
 
     unsigned char start[511];
     size_t sl = pl;
@@ -116,7 +120,8 @@ ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn f
             break;
         }
         int stop = 0;
-        if (!check_carrier || (it->carrier_id && strcmp(it->carrier_id, q->carrier) == 0)) {
+        if ((!check_carrier || (it->carrier_id && strcmp(it->carrier_id, q->carrier) == 0)) &&
+            (!check_rule || (it->rule && strcmp(it->rule, q->rule) == 0))) {
             stop = fn(ctx, it);
             delivered++;
             sl = k.mv_size;
@@ -129,6 +134,65 @@ ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn f
     if (st == CT_OK && rc && rc != MDB_NOTFOUND) st = store__fail(s, rc, "scan a view");
     mdb_cursor_close(c);
     return st;
+}
+
+/* The time key of an instant in ns. */
+static void ns_time_key(unsigned char *tk, int64_t ns)
+{
+    Tower__V1__Timestamp t = TOWER__V1__TIMESTAMP__INIT;
+    t.seconds = ns / 1000000000LL;
+    t.nanos = (int32_t)(ns % 1000000000LL);
+    if (t.nanos < 0) {
+        t.nanos += 1000000000;
+        t.seconds--;
+    }
+    store__time_key(tk, &t);
+}
+
+ct_status store_dues_scan(store_reader *r, int64_t until_ns, store_item_fn fn, void *ctx)
+{
+    unsigned char cutoff[STORE__TIME_KEY];
+    ns_time_key(cutoff, until_ns);
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(r->txn, r->s->dues, &c);
+    if (rc) return store__fail(r->s, rc, "open a dues cursor");
+    MDB_val k, v;
+    ct_status st = CT_OK;
+    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        /* At or before until: a due at exactly until_ns is due. */
+        if (k.mv_size < STORE__TIME_KEY || memcmp(k.mv_data, cutoff, STORE__TIME_KEY) > 0) break;
+        Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, v.mv_size, v.mv_data);
+        if (!it) {
+            st = store__fail(r->s, MDB_CORRUPTED, "decode a due");
+            break;
+        }
+        int stop = fn(ctx, it);
+        tower__v1__view_item__free_unpacked(it, NULL);
+        if (stop) break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (st == CT_OK && rc && rc != MDB_NOTFOUND) st = store__fail(r->s, rc, "scan the dues");
+    mdb_cursor_close(c);
+    return st;
+}
+
+ct_status store_dues_next(store_reader *r, int64_t *due_ns)
+{
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(r->txn, r->s->dues, &c);
+    if (rc) return store__fail(r->s, rc, "open a dues cursor");
+    MDB_val k, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND) return CT_NOT_FOUND;
+    if (rc) return store__fail(r->s, rc, "read the next due");
+    if (k.mv_size < STORE__TIME_KEY) return store__fail(r->s, MDB_CORRUPTED, "read the next due");
+    const unsigned char *p = k.mv_data;
+    int64_t secs = (int64_t)(store__get_u64(p) ^ 0x8000000000000000ULL);
+    uint32_t nanos = ((uint32_t)p[8] << 24) | ((uint32_t)p[9] << 16) | ((uint32_t)p[10] << 8) | p[11];
+    *due_ns = secs * 1000000000LL + (int64_t)nanos;
+    return CT_OK;
 }
 
 ct_status store_timeline(store_reader *r, char kind, const char *id,
@@ -298,6 +362,12 @@ ct_status store_dump(store *s, int flags, FILE *out)
         }
         free(d.stable);
         fputs(d.n || d.n_stable ? "\n  ]" : "]", out);
+    }
+    if (st == CT_OK && (flags & STORE_DUMP_DUES)) {
+        dump_ctx d = {out, 0, 0, NULL, 0, 0};
+        fputs(",\n  \"sla_dues\": [", out);
+        st = store_dues_scan(r, INT64_MAX, dump_item, &d);
+        fputs(d.n ? "\n  ]" : "]", out);
     }
     fputs("\n}\n", out);
     store_reader_end(r);

@@ -57,7 +57,7 @@ static char *fold(char **lines, size_t n, int random_batches)
     char *buf = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&buf, &len);
-    store_dump(f.s, STORE_DUMP_STABLE, m);
+    store_dump(f.s, STORE_DUMP_STABLE | STORE_DUMP_DUES, m); /* the SLA due index too */
     fclose(m);
     fx_close(&f);
     return buf;
@@ -73,6 +73,7 @@ static void permutations(void)
     T_ASSERT(strstr(reference, "\"awaiting_release\": []") == NULL);
     T_ASSERT(strstr(reference, "\"blocked\": []") == NULL);
     T_ASSERT(strstr(reference, "\"dead_letters\": []") == NULL);
+    T_ASSERT(strstr(reference, "\"sla_dues\": []") == NULL);
 
     size_t cap = t.n * 2;
     char **perm = malloc(cap * sizeof *perm);

@@ -26,6 +26,8 @@ enum {
 #define PROJECTOR_META_RATE "proj/rate_milli"
 /** Dead letters up to this sequence are in TOWER_DLQ (at least once; the message id makes it once). */
 #define PROJECTOR_META_DLQ_PUBLISHED "proj/dlq_published_seq"
+/** A hash of the SLA rules the store's dues were last computed with (a change is logged at start). */
+#define PROJECTOR_META_SLA_RULES "proj/sla_rules_hash"
 
 typedef struct projector_opts {
     const char *data_dir;     /**< the store directory */
@@ -37,6 +39,7 @@ typedef struct projector_opts {
     int dead_letter_stream;   /**< publish dead letters to TOWER_DLQ */
     uint64_t stop_at_seq;     /**< stop once this sequence is applied (0: run until stopped) */
     int progress;             /**< a progress bar with ETA on stderr (rebuild) */
+    const fold_sla_rules *sla_rules; /**< the SLA rules the fold computes dues with (borrowed; NULL: defaults) */
 } projector_opts;
 
 /** Figures of the running projector, updated after every commit. */

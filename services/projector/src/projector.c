@@ -142,6 +142,22 @@ static void flush_dlq(bus *b, store *s, uint64_t *published)
     store_reader_end(r);
 }
 
+/* A hash of the SLA rules, to notice at start that they changed since the store's dues were computed. */
+static uint64_t rules_hash(const fold_sla_rules *r)
+{
+    if (!r) r = fold_sla_defaults();
+    ct_buf b = {0};
+    for (size_t i = 0; i < r->n; i++) {
+        const fold_sla_rule *x = &r->v[i];
+        ct_buf_addf(&b, "%s|%d|%lld|%s|%s|%s|%d\n", x->name, (int)x->pair, (long long)x->within_ns,
+                    x->warehouse ? x->warehouse : "", x->carrier ? x->carrier : "", x->channel ? x->channel : "",
+                    x->disabled);
+    }
+    uint64_t h = ct_hash64(b.data ? b.data : "", b.len);
+    ct_buf_free(&b);
+    return h ? h : 1;
+}
+
 int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, projector_figures *fig)
 {
     const char *consumer = o->consumer ? o->consumer : "tower-projector";
@@ -162,10 +178,23 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     uint64_t dlq_published = 0; /* dead letters up to this sequence are in TOWER_DLQ */
     if (!fig) fig = &local;
 
-    store_opts so = {.dir = o->data_dir, .flat = o->flat};
+    store_opts so = {.dir = o->data_dir, .flat = o->flat, .sla_rules = o->sla_rules};
     if (store_open(&s, &so) != CT_OK) {
         rc = PROJECTOR_FAIL;
         goto out;
+    }
+    uint64_t sla_hash = rules_hash(o->sla_rules);
+    {
+        store_reader *r0 = NULL;
+        if (store_reader_begin(s, &r0) == CT_OK) {
+            uint64_t was = store_reader_meta(r0, PROJECTOR_META_SLA_RULES);
+            store_reader_end(r0);
+            if (was && was != sla_hash)
+                ct_log(CT_LOG_WARN, "projector",
+                       "the SLA rules changed since the store %s last applied events: dues are recomputed with the "
+                       "new rules as orders and shipments get new events; towerd rebuild recomputes them all now",
+                       o->data_dir);
+        }
     }
     bt.in = ct_calloc(max + FETCH, sizeof *bt.in);
     bt.err = ct_calloc(max + FETCH, sizeof *bt.err);
@@ -270,8 +299,9 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                                  {PROJECTOR_META_STREAM_LAST, st.last_seq > bt.in[n - 1].seq ? st.last_seq : bt.in[n - 1].seq},
                                  {PROJECTOR_META_COMMIT_NS, (uint64_t)now},
                                  {PROJECTOR_META_RATE, (uint64_t)(fig->rate * 1000)},
-                                 {PROJECTOR_META_DLQ_PUBLISHED, dlq_published}};
-            ct_status as = store_apply_meta(s, bt.in, n, now, bt.out, o->notify ? &changes : NULL, meta, 5);
+                                 {PROJECTOR_META_DLQ_PUBLISHED, dlq_published},
+                                 {PROJECTOR_META_SLA_RULES, sla_hash}};
+            ct_status as = store_apply_meta(s, bt.in, n, now, bt.out, o->notify ? &changes : NULL, meta, 6);
             if (as != CT_OK) {
                 for (size_t i = 0; i < n; i++) evt_free(bt.in[i].event);
                 n = 0;

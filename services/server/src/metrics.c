@@ -19,6 +19,94 @@ static int oldest(void *ctx, const Tower__V1__ViewItem *it)
     return 1;
 }
 
+/* ---- SLA breaches per rule ---------------------------------------------------------------------- */
+
+/* Rules named in /metrics: the defaults always (so that a series exists at 0), then those the store
+ * has seen, up to a bound that keeps the label's cardinality small whatever events arrive. */
+#define SLA_METRIC_RULES 64
+
+typedef struct sla_rule_row {
+    char name[EVT_MAX_ID + 1];
+    uint64_t open, total;
+} sla_rule_row;
+
+typedef struct sla_rows {
+    sla_rule_row v[SLA_METRIC_RULES];
+    size_t n;
+    int total_pass; /* 0: filling open counts, 1: total counts */
+} sla_rows;
+
+static sla_rule_row *sla_row(sla_rows *r, const char *name)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->v[i].name, name)) return &r->v[i];
+    if (r->n == SLA_METRIC_RULES || strlen(name) > EVT_MAX_ID) return NULL;
+    sla_rule_row *x = &r->v[r->n++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->name, sizeof x->name, "%s", name);
+    return x;
+}
+
+static void sla_count(void *ctx, const char *id, uint64_t n)
+{
+    sla_rows *r = ctx;
+    sla_rule_row *x = sla_row(r, id);
+    if (!x) return;
+    if (r->total_pass) x->total = n;
+    else x->open = n;
+}
+
+/* Rule names are [A-Za-z0-9._:-] from the rules file, but a producer could send others: escape for the label. */
+static void label_value(ct_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"') ct_buf_addc(b, '\\');
+        if (*s == '\n') {
+            ct_buf_adds(b, "\\n");
+            continue;
+        }
+        ct_buf_addc(b, *s);
+    }
+}
+
+static void sla_metrics(ct_buf *b, store_reader *r, int64_t now)
+{
+    sla_rows rows;
+    rows.n = 0;
+    rows.total_pass = 0;
+    const fold_sla_rules *d = fold_sla_defaults();
+    for (size_t i = 0; i < d->n; i++) sla_row(&rows, d->v[i].name);
+    store_reader_breakdown(r, FOLD_VIEW_SLA_BREACHES, 'r', sla_count, &rows);
+    rows.total_pass = 1;
+    store_reader_breakdown(r, FOLD_VIEW_SLA_BREACHES, 't', sla_count, &rows);
+
+    family(b, "tower_sla_open_breaches", "gauge", "Open SLA breaches (the sla_breaches view) per rule.");
+    for (size_t i = 0; i < rows.n; i++) {
+        ct_buf_adds(b, "tower_sla_open_breaches{rule=\"");
+        label_value(b, rows.v[i].name);
+        ct_buf_addf(b, "\"} %llu\n", (unsigned long long)rows.v[i].open);
+    }
+    family(b, "tower_sla_breaches_total", "counter", "SLA breaches raised (slaBreached events applied) per rule.");
+    for (size_t i = 0; i < rows.n; i++) {
+        ct_buf_adds(b, "tower_sla_breaches_total{rule=\"");
+        label_value(b, rows.v[i].name);
+        ct_buf_addf(b, "\"} %llu\n", (unsigned long long)rows.v[i].total);
+    }
+    family(b, "tower_sla_oldest_open_breach_age_seconds", "gauge",
+           "Seconds since the due time of the oldest open breach per rule (0 when none).");
+    for (size_t i = 0; i < rows.n; i++) {
+        int64_t since = 0;
+        if (rows.v[i].open) {
+            store_query q = {.view = FOLD_VIEW_SLA_BREACHES, .rule = rows.v[i].name, .limit = 1};
+            store_view_scan(r, &q, oldest, &since, NULL);
+        }
+        int64_t age = since ? now / 1000000000LL - since : 0;
+        ct_buf_adds(b, "tower_sla_oldest_open_breach_age_seconds{rule=\"");
+        label_value(b, rows.v[i].name);
+        ct_buf_addf(b, "\"} %lld\n", (long long)(age < 0 ? 0 : age));
+    }
+}
+
 int server__metrics(struct mg_connection *c, void *cbdata)
 {
     http_server *s = cbdata;
@@ -75,6 +163,7 @@ int server__metrics(struct mg_connection *c, void *cbdata)
             ct_buf_addf(&b, "tower_projector_lag_events %llu\n",
                         (unsigned long long)(stream_last > ss.applied_seq ? stream_last - ss.applied_seq : 0));
         }
+        sla_metrics(&b, r, now);
         server__end(s, r);
     }
     stream_hub *h = s->hub;

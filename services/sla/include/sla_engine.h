@@ -1,0 +1,67 @@
+/* The SLA engine: overdue dues from the store become slaBreached events; open breaches become Alertmanager alerts. */
+#ifndef SLA_ENGINE_H
+#define SLA_ENGINE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "sla.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Options of sla_engine_run. Zero values mean the defaults. */
+typedef struct sla_engine_opts {
+    const char *data_dir;        /**< the store, opened read-only (it may not exist yet) */
+    const sla_rules *rules;      /**< severities of alerts (NULL: defaults). The dues themselves are computed by
+                                      the projector with its rules, in the store. */
+    const char *alertmanager;    /**< Alertmanager's base URL, e.g. http://127.0.0.1:9093 (NULL: no alerts) */
+    const char *link_base;       /**< the dashboard's base URL for links in alerts (NULL: none) */
+    int64_t resend_ns;           /**< firing alerts are re-sent this often (default 60 s) */
+    int64_t poll_ns;             /**< real time between looks at the store (default 1 s) */
+    int64_t clock_offset_ns;     /**< added to ct_now_ns(): a shifted "now" for tests and demos */
+    int once;                    /**< one cycle (publish what is overdue, one alert post), then return */
+    int64_t am_timeout_ms;       /**< per Alertmanager request (default 5000) */
+    unsigned breaker_failures;   /**< consecutive failures that open the circuit (default 5) */
+    int64_t breaker_open_ns;     /**< how long the circuit stays open before one trial (default 60 s) */
+    int64_t backoff_cap_ns;      /**< the longest pause between two failed attempts (default 30 s) */
+} sla_engine_opts;
+
+/** What the engine did; read from another thread without a lock (each field written whole). */
+typedef struct sla_engine_figures {
+    uint64_t overdue;            /**< overdue dues seen in the last cycle */
+    uint64_t published;          /**< breaches JetStream stored */
+    uint64_t duplicates;         /**< breaches JetStream already had (another SLA process, or a restart) */
+    uint64_t publish_failures;   /**< breaches not stored (retried next cycle) */
+    uint64_t alert_posts;        /**< successful posts to Alertmanager */
+    uint64_t alert_failures;     /**< failed posts */
+    uint64_t alerts_firing;      /**< alerts firing as last delivered */
+    int breaker_open;            /**< 1 while the circuit to Alertmanager is open */
+    int64_t next_due_ns;         /**< the next due time (0: none) */
+} sla_engine_figures;
+
+/**
+ * \brief Run the SLA engine until *stop becomes non-zero (or one cycle with o->once).
+ *
+ * Each cycle reads the store's due index in one read transaction and publishes
+ * a slaBreached event (sla_breach_event: a deterministic eventId, so JetStream
+ * and the fold drop copies) for every due at or before now; then, with an
+ * Alertmanager, posts one alert per open breach of the sla_breaches view
+ * (re-sent every resend_ns) and a resolved alert for every breach that closed
+ * since the last delivery. Failed posts back off exponentially; after
+ * breaker_failures in a row the circuit opens for breaker_open_ns. Alert state
+ * is re-derived from the store each cycle, so nothing is lost while
+ * Alertmanager is away. Sleeps until the next due time or the next poll.
+ *
+ * Does not block the projector: it only reads the store, from its own thread or process.
+ * \param fig when not NULL, updated as the engine goes.
+ * \return 0 (stopped, or the one cycle done), 1 on a failure in once mode (no store, publish failed).
+ */
+int sla_engine_run(bus *b, const sla_engine_opts *o, volatile sig_atomic_t *stop, sla_engine_figures *fig);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
