@@ -812,6 +812,21 @@ class Projector:
         self.starts += 1
         return self
 
+    def wait_running(self, timeout=60):
+        """Until this start of the projector consumes (its signal handlers are installed by then): a
+        store already caught up by an earlier, killed, instance says nothing about this one."""
+        marker = "==== start %d:" % self.starts
+        deadline = time.monotonic() + tmo(timeout)
+        while time.monotonic() < deadline:
+            with open(self.log_path, errors="replace") as f:
+                text = f.read()
+            if "consuming " in text[text.rfind(marker):]:
+                return self
+            if not self.alive():
+                raise AssertionError("the projector exited while starting:\n" + self.log())
+            time.sleep(0.05)
+        raise AssertionError("the projector did not start consuming within %.0fs:\n%s" % (tmo(timeout), self.log()))
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 

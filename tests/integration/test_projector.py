@@ -187,7 +187,7 @@ class T1KillProjector(TowerTest):
                          "the checkpoint went backwards across kill -9: %s" % applied_seen)
         self.assertGreaterEqual(mid_work, 1, "no kill landed while events were unapplied")
 
-        proj.start()
+        proj.start().wait_running()
         st, info = self.caught_up(data, proj)
         self.assertEqual(proj.stop(), 0, "projector exit code on SIGTERM:\n%s" % proj.log())
         got = self.t.dump(data)
@@ -232,7 +232,7 @@ class T1bKillProjectorDeadLetters(TowerTest):
             st = self.status_after_kill(data)
             if st["lag"] == 0:
                 break
-        proj.start()
+        proj.start().wait_running()
         st, info = self.caught_up(data, proj)
         self.assertEqual(proj.stop(), 0, proj.log())
         dump = self.t.dump(data, stable=False)
