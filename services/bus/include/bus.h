@@ -164,7 +164,9 @@ typedef struct bus_batch {
 ct_status bus_consumer_open(bus_consumer **out, bus *b, const char *name, uint64_t start_seq);
 
 /**
- * \brief Fetch up to max messages, waiting up to wait_ms for the first.
+ * \brief Fetch up to max messages, waiting up to wait_ms for the first, then returning
+ * as soon as no more arrive within a millisecond (the pull request stays outstanding and the
+ * next call reads on).
  * \return CT_OK with at least one message; CT_TIMEOUT when there was none;
  *         CT_BUS when the connection or the consumer is gone (reopen it).
  */

@@ -84,8 +84,9 @@ ct_status bus_consumer_fetch(bus_consumer *c, size_t max, int64_t wait_ms, bus_b
         natsStatus s = natsConnection_PublishRequestString(c->b->nc, c->next_subject, c->inbox, req);
         if (s != NATS_OK) return bus__status(s, "send a pull request");
         c->outstanding = 1;
-        /* The server ends the request by then; a little slack for the status to travel. */
-        c->deadline_ns = ct_mono_ns() + wait_ms * 1000000LL + 2000000000LL;
+        /* The server ends the request by then; a little slack for its status to travel. (A
+         * request partly served may end without a status we see: the slack is all it costs.) */
+        c->deadline_ns = ct_mono_ns() + wait_ms * 1000000LL + 250000000LL;
     }
 
     natsMsg **msgs = ct_calloc(max + 1, sizeof *msgs); /* NULL-terminated for bus_batch_free */
@@ -100,8 +101,13 @@ ct_status bus_consumer_fetch(bus_consumer *c, size_t max, int64_t wait_ms, bus_b
             break;
         }
         natsMsg *m = NULL;
-        natsStatus s = natsSubscription_NextMsg(&m, c->sub, left);
-        if (s == NATS_TIMEOUT) continue;
+        /* Once messages came, return what arrived as soon as the flow pauses: the request stays
+         * outstanding and the next call goes on reading it. */
+        natsStatus s = natsSubscription_NextMsg(&m, c->sub, n ? 1 : left);
+        if (s == NATS_TIMEOUT) {
+            if (n) break;
+            continue;
+        }
         if (s != NATS_OK) {
             c->outstanding = 0;
             if (!n) st = bus__status(s, "read pulled messages");

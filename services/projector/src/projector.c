@@ -171,6 +171,11 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     bus_stream_state st = {0};
     projector_figures local = {0};
     size_t n = 0;              /* inputs gathered for the next commit */
+    int64_t batch_t0 = 0;      /* when the first of them arrived (monotonic) */
+    /* A batch is committed when full, when the stream is quiet for `quiet` ms, or at the latest this
+     * long after its first event arrived: a steady flow never holds an event for a whole batch. */
+    const int64_t max_delay_ns = o->stop_at_seq ? INT64_MAX / 2 /* a rebuild: throughput first */
+                                                : (quiet * 4 > 10 ? quiet * 4 : 10) * 1000000LL;
     bus_batch *lists = NULL;   /* the fetched messages they borrow from */
     size_t n_lists = 0, cap_lists = 0;
     uint64_t gap_seen = 0;     /* the sequence a gap was last seen at */
@@ -252,7 +257,12 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
          * a subscription asks for fewer messages than an earlier one. The arrays have
          * FETCH slots of slack, so a batch may exceed max by less than one fetch. */
         bus_batch msgs;
-        ct_status fs = bus_consumer_fetch(c, FETCH, n ? quiet : WAIT_IDLE_MS, &msgs);
+        int64_t wait = WAIT_IDLE_MS;
+        if (n) {
+            int64_t left = (batch_t0 + max_delay_ns - ct_mono_ns()) / 1000000LL;
+            wait = left < quiet ? (left > 1 ? left : 1) : quiet;
+        }
+        ct_status fs = bus_consumer_fetch(c, FETCH, wait, &msgs);
         if (fs == CT_OK) {
             uint64_t last_in = n ? bt.in[n - 1].seq : applied;
             for (size_t i = 0; i < msgs.n; i++) {
@@ -281,8 +291,11 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                 lists = ct_realloc(lists, cap_lists * sizeof *lists);
             }
             lists[n_lists++] = msgs;
+            if (n && !batch_t0) batch_t0 = ct_mono_ns();
             if (need_open && !n) goto reopen;
-            if (!need_open && n < max && !(o->stop_at_seq && last_in >= o->stop_at_seq)) continue;
+            if (!need_open && n < max && !(o->stop_at_seq && last_in >= o->stop_at_seq) &&
+                ct_mono_ns() - batch_t0 < max_delay_ns)
+                continue;
         } else if (fs == CT_TIMEOUT) {
             if (!n) {
                 if (o->progress) progress(applied, first_applied, o->stop_at_seq, t0, 0);
@@ -344,6 +357,7 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
         }
     reopen:
         n = 0;
+        batch_t0 = 0;
         for (size_t i = 0; i < n_lists; i++) bus_batch_free(&lists[i]);
         n_lists = 0;
         if (reread) {
