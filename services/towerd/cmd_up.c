@@ -20,6 +20,7 @@
 #include "projector.h"
 #include "server.h"
 #include "server_opts.h"
+#include "sla_engine.h"
 #include "towerd.h"
 
 static const ct_opt_def own_defs[] = {
@@ -30,6 +31,12 @@ static const ct_opt_def own_defs[] = {
      "commit what arrived after this long without more", 0, 0},
     {"no-sim", 0, "TOWER_UP_NO_SIM", "up.no_sim", CT_OPT_BOOL, NULL, NULL,
      "run without the simulators (real systems publish to the stream)", 0, 0},
+    {"no-sla", 0, "TOWER_UP_NO_SLA", "up.no_sla", CT_OPT_BOOL, NULL, NULL,
+     "run without the SLA engine (then the simulators report SLA breaches themselves, as --sla-breaches says)", 0, 0},
+    {"sla-rules", 0, "TOWER_SLA_RULES", "sla.rules", CT_OPT_STRING, NULL, "FILE",
+     "SLA rules (INI, docs/sla.md; default: the contract's six rules)", 0, 0},
+    {"alertmanager", 0, "TOWER_SLA_ALERTMANAGER", "sla.alertmanager", CT_OPT_STRING, NULL, "URL",
+     "Alertmanager's base URL: one alert per open SLA breach (default: no alerts)", 0, 0},
     {"nats-server", 0, "TOWER_NATS_SERVER", "up.nats_server", CT_OPT_STRING, NULL, "PATH",
      "the nats-server binary (default: found in PATH, /usr/sbin, /usr/bin)", 0, 0},
     {"nats-max-memory", 0, "TOWER_UP_NATS_MAX_MEMORY", "up.nats_max_memory", CT_OPT_SIZE, "256MiB", "SIZE",
@@ -303,6 +310,23 @@ static void *proj_main(void *arg)
     return NULL;
 }
 
+typedef struct sla_thread {
+    bus *b;
+    sla_engine_opts so;
+    volatile sig_atomic_t stop;
+    volatile int done;
+    int rc;
+    pthread_t th;
+} sla_thread;
+
+static void *sla_main(void *arg)
+{
+    sla_thread *t = arg;
+    t->rc = sla_engine_run(t->b, &t->so, &t->stop, NULL);
+    t->done = 1;
+    return NULL;
+}
+
 typedef struct sim_thread {
     sim_run_opts so;
     volatile sig_atomic_t stop;
@@ -365,11 +389,14 @@ int towerd_up(int argc, char **argv)
     int nargs = 0, help = 0, rc = TOWERD_EXIT_FAIL;
     char *bin = NULL, *store_dir = NULL, *state = NULL, *consumer = NULL;
     nats_child nats = {0};
-    bus *bproj = NULL, *bsrv = NULL;
+    bus *bproj = NULL, *bsrv = NULL, *bsla = NULL;
     http_server *srv = NULL;
     proj_thread proj = {0};
     sim_thread sim = {0};
-    int proj_started = 0, sim_started = 0;
+    sla_thread sla = {0};
+    sla_rules *rules = NULL;
+    char *link_base = NULL;
+    int proj_started = 0, sim_started = 0, sla_started = 0;
     sigset_t old;
     const char *one_url[1];
 
@@ -391,6 +418,16 @@ int towerd_up(int argc, char **argv)
         goto out;
     }
     const int own_nats = ct_config_str(cfg, "nats") == NULL, with_sim = !ct_config_bool(cfg, "no-sim");
+    const int with_sla = !ct_config_bool(cfg, "no-sla");
+    char *rules_err = NULL;
+    if (sla_rules_load(&rules, ct_config_str(cfg, "sla-rules"), &rules_err) != CT_OK) {
+        fprintf(stderr, "towerd up: %s\n", rules_err);
+        free(rules_err);
+        rc = TOWERD_EXIT_USAGE;
+        goto out;
+    }
+    /* The SLA engine raises the breaches; simulated ones on top would double them. */
+    if (with_sla) sim.so.sla_breaches = 0;
     if (own_nats) {
         bin = find_nats_server(ct_config_str(cfg, "nats-server"));
         if (!bin) {
@@ -437,6 +474,8 @@ int towerd_up(int argc, char **argv)
     ct_status cs = bus_connect(&bproj, &bo);
     bo.name = "towerd up server";
     if (cs == CT_OK) cs = bus_connect(&bsrv, &bo);
+    bo.name = "towerd up sla";
+    if (cs == CT_OK && with_sla) cs = bus_connect(&bsla, &bo);
     signals_restore(&old);
     if (cs != CT_OK) goto out;
     /* The streams exist before any role uses them (the projector would make them too). */
@@ -456,7 +495,8 @@ int towerd_up(int argc, char **argv)
                                .batch = (size_t)ct_config_int(cfg, "batch"),
                                .quiet_ms = ct_config_duration_ns(cfg, "quiet") / 1000000,
                                .notify = 1,
-                               .dead_letter_stream = 1};
+                               .dead_letter_stream = 1,
+                               .sla_rules = sla_rules_fold(rules)};
     signals_block(&old);
     proj_started = pthread_create(&proj.th, NULL, proj_main, &proj) == 0;
     signals_restore(&old);
@@ -472,6 +512,19 @@ int towerd_up(int argc, char **argv)
     if (cs != CT_OK) {
         rc = cs == CT_USAGE ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;
         goto out;
+    }
+
+    if (with_sla) {
+        link_base = ct_sprintf("http://%s", ct_config_str(cfg, "http"));
+        sla.b = bsla;
+        sla.so = (sla_engine_opts){.data_dir = store_dir,
+                                   .rules = rules,
+                                   .alertmanager = ct_config_str(cfg, "alertmanager"),
+                                   .link_base = link_base};
+        signals_block(&old);
+        sla_started = pthread_create(&sla.th, NULL, sla_main, &sla) == 0;
+        signals_restore(&old);
+        if (!sla_started) goto out;
     }
 
     if (with_sim) {
@@ -500,6 +553,9 @@ int towerd_up(int argc, char **argv)
                sim.so.trace.orders ? "" : ", endless");
     else
         printf("  simulators  off (--no-sim)\n");
+    if (with_sla)
+        printf("  SLA engine  %s\n", ct_config_str(cfg, "alertmanager") ? ct_config_str(cfg, "alertmanager")
+                                                                        : "on (no Alertmanager: --alertmanager URL)");
     printf("Ctrl-C stops everything.\n");
     fflush(stdout);
 
@@ -537,13 +593,20 @@ out:
         sim.stop = 1;
         pthread_join(sim.th, NULL);
     }
+    if (sla_started) {
+        sla.stop = 1;
+        pthread_join(sla.th, NULL);
+    }
     http_server_stop(srv);
     if (proj_started) {
         proj.stop = 1;
         pthread_join(proj.th, NULL);
     }
+    bus_close(bsla);
     bus_close(bsrv);
     bus_close(bproj);
+    sla_rules_destroy(rules);
+    free(link_base);
     if (nats.pid > 0) {
         nats_stop(&nats, SIGTERM, 20);
         ct_log(CT_LOG_INFO, "up", "nats-server stopped");

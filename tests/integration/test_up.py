@@ -215,6 +215,29 @@ class UpTest(unittest.TestCase):
                      "--orders", "--short-picks", "--malformed", "apt-get install nats-server", "(default: 60)"):
             self.assertIn(word, r.out)
 
+    def test_up_runs_the_sla_engine(self):
+        data = os.path.join(self.root, "data")
+        up = Up(self.t, self.root, data, ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000",
+                                          "--web", self.root])
+        self.addCleanup(up.close)
+        out = up.start()
+        self.assertIn("SLA engine", out)
+        monitor = re.search(r"monitoring (http://127\.0\.0\.1:\d+)/jsz", out).group(1)
+        status, _, body = http_get(monitor + "/connz?limit=1024")
+        names = {c.get("name") for c in json.loads(body)["connections"]}
+        self.assertIn("towerd up sla", names)
+        self.assertNotIn("tower-sim tower-1", names, "the simulators must not raise breaches beside the engine")
+        # The stuck orders of the trace breach their SLAs in business time (10,000x): the engine raises them.
+        deadline = time.monotonic() + fx.tmo(60)
+        n = 0
+        while time.monotonic() < deadline and n == 0:
+            n = up.summary()["views"]["sla_breaches"]["count"]
+            time.sleep(0.3)
+        self.assertGreater(n, 0, "no SLA breach raised by the engine\n" + up.logs())
+        self.assertIn("sla: breach sla-", fx.tail(up.err_path, 400))
+        self.assertEqual(up.stop(), 0, up.logs())
+        self.assertEqual(processes_mentioning(data), [])
+
     def test_up_runs_stops_and_resumes(self):
         data = os.path.join(self.root, "data")
         web = os.path.join(self.root, "web")
@@ -222,8 +245,10 @@ class UpTest(unittest.TestCase):
         with open(os.path.join(web, "index.html"), "w") as f:
             f.write("<!doctype html><title>tower</title><p>dashboard-marker-7f3a</p>\n")
         # 60 orders arriving within ~3 s, their stories (about 41 hours of business time) told within ~15 s.
+        # Without the SLA engine the simulators report the breaches (the trace's "tower-1"), so that
+        # the stream is exactly the trace and can be compared with it folded offline.
         trace = ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000"]
-        up = Up(self.t, self.root, data, trace + ["--web", web])
+        up = Up(self.t, self.root, data, trace + ["--web", web, "--no-sla"])
         self.addCleanup(up.close)
         out = up.start()
         self.assertIn("http://127.0.0.1:%d/" % up.port, out)
