@@ -9,8 +9,11 @@ PKGS="build-essential cmake pkg-config git ca-certificates
   libprotobuf-c-dev protobuf-c-compiler
   libcivetweb-dev libwebsockets-dev libjansson-dev libinih-dev libcurl4-openssl-dev libssl-dev
   clang libclang-rt-14-dev valgrind curl python3 openssl
-  prometheus
+  nginx prometheus
   chromium"
+# nginx (the TLS front in a test) and prometheus (for promtool) are installed for the tests only:
+# their services are not started by the installation (policy-rc.d below), and tests run their
+# binaries with configurations of their own.
 # The browser tests run node (playwright-core from npm); Debian's nodejs and npm only when no node is on PATH.
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
@@ -24,8 +27,20 @@ if [ -n "$missing" ]; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     echo "setup: installing$missing" >&2
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # Debian starts a package's service on installation unless /usr/sbin/policy-rc.d says no.
+    guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# installed by the tower'"'"'s tools/setup.sh for the time of an apt-get install\nexit 101\n' |
+            $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        guard=1
+    fi
     # shellcheck disable=SC2086
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing || {
+        [ -z "$guard" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+        exit 1
+    }
+    [ -z "$guard" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 else
     echo "setup: all packages present" >&2
 fi

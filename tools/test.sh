@@ -17,3 +17,10 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTOWER_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --output-on-failure "$@")
+
+# The fuzz stage: clang + libFuzzer (ASan+UBSan), a short run of each target from its seed corpus
+# (which replays every crash found before); see tests/fuzz and the README for long runs.
+echo "== fuzz (clang, libFuzzer) ==" >&2
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOWER_FUZZ=ON >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz
+(cd build-fuzz && ctest --output-on-failure -L fuzz -j"$jobs")

@@ -22,6 +22,8 @@ const ct_opt_def towerd_server_defs[] = {
      "items in a live-stream snapshot (the oldest; its count gives the total)", 0, 0},
     {"ws-coalesce", 0, "TOWER_WS_COALESCE", "server.ws_coalesce", CT_OPT_DURATION, "20ms", "DURATION",
      "a live-stream client gets at most one frame per this interval (changes are batched)", 0, 0},
+    {"request-timeout", 0, "TOWER_HTTP_REQUEST_TIMEOUT", "server.request_timeout", CT_OPT_DURATION, "10s", "DURATION",
+     "a request (headers and body) must arrive within this, and an answer be taken; slower clients are cut off", 0, 0},
 };
 const size_t towerd_server_ndefs = sizeof towerd_server_defs / sizeof towerd_server_defs[0];
 
@@ -37,4 +39,6 @@ void towerd_server_opts(const ct_config *c, server_opts *o)
     o->ws_queue = (size_t)ct_config_int(c, "ws-queue");
     o->ws_snapshot_max = (unsigned)ct_config_int(c, "ws-snapshot-max");
     o->ws_coalesce_ms = (int)(ct_config_duration_ns(c, "ws-coalesce") / 1000000);
+    int64_t rt = ct_config_duration_ns(c, "request-timeout") / 1000000;
+    o->request_timeout_ms = rt > 0 && rt < 3600000 ? (int)rt : rt >= 3600000 ? 3600000 : 0;
 }

@@ -1103,19 +1103,39 @@ class WsClient:
     def send(self, obj):
         self.send_frame(1, json.dumps(obj).encode())
 
+    def _frame_in_buf(self):
+        """(opcode, payload) when a whole frame is buffered (consumed then), else None."""
+        b = self.buf
+        if len(b) < 2:
+            return None
+        n, i = b[1] & 0x7F, 2
+        if n == 126:
+            if len(b) < 4:
+                return None
+            n, i = int.from_bytes(b[2:4], "big"), 4
+        elif n == 127:
+            if len(b) < 10:
+                return None
+            n, i = int.from_bytes(b[2:10], "big"), 10
+        if len(b) < i + n:
+            return None
+        self.buf = b[i + n:]
+        return b[0] & 0x0F, b[i:i + n]
+
     def recv_frame(self, timeout=None):
-        """(opcode, payload) of the next frame; answers pings."""
+        """(opcode, payload) of the next frame; answers pings. A timeout loses nothing: bytes read
+        so far stay buffered until their frame is whole."""
         if timeout is not None:
             self.sock.settimeout(timeout)
         while True:
-            b0, b1 = self._need(2)
-            n = b1 & 0x7F
-            if n == 126:
-                n = int.from_bytes(self._need(2), "big")
-            elif n == 127:
-                n = int.from_bytes(self._need(8), "big")
-            data = self._need(n)
-            op = b0 & 0x0F
+            f = self._frame_in_buf()
+            if f is None:
+                chunk = self.sock.recv(262144)
+                if not chunk:
+                    raise WsClosed("connection closed")
+                self.buf += chunk
+                continue
+            op, data = f
             if op == 9:
                 self.send_frame(10, data)
                 continue

@@ -296,7 +296,8 @@ class T1SnapshotAndDeltas(StreamTest):
 class T2SlowClient(StreamTest):
     def test_2_a_client_that_stops_reading_is_dropped_to_a_resync(self):
         self.publish_trace("a.ndjson", 21, fx.scaled(60, 20))
-        self.start_serve("--ws-queue", "3000")
+        # The write timeout (--request-timeout) must outlast the pause, or the connection is cut.
+        self.start_serve("--ws-queue", "3000", "--request-timeout", "120s")
         fast = self.mirror()
         slow = self.mirror(rcvbuf=4096)
         self.wait_settled([fast, slow], 0)

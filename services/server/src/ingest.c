@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_BODY (4 * 1024 * 1024)
 #define MAX_EVENTS 10000
@@ -46,13 +47,27 @@ static void on_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
 
 int server__read_body(struct mg_connection *c, size_t max, ct_buf *body)
 {
+    /* A client that asked whether to send its body (curl does for large ones) waits for this. */
+    const char *expect = mg_get_header(c, "Expect");
+    if (expect && !strcasecmp(expect, "100-continue")) mg_printf(c, "HTTP/1.1 100 Continue\r\n\r\n");
+    /* civetweb bounds each wait for data by request_timeout_ms, but not the whole body: a client
+     * sending a byte now and then would hold this thread for ever. The body as a whole gets that time. */
+    const char *t = mg_get_option(mg_get_context(c), "request_timeout_ms");
+    int64_t limit = (t && atoi(t) > 0 ? atoi(t) : 10000) * 1000000LL, start = ct_now_ns();
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    int fd = server__socket_of(c);
     /* civetweb's worker threads have small stacks: read through the buffer itself. */
     for (;;) {
+        int64_t left = limit - (ct_now_ns() - start);
+        if (left <= 0) {
+            ct_buf_free(body);
+            return -2;
+        }
         if (body->cap - body->len < 16385) {
             body->cap = body->cap ? body->cap * 2 : 65536;
             body->data = ct_realloc(body->data, body->cap);
         }
-        int n = mg_read(c, body->data + body->len, body->cap - body->len - 1);
+        int n = server__read_ready(c, fd, body->data + body->len, body->cap - body->len - 1);
         if (n <= 0) break;
         body->len += (size_t)n;
         body->data[body->len] = '\0';
@@ -60,6 +75,11 @@ int server__read_body(struct mg_connection *c, size_t max, ct_buf *body)
             ct_buf_free(body);
             return -1;
         }
+    }
+    /* civetweb also ends a read that timed out as if the body had ended. */
+    if (ri && ri->content_length > 0 && body->len < (size_t)ri->content_length) {
+        ct_buf_free(body);
+        return -2;
     }
     return 0;
 }
@@ -78,7 +98,10 @@ int server__ingest(struct mg_connection *c, http_server *s)
         __atomic_store_n(&s->streams_ok, 1, __ATOMIC_RELEASE);
 
     ct_buf body = {0};
-    if (server__read_body(c, MAX_BODY, &body) != 0)
+    int rd_rc = server__read_body(c, MAX_BODY, &body);
+    if (rd_rc == -2)
+        return server__error(c, s, route, 408, "REQUEST_TIMEOUT", NULL, "the body did not arrive in time");
+    if (rd_rc != 0)
         return server__error(c, s, route, 413, "TOO_LARGE", NULL, "the body is over %d bytes", MAX_BODY);
     if (!body.len) {
         ct_buf_free(&body);
@@ -174,7 +197,10 @@ int server__redrive(struct mg_connection *c, http_server *s, uint64_t seq)
     if (!s->o.bus)
         return server__error(c, s, route, 503, "NO_BUS", NULL, "this server has no NATS connection to publish to");
     ct_buf body = {0};
-    if (server__read_body(c, EVT_MAX_EVENT_BYTES, &body) != 0)
+    int got = server__read_body(c, EVT_MAX_EVENT_BYTES, &body);
+    if (got == -2)
+        return server__error(c, s, route, 408, "REQUEST_TIMEOUT", NULL, "the body did not arrive in time");
+    if (got != 0)
         return server__error(c, s, route, 413, "TOO_LARGE", NULL, "a corrected event is at most %d bytes",
                              EVT_MAX_EVENT_BYTES);
     store_reader *r = NULL;

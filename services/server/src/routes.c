@@ -7,19 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_LIMIT 100
-#define MAX_LIMIT 1000
-
-/* A query parameter: 1 found, 0 absent, -1 too long. */
-static int param(const struct mg_request_info *ri, const char *name, char *buf, size_t cap)
-{
-    if (!ri->query_string) return 0;
-    int n = mg_get_var(ri->query_string, strlen(ri->query_string), name, buf, cap);
-    if (n == -1) return 0;
-    if (n < 0) return -1;
-    return 1;
-}
-
 typedef struct collect_ctx {
     json_t *items;
     int64_t now_ns;
@@ -55,42 +42,19 @@ static int collect(void *vctx, const Tower__V1__ViewItem *it)
     return 0;
 }
 
-static int view_page(struct mg_connection *c, http_server *s, server_route route, const char *name, int raw)
+static int view_page(struct mg_connection *c, http_server *s, const server_query *pq, int raw)
 {
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    fold_view v;
-    if (fold_view_parse(name, &v) != 0)
-        return server__error(c, s, route, 404, "UNKNOWN_VIEW", NULL, "no view \"%.64s\"", name);
-
-    char wh[80] = "", ca[80] = "", older[32] = "", lim[16] = "", cursor[1100] = "";
-    if (param(ri, "warehouse", wh, sizeof wh) < 0)
-        return server__error(c, s, route, 400, "INVALID_PARAMETER", "warehouse", "warehouse is too long");
-    if (param(ri, "carrier", ca, sizeof ca) < 0)
-        return server__error(c, s, route, 400, "INVALID_PARAMETER", "carrier", "carrier is too long");
-    if (param(ri, "cursor", cursor, sizeof cursor) < 0)
-        return server__error(c, s, route, 400, "INVALID_PARAMETER", "cursor", "cursor is too long");
-    int64_t limit = DEFAULT_LIMIT;
-    int got = param(ri, "limit", lim, sizeof lim);
-    if (got < 0 || (got && (ct_parse_int(lim, &limit) != 0 || limit < 1 || limit > MAX_LIMIT)))
-        return server__error(c, s, route, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to %d",
-                             MAX_LIMIT);
-    int64_t now = ct_now_ns(), before = 0;
-    got = param(ri, "olderThan", older, sizeof older);
-    if (got) {
-        int64_t d = 0;
-        if (got < 0 || ct_parse_duration_ns(older, &d) != 0)
-            return server__error(c, s, route, 400, "INVALID_PARAMETER", "olderThan",
-                                 "olderThan must be a duration such as 90m, 2h or 1d");
-        before = now - d;
-    }
-
+    server_route route = pq->route;
+    fold_view v = pq->view;
+    int64_t now = ct_now_ns(), before = pq->has_older_than ? now - pq->older_than_ns : 0;
     store_reader *r = NULL;
     ct_status st = server__begin(s, &r);
     if (st != CT_OK)
         return server__error(c, s, route, 503, "STORE_UNAVAILABLE", NULL, "the store is not readable yet");
     collect_ctx cc = {json_array(), now, r, raw};
-    store_query q = {.view = v, .warehouse = *wh ? wh : NULL, .carrier = *ca ? ca : NULL,
-                     .since_before_ns = before, .cursor = *cursor ? cursor : NULL, .limit = (size_t)limit};
+    store_query q = {.view = v, .warehouse = *pq->warehouse ? pq->warehouse : NULL,
+                     .carrier = *pq->carrier ? pq->carrier : NULL, .since_before_ns = before,
+                     .cursor = *pq->cursor ? pq->cursor : NULL, .limit = (size_t)pq->limit};
     char *next = NULL;
     st = store_view_scan(r, &q, collect, &cc, &next);
     store_stats ss;
@@ -200,8 +164,6 @@ static int summary(struct mg_connection *c, http_server *s)
 
 static int entity(struct mg_connection *c, http_server *s, server_route route, char kind, const char *id)
 {
-    if (!*id || strlen(id) > EVT_MAX_ID || strchr(id, '/'))
-        return server__error(c, s, route, 404, "NOT_FOUND", NULL, "no such %s", kind == 'o' ? "order" : "shipment");
     store_reader *r = NULL;
     if (server__begin(s, &r) != CT_OK)
         return server__error(c, s, route, 503, "STORE_UNAVAILABLE", NULL, "the store is not readable yet");
@@ -215,15 +177,8 @@ static int entity(struct mg_connection *c, http_server *s, server_route route, c
     return server__json(c, s, route, 200, body);
 }
 
-static int search(struct mg_connection *c, http_server *s)
+static int search(struct mg_connection *c, http_server *s, const char *q)
 {
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    char q[EVT_MAX_ID + 2] = "";
-    int got = param(ri, "q", q, sizeof q);
-    if (got <= 0 || !*q)
-        return server__error(c, s, SERVER_ROUTE_SEARCH, 400, "INVALID_PARAMETER", "q",
-                             "q is required: an order id, shipment id or customer id (prefix), at most %d characters",
-                             EVT_MAX_ID);
     store_reader *r = NULL;
     if (server__begin(s, &r) != CT_OK)
         return server__error(c, s, SERVER_ROUTE_SEARCH, 503, "STORE_UNAVAILABLE", NULL, "the store is not readable yet");
@@ -239,50 +194,48 @@ int server__api(struct mg_connection *c, void *cbdata)
     http_server *s = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *uri = ri->local_uri ? ri->local_uri : "";
-    server_route route = SERVER_ROUTE_OTHER_API;
-    if (!strcmp(uri, "/api/v1/summary")) route = SERVER_ROUTE_SUMMARY;
-    else if (!strncmp(uri, "/api/v1/views/", 14)) route = SERVER_ROUTE_VIEWS;
-    else if (!strncmp(uri, "/api/v1/orders/", 15)) route = SERVER_ROUTE_ORDERS;
-    else if (!strncmp(uri, "/api/v1/shipments/", 18)) route = SERVER_ROUTE_SHIPMENTS;
-    else if (!strcmp(uri, "/api/v1/search")) route = SERVER_ROUTE_SEARCH;
-    else if (!strcmp(uri, "/api/v1/dead-letters")) route = SERVER_ROUTE_DEAD_LETTERS;
-    else if (!strcmp(uri, "/api/v1/events")) route = SERVER_ROUTE_INGEST;
-    else if (!strcmp(uri, "/api/v1/trend")) route = SERVER_ROUTE_TREND;
-    else if (!strcmp(uri, "/api/v1/stream")) route = SERVER_ROUTE_STREAM;
-    else if (!strncmp(uri, "/api/v1/dead-letters/", 21)) route = SERVER_ROUTE_REDRIVE;
-    uint64_t dl_seq = 0;
-    if (route == SERVER_ROUTE_REDRIVE) {
-        /* /api/v1/dead-letters/{seq}/redrive */
-        const char *p = uri + 21;
-        char *end = NULL;
-        dl_seq = strtoull(p, &end, 10);
-        if (end == p || *p < '1' || *p > '9' || strcmp(end, "/redrive") != 0 || end - p > 19)
-            route = SERVER_ROUTE_OTHER_API;
+    /* On the heap: civetweb's worker threads have small stacks. */
+    server_query *pq = ct_malloc(sizeof *pq);
+    server_query_err pe;
+    int bad = server_query_parse(uri, ri->query_string, pq, &pe);
+    server_route route = pq->route;
+    int rc;
+    /* No route is 404; then the method (405) and the token (401, 403) come before any parameter. */
+    if (route == SERVER_ROUTE_OTHER_API) {
+        rc = server__error(c, s, route, pe.status, pe.code, pe.field, "%s", pe.message);
+        goto out;
     }
-    if (route == SERVER_ROUTE_OTHER_API)
-        return server__error(c, s, route, 404, "NOT_FOUND", NULL, "no route %.200s", uri);
-
-    const char *method = route == SERVER_ROUTE_INGEST || route == SERVER_ROUTE_REDRIVE ? "POST" : "GET";
-    http_role need = route == SERVER_ROUTE_INGEST ? HTTP_ROLE_INGEST
-                   : route == SERVER_ROUTE_REDRIVE ? HTTP_ROLE_OPERATOR : HTTP_ROLE_VIEWER;
-    if (strcmp(ri->request_method, method) != 0)
-        return server__error(c, s, route, 405, "METHOD_NOT_ALLOWED", NULL, "%s is not allowed here; use %s",
-                             ri->request_method, method);
-    int auth = server__auth(c, s, need);
-    if (auth) return server__deny(c, s, route, auth, need);
-    if (route == SERVER_ROUTE_INGEST) return server__ingest(c, s);
-    if (route == SERVER_ROUTE_REDRIVE) return server__redrive(c, s, dl_seq);
-    if (route == SERVER_ROUTE_STREAM)
-        return server__error(c, s, route, 400, "UPGRADE_REQUIRED", NULL,
-                             "the live stream is a websocket: connect with Upgrade: websocket");
+    if (strcmp(ri->request_method, pq->method) != 0) {
+        rc = server__error(c, s, route, 405, "METHOD_NOT_ALLOWED", NULL, "%s is not allowed here; use %s",
+                           ri->request_method, pq->method);
+        goto out;
+    }
+    int auth = server__auth(c, s, pq->need);
+    if (auth) {
+        rc = server__deny(c, s, route, auth, pq->need);
+        goto out;
+    }
+    if (bad) {
+        rc = server__error(c, s, route, pe.status, pe.code, pe.field, "%s", pe.message);
+        goto out;
+    }
     switch (route) {
-    case SERVER_ROUTE_SUMMARY: return summary(c, s);
-    case SERVER_ROUTE_VIEWS: return view_page(c, s, route, uri + 14, 0);
-    case SERVER_ROUTE_ORDERS: return entity(c, s, route, 'o', uri + 15);
-    case SERVER_ROUTE_SHIPMENTS: return entity(c, s, route, 's', uri + 18);
-    case SERVER_ROUTE_SEARCH: return search(c, s);
-    case SERVER_ROUTE_DEAD_LETTERS: return view_page(c, s, route, "dead_letters", 1);
-    case SERVER_ROUTE_TREND: return stream__trend(c, s);
-    default: return server__error(c, s, route, 404, "NOT_FOUND", NULL, "no route %.200s", uri);
+    case SERVER_ROUTE_INGEST: rc = server__ingest(c, s); break;
+    case SERVER_ROUTE_REDRIVE: rc = server__redrive(c, s, pq->dl_seq); break;
+    case SERVER_ROUTE_STREAM:
+        rc = server__error(c, s, route, 400, "UPGRADE_REQUIRED", NULL,
+                           "the live stream is a websocket: connect with Upgrade: websocket");
+        break;
+    case SERVER_ROUTE_SUMMARY: rc = summary(c, s); break;
+    case SERVER_ROUTE_VIEWS: rc = view_page(c, s, pq, 0); break;
+    case SERVER_ROUTE_ORDERS: rc = entity(c, s, route, 'o', pq->id); break;
+    case SERVER_ROUTE_SHIPMENTS: rc = entity(c, s, route, 's', pq->id); break;
+    case SERVER_ROUTE_SEARCH: rc = search(c, s, pq->q); break;
+    case SERVER_ROUTE_DEAD_LETTERS: rc = view_page(c, s, pq, 1); break;
+    case SERVER_ROUTE_TREND: rc = stream__trend(c, s); break;
+    default: rc = server__error(c, s, route, 404, "NOT_FOUND", NULL, "no route %.200s", uri); break;
     }
+out:
+    free(pq);
+    return rc;
 }

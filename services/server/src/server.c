@@ -2,13 +2,19 @@
 #include "server_int.h"
 #include "stream_int.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <limits.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
-const int server__codes[SERVER_N_CODES] = {200, 400, 401, 403, 404, 405, 413, 500, 503, 0};
+const int server__codes[SERVER_N_CODES] = {200, 400, 401, 403, 404, 405, 408, 413, 500, 503, 0};
 
 static const char *route_names[] = {
 #define SERVER_X(id, name) name,
@@ -25,11 +31,98 @@ void server__count(http_server *s, server_route route, int status)
     __atomic_fetch_add(&s->requests[route][i], 1, __ATOMIC_RELAXED);
 }
 
+static int port_of(const struct sockaddr_storage *a, char *host, size_t cap)
+{
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+        inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)cap);
+        return ntohs(in->sin_port);
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)cap);
+        return ntohs(in6->sin6_port);
+    }
+    return -1;
+}
+
+/* civetweb does not hand out its sockets, so the socket is found by its address pair among our
+ * descriptors. */
+int server__socket_of(const struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    DIR *d = opendir("/proc/self/fd");
+    if (!d || !ri) {
+        if (d) closedir(d);
+        return -1;
+    }
+    int found = -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        int fd = atoi(de->d_name);
+        struct stat sb;
+        if (fd <= 2 || fd == dirfd(d) || fstat(fd, &sb) != 0 || !S_ISSOCK(sb.st_mode)) continue;
+        struct sockaddr_storage peer, self;
+        socklen_t pl = sizeof peer, sl = sizeof self;
+        char host[INET6_ADDRSTRLEN], shost[INET6_ADDRSTRLEN];
+        if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 || getsockname(fd, (struct sockaddr *)&self, &sl) != 0)
+            continue;
+        if (port_of(&peer, host, sizeof host) != ri->remote_port || port_of(&self, shost, sizeof shost) != ri->server_port)
+            continue;
+        if (strcmp(host, ri->remote_addr) != 0) continue;
+        found = fd;
+        break;
+    }
+    closedir(d);
+    return found;
+}
+
+int server__read_ready(struct mg_connection *c, int fd, char *buf, size_t cap)
+{
+    size_t want = cap;
+    if (fd >= 0) {
+        /* civetweb's mg_read returns only once it has all it was asked for (each wait for a byte is
+         * bounded by the request timeout, the whole read is not): ask for no more than the kernel
+         * holds, or for one byte (civetweb may hold some already; else the wait is bounded). */
+        int avail = 0;
+        if (ioctl(fd, FIONREAD, &avail) != 0) avail = 0;
+        want = avail > 0 ? ((size_t)avail < cap ? (size_t)avail : cap) : 1;
+    }
+    return mg_read(c, buf, want);
+}
+
+/* After refusing a request with a body. civetweb would read and discard the rest of the body at
+ * whatever pace the client sends it, holding a worker thread all along (a slow client for ever).
+ * Take what keeps coming (up to 8 MiB, within the request timeout) ourselves, so that an
+ * ordinary client that sends its whole body before reading gets the answer; then end the reading
+ * side of the socket: civetweb sees the end of the request and closes the connection. */
+static void end_body(struct mg_connection *c, int drain)
+{
+    const char *t = mg_get_option(mg_get_context(c), "request_timeout_ms");
+    int64_t limit = (t && atoi(t) > 0 ? atoi(t) : 10000) * 1000000LL, start = ct_now_ns();
+    int fd = server__socket_of(c);
+    if (fd < 0) return; /* civetweb discards the rest as before */
+    size_t left = drain ? 8u << 20 : 0;
+    char *buf = ct_malloc(65536);
+    int n = 1;
+    while (left && ct_now_ns() - start < limit && (n = server__read_ready(c, fd, buf, 65536)) > 0)
+        left = (size_t)n < left ? left - (size_t)n : 0;
+    free(buf);
+    if (n == 0) return; /* the whole body is in */
+    shutdown(fd, SHUT_RD);
+}
+
 int server__json(struct mg_connection *c, http_server *s, server_route route, int status, json_t *body)
 {
     char *txt = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
     size_t len = txt ? strlen(txt) : 0;
+    if (txt) {
+        /* Body and final newline in one write: a lone 1-byte write could wait for a delayed ACK. */
+        txt = ct_realloc(txt, len + 2);
+        txt[len] = '\n';
+        txt[len + 1] = 0;
+    }
     mg_response_header_start(c, status);
     mg_response_header_add(c, "Content-Type", "application/json; charset=utf-8", -1);
     mg_response_header_add(c, "Cache-Control", "no-store", -1);
@@ -38,10 +131,14 @@ int server__json(struct mg_connection *c, http_server *s, server_route route, in
     mg_response_header_add(c, "Content-Length", cl, -1);
     /* A request whose body is refused unread cannot share its connection with the next one. */
     const struct mg_request_info *ri = mg_get_request_info(c);
-    if (status == 413 || (ri && ri->content_length > 0 && status >= 400)) mg_response_header_add(c, "Connection", "close", -1);
+    const char *te = mg_get_header(c, "Transfer-Encoding");
+    int with_body = ri && (ri->content_length > 0 || (te && strstr(te, "chunked")));
+    int refused = status == 413 || status == 408 || (with_body && status >= 400);
+    if (refused) mg_response_header_add(c, "Connection", "close", -1);
     mg_response_header_send(c);
-    if (txt) mg_write(c, txt, len);
-    mg_write(c, "\n", 1);
+    if (txt) mg_write(c, txt, len + 1);
+    else mg_write(c, "\n", 1);
+    if (refused && with_body) end_body(c, status != 408);
     free(txt);
     server__count(s, route, status);
     return status;
@@ -115,6 +212,39 @@ static int log_message(const struct mg_connection *c, const char *message)
     return 1;
 }
 
+/* Every request passes here first. Refused: more headers than civetweb keeps (it drops the rest
+ * silently, an Authorization header among them), and static files whose real path leaves the web
+ * root (civetweb follows symbolic links). */
+static int begin_request(struct mg_connection *c)
+{
+    http_server *s = mg_get_user_data(mg_get_context(c));
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (!s || !ri) return 0;
+    if (ri->num_headers >= SERVER_MAX_HEADERS)
+        return server__error(c, s, SERVER_ROUTE_OTHER_API, 400, "TOO_MANY_HEADERS", NULL,
+                             "at most %d request headers are accepted", SERVER_MAX_HEADERS - 1);
+    const char *uri = ri->local_uri ? ri->local_uri : "/";
+    if (!s->web_real || !strncmp(uri, "/api/", 5) || !strcmp(uri, "/api") || !strcmp(uri, "/metrics") ||
+        !strcmp(uri, "/healthz") || !strcmp(uri, "/readyz"))
+        return 0;
+    size_t n = strlen(s->web_real) + strlen(uri) + 2;
+    char *path = ct_malloc(n), *real = NULL;
+    snprintf(path, n, "%s/%s", s->web_real, uri);
+    real = realpath(path, NULL);
+    free(path);
+    size_t rl = strlen(s->web_real);
+    int outside = real && !(strncmp(real, s->web_real, rl) == 0 && (real[rl] == '/' || real[rl] == '\0'));
+    free(real);
+    if (!outside) return 0; /* inside, or nothing there: civetweb answers */
+    ct_log(CT_LOG_WARN, "server", "refused a static path that leads out of the web root: %.200s", uri);
+    mg_response_header_start(c, 404);
+    mg_response_header_add(c, "Content-Type", "text/plain; charset=utf-8", -1);
+    mg_response_header_add(c, "Content-Length", "10", -1);
+    mg_response_header_send(c);
+    mg_write(c, "Not found\n", 10);
+    return 404;
+}
+
 /* Without API tokens the server listens on loopback only: the API would be open to anyone. */
 static int loopback(const char *listen)
 {
@@ -167,6 +297,8 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     opts[n++] = "no";
     opts[n++] = "enable_keep_alive";
     opts[n++] = "yes";
+    opts[n++] = "tcp_nodelay";
+    opts[n++] = "1"; /* answers and stream frames go out now, not after the peer's delayed ACK */
     opts[n++] = "enable_websocket_ping_pong";
     opts[n++] = "yes";
     opts[n++] = "websocket_timeout_ms";
@@ -179,6 +311,7 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     if (o->web_root && stat(o->web_root, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         opts[n++] = "document_root";
         opts[n++] = o->web_root;
+        s->web_real = realpath(o->web_root, NULL);
     } else if (o->web_root) {
         ct_log(CT_LOG_WARN, "server", "no dashboard: %s is not a directory", o->web_root);
     }
@@ -187,6 +320,7 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
+    cb.begin_request = begin_request;
     mg_init_library(0);
     s->ctx = mg_start(&cb, s, opts);
     if (!s->ctx) {
@@ -216,5 +350,6 @@ void http_server_stop(http_server *s)
     store_close(s->st);
     pthread_rwlock_destroy(&s->lock);
     free(s->data_dir);
+    free(s->web_real);
     free(s);
 }

@@ -6,24 +6,12 @@
 #include <jansson.h>
 #include <pthread.h>
 
+#include "query.h"
 #include "server.h"
 #include "store.h"
 
-/* Routes counted in tower_http_requests_total (never an id: bounded cardinality). */
-#define SERVER_ROUTE_MAP(X)                                                    \
-    X(SUMMARY, "summary") X(VIEWS, "views") X(ORDERS, "orders") X(SHIPMENTS, "shipments") \
-    X(SEARCH, "search") X(DEAD_LETTERS, "dead_letters") X(INGEST, "ingest") X(OTHER_API, "other_api")  \
-    X(STREAM, "stream") X(TREND, "trend") X(REDRIVE, "redrive") X(HEALTHZ, "healthz") X(READYZ, "readyz") X(METRICS, "metrics")
-
-typedef enum server_route {
-#define SERVER_X(id, name) SERVER_ROUTE_##id,
-    SERVER_ROUTE_MAP(SERVER_X)
-#undef SERVER_X
-    SERVER_ROUTE_COUNT
-} server_route;
-
 /* Status codes counted per route. */
-#define SERVER_N_CODES 10
+#define SERVER_N_CODES 11
 extern const int server__codes[SERVER_N_CODES];
 
 typedef struct server_token server_token;
@@ -39,7 +27,11 @@ struct http_server {
     struct stream_hub *hub;  /* the live stream (stream_hub.c) */
     server_token *tokens;    /* API tokens (auth.c); none: open, loopback only */
     size_t n_tokens;
+    char *web_real;          /* the web root's real path (symbolic links resolved), or NULL */
 };
+
+/* civetweb keeps this many request headers (MG_MAX_HEADERS) and drops the rest: more is refused. */
+#define SERVER_MAX_HEADERS 64
 
 /* A read transaction on the current store generation (opened or reopened as needed). */
 ct_status server__begin(http_server *s, store_reader **out);
@@ -55,8 +47,14 @@ void server__count(http_server *s, server_route route, int status);
 int server__api(struct mg_connection *c, void *cbdata);
 int server__ingest(struct mg_connection *c, http_server *s);
 int server__redrive(struct mg_connection *c, http_server *s, uint64_t seq);
-/* Read the request body into *body (NUL-terminated); -1 (body freed) if over max bytes. */
+/* Read the request body into *body (NUL-terminated); -1 (body freed) if over max bytes, -2 (freed)
+ * if it did not arrive within the request timeout (a slow-body client). */
 int server__read_body(struct mg_connection *c, size_t max, ct_buf *body);
+/* mg_read of at most what the socket fd holds, or of one byte when it holds none (so that no read
+ * waits longer than the request timeout); fd -1: a plain mg_read of cap bytes. */
+int server__read_ready(struct mg_connection *c, int fd, char *buf, size_t cap);
+/* The socket of a connection (found among our descriptors), or -1. */
+int server__socket_of(const struct mg_connection *conn);
 int server__metrics(struct mg_connection *c, void *cbdata);
 int server__healthz(struct mg_connection *c, void *cbdata);
 int server__readyz(struct mg_connection *c, void *cbdata);

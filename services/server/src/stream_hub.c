@@ -222,7 +222,16 @@ static void tick(http_server *s)
 {
     stream_hub *h = s->hub;
     store_reader *r = NULL;
-    if (server__begin(s, &r) != CT_OK) return;
+    /* Before the store exists, look for it every few seconds, not four times a second (each
+     * failed open is logged). */
+    pthread_rwlock_rdlock(&s->lock);
+    int open = s->st != NULL;
+    pthread_rwlock_unlock(&s->lock);
+    if (!open && ct_mono_ns() < h->next_open_ns) return;
+    if (server__begin(s, &r) != CT_OK) {
+        h->next_open_ns = ct_mono_ns() + 5000000000LL;
+        return;
+    }
     store_stats ss;
     store_reader_stats(r, &ss);
     int64_t now = ct_now_ns(), mono = ct_mono_ns();

@@ -77,6 +77,7 @@ struct stream_hub {
     pthread_cond_t tick_cv;
     int stopping;
     uint64_t summary_seq;      /* the applied sequence of the last summary sent */
+    int64_t next_open_ns;      /* no store yet: when the ticker looks for it again (monotonic) */
     /* The trend: a count per view every TREND_INTERVAL, for TREND_SAMPLES samples (in memory). */
     struct trend_sample {
         int64_t t_ns;

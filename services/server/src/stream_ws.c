@@ -24,8 +24,12 @@ static int send_frame(ws_client *c, ct_buf *f, size_t msgs)
     stream_hub *h = c->srv->hub;
     __atomic_fetch_add(&h->frames, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&h->messages, msgs, __ATOMIC_RELAXED);
+    /* A write that timed out part way returns what it wrote: the frame is cut, and anything sent
+     * after it would be read as its payload. Only a whole frame is a success; after a cut one the
+     * connection is finished. */
+    int whole = rc == (int)f->len;
     f->len = 0;
-    return rc > 0 ? 0 : -1;
+    return whole ? 0 : -1;
 }
 
 /* Append one message; send the frame first if it would grow past FRAME_MAX. */
@@ -163,7 +167,11 @@ static void *sender(void *arg)
         }
         if (!failed) failed = send_frame(c, &f, msgs);
         if (failed) {
-            /* The peer is gone or stuck past the write timeout: stop sending; civetweb closes it. */
+            /* The peer is gone, or stuck past the write timeout with a frame cut: end the
+             * connection (civetweb's reader then fails and runs the close handler); the client
+             * reconnects and starts from snapshots. */
+            int fd = server__socket_of(c->conn);
+            if (fd >= 0) shutdown(fd, SHUT_RDWR);
             pthread_mutex_lock(&c->mu);
             c->closing = 1;
             for (size_t i = 0; i < c->qn; i++) stream__batch_unref(c->q[i]);
@@ -192,48 +200,15 @@ static void *sender(void *arg)
 
 #define SOCKET_SNDBUF (128 * 1024)
 
-static int port_of(const struct sockaddr_storage *a, char *host, size_t cap)
-{
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)a;
-        inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)cap);
-        return ntohs(in->sin_port);
-    }
-    if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)cap);
-        return ntohs(in6->sin6_port);
-    }
-    return -1;
-}
-
 /* Cap the kernel's send buffer of this client's socket. Otherwise Linux grows it to 4 MB for a
  * client that stopped reading, and the client's queue (what we bound) only starts to fill once
- * those megabytes are buffered. civetweb does not hand out its sockets, so the socket is found by
- * its address pair among our descriptors. */
+ * those megabytes are buffered. */
 static void cap_send_buffer(const struct mg_connection *conn)
 {
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        int fd = atoi(de->d_name);
-        struct stat sb;
-        if (fd <= 2 || fd == dirfd(d) || fstat(fd, &sb) != 0 || !S_ISSOCK(sb.st_mode)) continue;
-        struct sockaddr_storage peer, self;
-        socklen_t pl = sizeof peer, sl = sizeof self;
-        char host[INET6_ADDRSTRLEN], shost[INET6_ADDRSTRLEN];
-        if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 || getsockname(fd, (struct sockaddr *)&self, &sl) != 0)
-            continue;
-        if (port_of(&peer, host, sizeof host) != ri->remote_port || port_of(&self, shost, sizeof shost) != ri->server_port)
-            continue;
-        if (strcmp(host, ri->remote_addr) != 0) continue;
-        int v = SOCKET_SNDBUF;
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
-        break;
-    }
-    closedir(d);
+    int fd = server__socket_of(conn);
+    if (fd < 0) return;
+    int v = SOCKET_SNDBUF;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
 }
 
 /* Refuse the upgrade beyond the connection limit or without the viewer role. */

@@ -1,0 +1,172 @@
+/* Parsing an API request's path and query string into a route and checked parameters (pure). */
+#include "query.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ct_config.h"
+
+static int fail(server_query_err *err, int status, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int fail(server_query_err *err, int status, const char *code, const char *field, const char *fmt, ...)
+{
+    err->status = status;
+    err->code = code;
+    err->field = field;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode src[0..len) into buf; '+' is a space; a '%' not followed by two hex digits is kept. */
+static int decode(const char *src, size_t len, char *buf, size_t cap)
+{
+    size_t j = 0;
+    int nul = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (j + 1 >= cap) {
+            buf[j] = '\0';
+            return -1;
+        }
+        char ch = src[i];
+        int hi, lo;
+        if (ch == '%' && i + 2 < len && (hi = hexval(src[i + 1])) >= 0 && (lo = hexval(src[i + 2])) >= 0) {
+            ch = (char)(hi << 4 | lo);
+            i += 2;
+        } else if (ch == '+') {
+            ch = ' ';
+        }
+        if (!ch) nul = 1;
+        buf[j++] = ch;
+    }
+    buf[j] = '\0';
+    return nul ? -2 : 1;
+}
+
+int server_query_var(const char *qs, const char *name, char *buf, size_t cap)
+{
+    if (cap) buf[0] = '\0';
+    if (!qs || !cap) return 0;
+    size_t nl = strlen(name);
+    /* "a=1&b=2": the first parameter whose name matches, in any case, wins. */
+    for (const char *p = qs;;) {
+        const char *amp = strchr(p, '&');
+        size_t seg = amp ? (size_t)(amp - p) : strlen(p);
+        if (seg > nl && p[nl] == '=' && !strncasecmp(p, name, nl)) return decode(p + nl + 1, seg - nl - 1, buf, cap);
+        if (!amp) return 0;
+        p = amp + 1;
+    }
+}
+
+/* The route of a decoded path; for redrive also the dead letter's sequence. */
+static server_route route_of(const char *uri, uint64_t *seq)
+{
+    if (!strcmp(uri, "/api/v1/summary")) return SERVER_ROUTE_SUMMARY;
+    if (!strncmp(uri, "/api/v1/views/", 14)) return SERVER_ROUTE_VIEWS;
+    if (!strncmp(uri, "/api/v1/orders/", 15)) return SERVER_ROUTE_ORDERS;
+    if (!strncmp(uri, "/api/v1/shipments/", 18)) return SERVER_ROUTE_SHIPMENTS;
+    if (!strcmp(uri, "/api/v1/search")) return SERVER_ROUTE_SEARCH;
+    if (!strcmp(uri, "/api/v1/dead-letters")) return SERVER_ROUTE_DEAD_LETTERS;
+    if (!strcmp(uri, "/api/v1/events")) return SERVER_ROUTE_INGEST;
+    if (!strcmp(uri, "/api/v1/trend")) return SERVER_ROUTE_TREND;
+    if (!strcmp(uri, "/api/v1/stream")) return SERVER_ROUTE_STREAM;
+    if (strncmp(uri, "/api/v1/dead-letters/", 21) != 0) return SERVER_ROUTE_OTHER_API;
+    /* /api/v1/dead-letters/{seq}/redrive: 1 to 19 digits without a leading zero (fits in 64 bits). */
+    const char *p = uri + 21, *d = p;
+    uint64_t v = 0;
+    while (*d >= '0' && *d <= '9' && d - p < 19) v = v * 10 + (uint64_t)(*d++ - '0');
+    if (d == p || *p == '0' || strcmp(d, "/redrive") != 0) return SERVER_ROUTE_OTHER_API;
+    *seq = v;
+    return SERVER_ROUTE_REDRIVE;
+}
+
+/* A string parameter of a view page: "" when absent. */
+static int str_param(const char *qs, const char *name, char *buf, size_t cap, server_query_err *err)
+{
+    int got = server_query_var(qs, name, buf, cap);
+    if (got == -1) return fail(err, 400, "INVALID_PARAMETER", name, "%s is too long", name);
+    if (got == -2) return fail(err, 400, "INVALID_PARAMETER", name, "%s must not contain a NUL byte", name);
+    return 0;
+}
+
+static int view_params(const char *qs, server_query *out, server_query_err *err)
+{
+    if (str_param(qs, "warehouse", out->warehouse, sizeof out->warehouse, err) ||
+        str_param(qs, "carrier", out->carrier, sizeof out->carrier, err) ||
+        str_param(qs, "cursor", out->cursor, sizeof out->cursor, err))
+        return -1;
+    char buf[32];
+    out->limit = SERVER_QUERY_DEFAULT_LIMIT;
+    int got = server_query_var(qs, "limit", buf, 16);
+    int64_t limit = 0;
+    if (got < 0 || (got && (ct_parse_int(buf, &limit) != 0 || limit < 1 || limit > SERVER_QUERY_MAX_LIMIT)))
+        return fail(err, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to %d",
+                    SERVER_QUERY_MAX_LIMIT);
+    if (got) out->limit = limit;
+    got = server_query_var(qs, "olderThan", buf, sizeof buf);
+    if (got) {
+        int64_t d = 0;
+        if (got < 0 || ct_parse_duration_ns(buf, &d) != 0 || d < 0)
+            return fail(err, 400, "INVALID_PARAMETER", "olderThan", "olderThan must be a duration such as 90m, 2h or 1d");
+        out->has_older_than = 1;
+        out->older_than_ns = d;
+    }
+    return 0;
+}
+
+int server_query_parse(const char *uri, const char *qs, server_query *out, server_query_err *err)
+{
+    memset(out, 0, sizeof *out);
+    memset(err, 0, sizeof *err);
+    if (!uri) uri = "";
+    out->route = route_of(uri, &out->dl_seq);
+    out->method = "GET";
+    out->need = HTTP_ROLE_VIEWER;
+    switch (out->route) {
+    case SERVER_ROUTE_OTHER_API:
+        return fail(err, 404, "NOT_FOUND", NULL, "no route %.200s", uri);
+    case SERVER_ROUTE_INGEST:
+        out->method = "POST";
+        out->need = HTTP_ROLE_INGEST;
+        return 0;
+    case SERVER_ROUTE_REDRIVE:
+        out->method = "POST";
+        out->need = HTTP_ROLE_OPERATOR;
+        return 0;
+    case SERVER_ROUTE_VIEWS:
+        out->id = uri + 14;
+        if (fold_view_parse(out->id, &out->view) != 0)
+            return fail(err, 404, "UNKNOWN_VIEW", NULL, "no view \"%.64s\"", out->id);
+        return view_params(qs, out, err);
+    case SERVER_ROUTE_DEAD_LETTERS:
+        out->view = FOLD_VIEW_DEAD_LETTERS;
+        return view_params(qs, out, err);
+    case SERVER_ROUTE_ORDERS:
+    case SERVER_ROUTE_SHIPMENTS:
+        out->id = uri + (out->route == SERVER_ROUTE_ORDERS ? 15 : 18);
+        if (!*out->id || strlen(out->id) > EVT_MAX_ID || strchr(out->id, '/'))
+            return fail(err, 404, "NOT_FOUND", NULL, "no such %s", out->route == SERVER_ROUTE_ORDERS ? "order" : "shipment");
+        return 0;
+    case SERVER_ROUTE_SEARCH:
+        if (server_query_var(qs, "q", out->q, sizeof out->q) <= 0 || !out->q[0])
+            return fail(err, 400, "INVALID_PARAMETER", "q",
+                        "q is required: an order id, shipment id or customer id (prefix), at most %d characters",
+                        EVT_MAX_ID);
+        return 0;
+    default:
+        return 0;
+    }
+}

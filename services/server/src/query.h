@@ -1,0 +1,76 @@
+/* Parsing an API request's path and query string (pure: no civetweb, no clock, no store), so that
+ * route dispatch and parameter checks can be unit-tested and fuzzed on their own. */
+#ifndef SERVER_QUERY_H
+#define SERVER_QUERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evt.h"
+#include "fold.h"
+#include "server.h"
+
+/* Routes counted in tower_http_requests_total (never an id: bounded cardinality). */
+#define SERVER_ROUTE_MAP(X)                                                    \
+    X(SUMMARY, "summary") X(VIEWS, "views") X(ORDERS, "orders") X(SHIPMENTS, "shipments") \
+    X(SEARCH, "search") X(DEAD_LETTERS, "dead_letters") X(INGEST, "ingest") X(OTHER_API, "other_api")  \
+    X(STREAM, "stream") X(TREND, "trend") X(REDRIVE, "redrive") X(HEALTHZ, "healthz") X(READYZ, "readyz") X(METRICS, "metrics")
+
+typedef enum server_route {
+#define SERVER_X(id, name) SERVER_ROUTE_##id,
+    SERVER_ROUTE_MAP(SERVER_X)
+#undef SERVER_X
+    SERVER_ROUTE_COUNT
+} server_route;
+
+/** Default and largest `limit` of a view page. */
+#define SERVER_QUERY_DEFAULT_LIMIT 100
+#define SERVER_QUERY_MAX_LIMIT 1000
+
+/** A parsed API request. Strings are NUL-terminated copies, decoded from the query string. */
+typedef struct server_query {
+    server_route route;       /**< SERVER_ROUTE_OTHER_API when no route matches (then 404) */
+    const char *method;       /**< the method the route takes: "GET" or "POST" (static storage) */
+    http_role need;           /**< the role the route needs */
+    const char *id;           /**< orders/shipments: the id; views: the view name (borrowed from uri) */
+    uint64_t dl_seq;          /**< redrive: the dead letter's sequence */
+    fold_view view;           /**< views and dead letters: the view */
+    char warehouse[80];       /**< views: the warehouse filter ("" for none) */
+    char carrier[80];         /**< views: the carrier filter ("" for none) */
+    char cursor[1100];        /**< views: where the previous page ended ("" for the first page) */
+    int64_t limit;            /**< views: items per page, 1..SERVER_QUERY_MAX_LIMIT */
+    int has_older_than;       /**< views: olderThan was given (0s included: items older than now) */
+    int64_t older_than_ns;    /**< views: only items older than this */
+    char q[EVT_MAX_ID + 2];   /**< search: the prefix searched */
+} server_query;
+
+/** Why a request is refused: the HTTP status and the JSON error's code, field and message. */
+typedef struct server_query_err {
+    int status;               /**< 404 (no route, unknown view, bad id) or 400 (a parameter) */
+    const char *code;         /**< "NOT_FOUND", "UNKNOWN_VIEW", "INVALID_PARAMETER" (static storage) */
+    const char *field;        /**< the parameter at fault, or NULL (static storage) */
+    char message[320];        /**< a sentence for the client */
+} server_query_err;
+
+/**
+ * \brief Parse an API request: its route, the method and role the route needs, the id in its path
+ * and its query parameters (views and dead letters: warehouse, carrier, cursor, limit, olderThan;
+ * search: q). Parameter names match case-insensitively, the first occurrence wins, values are
+ * percent-decoded with '+' as a space (as HTML forms and civetweb's mg_get_var do).
+ * \param uri the decoded path ("/api/v1/views/blocked"), borrowed: out->id points into it.
+ * \param query_string the raw query string without '?', or NULL.
+ * \param out filled as far as parsing went: out->route, method and need are set whenever a route
+ *        matched, even when a parameter is then refused, so that the caller can answer 405, 401
+ *        and 403 first.
+ * \return 0; or -1 with *err: 404 NOT_FOUND when no route matches (out->route is OTHER_API), or,
+ *         with a route, 404 (unknown view, impossible id) or 400 INVALID_PARAMETER naming the field.
+ */
+int server_query_parse(const char *uri, const char *query_string, server_query *out, server_query_err *err);
+
+/**
+ * \brief One query-string parameter, percent-decoded into buf (NUL-terminated).
+ * \return 1 found, 0 absent, -1 longer than cap - 1 bytes, -2 holding a NUL byte (%00).
+ */
+int server_query_var(const char *query_string, const char *name, char *buf, size_t cap);
+
+#endif

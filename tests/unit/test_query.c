@@ -1,0 +1,183 @@
+/* Unit tests of the API's route and query-string parsing (services/server/src/query.c). */
+#include "test.h"
+
+#include "query.h"
+
+static int parse(const char *uri, const char *qs, server_query *q, server_query_err *e)
+{
+    return server_query_parse(uri, qs, q, e);
+}
+
+static void test_routes(void)
+{
+    server_query q;
+    server_query_err e;
+    struct {
+        const char *uri;
+        server_route route;
+        const char *method;
+        http_role need;
+    } ok[] = {
+        {"/api/v1/summary", SERVER_ROUTE_SUMMARY, "GET", HTTP_ROLE_VIEWER},
+        {"/api/v1/views/blocked", SERVER_ROUTE_VIEWS, "GET", HTTP_ROLE_VIEWER},
+        {"/api/v1/orders/SO-1", SERVER_ROUTE_ORDERS, "GET", HTTP_ROLE_VIEWER},
+        {"/api/v1/shipments/SH-1", SERVER_ROUTE_SHIPMENTS, "GET", HTTP_ROLE_VIEWER},
+        {"/api/v1/dead-letters", SERVER_ROUTE_DEAD_LETTERS, "GET", HTTP_ROLE_VIEWER},
+        {"/api/v1/events", SERVER_ROUTE_INGEST, "POST", HTTP_ROLE_INGEST},
+        {"/api/v1/trend", SERVER_ROUTE_TREND, "GET", HTTP_ROLE_VIEWER},
+        {"/api/v1/stream", SERVER_ROUTE_STREAM, "GET", HTTP_ROLE_VIEWER},
+        {"/api/v1/dead-letters/4711/redrive", SERVER_ROUTE_REDRIVE, "POST", HTTP_ROLE_OPERATOR},
+        {"/api/v1/dead-letters/9999999999999999999/redrive", SERVER_ROUTE_REDRIVE, "POST", HTTP_ROLE_OPERATOR},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        T_EQ_INT(parse(ok[i].uri, NULL, &q, &e), 0);
+        T_EQ_INT(q.route, ok[i].route);
+        T_EQ_STR(q.method, ok[i].method);
+        T_EQ_INT(q.need, ok[i].need);
+    }
+    T_EQ_INT(parse("/api/v1/dead-letters/4711/redrive", NULL, &q, &e), 0);
+    T_EQ_INT(q.dl_seq, 4711);
+    T_EQ_INT(parse("/api/v1/dead-letters/9999999999999999999/redrive", NULL, &q, &e), 0);
+    T_ASSERT(q.dl_seq == 9999999999999999999ull);
+    const char *none[] = {"", "/", "/api", "/api/", "/api/v1", "/api/v2/summary", "/api/v1/summary/extra",
+                          "/api/v1/orders", "/api/v1/dead-letters/0/redrive", "/api/v1/dead-letters/01/redrive",
+                          "/api/v1/dead-letters/x/redrive", "/api/v1/dead-letters/1/redrive/",
+                          "/api/v1/dead-letters/+1/redrive", "/api/v1/dead-letters/ 1/redrive",
+                          "/api/v1/dead-letters/10000000000000000000/redrive", "/api/v1/dead-letters/1"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        T_EQ_INT(parse(none[i], NULL, &q, &e), -1);
+        T_EQ_INT(q.route, SERVER_ROUTE_OTHER_API);
+        T_EQ_INT(e.status, 404);
+        T_EQ_STR(e.code, "NOT_FOUND");
+    }
+    /* A route with a bad id or view: the route is known (for 405/401/403 first), then 404. */
+    T_EQ_INT(parse("/api/v1/views/nope", NULL, &q, &e), -1);
+    T_EQ_INT(q.route, SERVER_ROUTE_VIEWS);
+    T_EQ_INT(e.status, 404);
+    T_EQ_STR(e.code, "UNKNOWN_VIEW");
+    T_EQ_STR(e.message, "no view \"nope\"");
+    T_EQ_INT(parse("/api/v1/views/blocked/extra", NULL, &q, &e), -1);
+    T_EQ_STR(e.code, "UNKNOWN_VIEW");
+    char long_id[200];
+    memset(long_id, 'A', sizeof long_id);
+    snprintf(long_id, sizeof long_id, "/api/v1/orders/%0*d", EVT_MAX_ID + 1, 0);
+    T_EQ_INT(parse(long_id, NULL, &q, &e), -1);
+    T_EQ_INT(q.route, SERVER_ROUTE_ORDERS);
+    T_EQ_INT(e.status, 404);
+    T_EQ_STR(e.message, "no such order");
+    T_EQ_INT(parse("/api/v1/shipments/", NULL, &q, &e), -1);
+    T_EQ_STR(e.message, "no such shipment");
+    T_EQ_INT(parse("/api/v1/orders/a/b", NULL, &q, &e), -1);
+    T_EQ_INT(parse("/api/v1/orders/SO-1", NULL, &q, &e), 0);
+    T_EQ_STR(q.id, "SO-1");
+}
+
+static void test_view_params(void)
+{
+    server_query q;
+    server_query_err e;
+    T_EQ_INT(parse("/api/v1/views/blocked", NULL, &q, &e), 0);
+    T_EQ_INT(q.view, FOLD_VIEW_BLOCKED);
+    T_EQ_INT(q.limit, 100);
+    T_EQ_INT(q.has_older_than, 0);
+    T_EQ_STR(q.warehouse, "");
+    T_EQ_INT(parse("/api/v1/views/missing_pod", "warehouse=dc%2D2&carrier=d+h+l&limit=1000&olderThan=1h%33%30m&cursor=k",
+                   &q, &e), 0);
+    T_EQ_INT(q.view, FOLD_VIEW_MISSING_POD);
+    T_EQ_STR(q.warehouse, "dc-2");
+    T_EQ_STR(q.carrier, "d h l");
+    T_EQ_STR(q.cursor, "k");
+    T_EQ_INT(q.limit, 1000);
+    T_EQ_INT(q.has_older_than, 1);
+    T_EQ_INT(q.older_than_ns, 5400LL * 1000000000LL);
+    /* olderThan=0s is a filter (older than now), not its absence */
+    T_EQ_INT(parse("/api/v1/views/blocked", "olderThan=0s", &q, &e), 0);
+    T_EQ_INT(q.has_older_than, 1);
+    T_EQ_INT(q.older_than_ns, 0);
+    /* names match in any case, the first one wins, a bare name or a name inside another is not one */
+    T_EQ_INT(parse("/api/v1/views/blocked", "WAREHOUSE=a&warehouse=b&xcarrier=c&carrier&limit=5", &q, &e), 0);
+    T_EQ_STR(q.warehouse, "a");
+    T_EQ_STR(q.carrier, "");
+    T_EQ_INT(q.limit, 5);
+    /* a '%' without two hex digits is kept as it is */
+    T_EQ_INT(parse("/api/v1/views/blocked", "warehouse=a%zz%4&carrier=%", &q, &e), 0);
+    T_EQ_STR(q.warehouse, "a%zz%4");
+    T_EQ_STR(q.carrier, "%");
+    struct {
+        const char *qs, *field;
+    } bad[] = {{"limit=0", "limit"}, {"limit=1001", "limit"}, {"limit=", "limit"}, {"limit=x", "limit"},
+               {"limit=11111111111111111111", "limit"}, {"olderThan=", "olderThan"}, {"olderThan=2x", "olderThan"},
+               {"olderThan=99999999999999999999s", "olderThan"}, {"olderThan=-1h", "olderThan"},
+               {"warehouse=%00", "warehouse"}, {"carrier=a%00b", "carrier"}, {"cursor=%00", "cursor"},
+               {"limit=1%00", "limit"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        T_EQ_INT(parse("/api/v1/views/blocked", bad[i].qs, &q, &e), -1);
+        T_EQ_INT(q.route, SERVER_ROUTE_VIEWS);
+        T_EQ_INT(e.status, 400);
+        T_EQ_STR(e.code, "INVALID_PARAMETER");
+        T_EQ_STR(e.field, bad[i].field);
+    }
+    /* the lengths the buffers take: 79 bytes of warehouse pass, 80 do not */
+    char qs[300];
+    snprintf(qs, sizeof qs, "warehouse=%079d", 0);
+    T_EQ_INT(parse("/api/v1/views/blocked", qs, &q, &e), 0);
+    T_EQ_INT(strlen(q.warehouse), 79);
+    snprintf(qs, sizeof qs, "warehouse=%080d", 0);
+    T_EQ_INT(parse("/api/v1/views/blocked", qs, &q, &e), -1);
+    T_EQ_STR(e.message, "warehouse is too long");
+    snprintf(qs, sizeof qs, "warehouse=%%41%078d", 0); /* 79 decoded bytes from 81 */
+    T_EQ_INT(parse("/api/v1/views/blocked", qs, &q, &e), 0);
+    /* dead letters take the same parameters on their own view */
+    T_EQ_INT(parse("/api/v1/dead-letters", "limit=3&cursor=9", &q, &e), 0);
+    T_EQ_INT(q.view, FOLD_VIEW_DEAD_LETTERS);
+    T_EQ_INT(q.limit, 3);
+    T_EQ_INT(parse("/api/v1/dead-letters", "limit=0", &q, &e), -1);
+    T_EQ_STR(e.field, "limit");
+}
+
+static void test_search(void)
+{
+    server_query q;
+    server_query_err e;
+    T_EQ_INT(parse("/api/v1/search", "q=ACME+x", &q, &e), 0);
+    T_EQ_STR(q.q, "ACME x");
+    const char *bad[] = {NULL, "", "q=", "Q=", "q=%00abc", "x=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        T_EQ_INT(parse("/api/v1/search", bad[i], &q, &e), -1);
+        T_EQ_INT(e.status, 400);
+        T_EQ_STR(e.field, "q");
+    }
+    T_EQ_INT(parse("/api/v1/search", "Q=x", &q, &e), 0);
+    char qs[300];
+    snprintf(qs, sizeof qs, "q=%0*d", EVT_MAX_ID + 1, 0);
+    T_EQ_INT(parse("/api/v1/search", qs, &q, &e), 0); /* one past the id limit: found nothing, not refused */
+    snprintf(qs, sizeof qs, "q=%0*d", EVT_MAX_ID + 2, 0);
+    T_EQ_INT(parse("/api/v1/search", qs, &q, &e), -1);
+}
+
+static void test_var(void)
+{
+    char b[8];
+    T_EQ_INT(server_query_var(NULL, "a", b, sizeof b), 0);
+    T_EQ_INT(server_query_var("", "a", b, sizeof b), 0);
+    T_EQ_INT(server_query_var("a=1234567", "a", b, sizeof b), 1);
+    T_EQ_STR(b, "1234567");
+    T_EQ_INT(server_query_var("a=12345678", "a", b, sizeof b), -1);
+    T_EQ_INT(memchr(b, 0, sizeof b) != NULL, 1);
+    T_EQ_INT(server_query_var("a=%41%42", "a", b, sizeof b), 1);
+    T_EQ_STR(b, "AB");
+    T_EQ_INT(server_query_var("&&a=&", "a", b, sizeof b), 1);
+    T_EQ_STR(b, "");
+    T_EQ_INT(server_query_var("a=x%00", "a", b, sizeof b), -2);
+    T_EQ_INT(server_query_var("ab=1", "a", b, sizeof b), 0);
+    T_EQ_INT(server_query_var("b=a=1", "a", b, sizeof b), 0);
+}
+
+int main(void)
+{
+    T_RUN(test_routes);
+    T_RUN(test_view_params);
+    T_RUN(test_search);
+    T_RUN(test_var);
+    return t_done();
+}
