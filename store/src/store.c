@@ -4,17 +4,30 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define DEFAULT_MAP_SIZE ((size_t)256 << 20)
 
 ct_status store__fail(const store *s, int rc, const char *what)
 {
+    struct statvfs fs;
+    if ((rc == EIO || rc == ENOSPC || rc == EFBIG) && s && s->dir && statvfs(s->dir, &fs) == 0) {
+        /* LMDB reports a write cut short by a full disk as EIO: say how much room is left. */
+        unsigned long long avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
+        ct_log(CT_LOG_ERROR, "store", "%s: %s (store %s; %llu bytes free on its file system%s)", what,
+               mdb_strerror(rc), s->dir, avail,
+               rc == EFBIG ? ": the file size limit (ulimit -f) was reached"
+               : avail < ((unsigned long long)4 << 20) ? ": the disk is full" : "");
+        return CT_IO;
+    }
     ct_log(CT_LOG_ERROR, "store", "%s: %s (store %s)", what, mdb_strerror(rc), s ? s->dir : "?");
     if (rc == MDB_MAP_FULL) return CT_MAP_FULL;
     if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
@@ -279,6 +292,100 @@ ct_status store_rebuild_commit(const char *root, const char *gen_dir)
     return st;
 }
 
+/* Guarding the check below: a SIGBUS of this thread while it runs jumps back to it. */
+static __thread sigjmp_buf *bus_jump;
+
+static void on_sigbus(int sig)
+{
+    if (bus_jump) siglongjmp(*bus_jump, 1);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Whether every page from `from` to `last` is in the free list: pages past the end of a healthy file
+ * are never-written pages a transaction allocated and freed again, which LMDB keeps there. Reading the
+ * free list of a truncated file may touch a page past its end; that SIGBUS is caught and means "no".
+ * Returns 1 (all free), 0 (some page in use is missing) or -1 (a page of the free list is missing). */
+static int tail_is_free(store *s, size_t from, size_t last)
+{
+    const size_t need = last + 1 - from;
+    unsigned char *const seen = ct_calloc(need, 1);
+    MDB_txn *volatile txn = NULL;
+    MDB_cursor *volatile cur = NULL;
+    volatile int result = 0;
+    sigjmp_buf jb;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &old);
+    if (sigsetjmp(jb, 1) == 0) {
+        bus_jump = &jb;
+        MDB_txn *t = NULL;
+        MDB_cursor *c = NULL;
+        if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) == 0) {
+            txn = t;
+            if (mdb_cursor_open(t, 0 /* the free list */, &c) == 0) {
+                cur = c;
+                size_t seen_n = 0;
+                MDB_val k, v;
+                int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+                while (rc == 0) {
+                    /* An ID list: its length, then page numbers (not necessarily aligned). */
+                    size_t cnt = v.mv_size / sizeof(size_t), n = 0;
+                    if (cnt) memcpy(&n, v.mv_data, sizeof n);
+                    if (n > cnt - 1) n = cnt ? cnt - 1 : 0;
+                    for (size_t i = 1; i <= n; i++) {
+                        size_t pg;
+                        memcpy(&pg, (const char *)v.mv_data + i * sizeof pg, sizeof pg);
+                        if (pg >= from && pg <= last && !seen[pg - from]) {
+                            seen[pg - from] = 1;
+                            seen_n++;
+                        }
+                    }
+                    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+                }
+                result = seen_n == need;
+            }
+        }
+    } else {
+        result = -1;
+    }
+    bus_jump = NULL;
+    sigaction(SIGBUS, &old, NULL);
+    if (cur) mdb_cursor_close(cur);
+    if (txn) mdb_txn_abort(txn);
+    free(seen);
+    return result;
+}
+
+/* A data file shorter than its last committed transaction says (truncated by a copy, a full disk or a
+ * careless hand) would make LMDB touch pages past its end: SIGBUS at the first read. Refuse it here.
+ * A healthy file may end a few pages early (pages allocated and freed by one transaction are never
+ * written): those are all in the free list. */
+static ct_status check_length(store *s, const MDB_envinfo *info)
+{
+    MDB_stat ms;
+    struct stat sb;
+    char *path = ct_sprintf("%s/data.mdb", s->dir);
+    ct_status st = CT_OK;
+    if (mdb_env_stat(s->env, &ms) == 0 && stat(path, &sb) == 0) {
+        uint64_t need = ((uint64_t)info->me_last_pgno + 1) * ms.ms_psize;
+        int free_tail = 1;
+        if ((uint64_t)sb.st_size < need)
+            free_tail = tail_is_free(s, (size_t)((uint64_t)sb.st_size / ms.ms_psize), info->me_last_pgno);
+        if (free_tail != 1) {
+            ct_log(CT_LOG_ERROR, "store",
+                   "%s is damaged: it is %llu bytes long but its last committed transaction needs %llu "
+                   "(truncated?): rebuild the store from the stream (towerd rebuild --data %s)",
+                   path, (unsigned long long)sb.st_size, (unsigned long long)need, s->root);
+            st = CT_STORE_CORRUPT;
+        }
+    }
+    free(path);
+    return st;
+}
+
 /* One writer process per store: LMDB would serialise two, but their checkpoints would mix. */
 static ct_status lock_writer(store *s)
 {
@@ -340,12 +447,23 @@ ct_status store_open(store **out, const store_opts *opts)
     if (s->read_only) flags |= MDB_RDONLY;
     if (opts->no_sync) flags |= MDB_NOSYNC;
     rc = mdb_env_open(s->env, s->dir, flags, 0644);
+    if (rc == MDB_INVALID || rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND) {
+        /* Both meta pages unreadable: say which file and what to do, not just LMDB's words. */
+        ct_log(CT_LOG_ERROR, "store", "%s/data.mdb is damaged (%s): rebuild the store from the stream "
+               "(towerd rebuild --data %s)", s->dir, mdb_strerror(rc), s->root);
+        st = CT_STORE_CORRUPT;
+        goto out;
+    }
     if (rc) {
         st = store__fail(s, rc, "open the environment");
         goto out;
     }
     MDB_envinfo info;
-    if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > s->map_size) s->map_size = info.me_mapsize;
+    if (mdb_env_info(s->env, &info) == 0) {
+        if (info.me_mapsize > s->map_size) s->map_size = info.me_mapsize;
+        st = check_length(s, &info);
+        if (st != CT_OK) goto out;
+    }
     st = open_tables(s);
 out:
     if (st != CT_OK) {

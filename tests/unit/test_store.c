@@ -1,5 +1,6 @@
 /* Store tests on a real LMDB environment: paging, filters, index consistency, map growth, reopening, versions. */
 #include <lmdb.h>
+#include <sys/stat.h>
 
 #include "fx.h"
 
@@ -383,10 +384,69 @@ static void map_growth_and_reopen(void)
     t_rmdir(dir);
 }
 
+/* ---- damaged files ----------------------------------------------------------------- */
+
+/* A data file cut short, or with both meta pages overwritten, is refused at open as corrupt, for
+ * readers and the writer alike, instead of a SIGBUS at the first read past its end. */
+static void damaged_store_is_refused(void)
+{
+    fx f;
+    fx_open(&f);
+    for (int i = 0; i < 10; i++) {
+        ct_buf b = {0};
+        for (int j = 0; j < 200; j++) random_event(&b, i * 200 + j);
+        T_EQ_INT(fx_feed(&f, b.data), CT_OK);
+        ct_buf_free(&b);
+    }
+    char *dir = ct_strdup(f.dir);
+    char *data = ct_sprintf("%s/current/data.mdb", dir);
+    store_changes_free(&f.changes);
+    store_close(f.s);
+    struct stat sb;
+    T_EQ_INT(stat(data, &sb), 0);
+    T_ASSERT(sb.st_size > 64 * 4096);
+    char *copy = ct_sprintf("%s.copy", data);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", data, copy);
+    T_EQ_INT(system(cmd), 0);
+
+    /* Truncated to half: the meta pages are intact, the pages they point at are gone. */
+    T_EQ_INT(truncate(data, sb.st_size / 2), 0);
+    store *s = NULL;
+    store_opts ro = {.dir = dir, .read_only = 1};
+    store_opts rw = {.dir = dir, .no_sync = 1};
+    T_EQ_INT(store_open(&s, &ro), CT_STORE_CORRUPT);
+    T_ASSERT(s == NULL);
+    T_EQ_INT(store_open(&s, &rw), CT_STORE_CORRUPT);
+    T_ASSERT(s == NULL);
+
+    /* Both meta pages overwritten with garbage. */
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", copy, data);
+    T_EQ_INT(system(cmd), 0);
+    FILE *fp = fopen(data, "r+b");
+    T_ASSERT(fp != NULL);
+    for (int i = 0; i < 2 * 4096; i++) fputc((i * 131 + 7) & 0xff, fp);
+    fclose(fp);
+    T_EQ_INT(store_open(&s, &ro), CT_STORE_CORRUPT);
+    T_EQ_INT(store_open(&s, &rw), CT_STORE_CORRUPT);
+
+    /* The intact copy opens again. */
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", copy, data);
+    T_EQ_INT(system(cmd), 0);
+    T_EQ_INT(store_open(&s, &ro), CT_OK);
+    store_close(s);
+    unlink(copy);
+    free(copy);
+    free(data);
+    free(dir);
+    t_rmdir(f.dir);
+}
+
 int main(void)
 {
     T_RUN(paging);
     T_RUN(random_consistency);
     T_RUN(map_growth_and_reopen);
+    T_RUN(damaged_store_is_refused);
     return t_done();
 }

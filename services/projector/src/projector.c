@@ -184,8 +184,10 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     if (!fig) fig = &local;
 
     store_opts so = {.dir = o->data_dir, .flat = o->flat, .sla_rules = o->sla_rules};
-    if (store_open(&s, &so) != CT_OK) {
-        rc = PROJECTOR_FAIL;
+    ct_status opened = store_open(&s, &so);
+    if (opened != CT_OK) {
+        /* A damaged store cannot follow the stream either: the way out is the same, a rebuild. */
+        rc = opened == CT_STORE_CORRUPT ? PROJECTOR_NEED_REBUILD : PROJECTOR_FAIL;
         goto out;
     }
     uint64_t sla_hash = rules_hash(o->sla_rules);
