@@ -148,6 +148,7 @@ typedef struct bus_msg {
     const char *subject;  /**< where it was published */
     const void *data;     /**< the payload */
     size_t len;           /**< its length */
+    uint64_t pending;     /**< messages of the stream still after this one for the consumer (its backlog) */
 } bus_msg;
 
 typedef struct bus_batch {

@@ -10,7 +10,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#define WAIT_IDLE_MS 250
+#define WAIT_IDLE_MS 100
 #define FETCH 1000
 
 typedef struct batch {
@@ -172,10 +172,13 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     projector_figures local = {0};
     size_t n = 0;              /* inputs gathered for the next commit */
     int64_t batch_t0 = 0;      /* when the first of them arrived (monotonic) */
-    /* A batch is committed when full, when the stream is quiet for `quiet` ms, or at the latest this
-     * long after its first event arrived: a steady flow never holds an event for a whole batch. */
+    uint64_t backlog = 0;      /* messages still in the stream after the last one fetched */
+    /* A batch is committed when full, when the stream is quiet for `quiet` ms, or, while the
+     * projector is caught up, at the latest this long after its first event arrived: a steady flow
+     * never holds an event for a whole batch, and a projector behind commits full batches (fewer
+     * fsyncs) until it has caught up. */
     const int64_t max_delay_ns = o->stop_at_seq ? INT64_MAX / 2 /* a rebuild: throughput first */
-                                                : (quiet * 4 > 10 ? quiet * 4 : 10) * 1000000LL;
+                                                : (quiet * 2 > 10 ? quiet * 2 : 10) * 1000000LL;
     bus_batch *lists = NULL;   /* the fetched messages they borrow from */
     size_t n_lists = 0, cap_lists = 0;
     uint64_t gap_seen = 0;     /* the sequence a gap was last seen at */
@@ -260,7 +263,9 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
          * FETCH slots of slack, so a batch may exceed max by less than one fetch. */
         bus_batch msgs;
         int64_t wait = WAIT_IDLE_MS;
-        if (n) {
+        if (n && backlog > 0) {
+            wait = quiet;
+        } else if (n) {
             int64_t left = (batch_t0 + max_delay_ns - ct_mono_ns()) / 1000000LL;
             wait = left < quiet ? (left > 1 ? left : 1) : quiet;
         }
@@ -294,9 +299,10 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
             }
             lists[n_lists++] = msgs;
             if (n && !batch_t0) batch_t0 = ct_mono_ns();
+            if (msgs.n) backlog = msgs.v[msgs.n - 1].pending;
             if (need_open && !n) goto reopen;
             if (!need_open && n < max && !(o->stop_at_seq && last_in >= o->stop_at_seq) &&
-                ct_mono_ns() - batch_t0 < max_delay_ns)
+                (backlog > 0 || ct_mono_ns() - batch_t0 < max_delay_ns))
                 continue;
         } else if (fs == CT_TIMEOUT) {
             if (!n) {

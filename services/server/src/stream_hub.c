@@ -53,7 +53,9 @@ void stream__enqueue(http_server *s, ws_client *c, hub_batch *b)
         c->q[c->qn++] = b;
         if (b->kind == HUB_DELTAS) c->q_deltas += b->n;
     }
-    pthread_cond_signal(&c->cv);
+    /* No wake-up for changes: the flusher wakes senders with work once per coalescing interval
+     * (a wake-up per client per commit is what costs, not the writes). A resync is sent now. */
+    if (c->resync[0]) pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -239,7 +241,9 @@ static void tick(http_server *s)
         trend_sample(h, r, now);
         h->trend_last_mono = mono;
     }
-    int changed = ss.applied_seq != h->summary_seq;
+    /* Summaries go to every client: at most one a second (a dashboard's counts need no more). */
+    int changed = ss.applied_seq != h->summary_seq && mono - h->summary_mono >= 1000000000LL;
+    if (changed) h->summary_mono = mono;
     server__end(s, r);
 
     pthread_mutex_lock(&h->mu);
@@ -296,6 +300,39 @@ static void *ticker(void *arg)
     return NULL;
 }
 
+/* Once per coalescing interval, wake the senders that have changes queued. */
+static void *flusher(void *arg)
+{
+    http_server *s = arg;
+    stream_hub *h = s->hub;
+    int64_t interval = (s->o.ws_coalesce_ms > 0 ? s->o.ws_coalesce_ms : 20) * 1000000LL;
+    pthread_mutex_lock(&h->tick_mu);
+    while (!h->stopping) {
+        pthread_mutex_unlock(&h->tick_mu);
+        pthread_mutex_lock(&h->mu);
+        for (ws_client *c = h->clients; c; c = c->next) {
+            pthread_mutex_lock(&c->mu);
+            if (c->qn && c->idle) {
+                c->flush = 1;
+                pthread_cond_signal(&c->cv);
+            }
+            pthread_mutex_unlock(&c->mu);
+        }
+        pthread_mutex_unlock(&h->mu);
+        pthread_mutex_lock(&h->tick_mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)interval;
+        while (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!h->stopping) pthread_cond_timedwait(&h->tick_cv, &h->tick_mu, &ts);
+    }
+    pthread_mutex_unlock(&h->tick_mu);
+    return NULL;
+}
+
 void stream__hub_start(http_server *s)
 {
     stream_hub *h = ct_calloc(1, sizeof *h);
@@ -321,6 +358,7 @@ void stream__hub_start(http_server *s)
         pthread_mutex_unlock(&h->mu);
     }
     if (pthread_create(&h->ticker, NULL, ticker, s) == 0) h->ticker_started = 1;
+    if (pthread_create(&h->flusher, NULL, flusher, s) == 0) h->flusher_started = 1;
 }
 
 void stream__hub_stop(http_server *s)
@@ -331,10 +369,11 @@ void stream__hub_stop(http_server *s)
     h->sub = NULL;
     pthread_mutex_lock(&h->tick_mu);
     h->stopping = 1;
-    pthread_cond_signal(&h->tick_cv);
+    pthread_cond_broadcast(&h->tick_cv);
     pthread_mutex_unlock(&h->tick_mu);
     if (h->ticker_started) pthread_join(h->ticker, NULL);
-    h->ticker_started = 0;
+    if (h->flusher_started) pthread_join(h->flusher, NULL);
+    h->ticker_started = h->flusher_started = 0;
     pthread_mutex_lock(&h->mu);
     for (ws_client *c = h->clients; c; c = c->next) {
         pthread_mutex_lock(&c->mu);

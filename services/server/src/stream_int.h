@@ -53,6 +53,8 @@ typedef struct ws_client {
     char resync[160];               /* non-empty: tell the client why its deltas were dropped */
     ct_buf errors;                  /* error messages to send, NDJSON */
     int closing;
+    int idle;                       /* the sender waits for work */
+    int flush;                      /* the flusher says: send what is queued */
     /* the sender's own: */
     uint64_t view_seq[FOLD_VIEW_COUNT];  /* deltas at or below a view's snapshot seq are in the snapshot */
     uint64_t summary_seq;                /* the last summary sent: older ones still queued are skipped */
@@ -73,10 +75,13 @@ struct stream_hub {
     bus_sub *sub;
     pthread_t ticker;
     int ticker_started;
+    pthread_t flusher;             /* wakes the senders with queued changes, once per coalescing interval */
+    int flusher_started;
     pthread_mutex_t tick_mu;
     pthread_cond_t tick_cv;
     int stopping;
     uint64_t summary_seq;      /* the applied sequence of the last summary sent */
+    int64_t summary_mono;      /* when it was sent (monotonic) */
     int64_t next_open_ns;      /* no store yet: when the ticker looks for it again (monotonic) */
     /* The trend: a count per view every TREND_INTERVAL, for TREND_SAMPLES samples (in memory). */
     struct trend_sample {

@@ -17,29 +17,63 @@
 #define FRAME_MAX (256 * 1024)
 #define SENDER_STACK (256 * 1024)
 
+/* A frame buffer starts with room for the websocket header, so that header and payload leave in
+ * one write (mg_websocket_write makes two: two packets per frame with TCP_NODELAY). */
+#define HEADROOM 10
+
+static void frame_reset(ct_buf *f)
+{
+    f->len = 0;
+    ct_buf_add(f, "\0\0\0\0\0\0\0\0\0\0", HEADROOM);
+}
+
+static size_t frame_payload(const ct_buf *f) { return f->len - HEADROOM; }
+
 static int send_frame(ws_client *c, ct_buf *f, size_t msgs)
 {
-    if (!f->len) return 0;
-    int rc = mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_TEXT, f->data, f->len);
-    stream_hub *h = c->srv->hub;
-    __atomic_fetch_add(&h->frames, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&h->messages, msgs, __ATOMIC_RELAXED);
+    size_t n = frame_payload(f);
+    if (!n) return 0;
+    unsigned char h[HEADROOM];
+    size_t hl;
+    h[0] = 0x80 | MG_WEBSOCKET_OPCODE_TEXT; /* FIN, text; a server's frames are not masked */
+    if (n < 126) {
+        h[1] = (unsigned char)n;
+        hl = 2;
+    } else if (n < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(n >> 8);
+        h[3] = (unsigned char)n;
+        hl = 4;
+    } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++) h[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+        hl = 10;
+    }
+    char *start = f->data + HEADROOM - hl;
+    memcpy(start, h, hl);
+    /* The connection's lock keeps civetweb's own pings from landing inside the frame. */
+    mg_lock_connection(c->conn);
+    int rc = mg_write(c->conn, start, hl + n);
+    mg_unlock_connection(c->conn);
+    stream_hub *hub = c->srv->hub;
+    __atomic_fetch_add(&hub->frames, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&hub->messages, msgs, __ATOMIC_RELAXED);
     /* A write that timed out part way returns what it wrote: the frame is cut, and anything sent
      * after it would be read as its payload. Only a whole frame is a success; after a cut one the
      * connection is finished. */
-    int whole = rc == (int)f->len;
-    f->len = 0;
+    int whole = rc == (int)(hl + n);
+    frame_reset(f);
     return whole ? 0 : -1;
 }
 
 /* Append one message; send the frame first if it would grow past FRAME_MAX. */
 static int add_msg(ws_client *c, ct_buf *f, size_t *msgs, const char *text, size_t len)
 {
-    if (f->len && f->len + len + 1 > FRAME_MAX) {
+    if (frame_payload(f) && frame_payload(f) + len + 1 > FRAME_MAX) {
         if (send_frame(c, f, *msgs) != 0) return -1;
         *msgs = 0;
     }
-    if (f->len) ct_buf_add(f, "\n", 1);
+    if (frame_payload(f)) ct_buf_add(f, "\n", 1);
     ct_buf_add(f, text, len);
     (*msgs)++;
     return 0;
@@ -90,13 +124,18 @@ static char *snapshot(ws_client *c, fold_view v, const char *wh, uint64_t *seq)
 static void *sender(void *arg)
 {
     ws_client *c = arg;
-    int coalesce_ms = c->srv->o.ws_coalesce_ms > 0 ? c->srv->o.ws_coalesce_ms : 20;
     ct_buf f = {0};
+    frame_reset(&f);
     hub_batch **q = NULL;
     size_t qcap = 0;
     for (;;) {
         pthread_mutex_lock(&c->mu);
-        while (!c->closing && !c->qn && !c->want_snapshot && !c->errors.len) pthread_cond_wait(&c->cv, &c->mu);
+        /* Changes queued meanwhile do not wake this thread: the hub's flusher does, once per
+         * coalescing interval, so that they leave in one frame (stream_hub.c). */
+        c->idle = 1;
+        while (!c->closing && !c->flush && !c->want_snapshot && !c->errors.len) pthread_cond_wait(&c->cv, &c->mu);
+        c->idle = 0;
+        c->flush = 0;
         if (c->closing) {
             pthread_mutex_unlock(&c->mu);
             break;
@@ -179,19 +218,6 @@ static void *sender(void *arg)
             pthread_mutex_unlock(&c->mu);
             break;
         }
-        /* Let the next changes gather for a moment: one frame per interval at most. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += coalesce_ms * 1000000L;
-        while (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_mutex_lock(&c->mu);
-        while (!c->closing && !c->want_snapshot && !c->errors.len &&
-               pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0) {
-        }
-        pthread_mutex_unlock(&c->mu);
     }
     free(q);
     free(f.data);
