@@ -3,7 +3,7 @@ import { api } from '../api.js';
 import { live } from '../stream.js';
 import { ageMs, setServerNow, now } from '../clock.js';
 import { sparkline } from '../chart.js';
-import { h, fmtCount, fmtDuration, parseTime, sayAge, throttle, announce } from '../util.js';
+import { h, fmtAge, fmtCount, fmtDuration, parseTime, sayAge, throttle, announce } from '../util.js';
 import { VIEWS, VIEW_BY_ID, slaState, stateLabel, stateIcon } from '../views.js';
 
 const TREND_WINDOW_MS = 3 * 3600 * 1000;   // what the sparklines show
@@ -75,6 +75,7 @@ export function mount(main) {
     }
     if (s.oldestSince && n > 0) {
       t.age.dataset.since = s.oldestSince;
+      t.age.textContent = fmtAge(ageMs(s.oldestSince)); // now, not at the next tick: no "—" flash
     } else {
       delete t.age.dataset.since;
       t.age.textContent = '—';
