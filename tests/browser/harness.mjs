@@ -97,7 +97,18 @@ export function tail(path, n = 40) {
 }
 
 /** GET/POST against a local port: {status, body (parsed JSON when possible), text}. */
-export async function http(port, path, { method = 'GET', body, headers = {}, timeoutMs = 15000 } = {}) {
+export async function http(port, path, opts = {}) {
+  try {
+    return await http1(port, path, opts);
+  } catch (e) {
+    // A keep-alive connection the server closed as idle (civetweb: after 500 ms) just as it was
+    // reused: browsers retry an idempotent request then, and so do we, once.
+    if ((opts.method || 'GET') !== 'GET' || !(e instanceof TypeError)) throw e;
+    return await http1(port, path, opts);
+  }
+}
+
+async function http1(port, path, { method = 'GET', body, headers = {}, timeoutMs = 15000 } = {}) {
   const ctl = new AbortController();
   const t = setTimeout(() => ctl.abort(), timeoutMs);
   try {
