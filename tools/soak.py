@@ -153,9 +153,9 @@ def main():
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
 
-    towerd = a.towerd
+    towerd = os.path.abspath(a.towerd) if a.towerd else None
     if not towerd:
-        for cand in ("build-rel/services/towerd/towerd", "build/services/towerd/towerd"):
+        for cand in ("build/services/towerd/towerd", "build-rel/services/towerd/towerd"):
             if os.access(os.path.join(ROOT, cand), os.X_OK):
                 towerd = os.path.join(ROOT, cand)
                 break
