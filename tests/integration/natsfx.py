@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 import urllib.request
 
 # ---------------------------------------------------------------------------------------------
@@ -1154,3 +1155,73 @@ class WsClient:
         except OSError:
             pass
         self.sock.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# running a test file: the runner shared by the integration test files
+
+def stretch_for_sanitizer(binary):
+    """An ASan build is 3-5x slower: stretch every timeout (fx.SLOW = 4) unless TOWER_IT_SLOW says."""
+    global SLOW
+    if "TOWER_IT_SLOW" in os.environ:
+        return
+    try:
+        with open(binary, "rb") as f:
+            if b"__asan_init" in f.read():
+                SLOW = 4.0
+    except OSError:
+        pass
+
+
+class LoggingResult(unittest.TextTestResult):
+    """Logs the start and the end (with its duration) of every test, on the log's clock."""
+
+    def startTest(self, test):
+        self._t0 = time.monotonic()
+        log("START %s" % test.id())
+        super().startTest(test)
+
+    def stopTest(self, test):
+        log("END   %s (%.1fs)" % (test.id(), time.monotonic() - self._t0))
+        super().stopTest(test)
+
+
+def run_module(module, patterns, seed, finish=None):
+    """Run the tests of a module whose id contains one of `patterns` (all when none), sorted by name;
+    kill every child and call finish() at the end; print "N passed, M failed". A failure of
+    setUpModule or tearDownModule counts. Returns the exit code: 0 only when some ran and none failed."""
+    tests = []
+
+    def flatten(s):
+        for t in s:
+            if isinstance(t, unittest.TestSuite):
+                flatten(t)
+            else:
+                tests.append(t)
+
+    flatten(unittest.TestLoader().loadTestsFromModule(module))
+    if patterns:
+        tests = [t for t in tests if any(p in t.id() for p in patterns)]
+    tests.sort(key=lambda t: t.id().rsplit(".", 1)[1])
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=LoggingResult, stream=sys.stdout)
+    t0 = time.monotonic()
+    try:
+        # setUpModule/tearDownModule run around the suite (the suite holds tests of this module)
+        res = runner.run(unittest.TestSuite(tests))
+    finally:
+        if finish is not None:
+            finish()
+        kill_all_children()
+    failed_ids = {t.id() for t, _ in res.failures + res.errors} | {t.id() for t in res.unexpectedSuccesses}
+    ran = {t.id() for t in tests}
+    failed = len(failed_ids & ran)
+    if failed_ids - ran:  # setUpModule or tearDownModule failed: count the tests that could not run
+        failed = max(failed, 1) if res.testsRun else len(tests)
+    passed = max(0, res.testsRun - failed - len(res.skipped))
+    if res.skipped:
+        print("%d skipped: %s" % (len(res.skipped), "; ".join("%s (%s)" % (t.id().rsplit(".", 1)[1], why)
+                                                                for t, why in res.skipped)))
+    print("suite took %.1fs (seed %d)" % (time.monotonic() - t0, seed))
+    print("%d passed, %d failed" % (passed, failed))
+    sys.stdout.flush()
+    return 0 if failed == 0 and res.testsRun > 0 else 1

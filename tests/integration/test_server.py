@@ -1542,73 +1542,24 @@ class T19Stop(ServerTest):
 
 # ---------------------------------------------------------------------------------------------
 
-class Result(unittest.TextTestResult):
-    def startTest(self, test):
-        self._t0 = time.monotonic()
-        fx.log("START %s" % test.id())
-        super().startTest(test)
-
-    def stopTest(self, test):
-        fx.log("END   %s (%.1fs)" % (test.id(), time.monotonic() - self._t0))
-        super().stopTest(test)
-
-
 def main():
     global TOWERD
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__)
         return 2
     TOWERD = os.path.abspath(sys.argv[1])
-    patterns = sys.argv[2:]
     if not os.access(TOWERD, os.X_OK):
         print("test_server: %s is not an executable" % TOWERD, file=sys.stderr)
         print("0 passed, 1 failed")
         return 1
     fx.install_signal_cleanup()
-    if "TOWER_IT_SLOW" not in os.environ:
-        try:
-            with open(TOWERD, "rb") as f:
-                sanitized = b"__asan_init" in f.read()
-        except OSError:
-            sanitized = False
-        if sanitized:
-            fx.SLOW = 4.0
+    fx.stretch_for_sanitizer(TOWERD)
     r = subprocess.run([TOWERD, "serve", "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        stdin=subprocess.DEVNULL, timeout=30)
     if b"--no-nats" in r.stdout:
         NO_NATS.append("--no-nats")
     fx.log("towerd %s, seed %d, scale %s, slow %s, serve flags %s" % (TOWERD, SEED, fx.SCALE, fx.SLOW, NO_NATS))
-    suite = unittest.TestLoader().loadTestsFromModule(sys.modules[__name__])
-    tests = []
-
-    def flatten(s):
-        for t in s:
-            if isinstance(t, unittest.TestSuite):
-                flatten(t)
-            else:
-                tests.append(t)
-
-    flatten(suite)
-    if patterns:
-        tests = [t for t in tests if any(p in t.id() for p in patterns)]
-    tests.sort(key=lambda t: t.id().rsplit(".", 1)[1])
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=Result, stream=sys.stdout)
-    t0 = time.monotonic()
-    # setUpModule/tearDownModule run around the suite (the suite holds tests of this module)
-    res = runner.run(unittest.TestSuite(tests))
-    fx.kill_all_children()
-    failed_ids = {t.id() for t, _ in res.failures + res.errors} | {t.id() for t in res.unexpectedSuccesses}
-    ran = {t.id() for t in tests}
-    failed = len(failed_ids & ran)
-    if failed_ids - ran:  # setUpModule or tearDownModule failed: count the tests that could not run
-        failed = max(failed, 1) if res.testsRun else len(tests)
-    passed = max(0, res.testsRun - failed - len(res.skipped))
-    if res.skipped:
-        print("%d skipped" % len(res.skipped))
-    print("suite took %.1fs (seed %d)" % (time.monotonic() - t0, SEED))
-    print("%d passed, %d failed" % (passed, failed))
-    sys.stdout.flush()
-    return 0 if failed == 0 and res.testsRun > 0 else 1
+    return fx.run_module(sys.modules[__name__], sys.argv[2:], SEED)
 
 
 if __name__ == "__main__":

@@ -1013,65 +1013,21 @@ class T06Watch(Base):
 
 # ---------------------------------------------------------------------------------------------
 
-class Result(unittest.TextTestResult):
-    def startTest(self, test):
-        self._t0 = time.monotonic()
-        fx.log("START %s" % test.id())
-        super().startTest(test)
-
-    def stopTest(self, test):
-        fx.log("END   %s (%.1fs)" % (test.id(), time.monotonic() - self._t0))
-        super().stopTest(test)
-
-
 def main():
     global TOWERD, TOWERCTL
     if len(sys.argv) < 3 or sys.argv[1] in ("-h", "--help"):
         print(__doc__)
         return 2
     TOWERD, TOWERCTL = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    patterns = sys.argv[3:]
     for b in (TOWERD, TOWERCTL):
         if not os.access(b, os.X_OK):
             print("test_towerctl: %s is not an executable" % b, file=sys.stderr)
             print("0 passed, 1 failed")
             return 1
     fx.install_signal_cleanup()
-    if "TOWER_IT_SLOW" not in os.environ:
-        with open(TOWERCTL, "rb") as f:
-            if b"__asan_init" in f.read():
-                fx.SLOW = 4.0
+    fx.stretch_for_sanitizer(TOWERCTL)
     fx.log("towerd %s, towerctl %s, seed %d, slow %s" % (TOWERD, TOWERCTL, SEED, fx.SLOW))
-    suite = unittest.TestLoader().loadTestsFromModule(sys.modules[__name__])
-    tests = []
-
-    def flatten(s):
-        for t in s:
-            if isinstance(t, unittest.TestSuite):
-                flatten(t)
-            else:
-                tests.append(t)
-
-    flatten(suite)
-    if patterns:
-        tests = [t for t in tests if any(p in t.id() for p in patterns)]
-    tests.sort(key=lambda t: t.id().rsplit(".", 1)[1])
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=Result, stream=sys.stdout)
-    t0 = time.monotonic()
-    try:
-        res = runner.run(unittest.TestSuite(tests))
-    finally:
-        close_live()
-        fx.kill_all_children()
-    failed = len({t.id() for t, _ in res.failures + res.errors})
-    passed = max(0, res.testsRun - failed - len(res.skipped))
-    if res.skipped:
-        print("%d skipped: %s" % (len(res.skipped), "; ".join("%s (%s)" % (t.id().rsplit(".", 1)[1], why)
-                                                                for t, why in res.skipped)))
-    print("suite took %.1fs (seed %d)" % (time.monotonic() - t0, SEED))
-    print("%d passed, %d failed" % (passed, failed))
-    sys.stdout.flush()
-    return 0 if failed == 0 and res.testsRun > 0 else 1
+    return fx.run_module(sys.modules[__name__], sys.argv[3:], SEED, finish=close_live)
 
 
 if __name__ == "__main__":
