@@ -372,6 +372,31 @@ async function checks() {
       JSON.stringify(await rowKeys(vp)) === JSON.stringify(p1.items.map((it) => itemKey('awaiting_release', it))), 5000);
   });
 
+  await check('leaving a view page while a row fades out raises no error', async () => {
+    // Regression: the fade-out timer of a removed row ran after the page was left and wrote to the
+    // page heading that no longer existed ("Cannot set properties of null").
+    const lp = await newPage('#/view/awaiting_release');
+    await waitTable(lp);
+    const id = `BT-FADE-${rand}`;
+    const post = (ev) => http(S.serve.port, '/api/v1/events', { method: 'POST', body: JSON.stringify(ev) });
+    const src = { system: 'erp', instance: 'bt' };
+    // Older than every item, so that it lands on page 1.
+    const oldest = Date.parse((await api('/summary')).views.awaiting_release.oldestSince);
+    let r = await post({ eventId: `bt-fade-a-${rand}`, occurredAt: iso(oldest - 7200 * 1000), source: src,
+      orderId: id, orderApproved: { warehouseId: 'dc-1' } });
+    assert(r.status === 200, `POST approve -> ${r.status}`);
+    await lp.waitForSelector(`#items tbody tr[data-key]:has(a:text-is("${id}"))`, { timeout: 10000 });
+    const before = S.errors.length;
+    r = await post({ eventId: `bt-fade-r-${rand}`, occurredAt: iso(Date.now() - 60000), source: src,
+      orderId: id, orderReleased: { warehouseId: 'dc-1' } });
+    assert(r.status === 200, `POST release -> ${r.status}`);
+    await lp.waitForSelector('#items tbody tr.leaving', { timeout: 10000 });
+    await lp.evaluate(() => { location.hash = '#/'; });
+    await lp.waitForTimeout(1200); // the fade lasts 600 ms
+    assertEq(S.errors.slice(before), [], 'page errors after leaving the view page');
+    await lp.close();
+  });
+
   await check('clicking a row opens the order with its whole timeline', async () => {
     await vp.goto(`${S.base}/#/view/blocked`);
     await waitTable(vp);

@@ -29,9 +29,10 @@ export function mount(main, _arg, params) {
   text.addEventListener('input', () => { useCorrected.checked = true; });
   confirmBtn.addEventListener('click', redrive);
 
+  const headCount = h('span', { class: 'head-count num', id: 'head-count' }, '');
   main.append(
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Overview'), ' › Dead letters'),
-    h('div', { class: 'page-head' }, h('h1', {}, 'Dead letters ', h('span', { class: 'head-count num', id: 'head-count' }, '')),
+    h('div', { class: 'page-head' }, h('h1', {}, 'Dead letters ', headCount),
       h('p', { class: 'muted' }, 'Events the tower refused, with the reason and the bytes received. Redrive sends one back through validation (operator role).')),
     h('div', { class: 'toolbar' }, status, h('div', { class: 'pager' }, prevBtn, nextBtn)),
     list, dlg);
@@ -62,7 +63,7 @@ export function mount(main, _arg, params) {
       list.replaceChildren(...st.items.map(card));
       if (!st.items.length) list.append(h('p', { class: 'ok-note' }, 'No dead letter. Every event received was valid.'));
       status.textContent = `${fmtCount(st.count)} dead letter${st.count === 1 ? '' : 's'} · page ${st.page + 1}`;
-      document.getElementById('head-count').textContent = fmtCount(st.count);
+      headCount.textContent = fmtCount(st.count);
       prevBtn.disabled = st.page === 0;
       nextBtn.disabled = !st.next;
       list.dataset.loaded = 'true';

@@ -79,9 +79,10 @@ export function mount(main, viewId, params) {
   const slaText = v.sla ? `SLA ${v.sla.rule}: ${fmtDuration(v.sla.ms)} (warning from ${fmtDuration(v.sla.ms * 0.75)})`
     : v.alwaysBreached ? 'Every item is an open SLA breach' : 'No SLA: review every item';
 
+  const headCount = h('span', { class: 'head-count num', id: 'head-count' }, '');
   main.append(
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Overview'), ' › ', v.label),
-    h('div', { class: 'page-head' }, h('h1', {}, v.label, ' ', h('span', { class: 'head-count num', id: 'head-count' }, '')),
+    h('div', { class: 'page-head' }, h('h1', {}, v.label, ' ', headCount),
       h('p', { class: 'muted' }, v.what, ' · ', slaText)),
     form,
     h('div', { class: 'toolbar' }, status, h('div', { class: 'pager' }, prevBtn, pageInfo, nextBtn, exportBtn)),
@@ -130,6 +131,8 @@ export function mount(main, viewId, params) {
   }
 
   function renderPager() {
+    // Timers (a leaving row's fade) may fire after the user has moved to another page.
+    if (!st.alive) return;
     prevBtn.disabled = st.page === 0;
     nextBtn.disabled = !st.nextCursor;
     const n = tbody.querySelectorAll('tr[data-key]').length;
@@ -139,7 +142,7 @@ export function mount(main, viewId, params) {
     status.textContent = (total === null ? '' : `${fmtCount(total)} in this view${filtered ? ' (all warehouses, carriers and ages)' : ''}`) +
       (filtered ? ' · filtered: ' + [filters.warehouse && 'warehouse ' + filters.warehouse,
         filters.carrier && 'carrier ' + filters.carrier, filters.olderThan && 'older than ' + filters.olderThan].filter(Boolean).join(', ') : '');
-    document.getElementById('head-count').textContent = total === null ? '' : fmtCount(total);
+    headCount.textContent = total === null ? '' : fmtCount(total);
   }
 
   function query(cursor, limit) {
