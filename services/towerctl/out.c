@@ -95,14 +95,26 @@ char *ctl_cell(const json_t *v)
     return s ? s : ct_strdup("");
 }
 
+/* A cell that a spreadsheet would evaluate as a formula: it starts with =, +, -, @, a tab or a carriage
+ * return and is not simply a number (a negative number stays a number). */
+static int csv_formula_like(const char *s)
+{
+    if (!*s || !strchr("=+-@\t\r", *s)) return 0;
+    char *end;
+    (void)strtod(s, &end);
+    return end == s || *end != '\0';
+}
+
 void ctl_csv_field(FILE *f, const char *s)
 {
     if (!s) return;
-    if (!strpbrk(s, ",\"\r\n")) {
+    int formula = csv_formula_like(s);
+    if (!formula && !strpbrk(s, ",\"\r\n")) {
         fputs(s, f);
         return;
     }
     fputc('"', f);
+    if (formula) fputc('\'', f); /* shown as text, never evaluated (CSV injection) */
     for (const char *p = s; *p; p++) {
         if (*p == '"') fputc('"', f);
         fputc(*p, f);

@@ -679,6 +679,22 @@ class T04Publish(Base):
         for w, n in (("dc-9", 10050), ("dc-8", 1800)):
             r = ctl("export", "awaiting_release", "--warehouse", w, "--csv", url=lv.serve.url, check=0)
             self.assertEqual(len(r.out.splitlines()) - 1, n, "export of %s after publish" % w)
+        # cells a spreadsheet would evaluate come out as text (CSV injection), numbers stay numbers
+        evil = {"eventId": "ctl-csv-1", "occurredAt": "2026-11-03T08:00:00Z", "source": {"system": "finance"},
+                "orderId": "CTL-CSV-1", "postingFailed": {"reason": '=HYPERLINK("http://x.example/","y")',
+                                                          "interface": "@SUM(A1)"}}
+        path = os.path.join(lv.root, "evil.ndjson")
+        with open(path, "w") as f:
+            f.write(json.dumps(evil) + "\n")
+        r = ctl("publish", path, url=lv.serve.url)
+        self.assertEqual(r.rc, 0, r.describe())
+        fx.wait_caught_up(lv.t, lv.data, lv.client, lv.proj)
+        r = ctl("export", "posting_failed", "--csv", url=lv.serve.url, check=0)
+        rows = list(csv.reader(io.StringIO(r.out, newline="")))
+        row = [dict(zip(rows[0], x)) for x in rows[1:] if "CTL-CSV-1" in x]
+        self.assertEqual(len(row), 1, r.out[-2000:])
+        self.assertEqual((row[0]["reason"], row[0]["interface"]), ("'" + evil["postingFailed"]["reason"], "'@SUM(A1)"))
+        self.assertRegex(row[0]["ageSeconds"], r"^\d+$")
         arr = os.path.join(lv.root, "array.json")
         with open(arr, "w") as f:
             f.write("[{}]\n")
