@@ -28,6 +28,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
     bus *b = closure;
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    b->conn_gen++;
     b->connected = 1;
     ct_log(CT_LOG_INFO, "bus", "reconnected to %s", url);
 }

@@ -22,7 +22,13 @@ struct bus_consumer {
     int outstanding;       /* a pull request has not ended yet */
     size_t req_left;       /* messages that request may still bring */
     int64_t deadline_ns;   /* when that request ends for sure */
+    unsigned conn_gen;     /* the connection it was sent on (a reconnection loses it) */
 };
+
+/* How long a pull request lives. Longer than any caller's wait, so that a steady flow is never
+ * interrupted by the round trip of a new request; short enough that a request lost without a
+ * trace costs little. */
+#define REQUEST_MS 1000
 
 ct_status bus_consumer_open(bus_consumer **out, bus *b, const char *name, uint64_t start_seq)
 {
@@ -78,24 +84,29 @@ static int is_status(natsMsg *m, int *code)
 ct_status bus_consumer_fetch(bus_consumer *c, size_t max, int64_t wait_ms, bus_batch *out)
 {
     memset(out, 0, sizeof *out);
-    if (wait_ms < 5) wait_ms = 5;
+    if (wait_ms < 1) wait_ms = 1;
+    if (c->outstanding && c->conn_gen != c->b->conn_gen) c->outstanding = 0; /* lost with the connection */
     if (!c->outstanding) {
+        int64_t expires_ms = wait_ms > REQUEST_MS ? wait_ms : REQUEST_MS;
         char req[96];
-        snprintf(req, sizeof req, "{\"batch\":%zu,\"expires\":%lld}", max, (long long)wait_ms * 1000000LL);
+        snprintf(req, sizeof req, "{\"batch\":%zu,\"expires\":%lld}", max, (long long)expires_ms * 1000000LL);
         natsStatus s = natsConnection_PublishRequestString(c->b->nc, c->next_subject, c->inbox, req);
         if (s != NATS_OK) return bus__status(s, "send a pull request");
         c->outstanding = 1;
         c->req_left = max;
+        c->conn_gen = c->b->conn_gen;
         /* The server ends the request by then; a little slack for its status to travel. (A
          * request partly served may end without a status we see: the slack is all it costs.) */
-        c->deadline_ns = ct_mono_ns() + wait_ms * 1000000LL + 20000000LL;
+        c->deadline_ns = ct_mono_ns() + expires_ms * 1000000LL + 20000000LL;
     }
+    const int64_t call_end_ns = ct_mono_ns() + wait_ms * 1000000LL;
 
     natsMsg **msgs = ct_calloc(max + 1, sizeof *msgs); /* NULL-terminated for bus_batch_free */
     size_t n = 0;
     ct_status st = CT_OK;
     while (n < max && c->outstanding) {
-        int64_t left = (c->deadline_ns - ct_mono_ns()) / 1000000LL;
+        int64_t now = ct_mono_ns();
+        int64_t left = (c->deadline_ns - now) / 1000000LL;
         if (left <= 0) {
             /* The request has expired but its end was not seen (nats-server 2.9 does not always
              * send the 408): the next call makes a new one. A consumer or a connection that is
@@ -103,10 +114,12 @@ ct_status bus_consumer_fetch(bus_consumer *c, size_t max, int64_t wait_ms, bus_b
             c->outstanding = 0;
             break;
         }
+        /* The caller waits wait_ms for a first message, then gets what arrived as soon as the flow
+         * pauses for a millisecond; the request stays outstanding and the next call reads on. */
+        int64_t call_left = (call_end_ns - now + 999999) / 1000000LL;
+        if (!n && call_left <= 0) break;
         natsMsg *m = NULL;
-        /* Once messages came, return what arrived as soon as the flow pauses: the request stays
-         * outstanding and the next call goes on reading it. */
-        natsStatus s = natsSubscription_NextMsg(&m, c->sub, n ? 1 : left);
+        natsStatus s = natsSubscription_NextMsg(&m, c->sub, n ? 1 : (call_left < left ? call_left : left));
         if (s == NATS_TIMEOUT) {
             if (n) break;
             continue;
