@@ -11,6 +11,7 @@ notice chain) and a reconnect both end in snapshots that equal the views. Every 
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -466,6 +467,61 @@ class T4TokensAndRedrive(StreamTest):
             self.assertNotIn(tok[4:], log)
 
 
+class T5Coalescing(StreamTest):
+    def test_5_a_lone_change_leaves_at_once_then_one_frame_per_interval(self):
+        """--ws-coalesce bounds the frames a client gets (at most one per interval) without holding a
+        change that comes after a quiet spell: that one leaves at once (the leading edge). The interval
+        is long (5 s) so that the two cases are seconds apart, far from any machine's noise."""
+        interval = 5.0
+        self.start_serve("--ws-coalesce", "%ds" % interval)
+        ws = fx.WsClient(self.port)
+        self.addCleanup(ws.close)
+        ws.send({"type": "subscribe", "views": ["awaiting_release"]})
+        frames = []  # (receive time, messages)
+
+        def until(pred, what, timeout):
+            deadline = time.monotonic() + fx.tmo(timeout)
+            while time.monotonic() < deadline:
+                try:
+                    msgs = ws.recv(timeout=0.5)
+                except (TimeoutError, socket.timeout):
+                    continue
+                frames.append((time.monotonic(), msgs))
+                if pred(msgs):
+                    return frames[-1][0]
+            self.fail("no %s within %.0f s; frames: %s" % (what, fx.tmo(timeout), [m for _, m in frames]))
+
+        until(lambda ms: any(m.get("type") == "snapshot" for m in ms), "snapshot", 20)
+        time.sleep(interval + 0.5)  # a quiet spell longer than the interval
+
+        def post(order, k):
+            ev = {"eventId": "co-%s-%d" % (order, k), "occurredAt": "2026-11-03T06:00:00Z",
+                  "source": {"system": "erp"}, "orderId": order, "orderApproved": {"warehouseId": "dc-1"}}
+            st, r = self.request("POST", "/api/v1/events", json.dumps(ev).encode())
+            self.assertEqual(st, 200, r)
+
+        def delta_of(order):
+            return lambda ms: any(m.get("type") == "delta" and m["item"].get("orderId") == order for m in ms)
+
+        t0 = time.monotonic()
+        post("CO-A", 1)
+        t1 = until(lambda ms: True, "frame after CO-A", 30)
+        fx.log("test 5: the first frame after the quiet spell %.0f ms after the change" % ((t1 - t0) * 1000))
+        self.assertLess(t1 - t0, interval * 0.6, "a change after a quiet spell waited for the coalescing interval")
+        # Usually that frame holds CO-A's delta; it may hold only a summary that got there first.
+        n = len(frames)
+        post("CO-B", 2)
+        post("CO-C", 3)
+        tc = until(delta_of("CO-C"), "delta of CO-C", 30)
+        later = frames[n:]
+        fx.log("test 5: CO-C %.0f ms after the first frame, %d frame(s)" % ((tc - t1) * 1000, len(later)))
+        self.assertTrue(any(delta_of("CO-A")(ms) for _, ms in frames[n - 1:]), "the delta of CO-A never came")
+        self.assertEqual([i for i, (_, ms) in enumerate(later) if delta_of("CO-B")(ms)], [len(later) - 1],
+                         "CO-B and CO-C leave together, in one frame")
+        for (a, _), (b, _) in zip(frames[n - 1:], frames[n:]):
+            self.assertGreater(b - a, interval * 0.8, "two frames within one coalescing interval")
+
+
 def main():
     global TOWERD
     if len(sys.argv) < 2:
@@ -473,17 +529,8 @@ def main():
         return 2
     TOWERD = os.path.abspath(sys.argv[1])
     fx.install_signal_cleanup()
-    loader = unittest.TestLoader()
-    suite = unittest.TestSuite()
-    only = sys.argv[2:]
-    for cls in (T1SnapshotAndDeltas, T2SlowClient, T3Gaps, T4TokensAndRedrive):
-        for name in loader.getTestCaseNames(cls):
-            if not only or any(o in name for o in only):
-                suite.addTest(cls(name))
-    t0 = time.monotonic()
-    result = unittest.TextTestRunner(verbosity=2).run(suite)
-    fx.log("suite took %.1fs" % (time.monotonic() - t0))
-    return 0 if result.wasSuccessful() else 1
+    fx.stretch_for_sanitizer(TOWERD)
+    return fx.run_module(sys.modules[__name__], sys.argv[2:], 0)
 
 
 if __name__ == "__main__":

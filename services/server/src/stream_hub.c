@@ -53,7 +53,7 @@ void stream__enqueue(http_server *s, ws_client *c, hub_batch *b)
         c->q[c->qn++] = b;
         if (b->kind == HUB_DELTAS) c->q_deltas += b->n;
     }
-    /* No wake-up for changes: the flusher wakes senders with work once per coalescing interval
+    /* No wake-up for changes: the flusher wakes senders with work, at most once per coalescing interval
      * (a wake-up per client per commit is what costs, not the writes). A resync is sent now. */
     if (c->resync[0]) pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
@@ -86,8 +86,20 @@ void stream__resync_all(http_server *s, const char *reason)
 static void broadcast(http_server *s, hub_batch *b)
 {
     stream_hub *h = s->hub;
+    int queued = 0;
     for (ws_client *c = h->clients; c; c = c->next)
-        if (b->kind == HUB_SUMMARY ? c->views != 0 : (c->views & b->views) != 0) stream__enqueue(s, c, b);
+        if (b->kind == HUB_SUMMARY ? c->views != 0 : (c->views & b->views) != 0) {
+            stream__enqueue(s, c, b);
+            queued = 1;
+        }
+    if (queued) {
+        pthread_mutex_lock(&h->tick_mu);
+        if (!h->flush_due) {
+            h->flush_due = 1;
+            pthread_cond_signal(&h->flush_cv);
+        }
+        pthread_mutex_unlock(&h->tick_mu);
+    }
 }
 
 /* Serialise the deltas of one notice part once. */
@@ -300,34 +312,60 @@ static void *ticker(void *arg)
     return NULL;
 }
 
-/* Once per coalescing interval, wake the senders that have changes queued. */
+/* Wakes the senders that have changes queued; 1 if one of them was busy writing (it needs
+ * another wake-up for what it has not taken yet). */
+static int wake_senders(stream_hub *h)
+{
+    int busy = 0;
+    pthread_mutex_lock(&h->mu);
+    for (ws_client *c = h->clients; c; c = c->next) {
+        pthread_mutex_lock(&c->mu);
+        if (c->qn && c->idle) {
+            c->flush = 1;
+            pthread_cond_signal(&c->cv);
+        } else if (c->qn) {
+            busy = 1;
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return busy;
+}
+
+/* The coalescing of changes into frames. Changes queued after a quiet spell leave at once (the
+ * leading edge); changes queued within one interval of the last wake-up wait for the end of that
+ * interval and leave together. So a client gets at most one frame per interval (what 1,000
+ * clients need), and a lone change is not held back for a whole interval. */
 static void *flusher(void *arg)
 {
     http_server *s = arg;
     stream_hub *h = s->hub;
     int64_t interval = (s->o.ws_coalesce_ms > 0 ? s->o.ws_coalesce_ms : 20) * 1000000LL;
+    int64_t last = ct_mono_ns() - interval;
     pthread_mutex_lock(&h->tick_mu);
     while (!h->stopping) {
-        pthread_mutex_unlock(&h->tick_mu);
-        pthread_mutex_lock(&h->mu);
-        for (ws_client *c = h->clients; c; c = c->next) {
-            pthread_mutex_lock(&c->mu);
-            if (c->qn && c->idle) {
-                c->flush = 1;
-                pthread_cond_signal(&c->cv);
-            }
-            pthread_mutex_unlock(&c->mu);
+        int64_t now = ct_mono_ns();
+        if (h->flush_due && now - last >= interval) {
+            h->flush_due = 0;
+            pthread_mutex_unlock(&h->tick_mu);
+            int busy = wake_senders(h);
+            pthread_mutex_lock(&h->tick_mu);
+            /* From the end of the pass: with many clients on few cores the pass itself takes a
+             * while, and the interval then stretches with the load instead of adding to it. */
+            last = ct_mono_ns();
+            if (busy) h->flush_due = 1;
+            continue;
         }
-        pthread_mutex_unlock(&h->mu);
-        pthread_mutex_lock(&h->tick_mu);
+        int64_t wait = h->flush_due ? last + interval - now : 1000000000LL;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)interval;
+        ts.tv_sec += (time_t)(wait / 1000000000LL);
+        ts.tv_nsec += (long)(wait % 1000000000LL);
         while (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        if (!h->stopping) pthread_cond_timedwait(&h->tick_cv, &h->tick_mu, &ts);
+        pthread_cond_timedwait(&h->flush_cv, &h->tick_mu, &ts);
     }
     pthread_mutex_unlock(&h->tick_mu);
     return NULL;
@@ -341,6 +379,7 @@ void stream__hub_start(http_server *s)
     pthread_mutex_init(&h->tick_mu, NULL);
     pthread_mutex_init(&h->trend_mu, NULL);
     pthread_cond_init(&h->tick_cv, NULL);
+    pthread_cond_init(&h->flush_cv, NULL);
     h->trend = ct_calloc(TREND_SAMPLES, sizeof *h->trend);
     h->last_seen_mono = ct_mono_ns();
     if (s->o.bus && bus_subscribe(s->o.bus, BUS_CHANGES_SUBJECT, on_notice, s, &h->sub) != CT_OK) {
@@ -370,6 +409,7 @@ void stream__hub_stop(http_server *s)
     pthread_mutex_lock(&h->tick_mu);
     h->stopping = 1;
     pthread_cond_broadcast(&h->tick_cv);
+    pthread_cond_broadcast(&h->flush_cv);
     pthread_mutex_unlock(&h->tick_mu);
     if (h->ticker_started) pthread_join(h->ticker, NULL);
     if (h->flusher_started) pthread_join(h->flusher, NULL);
@@ -392,6 +432,7 @@ void stream__hub_free(http_server *s)
     pthread_mutex_destroy(&h->tick_mu);
     pthread_mutex_destroy(&h->trend_mu);
     pthread_cond_destroy(&h->tick_cv);
+    pthread_cond_destroy(&h->flush_cv);
     free(h->trend);
     free(h);
     s->hub = NULL;

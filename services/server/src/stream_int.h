@@ -75,10 +75,12 @@ struct stream_hub {
     bus_sub *sub;
     pthread_t ticker;
     int ticker_started;
-    pthread_t flusher;             /* wakes the senders with queued changes, once per coalescing interval */
+    pthread_t flusher;             /* wakes the senders with queued changes, at most once per coalescing interval */
     int flusher_started;
     pthread_mutex_t tick_mu;
     pthread_cond_t tick_cv;
+    pthread_cond_t flush_cv;       /* under tick_mu: changes were queued (flush_due) */
+    int flush_due;
     int stopping;
     uint64_t summary_seq;      /* the applied sequence of the last summary sent */
     int64_t summary_mono;      /* when it was sent (monotonic) */

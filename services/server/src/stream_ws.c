@@ -130,7 +130,7 @@ static void *sender(void *arg)
     size_t qcap = 0;
     for (;;) {
         pthread_mutex_lock(&c->mu);
-        /* Changes queued meanwhile do not wake this thread: the hub's flusher does, once per
+        /* Changes queued meanwhile do not wake this thread: the hub's flusher does, at most once per
          * coalescing interval, so that they leave in one frame (stream_hub.c). */
         c->idle = 1;
         while (!c->closing && !c->flush && !c->want_snapshot && !c->errors.len) pthread_cond_wait(&c->cv, &c->mu);
