@@ -18,6 +18,7 @@ import copy
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -530,6 +531,16 @@ class T4Rebuild(TowerTest):
         self.assertGreaterEqual(during, 1, "no dump could run during the rebuild (%.2fs): raise TOWER_IT_SCALE" % secs)
         self.assertIn("rebuild [", stderr, "a progress bar on stderr")
         self.assertIn("100.0%", stderr, "the progress bar reaches 100%")
+        # stderr is a pipe here, not a terminal: whole lines for a log, no carriage returns, one final line
+        self.assertNotIn("\r", stderr, "progress redrawn in place in a log")
+        bars = [x for x in stderr.splitlines() if x.startswith("rebuild [")]
+        self.assertEqual(sum("100.0%" in x for x in bars), 1, "the final progress line once: %s" % bars)
+        self.assertIn("100.0%", bars[-1], "the last progress line is the final one")
+        # the dead letters were reported by the live projector: the rebuild counts them, one line
+        self.assertNotIn("dead letter at sequence", stderr, "a rebuild logs every dead letter again")
+        m = re.search(r"replayed up to sequence (\d+): (\d+) events applied, (\d+) duplicates, (\d+) dead letters", stderr)
+        self.assertIsNotNone(m, "the rebuild's summary line: " + stderr[-2000:])
+        self.assertEqual(int(m.group(4)), len(live["dead_letters"]), "dead letters counted by the rebuild")
         after = os.readlink(os.path.join(data, "current"))
         fx.log("test 4: current %s -> %s" % (before, after))
         self.assertNotEqual(after, before, "DIR/current must point at a new generation")

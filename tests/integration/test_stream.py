@@ -7,6 +7,7 @@ usage: test_stream.py TOWERD [TEST_NAME_SUBSTRING...]
 A client's snapshot with the deltas after it must equal the views as the REST API gives them; a client
 that stops reading is dropped to a resync while another keeps receiving; a missed commit (a gap in the
 notice chain) and a reconnect both end in snapshots that equal the views. Every route enforces its role.
+Coalescing: a change after a quiet spell leaves at once; later ones leave together, one frame per interval.
 """
 
 import json

@@ -95,20 +95,36 @@ static void notify(bus *b, const store_changes *c, uint64_t prev)
     notice_send(b, c->seq, prev, arr, 0);
 }
 
-static void progress(uint64_t applied, uint64_t first, uint64_t target, int64_t t0, int final)
+/* A rebuild's progress on stderr: a bar redrawn in place on a terminal; in a log (not a terminal),
+ * a line every PROGRESS_LOG_NS. The final call ends it with the figures of the whole run. */
+#define PROGRESS_TTY_NS 200000000LL
+#define PROGRESS_LOG_NS 5000000000LL
+
+typedef struct progress_state {
+    int tty;            /* stderr is a terminal */
+    uint64_t last_line; /* the applied sequence last written (UINT64_MAX: none yet) */
+    int64_t last_ns;    /* when (monotonic) */
+} progress_state;
+
+static void progress(progress_state *ps, uint64_t applied, uint64_t first, uint64_t target, int64_t t0, int final)
 {
+    int tty = ps->tty;
+    int64_t mono = ct_mono_ns();
+    if (!final && ps->last_ns && mono - ps->last_ns < (tty ? PROGRESS_TTY_NS : PROGRESS_LOG_NS)) return;
+    ps->last_ns = mono;
+    if (!tty && final && applied == ps->last_line) return; /* that line is the final one already */
     double done = target > first ? (double)(applied - first) / (double)(target - first) : 1.0;
     if (done > 1) done = 1;
-    double secs = (double)(ct_mono_ns() - t0) / 1e9;
+    double secs = (double)(mono - t0) / 1e9;
     double rate = secs > 0 ? (double)(applied - first) / secs : 0;
     double eta = rate > 0 ? (double)(target - applied) / rate : 0;
     char bar[31];
     int fill = (int)(done * 30);
     for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
-    fprintf(stderr, "\rrebuild [%s] %5.1f%%  %" PRIu64 "/%" PRIu64 "  %.0f events/s  ETA %.0fs   ", bar,
-            done * 100, applied, target, rate, eta);
-    if (final) fputc('\n', stderr);
+    fprintf(stderr, "%srebuild [%s] %5.1f%%  %" PRIu64 "/%" PRIu64 "  %.0f events/s  ETA %.0fs%s", tty ? "\r" : "",
+            bar, done * 100, applied, target, rate, eta, tty ? (final ? "   \n" : "   ") : "\n");
+    ps->last_line = applied;
 }
 
 typedef struct dlq_ctx {
@@ -211,7 +227,8 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     bt.out = ct_calloc(max + FETCH, sizeof *bt.out);
 
     uint64_t applied = 0, first_applied = 0;
-    int64_t t0 = ct_mono_ns(), last_progress = 0, rate_t = ct_mono_ns();
+    int64_t t0 = ct_mono_ns(), rate_t = ct_mono_ns();
+    progress_state ps = {isatty(STDERR_FILENO), UINT64_MAX, 0};
     uint64_t rate_n = 0;
     int need_open = 1;
     while (!*stop) {
@@ -306,7 +323,7 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                 continue;
         } else if (fs == CT_TIMEOUT) {
             if (!n) {
-                if (o->progress) progress(applied, first_applied, o->stop_at_seq, t0, 0);
+                if (o->progress) progress(&ps, applied, first_applied, o->stop_at_seq, t0, 0);
                 continue;
             }
         } else {
@@ -337,7 +354,10 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                 case STORE_DUPLICATE: fig->duplicates++; break;
                 case STORE_DEAD_LETTER:
                     fig->dead_letters++;
-                    ct_log(CT_LOG_WARN, "projector", "dead letter at sequence %" PRIu64 ": %s: %s", bt.in[i].seq,
+                    /* A rebuild re-derives dead letters the live projector reported already: it
+                     * counts them (below) rather than logging each again. */
+                    ct_log(o->stop_at_seq ? CT_LOG_DEBUG : CT_LOG_WARN, "projector",
+                           "dead letter at sequence %" PRIu64 ": %s: %s", bt.in[i].seq,
                            bt.in[i].event ? "CONFLICTING_DUPLICATE" : evt_code_str(bt.err[i].code),
                            bt.in[i].event ? "eventId already applied with different content" : bt.err[i].message);
                     break;
@@ -358,10 +378,7 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                 rate_n = 0;
                 rate_t = mono;
             }
-            if (o->progress && mono - last_progress > 200000000LL) {
-                progress(applied, first_applied, o->stop_at_seq, t0, 0);
-                last_progress = mono;
-            }
+            if (o->progress) progress(&ps, applied, first_applied, o->stop_at_seq, t0, 0);
         }
     reopen:
         n = 0;
@@ -390,7 +407,11 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
         fig->connected = 0;
         for (int i = 0; i < 4 && !*stop; i++) usleep(250000);
     }
-    if (o->progress) progress(applied, first_applied, o->stop_at_seq ? o->stop_at_seq : applied, t0, 1);
+    if (o->progress) progress(&ps, applied, first_applied, o->stop_at_seq ? o->stop_at_seq : applied, t0, 1);
+    if (o->stop_at_seq && !*stop)
+        ct_log(CT_LOG_INFO, "projector", "replayed up to sequence %" PRIu64 ": %" PRIu64 " events applied, %" PRIu64
+               " duplicates, %" PRIu64 " dead letters (GET /api/v1/dead-letters lists them)", applied, fig->events,
+               fig->duplicates, fig->dead_letters);
 out:
     for (size_t i = 0; i < n; i++) evt_free(bt.in[i].event);
     for (size_t i = 0; i < n_lists; i++) bus_batch_free(&lists[i]);
