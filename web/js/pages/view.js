@@ -253,7 +253,7 @@ export function mount(main, viewId, params) {
   }
 
   const say = throttle(() => {
-    if (!st.added && !st.removed) return;
+    if (!st.alive || (!st.added && !st.removed)) return;
     const parts = [];
     if (st.added) parts.push(`${st.added} item${st.added === 1 ? '' : 's'} added`);
     if (st.removed) parts.push(`${st.removed} removed`);
