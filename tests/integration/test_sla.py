@@ -260,8 +260,13 @@ class Sla(unittest.TestCase):
         self.addCleanup(am.stop)
         rules = os.path.join(self.root, "rules.ini")
         with open(rules, "w") as f:
-            f.write("[rule release warehouse=dc-2]\nseverity = critical\n")
+            f.write("[rule release warehouse=dc-2]\nseverity = critical\n"
+                    "[rule release channel=EDI]\nseverity = page\n")
         self.publish(ev("a-3", "SO-3", "orderApproved", T0, {"warehouseId": "dc-2"}))
+        # an EDI order: the channel-scoped override gives its alert's severity
+        self.publish(ev("c-5", "SO-5", "orderCreated", T0 - 60,
+                        {"customerId": "C-5", "channel": "EDI", "lines": [{"sku": "SKU-1", "qty": 1}]}))
+        self.publish(ev("a-5", "SO-5", "orderApproved", T0, {"warehouseId": "dc-1"}))
         self.caught_up()
         self.engine(T0 + 16 * 60, "--alertmanager", "http://127.0.0.1:%d" % am.port, "--resend", "2s",
                     "--dashboard-url", "http://tower.example:8080", "--rules", rules)
@@ -273,6 +278,9 @@ class Sla(unittest.TestCase):
         self.assertEqual(a["startsAt"], rfc3339(T0 + 15 * 60))
         self.assertEqual(a["generatorURL"], "http://tower.example:8080/#/order/SO-3")
         self.assertIn("SO-3", a["annotations"]["summary"])
+        edi = am.wait("a firing alert of SO-5", lambda: [x for x in am.alerts("SO-5") if firing(x)])
+        self.assertEqual(edi[0][1]["labels"], {"alertname": "TowerSlaBreach", "rule": "release", "severity": "page",
+                                               "warehouse": "dc-1", "order_id": "SO-5"})
         # The release resolves it.
         self.publish(ev("r-3", "SO-3", "orderReleased", T0 + 30 * 60, {"warehouseId": "dc-2"}))
         am.wait("a resolved alert of SO-3", lambda: [x for x in am.alerts("SO-3") if not firing(x)])

@@ -234,7 +234,7 @@ static void alert_json(void)
     b.warehouse_id = "dc-2";
     sla_alert_opts o = {r, "http://tower:8080/", 60LL * 1000000000LL};
     int64_t now = at(T1);
-    json_t *a = sla_alert_json(&b, &o, now, 0);
+    json_t *a = sla_alert_json(&b, &o, now, 0, NULL);
     json_t *l = json_object_get(a, "labels");
     T_EQ_STR(json_string_value(json_object_get(l, "alertname")), "TowerSlaBreach");
     T_EQ_STR(json_string_value(json_object_get(l, "rule")), "release");
@@ -246,11 +246,29 @@ static void alert_json(void)
     T_EQ_STR(json_string_value(json_object_get(a, "startsAt")), T0_15M);
     T_EQ_STR(json_string_value(json_object_get(a, "endsAt")), "2026-11-27T09:04:00Z"); /* now + 4 x 60 s */
     json_decref(a);
-    a = sla_alert_json(&b, &o, now, at(T1) + 30LL * 1000000000LL);
+    a = sla_alert_json(&b, &o, now, at(T1) + 30LL * 1000000000LL, NULL);
     T_EQ_STR(json_string_value(json_object_get(a, "endsAt")), "2026-11-27T09:00:30Z");
     json_decref(a);
     b.warehouse_id = "dc-1";
-    a = sla_alert_json(&b, &o, now, 0);
+    a = sla_alert_json(&b, &o, now, 0, NULL);
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(a, "labels"), "severity")), "warning");
+    json_decref(a);
+    T_ASSERT(!sla_rules_channel_scoped(r, "release"));
+    sla_rules_destroy(r);
+
+    /* A channel-scoped override: its severity for the orders of that channel only. */
+    r = parse("[rule release channel=EDI]\nseverity = page\n", &err);
+    T_ASSERT(r != NULL);
+    o.rules = r;
+    T_ASSERT(sla_rules_channel_scoped(r, "release"));
+    T_ASSERT(!sla_rules_channel_scoped(r, "pod"));
+    a = sla_alert_json(&b, &o, now, 0, "EDI");
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(a, "labels"), "severity")), "page");
+    json_decref(a);
+    a = sla_alert_json(&b, &o, now, 0, "ECOMMERCE");
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(a, "labels"), "severity")), "warning");
+    json_decref(a);
+    a = sla_alert_json(&b, &o, now, 0, NULL); /* channel unknown: the unscoped entry */
     T_EQ_STR(json_string_value(json_object_get(json_object_get(a, "labels"), "severity")), "warning");
     json_decref(a);
     sla_rules_destroy(r);

@@ -69,6 +69,9 @@ const fold_sla_rules *sla_rules_fold(const sla_rules *r);
 const fold_sla_rule *sla_rules_lookup(const sla_rules *r, const char *rule, const char *warehouse,
                                       const char *carrier, const char *channel);
 
+/** \brief 1 if an entry of rule `rule` is scoped by channel (its severity may then depend on the order's channel). */
+int sla_rules_channel_scoped(const sla_rules *r, const char *rule);
+
 /** \brief One line per rule and override ("release: orderApproved -> orderReleased within 15m ..."). */
 void sla_rules_describe(const sla_rules *r, ct_buf *out);
 
@@ -111,13 +114,15 @@ typedef struct sla_alert_opts {
 /**
  * \brief The Alertmanager API v2 alert of an open breach (an sla_breaches item),
  * firing (resolved_at_ns 0: endsAt = now + 4 * resend) or resolved (endsAt = resolved_at_ns).
- * Labels: alertname=TowerSlaBreach, rule, severity, warehouse and carrier where
- * known (the grouping labels), and order_id / shipment_id (identity, not for grouping);
- * annotations summary, description, dashboard; generatorURL the order page.
- * startsAt is the breach's dueAt. \return a new reference.
+ * Labels: alertname=TowerSlaBreach, rule, severity (the rule entry of the breach's warehouse,
+ * carrier and the order's channel), warehouse and carrier where known (the grouping labels),
+ * and order_id / shipment_id (identity, not for grouping); annotations summary, description,
+ * dashboard; generatorURL the order page. startsAt is the breach's dueAt.
+ * \param channel the order's channel (NULL: unknown; only unscoped entries match).
+ * \return a new reference.
  */
 json_t *sla_alert_json(const Tower__V1__ViewItem *breach, const sla_alert_opts *o, int64_t now_ns,
-                       int64_t resolved_at_ns);
+                       int64_t resolved_at_ns, const char *channel);
 
 /**
  * \brief The next delay of an exponential backoff: base * 2^(failures-1), at most cap (0 after no failure).

@@ -25,6 +25,8 @@ typedef struct engine {
     json_t *acked;
     /* Alerts as last delivered: item key -> the firing alert. */
     json_t *sent;
+    /* The channels of the orders whose breaches need one for their severity (order id -> channel). */
+    json_t *channels;
     int alerting;
     CURL *curl;
     unsigned failures;
@@ -212,13 +214,37 @@ typedef struct open_ctx {
     const sla_alert_opts *ao;
     int64_t wall;
     json_t *firing;   /* key -> alert */
+    store_reader *r;
+    json_t *channels; /* order id -> its channel, for this cycle (from e->channels or the store) */
 } open_ctx;
+
+/* The channel of the breach's order, when its rule has channel-scoped entries (NULL: unknown or
+ * not needed). Known channels are kept from one cycle to the next for the orders still breaching. */
+static const char *breach_channel(open_ctx *c, const Tower__V1__ViewItem *it)
+{
+    if (!it->order_id || !sla_rules_channel_scoped(c->ao->rules, it->rule)) return NULL;
+    json_t *have = json_object_get(c->channels, it->order_id);
+    if (!have) have = json_object_get(c->e->channels, it->order_id);
+    if (!have) {
+        json_t *o = NULL;
+        if (store_entity_json(c->r, 'o', it->order_id, 0, &o) == CT_OK) {
+            json_t *ch = json_object_get(o, "channel");
+            if (json_is_string(ch)) have = json_string(json_string_value(ch));
+            json_decref(o);
+        }
+        if (!have) return NULL; /* no orderCreated yet: unscoped entries */
+        json_object_set_new(c->channels, it->order_id, have);
+    } else {
+        json_object_set(c->channels, it->order_id, have);
+    }
+    return json_string_value(have);
+}
 
 static int on_breach(void *ctx, const Tower__V1__ViewItem *it)
 {
     open_ctx *c = ctx;
     if (!it->key) return 0;
-    json_object_set_new(c->firing, it->key, sla_alert_json(it, c->ao, c->wall, 0));
+    json_object_set_new(c->firing, it->key, sla_alert_json(it, c->ao, c->wall, 0, breach_channel(c, it)));
     return json_object_size(c->firing) >= MAX_ALERTS;
 }
 
@@ -235,15 +261,17 @@ static void alert_cycle(engine *e)
 {
     int64_t mono = ct_mono_ns(), wall = ct_wall_ns();
     sla_alert_opts ao = {e->o->rules, e->o->link_base, e->o->resend_ns};
-    open_ctx c = {e, &ao, wall, json_object()};
-    store_reader *r = NULL;
-    if (store_reader_begin(e->s, &r) != CT_OK) {
+    open_ctx c = {e, &ao, wall, json_object(), NULL, json_object()};
+    if (store_reader_begin(e->s, &c.r) != CT_OK) {
         json_decref(c.firing);
+        json_decref(c.channels);
         return;
     }
     store_query q = {.view = FOLD_VIEW_SLA_BREACHES};
-    ct_status st = store_view_scan(r, &q, on_breach, &c, NULL);
-    store_reader_end(r);
+    ct_status st = store_view_scan(c.r, &q, on_breach, &c, NULL);
+    store_reader_end(c.r);
+    json_decref(e->channels);
+    e->channels = c.channels; /* only the orders breaching now */
     if (st != CT_OK) {
         json_decref(c.firing);
         return;
@@ -327,6 +355,7 @@ int sla_engine_run(bus *b, const sla_engine_opts *o, volatile sig_atomic_t *stop
     e.fig = fig ? fig : &local;
     e.acked = json_object();
     e.sent = json_object();
+    e.channels = json_object();
     e.alerting = o->alertmanager && *o->alertmanager;
     int rc = 0;
     if (e.alerting) curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -361,6 +390,7 @@ int sla_engine_run(bus *b, const sla_engine_opts *o, volatile sig_atomic_t *stop
     if (e.alerting) curl_global_cleanup();
     json_decref(e.acked);
     json_decref(e.sent);
+    json_decref(e.channels);
     store_close(e.s);
     return rc;
 }

@@ -89,9 +89,11 @@ static void ns_str(int64_t ns, char *buf)
     evt_time_format(s, n, buf);
 }
 
-json_t *sla_alert_json(const Tower__V1__ViewItem *b, const sla_alert_opts *o, int64_t now_ns, int64_t resolved_at_ns)
+json_t *sla_alert_json(const Tower__V1__ViewItem *b, const sla_alert_opts *o, int64_t now_ns, int64_t resolved_at_ns,
+                       const char *channel)
 {
-    const fold_sla_rule *rule = sla_rules_lookup(o->rules, b->rule ? b->rule : "", b->warehouse_id, b->carrier_id, NULL);
+    const fold_sla_rule *rule =
+        sla_rules_lookup(o->rules, b->rule ? b->rule : "", b->warehouse_id, b->carrier_id, channel);
     const char *severity = rule && rule->severity ? rule->severity : "warning";
     json_t *a = json_object(), *labels = json_object(), *ann = json_object();
     /* Grouping labels have few values; order_id / shipment_id give each breach its own identity. */

@@ -500,6 +500,14 @@ const fold_sla_rule *sla_rules_lookup(const sla_rules *r, const char *rule, cons
     return fold_sla_resolve(sla_rules_fold(r), rule, warehouse, carrier, channel);
 }
 
+int sla_rules_channel_scoped(const sla_rules *r, const char *rule)
+{
+    const fold_sla_rules *f = sla_rules_fold(r);
+    for (size_t i = 0; i < f->n; i++)
+        if (f->v[i].channel && rule && strcmp(f->v[i].name, rule) == 0) return 1;
+    return 0;
+}
+
 static void duration(ct_buf *b, int64_t ns)
 {
     int64_t s = ns / 1000000000LL;
