@@ -404,7 +404,7 @@ static ct_status lock_writer(store *s)
     return st;
 }
 
-ct_status store_open(store **out, const store_opts *opts)
+static ct_status open_once(store **out, const store_opts *opts)
 {
     ct_status st = CT_OK;
     store *s = ct_calloc(1, sizeof *s);
@@ -472,6 +472,22 @@ out:
     }
     *out = s;
     return CT_OK;
+}
+
+ct_status store_open(store **out, const store_opts *opts)
+{
+    /* A reader may resolve DIR/current just before a rebuild swaps it and removes the generation it
+     * named: when the open fails and the link has moved meanwhile, open the new generation. */
+    for (int attempt = 0;; attempt++) {
+        char *before = opts->read_only && !opts->flat ? current_gen(opts->dir) : NULL;
+        ct_status st = open_once(out, opts);
+        char *after = st != CT_OK && before ? current_gen(opts->dir) : NULL;
+        int moved = after && strcmp(before, after) != 0;
+        free(before);
+        free(after);
+        if (st == CT_OK || !moved || attempt == 3) return st;
+        ct_log(CT_LOG_INFO, "store", "%s was rebuilt while it was being opened: opening the new generation", opts->dir);
+    }
 }
 
 void store_close(store *s)

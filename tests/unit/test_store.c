@@ -1,5 +1,7 @@
 /* Store tests on a real LMDB environment: paging, filters, index consistency, map growth, reopening, versions. */
 #include <lmdb.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "fx.h"
@@ -442,11 +444,89 @@ static void damaged_store_is_refused(void)
     t_rmdir(f.dir);
 }
 
+
+/* A reader opens the store while a rebuild swaps generations: a rebuild points DIR/current at the new
+ * generation, then removes the old one, so a reader that resolved the link just before finds its
+ * generation gone. store_open then follows the link to the new one. The swapper does what a rebuild
+ * does, as fast as it can: a new generation (hard links to the same files), relink, remove the old. */
+typedef struct swapper {
+    const char *root;
+    volatile int stop;
+    volatile int swaps;
+} swapper;
+
+static int link_env(const char *from, const char *to)
+{
+    const char *files[] = {"data.mdb", "lock.mdb"};
+    if (mkdir(to, 0755) != 0) return -1;
+    for (int i = 0; i < 2; i++) {
+        char a[600], b[600];
+        snprintf(a, sizeof a, "%s/%s", from, files[i]);
+        snprintf(b, sizeof b, "%s/%s", to, files[i]);
+        if (link(a, b) != 0 && i == 0) return -1; /* lock.mdb may not exist yet */
+    }
+    return 0;
+}
+
+static void *swap_generations(void *arg)
+{
+    swapper *w = arg;
+    for (int k = 1; !w->stop; k++) {
+        char from[512], to[512], link_tmp[512], cur[512], target[32], f[600];
+        snprintf(from, sizeof from, "%s/gen-%d", w->root, k);
+        snprintf(to, sizeof to, "%s/gen-%d", w->root, k + 1);
+        snprintf(target, sizeof target, "gen-%d", k + 1);
+        snprintf(link_tmp, sizeof link_tmp, "%s/current.tmp", w->root);
+        snprintf(cur, sizeof cur, "%s/current", w->root);
+        if (link_env(from, to) != 0) break;
+        unlink(link_tmp);
+        if (symlink(target, link_tmp) != 0 || rename(link_tmp, cur) != 0) break;
+        snprintf(f, sizeof f, "%s/data.mdb", from);
+        unlink(f);
+        snprintf(f, sizeof f, "%s/lock.mdb", from);
+        unlink(f);
+        rmdir(from);
+        w->swaps++;
+    }
+    return NULL;
+}
+
+static void open_during_swaps(void)
+{
+    fx f;
+    fx_open(&f);
+    T_EQ_INT(fx_feed(&f, "{\"eventId\":\"s1\",\"occurredAt\":\"2026-11-27T08:00:00Z\",\"source\":{\"system\":\"erp\"},"
+                         "\"orderId\":\"SO-1\",\"orderApproved\":{\"warehouseId\":\"dc-1\"}}"), CT_OK);
+    store_close(f.s);
+    f.s = NULL;
+    swapper w = {f.dir, 0, 0};
+    pthread_t th;
+    T_ASSERT(pthread_create(&th, NULL, swap_generations, &w) == 0);
+    int opens = 0, failed = 0;
+    while (w.swaps < 2000 && opens < 200000) {
+        store *r = NULL;
+        store_opts o = {.dir = f.dir, .read_only = 1};
+        if (store_open(&r, &o) == CT_OK) {
+            store_close(r);
+        } else {
+            failed++;
+        }
+        opens++;
+    }
+    w.stop = 1;
+    pthread_join(th, NULL);
+    fprintf(stderr, "open_during_swaps: %d opens during %d swaps, %d failed\n", opens, w.swaps, failed);
+    T_ASSERT(w.swaps >= 2000);
+    T_EQ_INT(failed, 0);
+    fx_close(&f);
+}
+
 int main(void)
 {
     T_RUN(paging);
     T_RUN(random_consistency);
     T_RUN(map_growth_and_reopen);
     T_RUN(damaged_store_is_refused);
+    T_RUN(open_during_swaps);
     return t_done();
 }
