@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "evt.h"
 #include "sim_trace.h"
 #include "store.h"
@@ -31,13 +32,6 @@ static char *mkdir_in(const char *base, const char *name)
         exit(1);
     }
     return d;
-}
-
-static void rm_rf(const char *d)
-{
-    char *cmd = ct_sprintf("rm -rf '%s'", d);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", d);
-    free(cmd);
 }
 
 /* The raw baseline: what LMDB alone does with the same number of records and bytes. */
@@ -126,7 +120,7 @@ int main(int argc, char **argv)
 
     char *raw_dir = mkdir_in(base, "bench-raw");
     double raw = raw_puts(raw_dir, n, 200, batch);
-    rm_rf(raw_dir);
+    bench_rm_rf(raw_dir);
     free(raw_dir);
 
     char *fold_dir = mkdir_in(base, "bench-fold");
@@ -160,7 +154,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (system(du) != 0) fprintf(stderr, "du failed\n");
     free(du);
-    rm_rf(fold_dir);
+    bench_rm_rf(fold_dir);
     free(fold_dir);
 
     struct rusage ru;

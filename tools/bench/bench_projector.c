@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "bus.h"
 #include "evt.h"
 #include "projector.h"
@@ -23,52 +24,6 @@
 
 
 static double secs_since(int64_t t0) { return (double)(ct_mono_ns() - t0) / 1e9; }
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0) exit(1);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int port_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-static pid_t start_nats(const char *dir, int port)
-{
-    char *conf = ct_sprintf("%s/nats.conf", dir);
-    FILE *f = fopen(conf, "w");
-    if (!f) exit(1);
-    fprintf(f, "listen: 127.0.0.1:%d\njetstream { store_dir: \"%s/ns\", max_memory_store: 256MB, max_file_store: 8GB }\n",
-            port, dir);
-    fclose(f);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the benchmark, even if it crashes */
-        int devnull = open("/dev/null", 1);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        execlp("nats-server", "nats-server", "-c", conf, (char *)NULL);
-        _exit(127);
-    }
-    free(conf);
-    for (int i = 0; i < 200 && !port_open(port); i++) usleep(25000);
-    if (!port_open(port)) {
-        fprintf(stderr, "nats-server did not start (is it installed? tools/setup.sh)\n");
-        exit(1);
-    }
-    return pid;
-}
 
 typedef struct counts {
     uint64_t stored, dups, failed;
@@ -108,8 +63,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     char *dir = ct_sprintf("%s/bench-proj-XXXXXX", base);
     if (!mkdtemp(dir)) return 1;
-    int port = free_port();
-    pid_t nats = start_nats(dir, port);
+    int port = bench_free_port();
+    pid_t nats = bench_start_nats(dir, port);
+    if (nats < 0) exit(1);
     char *url = ct_sprintf("nats://127.0.0.1:%d", port);
     const char *urls[] = {url};
     bus_opts bo = {.urls = urls, .n_urls = 1, .name = "bench"};
@@ -225,9 +181,7 @@ int main(int argc, char **argv)
     bus_close(b);
     kill(nats, SIGTERM);
     waitpid(nats, NULL, 0);
-    char *rm = ct_sprintf("rm -rf '%s'", dir);
-    if (system(rm) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    free(rm);
+    bench_rm_rf(dir);
     for (size_t i = 0; i < n; i++) {
         free(lines[i]);
         evt_free(ev[i]);

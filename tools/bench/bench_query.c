@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "evt.h"
 #include "server.h"
 #include "store.h"
@@ -68,23 +69,6 @@ static stats stats_of(int64_t *ns, size_t n)
     s.p99 = (double)ns[n * 99 / 100] / 1e3;
     s.max = (double)ns[n - 1] / 1e3;
     return s;
-}
-
-static void rm_rf(const char *d)
-{
-    char *cmd = ct_sprintf("rm -rf '%s'", d);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", d);
-    free(cmd);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0) exit(1);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 /* ---- the store of N open workflows ---------------------------------------- */
@@ -442,7 +426,7 @@ int main(int argc, char **argv)
 
     fprintf(stderr, "raw: LMDB database of %zu keys\n", items);
     raw_lmdb(raw_dir, items, reqs, raw_ns);
-    rm_rf(raw_dir);
+    bench_rm_rf(raw_dir);
 
     fprintf(stderr, "direct: store_view_scan x %zu\n", reqs);
     direct(data, reqs, 0, dir_ns);
@@ -450,7 +434,7 @@ int main(int argc, char **argv)
 
     /* The server opens the store itself (the direct phase closed its handle first: LMDB wants
      * one environment handle per process). */
-    int port = free_port();
+    int port = bench_free_port();
     char listen[32];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     server_opts so = {.listen = listen, .data_dir = data};
@@ -500,7 +484,7 @@ int main(int argc, char **argv)
            (double)(reqs * conns) / http_s, cpu * 1e6 / (double)(reqs * conns));
     printf("design target: p99 < 2 ms over HTTP: %s (p99 %.2f ms)\n", sh.p99 < 2000 ? "met" : "MISSED", sh.p99 / 1e3);
 
-    if (!keep) rm_rf(tmp);
+    if (!keep) bench_rm_rf(tmp);
     else rmdir(tmp);
     free(tmp);
     free(data);

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "bus.h"
 #include "evt.h"
 
@@ -95,26 +96,6 @@ static stats stats_of(uint32_t *us, size_t n)
 static uint32_t to_us(int64_t ns) { return ns <= 0 ? 0 : ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(ns / 1000); }
 
 /* ---- processes ------------------------------------------------------------------ */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0) exit(1);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int port_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
 
 /* Fork and exec argv with output to log (NULL: /dev/null); the child dies with us. */
 static pid_t spawn(char *const argv[], const char *log)
@@ -706,22 +687,12 @@ int main(int argc, char **argv)
     char *web = NULL;
     bus *notices = NULL;
     bus_sub *nsub = NULL;
-    int nport = free_port(), hport = free_port();
+    int nport = bench_free_port(), hport = bench_free_port();
     char *url = ct_sprintf("nats://127.0.0.1:%d", nport);
-    char *conf = ct_sprintf("%s/nats.conf", dir), *data = ct_sprintf("%s/data", dir);
+    char *data = ct_sprintf("%s/data", dir);
     char *proj_log = ct_sprintf("%s/projector.log", dir), *srv_log = ct_sprintf("%s/serve.log", dir);
-    FILE *f = fopen(conf, "w");
-    if (!f) goto out;
-    fprintf(f, "listen: 127.0.0.1:%d\njetstream { store_dir: \"%s/ns\", max_memory_store: 256MB, max_file_store: 8GB }\n",
-            nport, dir);
-    fclose(f);
-    char *nats_argv[] = {"nats-server", "-c", conf, NULL};
-    nats = spawn(nats_argv, NULL);
-    for (int i = 0; i < 200 && !port_open(nport); i++) usleep(25000);
-    if (!port_open(nport)) {
-        fprintf(stderr, "nats-server did not start (is it installed? tools/setup.sh)\n");
-        goto out;
-    }
+    nats = bench_start_nats(dir, nport);
+    if (nats < 0) goto out;
 
     stats b_sub = {0}, b_ack = {0};
     size_t b_sent = 0, b_err = 0;
@@ -761,8 +732,8 @@ int main(int argc, char **argv)
     }
     srv_argv[sa] = NULL;
     srv = spawn(srv_argv, srv_log);
-    for (int i = 0; i < 400 && !port_open(hport); i++) usleep(25000);
-    if (!port_open(hport)) {
+    for (int i = 0; i < 400 && !bench_port_open(hport); i++) usleep(25000);
+    if (!bench_port_open(hport)) {
         fprintf(stderr, "towerd serve did not start:\n");
         show_log(srv_log);
         goto out;
@@ -972,9 +943,7 @@ out:
     if (getenv("BENCH_KEEP")) {
         fprintf(stderr, "kept %s (BENCH_KEEP)\n", dir);
     } else {
-        char *rm = ct_sprintf("rm -rf '%s'", dir);
-        if (system(rm) != 0) fprintf(stderr, "could not remove %s\n", dir);
-        free(rm);
+        bench_rm_rf(dir);
     }
     for (size_t i = 0; g.cl && i < n_clients; i++) {
         free(g.cl[i].seen);
@@ -987,7 +956,6 @@ out:
     free(g.note_ns);
     free(dir);
     free(url);
-    free(conf);
     free(data);
     free(proj_log);
     free(srv_log);
