@@ -1173,6 +1173,33 @@ def stretch_for_sanitizer(binary):
         pass
 
 
+def main(module, binaries=("TOWERD",), seed=0, prepare=None, finish=None):
+    """The command line of an integration test file: BINARY... [TEST_NAME_SUBSTRING...].
+
+    Sets the module's globals named in `binaries` to the binaries' absolute paths (each must be an
+    executable), stretches the timeouts for a sanitizer build (judged by the last binary), calls
+    prepare() (it may return words for the log line), then runs the tests with run_module."""
+    n = len(binaries)
+    if len(sys.argv) < n + 1 or sys.argv[1] in ("-h", "--help"):
+        print(module.__doc__)
+        return 2
+    paths = [os.path.abspath(a) for a in sys.argv[1:n + 1]]
+    name = os.path.splitext(os.path.basename(module.__file__))[0]
+    for path in paths:
+        if not os.access(path, os.X_OK):
+            print("%s: %s is not an executable" % (name, path), file=sys.stderr)
+            print("0 passed, 1 failed")
+            return 1
+    for g, path in zip(binaries, paths):
+        setattr(module, g, path)
+    install_signal_cleanup()
+    stretch_for_sanitizer(paths[-1])
+    extra = (prepare() or "") if prepare else ""
+    log("%s, seed %d, scale %s, slow %s%s" % (", ".join("%s %s" % (g.lower(), p) for g, p in zip(binaries, paths)),
+                                             seed, SCALE, SLOW, extra))
+    return run_module(module, sys.argv[n + 1:], seed, finish=finish)
+
+
 class LoggingResult(unittest.TextTestResult):
     """Logs the start and the end (with its duration) of every test, on the log's clock."""
 

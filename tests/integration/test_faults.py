@@ -668,19 +668,7 @@ class T6DiskFull(FaultTest):
 # ---------------------------------------------------------------------------------------------
 
 def main():
-    global TOWERD
-    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
-        print(__doc__)
-        return 2
-    TOWERD = os.path.abspath(sys.argv[1])
-    if not os.access(TOWERD, os.X_OK):
-        print("test_faults: %s is not an executable" % TOWERD, file=sys.stderr)
-        print("0 passed, 1 failed")
-        return 1
-    fx.install_signal_cleanup()
-    fx.stretch_for_sanitizer(TOWERD)
-    fx.log("towerd %s, seed %d, scale %s, slow %s" % (TOWERD, SEED, fx.SCALE, fx.SLOW))
-    return fx.run_module(sys.modules[__name__], sys.argv[2:], SEED)
+    return fx.main(sys.modules[__name__], seed=SEED)
 
 
 if __name__ == "__main__":

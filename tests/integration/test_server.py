@@ -1543,24 +1543,17 @@ class T19Stop(ServerTest):
 
 # ---------------------------------------------------------------------------------------------
 
-def main():
-    global TOWERD
-    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
-        print(__doc__)
-        return 2
-    TOWERD = os.path.abspath(sys.argv[1])
-    if not os.access(TOWERD, os.X_OK):
-        print("test_server: %s is not an executable" % TOWERD, file=sys.stderr)
-        print("0 passed, 1 failed")
-        return 1
-    fx.install_signal_cleanup()
-    fx.stretch_for_sanitizer(TOWERD)
+def serve_flags():
+    """towerd serve's flags that this build has (--no-nats: serve without NATS)."""
     r = subprocess.run([TOWERD, "serve", "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        stdin=subprocess.DEVNULL, timeout=30)
     if b"--no-nats" in r.stdout:
         NO_NATS.append("--no-nats")
-    fx.log("towerd %s, seed %d, scale %s, slow %s, serve flags %s" % (TOWERD, SEED, fx.SCALE, fx.SLOW, NO_NATS))
-    return fx.run_module(sys.modules[__name__], sys.argv[2:], SEED)
+    return ", serve flags %s" % NO_NATS
+
+
+def main():
+    return fx.main(sys.modules[__name__], seed=SEED, prepare=serve_flags)
 
 
 if __name__ == "__main__":

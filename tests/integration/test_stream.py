@@ -532,14 +532,7 @@ class T5Coalescing(StreamTest):
 
 
 def main():
-    global TOWERD
-    if len(sys.argv) < 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    TOWERD = os.path.abspath(sys.argv[1])
-    fx.install_signal_cleanup()
-    fx.stretch_for_sanitizer(TOWERD)
-    return fx.run_module(sys.modules[__name__], sys.argv[2:], 0)
+    return fx.main(sys.modules[__name__])
 
 
 if __name__ == "__main__":

@@ -1030,20 +1030,7 @@ class T06Watch(Base):
 # ---------------------------------------------------------------------------------------------
 
 def main():
-    global TOWERD, TOWERCTL
-    if len(sys.argv) < 3 or sys.argv[1] in ("-h", "--help"):
-        print(__doc__)
-        return 2
-    TOWERD, TOWERCTL = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    for b in (TOWERD, TOWERCTL):
-        if not os.access(b, os.X_OK):
-            print("test_towerctl: %s is not an executable" % b, file=sys.stderr)
-            print("0 passed, 1 failed")
-            return 1
-    fx.install_signal_cleanup()
-    fx.stretch_for_sanitizer(TOWERCTL)
-    fx.log("towerd %s, towerctl %s, seed %d, slow %s" % (TOWERD, TOWERCTL, SEED, fx.SLOW))
-    return fx.run_module(sys.modules[__name__], sys.argv[3:], SEED, finish=close_live)
+    return fx.main(sys.modules[__name__], ("TOWERD", "TOWERCTL"), SEED, finish=close_live)
 
 
 if __name__ == "__main__":

@@ -334,13 +334,7 @@ def main():
     TOWERD = os.path.abspath(sys.argv[1])
     patterns = sys.argv[2:]
     fx.install_signal_cleanup()
-    if "TOWER_IT_SLOW" not in os.environ:
-        try:
-            with open(TOWERD, "rb") as f:
-                if b"__asan_init" in f.read():
-                    fx.SLOW = 4.0
-        except OSError:
-            pass
+    fx.stretch_for_sanitizer(TOWERD)
     fx.log("towerd %s, slow %s" % (TOWERD, fx.SLOW))
     suite = unittest.TestLoader().loadTestsFromTestCase(UpTest)
     tests = [t for t in suite if not patterns or any(p in t.id() for p in patterns)]
