@@ -52,8 +52,7 @@ int server__read_body(struct mg_connection *c, size_t max, ct_buf *body)
     if (expect && !strcasecmp(expect, "100-continue")) mg_printf(c, "HTTP/1.1 100 Continue\r\n\r\n");
     /* civetweb bounds each wait for data by request_timeout_ms, but not the whole body: a client
      * sending a byte now and then would hold this thread for ever. The body as a whole gets that time. */
-    const char *t = mg_get_option(mg_get_context(c), "request_timeout_ms");
-    int64_t limit = (t && atoi(t) > 0 ? atoi(t) : 10000) * 1000000LL, start = ct_now_ns();
+    int64_t limit = server__request_timeout_ns(c), start = ct_now_ns();
     const struct mg_request_info *ri = mg_get_request_info(c);
     int fd = server__socket_of(c);
     /* civetweb's worker threads have small stacks: read through the buffer itself. */

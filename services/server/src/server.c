@@ -77,6 +77,12 @@ int server__socket_of(const struct mg_connection *conn)
     return found;
 }
 
+int64_t server__request_timeout_ns(const struct mg_connection *c)
+{
+    const http_server *s = mg_get_user_data(mg_get_context(c));
+    return (s ? s->o.request_timeout_ms : 10000) * 1000000LL;
+}
+
 int server__read_ready(struct mg_connection *c, int fd, char *buf, size_t cap)
 {
     size_t want = cap;
@@ -98,8 +104,7 @@ int server__read_ready(struct mg_connection *c, int fd, char *buf, size_t cap)
  * side of the socket: civetweb sees the end of the request and closes the connection. */
 static void end_body(struct mg_connection *c, int drain)
 {
-    const char *t = mg_get_option(mg_get_context(c), "request_timeout_ms");
-    int64_t limit = (t && atoi(t) > 0 ? atoi(t) : 10000) * 1000000LL, start = ct_now_ns();
+    int64_t limit = server__request_timeout_ns(c), start = ct_now_ns();
     int fd = server__socket_of(c);
     if (fd < 0) return; /* civetweb discards the rest as before */
     size_t left = drain ? 8u << 20 : 0;
@@ -267,6 +272,7 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     }
     http_server *s = ct_calloc(1, sizeof *s);
     s->o = *o;
+    if (s->o.request_timeout_ms <= 0) s->o.request_timeout_ms = 10000;
     s->data_dir = ct_strdup(o->data_dir);
     pthread_rwlock_init(&s->lock, NULL);
     if (o->tokens_file) {
@@ -283,7 +289,7 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     /* civetweb holds a worker thread per open websocket: room for every live client and the requests. */
     unsigned ws_max = o->ws_max_clients ? o->ws_max_clients : 256;
     snprintf(threads, sizeof threads, "%u", (o->threads ? o->threads : 32) + ws_max);
-    snprintf(timeout, sizeof timeout, "%d", o->request_timeout_ms > 0 ? o->request_timeout_ms : 10000);
+    snprintf(timeout, sizeof timeout, "%d", s->o.request_timeout_ms);
     /* civetweb wants "127.0.0.1:8080"; a bracketed IPv6 address is passed as is. */
     const char *opts[32];
     int n = 0;

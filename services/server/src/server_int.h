@@ -50,6 +50,8 @@ int server__redrive(struct mg_connection *c, http_server *s, uint64_t seq);
 /* Read the request body into *body (NUL-terminated); -1 (body freed) if over max bytes, -2 (freed)
  * if it did not arrive within the request timeout (a slow-body client). */
 int server__read_body(struct mg_connection *c, size_t max, ct_buf *body);
+/* The time a whole request may take (--request-timeout), in ns. */
+int64_t server__request_timeout_ns(const struct mg_connection *c);
 /* mg_read of at most what the socket fd holds, or of one byte when it holds none (so that no read
  * waits longer than the request timeout); fd -1: a plain mg_read of cap bytes. */
 int server__read_ready(struct mg_connection *c, int fd, char *buf, size_t cap);
