@@ -37,6 +37,20 @@ typedef enum ct_status {
     CT_STATUS_COUNT
 } ct_status;
 
+/** \brief How deep any JSON we parse may nest. jansson parses recursively and civetweb's worker
+ * threads have small stacks (100 KiB in Debian's build): deeper input is refused before parsing. */
+#define CT_JSON_MAX_DEPTH 32
+
+/**
+ * \brief Whether JSON text nests deeper than max_depth arrays and objects.
+ *
+ * A linear scan that needs no valid JSON (strings and escapes are skipped; the parser judges the
+ * rest). Thread-safe, no allocation.
+ * \return 0 when the text stays within the bound, else the 1-based byte offset of the bracket that
+ *         went past it.
+ */
+size_t ct_json_too_deep(const char *s, size_t n, int max_depth);
+
 /** \brief The default sentence of a status (static storage). */
 const char *ct_status_str(ct_status s);
 

@@ -289,6 +289,10 @@ ct_status evt_from_json_text(evt_event **out, const char *text, size_t len, evt_
     if (len > EVT_MAX_EVENT_BYTES)
         return evt__fail(err, EVT_TOO_LARGE, "", "the event is %zu bytes, over the limit of %d", len,
                          EVT_MAX_EVENT_BYTES);
+    size_t deep = text ? ct_json_too_deep(text, len, CT_JSON_MAX_DEPTH) : 0;
+    if (deep)
+        return evt__fail(err, EVT_TOO_LARGE, "", "the event nests deeper than %d arrays and objects (at byte %zu)",
+                         CT_JSON_MAX_DEPTH, deep);
     json_t *root = json_loadb(text ? text : "", text ? len : 0, 0, &je);
     if (!root)
         return evt__fail(err, EVT_MALFORMED, "", "the event is not JSON: %s (line %d, column %d)",

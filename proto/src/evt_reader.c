@@ -180,6 +180,15 @@ static int load_array(evt_reader *r, evt_record *rec)
         text = all.data ? all.data : "";
         len = all.len;
     }
+    /* One level more than an event: the array holding them. */
+    size_t deep = ct_json_too_deep(text, len, CT_JSON_MAX_DEPTH + 1);
+    if (deep) {
+        ct_buf_free(&all);
+        r->done = 1;
+        evt__fail(&rec->error, EVT_TOO_LARGE, "", "the JSON array nests deeper than %d arrays and objects (at byte %zu)",
+                  CT_JSON_MAX_DEPTH + 1, deep);
+        return -1;
+    }
     r->array = json_loadb(text, len, 0, &je);
     ct_buf_free(&all);
     if (!r->array || !json_is_array(r->array)) {

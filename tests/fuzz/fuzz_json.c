@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "evt.h"
+#include "small_stack.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -72,7 +73,7 @@ static void times(const uint8_t *data, size_t size)
     check(sec == sec2 && nanos == nanos2, "a formatted time parses to the same instant");
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static int one_input(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
     evt_event *e = NULL;
@@ -105,5 +106,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         evt_reader_destroy(r);
     }
     times(data, size);
+    return 0;
+}
+
+/* On a thread with a civetweb worker's stack, where the server runs this code. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_on_small_stack(one_input, data, size);
     return 0;
 }

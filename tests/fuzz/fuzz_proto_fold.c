@@ -9,6 +9,7 @@
 
 #include "evt.h"
 #include "fold.h"
+#include "small_stack.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -127,7 +128,7 @@ static void add_ship(char ***ship, size_t *ns, const char *id)
     (*ship)[(*ns)++] = (char *)id;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static int one_input(const uint8_t *data, size_t size)
 {
     evt_event *e = NULL;
     evt_error err;
@@ -181,5 +182,12 @@ out:
     evt_free(e);
     ct_buf_free(&a);
     ct_buf_free(&b);
+    return 0;
+}
+
+/* On a thread with a civetweb worker's stack, where the server runs this code. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_on_small_stack(one_input, data, size);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "stream_proto.h"
+#include "small_stack.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -16,7 +17,7 @@ static void check(int ok, const char *what)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static int one_input(const uint8_t *data, size_t size)
 {
     stream_req rq;
     stream_err err;
@@ -32,5 +33,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(err.code != NULL, "a refusal has a code");
         check(memchr(err.message, 0, sizeof err.message) && memchr(err.field, 0, sizeof err.field), "terminated texts");
     }
+    return 0;
+}
+
+/* On a thread with a civetweb worker's stack, where the server runs this code. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_on_small_stack(one_input, data, size);
     return 0;
 }

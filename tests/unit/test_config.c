@@ -597,6 +597,21 @@ static int64_t dur(const char *s)
     return ct_parse_duration_ns(s, &v) == 0 ? v : -1;
 }
 
+/* The nesting bound read on raw JSON text: brackets inside strings (escaped quotes too) do not count. */
+static void test_json_depth(void)
+{
+    T_EQ_INT(ct_json_too_deep("", 0, 2), 0);
+    T_EQ_INT(ct_json_too_deep("[[]]", 4, 2), 0);
+    T_EQ_INT(ct_json_too_deep("[[[]]]", 6, 2), 3);
+    T_EQ_INT(ct_json_too_deep("{\"a\":{\"b\":[1]}}", 16, 3), 0);
+    T_EQ_INT(ct_json_too_deep("{\"a\":{\"b\":[1]}}", 16, 2), 11);
+    T_EQ_INT(ct_json_too_deep("[\"[[[[\"]", 8, 1), 0);
+    T_EQ_INT(ct_json_too_deep("[\"\\\"[[[\"]", 9, 1), 0);   /* ["\"[[["] */
+    T_EQ_INT(ct_json_too_deep("[\"\\\\\",[[", 8, 2), 8);    /* ["\\",[[ : the string ends after \\ */
+    T_EQ_INT(ct_json_too_deep("]]]][[", 6, 1), 6);           /* closing brackets never go below zero */
+    T_EQ_INT(ct_json_too_deep("[[[", 2, 2), 0);              /* only n bytes are read */
+}
+
 static void test_durations(void)
 {
     T_EQ_INT(dur("250ms"), 250000000LL);
@@ -709,6 +724,7 @@ int main(void)
     T_RUN(test_secret);
     T_RUN(test_positional);
     T_RUN(test_durations);
+    T_RUN(test_json_depth);
     T_RUN(test_sizes);
     T_RUN(test_ints);
     return t_done();

@@ -144,7 +144,8 @@ static void on_notice(void *ctx, const char *data, size_t len)
     http_server *s = ctx;
     stream_hub *h = s->hub;
     json_error_t je;
-    json_t *n = json_loadb(data, len, 0, &je);
+    /* Anyone who may publish on the bus can send one: bounded like every other input. */
+    json_t *n = ct_json_too_deep(data, len, 2 * CT_JSON_MAX_DEPTH) ? NULL : json_loadb(data, len, 0, &je);
     json_t *seqj = n ? json_object_get(n, "seq") : NULL, *prevj = n ? json_object_get(n, "prev") : NULL;
     if (!json_is_integer(seqj) || !json_is_integer(prevj) || !json_is_array(json_object_get(n, "changes"))) {
         ct_log(CT_LOG_WARN, "stream", "ignoring a change notice that is not one (%zu bytes)", len);

@@ -69,7 +69,12 @@ int stream_req_parse(const char *data, size_t len, stream_req *out, stream_err *
     if (len > STREAM_MAX_CLIENT_MSG)
         return fail(err, "TOO_LARGE", NULL, "message of %zu bytes; at most %d are accepted", len, STREAM_MAX_CLIENT_MSG);
     json_error_t je;
-    /* Depth is bounded by the size limit; jansson rejects invalid UTF-8 and NUL in strings unless asked. */
+    /* Bounded before parsing: 4 KiB of '[' would overflow a worker thread's stack inside jansson.
+     * jansson rejects invalid UTF-8 and NUL in strings unless asked. */
+    size_t deep = ct_json_too_deep(data, len, CT_JSON_MAX_DEPTH);
+    if (deep)
+        return fail(err, "TOO_DEEP", NULL, "the message nests deeper than %d arrays and objects (at byte %zu)",
+                    CT_JSON_MAX_DEPTH, deep);
     json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
     if (!o) return fail(err, "INVALID_JSON", NULL, "not JSON: %s (at byte %d)", je.text, je.position);
     int rc = -1;
