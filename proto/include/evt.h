@@ -19,6 +19,9 @@ typedef Tower__V1__Event evt_event;
 #define EVT_MAX_EVENT_BYTES (64 * 1024)
 /** Longest event id; other correlation ids (order, shipment, route, warehouse, carrier). */
 #define EVT_MAX_EVENT_ID 128
+/** Every time in an event lies in the years 2000-2099 (UTC): [EVT_MIN_SECONDS, EVT_END_SECONDS). */
+#define EVT_MIN_SECONDS INT64_C(946684800)
+#define EVT_END_SECONDS INT64_C(4102444800)
 #define EVT_MAX_ID 64
 /** Longest free-text string (reasons, sku, customer, ...). */
 #define EVT_MAX_TEXT 512

@@ -7,9 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The range of evt_time_parse, so that every valid time can be written back as RFC 3339. */
-#define MIN_SECONDS INT64_C(-62135596800)
-#define MAX_SECONDS INT64_C(253402300799)
 
 static const char *const code_names[] = {
 #define EVT_X(name) #name,
@@ -381,10 +378,16 @@ static ct_status check_time(Tower__V1__Timestamp *t, const char *path, evt_error
     if (t->nanos < 0 || t->nanos > 999999999)
         return evt__fail(err, EVT_INVALID_TIME, path, "nanos must be in 0..999999999, got %d",
                          (int)t->nanos);
-    if (t->seconds < MIN_SECONDS || t->seconds > MAX_SECONDS)
-        return evt__fail(err, EVT_INVALID_TIME, path,
-                         "%lld seconds since 1970 is outside the years 0001-9999",
-                         (long long)t->seconds);
+    /* A time from year 1 or 9999 is a producer's bug (a zero value, a sentinel): it would make an
+     * item decades old, or one that never breaches. */
+    if (t->seconds < EVT_MIN_SECONDS || t->seconds >= EVT_END_SECONDS) {
+        char buf[48];
+        if (t->seconds >= INT64_C(-62135596800) && t->seconds <= INT64_C(253402300799))
+            evt_time_format(t->seconds, t->nanos, buf); /* years 1-9999: writable as RFC 3339 */
+        else
+            snprintf(buf, sizeof buf, "%lld seconds since 1970", (long long)t->seconds);
+        return evt__fail(err, EVT_INVALID_TIME, path, "%s is outside the accepted years 2000-2099", buf);
+    }
     return CT_OK;
 }
 

@@ -401,6 +401,45 @@ static void test_validation_codes(void)
            "orderCreated.promisedBy");
     REJECT("{" ENV ERP "\"routeId\":\"R\",\"routePlanned\":{\"stops\":[{\"shipmentId\":\"A\",\"eta\":\"2026-11-27T24:00:00Z\"}]}}",
            EVT_INVALID_TIME, "routePlanned.stops[0].eta");
+    /* Times parse in the years 1-9999, but an event's lie in 2000-2099 (a zero value or a sentinel
+     * from a producer would make an item centuries old, or one that never breaches). */
+    REJECT("{\"eventId\":\"e\",\"occurredAt\":\"0001-01-01T00:00:00Z\"," ERP "\"orderId\":\"S\",\"orderHoldReleased\":{}}",
+           EVT_INVALID_TIME, "occurredAt");
+    T_ASSERT(!dec("{\"eventId\":\"e\",\"occurredAt\":\"0001-01-01T00:00:00Z\"," ERP "\"orderId\":\"S\",\"orderHoldReleased\":{}}",
+                  &err));
+    T_ASSERT(strstr(err.message, "0001-01-01T00:00:00Z is outside the accepted years 2000-2099") != NULL);
+    REJECT("{\"eventId\":\"e\",\"occurredAt\":\"9999-12-31T23:59:59Z\"," ERP "\"orderId\":\"S\",\"orderHoldReleased\":{}}",
+           EVT_INVALID_TIME, "occurredAt");
+    REJECT("{\"eventId\":\"e\",\"occurredAt\":\"1999-12-31T23:59:59Z\"," ERP "\"orderId\":\"S\",\"orderHoldReleased\":{}}",
+           EVT_INVALID_TIME, "occurredAt");
+    REJECT("{\"eventId\":\"e\",\"occurredAt\":\"2100-01-01T00:00:00Z\"," ERP "\"orderId\":\"S\",\"orderHoldReleased\":{}}",
+           EVT_INVALID_TIME, "occurredAt");
+    REJECT("{" ENV ERP "\"orderId\":\"S\",\"orderCreated\":{\"promisedBy\":\"9999-01-01T00:00:00Z\"}}", EVT_INVALID_TIME,
+           "orderCreated.promisedBy");
+    evt_free(MUST("{\"eventId\":\"e\",\"occurredAt\":\"2000-01-01T00:00:00Z\"," ERP "\"orderId\":\"S\",\"orderHoldReleased\":{}}"));
+    evt_free(MUST("{\"eventId\":\"e\",\"occurredAt\":\"2099-12-31T23:59:59.999Z\"," ERP "\"orderId\":\"S\",\"orderHoldReleased\":{}}"));
+
+    /* Nesting is bounded before jansson's recursive parser sees it (a server thread's stack). */
+    {
+        size_t n = 60000; /* within the size limit: the depth is what is judged */
+        char *deep = ct_malloc(n + 1);
+        memset(deep, '[', n);
+        deep[n] = 0;
+        T_ASSERT(!dec(deep, &err));
+        T_EQ_INT(err.code, EVT_TOO_LARGE);
+        if (!strstr(err.message, "nests deeper than 32")) T_FAIL("message: %s", err.message);
+        free(deep);
+        char ok[200], bad[200];
+        snprintf(ok, sizeof ok, "{" ENV ERP "\"orderId\":\"S\",\"orderHoldReleased\":{},\"x\":%s1%s}",
+                 "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+        snprintf(bad, sizeof bad, "{" ENV ERP "\"orderId\":\"S\",\"orderHoldReleased\":{},\"x\":%s1%s}",
+                 "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+        T_ASSERT(!dec(bad, &err));
+        T_EQ_INT(err.code, EVT_TOO_LARGE);
+        evt_event *e31 = dec(ok, &err); /* 31 levels pass the bound (the unknown field is judged as ever) */
+        T_ASSERT(e31 || err.code != EVT_TOO_LARGE);
+        evt_free(e31);
+    }
 
     T_ASSERT(!dec("{" ENV ERP "\"orderId\":\"S\",\"orderCreated\":{\"lines\":[{\"sku\":\"A\",\"qty\":1},{\"sku\":\"B\",\"qty\":0}]}}",
                   &err));
