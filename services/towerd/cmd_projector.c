@@ -73,6 +73,7 @@ static int run(int argc, char **argv, int rebuild)
     bus_opts bo;
     towerd_bus_opts(cfg, &bo, rebuild ? "towerd rebuild" : "towerd projector");
     bo.wait_connect = !rebuild;
+    bo.connect_async = !rebuild; /* projector_run waits for the connection, stoppable */
     if (bus_connect(&b, &bo) != CT_OK) goto out;
 
     const char *data = ct_config_str(cfg, "data");

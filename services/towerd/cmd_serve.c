@@ -60,7 +60,10 @@ int towerd_serve(int argc, char **argv)
         bus_opts bo;
         towerd_bus_opts(cfg, &bo, "towerd serve");
         bo.wait_connect = 1;
-        if (bus_connect(&b, &bo) != CT_OK) b = NULL; /* serve the store anyway; /readyz tells */
+        bo.connect_async = 1; /* serve the store meanwhile; /readyz tells */
+        if (bus_connect(&b, &bo) != CT_OK) b = NULL;
+        /* Requests read the stream's state from the watch's snapshot: none waits on NATS. */
+        if (b) bus_watch_start(b, 0, 0);
     }
     server_opts so;
     towerd_server_opts(cfg, &so);

@@ -130,6 +130,7 @@ int towerd_sla(int argc, char **argv)
     bus_opts bo;
     towerd_bus_opts(cfg, &bo, "towerd sla");
     bo.wait_connect = !o.once;
+    bo.stop = &towerd_stop; /* SIGTERM ends a wait for an unreachable NATS */
     if (bus_connect(&b, &bo) != CT_OK) goto out;
     ct_log(CT_LOG_INFO, "sla", "store %s, %zu rules%s%s", o.data_dir, sla_rules_fold(rules)->n,
            o.alertmanager ? ", alerts to " : "", o.alertmanager ? o.alertmanager : "");

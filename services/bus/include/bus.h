@@ -2,6 +2,7 @@
 #ifndef BUS_H
 #define BUS_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,18 +45,31 @@ typedef struct bus_opts {
     int64_t max_bytes;        /**< stream max bytes (default 0: unlimited) */
     int64_t dup_window_ns;    /**< JetStream duplicate window (default 2 min) */
     int wait_connect;         /**< when non-zero, keep retrying the first connection instead of failing */
+    int connect_async;        /**< with wait_connect: return after the first attempt, connecting in the background */
+    volatile sig_atomic_t *stop; /**< with wait_connect (not async): stop waiting when it becomes non-zero */
 } bus_opts;
 
 /**
  * \brief Connect to NATS (reconnecting on its own afterwards, for ever).
- * \return CT_OK; CT_BUS if no server could be reached or the credentials are refused (logged).
+ * No call blocks for longer than one attempt per server (2 s each against a server that never
+ * answers) unless wait_connect without connect_async asks to wait (until connected or *stop).
+ * \return CT_OK (with connect_async, perhaps not connected yet: bus_is_connected tells);
+ *         CT_BUS if no server could be reached or the credentials are refused (logged);
+ *         CT_TIMEOUT when *stop ended the wait.
  */
 ct_status bus_connect(bus **out, const bus_opts *o);
 
-/** \brief Close the connection, after flushing; NULL is a no-op. */
+/** \brief The configured server URLs, comma-separated, for log lines (constant; any thread). */
+const char *bus_servers(bus *b);
+
+/**
+ * \brief Close the connection, after flushing (not when NATS does not answer); NULL is a no-op.
+ * Stops the watch and the background connector first: waits at most for one round trip of the
+ * watch (2 s) or one connection attempt (2 s a server). Not concurrently with other calls on b.
+ */
 void bus_close(bus *b);
 
-/** \brief 1 while connected (not reconnecting). */
+/** \brief 1 while connected (not reconnecting). Any thread. */
 int bus_is_connected(bus *b);
 
 /** \brief Create or update TOWER_EVENTS and TOWER_DLQ to the configured settings (idempotent). */
@@ -69,8 +83,39 @@ typedef struct bus_stream_state {
     int64_t created_ns;   /**< when the stream was created: a different value means it was recreated */
 } bus_stream_state;
 
-/** \brief The events stream's state. CT_NOT_FOUND if it does not exist. */
+/**
+ * \brief The events stream's state. CT_NOT_FOUND if it does not exist.
+ * Without a watch this is a round trip (up to 10 s against a hung server). With a watch running
+ * (bus_watch_start) it never waits on NATS: it answers from the watch's last answer, and fails at
+ * once (CT_BUS not connected, CT_TIMEOUT no answer for BUS_WATCH_STALE_MS) when there is none.
+ */
 ct_status bus_stream_info(bus *b, bus_stream_state *out);
+
+/* ---- watching (for readers that must never wait on NATS) ------------------------------------- */
+
+/** An answer of the watch older than this means NATS is unresponsive. */
+#define BUS_WATCH_STALE_MS 4000
+
+/** What the watch knows; a snapshot, consistent in itself. */
+typedef struct bus_health {
+    int watching;             /**< a watch runs on this bus */
+    int connected;            /**< the connection is up (bus_is_connected) */
+    int64_t since_answer_ms;  /**< since NATS last answered the watch's round trip (-1: never) */
+    int stream_known;         /**< stream holds the events stream's state of that answer (0: no such stream) */
+    bus_stream_state stream;  /**< the stream's state, when stream_known */
+    char error[160];          /**< why the last round trip failed ("" when it was answered) */
+} bus_health;
+
+/**
+ * \brief Start a thread that asks NATS for the events stream's state every period_ms, each
+ * round trip bounded by timeout_ms (defaults 500 and 2000), and logs when NATS stops or resumes
+ * answering. When connected, the first round trip is made before returning. Idempotent and
+ * thread-safe: a second call does nothing. bus_close stops it.
+ */
+ct_status bus_watch_start(bus *b, int period_ms, int timeout_ms);
+
+/** \brief The watch's snapshot (thread-safe, never waits on NATS); without a watch only connected is set. */
+void bus_health_get(bus *b, bus_health *out);
 
 /** \brief Delete the events stream (tests and operators' tooling). */
 ct_status bus_stream_delete(bus *b);
@@ -124,12 +169,16 @@ typedef struct bus_sub bus_sub;
 
 /**
  * \brief Subscribe to a core NATS subject; fn runs on one library thread, in arrival order,
- * with the message's bytes (valid during the call only).
+ * with the message's bytes (valid during the call only). Before the first connection (connect_async)
+ * the subscription is queued and made with the connection; it never waits for NATS to confirm.
  */
 ct_status bus_subscribe(bus *b, const char *subject, void (*fn)(void *ctx, const char *data, size_t len), void *ctx,
                         bus_sub **out);
 
-/** \brief Unsubscribe; no callback runs after it returns. NULL is a no-op. */
+/**
+ * \brief Unsubscribe; no callback runs after it returns (waits up to 5 s for NATS to confirm, 0.5 s
+ * when it is known not to answer). NULL is a no-op.
+ */
 void bus_unsubscribe(bus_sub *s);
 
 /**

@@ -52,6 +52,17 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
     ct_log(CT_LOG_WARN, "bus", "asynchronous error: %s", natsStatus_GetText(err));
 }
 
+static char *join_urls(const char *const *urls, size_t n)
+{
+    ct_buf j = {0};
+    for (size_t i = 0; i < n; i++) ct_buf_addf(&j, "%s%s", i ? "," : "", urls[i]);
+    char *out = ct_strdup(j.data ? j.data : "");
+    ct_buf_free(&j);
+    return out;
+}
+
+const char *bus_servers(bus *b) { return b->servers; }
+
 ct_status bus_connect(bus **out, const bus_opts *o)
 {
     bus *b = ct_calloc(1, sizeof *b);
@@ -62,10 +73,12 @@ ct_status bus_connect(bus **out, const bus_opts *o)
     b->dlq_stream = ct_strdup(o->dlq_stream ? o->dlq_stream : BUS_DLQ_STREAM);
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
+    bus__watch_init(b);
 
     static const char *def_url[] = {"nats://127.0.0.1:4222"};
     const char *const *urls = o->n_urls ? o->urls : def_url;
     size_t n_urls = o->n_urls ? o->n_urls : 1;
+    b->servers = join_urls(urls, n_urls);
 
     s = natsOptions_Create(&b->nopts);
     if (s == NATS_OK) s = natsOptions_SetServers(b->nopts, (const char **)urls, (int)n_urls);
@@ -84,29 +97,24 @@ ct_status bus_connect(bus **out, const bus_opts *o)
         s = natsOptions_SetSecure(b->nopts, true);
         if (s == NATS_OK) s = natsOptions_LoadCATrustedCertificates(b->nopts, o->tls_ca);
     }
-    if (s == NATS_OK && o->wait_connect) s = natsOptions_SetRetryOnFailedConnect(b->nopts, true, NULL, NULL);
     if (s != NATS_OK) {
         st = bus__status(s, "set connection options");
         goto out;
     }
-    s = natsConnection_Connect(&b->nc, b->nopts);
-    if (s == NATS_NOT_YET_CONNECTED) s = NATS_OK; /* retrying in the background */
-    if (s != NATS_OK) {
+    /* No library retry (natsOptions_SetRetryOnFailedConnect): without a callback it blocks for ever,
+     * deaf to any stop flag; with one, cnats 3.4 closes the connection for good when a server
+     * accepts but never speaks. Our connector retries instead (bus_conn.c). */
+    s = bus__attempt(b);
+    if (s != NATS_OK && o->wait_connect) {
+        ct_log(CT_LOG_WARN, "bus", "NATS at %s does not answer (%s); connecting in the background, retrying every %d ms",
+               b->servers, natsStatus_GetText(s), BUS_RETRY_MS);
+        st = bus__connector_start(b);
+        if (st == CT_OK && !o->connect_async) st = bus__wait_live(b);
+    } else if (s != NATS_OK) {
         ct_log(CT_LOG_ERROR, "bus", "cannot connect to NATS at %s%s: %s", urls[0], n_urls > 1 ? " (and others)" : "",
                natsStatus_GetText(s));
         st = CT_BUS;
-        goto out;
     }
-    b->connected = natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
-
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Wait = 10000;
-    jo.PublishAsync.MaxPending = 4096;
-    jo.PublishAsync.AckHandler = bus__ack_handler;
-    jo.PublishAsync.AckHandlerClosure = b;
-    s = natsConnection_JetStream(&b->js, b->nc, &jo);
-    if (s != NATS_OK) st = bus__status(s, "open the JetStream context");
 out:
     if (st != CT_OK) {
         bus_close(b);
@@ -119,10 +127,13 @@ out:
 void bus_close(bus *b)
 {
     if (!b) return;
+    int hung = bus__unresponsive(b); /* then flushing would only wait out its timeout */
+    bus__watch_stop(b);              /* its round trips use the connection */
+    bus__connector_stop(b);
     b->closing = 1;
     if (b->js) jsCtx_Destroy(b->js);
     if (b->nc) {
-        natsConnection_FlushTimeout(b->nc, 1000);
+        if (!hung) natsConnection_FlushTimeout(b->nc, 1000);
         /* Callbacks run on the library's thread, after Close returns: wait for the last
          * one (closed) before the memory they use goes away. */
         natsConnection_Close(b->nc);
@@ -144,10 +155,15 @@ void bus_close(bus *b)
     pthread_cond_destroy(&b->cv);
     free(b->stream);
     free(b->dlq_stream);
+    free(b->servers);
     free(b);
 }
 
-int bus_is_connected(bus *b) { return b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED; }
+int bus_is_connected(bus *b)
+{
+    natsConnection *nc = bus__nc(b);
+    return nc && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED;
+}
 
 /* Create the stream, or bring its settings to what is configured. */
 static ct_status ensure(bus *b, const char *name, const char *subject, int64_t dup_ns)
@@ -193,30 +209,43 @@ static ct_status ensure(bus *b, const char *name, const char *subject, int64_t d
 
 ct_status bus_ensure_streams(bus *b)
 {
+    if (!bus__nc(b)) return CT_BUS; /* not connected yet */
     int64_t dup = b->o.dup_window_ns > 0 ? b->o.dup_window_ns : DEFAULT_DUP_WINDOW_NS;
     ct_status st = ensure(b, b->stream, BUS_EVENTS_SUBJECTS, dup);
     if (st == CT_OK) st = ensure(b, b->dlq_stream, BUS_DLQ_SUBJECTS, dup);
     return st;
 }
 
-ct_status bus_stream_info(bus *b, bus_stream_state *out)
+natsStatus bus__stream_info_rt(bus *b, bus_stream_state *out, int64_t timeout_ms, jsErrCode *jerr)
 {
     jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_GetStreamInfo(&si, b->js, b->stream, NULL, &jerr);
-    if (s == NATS_NOT_FOUND) return CT_NOT_FOUND;
-    if (s != NATS_OK) return bus__status(s, "read the stream's state");
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = timeout_ms;
+    if (!bus__nc(b)) return NATS_CONNECTION_DISCONNECTED;
+    natsStatus s = js_GetStreamInfo(&si, b->js, b->stream, timeout_ms > 0 ? &jo : NULL, jerr);
+    if (s != NATS_OK) return s;
     out->first_seq = si->State.FirstSeq;
     out->last_seq = si->State.LastSeq;
     out->msgs = si->State.Msgs;
     out->created_ns = si->Created;
     jsStreamInfo_Destroy(si);
-    return CT_OK;
+    return NATS_OK;
+}
+
+ct_status bus_stream_info(bus *b, bus_stream_state *out)
+{
+    if (atomic_load(&b->watching)) return bus__watch_stream_info(b, out);
+    jsErrCode jerr = 0;
+    natsStatus s = bus__stream_info_rt(b, out, 0, &jerr);
+    if (s == NATS_NOT_FOUND) return CT_NOT_FOUND;
+    return bus__status(s, "read the stream's state");
 }
 
 ct_status bus_stream_delete(bus *b)
 {
     jsErrCode jerr = 0;
+    if (!bus__nc(b)) return CT_BUS;
     natsStatus s = js_DeleteStream(b->js, b->stream, NULL, &jerr);
     if (s == NATS_NOT_FOUND) return CT_NOT_FOUND;
     return bus__status(s, "delete the stream");
@@ -224,17 +253,12 @@ ct_status bus_stream_delete(bus *b)
 
 ct_status bus_notify(bus *b, const char *subject, const void *data, size_t len)
 {
-    natsStatus s = natsConnection_Publish(b->nc, subject, data, (int)len);
+    natsConnection *nc = bus__nc(b);
+    natsStatus s = nc ? natsConnection_Publish(nc, subject, data, (int)len) : NATS_CONNECTION_DISCONNECTED;
     return s == NATS_OK ? CT_OK : CT_BUS;
 }
 
-struct bus_sub {
-    natsSubscription *sub;
-    void (*fn)(void *ctx, const char *data, size_t len);
-    void *ctx;
-};
-
-static void on_sub_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+void bus__on_sub_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
     (void)sub;
@@ -243,20 +267,34 @@ static void on_sub_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     natsMsg_Destroy(msg);
 }
 
+natsStatus bus__sub_open(bus *b, bus_sub *s)
+{
+    natsStatus ns = natsConnection_Subscribe(&s->sub, b->nc, s->subject, bus__on_sub_msg, s);
+    /* A slow consumer loses messages rather than memory; the reader detects the gap. */
+    if (ns == NATS_OK) natsSubscription_SetPendingLimits(s->sub, 65536, 256 * 1024 * 1024);
+    return ns;
+}
+
 ct_status bus_subscribe(bus *b, const char *subject, void (*fn)(void *ctx, const char *data, size_t len), void *ctx,
                         bus_sub **out)
 {
     bus_sub *s = ct_calloc(1, sizeof *s);
+    s->b = b;
+    s->subject = ct_strdup(subject);
     s->fn = fn;
     s->ctx = ctx;
-    natsStatus ns = natsConnection_Subscribe(&s->sub, b->nc, subject, on_sub_msg, s);
-    if (ns == NATS_OK) {
-        /* A slow consumer loses messages rather than memory; the reader detects the gap. */
-        natsSubscription_SetPendingLimits(s->sub, 65536, 256 * 1024 * 1024);
-        ns = natsConnection_Flush(b->nc);
+    /* Not connected yet: the connector subscribes it with the connection (bus_conn.c). */
+    if (bus__sub_queue(b, s)) {
+        *out = s;
+        return CT_OK;
     }
+    natsStatus ns = bus__sub_open(b, s);
+    /* A server that does not answer: the subscription goes out with the connection; nobody waits. */
+    if (ns == NATS_OK && bus_is_connected(b)) ns = natsConnection_FlushTimeout(b->nc, 2000);
+    if (ns == NATS_TIMEOUT) ns = NATS_OK;
     if (ns != NATS_OK) {
         natsSubscription_Destroy(s->sub);
+        free(s->subject);
         free(s);
         return bus__status(ns, "subscribe");
     }
@@ -267,9 +305,14 @@ ct_status bus_subscribe(bus *b, const char *subject, void (*fn)(void *ctx, const
 void bus_unsubscribe(bus_sub *s)
 {
     if (!s) return;
-    /* The callback may be running on the library's thread: drain waits until it is done with us. */
-    if (natsSubscription_Drain(s->sub) != NATS_OK || natsSubscription_WaitForDrainCompletion(s->sub, 5000) != NATS_OK)
-        natsSubscription_Unsubscribe(s->sub);
-    natsSubscription_Destroy(s->sub);
+    if (!bus__sub_unqueue(s->b, s)) {
+        /* The callback may be running on the library's thread: drain waits until it is done with us
+         * (briefly when NATS does not answer: its confirmation would not come). */
+        int64_t wait_ms = bus__unresponsive(s->b) ? 500 : 5000;
+        if (natsSubscription_Drain(s->sub) != NATS_OK || natsSubscription_WaitForDrainCompletion(s->sub, wait_ms) != NATS_OK)
+            natsSubscription_Unsubscribe(s->sub);
+        natsSubscription_Destroy(s->sub);
+    }
+    free(s->subject);
     free(s);
 }

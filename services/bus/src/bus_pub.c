@@ -75,7 +75,7 @@ static ct_status publish(bus *b, natsMsg *msg, size_t tag)
     jsPubOptions_Init(&po);
     po.MaxWait = ACK_WAIT_MS;
     natsMsg *m = msg;
-    natsStatus s = js_PublishMsgAsync(b->js, &m, &po);
+    natsStatus s = bus__nc(b) && b->js ? js_PublishMsgAsync(b->js, &m, &po) : NATS_CONNECTION_DISCONNECTED;
     if (s != NATS_OK) {
         /* Not handed to the library: it is ours to destroy, and it failed. */
         pthread_mutex_lock(&b->mu);
@@ -124,7 +124,7 @@ ct_status bus_publish_wait(bus *b, int64_t timeout_ms, void (*fn)(void *ctx, siz
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = timeout_ms;
-    natsStatus s = js_PublishAsyncComplete(b->js, &po);
+    natsStatus s = bus__nc(b) && b->js ? js_PublishAsyncComplete(b->js, &po) : NATS_CONNECTION_DISCONNECTED;
     /* The ack handler may still be running for the last ack: wait for the count. */
     pthread_mutex_lock(&b->mu);
     int64_t deadline = ct_mono_ns() + 2000000000LL;
@@ -137,7 +137,7 @@ ct_status bus_publish_wait(bus *b, int64_t timeout_ms, void (*fn)(void *ctx, siz
     if (s != NATS_OK) {
         /* Whatever is still pending is given up: take the messages back from the library. */
         natsMsgList pending = {0};
-        if (js_PublishAsyncGetPendingList(&pending, b->js) == NATS_OK) {
+        if (bus__nc(b) && b->js && js_PublishAsyncGetPendingList(&pending, b->js) == NATS_OK) {
             pthread_mutex_lock(&b->mu);
             for (int i = 0; i < pending.Count; i++) {
                 bus__pending *p = find(b, pending.Msgs[i]);
@@ -191,6 +191,7 @@ ct_status bus_dead_letter(bus *b, uint64_t seq, const char *code, const char *me
     if (s == NATS_OK) s = natsMsgHeader_Set(msg, "Tower-Message", text);
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
+    if (s == NATS_OK && !(bus__nc(b) && b->js)) s = NATS_CONNECTION_DISCONNECTED;
     if (s == NATS_OK) s = js_PublishMsg(&pa, b->js, msg, NULL, &jerr);
     jsPubAck_Destroy(pa);
     natsMsg_Destroy(msg);

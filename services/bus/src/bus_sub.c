@@ -33,6 +33,7 @@ struct bus_consumer {
 ct_status bus_consumer_open(bus_consumer **out, bus *b, const char *name, uint64_t start_seq)
 {
     jsErrCode jerr = 0;
+    if (!bus__nc(b)) return CT_BUS; /* not connected yet */
     natsStatus s = js_DeleteConsumer(b->js, b->stream, name, NULL, &jerr);
     if (s != NATS_OK && s != NATS_NOT_FOUND) return bus__status(s, "remove the previous consumer");
 

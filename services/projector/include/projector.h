@@ -56,7 +56,9 @@ typedef struct projector_figures {
 
 /**
  * \brief Run the projector until *stop becomes non-zero (or stop_at_seq is reached).
- * Reconnects on its own; refuses to continue (PROJECTOR_NEED_REBUILD) when the
+ * Reconnects on its own: while not connected (also before the first connection, with a bus of
+ * bus_opts.connect_async) it waits, logging every 30 s, and looks at *stop at least every 250 ms.
+ * Refuses to continue (PROJECTOR_NEED_REBUILD) when the
  * store's checkpoint is beyond the stream, when events it has not applied were
  * removed from the stream, or when the stream was recreated.
  * \param figures when not NULL, updated after each commit (read it from another

@@ -174,6 +174,22 @@ static uint64_t rules_hash(const fold_sla_rules *r)
     return h ? h : 1;
 }
 
+/* Not connected: say so when it starts, then every 30 s, while the bus retries in the background
+ * (no round trip is tried meanwhile: it would wait out its timeout, deaf to *stop). */
+static void log_waiting(bus *b, int64_t *since_ns, int64_t *next_ns)
+{
+    int64_t now = ct_mono_ns();
+    if (!*since_ns) {
+        *since_ns = now;
+        *next_ns = now + 30000000000LL;
+        ct_log(CT_LOG_WARN, "projector", "waiting for NATS at %s (not connected); retrying", bus_servers(b));
+    } else if (now >= *next_ns) {
+        *next_ns = now + 30000000000LL;
+        ct_log(CT_LOG_WARN, "projector", "still waiting for NATS at %s after %lld s; retrying", bus_servers(b),
+               (long long)((now - *since_ns) / 1000000000LL));
+    }
+}
+
 int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, projector_figures *fig)
 {
     const char *consumer = o->consumer ? o->consumer : "tower-projector";
@@ -231,7 +247,13 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     progress_state ps = {isatty(STDERR_FILENO), UINT64_MAX, 0};
     uint64_t rate_n = 0;
     int need_open = 1;
+    int64_t waiting_since = 0, waiting_log = 0; /* not connected since (monotonic), next log line */
     while (!*stop) {
+        if (need_open && !bus_is_connected(b)) {
+            log_waiting(b, &waiting_since, &waiting_log);
+            goto retry;
+        }
+        waiting_since = 0;
         if (need_open) {
             bus_consumer_close(c);
             c = NULL;

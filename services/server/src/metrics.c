@@ -115,6 +115,9 @@ int server__metrics(struct mg_connection *c, void *cbdata)
         return server__error(c, s, SERVER_ROUTE_METRICS, 405, "METHOD_NOT_ALLOWED", NULL, "use GET");
     ct_buf b = {0};
     int64_t now = ct_now_ns();
+    /* NATS from the watch's snapshot, before any read transaction: no round trip, none held open. */
+    bus_health nh = {0};
+    if (s->o.bus) server__nats(s, &nh);
     store_reader *r = NULL;
     if (server__begin(s, &r) == CT_OK) {
         store_stats ss;
@@ -151,10 +154,10 @@ int server__metrics(struct mg_connection *c, void *cbdata)
             ct_buf_addf(&b, "tower_projector_events_per_second %.3f\n", (double)rate / 1000.0);
         }
         if (s->o.bus) {
-            bus_stream_state bs;
-            if (bus_stream_info(s->o.bus, &bs) == CT_OK) stream_last = bs.last_seq;
+            char why[256];
+            if (nh.stream_known && !server__nats_unready(&nh, why, sizeof why)) stream_last = nh.stream.last_seq;
             family(&b, "tower_nats_connected", "gauge", "1 while connected to NATS.");
-            ct_buf_addf(&b, "tower_nats_connected %d\n", bus_is_connected(s->o.bus));
+            ct_buf_addf(&b, "tower_nats_connected %d\n", nh.connected);
         }
         if (stream_last) {
             family(&b, "tower_stream_last_sequence", "gauge", "Last sequence of the events stream.");
@@ -220,6 +223,8 @@ int server__readyz(struct mg_connection *c, void *cbdata)
     if (strcmp(mg_get_request_info(c)->request_method, "GET") && strcmp(mg_get_request_info(c)->request_method, "HEAD"))
         return server__error(c, s, SERVER_ROUTE_READYZ, 405, "METHOD_NOT_ALLOWED", NULL, "use GET");
     json_t *body = json_object(), *why = json_array();
+    bus_health nh = {0};
+    if (s->o.bus) server__nats(s, &nh); /* a snapshot: never a round trip */
     store_reader *r = NULL;
     uint64_t applied = 0;
     if (server__begin(s, &r) == CT_OK) {
@@ -231,11 +236,11 @@ int server__readyz(struct mg_connection *c, void *cbdata)
         json_array_append_new(why, json_string("the store is not readable"));
     }
     if (s->o.bus) {
-        bus_stream_state bs;
-        if (!bus_is_connected(s->o.bus)) {
-            json_array_append_new(why, json_string("NATS is not connected"));
-        } else if (bus_stream_info(s->o.bus, &bs) == CT_OK) {
-            uint64_t lag = bs.last_seq > applied ? bs.last_seq - applied : 0;
+        char nats_why[256];
+        if (server__nats_unready(&nh, nats_why, sizeof nats_why)) {
+            json_array_append_new(why, json_string(nats_why));
+        } else if (nh.stream_known) {
+            uint64_t lag = nh.stream.last_seq > applied ? nh.stream.last_seq - applied : 0;
             uint64_t max = s->o.ready_max_lag ? s->o.ready_max_lag : 10000;
             json_object_set_new(body, "lag", json_integer((json_int_t)lag));
             if (lag > max) {

@@ -69,6 +69,16 @@ int server__allowed(struct mg_connection *c, http_server *s, http_role need);
 /* Answer 401 or 403 as JSON. */
 int server__deny(struct mg_connection *c, http_server *s, server_route route, int status, http_role need);
 
+/* ---- NATS health (nats_watch.c) -------------------------------------------------------------
+ * What the server knows of NATS comes from the bus's watch (a background thread refreshing the
+ * stream's state with short round trips); requests read its snapshot and never wait on NATS.
+ * Both are thread-safe; call them only when s->o.bus is set. */
+/* The snapshot (starts the watch on first use when the caller did not). */
+void server__nats(http_server *s, bus_health *out);
+/* Why NATS makes the server not ready, written into buf, or NULL when it does not. */
+const char *server__nats_unready(const bus_health *h, char *buf, size_t cap);
+/* ---- end of NATS health ---- */
+
 /* Per view: count, oldestSince, oldestAgeSeconds (and byWarehouse, byCarrier when breakdown). */
 json_t *server__summary_views(store_reader *r, int64_t now, int breakdown);
 /* Set "now" (RFC 3339) on o. */
