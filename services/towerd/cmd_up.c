@@ -1,19 +1,13 @@
 /* towerd up: the whole tower in one process — its own nats-server, the projector, the server and the simulators. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "nats_opts.h"
@@ -22,6 +16,7 @@
 #include "server_opts.h"
 #include "sla_engine.h"
 #include "towerd.h"
+#include "up_nats.h"
 
 static const ct_opt_def own_defs[] = {
     {"data", 'd', "TOWER_DATA", "store.data", CT_OPT_STRING, "./tower-data", "DIR",
@@ -54,7 +49,9 @@ static const char usage_fmt[] =
     "prints the dashboard's URL. SIGINT or SIGTERM (Ctrl-C) stops everything cleanly. Started again on\n"
     "the same DIR it resumes: the same stream, the same store, the simulators' trace where it was, and\n"
     "business time where it was (DIR/clock). With --nats URL it uses that NATS instead of starting one.\n"
-    "It needs nats-server (Debian: sudo apt-get install nats-server) unless --nats is given.\n\n"
+    "It needs nats-server (Debian: sudo apt-get install nats-server) unless --nats is given.\n"
+    "That nats-server listens on 127.0.0.1 only and takes only clients with the password made at each start;\n"
+    "it is in DIR/nats/client.conf (mode 0600) with the URL: towerd publish --config DIR/nats/client.conf FILE.\n\n"
     "%s\n"
     "In `up` the warp (default 60) applies to the whole process: the projector, the server's ages and\n"
     "the simulators see the same \"now\". Read the store with `towerd dump --data DIR/store`.\n\n"
@@ -95,200 +92,6 @@ static void clock_resume(const char *dir, double warp)
         fclose(out);
     }
     free(path);
-}
-
-/* ---- nats-server ---- */
-
-typedef struct nats_child {
-    pid_t pid;
-    int port, mport;
-    char name[48];
-    char url[64];
-    char *log_path;
-} nats_child;
-
-static char *find_nats_server(const char *flag)
-{
-    if (flag) return access(flag, X_OK) == 0 ? ct_strdup(flag) : NULL;
-    const char *path = getenv("PATH");
-    char *dirs = ct_sprintf("%s:/usr/sbin:/usr/bin", path ? path : "");
-    char *save = NULL, *found = NULL;
-    for (char *d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
-        if (!*d) continue;
-        char *cand = ct_sprintf("%s/nats-server", d);
-        struct stat st;
-        if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
-            found = cand;
-        else
-            free(cand);
-    }
-    free(dirs);
-    return found;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
-    struct sockaddr_in a = {0};
-    socklen_t len = sizeof a;
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
-
-/* 1 when our server (by its name) answers on its port with INFO, 0 not yet. */
-static int nats_answers(const nats_child *n)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0), ok = 0;
-    if (fd < 0) return 0;
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)n->port);
-    struct timeval tv = {2, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
-        char buf[4096];
-        size_t len = 0;
-        while (len < sizeof buf - 1) {
-            ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
-            if (r <= 0) break;
-            len += (size_t)r;
-            buf[len] = '\0';
-            if (strstr(buf, "\r\n")) break;
-        }
-        buf[len] = '\0';
-        char want[80];
-        snprintf(want, sizeof want, "\"server_name\":\"%s\"", n->name);
-        /* Another process may have taken the port between our probe and the server's bind: only ours counts. */
-        ok = strncmp(buf, "INFO ", 5) == 0 && strstr(buf, want) != NULL;
-    }
-    close(fd);
-    return ok;
-}
-
-static void log_tail(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char buf[4096];
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0, SEEK_SET);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    fprintf(stderr, "--- the end of %s:\n%s\n", path, buf);
-}
-
-/* Send sig, then wait up to timeout_s before SIGKILL; reaps the child. */
-static void nats_stop(nats_child *n, int sig, int timeout_s)
-{
-    if (n->pid <= 0) return;
-    kill(n->pid, sig);
-    for (int i = 0; i < timeout_s * 20; i++) {
-        if (waitpid(n->pid, NULL, WNOHANG) == n->pid) {
-            n->pid = 0;
-            return;
-        }
-        usleep(50000);
-    }
-    ct_log(CT_LOG_WARN, "up", "nats-server did not stop within %d s: killing it", timeout_s);
-    kill(n->pid, SIGKILL);
-    waitpid(n->pid, NULL, 0);
-    n->pid = 0;
-}
-
-/* Start nats-server with JetStream under dir/nats and wait until it answers. */
-static ct_status nats_start(nats_child *n, const char *bin, const char *dir, uint64_t max_mem, uint64_t max_file,
-                            volatile sig_atomic_t *stop)
-{
-    char *ndir = ct_sprintf("%s/nats", dir), *conf = ct_sprintf("%s/nats.conf", ndir);
-    char *jsdir = ct_sprintf("%s/jetstream", ndir);
-    ct_status rc = CT_IO;
-    n->log_path = ct_sprintf("%s/nats-server.log", ndir);
-    if (mkdir(ndir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "towerd up: cannot create %s: %s\n", ndir, strerror(errno));
-        goto out;
-    }
-    for (int attempt = 0; attempt < 5 && rc != CT_OK && !*stop; attempt++) {
-        n->port = free_port();
-        do n->mport = free_port();
-        while (n->mport == n->port);
-        snprintf(n->name, sizeof n->name, "tower-up-%08llx",
-                 (unsigned long long)(ct_hash64(&(int64_t){ct_wall_ns()}, 8) ^ (uint64_t)getpid()) & 0xffffffffULL);
-        FILE *f = fopen(conf, "w");
-        if (!f) {
-            fprintf(stderr, "towerd up: cannot write %s: %s\n", conf, strerror(errno));
-            goto out;
-        }
-        /* Generated at each start: the ports change, the store stays. JetStream is capped (by default it
-           takes up to 75 % of RAM and disk). */
-        fprintf(f,
-                "# Written by towerd up at each start; edits are lost.\n"
-                "server_name: \"%s\"\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"
-                "jetstream {\n  store_dir: \"%s\"\n  max_memory_store: %" PRIu64 "\n  max_file_store: %" PRIu64 "\n}\n",
-                n->name, n->port, n->mport, jsdir, max_mem, max_file);
-        if (fclose(f) != 0) goto out;
-        int logfd = open(n->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (logfd < 0) {
-            fprintf(stderr, "towerd up: cannot open %s: %s\n", n->log_path, strerror(errno));
-            goto out;
-        }
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        if (pid == 0) {
-            /* The child: its own process group (Ctrl-C is for us: we stop it last), dead with us, default
-               signal dispositions and mask, output to the log. Only async-signal-safe calls here. */
-            sigset_t none;
-            sigemptyset(&none);
-            sigprocmask(SIG_SETMASK, &none, NULL);
-            signal(SIGPIPE, SIG_DFL);
-            setpgid(0, 0);
-            prctl(PR_SET_PDEATHSIG, SIGTERM);
-            if (getppid() != parent) _exit(1);
-            int nul = open("/dev/null", O_RDONLY);
-            if (nul >= 0) dup2(nul, 0);
-            dup2(logfd, 1);
-            dup2(logfd, 2);
-            execl(bin, bin, "-c", conf, (char *)NULL);
-            _exit(127);
-        }
-        close(logfd);
-        if (pid < 0) {
-            fprintf(stderr, "towerd up: cannot start nats-server: %s\n", strerror(errno));
-            goto out;
-        }
-        n->pid = pid;
-        int64_t deadline = ct_mono_ns() + 30000000000LL;
-        while (!*stop && ct_mono_ns() < deadline) {
-            if (waitpid(pid, NULL, WNOHANG) == pid) {
-                n->pid = 0;
-                break;
-            }
-            if (nats_answers(n)) {
-                rc = CT_OK;
-                break;
-            }
-            usleep(50000);
-        }
-        if (rc == CT_OK) break;
-        if (n->pid) nats_stop(n, SIGKILL, 5);
-        if (!*stop) ct_log(CT_LOG_WARN, "up", "nats-server did not come up on port %d (attempt %d)", n->port, attempt + 1);
-    }
-    if (rc != CT_OK && !*stop) {
-        fprintf(stderr, "towerd up: nats-server (%s) would not start\n", bin);
-        log_tail(n->log_path);
-    }
-    snprintf(n->url, sizeof n->url, "nats://127.0.0.1:%d", n->port);
-out:
-    free(ndir);
-    free(conf);
-    free(jsdir);
-    return rc;
 }
 
 /* ---- the roles' threads ---- */
@@ -367,6 +170,35 @@ static char *consumer_name(const char *store_dir)
     return name;
 }
 
+/* What runs where, on stdout. nats: our own server, or NULL for --nats. */
+static void print_banner(const ct_config *cfg, const up_nats *nats, const char *data, const char *store_dir,
+                         const char *state, const sim_run_opts *so, int with_sim, int with_sla)
+{
+    const char *http = ct_config_str(cfg, "http");
+    printf("towerd up: the control tower is running\n"
+           "  dashboard   http://%s/\n"
+           "  API         http://%s/api/v1/summary\n",
+           http, http);
+    if (nats) {
+        printf("  NATS        %s (monitoring http://127.0.0.1:%d/jsz)\n", nats->url, nats->mport);
+        /* The credentials are new at each start and stay in the file (0600); never on the terminal. */
+        printf("  publish     towerd publish --config %s FILE.ndjson (NATS credentials, new at each start)\n",
+               nats->client_conf);
+    } else {
+        printf("  NATS        %s\n", ct_config_str(cfg, "nats"));
+    }
+    printf("  data        %s (views %s, simulator state %s)\n", data, store_dir, state);
+    if (so->warp != 1.0) printf("  time warp   %gx: %g business minutes per real minute\n", so->warp, so->warp);
+    if (with_sim)
+        printf("  simulators  %g orders per minute, seed %" PRIu64 "%s\n", so->rate, so->trace.seed,
+               so->trace.orders ? "" : ", endless");
+    else
+        printf("  simulators  off (--no-sim)\n");
+    if (with_sla)
+        printf("  SLA engine  %s\n", ct_config_str(cfg, "alertmanager") ? ct_config_str(cfg, "alertmanager")
+                                                                        : "on (no Alertmanager: --alertmanager URL)");
+}
+
 int towerd_up(int argc, char **argv)
 {
     ct_opt_def own[NOWN + 16 + TOWERD_SIM_MAX_DEFS];
@@ -388,7 +220,7 @@ int towerd_up(int argc, char **argv)
     char **args = NULL;
     int nargs = 0, help = 0, rc = TOWERD_EXIT_FAIL;
     char *bin = NULL, *store_dir = NULL, *state = NULL, *consumer = NULL;
-    nats_child nats = {0};
+    up_nats nats = {0};
     bus *bproj = NULL, *bsrv = NULL, *bsla = NULL;
     http_server *srv = NULL;
     proj_thread proj = {0};
@@ -429,7 +261,7 @@ int towerd_up(int argc, char **argv)
     /* The SLA engine raises the breaches; simulated ones on top would double them. */
     if (with_sla) sim.so.sla_breaches = 0;
     if (own_nats) {
-        bin = find_nats_server(ct_config_str(cfg, "nats-server"));
+        bin = up_nats_find_server(ct_config_str(cfg, "nats-server"));
         if (!bin) {
             if (ct_config_str(cfg, "nats-server"))
                 fprintf(stderr, "towerd up: nats-server not found: %s is not an executable file\n",
@@ -456,19 +288,15 @@ int towerd_up(int argc, char **argv)
     clock_resume(data, sim.so.warp);
 
     if (own_nats) {
-        if (nats_start(&nats, bin, data, ct_config_size(cfg, "nats-max-memory"), ct_config_size(cfg, "nats-max-file"),
-                       &towerd_stop) != CT_OK)
+        if (up_nats_start(&nats, bin, data, ct_config_size(cfg, "nats-max-memory"),
+                          ct_config_size(cfg, "nats-max-file"), &towerd_stop) != CT_OK)
             goto out;
         ct_log(CT_LOG_INFO, "up", "nats-server %s is up (pid %d, log %s)", nats.url, (int)nats.pid, nats.log_path);
     }
 
     bus_opts bo;
     towerd_bus_opts(cfg, &bo, "towerd up projector");
-    if (own_nats) {
-        one_url[0] = nats.url;
-        bo.urls = one_url;
-        bo.n_urls = 1;
-    }
+    if (own_nats) up_nats_bus_opts(&nats, &bo, one_url); /* its own credentials, whatever the flags say */
     bo.wait_connect = 1;
     signals_block(&old);
     ct_status cs = bus_connect(&bproj, &bo);
@@ -478,6 +306,7 @@ int towerd_up(int argc, char **argv)
     if (cs == CT_OK && with_sla) cs = bus_connect(&bsla, &bo);
     signals_restore(&old);
     if (cs != CT_OK) goto out;
+    bus_watch_start(bsrv, 0, 0); /* the server's NATS figures, kept fresh by a thread of their own */
     /* The streams exist before any role uses them (the projector would make them too). */
     for (int tries = 0; bus_ensure_streams(bproj) != CT_OK; tries++) {
         if (towerd_stop) goto stopped;
@@ -536,26 +365,7 @@ int towerd_up(int argc, char **argv)
         if (!sim_started) goto out;
     }
 
-    const char *http = ct_config_str(cfg, "http");
-    printf("towerd up: the control tower is running\n"
-           "  dashboard   http://%s/\n"
-           "  API         http://%s/api/v1/summary\n",
-           http, http);
-    if (own_nats)
-        printf("  NATS        %s (monitoring http://127.0.0.1:%d/jsz)\n", nats.url, nats.mport);
-    else
-        printf("  NATS        %s\n", ct_config_str(cfg, "nats"));
-    printf("  data        %s (views %s, simulator state %s)\n", data, store_dir, state);
-    if (sim.so.warp != 1.0)
-        printf("  time warp   %gx: %g business minutes per real minute\n", sim.so.warp, sim.so.warp);
-    if (with_sim)
-        printf("  simulators  %g orders per minute, seed %" PRIu64 "%s\n", sim.so.rate, sim.so.trace.seed,
-               sim.so.trace.orders ? "" : ", endless");
-    else
-        printf("  simulators  off (--no-sim)\n");
-    if (with_sla)
-        printf("  SLA engine  %s\n", ct_config_str(cfg, "alertmanager") ? ct_config_str(cfg, "alertmanager")
-                                                                        : "on (no Alertmanager: --alertmanager URL)");
+    print_banner(cfg, own_nats ? &nats : NULL, data, store_dir, state, &sim.so, with_sim, with_sla);
     printf("Ctrl-C stops everything.\n");
     fflush(stdout);
 
@@ -577,10 +387,9 @@ int towerd_up(int argc, char **argv)
             else
                 ct_log(CT_LOG_INFO, "up", "the simulators told every order (the tower goes on)");
         }
-        if (nats.pid > 0 && waitpid(nats.pid, NULL, WNOHANG) == nats.pid) {
-            nats.pid = 0;
+        if (up_nats_exited(&nats)) {
             fprintf(stderr, "towerd up: nats-server exited unexpectedly: stopping everything\n");
-            log_tail(nats.log_path);
+            up_nats_log_tail(&nats);
             goto out;
         }
     }
@@ -608,10 +417,10 @@ out:
     sla_rules_destroy(rules);
     free(link_base);
     if (nats.pid > 0) {
-        nats_stop(&nats, SIGTERM, 20);
+        up_nats_stop(&nats, SIGTERM, 20);
         ct_log(CT_LOG_INFO, "up", "nats-server stopped");
     }
-    free(nats.log_path);
+    up_nats_free(&nats);
     free(bin);
     free(store_dir);
     free(state);

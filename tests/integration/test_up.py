@@ -11,13 +11,18 @@ TOWER_IT_KEEP=1 (keep the temporary directories), TOWER_IT_VERBOSE=1 (log every 
   nats-server behind, and a restart on the same dir resumes the same stream, store and trace: at the end
   of the trace the store holds exactly the events and dead letters of the same trace folded offline.
 - up without nats-server: the message says how to install it, exit 1.
+- up's own nats-server listens on 127.0.0.1 only and needs the credentials up makes at each start (in
+  DATA/nats/client.conf, 0600, never on a command line or in a log): a client without them is refused;
+  with --nats URL, up uses that NATS as it is.
 - sim --dry-run: deterministic for a seed, different for another, the very records of `towerd gen`.
 - The simulated traffic at the default fault rates, folded offline, fills every view.
 """
 
+import configparser
 import json
 import os
 import re
+import socket
 import signal
 import subprocess
 import sys
@@ -59,6 +64,45 @@ def processes_mentioning(text):
             continue
         if text in cmd and int(pid) != os.getpid():
             found.append((int(pid), cmd.strip()))
+    return found
+
+
+def nats_handshake(port, connect):
+    """(INFO as a dict, the server's first answer to CONNECT connect + PING) over a raw socket."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        buf = b""
+        while b"\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        line, _, buf = buf.partition(b"\r\n")
+        if not line.startswith(b"INFO "):
+            raise AssertionError("expected INFO, got %r" % line[:100])
+        info = json.loads(line[5:])
+        s.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+        while b"\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        return info, buf.partition(b"\r\n")[0].decode("utf-8", "replace")
+
+
+def tcp_listeners(port):
+    """The local addresses (hex, as in /proc/net/tcp*) of the sockets listening on port."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            addr, hexport = cols[1].rsplit(":", 1)
+            if cols[3] == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                found.append(addr)
     return found
 
 
@@ -214,6 +258,94 @@ class UpTest(unittest.TestCase):
         for word in ("--data", "--http", "--nats", "--nats-server", "--no-sim", "--warp", "--rate", "--seed",
                      "--orders", "--short-picks", "--malformed", "apt-get install nats-server", "(default: 60)"):
             self.assertIn(word, r.out)
+
+    def test_up_nats_needs_credentials(self):
+        data = os.path.join(self.root, "data")
+        up = Up(self.t, self.root, data, ["--no-sim", "--web", self.root])
+        self.addCleanup(up.close)
+        out = up.start()
+        port = int(re.search(r"NATS +nats://127\.0\.0\.1:(\d+) ", out).group(1))
+        mport = int(re.search(r"monitoring http://127\.0\.0\.1:(\d+)/jsz", out).group(1))
+        m = re.search(r"towerd publish --config (\S+) FILE", out)
+        self.assertIsNotNone(m, "up does not say how to publish into its NATS\n" + out)
+        client_conf = m.group(1)
+        ndir = os.path.join(data, "nats")
+        self.assertEqual(client_conf, os.path.join(ndir, "client.conf"))
+        # The secrets are in files of their owner's only.
+        for path, mode in ((ndir, 0o700), (client_conf, 0o600), (os.path.join(ndir, "nats.conf"), 0o600)):
+            self.assertEqual(os.stat(path).st_mode & 0o777, mode, "mode of %s" % path)
+        ini = configparser.ConfigParser()
+        ini.read(client_conf)
+        url, user, password = ini["nats"]["url"], ini["nats"]["user"], ini["nats"]["password"]
+        self.assertEqual(url, "nats://127.0.0.1:%d" % port)
+        self.assertRegex(password, r"^[0-9a-f]{64}$")
+        with open(os.path.join(ndir, "nats.conf")) as f:
+            conf = f.read()
+        self.assertIn("listen: 127.0.0.1:%d\n" % port, conf)
+        self.assertIn("authorization {", conf)
+        # Loopback only: the client port and the (read-only) monitoring port.
+        for p in (port, mport):
+            self.assertEqual(tcp_listeners(p), ["0100007F"], "port %d listens beyond 127.0.0.1" % p)
+
+        # Without credentials, or with a wrong password: refused.
+        info, answer = nats_handshake(port, {"verbose": False, "pedantic": False, "name": "intruder"})
+        self.assertTrue(info.get("auth_required"), info)
+        self.assertEqual(answer, "-ERR 'Authorization Violation'")
+        _, answer = nats_handshake(port, {"verbose": False, "user": user, "pass": "0" * 64})
+        self.assertEqual(answer, "-ERR 'Authorization Violation'")
+        # With them: in.
+        _, answer = nats_handshake(port, {"verbose": False, "user": user, "pass": password})
+        self.assertEqual(answer, "PONG")
+
+        # The recipe up prints works; publishing without the credentials does not.
+        events = self.t.gen(os.path.join(self.root, "ev.ndjson"), 3, 5, clean=True)
+        r = self.t.run("publish", "--nats", url, events, check=1, timeout=60)
+        self.assertRegex(r.err, r"Auth(entication|orization) Violation")
+        self.t.run("publish", "--config", client_conf, events, check=0, timeout=60)
+        deadline = time.monotonic() + fx.tmo(30)
+        while up.summary()["events"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertGreater(up.summary()["events"], 0, up.logs())
+
+        # The password is on no command line, in no log and on no monitoring page.
+        self.assertEqual(processes_mentioning(password), [])
+        for path in (up.out_path, up.err_path, os.path.join(ndir, "nats-server.log")):
+            with open(path, errors="replace") as f:
+                self.assertNotIn(password, f.read(), path)
+        for page in ("varz", "connz?auth=1&subs=1", "jsz?accounts=1"):
+            status, _, body = http_get("http://127.0.0.1:%d/%s" % (mport, page))
+            self.assertEqual(status, 200, page)
+            self.assertNotIn(password.encode(), body, page)
+
+        # New credentials at every start: the old ones no longer work.
+        self.assertEqual(up.stop(), 0, up.logs())
+        up.start()
+        ini2 = configparser.ConfigParser()
+        ini2.read(client_conf)
+        self.assertNotEqual(ini2["nats"]["password"], password)
+        _, answer = nats_handshake(int(ini2["nats"]["url"].rsplit(":", 1)[1]),
+                                   {"verbose": False, "user": user, "pass": password})
+        self.assertEqual(answer, "-ERR 'Authorization Violation'")
+        self.assertEqual(up.stop(), 0, up.logs())
+        self.assertEqual(processes_mentioning(data), [])
+
+    def test_up_with_external_nats_as_is(self):
+        """--nats URL: no credentials of up's own, no client.conf; the NATS is used as it is."""
+        with fx.NatsServer(root=os.path.join(self.root, "ext")) as ns:
+            data = os.path.join(self.root, "data")
+            up = Up(self.t, self.root, data, ["--no-sim", "--nats", ns.url, "--web", self.root])
+            self.addCleanup(up.close)
+            out = up.start()
+            self.assertIn("NATS        %s\n" % ns.url, out)
+            self.assertNotIn("--config", out)
+            self.assertFalse(os.path.exists(os.path.join(data, "nats")))
+            events = self.t.gen(os.path.join(self.root, "ev.ndjson"), 3, 5, clean=True)
+            self.t.run("publish", "--nats", ns.url, events, check=0, timeout=60)
+            deadline = time.monotonic() + fx.tmo(30)
+            while up.summary()["events"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.assertGreater(up.summary()["events"], 0, up.logs())
+            self.assertEqual(up.stop(), 0, up.logs())
 
     def test_up_runs_the_sla_engine(self):
         data = os.path.join(self.root, "data")
