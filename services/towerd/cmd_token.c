@@ -3,15 +3,53 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "ct_config.h"
 #include "server.h"
 #include "towerd.h"
 
+/* The longest token --hash accepts (bytes, without the line end). */
+#define TOKEN_HASH_MAX 4096
+
 static const ct_opt_def defs[] = {
     {"hash", 0, NULL, NULL, CT_OPT_BOOL, NULL, NULL,
      "read an existing token from standard input and print only its file line", 0, 0},
 };
+
+/* Read one line (the token) from f into buf, which has room for TOKEN_HASH_MAX + 2 bytes, without its line
+   end (one \n or \r\n). NULL when it is fine, else why it is refused. */
+static const char *read_token(FILE *f, char *buf)
+{
+    size_t n = 0;
+    int c;
+    while ((c = getc(f)) != EOF && c != '\n') {
+        if (n > TOKEN_HASH_MAX) return "the token on standard input is longer than 4096 bytes";
+        buf[n++] = (char)c;
+    }
+    if (n && buf[n - 1] == '\r') n--;
+    buf[n] = '\0';
+    if (n > TOKEN_HASH_MAX) return "the token on standard input is longer than 4096 bytes";
+    if (!n) return "no token on standard input (an empty first line)";
+    if (memchr(buf, '\0', n)) return "the token on standard input contains a NUL byte";
+    return NULL;
+}
+
+/* --hash: the file line of the token on standard input, on stdout. */
+static int hash_stdin(const char *name, const char *role)
+{
+    char *token = ct_malloc(TOKEN_HASH_MAX + 2), hash[65];
+    const char *why = read_token(stdin, token);
+    if (why) {
+        fprintf(stderr, "towerd token: %s\n", why);
+        free(token);
+        return TOWERD_EXIT_USAGE;
+    }
+    http_token_hash(token, hash);
+    free(token);
+    printf("%s %s %s\n", name, role, hash);
+    return TOWERD_EXIT_OK;
+}
 
 int towerd_token(int argc, char **argv)
 {
@@ -24,9 +62,11 @@ int towerd_token(int argc, char **argv)
                         "Makes a random API token for ROLE (viewer: read and stream; operator: also redrive\n"
                         "dead letters; ingest: post events). Prints the token on standard output, once: give\n"
                         "it to its user. Prints on standard error the line to add to the server's tokens file\n"
-                        "(--tokens): NAME ROLE SHA256. The file keeps only the hash.\n"
-                        "With --hash, reads an existing token from standard input and prints its line on stdout.\n\n"
-                        "Exit codes: 0 done; 1 no randomness or no input; 2 usage.",
+                        "(--tokens): NAME ROLE SHA256, and nothing else (a hint too when it is a terminal), so\n"
+                        "that `towerd token NAME ROLE 2>>tokens` appends it. The file keeps only the hash.\n"
+                        "With --hash, reads an existing token (the first line of standard input, 1 to 4096\n"
+                        "bytes, without its line end) and prints its line on stdout.\n\n"
+                        "Exit codes: 0 done; 1 no randomness; 2 usage, or an empty or too long token (--hash).",
                         defs, sizeof defs / sizeof defs[0], ignore, argc, argv, &args, &nargs, &help) != CT_OK)
         return TOWERD_EXIT_USAGE;
     if (help) {
@@ -38,19 +78,12 @@ int towerd_token(int argc, char **argv)
         fprintf(stderr, "towerd token: expected NAME ROLE (ROLE: viewer, operator or ingest; NAME without spaces)\n");
         goto out;
     }
-    char token[80], hash[65];
+    char hash[65];
     if (ct_config_bool(cfg, "hash")) {
-        if (!fgets(token, sizeof token, stdin)) {
-            fprintf(stderr, "towerd token: no token on standard input\n");
-            rc = TOWERD_EXIT_FAIL;
-            goto out;
-        }
-        token[strcspn(token, "\r\n")] = 0;
-        http_token_hash(token, hash);
-        printf("%s %s %s\n", args[0], args[1], hash);
-        rc = TOWERD_EXIT_OK;
+        rc = hash_stdin(args[0], args[1]);
         goto out;
     }
+    char token[80];
     unsigned char rnd[24];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
         fprintf(stderr, "towerd token: no randomness available\n");
@@ -61,7 +94,10 @@ int towerd_token(int argc, char **argv)
     for (size_t i = 0; i < sizeof rnd; i++) n += snprintf(token + n, sizeof token - (size_t)n, "%02x", rnd[i]);
     http_token_hash(token, hash);
     printf("%s\n", token);
-    fprintf(stderr, "add to the tokens file:\n%s %s %s\n", args[0], args[1], hash);
+    /* Standard error carries the file line alone, so that `2>>tokens` appends exactly it; a hint only for
+       a person at a terminal. */
+    if (isatty(STDERR_FILENO)) fprintf(stderr, "add this line to the tokens file (--tokens):\n");
+    fprintf(stderr, "%s %s %s\n", args[0], args[1], hash);
     rc = TOWERD_EXIT_OK;
 out:
     ct_config_destroy(cfg);
