@@ -134,7 +134,7 @@ static void connect_now(watch *w)
     ci.port = w->port;
     ci.path = w->path;
     ci.host = w->hosthdr;
-    ci.origin = w->hosthdr;
+    ci.origin = NULL; /* not a browser: no Origin (a wrong one is refused in loopback mode) */
     ci.ssl_connection = w->tls ? LCCSCF_USE_SSL : 0;
     ci.local_protocol_name = "tower";
     ci.pwsi = &w->wsi;

@@ -14,6 +14,11 @@ const ct_opt_def towerd_server_defs[] = {
     {"tokens", 0, "TOWER_TOKENS", "server.tokens", CT_OPT_STRING, NULL, "FILE",
      "API tokens with roles, hashed (lines 'NAME ROLE SHA256HEX', see towerd token); every API route then needs one",
      0, 0},
+    {"max-future-skew", 0, "TOWER_MAX_FUTURE_SKEW", "server.max_future_skew", CT_OPT_DURATION, "24h", "DURATION",
+     "POST /api/v1/events rejects an event whose occurredAt is further ahead of this clock (0: no check)", 0, 0},
+    {"allowed-hosts", 0, "TOWER_ALLOWED_HOSTS", "server.allowed_hosts", CT_OPT_STRING, NULL, "HOSTS",
+     "without --tokens: Host names besides the listen addresses that requests may carry (comma-separated, "
+     "NAME or NAME:PORT; a proxy that forwards its own Host), also accepted as Origin", 0, 0},
     {"ws-max-clients", 0, "TOWER_WS_MAX_CLIENTS", "server.ws_max_clients", CT_OPT_INT, "256", "N",
      "live-stream connections at once (each holds a worker thread)", 0, 0},
     {"ws-queue", 0, "TOWER_WS_QUEUE", "server.ws_queue", CT_OPT_INT, "20000", "N",
@@ -22,6 +27,8 @@ const ct_opt_def towerd_server_defs[] = {
      "items in a live-stream snapshot (the oldest; its count gives the total)", 0, 0},
     {"ws-coalesce", 0, "TOWER_WS_COALESCE", "server.ws_coalesce", CT_OPT_DURATION, "20ms", "DURATION",
      "a live-stream client gets at most one frame per this interval (changes are batched)", 0, 0},
+    {"ws-ping", 0, "TOWER_WS_PING", "server.ws_ping", CT_OPT_DURATION, "30s", "DURATION",
+     "a live-stream client silent this long is pinged; one that answers no two pings is dropped", 0, 0},
     {"request-timeout", 0, "TOWER_HTTP_REQUEST_TIMEOUT", "server.request_timeout", CT_OPT_DURATION, "10s", "DURATION",
      "a request (headers and body) must arrive within this, and an answer be taken; slower clients are cut off", 0, 0},
 };
@@ -35,10 +42,14 @@ void towerd_server_opts(const ct_config *c, server_opts *o)
     o->threads = (unsigned)ct_config_int(c, "threads");
     o->ready_max_lag = (uint64_t)ct_config_int(c, "ready-max-lag");
     o->tokens_file = ct_config_str(c, "tokens");
+    o->allowed_hosts = ct_config_str(c, "allowed-hosts");
+    o->max_future_skew_ns = ct_config_duration_ns(c, "max-future-skew");
     o->ws_max_clients = (unsigned)ct_config_int(c, "ws-max-clients");
     o->ws_queue = (size_t)ct_config_int(c, "ws-queue");
     o->ws_snapshot_max = (unsigned)ct_config_int(c, "ws-snapshot-max");
     o->ws_coalesce_ms = (int)(ct_config_duration_ns(c, "ws-coalesce") / 1000000);
+    int64_t ping = ct_config_duration_ns(c, "ws-ping") / 1000000;
+    o->ws_ping_ms = ping > 0 && ping < 3600000 ? (int)ping : ping >= 3600000 ? 3600000 : 0;
     int64_t rt = ct_config_duration_ns(c, "request-timeout") / 1000000;
     o->request_timeout_ms = rt > 0 && rt < 3600000 ? (int)rt : rt >= 3600000 ? 3600000 : 0;
 }

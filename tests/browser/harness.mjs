@@ -112,7 +112,10 @@ async function http1(port, path, { method = 'GET', body, headers = {}, timeoutMs
   const ctl = new AbortController();
   const t = setTimeout(() => ctl.abort(), timeoutMs);
   try {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, body, headers, signal: ctl.signal });
+    // The server takes writes only as JSON or NDJSON (a browser page could send text/plain unasked).
+    const hdrs = body !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')
+      ? { ...headers, 'Content-Type': 'application/json' } : headers;
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, body, headers: hdrs, signal: ctl.signal });
     const text = await res.text();
     let parsed = null;
     try { parsed = JSON.parse(text); } catch { /* not JSON */ }

@@ -120,7 +120,8 @@ class Ingest(unittest.TestCase):
         self.assertEqual(r["error"]["code"], "MALFORMED")
         # A body announced over the limit is refused before it is read.
         with socket.create_connection(("127.0.0.1", self.port), timeout=fx.tmo(10)) as c:
-            c.sendall(b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (5 << 20))
+            c.sendall(b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/x-ndjson\r\n"
+                      b"Content-Length: %d\r\n\r\n" % (self.port, 5 << 20))
             head = c.recv(4096).decode("latin-1")
         self.assertTrue(head.startswith("HTTP/1.1 413"), head)
         st, r = self.get("/api/v1/events")

@@ -169,6 +169,8 @@ class StreamTest(unittest.TestCase):
 
     def request(self, method, path, data=None, token=None):
         req = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
         if token:
             req.add_header("Authorization", "Bearer " + token)
         try:

@@ -2,6 +2,7 @@
 #include "test.h"
 
 #include "query.h"
+#include "server_int.h"
 
 static int parse(const char *uri, const char *qs, server_query *q, server_query_err *e)
 {
@@ -173,8 +174,73 @@ static void test_var(void)
     T_EQ_INT(server_query_var("b=a=1", "a", b, sizeof b), 0);
 }
 
+/* guard.c: which listen lists are loopback only, and the Host and Origin values loopback mode takes. */
+static void test_listen(void)
+{
+    server_listen l[16];
+    const char *why = NULL;
+    T_EQ_INT(server__listen_parse("127.0.0.1:8080", l, 16, &why), 1);
+    T_EQ_INT(l[0].loopback, 1);
+    T_EQ_INT(l[0].port, 8080);
+    T_EQ_INT(server__listen_parse("127.0.0.1:1,[::1]:2,localhost:3,127.9.9.9:4,[::ffff:127.0.0.1]:5", l, 16, &why), 5);
+    for (int i = 0; i < 5; i++) T_EQ_INT(l[i].loopback, 1);
+    T_EQ_STR(l[1].host, "::1");
+    /* Any address that is not loopback, wherever it is in the list. */
+    T_EQ_INT(server__listen_parse("127.0.0.1:1,0.0.0.0:2", l, 16, &why), 2);
+    T_EQ_INT(l[1].loopback, 0);
+    const char *open[] = {"8080", "+8080", "0.0.0.0:1", "[::]:1", "10.0.0.1:1", "example.com:1", "[::ffff:10.0.0.1]:1"};
+    for (size_t i = 0; i < sizeof open / sizeof open[0]; i++) {
+        T_EQ_INT(server__listen_parse(open[i], l, 16, &why), 1);
+        T_EQ_INT(l[0].loopback, 0);
+    }
+    const char *bad[] = {"", "127.0.0.1:", "127.0.0.1:x", "127.0.0.1:70000", "[::1", "[::1]8080", "127.0.0.1:8443s",
+                         "127.0.0.1:80r", "127.0.0.1:1,", ",127.0.0.1:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) T_EQ_INT(server__listen_parse(bad[i], l, 16, &why), -1);
+}
+
+static void test_hosts(void)
+{
+    server_listen l[4];
+    const char *why;
+    char **h = NULL;
+    int n = server__listen_parse("127.0.0.1:8080,[::1]:80", l, 4, &why);
+    size_t nh = server__hosts_build(l, (size_t)n, " Tower.Example.com , proxy:8443", &h);
+    const char *yes[] = {"127.0.0.1:8080", "localhost:8080", "LOCALHOST:8080", "[::1]:8080", "localhost", "127.0.0.1:80",
+                         "[::1]", "tower.example.com", "proxy:8443"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) T_EQ_INT(server__host_allowed(h, nh, yes[i], strlen(yes[i])), 1);
+    const char *no[] = {"evil.com", "127.0.0.1:8081", "127.0.0.1:81", "127.0.0.2:8080", "evil.com:8080", "localhost.evil.com:8080",
+                        "", "proxy", "tower.example.com:8080"};
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) T_EQ_INT(server__host_allowed(h, nh, no[i], strlen(no[i])), 0);
+    /* A Host header with a loopback name passes whatever its port (it cannot be rebound); others must be listed. */
+    const char *host_yes[] = {"127.0.0.1", "127.0.0.1:1", "127.0.0.2:8080", "localhost", "LocalHost:9", "[::1]", "[::1]:5",
+                              "tower.example.com", "proxy:8443"};
+    for (size_t i = 0; i < sizeof host_yes / sizeof host_yes[0]; i++) T_EQ_INT(server__host_header_ok(h, nh, host_yes[i]), 1);
+    const char *host_no[] = {"evil.com", "evil.com:8080", "localhost.evil.com:8080", "127.0.0.1.evil.com", "[::2]:8080",
+                             "[::1", "proxy:8444", "", "0.0.0.0:8080", "10.0.0.1:8080"};
+    for (size_t i = 0; i < sizeof host_no / sizeof host_no[0]; i++) T_EQ_INT(server__host_header_ok(h, nh, host_no[i]), 0);
+    T_EQ_INT(server__origin_allowed(h, nh, "http://127.0.0.1:8080"), 1);
+    T_EQ_INT(server__origin_allowed(h, nh, "https://tower.example.com"), 1);
+    T_EQ_INT(server__origin_allowed(h, nh, "http://evil.com"), 0);
+    T_EQ_INT(server__origin_allowed(h, nh, "http://127.0.0.1:9999"), 0);
+    T_EQ_INT(server__origin_allowed(h, nh, "null"), 0);
+    T_EQ_INT(server__origin_allowed(h, nh, "127.0.0.1:8080"), 0);
+    T_EQ_INT(server__origin_allowed(h, nh, "file://127.0.0.1:8080"), 0);
+    for (size_t i = 0; i < nh; i++) free(h[i]);
+    free(h);
+    T_EQ_INT(server__json_content_type("application/json"), 1);
+    T_EQ_INT(server__json_content_type("Application/JSON; charset=utf-8"), 1);
+    T_EQ_INT(server__json_content_type("application/x-ndjson"), 1);
+    T_EQ_INT(server__json_content_type("text/plain"), 0);
+    T_EQ_INT(server__json_content_type("application/x-www-form-urlencoded"), 0);
+    T_EQ_INT(server__json_content_type("multipart/form-data; boundary=x"), 0);
+    T_EQ_INT(server__json_content_type("application/jsonp"), 0);
+    T_EQ_INT(server__json_content_type(NULL), 0);
+}
+
 int main(void)
 {
+    T_RUN(test_listen);
+    T_RUN(test_hosts);
     T_RUN(test_routes);
     T_RUN(test_view_params);
     T_RUN(test_search);

@@ -24,9 +24,12 @@ typedef struct server_opts {
     int request_timeout_ms;    /**< per-request I/O timeout (default 10000) */
     unsigned ws_max_clients;   /**< live-stream connections at once (default 256); more get 503 */
     size_t ws_queue;           /**< deltas queued to one client before it is dropped to a resync (default 20000) */
+    int ws_ping_ms;            /**< a silent live-stream client is pinged after this (default 30000), dropped after 2 more */
     int ws_coalesce_ms;        /**< a client gets at most one frame per this interval (default 20) */
     unsigned ws_snapshot_max;  /**< items in a snapshot (default 500; count gives the total) */
     const char *tokens_file;   /**< API tokens (see http_tokens_load); NULL: none, loopback only */
+    int64_t max_future_skew_ns; /**< ingest refuses an occurredAt further ahead of the clock (0: no check) */
+    const char *allowed_hosts; /**< loopback mode: more Host names (comma-separated) a proxy forwards, e.g. "tower.example.com" */
 } server_opts;
 
 /** Roles of API tokens: viewer reads and streams; operator also redrives; ingest only posts events. */

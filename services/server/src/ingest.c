@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #define MAX_BODY (4 * 1024 * 1024)
 #define MAX_EVENTS 10000
@@ -47,14 +48,22 @@ static void on_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
 
 int server__read_body(struct mg_connection *c, size_t max, ct_buf *body)
 {
-    /* A client that asked whether to send its body (curl does for large ones) waits for this. */
-    const char *expect = mg_get_header(c, "Expect");
-    if (expect && !strcasecmp(expect, "100-continue")) mg_printf(c, "HTTP/1.1 100 Continue\r\n\r\n");
     /* civetweb bounds each wait for data by request_timeout_ms, but not the whole body: a client
      * sending a byte now and then would hold this thread for ever. The body as a whole gets that time. */
     int64_t limit = server__request_timeout_ns(c), start = ct_now_ns();
     const struct mg_request_info *ri = mg_get_request_info(c);
     int fd = server__socket_of(c);
+    /* A client that asked whether to send its body (curl does for large ones) waits for this. It
+     * goes straight to the socket: written through civetweb, it would count as the answer's start
+     * and civetweb would then refuse the real status line. */
+    const char *expect = mg_get_header(c, "Expect");
+    if (expect && !strcasecmp(expect, "100-continue") && fd >= 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (send(fd, cont, sizeof cont - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof cont - 1)) {
+            ct_buf_free(body);
+            return -2;
+        }
+    }
     /* civetweb's worker threads have small stacks: read through the buffer itself. */
     for (;;) {
         int64_t left = limit - (ct_now_ns() - start);
@@ -107,21 +116,35 @@ int server__ingest(struct mg_connection *c, http_server *s)
         return server__error(c, s, route, 400, "EMPTY_BODY", NULL, "send NDJSON or a JSON array of events");
     }
 
+    /* Every record is read and checked before anything is published: a body over a limit is
+     * refused whole, with nothing stored. */
     evt_reader *rd = NULL;
     evt_reader_open_mem(&rd, body.data, body.len);
     result res = {json_array(), 0, 0, 0};
     size_t rejected = 0, count = 0, to_publish = 0;
+    evt_event **evs = ct_calloc(MAX_EVENTS, sizeof *evs);
     evt_record rec;
     int got;
-    pthread_mutex_lock(&publish_lock);
+    int64_t latest = s->o.max_future_skew_ns > 0 ? ct_now_ns() / 1000000000LL + s->o.max_future_skew_ns / 1000000000LL : 0;
     while ((got = evt_reader_next(rd, &rec)) == 1 && count < MAX_EVENTS) {
         json_t *o = json_object();
         json_object_set_new(o, "index", json_integer((json_int_t)count));
+        if (rec.event && latest && rec.event->occurred_at->seconds > latest) {
+            snprintf(rec.error.event_id, sizeof rec.error.event_id, "%s", rec.event->event_id);
+            rec.error.code = EVT_INVALID_TIME;
+            snprintf(rec.error.field, sizeof rec.error.field, "occurredAt");
+            snprintf(rec.error.message, sizeof rec.error.message,
+                     "occurredAt is %lld s ahead of this server's clock; at most %lld s are accepted (a wrong clock or "
+                     "time zone at the producer?)",
+                     (long long)(rec.event->occurred_at->seconds - latest + s->o.max_future_skew_ns / 1000000000LL),
+                     (long long)(s->o.max_future_skew_ns / 1000000000LL));
+            evt_free(rec.event);
+            rec.event = NULL;
+        }
         if (rec.event) {
             json_object_set_new(o, "eventId", json_string(rec.event->event_id));
             json_array_append_new(res.arr, o);
-            bus_publish_event(s->o.bus, rec.event, count);
-            evt_free(rec.event);
+            evs[count] = rec.event;
             to_publish++;
         } else {
             if (*rec.error.event_id) json_object_set_new(o, "eventId", json_string(rec.error.event_id));
@@ -136,11 +159,18 @@ int server__ingest(struct mg_connection *c, http_server *s)
         }
         count++;
     }
-    if (to_publish) bus_publish_wait(s->o.bus, ACK_TIMEOUT_MS, on_ack, &res);
-    pthread_mutex_unlock(&publish_lock);
     int whole_bad = got < 0;
     int too_many = got == 1 && count >= MAX_EVENTS;
     if (too_many) evt_free(rec.event);
+    if (!whole_bad && !too_many && to_publish) {
+        pthread_mutex_lock(&publish_lock);
+        for (size_t i = 0; i < count; i++)
+            if (evs[i]) bus_publish_event(s->o.bus, evs[i], i);
+        bus_publish_wait(s->o.bus, ACK_TIMEOUT_MS, on_ack, &res);
+        pthread_mutex_unlock(&publish_lock);
+    }
+    for (size_t i = 0; i < count; i++) evt_free(evs[i]);
+    free(evs);
     evt_reader_destroy(rd);
     ct_buf_free(&body);
 
@@ -151,7 +181,7 @@ int server__ingest(struct mg_connection *c, http_server *s)
     if (too_many) {
         json_decref(res.arr);
         return server__error(c, s, route, 413, "TOO_MANY_EVENTS", NULL, "at most %d events per request; nothing was "
-                             "acknowledged, resend in smaller bodies", MAX_EVENTS);
+                             "stored, resend in smaller bodies", MAX_EVENTS);
     }
     json_t *out = json_object();
     json_object_set_new(out, "accepted", json_integer((json_int_t)res.stored));

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-const int server__codes[SERVER_N_CODES] = {200, 400, 401, 403, 404, 405, 408, 413, 500, 503, 0};
+const int server__codes[SERVER_N_CODES] = {200, 400, 401, 403, 404, 405, 408, 413, 415, 500, 503, 0};
 
 static const char *route_names[] = {
 #define SERVER_X(id, name) name,
@@ -128,19 +128,29 @@ int server__json(struct mg_connection *c, http_server *s, server_route route, in
         txt[len] = '\n';
         txt[len + 1] = 0;
     }
-    mg_response_header_start(c, status);
-    mg_response_header_add(c, "Content-Type", "application/json; charset=utf-8", -1);
-    mg_response_header_add(c, "Cache-Control", "no-store", -1);
-    char cl[32];
-    snprintf(cl, sizeof cl, "%zu", len + 1);
-    mg_response_header_add(c, "Content-Length", cl, -1);
     /* A request whose body is refused unread cannot share its connection with the next one. */
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *te = mg_get_header(c, "Transfer-Encoding");
     int with_body = ri && (ri->content_length > 0 || (te && strstr(te, "chunked")));
     int refused = status == 413 || status == 408 || (with_body && status >= 400);
-    if (refused) mg_response_header_add(c, "Connection", "close", -1);
-    mg_response_header_send(c);
+    char cl[32];
+    snprintf(cl, sizeof cl, "%zu", len + 1);
+    if (mg_response_header_start(c, status) == 0) {
+        mg_response_header_add(c, "Content-Type", "application/json; charset=utf-8", -1);
+        mg_response_header_add(c, "Cache-Control", "no-store", -1);
+        server__security_headers(c);
+        mg_response_header_add(c, "Content-Length", cl, -1);
+        if (refused) mg_response_header_add(c, "Connection", "close", -1);
+        mg_response_header_send(c);
+    } else {
+        /* civetweb builds no head for a websocket upgrade request (refused before the handshake):
+         * write it ourselves; the connection ends with the answer. */
+        mg_printf(c,
+                  "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
+                  "Content-Security-Policy: %s\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+                  "Referrer-Policy: no-referrer\r\nContent-Length: %s\r\nConnection: close\r\n\r\n",
+                  status, mg_get_response_code_text(c, status), SERVER_CSP, cl);
+    }
     if (txt) mg_write(c, txt, len + 1);
     else mg_write(c, "\n", 1);
     if (refused && with_body) end_body(c, status != 408);
@@ -159,7 +169,14 @@ int server__error(struct mg_connection *c, http_server *s, server_route route, i
     va_end(ap);
     json_t *e = json_object();
     json_object_set_new(e, "code", json_string(code));
-    json_object_set_new(e, "message", json_string(msg));
+    json_t *m = json_string(msg);
+    if (!m) {
+        /* Not UTF-8 (a decoded %ff in a path, say): the bytes beyond ASCII become '?'. */
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80) *p = '?';
+        m = json_string(msg);
+    }
+    json_object_set_new(e, "message", m);
     if (field) json_object_set_new(e, "field", json_string(field));
     json_t *body = json_object();
     json_object_set_new(body, "error", e);
@@ -229,6 +246,9 @@ static int begin_request(struct mg_connection *c)
         return server__error(c, s, SERVER_ROUTE_OTHER_API, 400, "TOO_MANY_HEADERS", NULL,
                              "at most %d request headers are accepted", SERVER_MAX_HEADERS - 1);
     const char *uri = ri->local_uri ? ri->local_uri : "/";
+    int rc = server__guard(c, s, uri);
+    if (!rc) rc = server__guard_upgrade(c, s, uri);
+    if (rc) return rc;
     if (!s->web_real || !strncmp(uri, "/api/", 5) || !strcmp(uri, "/api") || !strcmp(uri, "/metrics") ||
         !strcmp(uri, "/healthz") || !strcmp(uri, "/readyz"))
         return 0;
@@ -245,36 +265,47 @@ static int begin_request(struct mg_connection *c)
     mg_response_header_start(c, 404);
     mg_response_header_add(c, "Content-Type", "text/plain; charset=utf-8", -1);
     mg_response_header_add(c, "Content-Length", "10", -1);
+    server__security_headers(c);
     mg_response_header_send(c);
     mg_write(c, "Not found\n", 10);
     return 404;
 }
 
-/* Without API tokens the server listens on loopback only: the API would be open to anyone. */
-static int loopback(const char *listen)
+/* Without API tokens the server listens on loopback only (every address of the list): the API
+ * would be open to anyone. Fills s->hosts, the Host values loopback mode accepts. */
+static ct_status check_listen(http_server *s, const char *listen, const server_opts *o)
 {
-    return !strncmp(listen, "127.", 4) || !strncmp(listen, "localhost:", 10) || !strncmp(listen, "[::1]:", 6);
+    server_listen l[16];
+    const char *why = NULL;
+    int n = server__listen_parse(listen, l, 16, &why);
+    if (n < 0) {
+        ct_log(CT_LOG_ERROR, "server", "bad listen address '%s': %s", listen, why);
+        return CT_USAGE;
+    }
+    for (int i = 0; i < n && !o->tokens_file; i++) {
+        if (l[i].loopback) continue;
+        ct_log(CT_LOG_ERROR, "server",
+               "refusing to listen on %s%s%d without API tokens: configure a tokens file (--tokens, see towerd token) "
+               "or listen on loopback only (127.0.0.1:PORT) behind a TLS reverse proxy",
+               *l[i].host ? l[i].host : "every address", *l[i].host ? ":" : " port ", l[i].port);
+        return CT_USAGE;
+    }
+    s->n_hosts = server__hosts_build(l, (size_t)n, o->allowed_hosts, &s->hosts);
+    return CT_OK;
 }
 
 ct_status http_server_start(http_server **out, const server_opts *o)
 {
     const char *listen = o->listen ? o->listen : "127.0.0.1:8080";
-    if (!strchr(listen, ':')) {
-        ct_log(CT_LOG_ERROR, "server", "bad listen address '%s': expected HOST:PORT", listen);
-        return CT_USAGE;
-    }
-    if (!loopback(listen) && !o->tokens_file) {
-        ct_log(CT_LOG_ERROR, "server",
-               "refusing to listen on %s without API tokens: configure a tokens file (--tokens, see towerd token) "
-               "or listen on loopback (127.0.0.1:PORT) behind a TLS reverse proxy",
-               listen);
-        return CT_USAGE;
-    }
     http_server *s = ct_calloc(1, sizeof *s);
     s->o = *o;
     if (s->o.request_timeout_ms <= 0) s->o.request_timeout_ms = 10000;
     s->data_dir = ct_strdup(o->data_dir);
     pthread_rwlock_init(&s->lock, NULL);
+    if (check_listen(s, listen, o) != CT_OK) {
+        http_server_stop(s);
+        return CT_USAGE;
+    }
     if (o->tokens_file) {
         ct_status ts = server__tokens_load(s, o->tokens_file);
         if (ts != CT_OK) {
@@ -306,13 +337,16 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     opts[n++] = "tcp_nodelay";
     opts[n++] = "1"; /* answers and stream frames go out now, not after the peer's delayed ACK */
     opts[n++] = "enable_websocket_ping_pong";
-    opts[n++] = "yes";
+    opts[n++] = "no"; /* ours (stream_ws.c): civetweb's answers any ping, however large, and hides them */
     opts[n++] = "websocket_timeout_ms";
-    opts[n++] = "30000"; /* a silent client is pinged every 30 s, and dropped when it stops answering */
+    opts[n++] = "30000";
     opts[n++] = "listen_backlog";
     opts[n++] = "1024"; /* dashboards reconnect together after a restart */
     opts[n++] = "connection_queue";
     opts[n++] = "1024";
+    opts[n++] = "additional_header"; /* on static files and civetweb's own answers; ours add them too */
+    opts[n++] = "Content-Security-Policy: " SERVER_CSP "\r\nX-Content-Type-Options: nosniff\r\n"
+                "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer";
     struct stat sb;
     if (o->web_root && stat(o->web_root, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         opts[n++] = "document_root";
@@ -328,6 +362,7 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     cb.log_message = log_message;
     cb.begin_request = begin_request;
     mg_init_library(0);
+    ct_log(CT_LOG_DEBUG, "server", "worker threads get at least %zu KiB of stack", server__min_stack() / 1024);
     s->ctx = mg_start(&cb, s, opts);
     if (!s->ctx) {
         ct_log(CT_LOG_ERROR, "server", "cannot listen on %s (in use, or not an address of this host)", listen);
@@ -357,5 +392,7 @@ void http_server_stop(http_server *s)
     pthread_rwlock_destroy(&s->lock);
     free(s->data_dir);
     free(s->web_real);
+    for (size_t i = 0; i < s->n_hosts; i++) free(s->hosts[i]);
+    free(s->hosts);
     free(s);
 }

@@ -11,7 +11,7 @@
 #include "store.h"
 
 /* Status codes counted per route. */
-#define SERVER_N_CODES 11
+#define SERVER_N_CODES 12
 extern const int server__codes[SERVER_N_CODES];
 
 typedef struct server_token server_token;
@@ -28,7 +28,55 @@ struct http_server {
     server_token *tokens;    /* API tokens (auth.c); none: open, loopback only */
     size_t n_tokens;
     char *web_real;          /* the web root's real path (symbolic links resolved), or NULL */
+    char **hosts;            /* Host values (lowercase host:port) allowed in loopback mode (guard.c) */
+    size_t n_hosts;
 };
+
+/* ---- guard.c: what every request passes before a handler ---- */
+
+/* One listen address: host ("" for every address), port, and whether the host is loopback. */
+typedef struct server_listen {
+    char host[64];
+    int port;
+    int loopback;
+} server_listen;
+
+/* The policy of every answer, static files and API alike: scripts and styles of our own only,
+ * the live stream on our own origin, never framed. */
+#define SERVER_CSP                                                                                        \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " \
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+/* Parse civetweb's listening_ports ("127.0.0.1:8080,[::1]:8080"): up to cap entries; the count, or -1
+ * with *why. TLS entries ("8443s") are refused: civetweb's TLS does not work on Debian. */
+int server__listen_parse(const char *list, server_listen *out, size_t cap, const char **why);
+/* The Host values a browser may use for these addresses (loopback ones under each loopback name),
+ * plus extra (comma-separated, e.g. "tower.example.com"); *out is a malloc'd array of strings. */
+size_t server__hosts_build(const server_listen *l, size_t nl, const char *extra, char ***out);
+/* Whether host[0..len) (a Host header: name[:port]) is one of hosts, case-insensitively. */
+int server__host_allowed(char *const *hosts, size_t n, const char *host, size_t len);
+/* Whether a Host header may be served in loopback mode: a loopback name (any port: it cannot be
+ * rebound), or one of hosts. */
+int server__host_header_ok(char *const *hosts, size_t n, const char *host);
+/* Whether an Origin header names one of hosts (exactly: a page of another local port is another origin;
+ * http or https; "null" never does). */
+int server__origin_allowed(char *const *hosts, size_t n, const char *origin);
+/* Whether a Content-Type is JSON or NDJSON (which a browser cannot send without a CORS preflight). */
+int server__json_content_type(const char *ct);
+/* Add SERVER_CSP and the other security headers to an answer being built. */
+void server__security_headers(struct mg_connection *c);
+/* Checks on every request (uri: its path): repeated lengths (400); in loopback mode the Host (403),
+ * and for API writes and websocket upgrades the Origin (403) and, with a body, the Content-Type
+ * (415). 0: go on; else the status of the answer sent. */
+int server__guard(struct mg_connection *c, http_server *s, const char *uri);
+/* A websocket upgrade of the live stream without the viewer role: 401/403 answered over HTTP
+ * (instead of a closed connection). 0: go on. */
+int server__guard_upgrade(struct mg_connection *c, http_server *s, const char *uri);
+
+/* The least stack any thread of the process gets (stack.c): civetweb asks for 100 KiB. */
+#define SERVER_MIN_STACK ((size_t)1 << 20)
+/* The floor stack.c applies; calling it also links stack.c into every program using the server. */
+size_t server__min_stack(void);
 
 /* civetweb keeps this many request headers (MG_MAX_HEADERS) and drops the rest: more is refused. */
 #define SERVER_MAX_HEADERS 64

@@ -55,6 +55,8 @@ typedef struct ws_client {
     int closing;
     int idle;                       /* the sender waits for work */
     int flush;                      /* the flusher says: send what is queued */
+    int64_t next_ping_ns;           /* monotonic: ping the client if it said nothing until then */
+    int unanswered;                 /* pings sent since the client last said anything */
     /* the sender's own: */
     uint64_t view_seq[FOLD_VIEW_COUNT];  /* deltas at or below a view's snapshot seq are in the snapshot */
     uint64_t summary_seq;                /* the last summary sent: older ones still queued are skipped */

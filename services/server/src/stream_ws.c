@@ -121,6 +121,53 @@ static char *snapshot(ws_client *c, fold_view v, const char *wh, uint64_t *seq)
     return txt;
 }
 
+/* Keep-alive, ours rather than civetweb's (which answers pings itself, oversized ones included, and
+ * never shows them to us): a client silent for --ws-ping (30 s) is pinged, and dropped after
+ * WS_MAX_UNANSWERED pings without a word back. */
+#define WS_MAX_UNANSWERED 2
+
+static int64_t ping_interval_ns(const ws_client *c)
+{
+    int ms = c->srv->o.ws_ping_ms > 0 ? c->srv->o.ws_ping_ms : 30000;
+    return ms * 1000000LL;
+}
+
+/* Under c->mu: the client said something (any frame). */
+static void heard_from(ws_client *c)
+{
+    c->unanswered = 0;
+    c->next_ping_ns = ct_mono_ns() + ping_interval_ns(c);
+}
+
+/* Under c->mu: wait for work or for the next ping; 1 when a ping is due, 0 when there is work. */
+static int wait_work(ws_client *c)
+{
+    while (!c->closing && !c->flush && !c->want_snapshot && !c->errors.len) {
+        int64_t now = ct_mono_ns();
+        if (now >= c->next_ping_ns) return 1;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t until = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + (c->next_ping_ns - now);
+        ts.tv_sec = (time_t)(until / 1000000000LL);
+        ts.tv_nsec = (long)(until % 1000000000LL);
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    return 0;
+}
+
+/* The client's connection is over (gone, stuck, or silent): civetweb's reader then fails and runs
+ * the close handler; the client reconnects and starts from snapshots. */
+static void drop(ws_client *c)
+{
+    int fd = server__socket_of(c->conn);
+    if (fd >= 0) shutdown(fd, SHUT_RDWR);
+    pthread_mutex_lock(&c->mu);
+    c->closing = 1;
+    for (size_t i = 0; i < c->qn; i++) stream__batch_unref(c->q[i]);
+    c->qn = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void *sender(void *arg)
 {
     ws_client *c = arg;
@@ -133,8 +180,20 @@ static void *sender(void *arg)
         /* Changes queued meanwhile do not wake this thread: the hub's flusher does, at most once per
          * coalescing interval, so that they leave in one frame (stream_hub.c). */
         c->idle = 1;
-        while (!c->closing && !c->flush && !c->want_snapshot && !c->errors.len) pthread_cond_wait(&c->cv, &c->mu);
+        int ping = wait_work(c);
         c->idle = 0;
+        if (ping && !c->closing) {
+            int silent = c->unanswered >= WS_MAX_UNANSWERED;
+            c->unanswered++;
+            c->next_ping_ns = ct_mono_ns() + ping_interval_ns(c);
+            pthread_mutex_unlock(&c->mu);
+            if (silent || mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_PING, "", 0) <= 0) {
+                if (silent) ct_log(CT_LOG_INFO, "stream", "dropping a live-stream client that answers no ping");
+                drop(c);
+                break;
+            }
+            continue;
+        }
         c->flush = 0;
         if (c->closing) {
             pthread_mutex_unlock(&c->mu);
@@ -206,16 +265,8 @@ static void *sender(void *arg)
         }
         if (!failed) failed = send_frame(c, &f, msgs);
         if (failed) {
-            /* The peer is gone, or stuck past the write timeout with a frame cut: end the
-             * connection (civetweb's reader then fails and runs the close handler); the client
-             * reconnects and starts from snapshots. */
-            int fd = server__socket_of(c->conn);
-            if (fd >= 0) shutdown(fd, SHUT_RDWR);
-            pthread_mutex_lock(&c->mu);
-            c->closing = 1;
-            for (size_t i = 0; i < c->qn; i++) stream__batch_unref(c->q[i]);
-            c->qn = 0;
-            pthread_mutex_unlock(&c->mu);
+            /* The peer is gone, or stuck past the write timeout with a frame cut. */
+            drop(c);
             break;
         }
     }
@@ -268,7 +319,12 @@ void stream__ready(struct mg_connection *conn, void *cbdata)
     c->srv = s;
     c->conn = conn;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the keep-alive's waits */
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    c->next_ping_ns = ct_mono_ns() + ping_interval_ns(c);
     mg_set_user_connection_data(conn, c);
     __atomic_fetch_add(&s->hub->accepted, 1, __ATOMIC_RELAXED);
     cap_send_buffer(conn);
@@ -302,13 +358,37 @@ static void client_error(ws_client *c, const stream_err *e)
     free(txt);
 }
 
+/* A frame RFC 6455 forbids: the connection ends with close code 1002 (protocol error). */
+static int protocol_error(struct mg_connection *conn, const char *why)
+{
+    char buf[125];
+    size_t n = strlen(why) < sizeof buf - 2 ? strlen(why) : sizeof buf - 2;
+    buf[0] = (char)(1002 >> 8);
+    buf[1] = (char)(1002 & 0xff);
+    memcpy(buf + 2, why, n);
+    mg_websocket_write(conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, buf, n + 2);
+    return 0; /* civetweb closes the connection */
+}
+
 int stream__data(struct mg_connection *conn, int flags, char *data, size_t len, void *cbdata)
 {
     (void)cbdata;
     ws_client *c = mg_get_user_connection_data(conn);
     int op = flags & 0xf;
+    /* civetweb hands over the first byte of the frame: FIN, the reserved bits, the opcode. No
+     * extension is negotiated, so a reserved bit is an error; a control frame is at most 125 bytes
+     * and never fragmented. (civetweb accepts unmasked client frames and does not say so.) */
+    if (flags & 0x70) return protocol_error(conn, "reserved bits set, and no extension was negotiated");
+    if ((op & 0x8) && (len > 125 || !(flags & 0x80)))
+        return protocol_error(conn, "a control frame is at most 125 bytes and never fragmented");
+    if ((op > MG_WEBSOCKET_OPCODE_BINARY && op < MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE) || op > MG_WEBSOCKET_OPCODE_PONG)
+        return protocol_error(conn, "reserved opcode");
     if (!c || op == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE) return 0;
-    if (op == MG_WEBSOCKET_OPCODE_PING || op == MG_WEBSOCKET_OPCODE_PONG) return 1;
+    pthread_mutex_lock(&c->mu);
+    heard_from(c);
+    pthread_mutex_unlock(&c->mu);
+    if (op == MG_WEBSOCKET_OPCODE_PING) return mg_websocket_write(conn, MG_WEBSOCKET_OPCODE_PONG, data, len) > 0;
+    if (op == MG_WEBSOCKET_OPCODE_PONG) return 1;
     stream_req rq;
     stream_err e;
     if (op != MG_WEBSOCKET_OPCODE_TEXT || !(flags & 0x80)) {
