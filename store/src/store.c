@@ -441,8 +441,9 @@ static ct_status open_once(store **out, const store_opts *opts)
         st = store__fail(s, rc, "create the environment");
         goto out;
     }
-    /* NOTLS: read transactions are not tied to a thread (server workers hand them around).
-     * NORDAHEAD: the store is read randomly. */
+    /* NOTLS: LMDB's reader slots are not tied to threads (one thread may hold several readers, and
+     * a thread pool's threads come and go); a store_reader itself still ends on the thread that
+     * began it (it holds the store's read lock, store.h). NORDAHEAD: the store is read randomly. */
     unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
     if (s->read_only) flags |= MDB_RDONLY;
     if (opts->no_sync) flags |= MDB_NOSYNC;
@@ -474,10 +475,14 @@ out:
     return CT_OK;
 }
 
+#define STORE_OPEN_ATTEMPTS 64
+
 ct_status store_open(store **out, const store_opts *opts)
 {
     /* A reader may resolve DIR/current just before a rebuild swaps it and removes the generation it
-     * named: when the open fails and the link has moved meanwhile, open the new generation. */
+     * named: when the open fails and the link has moved meanwhile, open the new generation, for as
+     * long as the link keeps moving under the open (several swaps may land inside one open; bounded,
+     * for a link that never settles). */
     for (int attempt = 0;; attempt++) {
         char *before = opts->read_only && !opts->flat ? current_gen(opts->dir) : NULL;
         ct_status st = open_once(out, opts);
@@ -485,7 +490,7 @@ ct_status store_open(store **out, const store_opts *opts)
         int moved = after && strcmp(before, after) != 0;
         free(before);
         free(after);
-        if (st == CT_OK || !moved || attempt == 3) return st;
+        if (st == CT_OK || !moved || attempt == STORE_OPEN_ATTEMPTS - 1) return st;
         ct_log(CT_LOG_INFO, "store", "%s was rebuilt while it was being opened: opening the new generation", opts->dir);
     }
 }
