@@ -17,6 +17,36 @@ extern "C" {
 /** The on-disk format this code reads and writes; a store of another version is refused at open. */
 #define STORE_FORMAT_VERSION 3 /* 3: the SLA due index (dues, duek) and the rule index (vrule) */
 
+/*
+ * Processes, threads and transactions (read this first, as lmdb.h's caveats):
+ *
+ * - One writer process per store directory. store_open without read_only takes DIR/writer.lock
+ *   (an flock held until store_close); a second writer gets CT_CONFLICT. Any number of processes
+ *   may open the store read_only beside it; together they may hold at most max_readers read
+ *   transactions at once.
+ * - A store handle may be shared by the threads of its process: store_reader_begin, every
+ *   store_reader_* / read call on a thread's own reader, store_env_dir and store_generation_changed
+ *   may run from several threads at once.
+ * - Writes (store_apply, store_apply_meta) run on one thread at a time: the writer thread. They may run
+ *   while other threads read. When the map is full the writer grows it, which LMDB allows only with
+ *   no transaction of this process open: it waits until every store_reader of the process has ended.
+ *   So a thread must never hold a store_reader while it calls store_apply (it would wait for itself),
+ *   and readers must be short.
+ * - A store_reader is one LMDB read transaction (opened with MDB_NOTLS) and a shared hold on the
+ *   handle's transaction lock. Use it from one thread at a time, and end it on the thread that began
+ *   it (POSIX lets only the holder release a pthread read lock). It sees one snapshot: what commits
+ *   meanwhile is not visible until a new reader. While it is open, LMDB cannot reuse the pages it
+ *   sees, so a long-lived reader makes the file grow: one reader per request, then end it.
+ * - Nothing handed out points into LMDB memory. What a callback receives is borrowed until the
+ *   callback returns; what a function returns is copied out and owned by the caller (each says how to
+ *   free it) and stays valid after store_reader_end. A callback may call other read functions on the
+ *   same reader, but must not end it or write.
+ * - store_close: no reader of the handle may be open and no other thread may be using it.
+ * - A handle keeps reading the generation it opened; after a rebuild swapped DIR/current, open a new
+ *   handle (see store_generation_changed). Do not use a handle in a child process after fork().
+ * - store_item_to_json and store_op_name touch no store: any thread.
+ */
+
 typedef struct store store;
 
 /** Options of store_open. Zero-initialise, then set dir. */
@@ -34,10 +64,12 @@ typedef struct store_opts {
 
 /**
  * \brief Open (or create) a store.
- * \param out receives the store; untouched on failure.
+ * \param out receives the store (close with store_close); untouched on failure.
+ * \param opts borrowed for the call, except sla_rules (borrowed for the store's life).
  * \return CT_OK; CT_STORE_VERSION if the store has another format version;
- *         CT_NOT_FOUND if read_only and there is no store; CT_STORE on any other LMDB failure
- *         (each logged with the directory and LMDB's message).
+ *         CT_NOT_FOUND if read_only and there is no store; CT_CONFLICT if not read_only and another
+ *         process is writing the store; CT_STORE_CORRUPT for a damaged data file; CT_STORE on any
+ *         other LMDB failure (each logged with the directory and LMDB's message).
  */
 ct_status store_open(store **out, const store_opts *opts);
 
@@ -51,7 +83,10 @@ ct_status store_open(store **out, const store_opts *opts);
 /** \brief Close the store; NULL is a no-op. No transaction may be open. */
 void store_close(store *s);
 
-/** \brief The current map size in bytes (grows when the map fills). */
+/**
+ * \brief The map size in bytes: as found at open, or as this handle's store_apply last grew it.
+ * Call it from the writer thread (store_apply changes it without a lock).
+ */
 size_t store_map_size(store *s);
 
 /** \brief The environment directory in use (DIR/gen-N). */
@@ -72,7 +107,7 @@ ct_status store_rebuild_begin(const char *root, char **out_dir);
  */
 ct_status store_rebuild_commit(const char *root, const char *gen_dir);
 
-/* ---- writing (one writer: the projector, or the offline fold) ------------ */
+/* ---- writing (one writer process: the projector, or the offline fold; one thread at a time) ---- */
 
 /** One message to apply: a valid event, or a rejected one. */
 typedef struct store_input {
@@ -120,8 +155,11 @@ void store_changes_free(store_changes *c);
  * retried when LMDB reports MDB_MAP_FULL.
  * \param now_ns the receive time stamped on new dead letters.
  * \param outcomes n entries, filled per input (may be NULL).
- * \param changes when not NULL, receives the net view changes of the batch.
+ * \param changes when not NULL, receives the net view changes of the batch (emptied first; the caller
+ *        frees them with store_changes_free).
  * \return CT_OK; CT_STORE (logged) if LMDB fails, then nothing of the batch is applied.
+ *         CT_USAGE for a store opened read_only.
+ * Writer thread only; the calling thread must hold no store_reader (see the top of this file).
  */
 ct_status store_apply(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
                       store_changes *changes);
@@ -140,13 +178,18 @@ typedef struct store_meta {
 ct_status store_apply_meta(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
                            store_changes *changes, const store_meta *meta, size_t n_meta);
 
-/* ---- reading (any number of readers, any process) -------------------------- */
+/* ---- reading (any number of readers, any process, any thread: see the top of this file) ------ */
 
 typedef struct store_reader store_reader;
 
-/** \brief Begin a read transaction: a consistent snapshot until store_reader_end. */
+/**
+ * \brief Begin a read transaction: a consistent snapshot until store_reader_end. Safe from any thread;
+ * the reader is then used by one thread at a time and ended on the thread that began it.
+ * \param out receives the reader (end with store_reader_end); untouched on failure.
+ * \return CT_OK; CT_STORE (logged) if LMDB fails, e.g. when max_readers transactions are open.
+ */
 ct_status store_reader_begin(store *s, store_reader **out);
-/** \brief End it; NULL is a no-op. */
+/** \brief End it, on the thread that began it; NULL is a no-op. */
 void store_reader_end(store_reader *r);
 
 /** Totals kept by the store. */
@@ -212,7 +255,14 @@ ct_status store_dues_next(store_reader *r, int64_t *due_ns);
 ct_status store_timeline(store_reader *r, char kind, const char *id,
                          int (*fn)(void *ctx, const evt_event *e, uint64_t seq), void *ctx);
 
-/** \brief The raw bytes and content type of a dead letter (caller frees *raw). CT_NOT_FOUND if none. */
+/**
+ * \brief The dead letter at a stream sequence: its item, the raw bytes as received and their content type.
+ * \param out receives a new Tower__V1__DeadLetter (decoded copy, independent of the reader: it stays
+ *        valid after store_reader_end); the caller frees it with
+ *        tower__v1__dead_letter__free_unpacked(*out, NULL). Untouched on failure.
+ * \return CT_OK; CT_NOT_FOUND if there is none at seq; CT_STORE_CORRUPT if it does not decode;
+ *         CT_STORE on LMDB failure.
+ */
 ct_status store_dead_letter(store_reader *r, uint64_t seq, Tower__V1__DeadLetter **out);
 
 /**
@@ -232,15 +282,21 @@ ct_status store_dead_letters_after(store_reader *r, uint64_t after_seq,
  * for a closed one closedAt, the time of the awaited milestone, and
  * lateBySeconds = closedAt - dueAt), and the timeline of every event of the order
  * and its shipments, oldest first, each with its stream sequence.
- * \param out a new reference for the caller. \return CT_OK or CT_NOT_FOUND.
+ * \param out receives a new reference (the caller json_decrefs it); untouched on failure.
+ * \return CT_OK; CT_INVALID for a kind other than 'o' or 's'; CT_NOT_FOUND if no event names the
+ *         entity; CT_STORE or CT_STORE_CORRUPT (logged) if a timeline cannot be read.
  */
 ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t now_ns, json_t **out);
 
 /**
  * \brief Find orders and shipments whose id starts with q, and customers (with their
- * orders) whose id starts with q; at most limit of each.
- * \return CT_OK with {"orders":[...],"shipments":[...],"customers":[{customerId, orderId}]};
- *         CT_INVALID for an empty or over-long q.
+ * orders) whose id starts with q; at most limit of each, in id order.
+ * \param q the prefix (borrowed for the call), 1 to EVT_MAX_ID bytes.
+ * \param limit at most this many orders, shipments and (customer, order) pairs each; 0 gives empty lists.
+ * \param out receives a new reference, owned by the caller (json_decref it):
+ *        {"orders":[id...],"shipments":[id...],"customers":[{"customerId","orderId"}...]}, every
+ *        string copied out of the store. Untouched on failure.
+ * \return CT_OK; CT_INVALID for an empty or over-long q.
  */
 ct_status store_search(store_reader *r, const char *q, size_t limit, json_t **out);
 

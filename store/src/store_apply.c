@@ -72,153 +72,13 @@ typedef struct wtx {
     size_t n_parts, cap_parts;
     uint64_t n_events, n_dups, n_dead;
     store_changes *changes;
-    /* Events decoded during this batch, by event id: an event named by an order and
-     * its shipments, or by several processes, is read and unpacked once. Their
-     * memory comes from an arena freed at the end of the batch. */
-    struct {
-        char **id;
-        evt_event **ev;
-        size_t cap, n;
-    } cache;
-    struct arena *arena;
+    /* Loads the processes the batch touched; it decodes each event once for the whole batch
+     * (an event named by an order and its shipments, or by several processes). */
+    store__loader load;
 } wtx;
 
-/* ---- a bump allocator for the batch's decoded events --------------------------- */
-
-typedef struct arena {
-    struct arena *next;
-    size_t used, cap;
-    max_align_t data[];
-} arena;
-
-static void *arena_alloc(void *ctx, size_t n)
-{
-    wtx *w = ctx;
-    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
-    arena *a = w->arena;
-    if (!a || a->used + n > a->cap) {
-        size_t cap = n > (1 << 20) ? n : (1 << 20);
-        arena *b = ct_malloc(sizeof *b + cap);
-        b->next = a;
-        b->used = 0;
-        b->cap = cap;
-        w->arena = a = b;
-    }
-    void *p = (char *)a->data + a->used;
-    a->used += n;
-    return p;
-}
-
-static void arena_free(void *ctx, void *p)
-{
-    (void)ctx;
-    (void)p; /* freed with the whole arena */
-}
-
-static void cache_free(wtx *w)
-{
-    for (size_t i = 0; i < w->cache.cap; i++) free(w->cache.id[i]);
-    free(w->cache.id);
-    free(w->cache.ev);
-    memset(&w->cache, 0, sizeof w->cache);
-    for (arena *a = w->arena, *next; a; a = next) {
-        next = a->next;
-        free(a);
-    }
-    w->arena = NULL;
-}
-
-static size_t cache_slot(const wtx *w, const char *id, size_t len)
-{
-    size_t h = ct_hash64(id, len) & (w->cache.cap - 1);
-    while (w->cache.id[h] && !(strlen(w->cache.id[h]) == len && memcmp(w->cache.id[h], id, len) == 0))
-        h = (h + 1) & (w->cache.cap - 1);
-    return h;
-}
-
-static void cache_put(wtx *w, const char *id, size_t len, evt_event *e)
-{
-    if ((w->cache.n + 1) * 2 > w->cache.cap) {
-        size_t old_cap = w->cache.cap;
-        char **old_id = w->cache.id;
-        evt_event **old_ev = w->cache.ev;
-        w->cache.cap = old_cap ? old_cap * 2 : 1024;
-        w->cache.id = ct_calloc(w->cache.cap, sizeof *w->cache.id);
-        w->cache.ev = ct_calloc(w->cache.cap, sizeof *w->cache.ev);
-        for (size_t i = 0; i < old_cap; i++) {
-            if (!old_id[i]) continue;
-            size_t h = cache_slot(w, old_id[i], strlen(old_id[i]));
-            w->cache.id[h] = old_id[i];
-            w->cache.ev[h] = old_ev[i];
-        }
-        free(old_id);
-        free(old_ev);
-    }
-    size_t h = cache_slot(w, id, len);
-    w->cache.id[h] = ct_strndup(id, len);
-    w->cache.ev[h] = e;
-    w->cache.n++;
-}
-
-typedef struct loaded {
-    evt_event **ev;   /* borrowed from the batch's event cache */
-    size_t n, cap;
-} loaded;
-
-static void loaded_free(loaded *l)
-{
-    free(l->ev);
-    memset(l, 0, sizeof *l);
-}
-
-static int entity_key(char *buf, size_t cap, char kind, const char *id)
-{
-    int n = snprintf(buf, cap, "%c:%s", kind, id);
-    return n < 0 || (size_t)n >= cap ? -1 : n;
-}
-
-/* The events of one entity, decoded, through its timeline. */
-static int load_entity(wtx *w, char kind, const char *id, loaded *out)
-{
-    char key[EVT_MAX_ID + 8];
-    int kl = entity_key(key, sizeof key, kind, id);
-    if (kl < 0) return MDB_BAD_VALSIZE;
-    MDB_cursor *c = NULL;
-    int rc = mdb_cursor_open(w->txn, w->s->tl, &c);
-    if (rc) return rc;
-    MDB_val k = {(size_t)kl, key}, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET);
-    ProtobufCAllocator alloc = {arena_alloc, arena_free, w};
-    while (rc == 0) {
-        const char *id_p = (const char *)v.mv_data + STORE__TIME_KEY;
-        size_t id_len = v.mv_size - STORE__TIME_KEY;
-        evt_event *e = NULL;
-        if (w->cache.cap) {
-            size_t h = cache_slot(w, id_p, id_len);
-            e = w->cache.ev[h];
-        }
-        if (!e) {
-            MDB_val ek = {id_len, (void *)id_p}, ev;
-            rc = mdb_get(w->txn, w->s->events, &ek, &ev);
-            if (rc) break;
-            e = (evt_event *)protobuf_c_message_unpack(&tower__v1__event__descriptor, &alloc, ev.mv_size - 8,
-                                                       (uint8_t *)ev.mv_data + 8);
-            if (!e) {
-                rc = MDB_CORRUPTED;
-                break;
-            }
-            cache_put(w, id_p, id_len, e);
-        }
-        if (out->n == out->cap) {
-            out->cap = out->cap ? out->cap * 2 : 16;
-            out->ev = ct_realloc(out->ev, out->cap * sizeof *out->ev);
-        }
-        out->ev[out->n++] = e;
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
-    }
-    mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
+/* The loader's memory blocks: large, a batch decodes many events. */
+#define BATCH_ARENA_CHUNK ((size_t)1 << 20)
 
 /* ---- items and their indexes ---------------------------------------------------- */
 
@@ -512,80 +372,42 @@ static int diff_dues(wtx *w, const char *order_id, char **sids, size_t ns, const
     return rc;
 }
 
+/* The items the entities of a process hold now, copied out into *old (caller frees with kv_free). */
+static int process_items(wtx *w, const store__process *p, kv **old, size_t *n_old)
+{
+    size_t cap = 0;
+    int rc = p->order_id ? old_items(w, 'o', p->order_id, old, n_old, &cap) : 0;
+    for (size_t i = 0; i < p->ns && !rc; i++) rc = old_items(w, 's', p->sids[i], old, n_old, &cap);
+    return rc;
+}
+
+static void kv_free(kv *arr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(arr[i].key);
+        free(arr[i].val);
+    }
+    free(arr);
+}
+
 /* Derive a process (an order and its shipments, or one unlinked shipment) and store its items. */
 static int derive_process(wtx *w, const char *order_id, const char *lone_shipment)
 {
-    loaded ol = {0};
-    loaded *sl = NULL;
-    fold_entity *se = NULL;
-    char **sids = NULL;
-    size_t ns = 0, cap = 0;
-    kv *old = NULL;
-    size_t n_old = 0, old_cap = 0;
+    store__process p;
     fold_result res = {0};
-    MDB_cursor *c = NULL;
-    int rc = 0;
-
-    if (order_id) {
-        rc = load_entity(w, 'o', order_id, &ol);
-        if (rc) goto out;
-        rc = mdb_cursor_open(w->txn, w->s->oship, &c);
-        if (rc) goto out;
-        MDB_val k = {strlen(order_id), (void *)order_id}, v;
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET);
-        while (rc == 0) {
-            if (ns == cap) {
-                cap = cap ? cap * 2 : 4;
-                sids = ct_realloc(sids, cap * sizeof *sids);
-            }
-            sids[ns++] = ct_strndup(v.mv_data, v.mv_size);
-            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
-        }
-        mdb_cursor_close(c);
-        c = NULL;
-        if (rc != MDB_NOTFOUND) goto out;
-        rc = 0;
-    } else {
-        sids = ct_malloc(sizeof *sids);
-        sids[ns++] = ct_strdup(lone_shipment);
+    kv *old = NULL;
+    size_t n_old = 0;
+    int rc = store__load_process(&w->load, order_id, lone_shipment, &p);
+    if (!rc) {
+        fold_process fp = store__process_fold(&p);
+        fold_derive_sla(&fp, w->s->sla, &res);
+        rc = process_items(w, &p, &old, &n_old);
     }
-
-    sl = ct_calloc(ns ? ns : 1, sizeof *sl);
-    se = ct_calloc(ns ? ns : 1, sizeof *se);
-    for (size_t i = 0; i < ns; i++) {
-        rc = load_entity(w, 's', sids[i], &sl[i]);
-        if (rc) goto out;
-        se[i] = (fold_entity){sids[i], sl[i].ev, sl[i].n};
-    }
-
-    fold_process p = {{order_id, ol.ev, ol.n}, se, ns};
-    fold_derive_sla(&p, w->s->sla, &res);
-
-    if (order_id) {
-        rc = old_items(w, 'o', order_id, &old, &n_old, &old_cap);
-        if (rc) goto out;
-    }
-    for (size_t i = 0; i < ns && !rc; i++) rc = old_items(w, 's', sids[i], &old, &n_old, &old_cap);
-    if (rc) goto out;
-    rc = diff_items(w, old, n_old, &res);
-    if (!rc) rc = diff_dues(w, order_id, sids, ns, &res);
-
-out:
-    if (c) mdb_cursor_close(c);
+    if (!rc) rc = diff_items(w, old, n_old, &res);
+    if (!rc) rc = diff_dues(w, order_id, p.sids, p.ns, &res);
     fold_result_free(&res);
-    for (size_t i = 0; i < n_old; i++) {
-        free(old[i].key);
-        free(old[i].val);
-    }
-    free(old);
-    loaded_free(&ol);
-    for (size_t i = 0; i < ns; i++) {
-        if (sl) loaded_free(&sl[i]);
-        free(sids[i]);
-    }
-    free(sl);
-    free(se);
-    free(sids);
+    kv_free(old, n_old);
+    store__process_free(&p);
     return rc;
 }
 
@@ -608,8 +430,8 @@ static int place(wtx *w, const char *sid, strset *lone)
 /* Recompute the link of a shipment the batch touched; both its old and new order need deriving. */
 static int relink(wtx *w, const char *sid, strset *lone)
 {
-    loaded l = {0};
-    int rc = load_entity(w, 's', sid, &l);
+    store__events l = {0};
+    int rc = store__load_entity(&w->load, 's', sid, &l);
     if (rc) goto out;
     fold_entity e = {sid, l.ev, l.n};
     const char *now = fold_link(&e);
@@ -643,7 +465,7 @@ static int relink(wtx *w, const char *sid, strset *lone)
 done:
     free(was);
 out:
-    loaded_free(&l);
+    store__events_free(&l);
     return rc;
 }
 
@@ -652,7 +474,7 @@ out:
 static int timeline_add(wtx *w, char kind, const char *id, const unsigned char *tk, const char *eid)
 {
     char key[EVT_MAX_ID + 8];
-    int kl = entity_key(key, sizeof key, kind, id);
+    int kl = store__entity_key(key, sizeof key, kind, id);
     if (kl < 0) return MDB_BAD_VALSIZE;
     unsigned char val[STORE__TIME_KEY + EVT_MAX_EVENT_ID];
     size_t el = strlen(eid);
@@ -882,6 +704,7 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     w.changes = changes;
     int rc = mdb_txn_begin(s->env, NULL, 0, &w.txn);
     if (rc) return rc;
+    store__loader_init(&w.load, w.txn, s, BATCH_ARENA_CHUNK);
 
     uint64_t seq = store__meta_u64(w.txn, s, "applied_seq");
     for (size_t i = 0; i < n && !rc; i++) {
@@ -914,7 +737,7 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     strset_free(&w.ships);
     strset_free(&w.relinks);
     strset_free(&lone);
-    cache_free(&w);
+    store__loader_free(&w.load);
     ct_buf_free(&pb);
     return rc;
 }

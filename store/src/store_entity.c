@@ -4,63 +4,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct evlist {
-    evt_event **ev;
-    uint64_t *seq;
-    size_t n, cap;
-} evlist;
+/* The loader's memory blocks: one process is small. */
+#define ENTITY_ARENA_CHUNK ((size_t)64 << 10)
 
-static void evlist_free(evlist *l)
+static void set_str(json_t *o, const char *k, const char *v)
 {
-    for (size_t i = 0; i < l->n; i++) evt_free(l->ev[i]);
-    free(l->ev);
-    free(l->seq);
-    memset(l, 0, sizeof *l);
+    if (v && *v) json_object_set_new(o, k, json_string(v));
 }
 
-static int collect(void *ctx, const evt_event *e, uint64_t seq)
+/* A stage is always present: null while no milestone is known (an orphan shipment named only by a block). */
+static void set_stage(json_t *o, const char *k, fold_stage st)
 {
-    evlist *l = ctx;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        l->ev = ct_realloc(l->ev, l->cap * sizeof *l->ev);
-        l->seq = ct_realloc(l->seq, l->cap * sizeof *l->seq);
-    }
-    /* store_timeline frees its copy after the call: keep our own. */
-    ct_buf b = {0};
-    evt_pack(e, &b);
-    l->ev[l->n] = (evt_event *)protobuf_c_message_unpack(&tower__v1__event__descriptor, NULL, b.len, (uint8_t *)b.data);
-    ct_buf_free(&b);
-    if (l->ev[l->n]) l->seq[l->n++] = seq;
-    return 0;
+    json_object_set_new(o, k, st == FOLD_STAGE_NONE ? json_null() : json_string(fold_stage_name(st)));
 }
 
-static ct_status load(store_reader *r, char kind, const char *id, evlist *out)
+static void set_ts(json_t *o, const char *k, const Tower__V1__Timestamp *t)
 {
-    ct_status st = store_timeline(r, kind, id, collect, out);
-    return st == CT_NOT_FOUND ? CT_OK : st;
-}
-
-/* The shipments linked to an order. */
-static size_t linked(store_reader *r, const char *oid, char ***out)
-{
-    size_t n = 0, cap = 0;
-    char **ids = NULL;
-    MDB_cursor *c = NULL;
-    if (mdb_cursor_open(r->txn, r->s->oship, &c) != 0) return 0;
-    MDB_val k = {strlen(oid), (void *)oid}, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_SET);
-    while (rc == 0) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4;
-            ids = ct_realloc(ids, cap * sizeof *ids);
-        }
-        ids[n++] = ct_strndup(v.mv_data, v.mv_size);
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
-    }
-    mdb_cursor_close(c);
-    *out = ids;
-    return n;
+    char buf[48];
+    evt_time_format(t->seconds, t->nanos, buf);
+    json_object_set_new(o, k, json_string(buf));
 }
 
 /* The items an entity is in now, with their view. */
@@ -85,33 +47,51 @@ static void open_items(store_reader *r, char kind, const char *id, int64_t now_n
     mdb_cursor_close(c);
 }
 
+/* The open items of every entity of the process: the order's, then each shipment's. */
+static json_t *open_exceptions_json(store_reader *r, const store__process *p, int64_t now_ns)
+{
+    json_t *arr = json_array();
+    if (p->order_id) open_items(r, 'o', p->order_id, now_ns, arr);
+    for (size_t i = 0; i < p->ns; i++) open_items(r, 's', p->sids[i], now_ns, arr);
+    return arr;
+}
+
+/* The event lists of a process: 0 is the order's, 1..ns the shipments'. */
+static size_t n_lists(const store__process *p) { return 1 + p->ns; }
+
+static const store__events *list_at(const store__process *p, size_t i)
+{
+    return i == 0 ? &p->order : &p->ships[i - 1];
+}
+
+typedef struct seq_event {
+    const evt_event *e;
+    uint64_t seq;
+} seq_event;
+
 static int by_time(const void *a, const void *b)
 {
-    const evt_event *x = *(evt_event *const *)a, *y = *(evt_event *const *)b;
-    return fold_event_cmp(x, y);
+    return fold_event_cmp(((const seq_event *)a)->e, ((const seq_event *)b)->e);
 }
 
 /* Every event of the order and its shipments once, oldest first, with its sequence. */
-static json_t *timeline_json(evlist *lists, size_t n_lists)
+static json_t *timeline_json(const store__process *p)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < n_lists; i++) total += lists[i].n;
-    evt_event **all = ct_calloc(total ? total : 1, sizeof *all);
-    size_t n = 0;
-    for (size_t i = 0; i < n_lists; i++)
-        for (size_t j = 0; j < lists[i].n; j++) all[n++] = lists[i].ev[j];
+    size_t total = 0, n = 0;
+    for (size_t l = 0; l < n_lists(p); l++) total += list_at(p, l)->n;
+    seq_event *all = ct_calloc(total ? total : 1, sizeof *all);
+    for (size_t l = 0; l < n_lists(p); l++) {
+        const store__events *list = list_at(p, l);
+        for (size_t j = 0; j < list->n; j++) all[n++] = (seq_event){list->ev[j], list->seq[j]};
+    }
     qsort(all, n, sizeof *all, by_time);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        if (i && strcmp(all[i]->event_id, all[i - 1]->event_id) == 0) continue; /* named by two entities */
-        uint64_t seq = 0;
-        for (size_t l = 0; l < n_lists && !seq; l++)
-            for (size_t j = 0; j < lists[l].n; j++)
-                if (lists[l].ev[j] == all[i]) seq = lists[l].seq[j];
+        if (i && strcmp(all[i].e->event_id, all[i - 1].e->event_id) == 0) continue; /* named by two entities */
         json_t *o = json_object();
-        json_object_set_new(o, "seq", json_integer((json_int_t)seq));
-        json_object_set_new(o, "type", json_string(evt_type_name(all[i])));
-        json_object_set_new(o, "event", evt_to_json(all[i]));
+        json_object_set_new(o, "seq", json_integer((json_int_t)all[i].seq));
+        json_object_set_new(o, "type", json_string(evt_type_name(all[i].e)));
+        json_object_set_new(o, "event", evt_to_json(all[i].e));
         json_array_append_new(arr, o);
     }
     free(all);
@@ -119,41 +99,19 @@ static json_t *timeline_json(evlist *lists, size_t n_lists)
 }
 
 /* The earliest occurrence of each milestone type, as {"orderApproved": time, ...}. */
-static json_t *milestones_json(evlist *lists, size_t n_lists)
+static json_t *milestones_json(const store__process *p)
 {
     const evt_event *first[64] = {0};
-    for (size_t l = 0; l < n_lists; l++)
-        for (size_t j = 0; j < lists[l].n; j++) {
-            const evt_event *e = lists[l].ev[j];
+    for (size_t l = 0; l < n_lists(p); l++)
+        for (size_t j = 0; j < list_at(p, l)->n; j++) {
+            const evt_event *e = list_at(p, l)->ev[j];
             unsigned c = (unsigned)e->payload_case;
             if (c < 64 && (!first[c] || fold_event_cmp(e, first[c]) < 0)) first[c] = e;
         }
     json_t *o = json_object();
-    for (unsigned c = 0; c < 64; c++) {
-        if (!first[c]) continue;
-        char t[48];
-        evt_time_format(first[c]->occurred_at->seconds, first[c]->occurred_at->nanos, t);
-        json_object_set_new(o, evt_type_name(first[c]), json_string(t));
-    }
+    for (unsigned c = 0; c < 64; c++)
+        if (first[c]) set_ts(o, evt_type_name(first[c]), first[c]->occurred_at);
     return o;
-}
-
-static void set_str(json_t *o, const char *k, const char *v)
-{
-    if (v && *v) json_object_set_new(o, k, json_string(v));
-}
-
-/* A stage is always present: null while no milestone is known (an orphan shipment named only by a block). */
-static void set_stage(json_t *o, const char *k, fold_stage st)
-{
-    json_object_set_new(o, k, st == FOLD_STAGE_NONE ? json_null() : json_string(fold_stage_name(st)));
-}
-
-static void set_ts(json_t *o, const char *k, const Tower__V1__Timestamp *t)
-{
-    char buf[48];
-    evt_time_format(t->seconds, t->nanos, buf);
-    json_object_set_new(o, k, json_string(buf));
 }
 
 /* Every SLA breach of the process (per entity and rule): open, closed (with how late) or cancelled. */
@@ -179,110 +137,115 @@ static json_t *breaches_json(const fold_result *res)
     return arr;
 }
 
+/* The shipments of the order with their stages (none for an unlinked shipment). */
+static json_t *shipments_json(const store__process *p, const fold_result *res)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < p->ns && p->order_id; i++) {
+        json_t *x = json_object();
+        set_str(x, "shipmentId", p->sids[i]);
+        set_stage(x, "stage", res->shipment_stages[i]);
+        json_array_append_new(arr, x);
+    }
+    return arr;
+}
+
+/* The ids and stages: an order's own stage, or a shipment's stage with its order's. */
+static void put_identity(json_t *o, char kind, const char *id, const store__process *p, const fold_result *res)
+{
+    if (kind == 'o') {
+        set_str(o, "orderId", id);
+        set_stage(o, "stage", res->stage);
+        return;
+    }
+    size_t me = 0;
+    for (size_t i = 0; i < p->ns; i++)
+        if (strcmp(p->sids[i], id) == 0) me = i;
+    set_str(o, "shipmentId", id);
+    set_str(o, "orderId", p->order_id);
+    set_stage(o, "stage", p->ns ? res->shipment_stages[me] : FOLD_STAGE_NONE);
+    if (p->order_id) set_stage(o, "orderStage", res->stage);
+}
+
+/* What the order said about itself: customer, channel and promisedBy of its latest orderCreated. */
+static void put_order_facts(json_t *o, const store__events *order)
+{
+    const evt_event *created = NULL;
+    for (size_t j = 0; j < order->n; j++)
+        if (order->ev[j]->payload_case == TOWER__V1__EVENT__PAYLOAD_ORDER_CREATED &&
+            (!created || fold_event_cmp(order->ev[j], created) > 0))
+            created = order->ev[j];
+    if (!created) return;
+    set_str(o, "customerId", created->order_created->customer_id);
+    json_t *cj = evt_to_json(created);
+    json_t *payload = json_object_get(cj, "orderCreated");
+    json_t *ch = payload ? json_object_get(payload, "channel") : NULL;
+    json_t *pb = payload ? json_object_get(payload, "promisedBy") : NULL;
+    if (ch) json_object_set(o, "channel", ch);
+    if (pb) json_object_set(o, "promisedBy", pb);
+    json_decref(cj);
+}
+
+/* The entity's document, from its derived process (a new reference). */
+static json_t *entity_doc(store_reader *r, char kind, const char *id, const store__process *p, const fold_result *res,
+                          int64_t now_ns)
+{
+    json_t *o = json_object();
+    put_identity(o, kind, id, p, res);
+    if (kind == 'o') put_order_facts(o, &p->order);
+    json_object_set_new(o, "shipments", shipments_json(p, res));
+    json_object_set_new(o, "milestones", milestones_json(p));
+    json_object_set_new(o, "openExceptions", open_exceptions_json(r, p, now_ns));
+    json_object_set_new(o, "slaBreaches", breaches_json(res));
+    json_object_set_new(o, "timeline", timeline_json(p));
+    return o;
+}
+
+/* CT_OK if the entity has events; CT_NOT_FOUND if it has none (or its id cannot be a key). */
+static ct_status entity_exists(store__loader *l, char kind, const char *id)
+{
+    store__events self = {0};
+    int rc = store__load_entity(l, kind, id, &self);
+    size_t n = self.n;
+    store__events_free(&self);
+    if (rc == MDB_BAD_VALSIZE) return CT_NOT_FOUND;
+    if (rc) return store__fail(l->s, rc, "read a timeline");
+    return n ? CT_OK : CT_NOT_FOUND;
+}
+
+/* The order of the entity's process: the order itself, or the shipment's linked order; NULL for an
+ * unlinked shipment. Caller frees. */
+static char *process_order_id(store_reader *r, char kind, const char *id)
+{
+    if (kind == 'o') return ct_strdup(id);
+    MDB_val k = {strlen(id), (void *)id}, v;
+    return mdb_get(r->txn, r->s->links, &k, &v) == 0 ? ct_strndup(v.mv_data, v.mv_size) : NULL;
+}
+
 ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t now_ns, json_t **out)
 {
     if (kind != 'o' && kind != 's') return CT_INVALID;
-    evlist self = {0};
-    ct_status st = load(r, kind, id, &self);
-    if (st != CT_OK) return st;
-    if (!self.n) {
-        evlist_free(&self);
-        return CT_NOT_FOUND;
-    }
-
-    /* The process the entity belongs to: the order and its shipments. */
-    char *oid = NULL;
-    if (kind == 'o') {
-        oid = ct_strdup(id);
-    } else {
-        MDB_val k = {strlen(id), (void *)id}, v;
-        if (mdb_get(r->txn, r->s->links, &k, &v) == 0) oid = ct_strndup(v.mv_data, v.mv_size);
-    }
-    char **sids = NULL;
-    size_t ns = 0;
-    if (oid) ns = linked(r, oid, &sids);
-    else {
-        sids = ct_malloc(sizeof *sids);
-        sids[ns++] = ct_strdup(id);
-    }
-    evlist order = {0};
-    evlist *ships = ct_calloc(ns ? ns : 1, sizeof *ships);
-    fold_entity *se = ct_calloc(ns ? ns : 1, sizeof *se);
-    if (oid && kind == 'o') order = self, self = (evlist){0};
-    else if (oid) st = load(r, 'o', oid, &order);
-    for (size_t i = 0; i < ns && st == CT_OK; i++) {
-        st = load(r, 's', sids[i], &ships[i]);
-        se[i] = (fold_entity){sids[i], ships[i].ev, ships[i].n};
-    }
+    store__loader l;
+    store__loader_init(&l, r->txn, r->s, ENTITY_ARENA_CHUNK);
+    store__process p = {0};
     fold_result res = {0};
-    json_t *o = NULL;
-    if (st == CT_OK) {
-        fold_process p = {{oid, order.ev, order.n}, se, ns};
-        fold_derive_sla(&p, r->s->sla, &res);
-        o = json_object();
-        size_t me = 0;
-        for (size_t i = 0; i < ns; i++)
-            if (kind == 's' && strcmp(sids[i], id) == 0) me = i;
-        if (kind == 'o') {
-            set_str(o, "orderId", id);
-            set_stage(o, "stage", res.stage);
-        } else {
-            set_str(o, "shipmentId", id);
-            set_str(o, "orderId", oid);
-            set_stage(o, "stage", ns ? res.shipment_stages[me] : FOLD_STAGE_NONE);
-            if (oid) set_stage(o, "orderStage", res.stage);
-        }
-        /* What the order said about itself: the latest orderCreated. */
-        const evt_event *created = NULL;
-        for (size_t j = 0; j < order.n; j++)
-            if (order.ev[j]->payload_case == TOWER__V1__EVENT__PAYLOAD_ORDER_CREATED &&
-                (!created || fold_event_cmp(order.ev[j], created) > 0))
-                created = order.ev[j];
-        if (created && kind == 'o') {
-            set_str(o, "customerId", created->order_created->customer_id);
-            json_t *cj = evt_to_json(created);
-            json_t *payload = json_object_get(cj, "orderCreated");
-            json_t *ch = payload ? json_object_get(payload, "channel") : NULL;
-            json_t *pb = payload ? json_object_get(payload, "promisedBy") : NULL;
-            if (ch) json_object_set(o, "channel", ch);
-            if (pb) json_object_set(o, "promisedBy", pb);
-            json_decref(cj);
-        }
-        json_t *sh = json_array();
-        for (size_t i = 0; i < ns && oid; i++) {
-            json_t *x = json_object();
-            set_str(x, "shipmentId", sids[i]);
-            set_stage(x, "stage", res.shipment_stages[i]);
-            json_array_append_new(sh, x);
-        }
-        json_object_set_new(o, "shipments", sh);
-
-        evlist *lists = ct_calloc(ns + 2, sizeof *lists);
-        size_t nl = 0;
-        if (oid) lists[nl++] = order;
-        for (size_t i = 0; i < ns; i++) lists[nl++] = ships[i];
-        json_object_set_new(o, "milestones", milestones_json(lists, nl));
-        json_t *ex = json_array();
-        if (oid) open_items(r, 'o', oid, now_ns, ex);
-        for (size_t i = 0; i < ns; i++) open_items(r, 's', sids[i], now_ns, ex);
-        json_object_set_new(o, "openExceptions", ex);
-        json_object_set_new(o, "slaBreaches", breaches_json(&res));
-        json_object_set_new(o, "timeline", timeline_json(lists, nl));
-        free(lists);
+    char *oid = NULL;
+    ct_status st = entity_exists(&l, kind, id);
+    if (st != CT_OK) goto out;
+    oid = process_order_id(r, kind, id);
+    int rc = store__load_process(&l, oid, oid ? NULL : id, &p);
+    if (rc) {
+        st = store__fail(r->s, rc, "read a timeline");
+        goto out;
     }
+    fold_process fp = store__process_fold(&p);
+    fold_derive_sla(&fp, r->s->sla, &res);
+    *out = entity_doc(r, kind, id, &p, &res, now_ns);
+out:
     fold_result_free(&res);
-    evlist_free(&self);
-    evlist_free(&order);
-    for (size_t i = 0; i < ns; i++) {
-        evlist_free(&ships[i]);
-        free(sids[i]);
-    }
-    free(ships);
-    free(se);
-    free(sids);
+    store__process_free(&p);
     free(oid);
-    if (st == CT_OK) *out = o;
-    else json_decref(o);
+    store__loader_free(&l);
     return st;
 }
 

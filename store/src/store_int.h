@@ -54,4 +54,68 @@ void store__time_key(unsigned char *p, const Tower__V1__Timestamp *t);
 uint64_t store__meta_u64(MDB_txn *txn, const store *s, const char *key);
 int store__meta_put_u64(MDB_txn *txn, const store *s, const char *key, uint64_t v);
 
+/* ---- loading a process (store_process.c) ------------------------------------------
+ * Both the write path (re-deriving the processes a batch touched) and the read path (one order or
+ * shipment whole) load a process from one transaction through a loader. The loader decodes each event
+ * once, by eventId, into memory of its own: an event named by an order and its shipments, or by several
+ * processes of one batch, is read and unpacked once. Every event it hands out is borrowed from the
+ * loader until store__loader_free. Functions returning int give 0 or an MDB_* code. */
+
+/* The key of an entity's timeline, "<kind>:<id>": its length, or -1 when it does not fit in cap. */
+int store__entity_key(char *buf, size_t cap, char kind, const char *id);
+
+typedef struct store__loader {
+    MDB_txn *txn;             /* the transaction read (borrowed; must outlive the loader's use) */
+    const store *s;           /* its store (borrowed) */
+    size_t chunk;             /* the size of the loader's memory blocks */
+    struct {
+        char **id;            /* eventId per slot (owned), NULL for a free slot */
+        evt_event **ev;       /* the decoded event (in the blocks below) */
+        uint64_t *seq;        /* its stream sequence */
+        size_t cap, n;
+    } cache;
+    struct store__arena *arena; /* the blocks the events are decoded into (owned) */
+} store__loader;
+
+/* Start a loader on txn; chunk is the size of its memory blocks (a batch wants large ones, a single
+ * read small ones). Nothing is allocated until the first event. */
+void store__loader_init(store__loader *l, MDB_txn *txn, const store *s, size_t chunk);
+/* Free every event the loader handed out, and its index. */
+void store__loader_free(store__loader *l);
+
+/* The events of one entity, oldest first by timeline key, with their stream sequences. The arrays are
+ * owned by the list; the events are borrowed from the loader. Zero-initialise. */
+typedef struct store__events {
+    evt_event **ev;
+    uint64_t *seq;
+    size_t n, cap;
+} store__events;
+
+void store__events_free(store__events *e);
+
+/* Append the events of entity kind:id ('o', 's', 'r') to *out. MDB_BAD_VALSIZE when the id is too long
+ * for a key; a timeline entry whose event is missing ends the list; MDB_CORRUPTED for an event that does
+ * not decode. */
+int store__load_entity(store__loader *l, char kind, const char *id, store__events *out);
+
+/* One process: an order and the shipments linked to it (oship), or one unlinked shipment. */
+typedef struct store__process {
+    char *order_id;           /* owned; NULL for an unlinked shipment */
+    store__events order;      /* the order's events (empty without an order) */
+    char **sids;              /* the shipment ids (owned), ns of them */
+    store__events *ships;     /* their events, ns lists (owned; events borrowed from the loader) */
+    fold_entity *se;          /* the same, as the fold takes them (ids and events borrowed from here) */
+    size_t ns;
+} store__process;
+
+/* Load the process of order_id, or (order_id NULL) the one unlinked shipment lone_shipment, into *out.
+ * *out is always filled enough for store__process_free, also on failure. */
+int store__load_process(store__loader *l, const char *order_id, const char *lone_shipment, store__process *out);
+
+/* The process as the fold takes it: borrowed from p, valid until store__process_free. */
+fold_process store__process_fold(const store__process *p);
+
+/* Free what the process owns (not the events: those belong to the loader); NULL members are fine. */
+void store__process_free(store__process *p);
+
 #endif

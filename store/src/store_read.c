@@ -32,110 +32,6 @@ static int hex_decode(unsigned char *out, size_t cap, const char *s, size_t *n)
     return 0;
 }
 
-ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn fn, void *ctx,
-                          char **next_cursor)
-{
-    store *s = r->s;
-    if (next_cursor) *next_cursor = NULL;
-    if ((unsigned)q->view >= FOLD_VIEW_COUNT) return CT_INVALID;
-
-    /* The narrowest index: warehouse, else carrier, else the whole view. */
-    unsigned char prefix[2 + EVT_MAX_ID];
-    size_t pl = 0;
-    MDB_dbi dbi = s->vidx;
-    const char *part = NULL;
-    prefix[pl++] = (unsigned char)q->view;
-    if (q->warehouse && *q->warehouse) {
-        dbi = s->vwh;
-        part = q->warehouse;
-    } else if (q->carrier && *q->carrier) {
-        dbi = s->vca;
-        part = q->carrier;
-    } else if (q->rule && *q->rule) {
-        dbi = s->vrule;
-        part = q->rule;
-    }
-    if (part) {
-        size_t n = strlen(part);
-        if (n > EVT_MAX_ID) return CT_OK; /* no such id can be stored */
-        memcpy(prefix + pl, part, n);
-        pl += n;
-        prefix[pl++] = 0;
-    }
-    int check_carrier = dbi == s->vwh && q->carrier && *q->carrier;
-    int check_rule = dbi != s->vrule && q->rule && *q->rule;
-
-    unsigned char start[511];
-    size_t sl = pl;
-    memcpy(start, prefix, pl);
-    if (q->cursor && *q->cursor) {
-        size_t cn = 0;
-        if (hex_decode(start + pl, sizeof start - pl, q->cursor, &cn) != 0 || cn < STORE__TIME_KEY)
-            return CT_INVALID;
-        sl += cn;
-    }
-    unsigned char cutoff[STORE__TIME_KEY];
-    if (q->since_before_ns) {
-        Tower__V1__Timestamp t = TOWER__V1__TIMESTAMP__INIT;
-        t.seconds = q->since_before_ns / 1000000000LL;
-        t.nanos = (int32_t)(q->since_before_ns % 1000000000LL);
-        if (t.nanos < 0) {
-            t.nanos += 1000000000;
-            t.seconds--;
-        }
-        store__time_key(cutoff, &t);
-    }
-
-    MDB_cursor *c = NULL;
-    int rc = mdb_cursor_open(r->txn, dbi, &c);
-    if (rc) return store__fail(s, rc, "open a view cursor");
-    MDB_val k = {sl, start}, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    if (rc == 0 && sl > pl && k.mv_size == sl && memcmp(k.mv_data, start, sl) == 0)
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-
-    size_t delivered = 0;
-    ct_status st = CT_OK;
-    while (rc == 0) {
-        const unsigned char *kd = k.mv_data;
-        if (k.mv_size < pl + STORE__TIME_KEY || memcmp(kd, prefix, pl) != 0) break;
-        if (q->since_before_ns && memcmp(kd + pl, cutoff, STORE__TIME_KEY) >= 0) break;
-        if (q->limit && delivered == q->limit) {
-            if (next_cursor) {
-                /* A cursor to the last item delivered; the next page starts after it. */
-                *next_cursor = ct_malloc(2 * 511 + 1);
-                hex_encode(*next_cursor, start + pl, sl - pl);
-            }
-            break;
-        }
-        MDB_val ik = {k.mv_size - pl - STORE__TIME_KEY, (char *)kd + pl + STORE__TIME_KEY}, iv;
-        rc = mdb_get(r->txn, s->items, &ik, &iv);
-        if (rc) {
-            st = store__fail(s, rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc, "read an indexed item");
-            break;
-        }
-        Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, iv.mv_size, iv.mv_data);
-        if (!it) {
-            st = store__fail(s, MDB_CORRUPTED, "decode an item");
-            break;
-        }
-        int stop = 0;
-        if ((!check_carrier || (it->carrier_id && strcmp(it->carrier_id, q->carrier) == 0)) &&
-            (!check_rule || (it->rule && strcmp(it->rule, q->rule) == 0))) {
-            stop = fn(ctx, it);
-            delivered++;
-            sl = k.mv_size;
-            memcpy(start, kd, sl);
-        }
-        tower__v1__view_item__free_unpacked(it, NULL);
-        if (stop) break;
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    if (st == CT_OK && rc && rc != MDB_NOTFOUND) st = store__fail(s, rc, "scan a view");
-    mdb_cursor_close(c);
-    return st;
-}
-
 /* The time key of an instant in ns. */
 static void ns_time_key(unsigned char *tk, int64_t ns)
 {
@@ -147,6 +43,146 @@ static void ns_time_key(unsigned char *tk, int64_t ns)
         t.seconds--;
     }
     store__time_key(tk, &t);
+}
+
+/* One view scan: the index it ranges over, where it starts, where it stops and what it filters. */
+typedef struct view_scan {
+    MDB_dbi dbi;                           /* the narrowest index for the query */
+    unsigned char prefix[2 + EVT_MAX_ID];  /* view (1) [+ warehouse, carrier or rule + NUL] */
+    size_t pl;
+    unsigned char start[511];              /* the key to continue after: prefix [+ time key + item key] */
+    size_t sl;                             /* == pl: from the start of the range */
+    unsigned char cutoff[STORE__TIME_KEY]; /* since_before_ns as a time key (when set) */
+    int check_carrier;                     /* the index is by warehouse: filter the carrier on the item */
+    int check_rule;                        /* the index is not by rule: filter the rule on the item */
+    size_t delivered;                      /* items given to the callback so far */
+} view_scan;
+
+/* The narrowest index: warehouse, else carrier, else rule, else the whole view. Returns -1 when the
+ * id is longer than any stored one (the scan finds nothing). */
+static int scan_choose_index(const store *s, const store_query *q, view_scan *sc)
+{
+    const char *part = NULL;
+    sc->dbi = s->vidx;
+    sc->pl = 0;
+    sc->prefix[sc->pl++] = (unsigned char)q->view;
+    if (q->warehouse && *q->warehouse) {
+        sc->dbi = s->vwh;
+        part = q->warehouse;
+    } else if (q->carrier && *q->carrier) {
+        sc->dbi = s->vca;
+        part = q->carrier;
+    } else if (q->rule && *q->rule) {
+        sc->dbi = s->vrule;
+        part = q->rule;
+    }
+    if (part) {
+        size_t n = strlen(part);
+        if (n > EVT_MAX_ID) return -1;
+        memcpy(sc->prefix + sc->pl, part, n);
+        sc->pl += n;
+        sc->prefix[sc->pl++] = 0;
+    }
+    sc->check_carrier = sc->dbi == s->vwh && q->carrier && *q->carrier;
+    sc->check_rule = sc->dbi != s->vrule && q->rule && *q->rule;
+    return 0;
+}
+
+/* Where the scan starts: the prefix, then the decoded page cursor if any. -1 for a malformed cursor. */
+static int scan_set_start(view_scan *sc, const char *cursor)
+{
+    sc->sl = sc->pl;
+    memcpy(sc->start, sc->prefix, sc->pl);
+    if (!cursor || !*cursor) return 0;
+    size_t cn = 0;
+    if (hex_decode(sc->start + sc->pl, sizeof sc->start - sc->pl, cursor, &cn) != 0 || cn < STORE__TIME_KEY)
+        return -1;
+    sc->sl += cn;
+    return 0;
+}
+
+/* Position c on the first key of the range: at the start, or just after the cursor's key. */
+static int scan_first(MDB_cursor *c, const view_scan *sc, MDB_val *k, MDB_val *v)
+{
+    k->mv_size = sc->sl;
+    k->mv_data = (void *)sc->start;
+    int rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+    if (rc == 0 && sc->sl > sc->pl && k->mv_size == sc->sl && memcmp(k->mv_data, sc->start, sc->sl) == 0)
+        rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+    return rc;
+}
+
+/* Whether index key k is still in the view (and part), and before the cutoff. */
+static int scan_in_range(const view_scan *sc, const store_query *q, const MDB_val *k)
+{
+    const unsigned char *kd = k->mv_data;
+    if (k->mv_size < sc->pl + STORE__TIME_KEY || memcmp(kd, sc->prefix, sc->pl) != 0) return 0;
+    return !q->since_before_ns || memcmp(kd + sc->pl, sc->cutoff, STORE__TIME_KEY) < 0;
+}
+
+/* A cursor to the last item delivered; the next page starts after it (caller frees). */
+static char *scan_cursor(const view_scan *sc)
+{
+    char *cur = ct_malloc(2 * sizeof sc->start + 1);
+    hex_encode(cur, sc->start + sc->pl, sc->sl - sc->pl);
+    return cur;
+}
+
+/* The filters the index could not apply. */
+static int scan_wants(const view_scan *sc, const store_query *q, const Tower__V1__ViewItem *it)
+{
+    return (!sc->check_carrier || (it->carrier_id && strcmp(it->carrier_id, q->carrier) == 0)) &&
+           (!sc->check_rule || (it->rule && strcmp(it->rule, q->rule) == 0));
+}
+
+/* Read the item index key k names and give it to fn if the filters keep it; *stop: fn asked to stop. */
+static ct_status scan_visit(store_reader *r, view_scan *sc, const store_query *q, const MDB_val *k,
+                            store_item_fn fn, void *ctx, int *stop)
+{
+    const unsigned char *kd = k->mv_data;
+    MDB_val ik = {k->mv_size - sc->pl - STORE__TIME_KEY, (char *)kd + sc->pl + STORE__TIME_KEY}, iv;
+    int rc = mdb_get(r->txn, r->s->items, &ik, &iv);
+    if (rc) return store__fail(r->s, rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc, "read an indexed item");
+    Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, iv.mv_size, iv.mv_data);
+    if (!it) return store__fail(r->s, MDB_CORRUPTED, "decode an item");
+    if (scan_wants(sc, q, it)) {
+        *stop = fn(ctx, it);
+        sc->delivered++;
+        sc->sl = k->mv_size;
+        memcpy(sc->start, kd, sc->sl);
+    }
+    tower__v1__view_item__free_unpacked(it, NULL);
+    return CT_OK;
+}
+
+ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn fn, void *ctx,
+                          char **next_cursor)
+{
+    if (next_cursor) *next_cursor = NULL;
+    if ((unsigned)q->view >= FOLD_VIEW_COUNT) return CT_INVALID;
+    view_scan sc = {0};
+    if (scan_choose_index(r->s, q, &sc) != 0) return CT_OK; /* no such id can be stored */
+    if (scan_set_start(&sc, q->cursor) != 0) return CT_INVALID;
+    if (q->since_before_ns) ns_time_key(sc.cutoff, q->since_before_ns);
+
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(r->txn, sc.dbi, &c);
+    if (rc) return store__fail(r->s, rc, "open a view cursor");
+    MDB_val k, v;
+    ct_status st = CT_OK;
+    int stop = 0;
+    rc = scan_first(c, &sc, &k, &v);
+    while (rc == 0 && st == CT_OK && !stop && scan_in_range(&sc, q, &k)) {
+        if (q->limit && sc.delivered == q->limit) {
+            if (next_cursor) *next_cursor = scan_cursor(&sc);
+            break;
+        }
+        st = scan_visit(r, &sc, q, &k, fn, ctx, &stop);
+        if (st == CT_OK && !stop) rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (st == CT_OK && rc && rc != MDB_NOTFOUND) st = store__fail(r->s, rc, "scan a view");
+    mdb_cursor_close(c);
+    return st;
 }
 
 ct_status store_dues_scan(store_reader *r, int64_t until_ns, store_item_fn fn, void *ctx)
@@ -199,8 +235,8 @@ ct_status store_timeline(store_reader *r, char kind, const char *id,
                          int (*fn)(void *ctx, const evt_event *e, uint64_t seq), void *ctx)
 {
     char key[EVT_MAX_ID + 8];
-    int kl = snprintf(key, sizeof key, "%c:%s", kind, id);
-    if (kl < 0 || (size_t)kl >= sizeof key) return CT_NOT_FOUND;
+    int kl = store__entity_key(key, sizeof key, kind, id);
+    if (kl < 0) return CT_NOT_FOUND;
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(r->txn, r->s->tl, &c);
     if (rc) return store__fail(r->s, rc, "open a timeline cursor");
