@@ -528,9 +528,15 @@ class T5ClockSteps(FaultTest):
             logp = self.path("sla-%d.log" % now)
             with open(logp, "ab") as logf:
                 p = fx.spawn([self.t.binary, "sla", "--nats", self.nats.url, "--data", data, "--now", rfc3339(now),
-                              "--poll", "100ms"], stdout=logf, stderr=subprocess.STDOUT, env=self.t.env(),
-                             cwd=self.root)
-            time.sleep(1.5 * fx.SLOW)
+                              "--poll", "100ms"], stdout=logf, stderr=subprocess.STDOUT,
+                             env=self.t.env({"TOWER_LOG": "debug"}), cwd=self.root)
+            # until it has run two whole cycles on that clock (the second after the first's breaches)
+            deadline = time.monotonic() + fx.tmo(20)
+            while time.monotonic() < deadline and p.poll() is None:
+                with open(logp, errors="replace") as f:
+                    if f.read().count("breach cycle done") >= 2:
+                        break
+                time.sleep(0.05)
             p.send_signal(signal.SIGTERM)
             self.assertEqual(p.wait(timeout=fx.tmo(20)), 0, fx.tail(logp))
             fx.reap(p)

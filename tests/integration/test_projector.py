@@ -375,13 +375,15 @@ class T2KillNats(TowerTest):
 
         # SIGTERM while NATS is down: a clean, prompt stop.
         self.nats.kill9()
-        t0 = time.monotonic()
-        self.assertEqual(proj.stop(timeout=20), 0, "SIGTERM while NATS is down:\n" + proj.log())
-        self.assertLess(time.monotonic() - t0, fx.tmo(10), "SIGTERM while NATS is down should stop it promptly")
+        # stop() waits this long for the exit, then fails the test
+        self.assertEqual(proj.stop(timeout=10), 0, "SIGTERM while NATS is down: no prompt, clean stop\n" + proj.log())
         # Started while NATS is down: it waits for it, then catches up.
         proj.start()
-        time.sleep(1.0 * fx.SLOW)
+        deadline = time.monotonic() + fx.tmo(20)
+        while "waiting for NATS" not in proj.log(5) and proj.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.assertTrue(proj.alive(), "a projector started while NATS is down must wait for it:\n" + proj.log())
+        self.assertIn("waiting for NATS", proj.log(5))
         self.nats.start()
         extra = write_lines(self.path("extra.ndjson"), [json.dumps(good_event(i, "SO-LATE%d" % i)) for i in range(5)])
         self.t.publish(extra, check=0)
@@ -809,9 +811,15 @@ class T7Notices(TowerTest):
             self.t.publish(c, check=0)
             time.sleep(0.1)
         st, info = self.caught_up(data, proj)
-        time.sleep(0.5 * fx.SLOW)
-        self.nc().flush()
-        msgs = sub.drain()
+        # The notices go out after each commit: wait for the one of the last commit, whole.
+        msgs = []
+        deadline = time.monotonic() + fx.tmo(10)
+        while time.monotonic() < deadline:
+            self.nc().flush()
+            msgs += sub.drain()
+            if msgs and msgs[-1].json()["seq"] >= st["appliedSeq"] and not msgs[-1].json()["more"]:
+                break
+            time.sleep(0.02)
         self.assertTrue(msgs, "no change notice arrived")
         dump = self.t.dump(data, stable=False)
         seqs, adds, items = [], collections.Counter(), collections.defaultdict(list)

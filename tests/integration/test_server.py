@@ -1366,7 +1366,11 @@ class T18Concurrent(ServerTest):
         for c in chunks[1:]:
             D.t.fold(data, c)
         folding.clear()
-        time.sleep(0.3)
+        # until the readers have seen the last fold's sequence
+        final = D.t.run("status", "--data", data, "--no-nats", "--json", check=0).json()["appliedSeq"]
+        deadline = time.monotonic() + fx.tmo(10)
+        while not any(s == final for _, _, s in list(seen)) and time.monotonic() < deadline and not errors:
+            time.sleep(0.02)
         stop.set()
         for th in threads:
             th.join(fx.tmo(30))

@@ -159,6 +159,7 @@ static int breach_cycle(engine *e, int64_t now)
     json_decref(e->acked);
     e->acked = still;
     if (p.failed) rc = -1;
+    ct_log(CT_LOG_DEBUG, "sla", "breach cycle done: %zu overdue, %zu raised now", l.n, p.n);
     for (size_t i = 0; i < p.n; i++) free(p.ids[i]);
     free(p.ids);
     due_list_free(&l);
