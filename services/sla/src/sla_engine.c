@@ -374,12 +374,15 @@ int sla_engine_run(bus *b, const sla_engine_opts *o, volatile sig_atomic_t *stop
             if (e.alerting) alert_cycle(&e);
         }
         if (o->once) break;
-        /* Sleep until the next due (in real time: the clock may run warped) or the next poll. */
+        /* Sleep until the next due (in real time: the clock may run warped) or the next poll. A due
+         * already past was handled by this cycle (its breach waits for the projector to fold it):
+         * it is looked at again at the next poll, not at once (that spun a core while the projector
+         * was behind or stopped). */
         int64_t wait = poll;
         if (e.fig->next_due_ns) {
             double factor = ct_clock_factor() > 0 ? ct_clock_factor() : 1.0;
             int64_t until = (int64_t)((double)(e.fig->next_due_ns - now_of(&e)) / factor);
-            if (until < wait) wait = until > 0 ? until : 0;
+            if (until > 0 && until < wait) wait = until;
         }
         int64_t end = ct_mono_ns() + wait;
         while (!*stop && ct_mono_ns() < end) {
