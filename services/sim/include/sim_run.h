@@ -3,6 +3,7 @@
 #define SIM_RUN_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -36,17 +37,18 @@ typedef struct sim_run_opts {
 /** \brief Fill *o with the defaults (sim_trace_opts_default for the trace, orders 0 = endless). */
 void sim_run_opts_default(sim_run_opts *o);
 
-/** What the simulators did, updated while they run (each field written whole; read it from any thread). */
+/** What the simulators did, updated while they run by sim_run's thread. Each field is atomic: read it
+    with atomic_load from any thread, at any time (the fields are not updated together). */
 typedef struct sim_run_figures {
-    uint64_t records;    /**< generator records handed to the publishers (or written, in a dry run) */
-    uint64_t stored;     /**< acknowledged as stored by JetStream */
-    uint64_t duplicates; /**< acknowledged as duplicates (same message id within the window) */
-    uint64_t retries;    /**< publishes that failed and were sent again */
-    uint32_t orders;     /**< orders created by the generator so far */
-    uint32_t run;        /**< the run whose ids the records carry (0 in a dry run) */
-    int64_t trace_ns;    /**< report time of the last record handed over (trace time) */
-    int resumed;         /**< this run continues a trace from the state file */
-    int done;            /**< the trace is over and every record is acknowledged */
+    _Atomic uint64_t records;    /**< generator records handed to the publishers (or written, in a dry run) */
+    _Atomic uint64_t stored;     /**< acknowledged as stored by JetStream */
+    _Atomic uint64_t duplicates; /**< acknowledged as duplicates (same message id within the window) */
+    _Atomic uint64_t retries;    /**< publishes that failed and were sent again */
+    _Atomic uint32_t orders;     /**< orders created by the generator so far */
+    _Atomic uint32_t run;        /**< the run whose ids the records carry (0 in a dry run) */
+    _Atomic int64_t trace_ns;    /**< report time of the last record handed over (trace time) */
+    atomic_int resumed;          /**< this run continues a trace from the state file */
+    atomic_int done;             /**< the trace is over and every record is acknowledged */
 } sim_run_figures;
 
 /**

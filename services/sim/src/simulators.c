@@ -316,20 +316,22 @@ static void figures_update(sim_run_figures *f, publisher **pubs, int n, const si
     }
     sim_trace_stats ts;
     sim_trace_stats_get(t, &ts);
-    f->stored = stored;
-    f->duplicates = dups;
-    f->retries = retries;
-    f->orders = ts.orders_created;
+    atomic_store(&f->stored, stored);
+    atomic_store(&f->duplicates, dups);
+    atomic_store(&f->retries, retries);
+    atomic_store(&f->orders, ts.orders_created);
 }
 
 static void log_progress(const sim_run_figures *f)
 {
     char when[48] = "-";
-    if (f->trace_ns > 0) evt_time_format(f->trace_ns / 1000000000LL, 0, when);
+    int64_t trace_ns = atomic_load(&f->trace_ns);
+    if (trace_ns > 0) evt_time_format(trace_ns / 1000000000LL, 0, when);
     ct_log(CT_LOG_INFO, "sim",
            "%" PRIu64 " records handed over: %" PRIu64 " stored, %" PRIu64 " duplicates, %" PRIu64
            " publishes retried; %" PRIu32 " orders; trace time %s",
-           f->records, f->stored, f->duplicates, f->retries, f->orders, when);
+           atomic_load(&f->records), atomic_load(&f->stored), atomic_load(&f->duplicates), atomic_load(&f->retries),
+           atomic_load(&f->orders), when);
 }
 
 static void publisher_free(publisher *p)
@@ -383,12 +385,46 @@ static ct_status publishers_open(publisher **pubs, int n, const sim_run_opts *o,
     return CT_OK;
 }
 
-ct_status sim_run(const sim_run_opts *o, volatile sig_atomic_t *stop, sim_run_figures *figures)
+/* ---- the run, stage by stage ---- */
+
+/* What one sim_run holds between its stages. Only the generator's thread (sim_run's caller) touches it; a
+   publisher thread sees its own struct, under its mutex. */
+typedef struct run {
+    const sim_run_opts *o;
+    volatile sig_atomic_t *stop;        /* the caller's */
+    sim_run_figures *fig;               /* the caller's, or a scratch one */
+    int dry;                            /* a dry run: write the records, touch neither NATS nor the clock */
+    int endless;                        /* orders 0: as many as the years allow */
+    sim_trace_opts to;                  /* the trace's options as this run decides them */
+    run_state st;                       /* the state file's contents, as they are to be saved */
+    sim_trace *t;
+    publisher **pubs;                   /* one per source; NULL for a skipped source, and in a dry run */
+    unsigned char *skip;                /* 1 for a source whose records are dropped */
+    int npubs;                          /* the generator's sources */
+    int go;                             /* the publishers are up and no stop came first (1 in a dry run) */
+    uint64_t handed;                    /* ordinal of the next record to hand over */
+    sim_record rec;                     /* that record, when have */
+    int have, over;                     /* a record is at hand; the trace is over */
+    int64_t next_state, next_progress;  /* ct_mono_ns() of the next state save and of the next progress line */
+    ct_status rc;
+} run;
+
+/* Every figure back to zero, each with an atomic store: another thread may already be reading them. */
+static void figures_reset(sim_run_figures *f)
 {
-    sim_run_figures scratch;
-    sim_run_figures *fig = figures ? figures : &scratch;
-    memset(fig, 0, sizeof *fig);
-    const int dry = o->dry_run != NULL;
+    atomic_store(&f->records, 0);
+    atomic_store(&f->stored, 0);
+    atomic_store(&f->duplicates, 0);
+    atomic_store(&f->retries, 0);
+    atomic_store(&f->orders, 0);
+    atomic_store(&f->run, 0);
+    atomic_store(&f->trace_ns, 0);
+    atomic_store(&f->resumed, 0);
+    atomic_store(&f->done, 0);
+}
+
+static ct_status opts_check(const sim_run_opts *o, int dry)
+{
     if (!(o->rate > 0) || !isfinite(o->rate) || !(o->warp > 0) || !isfinite(o->warp)) {
         ct_log(CT_LOG_ERROR, "sim", "the rate and the warp must be positive numbers");
         return CT_INVALID;
@@ -397,156 +433,211 @@ ct_status sim_run(const sim_run_opts *o, volatile sig_atomic_t *stop, sim_run_fi
         ct_log(CT_LOG_ERROR, "sim", "neither NATS options nor a dry-run output: nowhere to publish");
         return CT_INVALID;
     }
-    sim_trace_opts to = o->trace;
-    to.orders_per_minute = o->rate / o->warp;
-    const int endless = to.orders == 0;
-    run_state st = {0};
-    st.digest = trace_digest(&to);
-    int loaded = 0;
-    if (!dry && o->state_path) {
-        run_state old;
-        loaded = state_load(o->state_path, &old);
-        if (loaded < 0) return CT_IO;
-        if (loaded && old.digest == st.digest) {
-            st = old;
-            fig->resumed = 1;
-        } else if (loaded) {
-            st.run = old.run + 1;
-            ct_log(CT_LOG_INFO, "sim", "the trace options changed since the last run: starting run %" PRIu32, st.run);
-        }
+    return CT_OK;
+}
+
+/* A live run with a state file: go on with the trace it describes if it is the one asked for, else take the
+   next run tag. *loaded says whether a state was read. */
+static ct_status state_resume(run *r, int *loaded)
+{
+    run_state old;
+    *loaded = state_load(r->o->state_path, &old);
+    if (*loaded < 0) return CT_IO;
+    if (*loaded && old.digest == r->st.digest) {
+        r->st = old;
+        atomic_store(&r->fig->resumed, 1);
+    } else if (*loaded) {
+        r->st.run = old.run + 1;
+        ct_log(CT_LOG_INFO, "sim", "the trace options changed since the last run: starting run %" PRIu32, r->st.run);
     }
-    if (!dry && !fig->resumed) {
+    return CT_OK;
+}
+
+/* Which trace this run plays (its options, start and run tag) and from which record. */
+static ct_status trace_place(run *r)
+{
+    const sim_run_opts *o = r->o;
+    r->to = o->trace;
+    r->to.orders_per_minute = o->rate / o->warp;
+    r->endless = r->to.orders == 0;
+    r->st.digest = trace_digest(&r->to);
+    int loaded = 0;
+    if (!r->dry && o->state_path && state_resume(r, &loaded) != CT_OK) return CT_IO;
+    if (!r->dry && !atomic_load(&r->fig->resumed)) {
         /* A new trace starts now, on a whole minute like the default start (route ETAs are kept in whole
            minutes): then its story is a dry run's, only shifted in time. */
-        st.start_ns = ct_now_ns() / 60000000000LL * 60000000000LL;
-        st.shift_ns = 0;
-        st.resume = 0;
-        if (!loaded) st.run = o->state_path ? 1 : (uint32_t)(ct_wall_ns() / 1000000000LL);
+        r->st.start_ns = ct_now_ns() / 60000000000LL * 60000000000LL;
+        r->st.shift_ns = 0;
+        r->st.resume = 0;
+        if (!loaded) r->st.run = o->state_path ? 1 : (uint32_t)(ct_wall_ns() / 1000000000LL);
     }
-    if (!dry) {
-        to.start_ns = st.start_ns;
-        to.run = st.run;
+    if (!r->dry) {
+        r->to.start_ns = r->st.start_ns;
+        r->to.run = r->st.run;
     }
-    fig->run = to.run;
+    atomic_store(&r->fig->run, r->to.run);
+    return CT_OK;
+}
 
-    sim_trace *t = NULL;
-    publisher **pubs = NULL;
-    int npubs = 0;
-    ct_status rc = CT_OK;
-    uint64_t handed = 0;
-    sim_record rec;
-    int have = 0, over = 0;
-    unsigned char *skip = NULL;
-    if (endless) to.orders = 1; /* checks the other options first */
-    if (sim_trace_create(&t, &to) != CT_OK) {
+/* The generator; an endless run asks for as many orders as the years allow, fewer while it refuses. */
+static ct_status trace_open(run *r)
+{
+    if (r->endless) r->to.orders = 1; /* checks the other options first */
+    if (sim_trace_create(&r->t, &r->to) != CT_OK) {
         ct_log(CT_LOG_ERROR, "sim", "invalid simulator options (a rate outside 0..1, too few warehouses, or an "
                                     "order rate so low that the trace would outlast the year 2200)");
         return CT_INVALID;
     }
-    if (endless) {
-        sim_trace_destroy(t);
-        t = NULL;
-        for (to.orders = endless_orders(&to); sim_trace_create(&t, &to) != CT_OK; to.orders /= 2)
-            if (to.orders <= 1) return CT_INVALID;
-    }
+    if (!r->endless) return CT_OK;
+    sim_trace_destroy(r->t);
+    r->t = NULL;
+    for (r->to.orders = endless_orders(&r->to); sim_trace_create(&r->t, &r->to) != CT_OK; r->to.orders /= 2)
+        if (r->to.orders <= 1) return CT_INVALID;
+    return CT_OK;
+}
 
-    npubs = sim_trace_source_count(t);
-    pubs = ct_calloc((size_t)npubs, sizeof *pubs);
-    for (int i = 0; i < npubs; i++) {
+static publisher *publisher_new(const sim_source *src, volatile sig_atomic_t *stop)
+{
+    publisher *p = ct_calloc(1, sizeof *p);
+    p->src = *src;
+    p->stop = stop;
+    p->busy_from = NONE;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    return p;
+}
+
+/* Which sources are skipped (the tower when its stand-in is off), decided once, for dry runs too; and a
+   publisher, not yet connected, for each other source of a live run. */
+static void publishers_new(run *r)
+{
+    r->npubs = sim_trace_source_count(r->t);
+    r->pubs = ct_calloc((size_t)r->npubs, sizeof *r->pubs);
+    r->skip = ct_calloc((size_t)r->npubs, 1);
+    for (int i = 0; i < r->npubs; i++) {
         sim_source src;
-        sim_trace_source_get(t, i, &src);
-        if (!o->sla_breaches && strcmp(src.system, "tower") == 0) continue;
-        if (dry) {
-            pubs[i] = NULL;
-            continue;
-        }
-        publisher *p = ct_calloc(1, sizeof *p);
-        p->src = src;
-        p->stop = stop;
-        p->busy_from = NONE;
-        pthread_mutex_init(&p->mu, NULL);
-        pthread_cond_init(&p->cv, NULL);
-        pubs[i] = p;
+        sim_trace_source_get(r->t, i, &src);
+        r->skip[i] = !r->o->sla_breaches && strcmp(src.system, "tower") == 0;
+        if (!r->skip[i] && !r->dry) r->pubs[i] = publisher_new(&src, r->stop);
     }
-    /* Which sources are skipped (the tower when its stand-in is off) is decided once, for dry runs too. */
-    skip = ct_calloc((size_t)npubs, 1);
-    for (int i = 0; i < npubs; i++) {
-        sim_source src;
-        sim_trace_source_get(t, i, &src);
-        skip[i] = !o->sla_breaches && strcmp(src.system, "tower") == 0;
-    }
-    if (!dry) {
-        rc = publishers_open(pubs, npubs, o, stop);
-        if (rc != CT_OK || *stop) goto out;
+}
+
+/* A live run: connect the publishers and start their threads; r->go says whether to go on. */
+static ct_status publishers_start(run *r)
+{
+    ct_status rc = publishers_open(r->pubs, r->npubs, r->o, r->stop);
+    r->go = rc == CT_OK && !*r->stop;
+    if (r->go)
         ct_log(CT_LOG_INFO, "sim",
                "%s run %" PRIu32 ": %d publishers, %.6g orders per minute (trace time runs %.6gx), seed %" PRIu64
                "%s",
-               fig->resumed ? "resuming" : "starting", st.run, npubs - (o->sla_breaches ? 0 : 1), o->rate, o->warp,
-               to.seed, endless ? ", endless" : "");
-    }
+               atomic_load(&r->fig->resumed) ? "resuming" : "starting", r->st.run,
+               r->npubs - (r->o->sla_breaches ? 0 : 1), r->o->rate, r->o->warp, r->to.seed,
+               r->endless ? ", endless" : "");
+    return rc;
+}
 
-    for (; handed < st.resume; handed++)
-        if (!sim_trace_next(t, &rec)) {
-            over = 1;
+/* The first record that may not be stored (the state's resume point), and for a live run the shift that
+   puts its report time no earlier than now. */
+static void trace_seek(run *r)
+{
+    for (; r->handed < r->st.resume; r->handed++)
+        if (!sim_trace_next(r->t, &r->rec)) {
+            r->over = 1;
             break;
         }
-    if (!over) {
-        have = sim_trace_next(t, &rec);
-        over = !have;
+    if (!r->over) {
+        r->have = sim_trace_next(r->t, &r->rec);
+        r->over = !r->have;
     }
-    if (have && !dry) {
+    if (r->have && !r->dry) {
         /* Records the simulators should have sent while they were stopped go out from now on, not in a burst. */
-        int64_t late = ct_now_ns() - (rec.emit_ns + st.shift_ns);
-        if (late > 0) st.shift_ns += late;
+        int64_t late = ct_now_ns() - (r->rec.emit_ns + r->st.shift_ns);
+        if (late > 0) r->st.shift_ns += late;
     }
-    int64_t next_state = ct_mono_ns() + STATE_EVERY_NS;
-    int64_t next_progress = o->progress_ns > 0 ? ct_mono_ns() + o->progress_ns : INT64_MAX;
-    while (have && !*stop) {
-        if (!dry) {
-            int64_t mono = ct_mono_ns();
-            if (mono >= next_state) {
-                st.resume = safe_point(pubs, npubs, handed);
-                if (o->state_path && state_save(o->state_path, &st) != CT_OK) {
-                    rc = CT_IO;
-                    break;
-                }
-                figures_update(fig, pubs, npubs, t);
-                next_state = mono + STATE_EVERY_NS;
-            }
-            if (mono >= next_progress) {
-                log_progress(fig);
-                next_progress = mono + o->progress_ns;
-            }
-            int64_t wait = rec.emit_ns + st.shift_ns - ct_now_ns();
-            if (wait > 0) {
-                /* Warped nanoseconds to real ones; short sleeps keep a stop request prompt. */
-                double real = (double)wait / ct_clock_factor();
-                sleep_ns(real > 50e6 ? 50000000LL : real < 1e5 ? 100000LL : (int64_t)real);
-                continue;
-            }
-        }
-        if (!skip[rec.source]) {
-            if (dry) {
-                fwrite(rec.line, 1, rec.len, o->dry_run);
-                if (fputc('\n', o->dry_run) == EOF) {
-                    rc = CT_IO;
-                    break;
-                }
-            } else if (!enqueue(pubs[rec.source], &rec, handed, stop)) {
-                break;
-            }
-            fig->records++;
-        }
-        fig->trace_ns = rec.emit_ns;
-        handed++;
-        have = sim_trace_next(t, &rec);
-        over = !have;
-        if (dry && (fig->records & 1023) == 0) figures_update(fig, pubs, npubs, t);
-    }
+}
 
-out:
-    /* Publish what is queued (giving up on what NATS does not take once stopped), then say where to go on. */
-    for (int i = 0; i < npubs; i++) {
+/* A live run's chores between records: the state file and the figures every second, the progress line;
+   0 (r->rc set) when the state file cannot be written. */
+static int live_chores(run *r)
+{
+    int64_t mono = ct_mono_ns();
+    if (mono >= r->next_state) {
+        r->st.resume = safe_point(r->pubs, r->npubs, r->handed);
+        if (r->o->state_path && state_save(r->o->state_path, &r->st) != CT_OK) {
+            r->rc = CT_IO;
+            return 0;
+        }
+        figures_update(r->fig, r->pubs, r->npubs, r->t);
+        r->next_state = mono + STATE_EVERY_NS;
+    }
+    if (mono >= r->next_progress) {
+        log_progress(r->fig);
+        r->next_progress = mono + r->o->progress_ns;
+    }
+    return 1;
+}
+
+/* 1 when the record's report time has come; else a short sleep towards it, then 0. */
+static int record_due(const run *r)
+{
+    int64_t wait = r->rec.emit_ns + r->st.shift_ns - ct_now_ns();
+    if (wait <= 0) return 1;
+    /* Warped nanoseconds to real ones; short sleeps keep a stop request prompt. */
+    double real = (double)wait / ct_clock_factor();
+    sleep_ns(real > 50e6 ? 50000000LL : real < 1e5 ? 100000LL : (int64_t)real);
+    return 0;
+}
+
+/* The record to its publisher's queue, or to the dry-run output; 0 when that failed (r->rc set if the output
+   did) or a stop came while waiting for room. */
+static int hand_over(run *r)
+{
+    const sim_record *rec = &r->rec;
+    if (r->skip[rec->source]) return 1;
+    if (r->dry) {
+        fwrite(rec->line, 1, rec->len, r->o->dry_run);
+        if (fputc('\n', r->o->dry_run) == EOF) {
+            r->rc = CT_IO;
+            return 0;
+        }
+    } else if (!enqueue(r->pubs[rec->source], rec, r->handed, r->stop)) {
+        return 0;
+    }
+    atomic_fetch_add(&r->fig->records, 1);
+    return 1;
+}
+
+static void trace_advance(run *r)
+{
+    atomic_store(&r->fig->trace_ns, r->rec.emit_ns);
+    r->handed++;
+    r->have = sim_trace_next(r->t, &r->rec);
+    r->over = !r->have;
+    if (r->dry && (atomic_load(&r->fig->records) & 1023) == 0) figures_update(r->fig, r->pubs, r->npubs, r->t);
+}
+
+/* Hand every record over in its turn (a live run at its report time) until the trace is over, a stop, or a
+   failure. */
+static void generate(run *r)
+{
+    trace_seek(r);
+    r->next_state = ct_mono_ns() + STATE_EVERY_NS;
+    r->next_progress = r->o->progress_ns > 0 ? ct_mono_ns() + r->o->progress_ns : INT64_MAX;
+    while (r->have && !*r->stop) {
+        if (!r->dry) {
+            if (!live_chores(r)) break;
+            if (!record_due(r)) continue;
+        }
+        if (!hand_over(r)) break;
+        trace_advance(r);
+    }
+}
+
+/* Publish what is queued (giving up on what NATS does not take once stopped): every thread told, then joined. */
+static void publishers_quit(publisher **pubs, int n)
+{
+    for (int i = 0; i < n; i++) {
         publisher *p = pubs[i];
         if (!p || !p->started) continue;
         pthread_mutex_lock(&p->mu);
@@ -554,24 +645,52 @@ out:
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-    for (int i = 0; i < npubs; i++)
+    for (int i = 0; i < n; i++)
         if (pubs[i] && pubs[i]->started) pthread_join(pubs[i]->th, NULL);
-    if (t) {
-        figures_update(fig, pubs, npubs, t);
-        if (!dry && rc == CT_OK && npubs > 0 && pubs) {
-            st.resume = safe_point(pubs, npubs, handed);
-            if (o->state_path && handed > 0 && state_save(o->state_path, &st) != CT_OK) rc = CT_IO;
-            fig->done = over && st.resume == handed;
-            log_progress(fig);
-            if (fig->done) ct_log(CT_LOG_INFO, "sim", "the trace is over: every record is stored");
-        } else if (dry) {
-            fig->done = over;
-            if (fflush(o->dry_run) != 0 || ferror(o->dry_run)) rc = CT_IO;
-        }
+}
+
+/* The last figures, and where to go on: a live run saves its state, a dry run flushes its output. */
+static void run_finish(run *r)
+{
+    figures_update(r->fig, r->pubs, r->npubs, r->t);
+    if (!r->dry && r->rc == CT_OK && r->npubs > 0 && r->pubs) {
+        r->st.resume = safe_point(r->pubs, r->npubs, r->handed);
+        if (r->o->state_path && r->handed > 0 && state_save(r->o->state_path, &r->st) != CT_OK) r->rc = CT_IO;
+        atomic_store(&r->fig->done, r->over && r->st.resume == r->handed);
+        log_progress(r->fig);
+        if (atomic_load(&r->fig->done)) ct_log(CT_LOG_INFO, "sim", "the trace is over: every record is stored");
+    } else if (r->dry) {
+        atomic_store(&r->fig->done, r->over);
+        if (fflush(r->o->dry_run) != 0 || ferror(r->o->dry_run)) r->rc = CT_IO;
     }
-    for (int i = 0; i < npubs; i++) publisher_free(pubs[i]);
-    free(pubs);
-    free(skip);
-    sim_trace_destroy(t);
-    return rc;
+}
+
+static void run_free(run *r)
+{
+    for (int i = 0; i < r->npubs; i++) publisher_free(r->pubs[i]);
+    free(r->pubs);
+    free(r->skip);
+    sim_trace_destroy(r->t);
+}
+
+ct_status sim_run(const sim_run_opts *o, volatile sig_atomic_t *stop, sim_run_figures *figures)
+{
+    sim_run_figures scratch;
+    run r = {.o = o, .stop = stop, .fig = figures ? figures : &scratch, .dry = o->dry_run != NULL};
+    figures_reset(r.fig);
+    r.rc = opts_check(o, r.dry);
+    if (r.rc == CT_OK) r.rc = trace_place(&r);
+    if (r.rc == CT_OK) r.rc = trace_open(&r);
+    if (r.rc == CT_OK) {
+        publishers_new(&r);
+        if (r.dry)
+            r.go = 1;
+        else
+            r.rc = publishers_start(&r);
+        if (r.go) generate(&r);
+        publishers_quit(r.pubs, r.npubs);
+        run_finish(&r);
+    }
+    run_free(&r);
+    return r.rc;
 }
