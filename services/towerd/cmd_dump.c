@@ -1,5 +1,4 @@
 /* towerd dump: every view of the store as one JSON object, or a per-view summary; read-only. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,20 +7,28 @@
 #include "store.h"
 #include "towerd.h"
 
-static void dump_usage(FILE *out)
-{
-    fprintf(out, "usage: towerd dump [--data DIR] [--stable | --summary]\n\n"
-                 "Prints every view as one JSON object: view name -> array of items, oldest\n"
-                 "first, in the item shape of EVENTS.md. Reads one consistent snapshot and\n"
-                 "never blocks a process writing the same store.\n\n"
-                 "  --data DIR   the store (default $TOWER_DATA or ./tower-data)\n"
-                 "  --stable     leave out what a replay does not reproduce (dead letters' seq and\n"
-                 "               receivedAt) and sort dead letters by content: dumps of the same\n"
-                 "               set of events compare equal byte for byte\n"
-                 "  --summary    print per view the count and the oldest item's since, and totals\n"
-                 "  --help       this text\n\n"
-                 "Exit codes: 0 printed; 1 no store or store failure; 2 usage.\n");
-}
+static const ct_opt_def own_defs[] = {
+    {"data", 'd', "TOWER_DATA", "store.data", CT_OPT_STRING, "./tower-data", "DIR", "the store directory", 0, 0},
+    {"stable", 's', NULL, NULL, CT_OPT_BOOL, NULL, NULL,
+     "leave out what a replay does not reproduce and sort dead letters: equal events, equal dumps", 0, 0},
+    {"summary", 0, NULL, NULL, CT_OPT_BOOL, NULL, NULL,
+     "print per view the count and the oldest item's since, and totals", 0, 0},
+};
+
+static const char *const ignore[] = {"store", "nats", "stream", "projector", "server", "sla", "sim", "publish", "up",
+                                     NULL};
+
+static const towerd_spec spec = {
+    .cmd = "towerd dump",
+    .usage = "usage: towerd dump [--data DIR] [--stable | --summary]\n\n"
+             "Prints every view as one JSON object: view name -> array of items, oldest\n"
+             "first, in the item shape of EVENTS.md. Reads one consistent snapshot and\n"
+             "never blocks a process writing the same store.\n\n"
+             "Exit codes: 0 printed; 1 no store or store failure; 2 usage.",
+    .defs = own_defs,
+    .ndefs = sizeof own_defs / sizeof own_defs[0],
+    .ignore = ignore,
+};
 
 static int first_item(void *ctx, const Tower__V1__ViewItem *it)
 {
@@ -53,31 +60,16 @@ static ct_status summary(store *s)
 
 int towerd_dump(int argc, char **argv)
 {
-    static const struct option opts[] = {{"data", required_argument, 0, 'd'}, {"stable", no_argument, 0, 's'},
-                                         {"summary", no_argument, 0, 'S'},     {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char *data = NULL;
-    int flags = 0, sum = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "d:sh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': data = optarg; break;
-        case 's': flags |= STORE_DUMP_STABLE; break;
-        case 'S': sum = 1; break;
-        case 'h': dump_usage(stdout); return TOWERD_EXIT_OK;
-        default: dump_usage(stderr); return TOWERD_EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "towerd dump: unexpected argument '%s'\n\n", argv[optind]);
-        dump_usage(stderr);
-        return TOWERD_EXIT_USAGE;
-    }
+    towerd_ctx c;
+    int rc = towerd_start(&c, &spec, argc, argv);
+    if (rc != TOWERD_CONTINUE) return rc;
+    int flags = ct_config_bool(c.cfg, "stable") ? STORE_DUMP_STABLE : 0;
     store *s = NULL;
-    store_opts so = {.dir = towerd_data_dir(data), .read_only = 1};
-    if (store_open(&s, &so) != CT_OK) return TOWERD_EXIT_FAIL;
-    ct_status st = sum ? summary(s) : store_dump(s, flags, stdout);
+    store_opts so = {.dir = ct_config_str(c.cfg, "data"), .read_only = 1};
+    ct_status st = store_open(&s, &so);
+    if (st == CT_OK) st = ct_config_bool(c.cfg, "summary") ? summary(s) : store_dump(s, flags, stdout);
     store_close(s);
+    towerd_end(&c);
     if (fflush(stdout) != 0) return TOWERD_EXIT_FAIL;
     return st == CT_OK ? TOWERD_EXIT_OK : TOWERD_EXIT_FAIL;
 }

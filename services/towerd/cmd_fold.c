@@ -1,6 +1,6 @@
 /* towerd fold: fold event files into the store offline, with progress and a summary. */
-#include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,35 +11,68 @@
 #include "store.h"
 #include "towerd.h"
 
-#define BATCH 1000
+#define BATCH_DEFAULT "1000"
+#define BATCH_MAX 100000
 #define MAX_SHOWN 100
 
-static void fold_usage(FILE *out)
+static const ct_opt_def own_defs[] = {
+    {"data", 'd', "TOWER_DATA", "store.data", CT_OPT_STRING, "./tower-data", "DIR",
+     "the store directory (created if missing)", 0, 0},
+    {"batch", 0, NULL, NULL, CT_OPT_INT, BATCH_DEFAULT, "N", "events per write transaction (1 to 100000)", 0, 0},
+    {"strict", 's', NULL, NULL, CT_OPT_BOOL, NULL, NULL, "exit 3 if any record was dead-lettered", 0, 0},
+    {"quiet", 'q', NULL, NULL, CT_OPT_BOOL, NULL, NULL, "no progress line", 0, 0},
+};
+
+static const char *const ignore[] = {"store", "nats", "stream", "projector", "server", "sla", "sim", "publish", "up",
+                                     NULL};
+
+static const towerd_spec spec = {
+    .cmd = "towerd fold",
+    .usage = "usage: towerd fold [--data DIR] [--batch N] [--strict] [--quiet] FILE...\n\n"
+             "Validates and folds events from NDJSON files (one event per line) or JSON\n"
+             "arrays into the store, as the projector would. '-' reads standard input.\n"
+             "Invalid lines and conflicting duplicates become dead letters and are listed\n"
+             "on stderr with their file, line, code and field; good events still go in.\n\n"
+             "Exit codes: 0 folded; 1 failure (I/O, store); 2 usage; 3 dead letters with --strict.",
+    .defs = own_defs,
+    .ndefs = sizeof own_defs / sizeof own_defs[0],
+    .ignore = ignore,
+    .min_args = 1,
+    .max_args = INT_MAX,
+    .args_usage = "no input file (use - for standard input)",
+};
+
+/* The records of one write transaction: cap of each (--batch), n in use. */
+typedef struct pending {
+    store_input *in;
+    evt_event **ev;
+    evt_error *err;
+    char **raw;
+    size_t *line;
+    store_outcome *out;
+    size_t n, cap;
+} pending;
+
+static void pending_init(pending *p, size_t cap)
 {
-    fprintf(out,
-            "usage: towerd fold [--data DIR] [--batch N] [--strict] [--quiet] FILE...\n\n"
-            "Validates and folds events from NDJSON files (one event per line) or JSON\n"
-            "arrays into the store, as the projector would. '-' reads standard input.\n"
-            "Invalid lines and conflicting duplicates become dead letters and are listed\n"
-            "on stderr with their file, line, code and field; good events still go in.\n\n"
-            "  --data DIR   the store (default $TOWER_DATA or ./tower-data; created if missing)\n"
-            "  --batch N    events per write transaction (default %d)\n"
-            "  --strict     exit 3 if any record was dead-lettered\n"
-            "  --quiet      no progress line\n"
-            "  --help       this text\n\n"
-            "Exit codes: 0 folded; 1 failure (I/O, store); 2 usage; 3 dead letters with --strict.\n",
-            BATCH);
+    *p = (pending){.cap = cap};
+    p->in = ct_calloc(cap, sizeof *p->in);
+    p->ev = ct_calloc(cap, sizeof *p->ev);
+    p->err = ct_calloc(cap, sizeof *p->err);
+    p->raw = ct_calloc(cap, sizeof *p->raw);
+    p->line = ct_calloc(cap, sizeof *p->line);
+    p->out = ct_calloc(cap, sizeof *p->out);
 }
 
-typedef struct pending {
-    store_input in[BATCH];
-    evt_event *ev[BATCH];
-    evt_error err[BATCH];
-    char *raw[BATCH];
-    size_t line[BATCH];
-    store_outcome out[BATCH];
-    size_t n;
-} pending;
+static void pending_free(pending *p)
+{
+    free(p->in);
+    free(p->ev);
+    free(p->err);
+    free(p->raw);
+    free(p->line);
+    free(p->out);
+}
 
 typedef struct totals {
     uint64_t records, applied, dups, dead, skipped, shown;
@@ -122,7 +155,7 @@ static ct_status fold_file(store *s, const char *path, pending *p, totals *t, in
         p->line[i] = rec.line;
         p->in[i] = (store_input){0, rec.event, &p->err[i], p->raw[i], rec.raw_len, "application/json"};
         t->records++;
-        if (p->n == BATCH) st = flush(s, p, path, t);
+        if (p->n == p->cap) st = flush(s, p, path, t);
         int64_t now = ct_mono_ns();
         if (!quiet && now - last > 1000000000LL) {
             progress(path, size ? ftello(f) : 0, size, t->records - start_records, t0, 0);
@@ -144,51 +177,50 @@ static ct_status fold_file(store *s, const char *path, pending *p, totals *t, in
     return st;
 }
 
-int towerd_fold(int argc, char **argv)
+/* The closing summary on stderr. */
+static void report_totals(store *s, const totals *t, double secs)
 {
-    static const struct option opts[] = {{"data", required_argument, 0, 'd'}, {"strict", no_argument, 0, 's'},
-                                         {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char *data = NULL;
-    int strict = 0, quiet = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "d:sqh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': data = optarg; break;
-        case 's': strict = 1; break;
-        case 'q': quiet = 1; break;
-        case 'h': fold_usage(stdout); return TOWERD_EXIT_OK;
-        default: fold_usage(stderr); return TOWERD_EXIT_USAGE;
-        }
-    }
-    if (optind >= argc) {
-        fprintf(stderr, "towerd fold: no input file (use - for standard input)\n\n");
-        fold_usage(stderr);
-        return TOWERD_EXIT_USAGE;
-    }
-    store *s = NULL;
-    store_opts so = {.dir = towerd_data_dir(data)};
-    if (store_open(&s, &so) != CT_OK) return TOWERD_EXIT_FAIL;
-
-    pending *p = ct_calloc(1, sizeof *p);
-    totals t = {0};
-    int64_t t0 = ct_mono_ns();
-    ct_status st = CT_OK;
-    for (int i = optind; i < argc && st == CT_OK; i++) st = fold_file(s, argv[i], p, &t, quiet);
-    double secs = (double)(ct_mono_ns() - t0) / 1e9;
-
     store_reader *r = NULL;
     store_stats ss = {0};
     if (store_reader_begin(s, &r) == CT_OK) store_reader_stats(r, &ss);
     store_reader_end(r);
-    if (t.shown > MAX_SHOWN) fprintf(stderr, "(%" PRIu64 " more rejected records not shown)\n", t.shown - MAX_SHOWN);
+    if (t->shown > MAX_SHOWN)
+        fprintf(stderr, "(%" PRIu64 " more rejected records not shown)\n", t->shown - MAX_SHOWN);
     fprintf(stderr,
             "folded %" PRIu64 " records in %.2fs (%.0f/s): %" PRIu64 " accepted, %" PRIu64 " duplicates, %" PRIu64
             " dead-lettered; applied sequence %" PRIu64 "\n",
-            t.records, secs, secs > 0 ? (double)t.records / secs : 0.0, t.applied, t.dups, t.dead,
+            t->records, secs, secs > 0 ? (double)t->records / secs : 0.0, t->applied, t->dups, t->dead,
             ss.applied_seq);
-    free(p);
+}
+
+int towerd_fold(int argc, char **argv)
+{
+    towerd_ctx c;
+    int rc = towerd_start(&c, &spec, argc, argv);
+    if (rc != TOWERD_CONTINUE) return rc;
+    int64_t batch = ct_config_int(c.cfg, "batch");
+    if (batch < 1 || batch > BATCH_MAX) {
+        fprintf(stderr, "towerd fold: --batch (%s): between 1 and %d\n", ct_config_source(c.cfg, "batch"), BATCH_MAX);
+        towerd_end(&c);
+        return TOWERD_EXIT_USAGE;
+    }
+    store *s = NULL;
+    store_opts so = {.dir = ct_config_str(c.cfg, "data")};
+    if (store_open(&s, &so) != CT_OK) {
+        towerd_end(&c);
+        return TOWERD_EXIT_FAIL;
+    }
+    pending p;
+    pending_init(&p, (size_t)batch);
+    totals t = {0};
+    int quiet = ct_config_bool(c.cfg, "quiet");
+    int64_t t0 = ct_mono_ns();
+    ct_status st = CT_OK;
+    for (int i = 0; i < c.nargs && st == CT_OK; i++) st = fold_file(s, c.args[i], &p, &t, quiet);
+    report_totals(s, &t, (double)(ct_mono_ns() - t0) / 1e9);
+    pending_free(&p);
     store_close(s);
-    if (st != CT_OK) return TOWERD_EXIT_FAIL;
-    return strict && t.dead ? TOWERD_EXIT_REJECTED : TOWERD_EXIT_OK;
+    rc = st != CT_OK ? TOWERD_EXIT_FAIL : ct_config_bool(c.cfg, "strict") && t.dead ? TOWERD_EXIT_REJECTED : TOWERD_EXIT_OK;
+    towerd_end(&c);
+    return rc;
 }

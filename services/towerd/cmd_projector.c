@@ -25,129 +25,146 @@ static const ct_opt_def own_defs[] = {
 
 static const char *const ignore[] = {"server", "sla", "sim", "publish", NULL};
 
-static int run(int argc, char **argv, int rebuild)
+static const towerd_spec projector_spec = {
+    .cmd = "towerd projector",
+    .usage = "usage: towerd projector [OPTIONS]\n\n"
+             "Consumes TOWER_EVENTS from the store's checkpoint and folds each batch into the store in one\n"
+             "LMDB transaction together with the new checkpoint, then publishes change notices\n"
+             "(tower.changes.<view>) and dead letters (TOWER_DLQ). Runs until SIGINT or SIGTERM and\n"
+             "reconnects on its own.\n\n"
+             "Exit codes: 0 stopped; 1 failure; 2 usage; 4 the store cannot follow the stream (it was\n"
+             "recreated, lost events, or dropped events not yet applied): run towerd rebuild.",
+    .defs = own_defs,
+    .ndefs = sizeof own_defs / sizeof own_defs[0],
+    .nats = 1,
+    .ignore = ignore,
+};
+
+static const towerd_spec rebuild_spec = {
+    .cmd = "towerd rebuild",
+    .usage = "usage: towerd rebuild [OPTIONS]\n\n"
+             "Replays the whole events stream into a fresh store generation beside the live one (progress\n"
+             "and ETA on stderr), then swaps it in atomically: readers keep answering from the old one\n"
+             "meanwhile, and a running projector continues from the new one.\n\n"
+             "Exit codes: 0 rebuilt; 1 failure; 2 usage.",
+    .defs = own_defs,
+    .ndefs = sizeof own_defs / sizeof own_defs[0],
+    .nats = 1,
+    .ignore = ignore,
+};
+
+/* One run of towerd projector or towerd rebuild: what it holds, released by proj_end. */
+typedef struct proj_cmd {
+    towerd_ctx c;
+    int rebuild;       /* towerd rebuild, else towerd projector */
+    sla_rules *rules;  /* the SLA rules the dues are computed with */
+    bus *b;            /* the connection */
+    char consumer[64]; /* the durable consumer's name */
+    char *gen;         /* rebuild: the new generation's directory */
+} proj_cmd;
+
+/* The rules, the signals and the connection; the exit code on failure, else TOWERD_CONTINUE. */
+static int proj_prepare(proj_cmd *pc)
 {
-    size_t ndefs;
-    ct_opt_def *defs = towerd_defs_concat(own_defs, sizeof own_defs / sizeof own_defs[0], &ndefs);
-    ct_config *cfg = NULL;
-    char **args = NULL;
-    int nargs = 0, help = 0, rc = TOWERD_EXIT_FAIL;
-    bus *b = NULL;
-    char *gen = NULL;
-    sla_rules *rules = NULL;
-    const char *usage = rebuild
-        ? "usage: towerd rebuild [OPTIONS]\n\n"
-          "Replays the whole events stream into a fresh store generation beside the live one (progress\n"
-          "and ETA on stderr), then swaps it in atomically: readers keep answering from the old one\n"
-          "meanwhile, and a running projector continues from the new one.\n\n"
-          "Exit codes: 0 rebuilt; 1 failure; 2 usage."
-        : "usage: towerd projector [OPTIONS]\n\n"
-          "Consumes TOWER_EVENTS from the store's checkpoint and folds each batch into the store in one\n"
-          "LMDB transaction together with the new checkpoint, then publishes change notices\n"
-          "(tower.changes.<view>) and dead letters (TOWER_DLQ). Runs until SIGINT or SIGTERM and\n"
-          "reconnects on its own.\n\n"
-          "Exit codes: 0 stopped; 1 failure; 2 usage; 4 the store cannot follow the stream (it was\n"
-          "recreated, lost events, or dropped events not yet applied): run towerd rebuild.";
-    if (ct_config_parse(&cfg, rebuild ? "towerd rebuild" : "towerd projector", usage, defs, ndefs, ignore, argc, argv,
-                        &args, &nargs, &help) != CT_OK) {
-        free(defs);
+    char *err = NULL;
+    if (sla_rules_load(&pc->rules, ct_config_str(pc->c.cfg, "sla-rules"), &err) != CT_OK) {
+        fprintf(stderr, "%s: %s\n", pc->c.cmd, err);
+        free(err);
         return TOWERD_EXIT_USAGE;
-    }
-    if (help) {
-        rc = TOWERD_EXIT_OK;
-        goto out;
-    }
-    if (nargs) {
-        fprintf(stderr, "towerd %s: unexpected argument '%s'\n", rebuild ? "rebuild" : "projector", args[0]);
-        rc = TOWERD_EXIT_USAGE;
-        goto out;
-    }
-    char *rules_err = NULL;
-    if (sla_rules_load(&rules, ct_config_str(cfg, "sla-rules"), &rules_err) != CT_OK) {
-        fprintf(stderr, "towerd %s: %s\n", rebuild ? "rebuild" : "projector", rules_err);
-        free(rules_err);
-        rc = TOWERD_EXIT_USAGE;
-        goto out;
     }
     towerd_handle_signals();
     bus_opts bo;
-    towerd_bus_opts(cfg, &bo, rebuild ? "towerd rebuild" : "towerd projector");
-    bo.wait_connect = !rebuild;
-    bo.connect_async = !rebuild; /* projector_run waits for the connection, stoppable */
-    if (bus_connect(&b, &bo) != CT_OK) goto out;
+    towerd_bus_opts(pc->c.cfg, &bo, pc->c.cmd);
+    bo.wait_connect = !pc->rebuild;
+    bo.connect_async = !pc->rebuild; /* projector_run waits for the connection, stoppable */
+    return bus_connect(&pc->b, &bo) == CT_OK ? TOWERD_CONTINUE : TOWERD_EXIT_FAIL;
+}
 
-    const char *data = ct_config_str(cfg, "data");
-    /* Each store needs its own consumer (a projector recreates its consumer at start): name it
-     * after this host and store, so that two projectors on one stream never share one. */
-    char consumer[64];
-    if (ct_config_str(cfg, "consumer")) {
-        snprintf(consumer, sizeof consumer, "%s", ct_config_str(cfg, "consumer"));
-    } else {
-        mkdir(data, 0755); /* so that the path resolves the same on the first run and after */
-        char host[256] = "", *real = realpath(data, NULL);
-        gethostname(host, sizeof host - 1);
-        char *who = ct_sprintf("%s:%s", host, real ? real : data);
-        snprintf(consumer, sizeof consumer, "tower-%s-%08llx", rebuild ? "rebuild" : "projector",
-                 (unsigned long long)(ct_hash64(who, strlen(who)) & 0xffffffffULL));
-        free(who);
-        free(real);
+/* Each store needs its own consumer (a projector recreates its consumer at start): --consumer, else one
+   named after this host and store, so that two projectors on one stream never share one. */
+static void proj_consumer(proj_cmd *pc, const char *data)
+{
+    const char *flag = ct_config_str(pc->c.cfg, "consumer");
+    if (flag) {
+        snprintf(pc->consumer, sizeof pc->consumer, "%s", flag);
+        return;
     }
-    projector_opts po = {.data_dir = data,
-                         .consumer = consumer,
-                         .batch = (size_t)ct_config_int(cfg, "batch"),
-                         .quiet_ms = ct_config_duration_ns(cfg, "quiet") / 1000000,
-                         .notify = !rebuild,
-                         .dead_letter_stream = !rebuild,
-                         .sla_rules = sla_rules_fold(rules)};
-    if (!rebuild) {
-        ct_log(CT_LOG_INFO, "projector", "store %s", data);
-        rc = projector_run(b, &po, &towerd_stop, NULL);
-        goto out;
-    }
+    mkdir(data, 0755); /* so that the path resolves the same on the first run and after */
+    char *name = towerd_consumer_name(pc->rebuild ? "rebuild" : "projector", data);
+    snprintf(pc->consumer, sizeof pc->consumer, "%s", name);
+    free(name);
+}
 
+/* Nothing to replay: an empty generation that has seen the stream up to its last sequence. */
+static int rebuild_empty(proj_cmd *pc, const bus_stream_state *st)
+{
+    store *empty = NULL;
+    store_opts so = {.dir = pc->gen, .flat = 1, .sla_rules = sla_rules_fold(pc->rules)};
+    if (store_open(&empty, &so) != CT_OK) return TOWERD_EXIT_FAIL;
+    store_meta meta[] = {{"applied_seq", st->last_seq}, {PROJECTOR_META_STREAM_CREATED, (uint64_t)st->created_ns},
+                         {PROJECTOR_META_STREAM_LAST, st->last_seq}};
+    ct_status as = store_apply_meta(empty, NULL, 0, ct_now_ns(), NULL, NULL, meta, 3);
+    store_close(empty);
+    return as == CT_OK ? PROJECTOR_OK : TOWERD_EXIT_FAIL;
+}
+
+/* Replay the stream into a new generation, then swap it in. */
+static int rebuild(proj_cmd *pc, projector_opts *po)
+{
+    const char *data = po->data_dir;
     bus_stream_state st;
-    ct_status s = bus_stream_info(b, &st);
+    ct_status s = bus_stream_info(pc->b, &st);
     if (s == CT_NOT_FOUND) {
         fprintf(stderr, "towerd rebuild: there is no %s stream to rebuild from\n", BUS_EVENTS_STREAM);
-        goto out;
+        return TOWERD_EXIT_FAIL;
     }
-    if (s != CT_OK || store_rebuild_begin(data, &gen) != CT_OK) goto out;
+    if (s != CT_OK || store_rebuild_begin(data, &pc->gen) != CT_OK) return TOWERD_EXIT_FAIL;
     ct_log(CT_LOG_INFO, "rebuild", "replaying %s (sequences %" PRIu64 "..%" PRIu64 ", %" PRIu64 " messages) into %s",
-           BUS_EVENTS_STREAM, st.first_seq, st.last_seq, st.msgs, gen);
+           BUS_EVENTS_STREAM, st.first_seq, st.last_seq, st.msgs, pc->gen);
+    int rc;
     if (st.msgs == 0) {
-        /* Nothing to replay: an empty store that has seen the stream up to its last sequence. */
-        store *empty = NULL;
-        store_opts so = {.dir = gen, .flat = 1, .sla_rules = sla_rules_fold(rules)};
-        if (store_open(&empty, &so) != CT_OK) goto out;
-        store_meta meta[] = {{"applied_seq", st.last_seq}, {PROJECTOR_META_STREAM_CREATED, (uint64_t)st.created_ns},
-                             {PROJECTOR_META_STREAM_LAST, st.last_seq}};
-        ct_status as = store_apply_meta(empty, NULL, 0, ct_now_ns(), NULL, NULL, meta, 3);
-        store_close(empty);
-        if (as != CT_OK) goto out;
-        rc = PROJECTOR_OK;
+        rc = rebuild_empty(pc, &st);
     } else {
-        po.data_dir = gen;
-        po.flat = 1;
-        po.stop_at_seq = st.last_seq;
-        po.progress = 1;
-        rc = projector_run(b, &po, &towerd_stop, NULL);
+        po->data_dir = pc->gen;
+        po->flat = 1;
+        po->stop_at_seq = st.last_seq;
+        po->progress = 1;
+        rc = projector_run(pc->b, po, &towerd_stop, NULL);
     }
-    if (rc == PROJECTOR_OK && towerd_stop) {
-        fprintf(stderr, "towerd rebuild: interrupted; the live store is untouched (partial generation left in %s)\n", gen);
-        rc = TOWERD_EXIT_FAIL;
-    } else if (rc == PROJECTOR_OK) {
-        if (store_rebuild_commit(data, gen) != CT_OK) {
-            rc = TOWERD_EXIT_FAIL;
-        } else {
-            ct_log(CT_LOG_INFO, "rebuild", "swapped in the rebuilt store: %s/current -> %s", data, strrchr(gen, '/') + 1);
-        }
+    if (rc != PROJECTOR_OK) return rc;
+    if (towerd_stop) {
+        fprintf(stderr, "towerd rebuild: interrupted; the live store is untouched (partial generation left in %s)\n",
+                pc->gen);
+        return TOWERD_EXIT_FAIL;
     }
-out:
-    free(gen);
-    bus_close(b);
-    sla_rules_destroy(rules);
-    ct_config_destroy(cfg);
-    free(defs);
+    if (store_rebuild_commit(data, pc->gen) != CT_OK) return TOWERD_EXIT_FAIL;
+    ct_log(CT_LOG_INFO, "rebuild", "swapped in the rebuilt store: %s/current -> %s", data, strrchr(pc->gen, '/') + 1);
+    return TOWERD_EXIT_OK;
+}
+
+static int run(int argc, char **argv, int rebuilding)
+{
+    proj_cmd pc = {.rebuild = rebuilding};
+    int rc = towerd_start(&pc.c, rebuilding ? &rebuild_spec : &projector_spec, argc, argv);
+    if (rc != TOWERD_CONTINUE) return rc;
+    rc = proj_prepare(&pc);
+    if (rc == TOWERD_CONTINUE) {
+        const char *data = ct_config_str(pc.c.cfg, "data");
+        proj_consumer(&pc, data);
+        projector_opts po = {.data_dir = data,
+                             .consumer = pc.consumer,
+                             .batch = (size_t)ct_config_int(pc.c.cfg, "batch"),
+                             .quiet_ms = ct_config_duration_ns(pc.c.cfg, "quiet") / 1000000,
+                             .notify = !rebuilding,
+                             .dead_letter_stream = !rebuilding,
+                             .sla_rules = sla_rules_fold(pc.rules)};
+        if (!rebuilding) ct_log(CT_LOG_INFO, "projector", "store %s", data);
+        rc = rebuilding ? rebuild(&pc, &po) : projector_run(pc.b, &po, &towerd_stop, NULL);
+    }
+    free(pc.gen);
+    bus_close(pc.b);
+    sla_rules_destroy(pc.rules);
+    towerd_end(&pc.c);
     return rc;
 }
 

@@ -17,70 +17,60 @@ static const ct_opt_def own_defs[] = {
 };
 #define NOWN (sizeof own_defs / sizeof own_defs[0])
 
+static const char *const ignore[] = {"projector", "sla", "sim", "publish", NULL};
+
+static const char usage[] =
+    "usage: towerd serve [OPTIONS]\n\n"
+    "Serves the REST API (/api/v1/...), /metrics, /healthz, /readyz and the dashboard\n"
+    "from the store, read-only, one LMDB read transaction per request. Runs until SIGINT\n"
+    "or SIGTERM.\n\n"
+    "Without --tokens it listens on loopback only and the API is open to local users; with\n"
+    "--tokens every /api route needs 'Authorization: Bearer TOKEN' (the websocket also takes\n"
+    "?token=): viewer reads and streams, operator also redrives dead letters, ingest posts\n"
+    "events. /metrics, /healthz, /readyz and the dashboard's files stay open.\n\n"
+    "Exit codes: 0 stopped; 1 cannot listen; 2 usage (a bad tokens file, or a non-loopback\n"
+    "address without tokens).";
+
+/* The connection for the stream's figures, or NULL with --no-nats or when it cannot be made. */
+static bus *serve_bus(const ct_config *cfg)
+{
+    if (ct_config_bool(cfg, "no-nats")) return NULL;
+    bus *b = NULL;
+    bus_opts bo;
+    towerd_bus_opts(cfg, &bo, "towerd serve");
+    bo.wait_connect = 1;
+    bo.connect_async = 1; /* serve the store meanwhile; /readyz tells */
+    if (bus_connect(&b, &bo) != CT_OK) return NULL;
+    /* Requests read the stream's state from the watch's snapshot: none waits on NATS. */
+    bus_watch_start(b, 0, 0);
+    return b;
+}
+
 int towerd_serve(int argc, char **argv)
 {
     ct_opt_def own[NOWN + 16];
     memcpy(own, own_defs, sizeof own_defs);
     memcpy(own + NOWN, towerd_server_defs, towerd_server_ndefs * sizeof *own);
-    size_t ndefs;
-    ct_opt_def *defs = towerd_defs_concat(own, NOWN + towerd_server_ndefs, &ndefs);
-    ct_config *cfg = NULL;
-    char **args = NULL;
-    int nargs = 0, help = 0, rc = TOWERD_EXIT_FAIL;
-    bus *b = NULL;
-    http_server *srv = NULL;
-    static const char *const ignore[] = {"projector", "sla", "sim", "publish", NULL};
-    if (ct_config_parse(&cfg, "towerd serve",
-                        "usage: towerd serve [OPTIONS]\n\n"
-                        "Serves the REST API (/api/v1/...), /metrics, /healthz, /readyz and the dashboard\n"
-                        "from the store, read-only, one LMDB read transaction per request. Runs until SIGINT\n"
-                        "or SIGTERM.\n\n"
-                        "Without --tokens it listens on loopback only and the API is open to local users; with\n"
-                        "--tokens every /api route needs 'Authorization: Bearer TOKEN' (the websocket also takes\n"
-                        "?token=): viewer reads and streams, operator also redrives dead letters, ingest posts\n"
-                        "events. /metrics, /healthz, /readyz and the dashboard's files stay open.\n\n"
-                        "Exit codes: 0 stopped; 1 cannot listen; 2 usage (a bad tokens file, or a non-loopback\n"
-                        "address without tokens).",
-                        defs, ndefs, ignore, argc, argv, &args, &nargs, &help) != CT_OK) {
-        free(defs);
-        return TOWERD_EXIT_USAGE;
-    }
-    if (help) {
-        rc = TOWERD_EXIT_OK;
-        goto out;
-    }
-    if (nargs) {
-        fprintf(stderr, "towerd serve: unexpected argument '%s'\n", args[0]);
-        rc = TOWERD_EXIT_USAGE;
-        goto out;
-    }
+    towerd_spec spec = {.cmd = "towerd serve", .usage = usage, .defs = own, .ndefs = NOWN + towerd_server_ndefs,
+                        .nats = 1, .ignore = ignore};
+    towerd_ctx c;
+    int rc = towerd_start(&c, &spec, argc, argv);
+    if (rc != TOWERD_CONTINUE) return rc;
     towerd_handle_signals();
-
-    if (!ct_config_bool(cfg, "no-nats")) {
-        bus_opts bo;
-        towerd_bus_opts(cfg, &bo, "towerd serve");
-        bo.wait_connect = 1;
-        bo.connect_async = 1; /* serve the store meanwhile; /readyz tells */
-        if (bus_connect(&b, &bo) != CT_OK) b = NULL;
-        /* Requests read the stream's state from the watch's snapshot: none waits on NATS. */
-        if (b) bus_watch_start(b, 0, 0);
-    }
+    bus *b = serve_bus(c.cfg);
+    http_server *srv = NULL;
     server_opts so;
-    towerd_server_opts(cfg, &so);
-    so.data_dir = ct_config_str(cfg, "data");
+    towerd_server_opts(c.cfg, &so);
+    so.data_dir = ct_config_str(c.cfg, "data");
     so.bus = b;
     ct_status st = http_server_start(&srv, &so);
-    if (st != CT_OK) {
-        rc = st == CT_USAGE ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;
-        goto out;
+    if (st == CT_OK) {
+        while (!towerd_stop) usleep(100000);
+        ct_log(CT_LOG_INFO, "server", "stopping");
     }
-    while (!towerd_stop) usleep(100000);
-    ct_log(CT_LOG_INFO, "server", "stopping");
-    rc = TOWERD_EXIT_OK;
-out:
+    rc = st == CT_OK ? TOWERD_EXIT_OK : st == CT_USAGE ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;
     http_server_stop(srv);
     bus_close(b);
-    ct_config_destroy(cfg);
-    free(defs);
+    towerd_end(&c);
     return rc;
 }

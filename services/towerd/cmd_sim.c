@@ -128,65 +128,54 @@ int towerd_sim_config(const ct_config *c, const char *cmd, sim_run_opts *o)
     return 0;
 }
 
-int towerd_sim(int argc, char **argv)
+static const char *const sim_ignore[] = {"store", "projector", "server", "sla", "publish", "up", NULL};
+
+static const char sim_usage_fmt[] =
+    "usage: towerd sim [OPTIONS]\n\n"
+    "Publishes simulated business events to JetStream the way the real systems would, until SIGINT or\n"
+    "SIGTERM (or until --orders are all told). Records go out when the (warped) clock reaches their time.\n\n"
+    "%s\n"
+    "Determinism: the same --seed and options give the same records; --dry-run writes them (NDJSON, in\n"
+    "order, from a fixed start 2026-11-02T06:00:00Z) at full speed without NATS. A live run starts its\n"
+    "trace now and tags every id with its run (\"SO-R1-100000\", \"erp-R1-1\"): with --state FILE a restart\n"
+    "with the same options resumes the trace (and a changed one starts the next run); without it each run\n"
+    "is tagged with its start time, so that runs never collide on one stream.\n\n"
+    "Exit codes: 0 stopped, or every order told; 1 NATS or I/O failure; 2 usage.";
+
+/* Run the simulators with the parsed options until stopped or done; the exit code. */
+static int sim_play(const ct_config *cfg, sim_run_opts *so)
 {
-    ct_opt_def own[TOWERD_SIM_MAX_DEFS];
-    size_t nown = towerd_sim_defs(own, "1", 1), ndefs;
-    ct_opt_def *defs = towerd_defs_concat(own, nown, &ndefs);
-    ct_config *cfg = NULL;
-    char **args = NULL;
-    int nargs = 0, help = 0, rc = TOWERD_EXIT_FAIL;
-    static const char *const ignore[] = {"store", "projector", "server", "sla", "publish", "up", NULL};
-    char *usage = ct_sprintf(
-        "usage: towerd sim [OPTIONS]\n\n"
-        "Publishes simulated business events to JetStream the way the real systems would, until SIGINT or\n"
-        "SIGTERM (or until --orders are all told). Records go out when the (warped) clock reaches their time.\n\n"
-        "%s\n"
-        "Determinism: the same --seed and options give the same records; --dry-run writes them (NDJSON, in\n"
-        "order, from a fixed start 2026-11-02T06:00:00Z) at full speed without NATS. A live run starts its\n"
-        "trace now and tags every id with its run (\"SO-R1-100000\", \"erp-R1-1\"): with --state FILE a restart\n"
-        "with the same options resumes the trace (and a changed one starts the next run); without it each run\n"
-        "is tagged with its start time, so that runs never collide on one stream.\n\n"
-        "Exit codes: 0 stopped, or every order told; 1 NATS or I/O failure; 2 usage.",
-        towerd_sim_help);
-    if (ct_config_parse(&cfg, "towerd sim", usage, defs, ndefs, ignore, argc, argv, &args, &nargs, &help) != CT_OK) {
-        rc = TOWERD_EXIT_USAGE;
-        goto out;
-    }
-    if (help) {
-        rc = TOWERD_EXIT_OK;
-        goto out;
-    }
-    if (nargs) {
-        fprintf(stderr, "towerd sim: unexpected argument '%s'\n", args[0]);
-        rc = TOWERD_EXIT_USAGE;
-        goto out;
-    }
-    sim_run_opts so;
-    if (towerd_sim_config(cfg, "towerd sim", &so) < 0) {
-        rc = TOWERD_EXIT_USAGE;
-        goto out;
-    }
     towerd_handle_signals();
     bus_opts bo;
     if (ct_config_bool(cfg, "dry-run")) {
-        so.dry_run = stdout;
-        so.progress_ns = 0;
+        so->dry_run = stdout;
+        so->progress_ns = 0;
     } else {
         towerd_bus_opts(cfg, &bo, "towerd sim");
-        so.bus = &bo;
-        so.state_path = ct_config_str(cfg, "state");
+        so->bus = &bo;
+        so->state_path = ct_config_str(cfg, "state");
         /* The whole process runs in warped time from now on: the schedule and every occurredAt. */
-        ct_clock_set(ct_wall_ns(), so.warp);
+        ct_clock_set(ct_wall_ns(), so->warp);
     }
     sim_run_figures fig;
-    ct_status st = sim_run(&so, &towerd_stop, &fig);
-    if (st == CT_IO && so.dry_run && errno == EPIPE) st = CT_OK; /* the reader had enough: `| head` */
-    rc = st == CT_OK ? TOWERD_EXIT_OK : st == CT_INVALID ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;
-    if (st == CT_IO && so.dry_run) fprintf(stderr, "towerd sim: cannot write the records: %s\n", strerror(errno));
-out:
+    ct_status st = sim_run(so, &towerd_stop, &fig);
+    if (st == CT_IO && so->dry_run && errno == EPIPE) st = CT_OK; /* the reader had enough: `| head` */
+    if (st == CT_IO && so->dry_run) fprintf(stderr, "towerd sim: cannot write the records: %s\n", strerror(errno));
+    return st == CT_OK ? TOWERD_EXIT_OK : st == CT_INVALID ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;
+}
+
+int towerd_sim(int argc, char **argv)
+{
+    ct_opt_def own[TOWERD_SIM_MAX_DEFS];
+    char *usage = ct_sprintf(sim_usage_fmt, towerd_sim_help);
+    towerd_spec spec = {.cmd = "towerd sim", .usage = usage, .defs = own, .ndefs = towerd_sim_defs(own, "1", 1),
+                        .nats = 1, .ignore = sim_ignore};
+    towerd_ctx c;
+    int rc = towerd_start(&c, &spec, argc, argv);
     free(usage);
-    ct_config_destroy(cfg);
-    free(defs);
+    if (rc != TOWERD_CONTINUE) return rc;
+    sim_run_opts so;
+    rc = towerd_sim_config(c.cfg, "towerd sim", &so) < 0 ? TOWERD_EXIT_USAGE : sim_play(c.cfg, &so);
+    towerd_end(&c);
     return rc;
 }

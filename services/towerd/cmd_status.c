@@ -35,68 +35,89 @@ static int stream_last(const ct_config *cfg, bus **b, uint64_t *last)
     return 1;
 }
 
-int towerd_status(int argc, char **argv)
-{
-    size_t ndefs;
-    ct_opt_def *defs = towerd_defs_concat(own_defs, sizeof own_defs / sizeof own_defs[0], &ndefs);
-    ct_config *cfg = NULL;
-    char **args = NULL;
-    int nargs = 0, help = 0, rc = TOWERD_EXIT_FAIL;
-    static const char *const ignore[] = {"server", "sla", "sim", "publish", "projector", NULL};
-    store *s = NULL;
-    bus *b = NULL;
-    if (ct_config_parse(&cfg, "towerd status",
-                        "usage: towerd status [OPTIONS]\n\n"
-                        "Prints the projector's figures kept in the store: applied sequence, the stream's last\n"
-                        "sequence (asked of NATS unless --no-nats), lag, events, duplicates, dead letters, last\n"
-                        "commit time and rate.\n\n"
-                        "Exit codes: 0 printed; 1 no store or failure, or NATS unreachable (the store's figures\n"
-                        "are printed all the same); 2 usage.",
-                        defs, ndefs, ignore, argc, argv, &args, &nargs, &help) != CT_OK) {
-        free(defs);
-        return TOWERD_EXIT_USAGE;
-    }
-    if (help) {
-        rc = TOWERD_EXIT_OK;
-        goto out;
-    }
-    store_opts so = {.dir = ct_config_str(cfg, "data"), .read_only = 1};
-    if (store_open(&s, &so) != CT_OK) goto out;
-    store_reader *r = NULL;
-    if (store_reader_begin(s, &r) != CT_OK) goto out;
+static const char *const ignore[] = {"server", "sla", "sim", "publish", "projector", NULL};
+
+static const towerd_spec spec = {
+    .cmd = "towerd status",
+    .usage = "usage: towerd status [OPTIONS]\n\n"
+             "Prints the projector's figures kept in the store: applied sequence, the stream's last\n"
+             "sequence (asked of NATS unless --no-nats), lag, events, duplicates, dead letters, last\n"
+             "commit time and rate.\n\n"
+             "Exit codes: 0 printed; 1 no store or failure, or NATS unreachable (the store's figures\n"
+             "are printed all the same); 2 usage.",
+    .defs = own_defs,
+    .ndefs = sizeof own_defs / sizeof own_defs[0],
+    .nats = 1,
+    .ignore = ignore,
+};
+
+/* The figures the store keeps. */
+typedef struct figures {
     store_stats ss;
-    store_reader_stats(r, &ss);
-    uint64_t last = store_reader_meta(r, PROJECTOR_META_STREAM_LAST);
-    int64_t commit = (int64_t)store_reader_meta(r, PROJECTOR_META_COMMIT_NS);
-    double rate = (double)store_reader_meta(r, PROJECTOR_META_RATE) / 1000.0;
-    store_reader_end(r);
-    /* live: 1 the stream's last sequence is NATS's, 0 not asked (--no-nats), < 0 NATS could not tell. */
+    uint64_t last;  /* the stream's last sequence: as of the last commit, or NATS's */
+    int64_t commit; /* the last commit's time (ns), 0 if none */
+    double rate;    /* events per second */
+} figures;
+
+static ct_status read_figures(const char *dir, figures *f)
+{
+    store *s = NULL;
+    store_reader *r = NULL;
+    store_opts so = {.dir = dir, .read_only = 1};
+    ct_status st = store_open(&s, &so);
+    if (st == CT_OK) st = store_reader_begin(s, &r);
+    if (st == CT_OK) {
+        store_reader_stats(r, &f->ss);
+        f->last = store_reader_meta(r, PROJECTOR_META_STREAM_LAST);
+        f->commit = (int64_t)store_reader_meta(r, PROJECTOR_META_COMMIT_NS);
+        f->rate = (double)store_reader_meta(r, PROJECTOR_META_RATE) / 1000.0;
+        store_reader_end(r);
+    }
+    store_close(s);
+    return st;
+}
+
+/* live: 1 the stream's last sequence is NATS's, 0 not asked (--no-nats), < 0 NATS could not tell. */
+static void print_figures(const figures *f, int live, int json)
+{
     static const char *const nats_state[] = {"error", "unreachable", "off", "ok"};
-    int live = 0;
-    if (!ct_config_bool(cfg, "no-nats")) live = stream_last(cfg, &b, &last);
-    uint64_t lag = last > ss.applied_seq ? last - ss.applied_seq : 0;
+    const store_stats *ss = &f->ss;
+    uint64_t lag = f->last > ss->applied_seq ? f->last - ss->applied_seq : 0;
     char when[48] = "";
-    if (commit) evt_time_format(commit / 1000000000LL, (int32_t)(commit % 1000000000LL), when);
-    if (ct_config_bool(cfg, "json")) {
+    if (f->commit) evt_time_format(f->commit / 1000000000LL, (int32_t)(f->commit % 1000000000LL), when);
+    if (json) {
         printf("{\"appliedSeq\":%" PRIu64 ",\"streamLastSeq\":%" PRIu64 ",\"streamLastSeqLive\":%s,\"nats\":\"%s\""
                ",\"lag\":%" PRIu64 ",\"events\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"deadLetters\":%" PRIu64
                ",\"lastCommit\":%s%s%s,\"eventsPerSecond\":%.1f}\n",
-               ss.applied_seq, last, live > 0 ? "true" : "false", nats_state[live + 2], lag, ss.events, ss.duplicates,
-               ss.dead_letters, commit ? "\"" : "", commit ? when : "null", commit ? "\"" : "", rate);
+               ss->applied_seq, f->last, live > 0 ? "true" : "false", nats_state[live + 2], lag, ss->events,
+               ss->duplicates, ss->dead_letters, f->commit ? "\"" : "", f->commit ? when : "null",
+               f->commit ? "\"" : "", f->rate);
     } else {
         printf("applied sequence   %" PRIu64 "\nstream last seq    %" PRIu64 "%s\nlag                %" PRIu64
                "\nevents             %" PRIu64 "\nduplicates         %" PRIu64 "\ndead letters       %" PRIu64
                "\nlast commit        %s\nevents/s           %.1f\n",
-               ss.applied_seq, last, live > 0 ? "" : live == -1 ? " (as of the last commit: NATS unreachable)"
-                                                               : " (as of the last commit)",
-               lag, ss.events, ss.duplicates, ss.dead_letters, commit ? when : "-", rate);
+               ss->applied_seq, f->last, live > 0 ? "" : live == -1 ? " (as of the last commit: NATS unreachable)"
+                                                                   : " (as of the last commit)",
+               lag, ss->events, ss->duplicates, ss->dead_letters, f->commit ? when : "-", f->rate);
     }
-    /* What the store knows is printed all the same; without NATS's figures it is not a full answer. */
-    rc = live < 0 ? TOWERD_EXIT_FAIL : TOWERD_EXIT_OK;
-out:
+}
+
+int towerd_status(int argc, char **argv)
+{
+    towerd_ctx c;
+    int rc = towerd_start(&c, &spec, argc, argv);
+    if (rc != TOWERD_CONTINUE) return rc;
+    figures f = {0};
+    bus *b = NULL;
+    rc = TOWERD_EXIT_FAIL;
+    if (read_figures(ct_config_str(c.cfg, "data"), &f) == CT_OK) {
+        int live = 0;
+        if (!ct_config_bool(c.cfg, "no-nats")) live = stream_last(c.cfg, &b, &f.last);
+        print_figures(&f, live, ct_config_bool(c.cfg, "json"));
+        /* What the store knows is printed all the same; without NATS's figures it is not a full answer. */
+        rc = live < 0 ? TOWERD_EXIT_FAIL : TOWERD_EXIT_OK;
+    }
     bus_close(b);
-    store_close(s);
-    ct_config_destroy(cfg);
-    free(defs);
+    towerd_end(&c);
     return rc;
 }

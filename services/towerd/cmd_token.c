@@ -51,44 +51,38 @@ static int hash_stdin(const char *name, const char *role)
     return TOWERD_EXIT_OK;
 }
 
-int towerd_token(int argc, char **argv)
+static const char *const ignore[] = {"store", "nats", "projector", "server", "sla", "sim", "publish", NULL};
+
+static const char args_usage[] =
+    "expected NAME ROLE (ROLE: viewer, operator or ingest; NAME without spaces)";
+
+static const towerd_spec spec = {
+    .cmd = "towerd token",
+    .usage = "usage: towerd token [--hash] NAME ROLE\n\n"
+             "Makes a random API token for ROLE (viewer: read and stream; operator: also redrive\n"
+             "dead letters; ingest: post events). Prints the token on standard output, once: give\n"
+             "it to its user. Prints on standard error the line to add to the server's tokens file\n"
+             "(--tokens): NAME ROLE SHA256, and nothing else (a hint too when it is a terminal), so\n"
+             "that `towerd token NAME ROLE 2>>tokens` appends it. The file keeps only the hash.\n"
+             "With --hash, reads an existing token (the first line of standard input, 1 to 4096\n"
+             "bytes, without its line end) and prints its line on stdout.\n\n"
+             "Exit codes: 0 done; 1 no randomness; 2 usage, or an empty or too long token (--hash).",
+    .defs = defs,
+    .ndefs = sizeof defs / sizeof defs[0],
+    .ignore = ignore,
+    .min_args = 2,
+    .max_args = 2,
+    .args_usage = args_usage,
+};
+
+/* A new token on stdout, its file line on stderr. */
+static int make_token(const char *name, const char *role)
 {
-    ct_config *cfg = NULL;
-    char **args = NULL;
-    int nargs = 0, help = 0, rc = TOWERD_EXIT_USAGE;
-    static const char *const ignore[] = {"store", "nats", "projector", "server", "sla", "sim", "publish", NULL};
-    if (ct_config_parse(&cfg, "towerd token",
-                        "usage: towerd token [--hash] NAME ROLE\n\n"
-                        "Makes a random API token for ROLE (viewer: read and stream; operator: also redrive\n"
-                        "dead letters; ingest: post events). Prints the token on standard output, once: give\n"
-                        "it to its user. Prints on standard error the line to add to the server's tokens file\n"
-                        "(--tokens): NAME ROLE SHA256, and nothing else (a hint too when it is a terminal), so\n"
-                        "that `towerd token NAME ROLE 2>>tokens` appends it. The file keeps only the hash.\n"
-                        "With --hash, reads an existing token (the first line of standard input, 1 to 4096\n"
-                        "bytes, without its line end) and prints its line on stdout.\n\n"
-                        "Exit codes: 0 done; 1 no randomness; 2 usage, or an empty or too long token (--hash).",
-                        defs, sizeof defs / sizeof defs[0], ignore, argc, argv, &args, &nargs, &help) != CT_OK)
-        return TOWERD_EXIT_USAGE;
-    if (help) {
-        rc = TOWERD_EXIT_OK;
-        goto out;
-    }
-    http_role role;
-    if (nargs != 2 || http_role_parse(args[1], &role) != 0 || !*args[0] || strpbrk(args[0], " \t#")) {
-        fprintf(stderr, "towerd token: expected NAME ROLE (ROLE: viewer, operator or ingest; NAME without spaces)\n");
-        goto out;
-    }
-    char hash[65];
-    if (ct_config_bool(cfg, "hash")) {
-        rc = hash_stdin(args[0], args[1]);
-        goto out;
-    }
-    char token[80];
+    char token[80], hash[65];
     unsigned char rnd[24];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
         fprintf(stderr, "towerd token: no randomness available\n");
-        rc = TOWERD_EXIT_FAIL;
-        goto out;
+        return TOWERD_EXIT_FAIL;
     }
     int n = snprintf(token, sizeof token, "twr_");
     for (size_t i = 0; i < sizeof rnd; i++) n += snprintf(token + n, sizeof token - (size_t)n, "%02x", rnd[i]);
@@ -97,9 +91,23 @@ int towerd_token(int argc, char **argv)
     /* Standard error carries the file line alone, so that `2>>tokens` appends exactly it; a hint only for
        a person at a terminal. */
     if (isatty(STDERR_FILENO)) fprintf(stderr, "add this line to the tokens file (--tokens):\n");
-    fprintf(stderr, "%s %s %s\n", args[0], args[1], hash);
-    rc = TOWERD_EXIT_OK;
-out:
-    ct_config_destroy(cfg);
+    fprintf(stderr, "%s %s %s\n", name, role, hash);
+    return TOWERD_EXIT_OK;
+}
+
+int towerd_token(int argc, char **argv)
+{
+    towerd_ctx c;
+    int rc = towerd_start(&c, &spec, argc, argv);
+    if (rc != TOWERD_CONTINUE) return rc;
+    const char *name = c.args[0], *role = c.args[1];
+    http_role r;
+    if (http_role_parse(role, &r) != 0 || !*name || strpbrk(name, " \t#")) {
+        fprintf(stderr, "towerd token: %s\n", args_usage);
+        rc = TOWERD_EXIT_USAGE;
+    } else {
+        rc = ct_config_bool(c.cfg, "hash") ? hash_stdin(name, role) : make_token(name, role);
+    }
+    towerd_end(&c);
     return rc;
 }

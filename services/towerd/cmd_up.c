@@ -4,6 +4,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,20 +97,23 @@ static void clock_resume(const char *dir, double warp)
 
 /* ---- the roles' threads ---- */
 
+/* Each role's thread: the main thread sets stop (the roles' API takes a volatile sig_atomic_t flag); the
+   role's thread writes rc, then sets done, which the main thread reads (both atomics: seq_cst). */
+
 typedef struct proj_thread {
     bus *b;
     projector_opts po;
     volatile sig_atomic_t stop;
-    volatile int done;
-    int rc;
+    atomic_int done;
+    atomic_int rc;
     pthread_t th;
 } proj_thread;
 
 static void *proj_main(void *arg)
 {
     proj_thread *p = arg;
-    p->rc = projector_run(p->b, &p->po, &p->stop, NULL);
-    p->done = 1;
+    atomic_store(&p->rc, projector_run(p->b, &p->po, &p->stop, NULL));
+    atomic_store(&p->done, 1);
     return NULL;
 }
 
@@ -117,24 +121,24 @@ typedef struct sla_thread {
     bus *b;
     sla_engine_opts so;
     volatile sig_atomic_t stop;
-    volatile int done;
-    int rc;
+    atomic_int done;
+    atomic_int rc;
     pthread_t th;
 } sla_thread;
 
 static void *sla_main(void *arg)
 {
     sla_thread *t = arg;
-    t->rc = sla_engine_run(t->b, &t->so, &t->stop, NULL);
-    t->done = 1;
+    atomic_store(&t->rc, sla_engine_run(t->b, &t->so, &t->stop, NULL));
+    atomic_store(&t->done, 1);
     return NULL;
 }
 
 typedef struct sim_thread {
     sim_run_opts so;
     volatile sig_atomic_t stop;
-    volatile int done;
-    ct_status rc;
+    atomic_int done;
+    atomic_int rc; /* a ct_status */
     sim_run_figures fig;
     pthread_t th;
 } sim_thread;
@@ -142,8 +146,8 @@ typedef struct sim_thread {
 static void *sim_main(void *arg)
 {
     sim_thread *s = arg;
-    s->rc = sim_run(&s->so, &s->stop, &s->fig);
-    s->done = 1;
+    atomic_store(&s->rc, (int)sim_run(&s->so, &s->stop, &s->fig));
+    atomic_store(&s->done, 1);
     return NULL;
 }
 
@@ -159,274 +163,302 @@ static void signals_block(sigset_t *old)
 
 static void signals_restore(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
 
-static char *consumer_name(const char *store_dir)
+/* Start a role's thread with SIGINT and SIGTERM blocked in it; 1 if started. */
+static int thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
 {
-    char host[256] = "", *real = realpath(store_dir, NULL);
-    gethostname(host, sizeof host - 1);
-    char *who = ct_sprintf("%s:%s", host, real ? real : store_dir);
-    char *name = ct_sprintf("tower-projector-%08llx", (unsigned long long)(ct_hash64(who, strlen(who)) & 0xffffffffULL));
-    free(who);
-    free(real);
-    return name;
+    sigset_t old;
+    signals_block(&old);
+    int ok = pthread_create(th, NULL, fn, arg) == 0;
+    signals_restore(&old);
+    return ok;
 }
 
-/* What runs where, on stdout. nats: our own server, or NULL for --nats. */
-static void print_banner(const ct_config *cfg, const up_nats *nats, const char *data, const char *store_dir,
-                         const char *state, const sim_run_opts *so, int with_sim, int with_sla)
+/* ---- one run of towerd up ---- */
+
+/* Everything one run holds, from the options to the threads; released by up_shutdown. */
+typedef struct up_run {
+    towerd_ctx c;
+    int own_nats, with_sim, with_sla; /* start nats-server (no --nats), the simulators, the SLA engine */
+    const char *data;                 /* --data (borrowed from the options) */
+    char *bin;                        /* the nats-server binary (own_nats) */
+    char *store_dir, *state;          /* DIR/store, DIR/sim.state */
+    char *consumer, *link_base;       /* the projector's consumer, the dashboard's URL for alerts */
+    sla_rules *rules;
+    up_nats nats;                     /* our own nats-server, when own_nats */
+    bus_opts bo;                      /* how every role connects (the simulators' threads use it too) */
+    const char *one_url[1];           /* bo's URL list for our own server */
+    bus *bproj, *bsrv, *bsla;         /* the projector's, the server's and the SLA engine's connections */
+    http_server *srv;
+    proj_thread proj;
+    sim_thread sim;
+    sla_thread sla;
+    int proj_started, sim_started, sla_started;
+} up_run;
+
+/* The option table: up's own, the server's, the simulators' and the NATS ones (out has UP_MAX_DEFS). */
+#define UP_MAX_DEFS (NOWN + 32 + TOWERD_SIM_MAX_DEFS)
+static size_t up_defs(ct_opt_def *out)
 {
-    const char *http = ct_config_str(cfg, "http");
+    size_t n = 0;
+    memcpy(out, own_defs, sizeof own_defs);
+    n += NOWN;
+    memcpy(out + n, towerd_server_defs, towerd_server_ndefs * sizeof *out);
+    n += towerd_server_ndefs;
+    n += towerd_sim_defs(out + n, "60", 0);
+    if (n + towerd_nats_ndefs > UP_MAX_DEFS) abort(); /* a bug: UP_MAX_DEFS too small */
+    memcpy(out + n, towerd_nats_defs, towerd_nats_ndefs * sizeof *out);
+    /* Without --nats, up starts its own server: the shared option has no default here. */
+    for (size_t i = n; i < n + towerd_nats_ndefs; i++)
+        if (strcmp(out[i].flag, "nats") == 0) {
+            out[i].def = NULL;
+            out[i].help = "use this NATS (URLs, comma-separated) instead of starting nats-server";
+        }
+    return n + towerd_nats_ndefs;
+}
+
+/* What the options ask for: the roles, the simulators' settings, the rules, the nats-server binary. */
+static int up_options(up_run *u)
+{
+    const ct_config *cfg = u->c.cfg;
+    if (towerd_sim_config(cfg, "towerd up", &u->sim.so) < 0) return TOWERD_EXIT_USAGE;
+    u->own_nats = ct_config_str(cfg, "nats") == NULL;
+    u->with_sim = !ct_config_bool(cfg, "no-sim");
+    u->with_sla = !ct_config_bool(cfg, "no-sla");
+    char *err = NULL;
+    if (sla_rules_load(&u->rules, ct_config_str(cfg, "sla-rules"), &err) != CT_OK) {
+        fprintf(stderr, "towerd up: %s\n", err);
+        free(err);
+        return TOWERD_EXIT_USAGE;
+    }
+    /* The SLA engine raises the breaches; simulated ones on top would double them. */
+    if (u->with_sla) u->sim.so.sla_breaches = 0;
+    if (!u->own_nats) return TOWERD_CONTINUE;
+    const char *flag = ct_config_str(cfg, "nats-server");
+    u->bin = up_nats_find_server(flag);
+    if (u->bin) return TOWERD_CONTINUE;
+    if (flag)
+        fprintf(stderr, "towerd up: nats-server not found: %s is not an executable file\n", flag);
+    else
+        fprintf(stderr, "towerd up: nats-server not found (looked in PATH, /usr/sbin and /usr/bin)\n");
+    fprintf(stderr, "Install it (Debian, Ubuntu: sudo apt-get install nats-server), give its path with\n"
+                    "--nats-server PATH, or use a running NATS with JetStream: --nats nats://HOST:4222\n");
+    return TOWERD_EXIT_FAIL;
+}
+
+/* mkdir that tolerates an existing directory; 0, or -1 after saying why. */
+static int make_dir(const char *dir)
+{
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST) return 0;
+    fprintf(stderr, "towerd up: cannot create %s: %s\n", dir, strerror(errno));
+    return -1;
+}
+
+/* DIR and DIR/store, the signals, business time, and our own nats-server unless --nats. */
+static int up_broker(up_run *u)
+{
+    u->data = ct_config_str(u->c.cfg, "data");
+    u->store_dir = ct_sprintf("%s/store", u->data);
+    u->state = ct_sprintf("%s/sim.state", u->data);
+    if (make_dir(u->data) < 0 || make_dir(u->store_dir) < 0) return TOWERD_EXIT_FAIL;
+    towerd_handle_signals();
+    clock_resume(u->data, u->sim.so.warp);
+    if (!u->own_nats) return TOWERD_CONTINUE;
+    if (up_nats_start(&u->nats, u->bin, u->data, ct_config_size(u->c.cfg, "nats-max-memory"),
+                      ct_config_size(u->c.cfg, "nats-max-file"), &towerd_stop) != CT_OK)
+        return TOWERD_EXIT_FAIL;
+    ct_log(CT_LOG_INFO, "up", "nats-server %s is up (pid %d, log %s)", u->nats.url, (int)u->nats.pid,
+           u->nats.log_path);
+    return TOWERD_CONTINUE;
+}
+
+/* The three connections (projector, server, SLA engine), then the streams. */
+static int up_connect(up_run *u)
+{
+    towerd_bus_opts(u->c.cfg, &u->bo, "towerd up projector");
+    if (u->own_nats) up_nats_bus_opts(&u->nats, &u->bo, u->one_url); /* its own credentials, whatever the flags say */
+    u->bo.wait_connect = 1;
+    sigset_t old;
+    signals_block(&old);
+    ct_status cs = bus_connect(&u->bproj, &u->bo);
+    u->bo.name = "towerd up server";
+    if (cs == CT_OK) cs = bus_connect(&u->bsrv, &u->bo);
+    u->bo.name = "towerd up sla";
+    if (cs == CT_OK && u->with_sla) cs = bus_connect(&u->bsla, &u->bo);
+    signals_restore(&old);
+    if (cs != CT_OK) return TOWERD_EXIT_FAIL;
+    bus_watch_start(u->bsrv, 0, 0); /* the server's NATS figures, kept fresh by a thread of their own */
+    /* The streams exist before any role uses them (the projector would make them too). */
+    for (int tries = 0; bus_ensure_streams(u->bproj) != CT_OK; tries++) {
+        if (towerd_stop) {
+            ct_log(CT_LOG_INFO, "up", "stopping");
+            return TOWERD_EXIT_OK;
+        }
+        if (tries == 60) {
+            fprintf(stderr, "towerd up: cannot create the streams on NATS\n");
+            return TOWERD_EXIT_FAIL;
+        }
+        usleep(500000);
+    }
+    return TOWERD_CONTINUE;
+}
+
+/* The projector's thread, the HTTP server, then the SLA engine's and the simulators' threads. */
+static int up_roles(up_run *u)
+{
+    const ct_config *cfg = u->c.cfg;
+    u->consumer = towerd_consumer_name("projector", u->store_dir);
+    u->proj.b = u->bproj;
+    u->proj.po = (projector_opts){.data_dir = u->store_dir,
+                                  .consumer = u->consumer,
+                                  .batch = (size_t)ct_config_int(cfg, "batch"),
+                                  .quiet_ms = ct_config_duration_ns(cfg, "quiet") / 1000000,
+                                  .notify = 1,
+                                  .dead_letter_stream = 1,
+                                  .sla_rules = sla_rules_fold(u->rules)};
+    if (!(u->proj_started = thread_start(&u->proj.th, proj_main, &u->proj))) return TOWERD_EXIT_FAIL;
+    server_opts srvo;
+    towerd_server_opts(cfg, &srvo);
+    srvo.data_dir = u->store_dir;
+    srvo.bus = u->bsrv;
+    sigset_t old;
+    signals_block(&old);
+    ct_status cs = http_server_start(&u->srv, &srvo);
+    signals_restore(&old);
+    if (cs != CT_OK) return cs == CT_USAGE ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;
+    if (u->with_sla) {
+        u->link_base = ct_sprintf("http://%s", ct_config_str(cfg, "http"));
+        u->sla.b = u->bsla;
+        u->sla.so = (sla_engine_opts){.data_dir = u->store_dir,
+                                      .rules = u->rules,
+                                      .alertmanager = ct_config_str(cfg, "alertmanager"),
+                                      .link_base = u->link_base};
+        if (!(u->sla_started = thread_start(&u->sla.th, sla_main, &u->sla))) return TOWERD_EXIT_FAIL;
+    }
+    if (u->with_sim) {
+        u->sim.so.bus = &u->bo;
+        u->sim.so.state_path = u->state;
+        if (!(u->sim_started = thread_start(&u->sim.th, sim_main, &u->sim))) return TOWERD_EXIT_FAIL;
+    }
+    return TOWERD_CONTINUE;
+}
+
+/* What runs where, on stdout. */
+static void print_banner(const up_run *u)
+{
+    const ct_config *cfg = u->c.cfg;
+    const sim_run_opts *so = &u->sim.so;
+    const char *http = ct_config_str(cfg, "http"), *am = ct_config_str(cfg, "alertmanager");
     printf("towerd up: the control tower is running\n"
            "  dashboard   http://%s/\n"
            "  API         http://%s/api/v1/summary\n",
            http, http);
-    if (nats) {
-        printf("  NATS        %s (monitoring http://127.0.0.1:%d/jsz)\n", nats->url, nats->mport);
+    if (u->own_nats) {
+        printf("  NATS        %s (monitoring http://127.0.0.1:%d/jsz)\n", u->nats.url, u->nats.mport);
         /* The credentials are new at each start and stay in the file (0600); never on the terminal. */
         printf("  publish     towerd publish --config %s FILE.ndjson (NATS credentials, new at each start)\n",
-               nats->client_conf);
+               u->nats.client_conf);
     } else {
         printf("  NATS        %s\n", ct_config_str(cfg, "nats"));
     }
-    printf("  data        %s (views %s, simulator state %s)\n", data, store_dir, state);
+    printf("  data        %s (views %s, simulator state %s)\n", u->data, u->store_dir, u->state);
     if (so->warp != 1.0) printf("  time warp   %gx: %g business minutes per real minute\n", so->warp, so->warp);
-    if (with_sim)
+    if (u->with_sim)
         printf("  simulators  %g orders per minute, seed %" PRIu64 "%s\n", so->rate, so->trace.seed,
                so->trace.orders ? "" : ", endless");
     else
         printf("  simulators  off (--no-sim)\n");
-    if (with_sla)
-        printf("  SLA engine  %s\n", ct_config_str(cfg, "alertmanager") ? ct_config_str(cfg, "alertmanager")
-                                                                        : "on (no Alertmanager: --alertmanager URL)");
+    if (u->with_sla) printf("  SLA engine  %s\n", am ? am : "on (no Alertmanager: --alertmanager URL)");
+    printf("Ctrl-C stops everything.\n");
+    fflush(stdout);
+}
+
+/* Watch the roles until SIGINT or SIGTERM, or until the projector or nats-server stops; the exit code. */
+static int up_supervise(up_run *u)
+{
+    int sim_reported = 0;
+    while (!towerd_stop) {
+        usleep(100000);
+        if (atomic_load(&u->proj.done)) {
+            int prc = atomic_load(&u->proj.rc);
+            ct_log(CT_LOG_ERROR, "up", "the projector stopped (exit %d): stopping everything", prc);
+            if (prc != PROJECTOR_NEED_REBUILD) return TOWERD_EXIT_FAIL;
+            fprintf(stderr, "towerd up: the store cannot follow the stream: towerd rebuild --data %s --nats %s\n",
+                    u->store_dir, u->own_nats ? u->nats.url : ct_config_str(u->c.cfg, "nats"));
+            return TOWERD_EXIT_REBUILD;
+        }
+        if (u->sim_started && !sim_reported && atomic_load(&u->sim.done)) {
+            sim_reported = 1;
+            ct_status src = (ct_status)atomic_load(&u->sim.rc);
+            if (src != CT_OK)
+                ct_log(CT_LOG_ERROR, "up", "the simulators stopped: %s (the tower goes on)", ct_status_str(src));
+            else
+                ct_log(CT_LOG_INFO, "up", "the simulators told every order (the tower goes on)");
+        }
+        if (up_nats_exited(&u->nats)) {
+            fprintf(stderr, "towerd up: nats-server exited unexpectedly: stopping everything\n");
+            up_nats_log_tail(&u->nats);
+            return TOWERD_EXIT_FAIL;
+        }
+    }
+    ct_log(CT_LOG_INFO, "up", "stopping");
+    return TOWERD_EXIT_OK;
+}
+
+/* Stop in order: no more events, no more readers, the last commit, then the broker; free the rest. */
+static void up_shutdown(up_run *u)
+{
+    if (u->sim_started) {
+        u->sim.stop = 1;
+        pthread_join(u->sim.th, NULL);
+    }
+    if (u->sla_started) {
+        u->sla.stop = 1;
+        pthread_join(u->sla.th, NULL);
+    }
+    http_server_stop(u->srv);
+    if (u->proj_started) {
+        u->proj.stop = 1;
+        pthread_join(u->proj.th, NULL);
+    }
+    bus_close(u->bsla);
+    bus_close(u->bsrv);
+    bus_close(u->bproj);
+    sla_rules_destroy(u->rules);
+    free(u->link_base);
+    if (u->nats.pid > 0) {
+        up_nats_stop(&u->nats, SIGTERM, 20);
+        ct_log(CT_LOG_INFO, "up", "nats-server stopped");
+    }
+    up_nats_free(&u->nats);
+    free(u->bin);
+    free(u->store_dir);
+    free(u->state);
+    free(u->consumer);
+    towerd_end(&u->c);
 }
 
 int towerd_up(int argc, char **argv)
 {
-    ct_opt_def own[NOWN + 16 + TOWERD_SIM_MAX_DEFS];
-    memcpy(own, own_defs, sizeof own_defs);
-    memcpy(own + NOWN, towerd_server_defs, towerd_server_ndefs * sizeof *own);
-    size_t nown = NOWN + towerd_server_ndefs;
-    nown += towerd_sim_defs(own + nown, "60", 0);
-    size_t ndefs;
-    ct_opt_def *defs = towerd_defs_concat(own, nown, &ndefs);
-    /* Without --nats, up starts its own server: the shared option has no default here. */
-    for (size_t i = 0; i < ndefs; i++)
-        if (strcmp(defs[i].flag, "nats") == 0) {
-            defs[i].def = NULL;
-            defs[i].help = "use this NATS (URLs, comma-separated) instead of starting nats-server";
-        }
     static const char *const ignore[] = {"publish", "sla", NULL};
+    ct_opt_def defs[UP_MAX_DEFS];
     char *usage = ct_sprintf(usage_fmt, towerd_sim_help);
-    ct_config *cfg = NULL;
-    char **args = NULL;
-    int nargs = 0, help = 0, rc = TOWERD_EXIT_FAIL;
-    char *bin = NULL, *store_dir = NULL, *state = NULL, *consumer = NULL;
-    up_nats nats = {0};
-    bus *bproj = NULL, *bsrv = NULL, *bsla = NULL;
-    http_server *srv = NULL;
-    proj_thread proj = {0};
-    sim_thread sim = {0};
-    sla_thread sla = {0};
-    sla_rules *rules = NULL;
-    char *link_base = NULL;
-    int proj_started = 0, sim_started = 0, sla_started = 0;
-    sigset_t old;
-    const char *one_url[1];
-
-    if (ct_config_parse(&cfg, "towerd up", usage, defs, ndefs, ignore, argc, argv, &args, &nargs, &help) != CT_OK) {
-        rc = TOWERD_EXIT_USAGE;
-        goto out;
-    }
-    if (help) {
-        rc = TOWERD_EXIT_OK;
-        goto out;
-    }
-    if (nargs) {
-        fprintf(stderr, "towerd up: unexpected argument '%s'\n", args[0]);
-        rc = TOWERD_EXIT_USAGE;
-        goto out;
-    }
-    if (towerd_sim_config(cfg, "towerd up", &sim.so) < 0) {
-        rc = TOWERD_EXIT_USAGE;
-        goto out;
-    }
-    const int own_nats = ct_config_str(cfg, "nats") == NULL, with_sim = !ct_config_bool(cfg, "no-sim");
-    const int with_sla = !ct_config_bool(cfg, "no-sla");
-    char *rules_err = NULL;
-    if (sla_rules_load(&rules, ct_config_str(cfg, "sla-rules"), &rules_err) != CT_OK) {
-        fprintf(stderr, "towerd up: %s\n", rules_err);
-        free(rules_err);
-        rc = TOWERD_EXIT_USAGE;
-        goto out;
-    }
-    /* The SLA engine raises the breaches; simulated ones on top would double them. */
-    if (with_sla) sim.so.sla_breaches = 0;
-    if (own_nats) {
-        bin = up_nats_find_server(ct_config_str(cfg, "nats-server"));
-        if (!bin) {
-            if (ct_config_str(cfg, "nats-server"))
-                fprintf(stderr, "towerd up: nats-server not found: %s is not an executable file\n",
-                        ct_config_str(cfg, "nats-server"));
-            else
-                fprintf(stderr, "towerd up: nats-server not found (looked in PATH, /usr/sbin and /usr/bin)\n");
-            fprintf(stderr, "Install it (Debian, Ubuntu: sudo apt-get install nats-server), give its path with\n"
-                            "--nats-server PATH, or use a running NATS with JetStream: --nats nats://HOST:4222\n");
-            goto out;
-        }
-    }
-    const char *data = ct_config_str(cfg, "data");
-    if (mkdir(data, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "towerd up: cannot create %s: %s\n", data, strerror(errno));
-        goto out;
-    }
-    store_dir = ct_sprintf("%s/store", data);
-    state = ct_sprintf("%s/sim.state", data);
-    if (mkdir(store_dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "towerd up: cannot create %s: %s\n", store_dir, strerror(errno));
-        goto out;
-    }
-    towerd_handle_signals();
-    clock_resume(data, sim.so.warp);
-
-    if (own_nats) {
-        if (up_nats_start(&nats, bin, data, ct_config_size(cfg, "nats-max-memory"),
-                          ct_config_size(cfg, "nats-max-file"), &towerd_stop) != CT_OK)
-            goto out;
-        ct_log(CT_LOG_INFO, "up", "nats-server %s is up (pid %d, log %s)", nats.url, (int)nats.pid, nats.log_path);
-    }
-
-    bus_opts bo;
-    towerd_bus_opts(cfg, &bo, "towerd up projector");
-    if (own_nats) up_nats_bus_opts(&nats, &bo, one_url); /* its own credentials, whatever the flags say */
-    bo.wait_connect = 1;
-    signals_block(&old);
-    ct_status cs = bus_connect(&bproj, &bo);
-    bo.name = "towerd up server";
-    if (cs == CT_OK) cs = bus_connect(&bsrv, &bo);
-    bo.name = "towerd up sla";
-    if (cs == CT_OK && with_sla) cs = bus_connect(&bsla, &bo);
-    signals_restore(&old);
-    if (cs != CT_OK) goto out;
-    bus_watch_start(bsrv, 0, 0); /* the server's NATS figures, kept fresh by a thread of their own */
-    /* The streams exist before any role uses them (the projector would make them too). */
-    for (int tries = 0; bus_ensure_streams(bproj) != CT_OK; tries++) {
-        if (towerd_stop) goto stopped;
-        if (tries == 60) {
-            fprintf(stderr, "towerd up: cannot create the streams on NATS\n");
-            goto out;
-        }
-        usleep(500000);
-    }
-
-    consumer = consumer_name(store_dir);
-    proj.b = bproj;
-    proj.po = (projector_opts){.data_dir = store_dir,
-                               .consumer = consumer,
-                               .batch = (size_t)ct_config_int(cfg, "batch"),
-                               .quiet_ms = ct_config_duration_ns(cfg, "quiet") / 1000000,
-                               .notify = 1,
-                               .dead_letter_stream = 1,
-                               .sla_rules = sla_rules_fold(rules)};
-    signals_block(&old);
-    proj_started = pthread_create(&proj.th, NULL, proj_main, &proj) == 0;
-    signals_restore(&old);
-    if (!proj_started) goto out;
-
-    server_opts srvo;
-    towerd_server_opts(cfg, &srvo);
-    srvo.data_dir = store_dir;
-    srvo.bus = bsrv;
-    signals_block(&old);
-    cs = http_server_start(&srv, &srvo);
-    signals_restore(&old);
-    if (cs != CT_OK) {
-        rc = cs == CT_USAGE ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;
-        goto out;
-    }
-
-    if (with_sla) {
-        link_base = ct_sprintf("http://%s", ct_config_str(cfg, "http"));
-        sla.b = bsla;
-        sla.so = (sla_engine_opts){.data_dir = store_dir,
-                                   .rules = rules,
-                                   .alertmanager = ct_config_str(cfg, "alertmanager"),
-                                   .link_base = link_base};
-        signals_block(&old);
-        sla_started = pthread_create(&sla.th, NULL, sla_main, &sla) == 0;
-        signals_restore(&old);
-        if (!sla_started) goto out;
-    }
-
-    if (with_sim) {
-        sim.so.bus = &bo;
-        sim.so.state_path = state;
-        signals_block(&old);
-        sim_started = pthread_create(&sim.th, NULL, sim_main, &sim) == 0;
-        signals_restore(&old);
-        if (!sim_started) goto out;
-    }
-
-    print_banner(cfg, own_nats ? &nats : NULL, data, store_dir, state, &sim.so, with_sim, with_sla);
-    printf("Ctrl-C stops everything.\n");
-    fflush(stdout);
-
-    int sim_reported = 0;
-    while (!towerd_stop) {
-        usleep(100000);
-        if (proj.done) {
-            rc = proj.rc == PROJECTOR_NEED_REBUILD ? TOWERD_EXIT_REBUILD : TOWERD_EXIT_FAIL;
-            ct_log(CT_LOG_ERROR, "up", "the projector stopped (exit %d): stopping everything", proj.rc);
-            if (proj.rc == PROJECTOR_NEED_REBUILD)
-                fprintf(stderr, "towerd up: the store cannot follow the stream: towerd rebuild --data %s --nats %s\n",
-                        store_dir, own_nats ? nats.url : ct_config_str(cfg, "nats"));
-            goto out;
-        }
-        if (sim_started && sim.done && !sim_reported) {
-            sim_reported = 1;
-            if (sim.rc != CT_OK)
-                ct_log(CT_LOG_ERROR, "up", "the simulators stopped: %s (the tower goes on)", ct_status_str(sim.rc));
-            else
-                ct_log(CT_LOG_INFO, "up", "the simulators told every order (the tower goes on)");
-        }
-        if (up_nats_exited(&nats)) {
-            fprintf(stderr, "towerd up: nats-server exited unexpectedly: stopping everything\n");
-            up_nats_log_tail(&nats);
-            goto out;
-        }
-    }
-stopped:
-    ct_log(CT_LOG_INFO, "up", "stopping");
-    rc = TOWERD_EXIT_OK;
-out:
-    /* In order: no more events, no more readers, the last commit, then the broker. */
-    if (sim_started) {
-        sim.stop = 1;
-        pthread_join(sim.th, NULL);
-    }
-    if (sla_started) {
-        sla.stop = 1;
-        pthread_join(sla.th, NULL);
-    }
-    http_server_stop(srv);
-    if (proj_started) {
-        proj.stop = 1;
-        pthread_join(proj.th, NULL);
-    }
-    bus_close(bsla);
-    bus_close(bsrv);
-    bus_close(bproj);
-    sla_rules_destroy(rules);
-    free(link_base);
-    if (nats.pid > 0) {
-        up_nats_stop(&nats, SIGTERM, 20);
-        ct_log(CT_LOG_INFO, "up", "nats-server stopped");
-    }
-    up_nats_free(&nats);
-    free(bin);
-    free(store_dir);
-    free(state);
-    free(consumer);
+    towerd_spec spec = {.cmd = "towerd up", .usage = usage, .defs = defs, .ndefs = up_defs(defs), .ignore = ignore};
+    up_run *u = ct_calloc(1, sizeof *u);
+    int rc = towerd_start(&u->c, &spec, argc, argv);
     free(usage);
-    ct_config_destroy(cfg);
-    free(defs);
+    if (rc != TOWERD_CONTINUE) {
+        free(u);
+        return rc;
+    }
+    rc = up_options(u);
+    if (rc == TOWERD_CONTINUE) rc = up_broker(u);
+    if (rc == TOWERD_CONTINUE) rc = up_connect(u);
+    if (rc == TOWERD_CONTINUE) rc = up_roles(u);
+    if (rc == TOWERD_CONTINUE) {
+        print_banner(u);
+        rc = up_supervise(u);
+    }
+    up_shutdown(u);
+    free(u);
     return rc;
 }

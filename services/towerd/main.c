@@ -42,13 +42,6 @@ void towerd_handle_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-const char *towerd_data_dir(const char *flag)
-{
-    if (flag && *flag) return flag;
-    const char *env = getenv("TOWER_DATA");
-    return env && *env ? env : "./tower-data";
-}
-
 static void usage(FILE *out)
 {
     fprintf(out, "usage: towerd COMMAND [OPTIONS]\n\n"

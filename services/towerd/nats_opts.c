@@ -1,6 +1,7 @@
 /* The NATS connection options shared by every towerd command that talks to the bus. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nats_opts.h"
 
@@ -44,4 +45,15 @@ void towerd_bus_opts(const ct_config *c, bus_opts *o, const char *name)
     o->max_bytes = (int64_t)ct_config_size(c, "stream-max-bytes");
     o->dup_window_ns = ct_config_duration_ns(c, "dup-window");
     o->name = name;
+}
+
+char *towerd_consumer_name(const char *role, const char *store_dir)
+{
+    char host[256] = "", *real = realpath(store_dir, NULL);
+    gethostname(host, sizeof host - 1);
+    char *who = ct_sprintf("%s:%s", host, real ? real : store_dir);
+    char *name = ct_sprintf("tower-%s-%08llx", role, (unsigned long long)(ct_hash64(who, strlen(who)) & 0xffffffffULL));
+    free(who);
+    free(real);
+    return name;
 }

@@ -30,14 +30,47 @@ int towerd_sim(int argc, char **argv);
 int towerd_up(int argc, char **argv);
 int towerd_sla(int argc, char **argv);
 
+/* ---- the prologue every command shares (start.c) ---- */
+
+/* Returned by towerd_start when the command should go on (any other value is the exit code). */
+#define TOWERD_CONTINUE (-1)
+
+/* What every command has once started: its name, its options and its positional arguments. */
+typedef struct towerd_ctx {
+    const char *cmd;  /**< "towerd projector", for messages (borrowed from the spec) */
+    ct_config *cfg;   /**< the parsed options (owned) */
+    ct_opt_def *defs; /**< the option table cfg borrows (owned) */
+    char **args;      /**< positional arguments (borrowed from argv) */
+    int nargs;        /**< their number */
+} towerd_ctx;
+
+/* A command's description for towerd_start. */
+typedef struct towerd_spec {
+    const char *cmd;                 /**< "towerd projector" */
+    const char *usage;               /**< the head of --help, exit codes included (borrowed for the call) */
+    const ct_opt_def *defs;          /**< the command's own options (copied) */
+    size_t ndefs;                    /**< their number */
+    int nats;                        /**< 1: the NATS connection options (nats_opts.h) follow the own ones */
+    const char *const *ignore;       /**< config-file sections meant for other commands, NULL-terminated */
+    int min_args, max_args;          /**< positional arguments accepted */
+    const char *args_usage;          /**< said when their number is wrong, e.g. "no input file"; NULL: a
+                                          generic "unexpected argument 'X'" / "missing argument" */
+} towerd_spec;
+
+/* Parse the command line, the environment and the config file, handle --help and check the number of
+   positional arguments. Returns TOWERD_CONTINUE with c ready (release it with towerd_end); otherwise the
+   exit code to return (TOWERD_EXIT_OK after --help, TOWERD_EXIT_USAGE after saying what is wrong), with c
+   already released. */
+int towerd_start(towerd_ctx *c, const towerd_spec *spec, int argc, char **argv);
+
+/* Release the context; safe on a zeroed one and twice. */
+void towerd_end(towerd_ctx *c);
+
 /* Set by SIGINT and SIGTERM once towerd_handle_signals ran: the running role stops. */
 extern volatile sig_atomic_t towerd_stop;
 
 /* SIGINT and SIGTERM set towerd_stop; SIGPIPE is ignored. */
 void towerd_handle_signals(void);
-
-/* The store directory: --data, else $TOWER_DATA, else ./tower-data. */
-const char *towerd_data_dir(const char *flag);
 
 /* Room for the simulators' options in a command's table. */
 #define TOWERD_SIM_MAX_DEFS 32
