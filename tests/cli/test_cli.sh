@@ -55,6 +55,15 @@ done
 wait $folder; check "fold while dumping exit" 0 $?
 check "dump while folding" 0 $ok
 
+# --batch changes how many events share a transaction, never the views.
+"$TOWERD" gen --seed 5 --orders 60 -o "$tmp/batch.ndjson"
+"$TOWERD" fold --quiet --data "$tmp/b1" "$tmp/batch.ndjson" 2>/dev/null
+"$TOWERD" fold --quiet --batch 7 --data "$tmp/b7" "$tmp/batch.ndjson" 2>/dev/null; check "fold --batch 7 exit" 0 $?
+"$TOWERD" dump --stable --data "$tmp/b1" >"$tmp/b1.json"
+"$TOWERD" dump --stable --data "$tmp/b7" >"$tmp/b7.json"
+cmp -s "$tmp/b1.json" "$tmp/b7.json"; check "fold --batch 7 folds the same views" 0 $?
+"$TOWERD" fold --batch 0 --data "$tmp/b0" "$tmp/batch.ndjson" 2>/dev/null; check "fold --batch 0 is a usage error" 2 $?
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # towerd token: the README's recipe `2>>tokens` appends exactly the file line (stderr is no terminal here),
