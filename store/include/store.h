@@ -170,6 +170,23 @@ typedef struct store_meta {
     uint64_t value;    /**< its value */
 } store_meta;
 
+/*
+ * Meta keys the projector writes with every commit (store_apply_meta) and operators read back: towerd
+ * status, /metrics. They name the store's figures, so they live here, where a reader needs no projector.
+ */
+/** When the events stream the store follows was created (a different value: the stream was recreated). */
+#define PROJECTOR_META_STREAM_CREATED "proj/stream_created_ns"
+/** The stream's last sequence as the projector last saw it. */
+#define PROJECTOR_META_STREAM_LAST "proj/stream_last_seq"
+/** Wall-clock time of the projector's last commit, in ns since the epoch. */
+#define PROJECTOR_META_COMMIT_NS "proj/last_commit_ns"
+/** The projector's fold rate over its last seconds, in thousandths of an event per second. */
+#define PROJECTOR_META_RATE "proj/rate_milli"
+/** Dead letters up to this sequence are in TOWER_DLQ (at least once; the message id makes it once). */
+#define PROJECTOR_META_DLQ_PUBLISHED "proj/dlq_published_seq"
+/** A hash of the SLA rules the store's dues were last computed with (a change is logged at start). */
+#define PROJECTOR_META_SLA_RULES "proj/sla_rules_hash"
+
 /**
  * \brief store_apply, also writing the given figures in the same transaction.
  * The figures are written last, so "applied_seq" among them sets the checkpoint

@@ -28,7 +28,12 @@ extern "C" {
 
 typedef struct bus bus;
 
-/** How to reach NATS, and the stream limits. Zero values mean the defaults. */
+/**
+ * How to reach NATS, and the stream limits. Zero values mean the defaults.
+ *
+ * bus_connect copies the struct shallowly: the strings, the urls array and *stop it points to are
+ * borrowed, not copied, and must stay valid until bus_close.
+ */
 typedef struct bus_opts {
     const char *const *urls;  /**< server URLs, tried in turn (default nats://127.0.0.1:4222) */
     size_t n_urls;            /**< how many */

@@ -3,6 +3,7 @@
 #define PROJECTOR_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "bus.h"
@@ -19,15 +20,7 @@ enum {
     PROJECTOR_NEED_REBUILD = 4 /**< the store cannot follow this stream: run towerd rebuild */
 };
 
-/** Meta keys the projector keeps in the store, for operators and /metrics. */
-#define PROJECTOR_META_STREAM_CREATED "proj/stream_created_ns"
-#define PROJECTOR_META_STREAM_LAST "proj/stream_last_seq"
-#define PROJECTOR_META_COMMIT_NS "proj/last_commit_ns"
-#define PROJECTOR_META_RATE "proj/rate_milli"
-/** Dead letters up to this sequence are in TOWER_DLQ (at least once; the message id makes it once). */
-#define PROJECTOR_META_DLQ_PUBLISHED "proj/dlq_published_seq"
-/** A hash of the SLA rules the store's dues were last computed with (a change is logged at start). */
-#define PROJECTOR_META_SLA_RULES "proj/sla_rules_hash"
+/* The meta keys the projector keeps in the store (PROJECTOR_META_*) are named in store.h. */
 
 typedef struct projector_opts {
     const char *data_dir;     /**< the store directory */
@@ -35,23 +28,28 @@ typedef struct projector_opts {
     const char *consumer;     /**< durable consumer name (default "tower-projector") */
     size_t batch;             /**< events per commit at most (default 1000) */
     int64_t quiet_ms;         /**< commit what arrived after this long without more (default 5) */
-    int notify;               /**< publish change notices on tower.changes.<view> after each commit */
+    int notify;               /**< publish change notices on BUS_CHANGES_SUBJECT (tower.changes) after each
+                                   commit: one subject for every view, the view named in each change */
     int dead_letter_stream;   /**< publish dead letters to TOWER_DLQ */
     uint64_t stop_at_seq;     /**< stop once this sequence is applied (0: run until stopped) */
     int progress;             /**< a progress bar with ETA on stderr (rebuild) */
     const fold_sla_rules *sla_rules; /**< the SLA rules the fold computes dues with (borrowed; NULL: defaults) */
 } projector_opts;
 
-/** Figures of the running projector, updated after every commit. */
+/**
+ * Figures of the running projector, updated after every commit. projector_run's thread is the only
+ * writer; any other thread may read a field at any time with atomic_load (relaxed is enough). Each
+ * field is atomic on its own: two fields read one after the other may come from different commits.
+ */
 typedef struct projector_figures {
-    uint64_t applied_seq;     /**< last applied stream sequence */
-    uint64_t stream_last_seq; /**< the stream's last sequence as last seen */
-    uint64_t events;          /**< distinct events applied */
-    uint64_t duplicates;      /**< duplicates ignored */
-    uint64_t dead_letters;    /**< dead letters recorded */
-    int64_t last_commit_ns;   /**< wall-clock time of the last commit */
-    double rate;              /**< events per second over the last seconds */
-    int connected;            /**< NATS connected */
+    _Atomic uint64_t applied_seq;     /**< last applied stream sequence */
+    _Atomic uint64_t stream_last_seq; /**< the stream's last sequence as last seen */
+    _Atomic uint64_t events;          /**< distinct events applied */
+    _Atomic uint64_t duplicates;      /**< duplicates ignored */
+    _Atomic uint64_t dead_letters;    /**< dead letters recorded */
+    _Atomic int64_t last_commit_ns;   /**< wall-clock time of the last commit */
+    _Atomic double rate;              /**< events per second over the last seconds */
+    atomic_int connected;             /**< NATS connected */
 } projector_figures;
 
 /**
@@ -61,8 +59,8 @@ typedef struct projector_figures {
  * Refuses to continue (PROJECTOR_NEED_REBUILD) when the
  * store's checkpoint is beyond the stream, when events it has not applied were
  * removed from the stream, or when the stream was recreated.
- * \param figures when not NULL, updated after each commit (read it from another
- *        thread under no lock: each field is written whole).
+ * \param figures when not NULL, updated after each commit (start it zeroed: the counters add to it); any
+ *        thread may read it meanwhile, under no lock (see projector_figures).
  */
 int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, projector_figures *figures);
 

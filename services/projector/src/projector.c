@@ -284,8 +284,8 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                 }
                 flush_dlq(b, s, &dlq_published);
             }
-            fig->applied_seq = applied;
-            fig->stream_last_seq = st.last_seq;
+            atomic_store_explicit(&fig->applied_seq, applied, memory_order_relaxed);
+            atomic_store_explicit(&fig->stream_last_seq, st.last_seq, memory_order_relaxed);
             if (o->stop_at_seq && applied >= o->stop_at_seq) break;
             /* A rebuild starts from what the stream still holds. */
             uint64_t from = applied + 1 < st.first_seq && o->flat ? st.first_seq : applied + 1;
@@ -294,7 +294,7 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
                    BUS_EVENTS_STREAM, applied + 1, st.first_seq, st.last_seq);
             need_open = 0;
         }
-        fig->connected = bus_is_connected(b);
+        atomic_store_explicit(&fig->connected, bus_is_connected(b), memory_order_relaxed);
 
         /* Gather fetches until the batch is full or the stream is quiet for a few ms. */
         /* Always the same fetch size: cnats 3.4 crashes in _fetch when a later fetch on
@@ -355,10 +355,11 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
 
         if (n) {
             int64_t now = ct_now_ns();
+            double rate = atomic_load_explicit(&fig->rate, memory_order_relaxed);
             store_meta meta[] = {{PROJECTOR_META_STREAM_CREATED, (uint64_t)st.created_ns},
                                  {PROJECTOR_META_STREAM_LAST, st.last_seq > bt.in[n - 1].seq ? st.last_seq : bt.in[n - 1].seq},
                                  {PROJECTOR_META_COMMIT_NS, (uint64_t)now},
-                                 {PROJECTOR_META_RATE, (uint64_t)(fig->rate * 1000)},
+                                 {PROJECTOR_META_RATE, (uint64_t)(rate * 1000)},
                                  {PROJECTOR_META_DLQ_PUBLISHED, dlq_published},
                                  {PROJECTOR_META_SLA_RULES, sla_hash}};
             ct_status as = store_apply_meta(s, bt.in, n, now, bt.out, o->notify ? &changes : NULL, meta, 6);
@@ -372,10 +373,10 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
             applied = bt.in[n - 1].seq;
             for (size_t i = 0; i < n; i++) {
                 switch (bt.out[i]) {
-                case STORE_APPLIED: fig->events++; break;
-                case STORE_DUPLICATE: fig->duplicates++; break;
+                case STORE_APPLIED: atomic_fetch_add_explicit(&fig->events, 1, memory_order_relaxed); break;
+                case STORE_DUPLICATE: atomic_fetch_add_explicit(&fig->duplicates, 1, memory_order_relaxed); break;
                 case STORE_DEAD_LETTER:
-                    fig->dead_letters++;
+                    atomic_fetch_add_explicit(&fig->dead_letters, 1, memory_order_relaxed);
                     /* A rebuild re-derives dead letters the live projector reported already: it
                      * counts them (below) rather than logging each again. */
                     ct_log(o->stop_at_seq ? CT_LOG_DEBUG : CT_LOG_WARN, "projector",
@@ -389,14 +390,15 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
             }
             if (o->notify) notify(b, &changes, prev_applied);
             if (o->dead_letter_stream) flush_dlq(b, s, &dlq_published);
-            fig->applied_seq = applied;
+            atomic_store_explicit(&fig->applied_seq, applied, memory_order_relaxed);
             if (applied > st.last_seq) st.last_seq = applied;
-            fig->stream_last_seq = st.last_seq;
-            fig->last_commit_ns = now;
+            atomic_store_explicit(&fig->stream_last_seq, st.last_seq, memory_order_relaxed);
+            atomic_store_explicit(&fig->last_commit_ns, now, memory_order_relaxed);
             rate_n += n;
             int64_t mono = ct_mono_ns();
             if (mono - rate_t > 1000000000LL) {
-                fig->rate = (double)rate_n / ((double)(mono - rate_t) / 1e9);
+                atomic_store_explicit(&fig->rate, (double)rate_n / ((double)(mono - rate_t) / 1e9),
+                                      memory_order_relaxed);
                 rate_n = 0;
                 rate_t = mono;
             }
@@ -426,14 +428,16 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
         }
         continue;
     retry:
-        fig->connected = 0;
+        atomic_store_explicit(&fig->connected, 0, memory_order_relaxed);
         for (int i = 0; i < 4 && !*stop; i++) usleep(250000);
     }
     if (o->progress) progress(&ps, applied, first_applied, o->stop_at_seq ? o->stop_at_seq : applied, t0, 1);
     if (o->stop_at_seq && !*stop)
         ct_log(CT_LOG_INFO, "projector", "replayed up to sequence %" PRIu64 ": %" PRIu64 " events applied, %" PRIu64
-               " duplicates, %" PRIu64 " dead letters (GET /api/v1/dead-letters lists them)", applied, fig->events,
-               fig->duplicates, fig->dead_letters);
+               " duplicates, %" PRIu64 " dead letters (GET /api/v1/dead-letters lists them)", applied,
+               atomic_load_explicit(&fig->events, memory_order_relaxed),
+               atomic_load_explicit(&fig->duplicates, memory_order_relaxed),
+               atomic_load_explicit(&fig->dead_letters, memory_order_relaxed));
 out:
     for (size_t i = 0; i < n; i++) evt_free(bt.in[i].event);
     for (size_t i = 0; i < n_lists; i++) bus_batch_free(&lists[i]);

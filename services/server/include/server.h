@@ -13,7 +13,12 @@ extern "C" {
 
 typedef struct http_server http_server;
 
-/** Options of http_server_start. */
+/**
+ * Options of http_server_start.
+ *
+ * http_server_start copies the struct shallowly: the strings and the bus it points to are borrowed, not
+ * copied, and must stay valid until http_server_stop.
+ */
 typedef struct server_opts {
     const char *listen;        /**< HOST:PORT (default 127.0.0.1:8080); loopback only for now */
     const char *data_dir;      /**< the store directory (read-only; may not exist yet) */

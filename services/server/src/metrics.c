@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "projector.h"
-
 static void family(ct_buf *b, const char *name, const char *type, const char *help)
 {
     ct_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -17,6 +15,20 @@ static int oldest(void *ctx, const Tower__V1__ViewItem *it)
 {
     if (it->since) *(int64_t *)ctx = it->since->seconds;
     return 1;
+}
+
+/* Seconds from since (seconds since the epoch; 0: none) to now (ns), never below 0; 0 when none. */
+static int64_t age_seconds(int64_t now, int64_t since)
+{
+    int64_t age = since ? now / 1000000000LL - since : 0;
+    return age < 0 ? 0 : age;
+}
+
+/* One family of one unlabelled series. */
+static void single(ct_buf *b, const char *name, const char *type, const char *help, uint64_t v)
+{
+    family(b, name, type, help);
+    ct_buf_addf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
 /* ---- SLA breaches per rule ---------------------------------------------------------------------- */
@@ -100,11 +112,123 @@ static void sla_metrics(ct_buf *b, store_reader *r, int64_t now)
             store_query q = {.view = FOLD_VIEW_SLA_BREACHES, .rule = rows.v[i].name, .limit = 1};
             store_view_scan(r, &q, oldest, &since, NULL);
         }
-        int64_t age = since ? now / 1000000000LL - since : 0;
         ct_buf_adds(b, "tower_sla_oldest_open_breach_age_seconds{rule=\"");
         label_value(b, rows.v[i].name);
-        ct_buf_addf(b, "\"} %lld\n", (long long)(age < 0 ? 0 : age));
+        ct_buf_addf(b, "\"} %lld\n", (long long)age_seconds(now, since));
     }
+}
+
+/* ---- the store's figures ------------------------------------------------------------------------ */
+
+static void view_metrics(ct_buf *b, store_reader *r, int64_t now)
+{
+    family(b, "tower_view_items", "gauge", "Items in each view now.");
+    for (int v = 0; v < FOLD_VIEW_COUNT; v++)
+        ct_buf_addf(b, "tower_view_items{view=\"%s\"} %llu\n", fold_view_name((fold_view)v),
+                    (unsigned long long)store_reader_count(r, (fold_view)v));
+    family(b, "tower_view_oldest_age_seconds", "gauge", "Age of the oldest item of each view (0 when empty).");
+    for (int v = 0; v < FOLD_VIEW_COUNT; v++) {
+        int64_t since = 0;
+        store_query q = {.view = (fold_view)v, .limit = 1};
+        store_view_scan(r, &q, oldest, &since, NULL);
+        ct_buf_addf(b, "tower_view_oldest_age_seconds{view=\"%s\"} %lld\n", fold_view_name((fold_view)v),
+                    (long long)age_seconds(now, since));
+    }
+}
+
+static void total_metrics(ct_buf *b, const store_stats *ss)
+{
+    single(b, "tower_events_applied_total", "counter", "Distinct valid events folded into the views.", ss->events);
+    single(b, "tower_duplicates_total", "counter", "Events received again and ignored.", ss->duplicates);
+    single(b, "tower_dead_letters_total", "counter", "Messages rejected into the dead letters.", ss->dead_letters);
+    single(b, "tower_applied_sequence", "gauge", "Last stream sequence folded into the store (the checkpoint).",
+           ss->applied_seq);
+}
+
+/* The projector's last commit and rate, from the meta keys it writes with every commit (none: none yet). */
+static void projector_metrics(ct_buf *b, store_reader *r, int64_t now)
+{
+    uint64_t commit = store_reader_meta(r, PROJECTOR_META_COMMIT_NS);
+    uint64_t rate = store_reader_meta(r, PROJECTOR_META_RATE);
+    if (!commit) return;
+    double age = (double)(now - (int64_t)commit) / 1e9;
+    family(b, "tower_projector_last_commit_age_seconds", "gauge", "Seconds since the projector's last commit.");
+    ct_buf_addf(b, "tower_projector_last_commit_age_seconds %.3f\n", age > 0 ? age : 0.0);
+    family(b, "tower_projector_events_per_second", "gauge", "Projector fold rate over its last seconds.");
+    ct_buf_addf(b, "tower_projector_events_per_second %.3f\n", (double)rate / 1000.0);
+}
+
+/* NATS's connection; the stream's last sequence, from NATS when it answers, else as the projector last
+ * saw it; and the projector's lag behind it. */
+static void stream_metrics(ct_buf *b, http_server *s, store_reader *r, const bus_health *nh, uint64_t applied)
+{
+    uint64_t stream_last = store_reader_meta(r, PROJECTOR_META_STREAM_LAST);
+    if (s->o.bus) {
+        char why[256];
+        if (nh->stream_known && !server__nats_unready(nh, why, sizeof why)) stream_last = nh->stream.last_seq;
+        family(b, "tower_nats_connected", "gauge", "1 while connected to NATS.");
+        ct_buf_addf(b, "tower_nats_connected %d\n", nh->connected);
+    }
+    if (!stream_last) return;
+    single(b, "tower_stream_last_sequence", "gauge", "Last sequence of the events stream.", stream_last);
+    single(b, "tower_projector_lag_events", "gauge", "Events in the stream not yet folded into the store.",
+           stream_last > applied ? stream_last - applied : 0);
+}
+
+/* Everything read from the store, in one read transaction; nothing when the store cannot be read. */
+static void store_metrics(ct_buf *b, http_server *s, const bus_health *nh, int64_t now)
+{
+    store_reader *r = NULL;
+    if (server__begin(s, &r) != CT_OK) return;
+    store_stats ss;
+    store_reader_stats(r, &ss);
+    view_metrics(b, r, now);
+    total_metrics(b, &ss);
+    projector_metrics(b, r, now);
+    stream_metrics(b, s, r, nh, ss.applied_seq);
+    sla_metrics(b, r, now);
+    server__end(s, r);
+}
+
+/* ---- the live stream and the HTTP requests ------------------------------------------------------ */
+
+static void ws_metrics(ct_buf *b, stream_hub *h)
+{
+    pthread_mutex_lock(&h->mu);
+    int clients = h->n_clients;
+    pthread_mutex_unlock(&h->mu);
+    family(b, "tower_ws_clients", "gauge", "Live-stream (websocket) clients connected now.");
+    ct_buf_addf(b, "tower_ws_clients %d\n", clients);
+    struct {
+        const char *name, *help;
+        uint64_t *v;
+    } ws[] = {
+        {"tower_ws_connections_total", "Live-stream connections accepted.", &h->accepted},
+        {"tower_ws_refused_total", "Live-stream connections refused (connection limit or token).", &h->rejected},
+        {"tower_ws_drops_total", "Clients whose queue was dropped because they did not keep up (then resynced).", &h->drops},
+        {"tower_ws_resyncs_total", "Client resyncs after missed change notices.", &h->resyncs},
+        {"tower_ws_frames_total", "Websocket frames sent.", &h->frames},
+        {"tower_ws_messages_total", "Live-stream messages sent (several per frame).", &h->messages},
+    };
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+        single(b, ws[i].name, "counter", ws[i].help, __atomic_load_n(ws[i].v, __ATOMIC_RELAXED));
+}
+
+static void http_metrics(ct_buf *b, http_server *s)
+{
+    family(b, "tower_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
+    for (int rt = 0; rt < SERVER_ROUTE_COUNT; rt++)
+        for (int i = 0; i < SERVER_N_CODES; i++) {
+            uint64_t n = __atomic_load_n(&s->requests[rt][i], __ATOMIC_RELAXED);
+            if (!n) continue;
+            const char *route = server__route_name((server_route)rt);
+            if (server__codes[i])
+                ct_buf_addf(b, "tower_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n", route, server__codes[i],
+                            (unsigned long long)n);
+            else
+                ct_buf_addf(b, "tower_http_requests_total{route=\"%s\",code=\"other\"} %llu\n", route,
+                            (unsigned long long)n);
+        }
 }
 
 int server__metrics(struct mg_connection *c, void *cbdata)
@@ -118,90 +242,11 @@ int server__metrics(struct mg_connection *c, void *cbdata)
     /* NATS from the watch's snapshot, before any read transaction: no round trip, none held open. */
     bus_health nh = {0};
     if (s->o.bus) server__nats(s, &nh);
-    store_reader *r = NULL;
-    if (server__begin(s, &r) == CT_OK) {
-        store_stats ss;
-        store_reader_stats(r, &ss);
-        family(&b, "tower_view_items", "gauge", "Items in each view now.");
-        for (int v = 0; v < FOLD_VIEW_COUNT; v++)
-            ct_buf_addf(&b, "tower_view_items{view=\"%s\"} %llu\n", fold_view_name((fold_view)v),
-                        (unsigned long long)store_reader_count(r, (fold_view)v));
-        family(&b, "tower_view_oldest_age_seconds", "gauge", "Age of the oldest item of each view (0 when empty).");
-        for (int v = 0; v < FOLD_VIEW_COUNT; v++) {
-            int64_t since = 0;
-            store_query q = {.view = (fold_view)v, .limit = 1};
-            store_view_scan(r, &q, oldest, &since, NULL);
-            int64_t age = since ? now / 1000000000LL - since : 0;
-            ct_buf_addf(&b, "tower_view_oldest_age_seconds{view=\"%s\"} %lld\n", fold_view_name((fold_view)v),
-                        (long long)(age < 0 ? 0 : age));
-        }
-        family(&b, "tower_events_applied_total", "counter", "Distinct valid events folded into the views.");
-        ct_buf_addf(&b, "tower_events_applied_total %llu\n", (unsigned long long)ss.events);
-        family(&b, "tower_duplicates_total", "counter", "Events received again and ignored.");
-        ct_buf_addf(&b, "tower_duplicates_total %llu\n", (unsigned long long)ss.duplicates);
-        family(&b, "tower_dead_letters_total", "counter", "Messages rejected into the dead letters.");
-        ct_buf_addf(&b, "tower_dead_letters_total %llu\n", (unsigned long long)ss.dead_letters);
-        family(&b, "tower_applied_sequence", "gauge", "Last stream sequence folded into the store (the checkpoint).");
-        ct_buf_addf(&b, "tower_applied_sequence %llu\n", (unsigned long long)ss.applied_seq);
-        uint64_t commit = store_reader_meta(r, PROJECTOR_META_COMMIT_NS);
-        uint64_t stream_last = store_reader_meta(r, PROJECTOR_META_STREAM_LAST);
-        uint64_t rate = store_reader_meta(r, PROJECTOR_META_RATE);
-        if (commit) {
-            family(&b, "tower_projector_last_commit_age_seconds", "gauge", "Seconds since the projector's last commit.");
-            ct_buf_addf(&b, "tower_projector_last_commit_age_seconds %.3f\n",
-                        (double)(now - (int64_t)commit) / 1e9 > 0 ? (double)(now - (int64_t)commit) / 1e9 : 0.0);
-            family(&b, "tower_projector_events_per_second", "gauge", "Projector fold rate over its last seconds.");
-            ct_buf_addf(&b, "tower_projector_events_per_second %.3f\n", (double)rate / 1000.0);
-        }
-        if (s->o.bus) {
-            char why[256];
-            if (nh.stream_known && !server__nats_unready(&nh, why, sizeof why)) stream_last = nh.stream.last_seq;
-            family(&b, "tower_nats_connected", "gauge", "1 while connected to NATS.");
-            ct_buf_addf(&b, "tower_nats_connected %d\n", nh.connected);
-        }
-        if (stream_last) {
-            family(&b, "tower_stream_last_sequence", "gauge", "Last sequence of the events stream.");
-            ct_buf_addf(&b, "tower_stream_last_sequence %llu\n", (unsigned long long)stream_last);
-            family(&b, "tower_projector_lag_events", "gauge", "Events in the stream not yet folded into the store.");
-            ct_buf_addf(&b, "tower_projector_lag_events %llu\n",
-                        (unsigned long long)(stream_last > ss.applied_seq ? stream_last - ss.applied_seq : 0));
-        }
-        sla_metrics(&b, r, now);
-        server__end(s, r);
-    }
-    stream_hub *h = s->hub;
-    pthread_mutex_lock(&h->mu);
-    int clients = h->n_clients;
-    pthread_mutex_unlock(&h->mu);
-    family(&b, "tower_ws_clients", "gauge", "Live-stream (websocket) clients connected now.");
-    ct_buf_addf(&b, "tower_ws_clients %d\n", clients);
-    struct {
-        const char *name, *help;
-        uint64_t *v;
-    } ws[] = {
-        {"tower_ws_connections_total", "Live-stream connections accepted.", &h->accepted},
-        {"tower_ws_refused_total", "Live-stream connections refused (connection limit or token).", &h->rejected},
-        {"tower_ws_drops_total", "Clients whose queue was dropped because they did not keep up (then resynced).", &h->drops},
-        {"tower_ws_resyncs_total", "Client resyncs after missed change notices.", &h->resyncs},
-        {"tower_ws_frames_total", "Websocket frames sent.", &h->frames},
-        {"tower_ws_messages_total", "Live-stream messages sent (several per frame).", &h->messages},
-    };
-    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
-        family(&b, ws[i].name, "counter", ws[i].help);
-        ct_buf_addf(&b, "%s %llu\n", ws[i].name, (unsigned long long)__atomic_load_n(ws[i].v, __ATOMIC_RELAXED));
-    }
-    family(&b, "tower_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
+    store_metrics(&b, s, &nh, now);
+    ws_metrics(&b, s->hub);
     /* This request is counted before the text is written, so that it is in it. */
     server__count(s, SERVER_ROUTE_METRICS, 200);
-    for (int rt = 0; rt < SERVER_ROUTE_COUNT; rt++)
-        for (int i = 0; i < SERVER_N_CODES; i++) {
-            uint64_t n = __atomic_load_n(&s->requests[rt][i], __ATOMIC_RELAXED);
-            if (!n) continue;
-            if (server__codes[i]) ct_buf_addf(&b, "tower_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
-                                              server__route_name((server_route)rt), server__codes[i], (unsigned long long)n);
-            else ct_buf_addf(&b, "tower_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
-                             server__route_name((server_route)rt), (unsigned long long)n);
-        }
+    http_metrics(&b, s);
     mg_send_http_ok(c, "text/plain; version=0.0.4; charset=utf-8", (long long)b.len);
     mg_write(c, b.data, b.len);
     ct_buf_free(&b);

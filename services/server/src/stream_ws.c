@@ -17,22 +17,31 @@
 #define FRAME_MAX (256 * 1024)
 #define SENDER_STACK (256 * 1024)
 
-/* A frame buffer starts with room for the websocket header, so that header and payload leave in
- * one write (mg_websocket_write makes two: two packets per frame with TCP_NODELAY). */
+/* A frame being built: the buffer starts with room for the websocket header, so that header and
+ * payload leave in one write (mg_websocket_write makes two: two packets per frame with TCP_NODELAY). */
 #define HEADROOM 10
 
-static void frame_reset(ct_buf *f)
+typedef struct frame {
+    ct_buf buf;  /* HEADROOM bytes, then the messages separated by newlines */
+    size_t msgs; /* messages in it */
+} frame;
+
+static void frame_reset(frame *f)
 {
-    f->len = 0;
-    ct_buf_add(f, "\0\0\0\0\0\0\0\0\0\0", HEADROOM);
+    f->buf.len = 0;
+    ct_buf_add(&f->buf, "\0\0\0\0\0\0\0\0\0\0", HEADROOM);
+    f->msgs = 0;
 }
 
-static size_t frame_payload(const ct_buf *f) { return f->len - HEADROOM; }
+static size_t frame_payload(const frame *f) { return f->buf.len - HEADROOM; }
 
-static int send_frame(ws_client *c, ct_buf *f, size_t msgs)
+static int send_frame(ws_client *c, frame *f)
 {
     size_t n = frame_payload(f);
-    if (!n) return 0;
+    if (!n) {
+        f->msgs = 0; /* messages of no bytes, if any, leave with nothing */
+        return 0;
+    }
     unsigned char h[HEADROOM];
     size_t hl;
     h[0] = 0x80 | MG_WEBSOCKET_OPCODE_TEXT; /* FIN, text; a server's frames are not masked */
@@ -49,7 +58,7 @@ static int send_frame(ws_client *c, ct_buf *f, size_t msgs)
         for (int i = 0; i < 8; i++) h[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
         hl = 10;
     }
-    char *start = f->data + HEADROOM - hl;
+    char *start = f->buf.data + HEADROOM - hl;
     memcpy(start, h, hl);
     /* The connection's lock keeps civetweb's own pings from landing inside the frame. */
     mg_lock_connection(c->conn);
@@ -57,7 +66,7 @@ static int send_frame(ws_client *c, ct_buf *f, size_t msgs)
     mg_unlock_connection(c->conn);
     stream_hub *hub = c->srv->hub;
     __atomic_fetch_add(&hub->frames, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&hub->messages, msgs, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&hub->messages, f->msgs, __ATOMIC_RELAXED);
     /* A write that timed out part way returns what it wrote: the frame is cut, and anything sent
      * after it would be read as its payload. Only a whole frame is a success; after a cut one the
      * connection is finished. */
@@ -67,15 +76,14 @@ static int send_frame(ws_client *c, ct_buf *f, size_t msgs)
 }
 
 /* Append one message; send the frame first if it would grow past FRAME_MAX. */
-static int add_msg(ws_client *c, ct_buf *f, size_t *msgs, const char *text, size_t len)
+static int add_msg(ws_client *c, frame *f, const char *text, size_t len)
 {
     if (frame_payload(f) && frame_payload(f) + len + 1 > FRAME_MAX) {
-        if (send_frame(c, f, *msgs) != 0) return -1;
-        *msgs = 0;
+        if (send_frame(c, f) != 0) return -1;
     }
-    if (frame_payload(f)) ct_buf_add(f, "\n", 1);
-    ct_buf_add(f, text, len);
-    (*msgs)++;
+    if (frame_payload(f)) ct_buf_add(&f->buf, "\n", 1);
+    ct_buf_add(&f->buf, text, len);
+    f->msgs++;
     return 0;
 }
 
@@ -168,110 +176,172 @@ static void drop(ws_client *c)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* What one turn of the sender sends, taken from the client under its lock and sent without it. */
+typedef struct pending {
+    hub_batch **q;      /* the batches taken, a reference each; the array is reused from turn to turn */
+    size_t qn, qcap;    /* batches in q, and its room */
+    unsigned snap;      /* views asked for a fresh snapshot */
+    unsigned views;     /* views subscribed */
+    char resync[sizeof ((ws_client *)0)->resync]; /* non-empty: why the client's deltas were dropped */
+    char wh[sizeof ((ws_client *)0)->warehouse];  /* the warehouse subscribed, "" for all */
+    ct_buf errs;        /* error messages, NDJSON */
+} pending;
+
+/* Under c->mu: take everything queued and asked for. Taking it all at once is what coalesces deltas
+ * into few frames. */
+static void take_pending(ws_client *c, pending *p)
+{
+    if (p->qcap < c->qcap) {
+        p->qcap = c->qcap;
+        p->q = ct_realloc(p->q, p->qcap * sizeof *p->q);
+    }
+    p->qn = c->qn;
+    if (p->qn) memcpy(p->q, c->q, p->qn * sizeof *p->q);
+    c->qn = 0;
+    c->q_deltas = 0;
+    p->snap = c->want_snapshot;
+    p->views = c->views;
+    c->want_snapshot = 0;
+    memcpy(p->resync, c->resync, sizeof p->resync);
+    c->resync[0] = 0;
+    memcpy(p->wh, c->warehouse, sizeof p->wh);
+    p->errs = c->errors;
+    memset(&c->errors, 0, sizeof c->errors);
+}
+
+/* What the sender does next. */
+typedef enum turn {
+    TURN_SEND,   /* send what take_pending took */
+    TURN_PING,   /* the client was quiet for a ping interval: ping it */
+    TURN_SILENT, /* it answered none of WS_MAX_UNANSWERED pings: drop it */
+    TURN_CLOSE   /* the connection is closing: stop */
+} turn;
+
+/* Wait for work or for the next ping, and take the work (into p) or count the ping. */
+static turn next_turn(ws_client *c, pending *p)
+{
+    turn t = TURN_SEND;
+    pthread_mutex_lock(&c->mu);
+    /* Changes queued meanwhile do not wake this thread: the hub's flusher does, at most once per
+     * coalescing interval, so that they leave in one frame (stream_hub.c). */
+    c->idle = 1;
+    int ping = wait_work(c);
+    c->idle = 0;
+    if (ping && !c->closing) {
+        t = c->unanswered >= WS_MAX_UNANSWERED ? TURN_SILENT : TURN_PING;
+        c->unanswered++;
+        c->next_ping_ns = ct_mono_ns() + ping_interval_ns(c);
+    } else {
+        c->flush = 0;
+        if (c->closing) t = TURN_CLOSE;
+        else take_pending(c, p);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return t;
+}
+
+/* -1 when the client is to be dropped: silent, or the ping cannot be written. */
+static int send_ping(ws_client *c, turn t)
+{
+    if (t == TURN_SILENT) {
+        ct_log(CT_LOG_INFO, "stream", "dropping a live-stream client that answers no ping");
+        return -1;
+    }
+    return mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_PING, "", 0) <= 0 ? -1 : 0;
+}
+
+/* The client's error messages, then why its deltas were dropped (if they were). Frees p->errs. */
+static int add_notes(ws_client *c, pending *p, frame *f)
+{
+    int failed = 0;
+    if (p->errs.len) failed = add_msg(c, f, p->errs.data, p->errs.len - 1); /* without the last newline */
+    free(p->errs.data);
+    memset(&p->errs, 0, sizeof p->errs);
+    if (failed || !p->resync[0]) return failed;
+    json_t *m = json_pack("{s:s,s:s}", "type", "resync", "reason", p->resync);
+    char *txt = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(m);
+    failed = add_msg(c, f, txt, strlen(txt));
+    free(txt);
+    return failed;
+}
+
+/* Fresh snapshots of the views asked for, then the counts of every view as of now. */
+static int add_snapshots(ws_client *c, const pending *p, frame *f)
+{
+    unsigned want = p->snap & p->views;
+    for (int v = 0; v < FOLD_VIEW_COUNT; v++) {
+        if (!(want & (1u << v))) continue;
+        uint64_t seq = 0;
+        char *txt = snapshot(c, (fold_view)v, p->wh, &seq);
+        if (!txt) continue; /* no store yet: deltas will come */
+        c->view_seq[v] = seq;
+        int failed = add_msg(c, f, txt, strlen(txt));
+        free(txt);
+        if (failed) return -1;
+    }
+    if (!want) return 0;
+    uint64_t seq;
+    char *txt = stream__summary_text(c->srv, &seq);
+    if (!txt) return 0;
+    int failed = add_msg(c, f, txt, strlen(txt));
+    c->summary_seq = seq;
+    free(txt);
+    return failed;
+}
+
+/* One queued batch: a summary newer than the last one sent, or the deltas of the views subscribed (and
+ * of the warehouse, if one) that are newer than the view's snapshot. */
+static int add_batch(ws_client *c, const pending *p, frame *f, const hub_batch *b)
+{
+    if (b->kind == HUB_SUMMARY) {
+        if (b->seq < c->summary_seq) return 0;
+        c->summary_seq = b->seq;
+        return add_msg(c, f, b->text, b->len);
+    }
+    for (size_t k = 0; k < b->n; k++) {
+        const hub_delta *d = &b->d[k];
+        if (!(p->views & (1u << d->view)) || b->seq <= c->view_seq[d->view]) continue;
+        if (p->wh[0] && (!d->warehouse || strcmp(d->warehouse, p->wh))) continue;
+        if (add_msg(c, f, d->text, d->len) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Everything taken, in frames of up to FRAME_MAX, the last one sent too. Every batch taken is released,
+ * whatever happens. -1 when the connection is finished: the peer is gone, or stuck past the write
+ * timeout with a frame cut. */
+static int send_pending(ws_client *c, pending *p, frame *f)
+{
+    int failed = add_notes(c, p, f);
+    if (!failed) failed = add_snapshots(c, p, f);
+    for (size_t i = 0; i < p->qn; i++) {
+        if (!failed) failed = add_batch(c, p, f, p->q[i]);
+        stream__batch_unref(p->q[i]);
+    }
+    p->qn = 0;
+    if (!failed) failed = send_frame(c, f);
+    return failed;
+}
+
+/* The client's sender thread: one turn per wake-up, until the connection closes or fails. */
 static void *sender(void *arg)
 {
     ws_client *c = arg;
-    ct_buf f = {0};
+    frame f = {0};
+    pending p = {0};
     frame_reset(&f);
-    hub_batch **q = NULL;
-    size_t qcap = 0;
     for (;;) {
-        pthread_mutex_lock(&c->mu);
-        /* Changes queued meanwhile do not wake this thread: the hub's flusher does, at most once per
-         * coalescing interval, so that they leave in one frame (stream_hub.c). */
-        c->idle = 1;
-        int ping = wait_work(c);
-        c->idle = 0;
-        if (ping && !c->closing) {
-            int silent = c->unanswered >= WS_MAX_UNANSWERED;
-            c->unanswered++;
-            c->next_ping_ns = ct_mono_ns() + ping_interval_ns(c);
-            pthread_mutex_unlock(&c->mu);
-            if (silent || mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_PING, "", 0) <= 0) {
-                if (silent) ct_log(CT_LOG_INFO, "stream", "dropping a live-stream client that answers no ping");
-                drop(c);
-                break;
-            }
-            continue;
-        }
-        c->flush = 0;
-        if (c->closing) {
-            pthread_mutex_unlock(&c->mu);
-            break;
-        }
-        /* Take everything queued: this is what coalesces deltas into few frames. */
-        size_t qn = c->qn;
-        if (qcap < c->qcap) {
-            qcap = c->qcap;
-            q = ct_realloc(q, qcap * sizeof *q);
-        }
-        if (qn) memcpy(q, c->q, qn * sizeof *q);
-        c->qn = 0;
-        c->q_deltas = 0;
-        unsigned snap = c->want_snapshot, views = c->views;
-        c->want_snapshot = 0;
-        char resync[sizeof c->resync], wh[sizeof c->warehouse];
-        memcpy(resync, c->resync, sizeof resync);
-        c->resync[0] = 0;
-        memcpy(wh, c->warehouse, sizeof wh);
-        ct_buf errs = c->errors;
-        memset(&c->errors, 0, sizeof c->errors);
-        pthread_mutex_unlock(&c->mu);
-
-        size_t msgs = 0;
-        int failed = 0;
-        if (errs.len) failed = add_msg(c, &f, &msgs, errs.data, errs.len - 1); /* without the last newline */
-        free(errs.data);
-        if (!failed && resync[0]) {
-            json_t *m = json_pack("{s:s,s:s}", "type", "resync", "reason", resync);
-            char *txt = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            json_decref(m);
-            failed = add_msg(c, &f, &msgs, txt, strlen(txt));
-            free(txt);
-        }
-        for (int v = 0; v < FOLD_VIEW_COUNT && !failed; v++) {
-            if (!(snap & views & (1u << v))) continue;
-            uint64_t seq = 0;
-            char *txt = snapshot(c, (fold_view)v, wh, &seq);
-            if (!txt) continue; /* no store yet: deltas will come */
-            c->view_seq[v] = seq;
-            failed = add_msg(c, &f, &msgs, txt, strlen(txt));
-            free(txt);
-        }
-        if (!failed && (snap & views)) {
-            /* Fresh snapshots come with the counts of every view, as of now. */
-            uint64_t seq;
-            char *txt = stream__summary_text(c->srv, &seq);
-            if (txt) failed = add_msg(c, &f, &msgs, txt, strlen(txt));
-            if (txt) c->summary_seq = seq;
-            free(txt);
-        }
-        for (size_t i = 0; i < qn; i++) {
-            hub_batch *b = q[i];
-            if (!failed && b->kind == HUB_SUMMARY) {
-                if (b->seq >= c->summary_seq) {
-                    failed = add_msg(c, &f, &msgs, b->text, b->len);
-                    c->summary_seq = b->seq;
-                }
-            } else if (!failed) {
-                for (size_t k = 0; k < b->n && !failed; k++) {
-                    const hub_delta *d = &b->d[k];
-                    if (!(views & (1u << d->view)) || b->seq <= c->view_seq[d->view]) continue;
-                    if (wh[0] && (!d->warehouse || strcmp(d->warehouse, wh))) continue;
-                    failed = add_msg(c, &f, &msgs, d->text, d->len);
-                }
-            }
-            stream__batch_unref(b);
-        }
-        if (!failed) failed = send_frame(c, &f, msgs);
+        turn t = next_turn(c, &p);
+        if (t == TURN_CLOSE) break;
+        int failed = t == TURN_SEND ? send_pending(c, &p, &f) : send_ping(c, t);
         if (failed) {
-            /* The peer is gone, or stuck past the write timeout with a frame cut. */
             drop(c);
             break;
         }
     }
-    free(q);
-    free(f.data);
+    free(p.q);
+    free(f.buf.data);
     return NULL;
 }
 
