@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -125,6 +126,33 @@ const char *ct_config_source(const ct_config *c, const char *flag);
 void ct_config_describe(const ct_config *c, ct_buf *out);
 /** \brief Free the configuration; NULL is a no-op. */
 void ct_config_destroy(ct_config *c);
+
+/**
+ * \brief The state of ct_ini_read_line over one stream. Zero it and set \p f; free \p line after the last read.
+ */
+typedef struct ct_ini_lines {
+    FILE *f;        /**< the stream (borrowed) */
+    char *line;     /**< getline's buffer, owned: free() it when done */
+    size_t cap;     /**< its size */
+    int lineno;     /**< lines read so far; inih counts the same, one per call of its reader */
+    int read_errno; /**< errno of a failed read (ferror), 0 if none */
+} ct_ini_lines;
+
+/**
+ * \brief The body of an inih reader (ini_parse_stream's ini_reader): read one whole line of \p l->f into
+ * \p str, so that inih's line numbers are the file's.
+ *
+ * The line ending ("\n", "\r\n": any '\n' and '\r' at the end) and the leading blanks (spaces, tabs) are
+ * dropped; the latter keeps inih from taking an indented line as the continuation of the previous value. \p str gets the rest
+ * followed by "\n". A line holding a NUL byte, or too long for \p str (longer than \p num - 2 once
+ * trimmed; inih would split it), is handed over as an empty line and described in \p *problem.
+ *
+ * \param l       the reader's state; lineno counts the line read
+ * \param str     inih's buffer, of \p num bytes (at least 2)
+ * \param problem receives NULL, or what is wrong with the line for the caller to report and free
+ * \return \p str; NULL at the end of the stream or on a read error (then l->read_errno is set)
+ */
+char *ct_ini_read_line(ct_ini_lines *l, char *str, int num, char **problem);
 
 /**
  * \brief Parse a duration: integers with units ns, us (or µs), ms, s, m, h, d, concatenated as in "1h30m";

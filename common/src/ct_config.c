@@ -407,13 +407,9 @@ typedef struct file_ctx {
     ct_config *c;
     const char *path;
     const char *const *ignore; /**< sections whose unknown keys are skipped, NULL-terminated, or NULL */
-    FILE *f;
-    char *line;     /**< getline's buffer */
-    size_t cap;     /**< its size */
-    int lineno;     /**< lines handed to inih so far; inih counts the same, one per read */
-    int read_errno; /**< errno of a failed read, 0 if none */
-    char *err;      /**< the first problem this module found, without its line prefix */
-    int err_line;   /**< its line */
+    ct_ini_lines lines;        /**< the file, a whole line per read; lines.lineno is the line inih is on */
+    char *err;                 /**< the first problem this module found, without its line prefix */
+    int err_line;              /**< its line */
 } file_ctx;
 
 /* Keep the first problem found (taking msg); later ones are dropped, as inih keeps only its first. */
@@ -424,44 +420,49 @@ static void file_fail(file_ctx *fc, char *msg)
         return;
     }
     fc->err = msg;
-    fc->err_line = fc->lineno;
+    fc->err_line = fc->lines.lineno;
 }
 
-/*
- * inih's reader: one whole line per call, so that inih's line numbers are the file's. Leading whitespace
- * is dropped, which keeps inih from taking an indented line as the continuation of the previous value. A
- * line longer than inih's buffer would be split by inih into several, so it is reported here and handed
- * over as an empty line.
- */
-static char *read_line(char *str, int num, void *stream)
+/* One reader for every INI file we read (this one, and the SLA rules): see ct_config.h. */
+char *ct_ini_read_line(ct_ini_lines *l, char *str, int num, char **problem)
 {
-    file_ctx *fc = stream;
+    *problem = NULL;
     if (num < 2) return NULL;
     errno = 0;
-    ssize_t n = getline(&fc->line, &fc->cap, fc->f);
+    ssize_t n = getline(&l->line, &l->cap, l->f);
     if (n < 0) {
-        if (ferror(fc->f)) fc->read_errno = errno ? errno : EIO;
+        if (ferror(l->f)) l->read_errno = errno ? errno : EIO;
         return NULL;
     }
-    fc->lineno++;
-    const char *s = fc->line;
+    l->lineno++;
+    const char *s = l->line;
     size_t len = (size_t)n;
-    if (len && s[len - 1] == '\n') len--;
+    while (len && (s[len - 1] == '\n' || s[len - 1] == '\r')) len--; /* CRLF files from Windows editors too */
     while (len && (*s == ' ' || *s == '\t')) {
         s++;
         len--;
     }
     if (memchr(s, '\0', len)) {
-        file_fail(fc, ct_strdup("line contains a NUL byte"));
+        *problem = ct_strdup("line contains a NUL byte");
         len = 0;
     } else if (len > (size_t)num - 2) {
-        file_fail(fc, ct_sprintf("line too long (at most %d characters)", num - 2));
+        *problem = ct_sprintf("line too long (at most %d characters)", num - 2);
         len = 0;
     }
     memcpy(str, s, len);
     str[len] = '\n';
     str[len + 1] = '\0';
     return str;
+}
+
+/* inih's reader (see ct_ini_read_line). */
+static char *read_line(char *str, int num, void *stream)
+{
+    file_ctx *fc = stream;
+    char *problem;
+    char *r = ct_ini_read_line(&fc->lines, str, num, &problem);
+    if (problem) file_fail(fc, problem);
+    return r;
 }
 
 static int listed(const char *const *names, const char *name)
@@ -487,8 +488,8 @@ static int on_pair(void *user, const char *section, const char *name, const char
         file_fail(fc, ct_sprintf("key \"%s\" given twice (first on line %d)", key, o->file_line));
         ok = 0;
     } else {
-        o->file_line = fc->lineno;
-        char *where = ct_sprintf("file %s:%d", fc->path, fc->lineno);
+        o->file_line = fc->lines.lineno;
+        char *where = ct_sprintf("file %s:%d", fc->path, fc->lines.lineno);
         char *err = offer(o, SRC_FILE, value, key, where);
         free(where);
         if (err) {
@@ -504,21 +505,21 @@ static int load_file(ct_config *c, const char *path, const char *const *ignore)
 {
     file_ctx fc = {.c = c, .path = path, .ignore = ignore};
     int rc = -1;
-    fc.f = fopen(path, "r");
-    if (!fc.f) {
+    fc.lines.f = fopen(path, "r");
+    if (!fc.lines.f) {
         report(c, "cannot read config file %s: %s", path, strerror(errno));
         goto out;
     }
     int r = ini_parse_stream(read_line, &fc, on_pair, &fc);
     /* inih returns the first line with any error, its own or a handler's; ours may be earlier (the reader's). */
-    if (fc.read_errno) report(c, "cannot read config file %s: %s", path, strerror(fc.read_errno));
+    if (fc.lines.read_errno) report(c, "cannot read config file %s: %s", path, strerror(fc.lines.read_errno));
     else if (fc.err && (r <= 0 || fc.err_line <= r)) report(c, "%s:%d: %s", path, fc.err_line, fc.err);
     else if (r > 0) report(c, "%s:%d: syntax error", path, r);
     else if (r < 0) report(c, "cannot read config file %s: inih error %d", path, r);
     else rc = 0;
 out:
-    if (fc.f) fclose(fc.f);
-    free(fc.line);
+    if (fc.lines.f) fclose(fc.lines.f);
+    free(fc.lines.line);
     free(fc.err);
     return rc;
 }

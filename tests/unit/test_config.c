@@ -379,6 +379,104 @@ static void test_errors(void)
 }
 
 /* A broken table is the programmer's mistake: CT_INVALID, with the reason. */
+/* The longest line a config file may hold, as the "line too long" message says. */
+static int max_line(const char *dir)
+{
+    ct_buf b = {0};
+    ct_buf_adds(&b, "url = ");
+    for (int i = 0; i < 10000; i++) ct_buf_addc(&b, 'a');
+    ct_buf_addc(&b, '\n');
+    char *path = write_file(dir, "max.conf", b.data);
+    ct_buf_free(&b);
+    run r = parse(ARGV("--config", path));
+    const char *at = strstr(r.err, "(at most ");
+    int max = 0;
+    T_ASSERT(at && sscanf(at, "(at most %d characters)", &max) == 1 && max > 20);
+    run_free(&r);
+    free(path);
+    return max;
+}
+
+/* text with every "\n" made "\r\n", for the caller to free. */
+static char *crlf(const char *text)
+{
+    ct_buf b = {0};
+    for (; *text; text++) {
+        if (*text == '\n') ct_buf_addc(&b, '\r');
+        ct_buf_addc(&b, *text);
+    }
+    return b.data;
+}
+
+/* What a config file resolves to, as ct_config_describe says it (values and sources, line numbers
+ * included); for the caller to free. */
+static char *described(char *path)
+{
+    run r = parse(ARGV("--config", path));
+    T_EQ_INT(r.st, CT_OK);
+    T_EQ_STR(r.err, "");
+    ct_buf b = {0};
+    if (r.c) ct_config_describe(r.c, &b);
+    run_free(&r);
+    return b.data;
+}
+
+/* A file saved by a Windows editor (every line ends in CRLF) reads as the same file with LF endings:
+ * the '\r' is in no value, does not count towards a line's length, and line numbers stay the file's. */
+static void test_crlf(void)
+{
+    clear_env();
+    char *dir = t_tmpdir();
+    const char *lf = "; written on Windows\n"
+                     "\n"
+                     "[projector]\n"
+                     "batch = 200\n"
+                     "  strict = yes\n"
+                     "flush = 2s ; inline comment\n"
+                     "[store]\n"
+                     "dir = /var/lib/tower\n"
+                     "[cluster]\n"
+                     "peers = nats://a:1, nats://b:2\n";
+    char *dos = crlf(lf);
+    char *conf = write_file(dir, "win.conf", lf);
+    char *want = described(conf);
+    free(write_file(dir, "win.conf", dos));
+    char *got = described(conf);
+    T_EQ_STR(got, want);
+    T_ASSERT(got && strstr(got, "data=/var/lib/tower (file ") && !strchr(got, '\r'));
+    free(want);
+    free(got);
+    free(dos);
+
+    /* An error names the right line, and its message holds no '\r'. */
+    dos = crlf("[projector]\nbatch = 1\nflush = 5x\n");
+    free(write_file(dir, "win.conf", dos));
+    free(dos);
+    want = ct_sprintf("%s:3: projector.flush: \"5x\" is not a valid duration (e.g. 250ms, 90s, 15m, 1h30m)", conf);
+    EXPECT_USAGE(parse(ARGV("--config", conf)), want);
+    free(want);
+
+    /* The longest line allowed is allowed with CRLF too: the '\r' is not counted. */
+    int max = max_line(dir);
+    ct_buf b = {0};
+    ct_buf_adds(&b, "[store]\ndir = /");
+    while (b.len < strlen("[store]\n") + (size_t)max) ct_buf_addc(&b, 'd');
+    ct_buf_addc(&b, '\n');
+    dos = crlf(b.data);
+    ct_buf_free(&b);
+    free(write_file(dir, "win.conf", dos));
+    free(dos);
+    run r = parse(ARGV("--config", conf));
+    T_EQ_INT(r.st, CT_OK);
+    T_EQ_STR(r.err, "");
+    T_EQ_INT(ct_config_str(r.c, "data") ? (long long)strlen(ct_config_str(r.c, "data")) : -1,
+             max - (int)strlen("dir = "));
+    run_free(&r);
+
+    free(conf);
+    t_rmdir(dir);
+}
+
 static void test_bad_table(void)
 {
     clear_env();
@@ -718,6 +816,7 @@ int main(void)
     T_RUN(test_defaults);
     T_RUN(test_precedence);
     T_RUN(test_errors);
+    T_RUN(test_crlf);
     T_RUN(test_bad_table);
     T_RUN(test_help);
     T_RUN(test_repeat);

@@ -159,6 +159,61 @@ static void rules_bad_files(void)
     free(err);
 }
 
+/* A rules file saved by a Windows editor (CRLF) reads as the same file with LF endings. */
+static void rules_crlf(void)
+{
+    const char *dos = "; tighter at dc-2\r\n"
+                      "\r\n"
+                      "[rule release]\r\n"
+                      "within = 30m\r\n"
+                      "[rule release warehouse=dc-2 channel=EDI]\r\n"
+                      "  within = 10m\r\n"
+                      "severity = critical ; paged\r\n"
+                      "[rule express_pod carrier=dhl]\r\n"
+                      "from = deliveryCompleted\r\n"
+                      "to = podCaptured\r\n"
+                      "within = 2h\r\n"
+                      "enabled = false\r\n";
+    char *lf = ct_strdup(dos), *w = lf;
+    for (const char *c = dos; *c; c++)
+        if (*c != '\r') *w++ = *c;
+    *w = '\0';
+    char *err = NULL, *err2 = NULL;
+    sla_rules *a = parse(lf, &err), *b = parse(dos, &err2);
+    T_ASSERT(a != NULL);
+    T_ASSERT(b != NULL);
+    if (err2) fprintf(stderr, "%s\n", err2);
+    if (a && b) {
+        const fold_sla_rule *x = sla_rules_lookup(b, "release", "dc-2", NULL, "EDI");
+        T_EQ_INT(x ? x->within_ns / 60000000000LL : -1, 10);
+        T_EQ_STR(x ? x->severity : NULL, "critical");
+        x = sla_rules_lookup(b, "express_pod", NULL, "dhl", NULL);
+        T_ASSERT(x && x->disabled && x->carrier && !strcmp(x->carrier, "dhl"));
+        ct_buf da = {0}, db = {0};
+        sla_rules_describe(a, &da);
+        sla_rules_describe(b, &db);
+        T_EQ_STR(db.data, da.data);
+        ct_buf_free(&da);
+        ct_buf_free(&db);
+    }
+    sla_rules_destroy(a);
+    sla_rules_destroy(b);
+    free(err);
+    free(err2);
+    free(lf);
+
+    /* Errors name the same line and hold no '\r'. */
+    b = parse("[rule release]\r\nwithin = 1m\r\n[rule release channel=FAX]\r\nwithin = 2m\r\n", &err);
+    T_ASSERT(b == NULL);
+    T_EQ_STR(err, "rules.ini:3: channel \"FAX\" is not ECOMMERCE, EDI or SERVICE");
+    free(err);
+    b = parse("[rule release]\r\nwithin = soon\r\n", &err);
+    T_ASSERT(b == NULL);
+    const char *want = "rules.ini:2: within \"soon\" is not a positive duration";
+    T_ASSERT(err && !strchr(err, '\r') && !strncmp(err, want, strlen(want)));
+    free(err);
+}
+
 /* ---- pure evaluation ------------------------------------------------------------- */
 
 static void eval_injected_now(void)
@@ -510,6 +565,7 @@ int main(void)
     T_RUN(rules_defaults);
     T_RUN(rules_overrides);
     T_RUN(rules_bad_files);
+    T_RUN(rules_crlf);
     T_RUN(eval_injected_now);
     T_RUN(alert_json);
     T_RUN(due_index);

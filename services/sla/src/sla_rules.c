@@ -59,11 +59,7 @@ static entry *entry_add(sla_rules *r)
 typedef struct parse_ctx {
     sla_rules *r;
     const char *name;     /* the file's name for messages */
-    FILE *f;
-    char *line;
-    size_t cap;
-    int lineno;
-    int read_errno;
+    ct_ini_lines lines;   /* the file, a whole line per read; lines.lineno is the line inih is on */
     char *err;            /* the first problem, without "FILE:LINE: " */
     int err_line;
     size_t first_file;    /* index of the first entry from the file */
@@ -78,6 +74,9 @@ static void fail_at(parse_ctx *pc, int line, char *msg)
     pc->err = msg;
     pc->err_line = line;
 }
+
+/* fail_at the line being read. */
+static void fail(parse_ctx *pc, char *msg) { fail_at(pc, pc->lines.lineno, msg); }
 
 static int name_ok(const char *s, size_t max)
 {
@@ -108,28 +107,28 @@ static long section_open(parse_ctx *pc, const char *text, size_t len)
     char *save = NULL, *tok = strtok_r(s, " \t", &save);
     long idx = -1;
     if (!tok || strcmp(tok, "rule") != 0) {
-        fail_at(pc, pc->lineno, ct_sprintf("unknown section [%.*s]: sections are [rule NAME] or "
-                                           "[rule NAME warehouse=W carrier=C channel=CH]", (int)len, text));
+        fail(pc, ct_sprintf("unknown section [%.*s]: sections are [rule NAME] or "
+                            "[rule NAME warehouse=W carrier=C channel=CH]", (int)len, text));
         goto out;
     }
     tok = strtok_r(NULL, " \t", &save);
     if (!tok) {
-        fail_at(pc, pc->lineno, ct_strdup("[rule] needs a name: [rule NAME]"));
+        fail(pc, ct_strdup("[rule] needs a name: [rule NAME]"));
         goto out;
     }
     if (!rule_name_ok(tok)) {
-        fail_at(pc, pc->lineno, ct_sprintf("rule name \"%s\" must be 1-%d characters of [A-Za-z0-9_.]", tok,
-                                           SLA_RULE_NAME_MAX));
+        fail(pc, ct_sprintf("rule name \"%s\" must be 1-%d characters of [A-Za-z0-9_.]", tok,
+                            SLA_RULE_NAME_MAX));
         goto out;
     }
     entry *e = entry_add(pc->r);
     e->r.name = ct_strdup(tok);
-    e->line = pc->lineno;
+    e->line = pc->lines.lineno;
     idx = (long)(pc->r->n - 1);
     while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
         char *eq = strchr(tok, '=');
         if (!eq || eq == tok || !eq[1]) {
-            fail_at(pc, pc->lineno, ct_sprintf("scope \"%s\" is not KEY=VALUE (warehouse=, carrier= or channel=)", tok));
+            fail(pc, ct_sprintf("scope \"%s\" is not KEY=VALUE (warehouse=, carrier= or channel=)", tok));
             idx = -1;
             goto out;
         }
@@ -140,12 +139,12 @@ static long section_open(parse_ctx *pc, const char *text, size_t len)
                             : !strcmp(tok, "channel") ? &e->r.channel
                                                       : NULL;
         if (!slot) {
-            fail_at(pc, pc->lineno, ct_sprintf("unknown scope \"%s\": warehouse, carrier or channel", tok));
+            fail(pc, ct_sprintf("unknown scope \"%s\": warehouse, carrier or channel", tok));
             idx = -1;
             goto out;
         }
         if (*slot) {
-            fail_at(pc, pc->lineno, ct_sprintf("scope %s given twice", tok));
+            fail(pc, ct_sprintf("scope %s given twice", tok));
             idx = -1;
             goto out;
         }
@@ -153,13 +152,13 @@ static long section_open(parse_ctx *pc, const char *text, size_t len)
             int ok = 0;
             for (int i = 0; channels[i]; i++) ok |= !strcmp(channels[i], val);
             if (!ok) {
-                fail_at(pc, pc->lineno, ct_sprintf("channel \"%s\" is not ECOMMERCE, EDI or SERVICE", val));
+                fail(pc, ct_sprintf("channel \"%s\" is not ECOMMERCE, EDI or SERVICE", val));
                 idx = -1;
                 goto out;
             }
         } else if (!name_ok(val, EVT_MAX_ID)) {
-            fail_at(pc, pc->lineno, ct_sprintf("%s \"%s\" is not an id (1-%d characters of [A-Za-z0-9._:-])", tok, val,
-                                               EVT_MAX_ID));
+            fail(pc, ct_sprintf("%s \"%s\" is not an id (1-%d characters of [A-Za-z0-9._:-])", tok, val,
+                                EVT_MAX_ID));
             idx = -1;
             goto out;
         }
@@ -171,48 +170,24 @@ out:
 }
 
 /*
- * inih's reader: one whole line per call, so that inih's line numbers are the file's (as ct_config
- * does). Section headers are parsed here (inih truncates long section names) and handed to inih as
- * "[<entry index>]"; a bad one as "[-]". Leading whitespace is dropped, so that no line is taken as a
- * continuation of the previous value.
+ * inih's reader: ct_config's (one whole line per call, so that inih's line numbers are the file's;
+ * CRLF endings and leading blanks dropped). Section headers are parsed here (inih truncates long section
+ * names) and handed to inih as "[<entry index>]"; a bad one as "[-]".
  */
 static char *read_line(char *str, int num, void *stream)
 {
     parse_ctx *pc = stream;
-    if (num < 32) return NULL;
-    errno = 0;
-    ssize_t n = getline(&pc->line, &pc->cap, pc->f);
-    if (n < 0) {
-        if (ferror(pc->f)) pc->read_errno = errno ? errno : EIO;
-        return NULL;
-    }
-    pc->lineno++;
-    const char *s = pc->line;
-    size_t len = (size_t)n;
-    while (len && (s[len - 1] == '\n' || s[len - 1] == '\r')) len--;
-    while (len && (*s == ' ' || *s == '\t')) {
-        s++;
-        len--;
-    }
-    if (memchr(s, '\0', len)) {
-        fail_at(pc, pc->lineno, ct_strdup("line contains a NUL byte"));
-        len = 0;
-    } else if (len > (size_t)num - 2) {
-        fail_at(pc, pc->lineno, ct_sprintf("line too long (at most %d characters)", num - 2));
-        len = 0;
-    }
-    if (len && *s == '[') {
-        const char *close = memchr(s, ']', len);
-        long idx = -1;
-        if (!close) fail_at(pc, pc->lineno, ct_strdup("section header without ']'"));
-        else idx = section_open(pc, s + 1, (size_t)(close - s - 1));
-        if (idx >= 0) snprintf(str, (size_t)num, "[%ld]\n", idx);
-        else snprintf(str, (size_t)num, "[-]\n");
-        return str;
-    }
-    memcpy(str, s, len);
-    str[len] = '\n';
-    str[len + 1] = '\0';
+    if (num < 32) return NULL; /* room for "[<entry index>]" */
+    char *problem;
+    if (!ct_ini_read_line(&pc->lines, str, num, &problem)) return NULL;
+    if (problem) fail(pc, problem);
+    if (*str != '[') return str;
+    const char *close = memchr(str, ']', strlen(str) - 1); /* the header, without its '\n' */
+    long idx = -1;
+    if (!close) fail(pc, ct_strdup("section header without ']'"));
+    else idx = section_open(pc, str + 1, (size_t)(close - str - 1));
+    if (idx >= 0) snprintf(str, (size_t)num, "[%ld]\n", idx);
+    else snprintf(str, (size_t)num, "[-]\n");
     return str;
 }
 
@@ -223,7 +198,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
 {
     parse_ctx *pc = user;
     if (!*section) {
-        fail_at(pc, pc->lineno, ct_sprintf("key \"%s\" outside a [rule NAME] section", name));
+        fail(pc, ct_sprintf("key \"%s\" outside a [rule NAME] section", name));
         return 0;
     }
     if (!strcmp(section, "-")) return 1; /* the bad header was reported */
@@ -231,29 +206,29 @@ static int on_pair(void *user, const char *section, const char *name, const char
     int k = 0;
     while (k < K_COUNT && strcmp(keys[k], name) != 0) k++;
     if (k == K_COUNT) {
-        fail_at(pc, pc->lineno, ct_sprintf("unknown key \"%s\" (from, to, within, severity, enabled; scopes go in "
-                                           "the section name)", name));
+        fail(pc, ct_sprintf("unknown key \"%s\" (from, to, within, severity, enabled; scopes go in "
+                            "the section name)", name));
         return 0;
     }
     if (e->key_lines[k]) {
-        fail_at(pc, pc->lineno, ct_sprintf("key \"%s\" given twice (first on line %d)", name, e->key_lines[k]));
+        fail(pc, ct_sprintf("key \"%s\" given twice (first on line %d)", name, e->key_lines[k]));
         return 0;
     }
-    e->key_lines[k] = pc->lineno;
+    e->key_lines[k] = pc->lines.lineno;
     switch (k) {
     case K_FROM:
     case K_TO:
         if (!*value) {
-            fail_at(pc, pc->lineno, ct_sprintf("%s needs a milestone (an event type such as orderApproved)", name));
+            fail(pc, ct_sprintf("%s needs a milestone (an event type such as orderApproved)", name));
             return 0;
         }
-        if (k == K_FROM) e->from = ct_strdup(value), e->from_line = pc->lineno;
-        else e->to = ct_strdup(value), e->to_line = pc->lineno;
+        if (k == K_FROM) e->from = ct_strdup(value), e->from_line = pc->lines.lineno;
+        else e->to = ct_strdup(value), e->to_line = pc->lines.lineno;
         break;
     case K_WITHIN: {
         int64_t ns;
         if (ct_parse_duration_ns(value, &ns) != 0 || ns <= 0) {
-            fail_at(pc, pc->lineno, ct_sprintf("within \"%s\" is not a positive duration (e.g. 15m, 4h, 1h30m)", value));
+            fail(pc, ct_sprintf("within \"%s\" is not a positive duration (e.g. 15m, 4h, 1h30m)", value));
             return 0;
         }
         e->r.within_ns = ns;
@@ -262,7 +237,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
     }
     case K_SEVERITY:
         if (!name_ok(value, 32) || strchr(value, '.') || strchr(value, ':')) {
-            fail_at(pc, pc->lineno, ct_sprintf("severity \"%s\" must be 1-32 characters of [A-Za-z0-9_-]", value));
+            fail(pc, ct_sprintf("severity \"%s\" must be 1-32 characters of [A-Za-z0-9_-]", value));
             return 0;
         }
         e->r.severity = ct_strdup(value);
@@ -276,7 +251,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
             if (!strcasecmp(value, no[i])) v = 0;
         }
         if (v < 0) {
-            fail_at(pc, pc->lineno, ct_sprintf("enabled \"%s\" is not true or false", value));
+            fail(pc, ct_sprintf("enabled \"%s\" is not true or false", value));
             return 0;
         }
         e->r.disabled = !v;
@@ -426,13 +401,13 @@ static ct_status parse_stream(sla_rules **out, FILE *f, const char *name, char *
     parse_ctx pc = {0};
     pc.r = with_defaults();
     pc.name = name;
-    pc.f = f;
+    pc.lines.f = f;
     pc.first_file = pc.r->n;
     ct_status st = CT_OK;
     int rc = ini_parse_stream(read_line, &pc, on_pair, &pc);
     char *msg = NULL;
-    if (pc.read_errno) {
-        msg = ct_sprintf("cannot read %s: %s", name, strerror(pc.read_errno));
+    if (pc.lines.read_errno) {
+        msg = ct_sprintf("cannot read %s: %s", name, strerror(pc.lines.read_errno));
         st = CT_IO;
     } else if (pc.err && (rc <= 0 || pc.err_line <= rc)) {
         msg = ct_sprintf("%s:%d: %s", name, pc.err_line, pc.err);
@@ -445,7 +420,7 @@ static ct_status parse_stream(sla_rules **out, FILE *f, const char *name, char *
         resolve(&pc);
         if (pc.err) msg = ct_sprintf("%s:%d: %s", name, pc.err_line, pc.err);
     }
-    free(pc.line);
+    free(pc.lines.line);
     free(pc.err);
     if (msg) {
         if (st == CT_OK) st = CT_INVALID;
