@@ -4,3 +4,4 @@
 # projector (RLIMIT_FSIZE; a real tmpfs too when the test may mount one). Python 3 standard library only.
 add_test(NAME test_faults COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_faults.py $<TARGET_FILE:towerd>)
 set_tests_properties(test_faults PROPERTIES LABELS integration TIMEOUT 900)
+set_tests_properties(test_faults PROPERTIES COST 55)

@@ -5,3 +5,4 @@
 # security headers. Python 3 standard library only.
 add_test(NAME test_hardening COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_hardening.py $<TARGET_FILE:towerd>)
 set_tests_properties(test_hardening PROPERTIES LABELS integration TIMEOUT 600)
+set_tests_properties(test_hardening PROPERTIES COST 20)

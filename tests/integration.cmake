@@ -4,3 +4,4 @@
 # stretches the timeouts (set to 4 automatically for a sanitizer build).
 add_test(NAME test_projector COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_projector.py $<TARGET_FILE:towerd>)
 set_tests_properties(test_projector PROPERTIES LABELS integration TIMEOUT 900)
+set_tests_properties(test_projector PROPERTIES COST 45)

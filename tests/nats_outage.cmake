@@ -5,3 +5,4 @@
 # reports it. Loopback only; Python 3 standard library only.
 add_test(NAME test_nats_outage COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_nats_outage.py $<TARGET_FILE:towerd>)
 set_tests_properties(test_nats_outage PROPERTIES LABELS integration TIMEOUT 600)
+set_tests_properties(test_nats_outage PROPERTIES COST 20)

@@ -6,3 +6,4 @@ set_tests_properties(test_security PROPERTIES LABELS integration TIMEOUT 600)
 # The API's route and query-string parsing (services/server/src/query.c), pure.
 ct_add_test(test_query unit SOURCES unit/test_query.c LIBS server)
 target_include_directories(test_query PRIVATE ${PROJECT_SOURCE_DIR}/services/server/src)
+set_tests_properties(test_security PROPERTIES COST 30)

@@ -4,3 +4,4 @@
 # Python 3 standard library only; TOWER_IT_SCALE / TOWER_IT_SLOW as for test_projector.
 add_test(NAME test_server COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_server.py $<TARGET_FILE:towerd>)
 set_tests_properties(test_server PROPERTIES LABELS integration TIMEOUT 600)
+set_tests_properties(test_server PROPERTIES COST 60)

@@ -4,3 +4,4 @@
 ct_add_test(test_sim unit SOURCES unit/test_sim.c LIBS sim_run PkgConfig::JANSSON m)
 add_test(NAME test_up COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_up.py $<TARGET_FILE:towerd>)
 set_tests_properties(test_up PROPERTIES LABELS integration TIMEOUT 600)
+set_tests_properties(test_up PROPERTIES COST 35)

@@ -6,17 +6,20 @@ cd "$(dirname "$0")/.."
 sh tools/setup.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
+# The test files are independent (each starts its own servers on free loopback ports, in its own temp
+# dirs): ctest runs as many at once as there are cores. TOWER_TEST_JOBS=1 runs them one by one.
+tjobs=${TOWER_TEST_JOBS:-$jobs}
 
 echo "== build (RelWithDebInfo) ==" >&2
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
-(cd build && ctest --output-on-failure "$@")
+(cd build && ctest --output-on-failure -j"$tjobs" "$@")
 
 echo "== build (ASan+UBSan) ==" >&2
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTOWER_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --output-on-failure "$@")
+    ctest --output-on-failure -j"$tjobs" "$@")
 
 # The fuzz stage: clang + libFuzzer (ASan+UBSan), a short run of each target from its seed corpus
 # (which replays every crash found before); see tests/fuzz and the README for long runs.
