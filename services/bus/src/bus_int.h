@@ -26,9 +26,9 @@ struct bus {
     jsCtx *js;              /* likewise */
     bus_opts o;
     char *stream, *dlq_stream;
-    volatile int connected;
-    volatile unsigned conn_gen; /* counts reconnections: server-side state (pull requests) is lost */
-    volatile int closing;   /* set by bus_close: the disconnection that follows is ours */
+    atomic_int connected;
+    atomic_uint conn_gen;   /* counts reconnections: server-side state (pull requests) is lost */
+    atomic_int closing;     /* set by bus_close: the disconnection that follows is ours */
     int closed;             /* the closed callback ran: no callback follows it (under mu) */
 
     pthread_mutex_t mu;
