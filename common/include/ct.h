@@ -92,7 +92,19 @@ typedef enum ct_log_level { CT_LOG_DEBUG, CT_LOG_INFO, CT_LOG_WARN, CT_LOG_ERROR
 
 /** \brief Only messages at or above this level are written (default INFO; env TOWER_LOG=debug|info|warn|error). */
 void ct_log_set_level(ct_log_level lvl);
-/** \brief Write one line to stderr: time, level, module, message. */
+/** \brief Formats of log lines: text (time, level, module: message), or one JSON object per line. */
+typedef enum ct_log_format { CT_LOG_TEXT, CT_LOG_JSON } ct_log_format;
+
+/**
+ * \brief Set the format of log lines. Default: TOWER_LOG_FORMAT from the environment (`json`, else text).
+ * Call it before starting threads.
+ */
+void ct_log_set_format(ct_log_format f);
+/**
+ * \brief Write one line to stderr (with a single write): time, level, module, message. In the JSON
+ * format the line is {"ts","level","module","msg"}, ts in RFC 3339 UTC with milliseconds; the message
+ * is escaped, and bytes that are not UTF-8 become U+FFFD.
+ */
 void ct_log(ct_log_level lvl, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

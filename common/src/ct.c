@@ -140,23 +140,81 @@ static int effective_level(void)
     return log_level;
 }
 
+static int log_format = -1;
+
+void ct_log_set_format(ct_log_format f) { log_format = (int)f; }
+
+static int effective_format(void)
+{
+    if (log_format >= 0) return log_format;
+    const char *e = getenv("TOWER_LOG_FORMAT");
+    log_format = e && !strcasecmp(e, "json") ? CT_LOG_JSON : CT_LOG_TEXT;
+    return log_format;
+}
+
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, surrogates or values past
+ * U+10FFFF), or 0 when there is none. */
+static int utf8_len(const unsigned char *p)
+{
+    if (p[0] < 0x80) return 1;
+    if (p[0] < 0xc2 || p[0] > 0xf4) return 0;
+    int n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+    for (int i = 1; i < n; i++) /* a NUL fails here, before anything past it is read */
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) || (p[0] == 0xf0 && p[1] < 0x90) ||
+        (p[0] == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* s as the inside of a JSON string. */
+static void json_escape(ct_buf *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        if (*p == '"' || *p == '\\') {
+            ct_buf_addc(b, '\\');
+            ct_buf_addc(b, (char)*p++);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            if (*p == '\n') ct_buf_adds(b, "\\n");
+            else if (*p == '\t') ct_buf_adds(b, "\\t");
+            else ct_buf_addf(b, "\\u%04x", *p);
+            p++;
+        } else {
+            int n = utf8_len(p);
+            if (n) ct_buf_add(b, p, (size_t)n);
+            else ct_buf_adds(b, "\\ufffd");
+            p += n ? n : 1;
+        }
+    }
+}
+
 void ct_log(ct_log_level lvl, const char *module, const char *fmt, ...)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
     if ((int)lvl < effective_level()) return;
-    char line[2048];
+    char ts_text[96], msg[2048];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, names[lvl], module);
+    snprintf(ts_text, sizeof ts_text, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     va_list ap;
     va_start(ap, fmt);
-    if (n > 0 && (size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s\n", line);
+    ct_buf line = {0};
+    if (effective_format() == CT_LOG_JSON) {
+        ct_buf_addf(&line, "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"", ts_text, names[lvl]);
+        json_escape(&line, module);
+        ct_buf_adds(&line, "\",\"msg\":\"");
+        json_escape(&line, msg);
+        ct_buf_adds(&line, "\"}\n");
+    } else {
+        ct_buf_addf(&line, "%s %-5s %s: %s\n", ts_text, names[lvl], module, msg);
+    }
+    fwrite(line.data, 1, line.len, stderr);
+    ct_buf_free(&line);
 }
 
 uint64_t ct_hash64(const void *p, size_t n)

@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 
+#include "ct_version.h"
 #include "towerctl.h"
 
 static const struct {
@@ -44,7 +45,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: towerctl [--url URL] [--token TOKEN] [--json] [--config FILE] COMMAND [ARGS]\n\n"
                  "The support and SRE client of the control tower's HTTP API.\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
-    fprintf(out, "\n'towerctl COMMAND --help' describes each command and its options.\n"
+    fprintf(out, "\n'towerctl COMMAND --help' describes each command and its options; --version, the build.\n"
                  "Environment: TOWER_URL (default http://127.0.0.1:8080), TOWER_TOKEN, TOWER_CONFIG (an INI\n"
                  "file whose [towerctl] section may set url and token).\n\n" CTL_EXIT_HELP "\n");
 }
@@ -215,6 +216,10 @@ int main(int argc, char **argv)
     while (i < argc && argv[i][0] == '-') {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
+            return CTL_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            ct_version_print(stdout, "towerctl");
             return CTL_EXIT_OK;
         }
         int n = global_before(argv[i]);

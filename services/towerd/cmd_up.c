@@ -97,6 +97,9 @@ static void clock_resume(const char *dir, double warp)
 
 /* ---- the roles' threads ---- */
 
+/* The SLA engine's figures in the server's /metrics. */
+static void sla_metrics(ct_buf *out, void *fig) { sla_engine_metrics(out, fig); }
+
 /* Each role's thread: the main thread sets stop (the roles' API takes a volatile sig_atomic_t flag); the
    role's thread writes rc, then sets done, which the main thread reads (both atomics: seq_cst). */
 
@@ -120,6 +123,7 @@ static void *proj_main(void *arg)
 typedef struct sla_thread {
     bus *b;
     sla_engine_opts so;
+    sla_engine_figures fig; /* shown by the server's /metrics */
     volatile sig_atomic_t stop;
     atomic_int done;
     atomic_int rc;
@@ -129,7 +133,7 @@ typedef struct sla_thread {
 static void *sla_main(void *arg)
 {
     sla_thread *t = arg;
-    atomic_store(&t->rc, sla_engine_run(t->b, &t->so, &t->stop, NULL));
+    atomic_store(&t->rc, sla_engine_run(t->b, &t->so, &t->stop, &t->fig));
     atomic_store(&t->done, 1);
     return NULL;
 }
@@ -320,6 +324,10 @@ static int up_roles(up_run *u)
     towerd_server_opts(cfg, &srvo);
     srvo.data_dir = u->store_dir;
     srvo.bus = u->bsrv;
+    if (u->with_sla) {
+        srvo.metrics_extra = sla_metrics;
+        srvo.metrics_ctx = &u->sla.fig;
+    }
     sigset_t old;
     signals_block(&old);
     ct_status cs = http_server_start(&u->srv, &srvo);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ct_version.h"
 #include "towerd.h"
 
 static const struct {
@@ -49,7 +50,7 @@ static void usage(FILE *out)
                  "stuck workflows.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(out, "\n'towerd COMMAND --help' describes each command.\n"
+    fprintf(out, "\n'towerd COMMAND --help' describes each command; 'towerd --version' says which build this is.\n"
                  "Environment: TOWER_DATA (default store directory), TOWER_LOG (debug|info|warn|error).\n");
 }
 
@@ -64,6 +65,10 @@ int main(int argc, char **argv)
         return TOWERD_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], "--version")) {
+        ct_version_print(stdout, "towerd");
+        return TOWERD_EXIT_OK;
+    }
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "towerd: unknown command '%s'\n\n", argv[1]);
     usage(stderr);

@@ -89,6 +89,20 @@ void store_close(store *s);
  */
 size_t store_map_size(store *s);
 
+/** How much room the store takes and has (store_space_get). */
+typedef struct store_space {
+    uint64_t file_bytes; /**< the size of the data file (DIR/gen-N/data.mdb) */
+    uint64_t map_bytes;  /**< the map size: how far the data file may grow before the writer grows the map */
+    uint64_t used_bytes; /**< the pages in use, up to the last one written, in bytes (at most map_bytes) */
+} store_space;
+
+/**
+ * \brief The store's space now, for metrics (store_stats.c). Thread-safe; call it with no read
+ * transaction open on this thread. \return CT_OK; CT_STORE (logged) or CT_IO (the data file cannot be
+ * stat'ed) and out untouched.
+ */
+ct_status store_space_get(store *s, store_space *out);
+
 /** \brief The environment directory in use (DIR/gen-N). */
 const char *store_env_dir(const store *s);
 
@@ -186,6 +200,13 @@ typedef struct store_meta {
 #define PROJECTOR_META_DLQ_PUBLISHED "proj/dlq_published_seq"
 /** A hash of the SLA rules the store's dues were last computed with (a change is logged at start). */
 #define PROJECTOR_META_SLA_RULES "proj/sla_rules_hash"
+/** Stream messages the projector folded (events, duplicates and dead letters), a counter kept across restarts. */
+#define PROJECTOR_META_EVENTS_TOTAL "proj/events_total"
+/** The commit-duration histogram (ct_metrics.h's slots, printf this with the slot 0..CT_HIST_BOUNDS): commits
+ * per slot, not cumulative. A commit's own duration is written with the next commit. */
+#define PROJECTOR_META_COMMIT_SLOT "proj/commit_slot_%d"
+/** The sum of the commit durations counted in the histogram, in ns. */
+#define PROJECTOR_META_COMMIT_SUM_NS "proj/commit_sum_ns"
 
 /**
  * \brief store_apply, also writing the given figures in the same transaction.

@@ -1,6 +1,8 @@
 /* The projector loop: fetch, decode, fold one batch per LMDB transaction with its checkpoint, then notify. */
 #include "projector.h"
 
+#include "ct_metrics.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -174,6 +176,41 @@ static uint64_t rules_hash(const fold_sla_rules *r)
     return h ? h : 1;
 }
 
+/* The figures kept in the store's meta with every commit, for /metrics: the messages folded and the
+ * commit-duration histogram. They carry on from what the store holds, so a restart resets nothing. */
+typedef struct commit_figures {
+    uint64_t events;              /* PROJECTOR_META_EVENTS_TOTAL */
+    uint64_t slot[CT_HIST_SLOTS]; /* commits per duration slot */
+    uint64_t sum_ns;              /* their total duration */
+    char keys[CT_HIST_SLOTS][32]; /* the slots' meta keys */
+} commit_figures;
+
+#define COMMIT_META (CT_HIST_SLOTS + 2)
+
+static void figures_load(store_reader *r, commit_figures *f)
+{
+    f->events = store_reader_meta(r, PROJECTOR_META_EVENTS_TOTAL);
+    f->sum_ns = store_reader_meta(r, PROJECTOR_META_COMMIT_SUM_NS);
+    for (int i = 0; i < CT_HIST_SLOTS; i++) {
+        snprintf(f->keys[i], sizeof f->keys[i], PROJECTOR_META_COMMIT_SLOT, i);
+        f->slot[i] = store_reader_meta(r, f->keys[i]);
+    }
+}
+
+/* The figures as COMMIT_META meta entries (borrowing f's keys). */
+static void figures_meta(const commit_figures *f, store_meta *out)
+{
+    out[0] = (store_meta){PROJECTOR_META_EVENTS_TOTAL, f->events};
+    out[1] = (store_meta){PROJECTOR_META_COMMIT_SUM_NS, f->sum_ns};
+    for (int i = 0; i < CT_HIST_SLOTS; i++) out[2 + i] = (store_meta){f->keys[i], f->slot[i]};
+}
+
+static void figures_commit(commit_figures *f, int64_t ns)
+{
+    f->slot[ct_hist_slot(ns)]++;
+    f->sum_ns += (uint64_t)(ns > 0 ? ns : 0);
+}
+
 /* Not connected: say so when it starts, then every 30 s, while the bus retries in the background
  * (no round trip is tried meanwhile: it would wait out its timeout, deaf to *stop). */
 static void log_waiting(bus *b, int64_t *since_ns, int64_t *next_ns)
@@ -216,6 +253,7 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     uint64_t gap_seen = 0;     /* the sequence a gap was last seen at */
     int reread = 0;            /* reopen the consumer at once, without waiting */
     uint64_t dlq_published = 0; /* dead letters up to this sequence are in TOWER_DLQ */
+    commit_figures cf = {0};
     if (!fig) fig = &local;
 
     store_opts so = {.dir = o->data_dir, .flat = o->flat, .sla_rules = o->sla_rules};
@@ -272,6 +310,7 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
             }
             store_stats ss;
             store_reader_stats(r, &ss);
+            figures_load(r, &cf);
             store_reader_end(r);
             applied = ss.applied_seq;
             if (!first_applied) first_applied = applied;
@@ -356,13 +395,19 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
         if (n) {
             int64_t now = ct_now_ns();
             double rate = atomic_load_explicit(&fig->rate, memory_order_relaxed);
-            store_meta meta[] = {{PROJECTOR_META_STREAM_CREATED, (uint64_t)st.created_ns},
-                                 {PROJECTOR_META_STREAM_LAST, st.last_seq > bt.in[n - 1].seq ? st.last_seq : bt.in[n - 1].seq},
-                                 {PROJECTOR_META_COMMIT_NS, (uint64_t)now},
-                                 {PROJECTOR_META_RATE, (uint64_t)(rate * 1000)},
-                                 {PROJECTOR_META_DLQ_PUBLISHED, dlq_published},
-                                 {PROJECTOR_META_SLA_RULES, sla_hash}};
-            ct_status as = store_apply_meta(s, bt.in, n, now, bt.out, o->notify ? &changes : NULL, meta, 6);
+            store_meta meta[6 + COMMIT_META] = {
+                {PROJECTOR_META_STREAM_CREATED, (uint64_t)st.created_ns},
+                {PROJECTOR_META_STREAM_LAST, st.last_seq > bt.in[n - 1].seq ? st.last_seq : bt.in[n - 1].seq},
+                {PROJECTOR_META_COMMIT_NS, (uint64_t)now},
+                {PROJECTOR_META_RATE, (uint64_t)(rate * 1000)},
+                {PROJECTOR_META_DLQ_PUBLISHED, dlq_published},
+                {PROJECTOR_META_SLA_RULES, sla_hash}};
+            cf.events += n;
+            figures_meta(&cf, meta + 6);
+            int64_t commit_t0 = ct_mono_ns();
+            ct_status as = store_apply_meta(s, bt.in, n, now, bt.out, o->notify ? &changes : NULL, meta,
+                                            sizeof meta / sizeof meta[0]);
+            figures_commit(&cf, ct_mono_ns() - commit_t0);
             if (as != CT_OK) {
                 for (size_t i = 0; i < n; i++) evt_free(bt.in[i].event);
                 n = 0;

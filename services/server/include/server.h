@@ -35,6 +35,10 @@ typedef struct server_opts {
     const char *tokens_file;   /**< API tokens (see http_tokens_load); NULL: none, loopback only */
     int64_t max_future_skew_ns; /**< ingest refuses an occurredAt further ahead of the clock (0: no check) */
     const char *allowed_hosts; /**< loopback mode: more Host names (comma-separated) a proxy forwards, e.g. "tower.example.com" */
+    /** More families appended to /metrics (towerd up: the in-process SLA engine's), or NULL. Called on
+     *  request threads, several at once; ctx is borrowed until http_server_stop. */
+    void (*metrics_extra)(ct_buf *out, void *ctx);
+    void *metrics_ctx;         /**< metrics_extra's argument */
 } server_opts;
 
 /** Roles of API tokens: viewer reads and streams; operator also redrives; ingest only posts events. */

@@ -145,6 +145,24 @@ static void total_metrics(ct_buf *b, const store_stats *ss)
            ss->applied_seq);
 }
 
+/* The projector's counter and commit-duration histogram, from the meta keys it writes with every commit
+ * (so that they are here whichever process runs the projector). */
+static void projector_counters(ct_buf *b, store_reader *r)
+{
+    single(b, "tower_projector_events_total", "counter",
+           "Stream messages the projector folded (events, duplicates, dead letters); its rate is the fold rate.",
+           store_reader_meta(r, PROJECTOR_META_EVENTS_TOTAL));
+    uint64_t n[CT_HIST_SLOTS];
+    for (int i = 0; i < CT_HIST_SLOTS; i++) {
+        char key[32];
+        snprintf(key, sizeof key, PROJECTOR_META_COMMIT_SLOT, i);
+        n[i] = store_reader_meta(r, key);
+    }
+    family(b, "tower_projector_commit_duration_seconds", "histogram",
+           "Duration of the projector's store commits (fold and fsync of one batch); written with the next commit.");
+    ct_metrics_hist(b, "tower_projector_commit_duration_seconds", "", n, store_reader_meta(r, PROJECTOR_META_COMMIT_SUM_NS));
+}
+
 /* The projector's last commit and rate, from the meta keys it writes with every commit (none: none yet). */
 static void projector_metrics(ct_buf *b, store_reader *r, int64_t now)
 {
@@ -156,6 +174,7 @@ static void projector_metrics(ct_buf *b, store_reader *r, int64_t now)
     ct_buf_addf(b, "tower_projector_last_commit_age_seconds %.3f\n", age > 0 ? age : 0.0);
     family(b, "tower_projector_events_per_second", "gauge", "Projector fold rate over its last seconds.");
     ct_buf_addf(b, "tower_projector_events_per_second %.3f\n", (double)rate / 1000.0);
+    projector_counters(b, r);
 }
 
 /* NATS's connection; the stream's last sequence, from NATS when it answers, else as the projector last
@@ -173,6 +192,21 @@ static void stream_metrics(ct_buf *b, http_server *s, store_reader *r, const bus
     single(b, "tower_stream_last_sequence", "gauge", "Last sequence of the events stream.", stream_last);
     single(b, "tower_projector_lag_events", "gauge", "Events in the stream not yet folded into the store.",
            stream_last > applied ? stream_last - applied : 0);
+}
+
+/* The store's data file and map, outside any read transaction (store_space_get wants none). */
+static void space_metrics(ct_buf *b, http_server *s)
+{
+    store_space sp;
+    pthread_rwlock_rdlock(&s->lock);
+    ct_status st = s->st ? store_space_get(s->st, &sp) : CT_NOT_FOUND;
+    pthread_rwlock_unlock(&s->lock);
+    if (st != CT_OK) return;
+    single(b, "tower_store_file_bytes", "gauge", "Size of the store's data file.", sp.file_bytes);
+    single(b, "tower_store_map_bytes", "gauge", "The store's map size: how far the data file may grow before the map grows.",
+           sp.map_bytes);
+    family(b, "tower_store_map_used_ratio", "gauge", "Share of the map in use (pages up to the last one written).");
+    ct_buf_addf(b, "tower_store_map_used_ratio %.6f\n", sp.map_bytes ? (double)sp.used_bytes / (double)sp.map_bytes : 0.0);
 }
 
 /* Everything read from the store, in one read transaction; nothing when the store cannot be read. */
@@ -214,6 +248,22 @@ static void ws_metrics(ct_buf *b, stream_hub *h)
         single(b, ws[i].name, "counter", ws[i].help, __atomic_load_n(ws[i].v, __ATOMIC_RELAXED));
 }
 
+/* Request durations per route (routes with requests only, as tower_http_requests_total). */
+static void duration_metrics(ct_buf *b, http_server *s)
+{
+    family(b, "tower_http_request_duration_seconds", "histogram",
+           "Time from a request's arrival to its answer, by route (the counts match tower_http_requests_total).");
+    for (int rt = 0; rt < SERVER_ROUTE_COUNT; rt++) {
+        uint64_t n[CT_HIST_SLOTS], sum_ns, total = 0;
+        ct_hist_snapshot(&s->durations[rt], n, &sum_ns);
+        for (int i = 0; i < CT_HIST_SLOTS; i++) total += n[i];
+        if (!total) continue;
+        char labels[64];
+        snprintf(labels, sizeof labels, "route=\"%s\"", server__route_name((server_route)rt));
+        ct_metrics_hist(b, "tower_http_request_duration_seconds", labels, n, sum_ns);
+    }
+}
+
 static void http_metrics(ct_buf *b, http_server *s)
 {
     family(b, "tower_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
@@ -242,11 +292,16 @@ int server__metrics(struct mg_connection *c, void *cbdata)
     /* NATS from the watch's snapshot, before any read transaction: no round trip, none held open. */
     bus_health nh = {0};
     if (s->o.bus) server__nats(s, &nh);
+    ct_metrics_build_info(&b);
+    ct_metrics_process(&b);
     store_metrics(&b, s, &nh, now);
+    space_metrics(&b, s);
     ws_metrics(&b, s->hub);
+    if (s->o.metrics_extra) s->o.metrics_extra(&b, s->o.metrics_ctx);
     /* This request is counted before the text is written, so that it is in it. */
     server__count(s, SERVER_ROUTE_METRICS, 200);
     http_metrics(&b, s);
+    duration_metrics(&b, s);
     mg_send_http_ok(c, "text/plain; version=0.0.4; charset=utf-8", (long long)b.len);
     mg_write(c, b.data, b.len);
     ct_buf_free(&b);

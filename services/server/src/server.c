@@ -24,11 +24,16 @@ static const char *route_names[] = {
 
 const char *server__route_name(server_route r) { return (unsigned)r < SERVER_ROUTE_COUNT ? route_names[r] : ""; }
 
+/* When the request this worker thread handles began (monotonic ns; 0: none on this thread). civetweb
+ * handles one request at a time per worker thread, from begin_request to the handler's answer. */
+static _Thread_local int64_t request_t0;
+
 void server__count(http_server *s, server_route route, int status)
 {
     int i = 0;
     while (i < SERVER_N_CODES - 1 && server__codes[i] != status) i++;
     __atomic_fetch_add(&s->requests[route][i], 1, __ATOMIC_RELAXED);
+    if (request_t0) ct_hist_observe(&s->durations[route], ct_mono_ns() - request_t0);
 }
 
 static int port_of(const struct sockaddr_storage *a, char *host, size_t cap)
@@ -239,6 +244,7 @@ static int log_message(const struct mg_connection *c, const char *message)
  * root (civetweb follows symbolic links). */
 static int begin_request(struct mg_connection *c)
 {
+    request_t0 = ct_mono_ns();
     http_server *s = mg_get_user_data(mg_get_context(c));
     const struct mg_request_info *ri = mg_get_request_info(c);
     if (!s || !ri) return 0;

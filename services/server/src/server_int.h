@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <pthread.h>
 
+#include "ct_metrics.h"
 #include "query.h"
 #include "server.h"
 #include "store.h"
@@ -23,6 +24,7 @@ struct http_server {
     pthread_rwlock_t lock;   /* guards st: readers use it, a reopen replaces it */
     store *st;
     uint64_t requests[SERVER_ROUTE_COUNT][SERVER_N_CODES];
+    ct_hist durations[SERVER_ROUTE_COUNT]; /* request durations, counted with requests (server__count) */
     int streams_ok;          /* the events streams were ensured (ingest) */
     struct stream_hub *hub;  /* the live stream (stream_hub.c) */
     server_token *tokens;    /* API tokens (auth.c); none: open, loopback only */
@@ -90,6 +92,8 @@ int server__json(struct mg_connection *c, http_server *s, server_route route, in
 /* Send {"error":{code,message,field}}. */
 int server__error(struct mg_connection *c, http_server *s, server_route route, int status, const char *code,
                   const char *field, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+/* Count an answer under its route and status, and its duration since the request's begin_request (on
+ * this thread) in the route's histogram. Call it once per request, from the thread that answers it. */
 void server__count(http_server *s, server_route route, int status);
 
 int server__api(struct mg_connection *c, void *cbdata);

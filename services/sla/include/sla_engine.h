@@ -3,9 +3,11 @@
 #define SLA_ENGINE_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "bus.h"
+#include "ct.h"
 #include "sla.h"
 
 #ifdef __cplusplus
@@ -29,18 +31,26 @@ typedef struct sla_engine_opts {
     int64_t backoff_cap_ns;      /**< the longest pause between two failed attempts (default 30 s) */
 } sla_engine_opts;
 
-/** What the engine did; read from another thread without a lock (each field written whole). */
+/** What the engine did. The alert fields are atomic: another thread (the HTTP server's /metrics, through
+ * sla_engine_metrics) reads them while the engine runs; read the others once it has returned. */
 typedef struct sla_engine_figures {
     uint64_t overdue;            /**< overdue dues seen in the last cycle */
     uint64_t published;          /**< breaches JetStream stored */
     uint64_t duplicates;         /**< breaches JetStream already had (another SLA process, or a restart) */
     uint64_t publish_failures;   /**< breaches not stored (retried next cycle) */
-    uint64_t alert_posts;        /**< successful posts to Alertmanager */
-    uint64_t alert_failures;     /**< failed posts */
-    uint64_t alerts_firing;      /**< alerts firing as last delivered */
-    int breaker_open;            /**< 1 while the circuit to Alertmanager is open */
+    _Atomic uint64_t alert_posts;    /**< successful posts to Alertmanager */
+    _Atomic uint64_t alert_failures; /**< failed posts */
+    _Atomic uint64_t alerts_firing;  /**< alerts firing as last delivered */
+    atomic_int breaker_open;     /**< 1 while the circuit to Alertmanager is open */
     int64_t next_due_ns;         /**< the next due time (0: none) */
 } sla_engine_figures;
+
+/**
+ * \brief Append the engine's families in the Prometheus text format:
+ * tower_sla_alertmanager_posts_total{result="ok|error"}, tower_sla_alerts_firing and
+ * tower_sla_alertmanager_circuit_open. Safe from any thread while the engine runs.
+ */
+void sla_engine_metrics(ct_buf *b, const sla_engine_figures *f);
 
 /**
  * \brief Run the SLA engine until *stop becomes non-zero (or one cycle with o->once).

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ct_metrics.h"
 #include "store.h"
 
 #define SEC 1000000000LL
@@ -343,6 +344,24 @@ static void alert_cycle(engine *e)
         }
     }
     json_decref(c.firing);
+}
+
+/* ---- the figures in /metrics ------------------------------------------------------------------- */
+
+void sla_engine_metrics(ct_buf *b, const sla_engine_figures *f)
+{
+    ct_metrics_family(b, "tower_sla_alertmanager_posts_total", "counter",
+                      "Posts of alerts to Alertmanager by the SLA engine, by result.");
+    ct_buf_addf(b, "tower_sla_alertmanager_posts_total{result=\"ok\"} %llu\n",
+                (unsigned long long)atomic_load_explicit(&f->alert_posts, memory_order_relaxed));
+    ct_buf_addf(b, "tower_sla_alertmanager_posts_total{result=\"error\"} %llu\n",
+                (unsigned long long)atomic_load_explicit(&f->alert_failures, memory_order_relaxed));
+    ct_metrics_family(b, "tower_sla_alerts_firing", "gauge", "SLA alerts firing as last delivered to Alertmanager.");
+    ct_buf_addf(b, "tower_sla_alerts_firing %llu\n",
+                (unsigned long long)atomic_load_explicit(&f->alerts_firing, memory_order_relaxed));
+    ct_metrics_family(b, "tower_sla_alertmanager_circuit_open", "gauge",
+                      "1 while the circuit breaker to Alertmanager is open (posts paused).");
+    ct_buf_addf(b, "tower_sla_alertmanager_circuit_open %d\n", atomic_load_explicit(&f->breaker_open, memory_order_relaxed));
 }
 
 /* ---- the loop ---------------------------------------------------------------------------------- */
