@@ -19,6 +19,7 @@ static const struct {
     {"publish", towerd_publish, "validate event files and publish them to JetStream"},
     {"projector", towerd_projector, "fold the events stream into the store, live"},
     {"rebuild", towerd_rebuild, "replay the whole stream into a fresh store and swap it in"},
+    {"backup", towerd_backup, "copy the store, consistent and hot, into a new data directory"},
     {"serve", towerd_serve, "the REST API, /metrics, health probes and the dashboard"},
     {"status", towerd_status, "the projector's figures: applied sequence, lag, dead letters"},
     {"sla", towerd_sla, "the SLA engine: overdue milestones become breaches and Alertmanager alerts"},
@@ -64,11 +65,11 @@ int main(int argc, char **argv)
         usage(stdout);
         return TOWERD_EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (!strcmp(argv[1], "--version")) {
         ct_version_print(stdout, "towerd");
         return TOWERD_EXIT_OK;
     }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "towerd: unknown command '%s'\n\n", argv[1]);
     usage(stderr);

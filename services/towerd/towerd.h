@@ -23,6 +23,7 @@ int towerd_gen(int argc, char **argv);
 int towerd_publish(int argc, char **argv);
 int towerd_projector(int argc, char **argv);
 int towerd_rebuild(int argc, char **argv);
+int towerd_backup(int argc, char **argv);
 int towerd_status(int argc, char **argv);
 int towerd_serve(int argc, char **argv);
 int towerd_token(int argc, char **argv);

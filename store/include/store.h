@@ -353,6 +353,30 @@ enum {
  */
 ct_status store_dump(store *s, int flags, FILE *out);
 
+/* ---- backup (store_backup.c; any process, beside a running writer) ---- */
+
+/** What store_backup copied. */
+typedef struct store_backup_info {
+    store_stats stats;     /**< the copy's totals; stats.applied_seq is its checkpoint */
+    uint64_t bytes;        /**< the size of the copy's data file */
+    uint64_t source_bytes; /**< the size of the live data file it was copied from */
+} store_backup_info;
+
+/**
+ * \brief A consistent copy of the store at dir, taken from one read snapshot while a writer may go on
+ * (LMDB's compacting copy), into out_dir laid out as a store (out_dir/gen-1, out_dir/current), so that
+ * store_open takes it as dir. It is written into out_dir.tmp-PID, fsynced, checked by opening it, and
+ * renamed to out_dir at the end: a crash leaves no half backup under out_dir's name.
+ * \param dir the store's directory (borrowed for the call).
+ * \param out_dir a directory that does not exist yet, or is empty; its parent must exist.
+ * \param info receives what was copied (zeroed first).
+ * \return CT_OK; CT_CONFLICT (logged) if out_dir exists and is not an empty directory (nothing written);
+ *         CT_NOT_FOUND if there is no store at dir; CT_IO for a file-system failure; CT_STORE,
+ *         CT_STORE_CORRUPT or CT_STORE_VERSION as store_open. On failure out_dir is left as it was (but for
+ *         CT_IO from the last step, the fsync of its parent after the rename: the backup is whole, maybe not durable).
+ */
+ct_status store_backup(const char *dir, const char *out_dir, store_backup_info *info);
+
 #ifdef __cplusplus
 }
 #endif

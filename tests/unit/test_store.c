@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "fx.h"
 
@@ -521,6 +522,148 @@ static void open_during_swaps(void)
     fx_close(&f);
 }
 
+/* ---- backup ------------------------------------------------------------------------ */
+
+#define BK_BATCHES 40
+#define BK_BATCH 200
+#define BK_MAX 8
+
+/* The writer of hot_backup, in a child process (LMDB wants one open of an environment per process):
+ * folds the batches one by one into a store whose small map must grow meanwhile, and says "x" on fd
+ * after each commit. Exits 0 when every batch applied. */
+static void backup_writer(const char *dir, char **batches, int fd)
+{
+    store *s = NULL;
+    store_opts o = {.dir = dir, .no_sync = 1, .map_size = 1 << 20};
+    if (store_open(&s, &o) != CT_OK) _exit(3);
+    fx f = {.dir = NULL, .s = s, .now_ns = 1};
+    for (int i = 0; i < BK_BATCHES; i++) {
+        if (fx_feed(&f, batches[i]) != CT_OK || write(fd, "x", 1) != 1) _exit(4);
+    }
+    store_changes_free(&f.changes);
+    store_close(s);
+    _exit(0);
+}
+
+/* The stable dump of the store at dir, opened as a command opens it; NULL if it does not open. */
+static char *dump_dir(const char *dir, store_stats *ss)
+{
+    store *s = NULL;
+    store_reader *r = NULL;
+    store_opts o = {.dir = dir, .read_only = 1};
+    if (store_open(&s, &o) != CT_OK) return NULL;
+    if (store_reader_begin(s, &r) == CT_OK) store_reader_stats(r, ss);
+    store_reader_end(r);
+    char *d = dump_to_string(s);
+    store_close(s);
+    return d;
+}
+
+/* Backups taken while a writer commits (and grows the map) are each a store at one of its
+ * checkpoints: the same views as a fold of exactly the batches up to that checkpoint. */
+static void hot_backup(void)
+{
+    char *root = t_tmpdir(), *dir = ct_sprintf("%s/live", root);
+    char *batches[BK_BATCHES], *outs[BK_MAX];
+    store_backup_info infos[BK_MAX];
+    rng_state = 99;
+    for (int i = 0; i < BK_BATCHES; i++) {
+        ct_buf b = {0};
+        for (int j = 0; j < BK_BATCH; j++) random_event(&b, i * BK_BATCH + j);
+        batches[i] = b.data;
+    }
+    int p[2];
+    T_EQ_INT(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        backup_writer(dir, batches, p[1]);
+    }
+    close(p[1]);
+    char c;
+    int n = 0, commits = read(p[0], &c, 1) == 1;
+    for (; n < BK_MAX && commits < BK_BATCHES; n++) {
+        outs[n] = ct_sprintf("%s/backup-%d", root, n);
+        T_EQ_INT(store_backup(dir, outs[n], &infos[n]), CT_OK);
+        commits += read(p[0], &c, 1) == 1;
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(p[0]);
+    T_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    T_ASSERT(n >= 2);
+    fprintf(stderr, "hot_backup: %d backups while the writer ran, at sequences", n);
+    for (int k = 0; k < n; k++) fprintf(stderr, " %" PRIu64, infos[k].stats.applied_seq);
+    fputc('\n', stderr);
+
+    /* Compare each with a fold of the batches up to its checkpoint (backups are in checkpoint order). */
+    fx ref;
+    fx_open(&ref);
+    int fed = 0;
+    for (int k = 0; k < n; k++) {
+        uint64_t seq = infos[k].stats.applied_seq;
+        T_ASSERT(seq > 0 && seq % BK_BATCH == 0);
+        while ((uint64_t)fed * BK_BATCH < seq && fed < BK_BATCHES) T_EQ_INT(fx_feed(&ref, batches[fed++]), CT_OK);
+        store_stats ss = {0};
+        char *got = dump_dir(outs[k], &ss), *want = dump_to_string(ref.s);
+        T_ASSERT(got && strcmp(got, want) == 0);
+        T_EQ_INT(ss.applied_seq, seq);
+        T_ASSERT(infos[k].bytes > 0 && infos[k].source_bytes > 0);
+        free(got);
+        free(want);
+    }
+    fx_close(&ref);
+
+    /* A restored backup takes the writer on from its checkpoint. */
+    store *w = NULL;
+    store_opts wo = {.dir = outs[0], .no_sync = 1};
+    T_EQ_INT(store_open(&w, &wo), CT_OK);
+    fx f = {.dir = NULL, .s = w, .now_ns = 1};
+    uint64_t next = infos[0].stats.applied_seq / BK_BATCH;
+    T_EQ_INT(fx_feed(&f, batches[next]), CT_OK);
+    store_changes_free(&f.changes);
+    store_close(w);
+    store_stats ss = {0};
+    free(dump_dir(outs[0], &ss));
+    T_EQ_INT(ss.applied_seq, infos[0].stats.applied_seq + BK_BATCH);
+
+    for (int i = 0; i < BK_BATCHES; i++) free(batches[i]);
+    for (int k = 0; k < n; k++) free(outs[k]);
+    free(dir);
+    t_rmdir(root);
+}
+
+/* OUT must be new or empty; a failed backup leaves nothing behind, under OUT's name or beside it. */
+static void backup_refusals(void)
+{
+    fx f;
+    fx_open(&f);
+    T_EQ_INT(fx_feed(&f, "{\"eventId\":\"b1\",\"occurredAt\":\"2026-11-27T08:00:00Z\",\"source\":{\"system\":\"erp\"},"
+                         "\"orderId\":\"SO-1\",\"orderApproved\":{\"warehouseId\":\"dc-1\"}}"), CT_OK);
+    char *root = t_tmpdir(), *out = ct_sprintf("%s/out", root), *file = ct_sprintf("%s/file", root);
+    char *missing = ct_sprintf("%s/missing", root), *none = ct_sprintf("%s/none", root);
+    store_backup_info info;
+    T_EQ_INT(mkdir(out, 0755), 0); /* empty: taken */
+    T_EQ_INT(store_backup(f.dir, out, &info), CT_OK);
+    T_EQ_INT(info.stats.applied_seq, 1);
+    T_EQ_INT(store_backup(f.dir, out, &info), CT_CONFLICT);
+    FILE *fp = fopen(file, "w");
+    fclose(fp);
+    T_EQ_INT(store_backup(f.dir, file, &info), CT_CONFLICT);
+    T_EQ_INT(store_backup(missing, none, &info), CT_NOT_FOUND);
+    struct stat sb;
+    T_ASSERT(stat(none, &sb) != 0);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -eq 2", root); /* out and file, no *.tmp-* */
+    T_EQ_INT(system(cmd), 0);
+    free(out);
+    free(file);
+    free(missing);
+    free(none);
+    t_rmdir(root);
+    fx_close(&f);
+}
+
 int main(void)
 {
     T_RUN(paging);
@@ -528,5 +671,7 @@ int main(void)
     T_RUN(map_growth_and_reopen);
     T_RUN(damaged_store_is_refused);
     T_RUN(open_during_swaps);
+    T_RUN(hot_backup);
+    T_RUN(backup_refusals);
     return t_done();
 }
