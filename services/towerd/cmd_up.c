@@ -281,6 +281,9 @@ static int up_connect(up_run *u)
     towerd_bus_opts(u->c.cfg, &u->bo, "towerd up projector");
     if (u->own_nats) up_nats_bus_opts(&u->nats, &u->bo, u->one_url); /* its own credentials, whatever the flags say */
     u->bo.wait_connect = 1;
+    /* One attempt each, then in the background: with signals blocked here, a wait for an unreachable
+     * --nats would not hear SIGTERM; the stream setup below is where up waits, and stops when told. */
+    u->bo.connect_async = 1;
     sigset_t old;
     signals_block(&old);
     ct_status cs = bus_connect(&u->bproj, &u->bo);

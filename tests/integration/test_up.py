@@ -347,6 +347,28 @@ class UpTest(unittest.TestCase):
             self.assertGreater(up.summary()["events"], 0, up.logs())
             self.assertEqual(up.stop(), 0, up.logs())
 
+    def test_up_with_unreachable_nats_stops_on_sigterm(self):
+        """--nats URL where nothing answers: up waits for it (saying so) and still stops on SIGTERM."""
+        data = os.path.join(self.root, "data")
+        argv = [self.t.binary, "up", "--no-sim", "--data", data, "--http", "127.0.0.1:%d" % fx.free_port(),
+                "--nats", "nats://127.0.0.1:%d" % fx.free_port(), "--web", self.root]
+        err_path = os.path.join(self.root, "up-unreachable.err")
+        with open(err_path, "wb") as err:
+            p = fx.spawn(argv, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=self.t.env(),
+                         cwd=self.root)
+        try:
+            deadline = time.monotonic() + fx.tmo(20)
+            while "NATS" not in fx.tail(err_path, 20) and p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertIsNone(p.poll(), fx.tail(err_path))
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=fx.tmo(15)), 0, fx.tail(err_path))
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+            fx.reap(p)
+
     def test_up_runs_the_sla_engine(self):
         data = os.path.join(self.root, "data")
         up = Up(self.t, self.root, data, ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000",
