@@ -7,7 +7,8 @@ usage: test_sla.py TOWERD [TEST_NAME_SUBSTRING...]
 The clock is injected (`--now`): an order approved and never released breaches exactly once at 15 minutes,
 not a second before; a release closes the breach (the order says how late it was); restarts and two engines
 at once raise one breach (counted in the stream); alerts fire with the right labels, are re-sent, resolve,
-and arrive after Alertmanager comes back.
+and arrive after Alertmanager comes back. Every alert posted is consistent in wall-clock time (startsAt <=
+endsAt, endsAt not in the past), also from `towerd up --warp 60`, whose business clock runs ahead of it.
 """
 
 import collections
@@ -40,6 +41,30 @@ def parse_time(s):
 # Business time: an hour ago, on a whole minute, so that "now" and the due times are all in the past of the
 # real clock (Alertmanager-like receivers compare with it) and the injected clock is what decides.
 T0 = (int(time.time()) // 60) * 60 - 3600
+
+
+def rfc3339_parse(s):
+    """An RFC 3339 time (fractions and offsets too) as Unix seconds."""
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
+
+
+def alert_problems(received_at, a, slack=5):
+    """What Alertmanager would refuse or misread in one posted alert: it lives in wall-clock time, so startsAt
+    <= endsAt, startsAt not in the future, and endsAt in the future (firing) or about now (resolved); never an
+    endsAt in the past, which Alertmanager takes as an alert resolved long ago."""
+    who = a.get("labels", {}).get("order_id")
+    try:
+        starts, ends = rfc3339_parse(a["startsAt"]), rfc3339_parse(a["endsAt"])
+    except (KeyError, ValueError) as e:
+        return ["%s: no RFC 3339 startsAt/endsAt (%s): %s" % (who, e, json.dumps(a))]
+    out = []
+    if starts > ends:
+        out.append("%s: startsAt %s after endsAt %s" % (who, a["startsAt"], a["endsAt"]))
+    if starts > received_at + slack:
+        out.append("%s: startsAt %s in the future of the wall clock (%s)" % (who, a["startsAt"], rfc3339(received_at)))
+    if ends < received_at - slack:
+        out.append("%s: endsAt %s in the past of the wall clock (%s)" % (who, a["endsAt"], rfc3339(received_at)))
+    return out
 
 
 def ev(eid, order, payload, at, body=None, **extra):
@@ -91,6 +116,11 @@ class AlertReceiver:
         with self.lock:
             return [(t, a) for t, body in self.posts for a in body
                     if a.get("labels", {}).get("order_id") == order_id]
+
+    def problems(self):
+        """alert_problems of every alert posted so far."""
+        with self.lock:
+            return [p for t, body in self.posts for a in body for p in alert_problems(t, a)]
 
     def wait(self, what, cond, timeout=60):
         deadline = time.monotonic() + fx.tmo(timeout)
@@ -283,7 +313,10 @@ class Sla(unittest.TestCase):
         t, a = got[0]
         self.assertEqual(a["labels"], {"alertname": "TowerSlaBreach", "rule": "release", "severity": "critical",
                                        "warehouse": "dc-2", "order_id": "SO-3"})
-        self.assertEqual(a["startsAt"], rfc3339(T0 + 15 * 60))
+        # startsAt is a wall-clock instant: the engine's clock (--now) started a minute after the due time,
+        # so the due passed a minute before the engine started. The due time itself is the dueAt annotation.
+        self.assertEqual(a["annotations"]["dueAt"], rfc3339(T0 + 15 * 60))
+        self.assertTrue(60 <= t - rfc3339_parse(a["startsAt"]) <= 60 + fx.tmo(30), (t, a["startsAt"]))
         self.assertEqual(a["generatorURL"], "http://tower.example:8080/#/order/SO-3")
         self.assertIn("SO-3", a["annotations"]["summary"])
         edi = am.wait("a firing alert of SO-5", lambda: [x for x in am.alerts("SO-5") if firing(x)])
@@ -292,8 +325,10 @@ class Sla(unittest.TestCase):
         # The release resolves it.
         self.publish(ev("r-3", "SO-3", "orderReleased", T0 + 30 * 60, {"warehouseId": "dc-2"}))
         am.wait("a resolved alert of SO-3", lambda: [x for x in am.alerts("SO-3") if not firing(x)])
-        resolved = [x for x in am.alerts("SO-3") if not firing(x)][0][1]
+        t_resolved, resolved = [x for x in am.alerts("SO-3") if not firing(x)][0]
         self.assertEqual(resolved["labels"], a["labels"])
+        self.assertLessEqual(abs(rfc3339_parse(resolved["endsAt"]) - t_resolved), 5, resolved)  # endsAt = now
+        self.assertEqual(am.problems(), [])
 
     def test_alerts_arrive_after_alertmanager_recovers(self):
         am = AlertReceiver()  # not started: Alertmanager is down
@@ -315,6 +350,7 @@ class Sla(unittest.TestCase):
                       lambda: [x for x in am.alerts("SO-4") if firing(x)], timeout=90)
         self.assertEqual(got[0][1]["labels"]["warehouse"], "dc-3")
         self.assertEqual(got[0][1]["labels"]["severity"], "warning")
+        self.assertEqual(am.problems(), [])
 
     def test_bad_rules_file_is_refused_with_its_line(self):
         rules = os.path.join(self.root, "bad.ini")
@@ -335,6 +371,77 @@ class Sla(unittest.TestCase):
         self.assertIn("deprecated", r.err)
 
 
+class SlaUpWarped(unittest.TestCase):
+    """The reported case: `towerd up --warp 60 --alertmanager URL`. Business time runs an hour per real minute,
+    Alertmanager's clock does not: every alert it receives must still be consistent in wall-clock time."""
+
+    def setUp(self):
+        self.root = fx.make_tempdir("tower-it-sla-up-")
+        self.addCleanup(fx.remove_tempdir, self.root)
+        self.nats = fx.NatsServer(root=os.path.join(self.root, "nats"))
+        self.addCleanup(self.nats.close)
+        self.nats.start()
+        self.t = fx.Towerd(TOWERD, self.nats)
+        self.t.cwd = self.root
+        self.am = AlertReceiver().start()
+        self.addCleanup(self.am.stop)
+        self.err_path = os.path.join(self.root, "up.err")
+        self.proc = None
+        self.addCleanup(self.kill)
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            fx.reap(self.proc)
+
+    def logs(self):
+        return "--- towerd up's stderr:\n" + fx.tail(self.err_path, 60)
+
+    def publish(self, name, *events):
+        path = os.path.join(self.root, name + ".ndjson")
+        with open(path, "w") as f:
+            for e in events:
+                f.write(json.dumps(e) + "\n")
+        self.t.publish(path, check=0)
+
+    def test_warped_up_posts_wall_clock_alerts(self):
+        out_path = os.path.join(self.root, "up.out")
+        argv = [TOWERD, "up", "--no-sim", "--warp", "60", "--nats", self.nats.url,
+                "--data", os.path.join(self.root, "data"), "--http", "127.0.0.1:%d" % fx.free_port(),
+                "--web", self.root, "--alertmanager", "http://127.0.0.1:%d" % self.am.port]
+        with open(out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = fx.spawn(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=self.root,
+                                 env=self.t.env())
+        deadline = time.monotonic() + fx.tmo(60)
+        while True:
+            with open(out_path, errors="replace") as f:
+                if "Ctrl-C stops everything." in f.read():
+                    break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("towerd up is not up (exit %s)\n%s" % (self.proc.poll(), self.logs()))
+            time.sleep(0.1)
+        # Approved now (wall clock, so at or before business time): the release SLA (15 business minutes)
+        # is breached about 15 real seconds later.
+        approved = int(time.time())
+        self.publish("approved", ev("wa-1", "SO-W1", "orderApproved", approved, {"warehouseId": "dc-1"}))
+        got = self.am.wait("a firing alert of SO-W1 from the warped engine",
+                           lambda: [x for x in self.am.alerts("SO-W1") if firing(x)], timeout=120)
+        t, a = got[0]
+        self.assertEqual(self.am.problems(), [], self.logs())
+        self.assertGreater(rfc3339_parse(a["endsAt"]), t, a)
+        self.assertLessEqual(rfc3339_parse(a["startsAt"]), t, a)
+        self.assertEqual(rfc3339_parse(a["annotations"]["dueAt"]), approved + 15 * 60, a)
+        # The release (business "now" is ahead of the wall clock: this time is in its past) resolves it,
+        # with endsAt the wall clock now.
+        self.publish("released", ev("wr-1", "SO-W1", "orderReleased", int(time.time()), {"warehouseId": "dc-1"}))
+        t_res, res = self.am.wait("a resolved alert of SO-W1", lambda: [x for x in self.am.alerts("SO-W1")
+                                                                         if not firing(x)], timeout=120)[0]
+        self.assertLessEqual(abs(rfc3339_parse(res["endsAt"]) - t_res), 5, res)
+        self.assertEqual(self.am.problems(), [], self.logs())
+
+
 def main():
     global TOWERD
     if len(sys.argv) < 2:
@@ -342,7 +449,8 @@ def main():
         return 2
     TOWERD = os.path.abspath(sys.argv[1])
     fx.install_signal_cleanup()
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(Sla)
+    suite = unittest.TestSuite(t for case in (Sla, SlaUpWarped)
+                               for t in unittest.defaultTestLoader.loadTestsFromTestCase(case))
     if len(sys.argv) > 2:
         suite = unittest.TestSuite(t for t in suite if any(s in t.id() for s in sys.argv[2:]))
     res = unittest.TextTestRunner(verbosity=2).run(suite)

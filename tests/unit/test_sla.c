@@ -288,7 +288,7 @@ static void alert_json(void)
     b.rule = "release";
     b.warehouse_id = "dc-2";
     sla_alert_opts o = {r, "http://tower:8080/", 60LL * 1000000000LL};
-    int64_t now = at(T1);
+    sla_alert_clock clk = {at(T1), at(T1), 1.0}, *now = &clk; /* unwarped, unshifted */
     json_t *a = sla_alert_json(&b, &o, now, 0, NULL);
     json_t *l = json_object_get(a, "labels");
     T_EQ_STR(json_string_value(json_object_get(l, "alertname")), "TowerSlaBreach");
@@ -300,7 +300,22 @@ static void alert_json(void)
     T_EQ_STR(json_string_value(json_object_get(a, "generatorURL")), "http://tower:8080/#/order/SO-1");
     T_EQ_STR(json_string_value(json_object_get(a, "startsAt")), T0_15M);
     T_EQ_STR(json_string_value(json_object_get(a, "endsAt")), "2026-11-27T09:04:00Z"); /* now + 4 x 60 s */
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(a, "annotations"), "dueAt")), T0_15M);
     json_decref(a);
+    /* A business clock warped 60x and 3 hours ahead of the wall clock (towerd up --warp 60): startsAt and
+       endsAt are wall-clock instants, startsAt <= endsAt; the due time is the dueAt annotation. The due
+       passed 45 business minutes ago: 45 wall seconds ago. */
+    sla_alert_clock warped = {at(T1), at(T1) + 3 * 3600LL * 1000000000LL, 60.0};
+    b.since->seconds = at(T1) / 1000000000LL + 2 * 3600 + 15 * 60;
+    a = sla_alert_json(&b, &o, &warped, 0, NULL);
+    T_EQ_STR(json_string_value(json_object_get(a, "startsAt")), "2026-11-27T08:59:15Z");
+    T_EQ_STR(json_string_value(json_object_get(a, "endsAt")), "2026-11-27T09:04:00Z");
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(a, "annotations"), "dueAt")), "2026-11-27T11:15:00Z");
+    json_decref(a);
+    /* A due in the business future (another engine's clock): it starts now, not later. */
+    T_EQ_INT(sla_alert_wall_of(&warped, at(T1) + 4 * 3600LL * 1000000000LL), at(T1));
+    T_EQ_INT(sla_alert_wall_of(&clk, at(T0_15M)), at(T0_15M));
+    b.since->seconds = at(T0_15M) / 1000000000LL;
     a = sla_alert_json(&b, &o, now, at(T1) + 30LL * 1000000000LL, NULL);
     T_EQ_STR(json_string_value(json_object_get(a, "endsAt")), "2026-11-27T09:00:30Z");
     json_decref(a);

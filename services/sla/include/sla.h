@@ -27,7 +27,7 @@ extern "C" {
 typedef struct sla_rules sla_rules;
 
 /**
- * \brief Load SLA rules: the defaults of EVENTS.md, changed and extended by an INI file.
+ * \brief Load SLA rules: the defaults of docs/contract.md ("SLA rules"), changed and extended by an INI file.
  *
  * One section per rule or scoped override:
  *
@@ -112,16 +112,41 @@ typedef struct sla_alert_opts {
 } sla_alert_opts;
 
 /**
+ * \brief "Now" for building alerts: the two clocks read at one instant.
+ *
+ * Alertmanager lives in wall-clock time: it refuses an alert whose endsAt is before its startsAt and
+ * takes an endsAt in the (wall-clock) past as resolved. The engine's clock is business time, which
+ * towerd up's --warp runs faster than the wall clock and --now / --clock-offset shift. So an alert's
+ * startsAt and endsAt are wall-clock instants, and the business due time goes in its dueAt annotation.
+ */
+typedef struct sla_alert_clock {
+    int64_t wall_ns;     /**< the real wall clock (ct_wall_ns()): the time of startsAt and endsAt */
+    int64_t business_ns; /**< the engine's now at the same instant (warped, shifted): the time of dueAt */
+    double warp;         /**< business ns per wall ns (ct_clock_factor()); not > 0 counts as 1 */
+} sla_alert_clock;
+
+/**
+ * \brief The wall-clock instant at which the business clock passed due_ns: wall - (business - due) / warp,
+ * never after the wall clock now (a due in the business future starts now). Equals due_ns on an
+ * unwarped, unshifted clock.
+ */
+int64_t sla_alert_wall_of(const sla_alert_clock *now, int64_t due_ns);
+
+/**
  * \brief The Alertmanager API v2 alert of an open breach (an sla_breaches item),
- * firing (resolved_at_ns 0: endsAt = now + 4 * resend) or resolved (endsAt = resolved_at_ns).
+ * firing (resolved_at_ns 0: endsAt = wall now + 4 * resend) or resolved (endsAt = resolved_at_ns, wall
+ * clock, never before startsAt).
  * Labels: alertname=TowerSlaBreach, rule, severity (the rule entry of the breach's warehouse,
  * carrier and the order's channel), warehouse and carrier where known (the grouping labels),
  * and order_id / shipment_id (identity, not for grouping); annotations summary, description,
- * dashboard; generatorURL the order page. startsAt is the breach's dueAt.
+ * dashboard, dueAt (the breach's due time, business clock); generatorURL the order page.
+ * startsAt is the wall-clock instant the due time passed (sla_alert_wall_of), so that startsAt <= endsAt
+ * whatever the warp or shift of the business clock.
+ * \param now the clocks now (borrowed for the call).
  * \param channel the order's channel (NULL: unknown; only unscoped entries match).
  * \return a new reference.
  */
-json_t *sla_alert_json(const Tower__V1__ViewItem *breach, const sla_alert_opts *o, int64_t now_ns,
+json_t *sla_alert_json(const Tower__V1__ViewItem *breach, const sla_alert_opts *o, const sla_alert_clock *now,
                        int64_t resolved_at_ns, const char *channel);
 
 /**

@@ -214,7 +214,7 @@ static int post(engine *e, const char *body)
 typedef struct open_ctx {
     engine *e;
     const sla_alert_opts *ao;
-    int64_t wall;
+    sla_alert_clock now;
     json_t *firing;   /* key -> alert */
     store_reader *r;
     json_t *channels; /* order id -> its channel, for this cycle (from e->channels or the store) */
@@ -246,7 +246,7 @@ static int on_breach(void *ctx, const Tower__V1__ViewItem *it)
 {
     open_ctx *c = ctx;
     if (!it->key) return 0;
-    json_object_set_new(c->firing, it->key, sla_alert_json(it, c->ao, c->wall, 0, breach_channel(c, it)));
+    json_object_set_new(c->firing, it->key, sla_alert_json(it, c->ao, &c->now, 0, breach_channel(c, it)));
     return json_object_size(c->firing) >= MAX_ALERTS;
 }
 
@@ -261,9 +261,12 @@ static int same_keys(json_t *a, json_t *b)
 
 static void alert_cycle(engine *e)
 {
+    /* Alertmanager's time is the wall clock, not the engine's (warped, shifted) business clock: see
+       sla_alert_clock. Both are read here, together, once per cycle. */
     int64_t mono = ct_mono_ns(), wall = ct_wall_ns();
+    sla_alert_clock now = {wall, now_of(e), ct_clock_factor()};
     sla_alert_opts ao = {e->o->rules, e->o->link_base, e->o->resend_ns};
-    open_ctx c = {e, &ao, wall, json_object(), NULL, json_object()};
+    open_ctx c = {e, &ao, now, json_object(), NULL, json_object()};
     if (store_reader_begin(e->s, &c.r) != CT_OK) {
         json_decref(c.firing);
         json_decref(c.channels);
@@ -299,12 +302,13 @@ static void alert_cycle(engine *e)
         if (json_object_get(c.firing, k)) continue;
         json_t *a = json_deep_copy(v);
         char ends[48];
-        /* endsAt now, but never before startsAt (Alertmanager refuses that). */
+        /* endsAt the wall clock now, but never before startsAt (Alertmanager refuses that). startsAt
+           was a wall-clock instant no later than the post that sent it, so this is a guard only. */
         int64_t s = 0;
         int32_t ns = 0;
         const char *starts = json_string_value(json_object_get(a, "startsAt"));
         int64_t at = wall;
-        if (starts && evt_time_parse(starts, &s, &ns) == 0 && s * SEC + ns + SEC > at) at = s * SEC + ns + SEC;
+        if (starts && evt_time_parse(starts, &s, &ns) == 0 && s * SEC + ns > at) at = s * SEC + ns;
         evt_time_format(at / SEC, (int32_t)(at % SEC), ends);
         json_object_set_new(a, "endsAt", json_string(ends));
         json_array_append_new(body, a);

@@ -89,8 +89,19 @@ static void ns_str(int64_t ns, char *buf)
     evt_time_format(s, n, buf);
 }
 
-json_t *sla_alert_json(const Tower__V1__ViewItem *b, const sla_alert_opts *o, int64_t now_ns, int64_t resolved_at_ns,
-                       const char *channel)
+int64_t sla_alert_wall_of(const sla_alert_clock *now, int64_t due_ns)
+{
+    double warp = now->warp > 0 ? now->warp : 1.0;
+    int64_t ago = now->business_ns - due_ns;
+    if (ago <= 0) return now->wall_ns;
+    /* Whole seconds: the two clocks are read a few microseconds apart, and a warp magnifies that; a
+       startsAt that moved by those on every re-send would look like a new alert to a reader. */
+    int64_t at = now->wall_ns - (int64_t)((double)ago / warp);
+    return at - at % 1000000000LL;
+}
+
+json_t *sla_alert_json(const Tower__V1__ViewItem *b, const sla_alert_opts *o, const sla_alert_clock *now,
+                       int64_t resolved_at_ns, const char *channel)
 {
     const fold_sla_rule *rule =
         sla_rules_lookup(o->rules, b->rule ? b->rule : "", b->warehouse_id, b->carrier_id, channel);
@@ -107,12 +118,20 @@ json_t *sla_alert_json(const Tower__V1__ViewItem *b, const sla_alert_opts *o, in
     label(labels, "shipment_id", ship);
     json_object_set_new(a, "labels", labels);
 
+    /* Alertmanager compares startsAt and endsAt with each other and endsAt with its wall clock, so both
+       are wall-clock instants: startsAt when the business clock passed the due time, endsAt the wall
+       clock plus the re-send margin (or the resolution). The due time itself, business time, is the
+       dueAt annotation. On an unwarped, unshifted clock startsAt is the due time. */
     char due[48], starts[48], ends[48];
+    int64_t due_ns = b->since ? b->since->seconds * 1000000000LL + b->since->nanos : now->business_ns;
     if (b->since) time_str(b->since, due);
-    else ns_str(now_ns, due);
-    snprintf(starts, sizeof starts, "%s", due);
+    else ns_str(now->business_ns, due);
+    int64_t starts_ns = sla_alert_wall_of(now, due_ns);
     int64_t resend = o->resend_ns > 0 ? o->resend_ns : 60LL * 1000000000LL;
-    ns_str(resolved_at_ns ? resolved_at_ns : now_ns + 4 * resend, ends);
+    int64_t ends_ns = resolved_at_ns ? resolved_at_ns : now->wall_ns + 4 * resend;
+    if (ends_ns < starts_ns) ends_ns = starts_ns;
+    ns_str(starts_ns, starts);
+    ns_str(ends_ns, ends);
     json_object_set_new(a, "startsAt", json_string(starts));
     json_object_set_new(a, "endsAt", json_string(ends));
 
@@ -124,6 +143,7 @@ json_t *sla_alert_json(const Tower__V1__ViewItem *b, const sla_alert_opts *o, in
                                   b->warehouse_id ? b->warehouse_id : "")
                      : ct_sprintf("%s was due by %s", what, due);
     json_object_set_new(ann, "summary", json_string(summary));
+    json_object_set_new(ann, "dueAt", json_string(due));
     json_object_set_new(ann, "description", json_string(desc));
     free(summary);
     free(desc);

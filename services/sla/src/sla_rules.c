@@ -1,4 +1,5 @@
-/* SLA rules: the defaults of EVENTS.md, changed and extended by an INI file (read with inih), and lookup. */
+/* SLA rules: the defaults of docs/contract.md ("SLA rules"), changed and extended by an INI file (read with
+ * inih), and lookup. */
 #include "sla.h"
 
 #include <errno.h>
