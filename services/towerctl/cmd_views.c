@@ -255,9 +255,12 @@ static int list_view(int argc, char **argv, const ctl_spec *spec, const char *fi
         }
     } else if (rc == CTL_EXIT_OK) {
         if (s.shown) ctl_table_print(&s.t, stdout);
-        printf("%s%zu item%s shown; the view holds %" JSON_INTEGER_FORMAT " (as of sequence %" JSON_INTEGER_FORMAT
-               ")\n",
-               s.shown ? "\n" : "", s.shown, s.shown == 1 ? "" : "s", s.count, s.seq);
+        /* count is the filtered count when filters were given (dlq list takes none). */
+        int filtered = !fixed_view && (ct_config_str(c.cfg, "older-than") || ct_config_str(c.cfg, "warehouse") ||
+                                       ct_config_str(c.cfg, "carrier"));
+        printf("%s%zu item%s shown; %s %" JSON_INTEGER_FORMAT " (as of sequence %" JSON_INTEGER_FORMAT ")\n",
+               s.shown ? "\n" : "", s.shown, s.shown == 1 ? "" : "s",
+               filtered ? "the filters match" : "the view holds", s.count, s.seq);
         if (s.next && !all) printf("more: add --all, or --cursor %s\n", s.next);
     }
     ctl_table_free(&s.t);

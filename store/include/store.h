@@ -278,6 +278,18 @@ ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn f
                           char **next_cursor);
 
 /**
+ * \brief The number of items a query's filters select (its cursor and limit are ignored), as of the
+ * snapshot: what walking every page of the query yields. The view alone, or with one of warehouse,
+ * carrier or rule, reads the count the store keeps (one key; an unknown id gives 0). Any other
+ * combination (since_before_ns, or two of warehouse, carrier and rule) counts by scanning the query's
+ * index range: O(items in that range) key reads, plus decoding each item when a filter is checked on
+ * the item (warehouse and carrier: the warehouse's range, its items decoded to check the carrier).
+ * \param out receives the count (0 on failure).
+ * \return CT_OK; CT_INVALID for an unknown view; CT_STORE on LMDB failure.
+ */
+ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out);
+
+/**
  * \brief Visit the open SLA dues (see fold_due) whose due time is at or before until_ns,
  * earliest first. Each due is given as a view item (borrowed until fn returns): since is
  * the due time, key "o:<order>|<rule>" or "s:<shipment>|<rule>", rule, orderId,
@@ -338,7 +350,7 @@ ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t 
  */
 ct_status store_search(store_reader *r, const char *q, size_t limit, json_t **out);
 
-/** \brief The JSON item shape of EVENTS.md (new reference). now_ns > 0 adds ageSeconds. */
+/** \brief The JSON item shape of docs/contract.md (new reference). now_ns > 0 adds ageSeconds. */
 json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns);
 
 /** Flags of store_dump. */

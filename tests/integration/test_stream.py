@@ -253,6 +253,14 @@ class T1SnapshotAndDeltas(StreamTest):
         self.assertEqual(sorted(b.items), ["awaiting_release", "blocked", "pending_route"])
         self.assertMirrors(a, VIEWS)
         self.assertMirrors(b, list(b.items), "dc-1")
+        # A snapshot's count is the REST listing's count with the same filter: the filtered count.
+        for m, wh in ((a, None), (b, "dc-1")):
+            for v in m.items:
+                q = "/api/v1/views/%s?limit=1" % v + ("&warehouse=" + wh if wh else "")
+                st, page = self.request("GET", q)
+                self.assertEqual(st, 200, page)
+                self.assertEqual(m.counts[v], page["count"], "snapshot count of %s @%s vs %s" % (v, wh, q))
+                self.assertEqual(page["count"], len(self.api_items(v, wh)), "count of %s @%s" % (v, wh))
         before = a.msgs
         # More events: the deltas carry the views forward.
         self.publish_trace("b.ndjson", 12, fx.scaled(200, 40))

@@ -317,7 +317,12 @@ class T02Read(Base):
         self.assertEqual(no_age(json.loads(r.out)["items"]), want)
         for w in ("dc-1", "dc-2", "dc-nowhere"):
             r = ctl("stuck", v, "--warehouse", w, "--all", "--json", check=0)
-            self.assertEqual(no_age(json.loads(r.out)["items"]), [i for i in D.dump[v] if i.get("warehouseId") == w])
+            ww = [i for i in D.dump[v] if i.get("warehouseId") == w]
+            self.assertEqual(no_age(json.loads(r.out)["items"]), ww)
+            self.assertEqual(json.loads(r.out)["count"], len(ww), "count of stuck %s --warehouse %s" % (v, w))
+            r = ctl("stuck", v, "--warehouse", w, "--all", check=0)
+            self.assertIn("%d item%s shown; the filters match %d" % (len(ww), "" if len(ww) == 1 else "s", len(ww)),
+                          r.out, r.describe())
         carriers = sorted({i["carrierId"] for x in VIEWS for i in D.dump[x] if "carrierId" in i})
         self.assertTrue(carriers)
         for vv in ("missing_pod", "anomalies"):
@@ -420,7 +425,7 @@ class T02Read(Base):
             self.assertEqual(got, expect, "export %s" % v)
             keys = [tuple(sorted(x.items())) for x in got]
             self.assertEqual(len(keys), len(set(keys)), "export %s: an item twice" % v)
-            # every field of the item shape (EVENTS.md) is a column: nothing the support team needs is lost
+            # every field of the item shape (docs/contract.md) is a column: nothing the support team needs is lost
             shape = {"since", "ageSeconds", "orderId", "shipmentId", "warehouseId", "carrierId", "kind", "reason",
                      "sku", "lastFailure", "interface", "rule", "seq", "code", "message", "receivedAt", "eventId"}
             for i in want:

@@ -85,24 +85,47 @@ static void paging(void)
     store_query wq = {.view = FOLD_VIEW_AWAITING_RELEASE, .warehouse = "dc-2"};
     store_view_scan(r, &wq, collect_ids, &wh, NULL);
     T_EQ_INT(wh.n, 17);
+    uint64_t cnt = 99;
+    T_EQ_INT(store_view_count(r, &wq, &cnt), CT_OK); /* the kept count per warehouse */
+    T_EQ_INT(cnt, 17);
     wh.n = 0;
     store_query cq = {.view = FOLD_VIEW_AWAITING_RELEASE, .carrier = "c1"};
     store_view_scan(r, &cq, collect_ids, &wh, NULL);
     T_EQ_INT(wh.n, 25);
+    T_EQ_INT(store_view_count(r, &cq, &cnt), CT_OK);
+    T_EQ_INT(cnt, 25);
     wh.n = 0;
     store_query bq = {.view = FOLD_VIEW_AWAITING_RELEASE, .warehouse = "dc-2", .carrier = "c1"};
     store_view_scan(r, &bq, collect_ids, &wh, NULL);
     /* i % 3 == 1 and i odd: i = 1, 7, 13, ..., 49 */
     T_EQ_INT(wh.n, 9);
+    T_EQ_INT(store_view_count(r, &bq, &cnt), CT_OK); /* no kept count: a scan */
+    T_EQ_INT(cnt, 9);
     wh.n = 0;
     int64_t t10 = 1795766400LL; /* 2026-11-27T08:00:00Z */
     store_query tq = {.view = FOLD_VIEW_AWAITING_RELEASE, .since_before_ns = (t10 + 5 * 60) * 1000000000LL};
     store_view_scan(r, &tq, collect_ids, &wh, NULL);
     T_EQ_INT(wh.n, 10); /* minutes 0..4, two orders each */
+    T_EQ_INT(store_view_count(r, &tq, &cnt), CT_OK);
+    T_EQ_INT(cnt, 10);
+    store_query tbq = bq;
+    tbq.since_before_ns = tq.since_before_ns;
+    wh.n = 0;
+    store_view_scan(r, &tbq, collect_ids, &wh, NULL);
+    T_EQ_INT(store_view_count(r, &tbq, &cnt), CT_OK);
+    T_EQ_INT(cnt, wh.n);
+    store_query aq = {.view = FOLD_VIEW_AWAITING_RELEASE, .cursor = "00", .limit = 1};
+    T_EQ_INT(store_view_count(r, &aq, &cnt), CT_OK); /* cursor and limit do not change the count */
+    T_EQ_INT(cnt, store_reader_count(r, FOLD_VIEW_AWAITING_RELEASE));
     wh.n = 0;
     store_query uq = {.view = FOLD_VIEW_AWAITING_RELEASE, .warehouse = "dc-9"};
     store_view_scan(r, &uq, collect_ids, &wh, NULL);
     T_EQ_INT(wh.n, 0);
+    T_EQ_INT(store_view_count(r, &uq, &cnt), CT_OK);
+    T_EQ_INT(cnt, 0);
+    uq.since_before_ns = tq.since_before_ns;
+    T_EQ_INT(store_view_count(r, &uq, &cnt), CT_OK);
+    T_EQ_INT(cnt, 0);
     store_query badq = {.view = FOLD_VIEW_AWAITING_RELEASE, .cursor = "zz"};
     T_EQ_INT(store_view_scan(r, &badq, collect_ids, &wh, NULL), CT_INVALID);
     store_reader_end(r);

@@ -59,7 +59,9 @@ static int view_page(struct mg_connection *c, http_server *s, const server_query
     st = store_view_scan(r, &q, collect, &cc, &next);
     store_stats ss;
     store_reader_stats(r, &ss);
-    uint64_t count = store_reader_count(r, v);
+    /* count: the items the filters select over all pages (the websocket snapshot counts alike). */
+    uint64_t count = 0;
+    if (st == CT_OK) st = store_view_count(r, &q, &count);
     server__end(s, r);
     if (st == CT_INVALID) {
         json_decref(cc.items);

@@ -108,14 +108,9 @@ static char *snapshot(ws_client *c, fold_view v, const char *wh, uint64_t *seq)
     snap_ctx sc = {json_array()};
     store_query q = {.view = v, .warehouse = *wh ? wh : NULL, .limit = s->o.ws_snapshot_max ? s->o.ws_snapshot_max : 500};
     store_view_scan(r, &q, snap_item, &sc, NULL);
-    uint64_t count;
-    if (*wh) {
-        char key[64 + EVT_MAX_ID];
-        snprintf(key, sizeof key, "count/%s/w/%s", fold_view_name(v), wh);
-        count = store_reader_meta(r, key);
-    } else {
-        count = store_reader_count(r, v);
-    }
+    /* The filtered count, as the REST view listing gives it. */
+    uint64_t count = 0;
+    store_view_count(r, &q, &count);
     server__end(s, r);
     json_t *m = json_object();
     json_object_set_new(m, "type", json_string("snapshot"));

@@ -130,6 +130,8 @@ export function mount(main, viewId, params) {
     renderPager();
   }
 
+  function isFiltered() { return !!(filters.warehouse || filters.carrier || filters.olderThan); }
+
   function renderPager() {
     // Timers (a leaving row's fade) may fire after the user has moved to another page.
     if (!st.alive) return;
@@ -139,7 +141,7 @@ export function mount(main, viewId, params) {
     pageInfo.textContent = `Page ${st.page + 1} · ${n} row${n === 1 ? '' : 's'}`;
     const filtered = filters.warehouse || filters.carrier || filters.olderThan;
     const total = st.total;
-    status.textContent = (total === null ? '' : `${fmtCount(total)} in this view${filtered ? ' (all warehouses, carriers and ages)' : ''}`) +
+    status.textContent = (total === null ? '' : `${fmtCount(total)} ${filtered ? 'match the filters' : 'in this view'}`) +
       (filtered ? ' · filtered: ' + [filters.warehouse && 'warehouse ' + filters.warehouse,
         filters.carrier && 'carrier ' + filters.carrier, filters.olderThan && 'older than ' + filters.olderThan].filter(Boolean).join(', ') : '');
     headCount.textContent = total === null ? '' : fmtCount(total);
@@ -265,14 +267,16 @@ export function mount(main, viewId, params) {
   function onSnapshot(e) {
     const m = e.detail;
     if (m.view !== viewId) return;
-    if (!filters.warehouse && typeof m.count === 'number') st.total = m.count;
+    // The snapshot counts with its warehouse filter only: its count is ours without carrier or age.
+    if (!filters.carrier && !filters.olderThan && typeof m.count === 'number') st.total = m.count;
     // The stream is further than the page: reload it (deltas after it are buffered meanwhile).
     if (st.loaded && m.seq > st.asOfSeq) { st.loaded = false; reload(); }
   }
   function onOpen(e) { if (e.detail.reconnected) { st.loaded = false; reload(); } }
   function onSummary(e) {
     const s = e.detail.views && e.detail.views[viewId];
-    if (s && typeof s.count === 'number') { st.total = s.count; renderPager(); }
+    // The summary counts whole views: a filtered page keeps the filtered count of its answers.
+    if (!isFiltered() && s && typeof s.count === 'number') { st.total = s.count; renderPager(); }
   }
   function onResync() { st.loaded = false; reload(); }
 
@@ -293,7 +297,7 @@ export function mount(main, viewId, params) {
       for (const [list, key] of [[whList, 'byWarehouse'], [caList, 'byCarrier']]) {
         list.replaceChildren(...Object.keys(vs[key] || {}).sort().map((n) => h('option', { value: n })));
       }
-      if (st.total === null && typeof vs.count === 'number') { st.total = vs.count; renderPager(); }
+      if (st.total === null && !isFiltered() && typeof vs.count === 'number') { st.total = vs.count; renderPager(); }
     } catch { /* suggestions only */ }
   }
 
