@@ -5,3 +5,5 @@
 add_test(NAME test_projector COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_projector.py $<TARGET_FILE:towerd>)
 set_tests_properties(test_projector PROPERTIES LABELS integration TIMEOUT 900)
 set_tests_properties(test_projector PROPERTIES COST 45)
+# The rebuild's progress line (projector_progress_format), without a server.
+ct_add_test(test_projector_progress unit SOURCES unit/test_projector_progress.c LIBS projector)

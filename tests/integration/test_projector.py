@@ -554,6 +554,7 @@ class T4Rebuild(TowerTest):
         bars = [x for x in stderr.splitlines() if x.startswith("rebuild [")]
         self.assertEqual(sum("100.0%" in x for x in bars), 1, "the final progress line once: %s" % bars)
         self.assertIn("100.0%", bars[-1], "the last progress line is the final one")
+        self.assertProgressSane(stderr)
         # the dead letters were reported by the live projector: the rebuild counts them, one line
         self.assertNotIn("dead letter at sequence", stderr, "a rebuild logs every dead letter again")
         m = re.search(r"replayed up to sequence (\d+): (\d+) events applied, (\d+) duplicates, (\d+) dead letters", stderr)
@@ -582,6 +583,54 @@ class T4Rebuild(TowerTest):
         self.assertEqual(st2["events"], st_live["events"] + len(extra))
         want2, _ = self.t.offline(self.root, trace, extra_file)
         self.assertViewsEqual(self.t.dump(data), want2, "projector after the rebuild")
+        self.assertEqual(proj.stop(), 0, proj.log())
+
+    def assertProgressSane(self, stderr):
+        """Every progress line of a rebuild: done never above the total, an ETA below a day."""
+        bars = [x for x in stderr.splitlines() if x.startswith("rebuild [")]
+        self.assertGreaterEqual(len(bars), 1, "no progress line: " + stderr[-2000:])
+        for line in bars:
+            m = re.search(r"%\s+(\d+)/(\d+)\s+\d+ events/s\s+ETA (\d+)s$", line)
+            self.assertIsNotNone(m, "a progress line: %r" % line)
+            done, total, eta = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            self.assertLessEqual(done, total, "more done than the total: %r" % line)
+            self.assertLess(eta, 86400, "an absurd ETA: %r" % line)
+        return bars
+
+    def test_4b_rebuild_while_the_stream_grows(self):
+        """A rebuild while events keep coming: its progress never shows more done than the total."""
+        trace = self.trace("trace.ndjson", 45, fx.scaled(400, 50))
+        data = self.path("store")
+        proj = self.projector().start()
+        self.t.publish(trace)
+        self.caught_up(data, proj)
+        stop = threading.Event()
+        published = [0]
+
+        def publish_more():
+            k = 0
+            while not stop.is_set():
+                lines = [json.dumps(good_event(100000 + k * 200 + i, "SO-GROW%d" % (k * 200 + i))) for i in range(200)]
+                f = write_lines(self.path("grow-%d.ndjson" % k), lines)
+                if self.t.publish(f, check=None).rc == 0:
+                    published[0] += len(lines)
+                k += 1
+
+        pub = threading.Thread(target=publish_more, daemon=True)
+        pub.start()
+        try:
+            while published[0] == 0 and pub.is_alive():
+                time.sleep(0.05)
+            r = self.t.run("rebuild", "--nats", self.nats.url, "--data", data, "--batch", "25", timeout=300)
+        finally:
+            stop.set()
+            pub.join(fx.tmo(200))
+        self.assertEqual(r.rc, 0, r.describe())
+        bars = self.assertProgressSane(r.err)
+        self.assertIn("100.0%", bars[-1], "the last progress line is the final one")
+        fx.log("test 4b: %d events published during the rebuild; last line %s" % (published[0], bars[-1]))
+        st, _ = self.caught_up(data, proj)
+        self.assertTrue(proj.alive(), proj.log())
         self.assertEqual(proj.stop(), 0, proj.log())
 
 
@@ -913,6 +962,28 @@ class T8Config(TowerTest):
               env={"TOWER_NATS_URL": url, "TOWER_DATA": self.path("d-env2")}, absent=[self.path("d-never")])
         check("flag over env", self.path("d-flag"), args=["--nats", url, "--data", self.path("d-flag")],
               env={"TOWER_NATS_URL": bogus, "TOWER_DATA": self.path("d-never")}, absent=[self.path("d-never")])
+
+    def test_8b_stream_replicas_on_a_single_server(self):
+        """--stream-replicas 3 against one nats-server: a warning naming both counts, and it still works."""
+        warning = re.compile(r"stream TOWER_EVENTS has 1 replica\(s\), not the 3 asked \(--stream-replicas\)")
+        data = self.path("store")
+        proj = self.projector(args=["--stream-replicas", "3"]).start()
+        info = self.wait_stream()
+        self.assertEqual(info["config"]["num_replicas"], 1, info["config"])
+        deadline = time.monotonic() + fx.tmo(30)
+        while not warning.search(proj.log(200)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertRegex(proj.log(200), warning, "the projector that created the stream warns")
+        events = [good_event(i, "SO-R%d" % i) for i in range(10)]
+        # publish ensures the streams every time: here the stream exists already (an update)
+        for k in range(2):
+            f = write_lines(self.path("r%d.ndjson" % k), [json.dumps(e) for e in events[5 * k:5 * k + 5]])
+            r = self.t.publish(f, extra=["--stream-replicas", "3"], check=0)
+            self.assertRegex(r.err, warning, "publish warns: " + r.describe())
+        st, _ = self.caught_up(data, proj)
+        self.assertEqual(st["events"], len(events))
+        self.assertTrue(proj.alive(), proj.log())
+        self.assertEqual(proj.stop(), 0, proj.log())
 
 
 class T9Security(unittest.TestCase):

@@ -165,7 +165,17 @@ int bus_is_connected(bus *b)
     return nc && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
-/* Create the stream, or bring its settings to what is configured. */
+/* Did JetStream refuse a stream's settings because of its replicas? A single server refuses any
+ * number above 1 (10074); a cluster without that many servers finds no place for them (10005, 10023). */
+static int replicas_refused(jsErrCode jerr)
+{
+    return jerr == JSStreamReplicasNotSupportedErr || jerr == JSClusterNoPeersErr || jerr == JSInsufficientResourcesErr;
+}
+
+/* Create the stream, or bring its settings to what is configured. A server that cannot keep the replicas
+ * asked for is said so in the log, never silently: when it answers with fewer, a warning naming both;
+ * a single server (which can keep 1 only) gets the stream with 1 replica and a warning; a cluster
+ * too small for them is an error. */
 static ct_status ensure(bus *b, const char *name, const char *subject, int64_t dup_ns)
 {
     jsStreamConfig sc;
@@ -180,28 +190,77 @@ static ct_status ensure(bus *b, const char *name, const char *subject, int64_t d
     sc.MaxAge = b->o.max_age_ns;
     sc.MaxBytes = b->o.max_bytes > 0 ? b->o.max_bytes : -1;
     sc.Duplicates = dup_ns;
+    const int64_t asked = sc.Replicas;
 
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
+    const char *what = "create";
     natsStatus s = js_GetStreamInfo(&si, b->js, name, NULL, &jerr);
     if (s == NATS_NOT_FOUND) {
+        jerr = 0;
         s = js_AddStream(&si, b->js, &sc, NULL, &jerr);
+        if (s != NATS_OK && jerr == JSStreamReplicasNotSupportedErr && asked > 1) {
+            ct_log(CT_LOG_WARN, "bus",
+                   "JetStream refused stream %s with %d replicas (--stream-replicas): a single server keeps 1 "
+                   "(JetStream error %d); creating it with 1 replica",
+                   name, (int)asked, (int)jerr);
+            sc.Replicas = 1;
+            jerr = 0;
+            s = js_AddStream(&si, b->js, &sc, NULL, &jerr);
+        }
         if (s == NATS_OK) ct_log(CT_LOG_INFO, "bus", "created stream %s (subjects %s, %d replica(s))", name, subject, (int)sc.Replicas);
     } else if (s == NATS_OK) {
+        what = "update";
         jsStreamConfig *cur = si->Config;
+        int64_t cur_replicas = cur->Replicas;
+        /* A single server keeps one copy whatever the config says: do not record more there. */
+        if (!si->Cluster && sc.Replicas > 1) sc.Replicas = 1;
         int same = cur->Replicas == sc.Replicas && cur->MaxAge == sc.MaxAge && cur->MaxBytes == sc.MaxBytes &&
                    cur->Duplicates == sc.Duplicates && cur->SubjectsLen == 1 && !strcmp(cur->Subjects[0], subject);
-        jsStreamInfo_Destroy(si);
-        si = NULL;
         if (!same) {
+            jsStreamInfo_Destroy(si);
+            si = NULL;
+            jerr = 0;
             s = js_UpdateStream(&si, b->js, &sc, NULL, &jerr);
+            if (s != NATS_OK && jerr == JSStreamReplicasNotSupportedErr && asked > cur_replicas) {
+                ct_log(CT_LOG_WARN, "bus",
+                       "JetStream refused %d replicas for stream %s (--stream-replicas): a single server keeps 1 "
+                       "(JetStream error %d); keeping its %d",
+                       (int)asked, name, (int)jerr, (int)cur_replicas);
+                sc.Replicas = cur_replicas;
+                jerr = 0;
+                s = js_UpdateStream(&si, b->js, &sc, NULL, &jerr);
+            }
             if (s == NATS_OK) ct_log(CT_LOG_INFO, "bus", "updated stream %s to the configured limits", name);
         }
     }
+    if (s == NATS_OK && asked > 1) {
+        /* A single server answers without cluster information, and may keep a config of 3 replicas
+         * (nats-server 2.9 accepts that update) while it holds one copy: ask again to be sure. */
+        if (si && !si->Cluster) {
+            jsStreamInfo_Destroy(si);
+            si = NULL;
+            jsErrCode e2 = 0;
+            if (js_GetStreamInfo(&si, b->js, name, NULL, &e2) != NATS_OK) si = NULL;
+        }
+        int64_t actual = !si ? asked : !si->Cluster ? 1 : si->Config ? si->Config->Replicas : asked;
+        if (actual < asked)
+            ct_log(CT_LOG_WARN, "bus",
+                   "stream %s has %d replica(s), not the %d asked (--stream-replicas): a single server, or a "
+                   "cluster too small",
+                   name, (int)actual, (int)asked);
+    }
     jsStreamInfo_Destroy(si);
     if (s != NATS_OK) {
-        ct_log(CT_LOG_ERROR, "bus", "cannot create or update stream %s: %s (JetStream error %d)%s", name,
-               natsStatus_GetText(s), (int)jerr, s == NATS_NO_RESPONDERS ? ": is JetStream enabled (nats-server -js)?" : "");
+        if (replicas_refused(jerr) && asked > 1)
+            ct_log(CT_LOG_ERROR, "bus",
+                   "cannot %s stream %s with %d replicas (--stream-replicas): JetStream error %d (%s): the "
+                   "cluster has too few servers with JetStream for them; lower --stream-replicas or add servers",
+                   what, name, (int)asked, (int)jerr, natsStatus_GetText(s));
+        else
+            ct_log(CT_LOG_ERROR, "bus", "cannot create or update stream %s: %s (JetStream error %d)%s", name,
+                   natsStatus_GetText(s), (int)jerr,
+                   s == NATS_NO_RESPONDERS ? ": is JetStream enabled (nats-server -js)?" : "");
         return CT_BUS;
     }
     return CT_OK;

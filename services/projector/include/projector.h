@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bus.h"
@@ -63,6 +64,17 @@ typedef struct projector_figures {
  *        thread may read it meanwhile, under no lock (see projector_figures).
  */
 int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, projector_figures *figures);
+
+/**
+ * \brief Format one line of a rebuild's progress: bar, percentage, done/total, rate and ETA
+ * ("rebuild [###...] 42.0%  420/1000  84 events/s  ETA 7s"), without "\r" or newline.
+ * The total shown is never below applied (the stream may have grown past target meanwhile), so the
+ * line never says more done than the total, and the ETA is 0 once applied reaches it.
+ * \param buf receives the line, truncated to cap bytes with its NUL.
+ * \param applied the last sequence applied; \p first the one applied when the run began;
+ *        \p target the sequence to reach; \p secs the seconds since the run began.
+ */
+void projector_progress_format(char *buf, size_t cap, uint64_t applied, uint64_t first, uint64_t target, double secs);
 
 #ifdef __cplusplus
 }

@@ -108,6 +108,24 @@ typedef struct progress_state {
     int64_t last_ns;    /* when (monotonic) */
 } progress_state;
 
+void projector_progress_format(char *buf, size_t cap, uint64_t applied, uint64_t first, uint64_t target, double secs)
+{
+    /* The stream may have grown since the target was read (a rebuild's fetch brings what follows it too),
+     * and a store may start beyond it: the total is never less than what is known done. */
+    if (applied < first) first = applied;
+    if (target < applied) target = applied;
+    uint64_t did = applied - first, todo = target - first, left = target - applied;
+    double done = todo ? (double)did / (double)todo : 1.0;
+    double rate = secs > 0 ? (double)did / secs : 0;
+    double eta = rate > 0 && left ? (double)left / rate : 0;
+    char bar[31];
+    int fill = (int)(done * 30);
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    bar[30] = '\0';
+    snprintf(buf, cap, "rebuild [%s] %5.1f%%  %" PRIu64 "/%" PRIu64 "  %.0f events/s  ETA %.0fs", bar, done * 100,
+             applied, target, rate, eta);
+}
+
 static void progress(progress_state *ps, uint64_t applied, uint64_t first, uint64_t target, int64_t t0, int final)
 {
     int tty = ps->tty;
@@ -115,17 +133,9 @@ static void progress(progress_state *ps, uint64_t applied, uint64_t first, uint6
     if (!final && ps->last_ns && mono - ps->last_ns < (tty ? PROGRESS_TTY_NS : PROGRESS_LOG_NS)) return;
     ps->last_ns = mono;
     if (!tty && final && applied == ps->last_line) return; /* that line is the final one already */
-    double done = target > first ? (double)(applied - first) / (double)(target - first) : 1.0;
-    if (done > 1) done = 1;
-    double secs = (double)(mono - t0) / 1e9;
-    double rate = secs > 0 ? (double)(applied - first) / secs : 0;
-    double eta = rate > 0 ? (double)(target - applied) / rate : 0;
-    char bar[31];
-    int fill = (int)(done * 30);
-    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
-    bar[30] = '\0';
-    fprintf(stderr, "%srebuild [%s] %5.1f%%  %" PRIu64 "/%" PRIu64 "  %.0f events/s  ETA %.0fs%s", tty ? "\r" : "",
-            bar, done * 100, applied, target, rate, eta, tty ? (final ? "   \n" : "   ") : "\n");
+    char line[160];
+    projector_progress_format(line, sizeof line, applied, first, target, (double)(mono - t0) / 1e9);
+    fprintf(stderr, "%s%s%s", tty ? "\r" : "", line, tty ? (final ? "   \n" : "   ") : "\n");
     ps->last_line = applied;
 }
 
