@@ -259,7 +259,7 @@ static int is_required(const ProtobufCMessageDescriptor *d, const char *name)
     return 0;
 }
 
-/* Which envelope keys each payload needs, indexed by payload case - 20 (EVENTS.md, "keys required"). */
+/* Which envelope keys each payload needs, indexed by payload case - 20 (docs/contract.md, "Payloads"). */
 enum { K_ORDER = 1, K_SHIPMENT = 2, K_ROUTE = 4, K_ORDER_OR_SHIPMENT = 8 };
 static const unsigned char required_keys[24] = {
     K_ORDER,               /* order_created */

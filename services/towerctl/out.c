@@ -122,7 +122,7 @@ void ctl_csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* The item fields of EVENTS.md per view; the common ones first. */
+/* The item fields per view (docs/contract.md, "Item shape"); the common ones first. */
 const char *const *ctl_view_columns(const char *view)
 {
 #define COMMON "since", "ageSeconds", "orderId", "shipmentId", "warehouseId", "carrierId"

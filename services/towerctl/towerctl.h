@@ -158,7 +158,7 @@ void ctl_put_clean(FILE *f, const char *s);
 /** \brief Write one CSV field (RFC 4180: quoted when it holds , " CR or LF; quotes doubled). */
 void ctl_csv_field(FILE *f, const char *s);
 
-/** \brief The columns of a view's items (the item shape of EVENTS.md), NULL-terminated; static. */
+/** \brief The columns of a view's items (docs/contract.md, "Item shape"), NULL-terminated; static. */
 const char *const *ctl_view_columns(const char *view);
 
 /* ---- commands ------------------------------------------------------------------------------------- */

@@ -22,8 +22,8 @@ static const towerd_spec spec = {
     .cmd = "towerd dump",
     .usage = "usage: towerd dump [--data DIR] [--stable | --summary]\n\n"
              "Prints every view as one JSON object: view name -> array of items, oldest\n"
-             "first, in the item shape of EVENTS.md. Reads one consistent snapshot and\n"
-             "never blocks a process writing the same store.\n\n"
+             "first, in the item shape of docs/contract.md. Reads one consistent\n"
+             "snapshot and never blocks a process writing the same store.\n\n"
              "Exit codes: 0 printed; 1 no store or store failure; 2 usage.",
     .defs = own_defs,
     .ndefs = sizeof own_defs / sizeof own_defs[0],

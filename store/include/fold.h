@@ -23,7 +23,7 @@ extern "C" {
  * Nothing here does I/O or reads a clock: ages are computed by readers.
  */
 
-/** The views of EVENTS.md, in a fixed order (also the order of the dump). */
+/** The views of docs/contract.md, in a fixed order (also the order of the dump). */
 #define FOLD_VIEW_MAP(X)                                                       \
     X(AWAITING_RELEASE, "awaiting_release")                                    \
     X(BLOCKED, "blocked")                                                      \
@@ -65,8 +65,8 @@ typedef struct fold_process {
 
 /**
  * The milestone pairs an SLA rule can measure: X(id, from, to, level), level
- * 'o' for a rule on the order, 's' for one on each shipment. EVENTS.md
- * "Business-milestone SLAs" defines what each means:
+ * 'o' for a rule on the order, 's' for one on each shipment. docs/contract.md
+ * ("SLA rules") defines what each means:
  *  - RELEASE: earliest orderApproved -> any orderReleased;
  *  - READINESS: earliest orderReleased -> a shipmentReady of any shipment of the order;
  *  - ROUTING: the shipment's earliest shipmentReady -> a routePlanned naming it;
@@ -121,7 +121,7 @@ typedef struct fold_sla_rules {
     size_t n;               /**< how many */
 } fold_sla_rules;
 
-/** \brief The rules of EVENTS.md, unscoped, severity "warning" (static storage). */
+/** \brief The rules of docs/contract.md ("SLA rules"), unscoped, severity "warning" (static storage). */
 const fold_sla_rules *fold_sla_defaults(void);
 
 /**
@@ -167,7 +167,7 @@ typedef struct fold_item {
     Tower__V1__ViewItem pb;     /**< the item; its strings and timestamps are borrowed from the events or static */
 } fold_item;
 
-/** The order's stage, EVENTS.md "Stage of an order". */
+/** The order's stage, docs/contract.md "Stage of an order". */
 #define FOLD_STAGE_MAP(X)                                                      \
     X(NONE) X(CREATED) X(APPROVED) X(RELEASED) X(PICKING) X(PACKED) X(READY)    \
     X(ROUTED) X(SHIPPED) X(DELIVERED) X(POD) X(INVOICED) X(CANCELLED)

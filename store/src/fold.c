@@ -1,4 +1,5 @@
-/* The fold: derives view items and stages of one process from its events, as EVENTS.md defines them. */
+/* The fold: derives view items and stages of one process from its events, as docs/contract.md
+ * defines them. */
 #include "fold.h"
 
 #include <stdlib.h>
@@ -451,8 +452,8 @@ static void after_cancel(ev *first, const fold_entity *ent, ev cancel)
     }
 }
 
-/* The event that closes a breach of a rule: the awaited milestone (EVENTS.md
- * "Business-milestone SLAs"), or NULL while it is missing. A rule this version
+/* The event that closes a breach of a rule: the awaited milestone (docs/contract.md,
+ * "SLA rules"), or NULL while it is missing. A rule this version
  * does not know stays open. self is the shipment a shipment-level breach names
  * (NULL for an order-level one, which looks at every shipment of the order). */
 static ev awaited_by_pair(fold_sla_pair pair, const order_facts *of, const ship_facts *self, const ship_facts *sf,

@@ -1,4 +1,4 @@
-/* Unit tests of every view rule, anomaly, link and dead-letter rule of EVENTS.md, on a real store. */
+/* Unit tests of every view rule, anomaly, link and dead-letter rule of docs/contract.md, on a real store. */
 #include "fx.h"
 
 /* One event line: id, time, system, then the keys and payload as JSON members. */

@@ -1,10 +1,10 @@
-// What the views are, how they are labelled, and their SLA state (the default durations of EVENTS.md).
+// What the views are, how they are labelled, and their SLA state (the default durations of docs/contract.md).
 
 const MIN = 60000, HOUR = 60 * MIN;
 
 /**
  * One entry per view, in the order the overview shows them. `sla` is the business-milestone rule whose
- * default duration judges an item's age (EVENTS.md "Business-milestone SLAs"); views without a rule are
+ * default duration judges an item's age (docs/contract.md "SLA rules"); views without a rule are
  * "needs review" when not empty and never breach by age; sla_breaches are breached by definition.
  */
 export const VIEWS = [
