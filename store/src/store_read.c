@@ -136,16 +136,26 @@ static int scan_wants(const view_scan *sc, const store_query *q, const Tower__V1
            (!sc->check_rule || (it->rule && strcmp(it->rule, q->rule) == 0));
 }
 
-/* Read the item index key k names and give it to fn if the filters keep it; *stop: fn asked to stop. */
-static ct_status scan_visit(store_reader *r, view_scan *sc, const store_query *q, const MDB_val *k,
-                            store_item_fn fn, void *ctx, int *stop)
+/* The item index key k names, decoded into *out (caller frees with
+ * tower__v1__view_item__free_unpacked). */
+static ct_status scan_item(store_reader *r, const view_scan *sc, const MDB_val *k, Tower__V1__ViewItem **out)
 {
     const unsigned char *kd = k->mv_data;
     MDB_val ik = {k->mv_size - sc->pl - STORE__TIME_KEY, (char *)kd + sc->pl + STORE__TIME_KEY}, iv;
     int rc = mdb_get(r->txn, r->s->items, &ik, &iv);
     if (rc) return store__fail(r->s, rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc, "read an indexed item");
-    Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, iv.mv_size, iv.mv_data);
-    if (!it) return store__fail(r->s, MDB_CORRUPTED, "decode an item");
+    *out = tower__v1__view_item__unpack(NULL, iv.mv_size, iv.mv_data);
+    return *out ? CT_OK : store__fail(r->s, MDB_CORRUPTED, "decode an item");
+}
+
+/* Read the item index key k names and give it to fn if the filters keep it; *stop: fn asked to stop. */
+static ct_status scan_visit(store_reader *r, view_scan *sc, const store_query *q, const MDB_val *k,
+                            store_item_fn fn, void *ctx, int *stop)
+{
+    const unsigned char *kd = k->mv_data;
+    Tower__V1__ViewItem *it = NULL;
+    ct_status st = scan_item(r, sc, k, &it);
+    if (st != CT_OK) return st;
     if (scan_wants(sc, q, it)) {
         *stop = fn(ctx, it);
         sc->delivered++;
@@ -231,18 +241,9 @@ ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out)
             n++;
             continue;
         }
-        const unsigned char *kd = k.mv_data;
-        MDB_val ik = {k.mv_size - sc.pl - STORE__TIME_KEY, (char *)kd + sc.pl + STORE__TIME_KEY}, iv;
-        rc = mdb_get(r->txn, r->s->items, &ik, &iv);
-        if (rc) {
-            st = store__fail(r->s, rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc, "read an indexed item");
-            break;
-        }
-        Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, iv.mv_size, iv.mv_data);
-        if (!it) {
-            st = store__fail(r->s, MDB_CORRUPTED, "decode an item");
-            break;
-        }
+        Tower__V1__ViewItem *it = NULL;
+        st = scan_item(r, &sc, &k, &it);
+        if (st != CT_OK) break;
         n += (uint64_t)scan_wants(&sc, q, it);
         tower__v1__view_item__free_unpacked(it, NULL);
     }
