@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 # ---------------------------------------------------------------------------------------------
@@ -1041,6 +1042,79 @@ class TowerServe:
 
     def log(self, n=60):
         return tail(self.log_path, n)
+
+
+class Up:
+    """`towerd up` as a child process on a free loopback port: stdout and stderr in files of its own
+    (up-N.out, up-N.err for its Nth start); `env` adds variables. start() returns once it printed its
+    banner."""
+
+    def __init__(self, towerd, root, data, args, env=None):
+        self.t, self.root, self.data, self.args, self.extra_env = towerd, root, data, list(args), env
+        self.port = free_port()
+        self.proc = None
+        self.runs = 0
+        self.out_path = self.err_path = None
+
+    @property
+    def base(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        self.runs += 1
+        self.out_path = os.path.join(self.root, "up-%d.out" % self.runs)
+        self.err_path = os.path.join(self.root, "up-%d.err" % self.runs)
+        argv = [self.t.binary, "up", "--data", self.data, "--http", "127.0.0.1:%d" % self.port] + self.args
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = spawn(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.t.env(self.extra_env),
+                                 cwd=self.root)
+        deadline = time.monotonic() + tmo(60)
+        while time.monotonic() < deadline:
+            text = self.stdout()
+            if "Ctrl-C stops everything." in text:
+                return text
+            if self.proc.poll() is not None:
+                raise AssertionError("towerd up exited with %s before it was up\n%s" % (self.proc.returncode,
+                                                                                       self.logs()))
+            time.sleep(0.1)
+        raise AssertionError("towerd up printed no dashboard URL within %.0fs\n%s" % (tmo(60), self.logs()))
+
+    def stdout(self):
+        with open(self.out_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def logs(self, n=80):
+        return "--- stdout:\n%s\n--- stderr:\n%s" % (self.stdout(), tail(self.err_path, n))
+
+    def summary(self):
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(self.base + "/api/v1/summary", timeout=10) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            raise AssertionError("GET /api/v1/summary answered %s: %r" % (e.code, e.read()[:300]))
+
+    def stop(self, timeout=60):
+        """SIGTERM and wait: the exit code."""
+        p = self.proc
+        p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(timeout=tmo(timeout))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+            reap(p)
+            raise AssertionError("towerd up did not stop within %.0fs of SIGTERM\n%s" % (tmo(timeout), self.logs()))
+        reap(p)
+        self.proc = None
+        return rc
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            reap(self.proc)
+            self.proc = None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -170,91 +170,78 @@ class T0DeepNestingUp(unittest.TestCase):
 
     def test_deep_nesting_every_entry_point(self):
         root = fx.make_tempdir("tower-it-hard-up-")
-        port = fx.free_port()
-        out = open(os.path.join(root, "up.log"), "wb")
-        p = fx.spawn([TOWERD, "up", "--no-sim", "--data", os.path.join(root, "data"), "--http", "127.0.0.1:%d" % port,
-                      "--web", D.web], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                     env=D.t.env(), cwd=root)
-        out.close()
-
-        def log():
-            return fx.tail(os.path.join(root, "up.log"), 40)
-
-        try:
-            deadline = time.monotonic() + fx.tmo(60)
-            while True:
-                self.assertIsNone(p.poll(), "towerd up exited:\n" + log())
-                try:
-                    if http(port, "/api/v1/summary", timeout=2).status == 200:
-                        break
-                except OSError:
-                    pass
-                self.assertLess(time.monotonic(), deadline, "towerd up did not answer:\n" + log())
-                time.sleep(0.1)
-            alive = lambda: p.poll() is None  # noqa: E731
-
-            # a real dead letter to redrive: a conflicting duplicate (same eventId, other content)
-            r = http(port, "/api/v1/events", "POST", ndjson(event("deep-1")), NDJSON)
-            self.assertEqual(r.status, 200, r)
-            r = http(port, "/api/v1/events", "POST",
-                     ndjson(event("deep-1", orderApproved={"warehouseId": "dc-2"})), NDJSON)
-            self.assertEqual(r.status, 200, r)
-            deadline = time.monotonic() + fx.tmo(30)
-            while True:
-                items = http(port, "/api/v1/dead-letters").json()["items"]
-                if items:
+        self.addCleanup(fx.remove_tempdir, root)
+        up = fx.Up(D.t, root, os.path.join(root, "data"), ["--no-sim", "--web", D.web])
+        self.addCleanup(up.close)
+        up.start()
+        port, log = up.port, up.logs
+        # the store exists once the projector made it
+        deadline = time.monotonic() + fx.tmo(60)
+        while True:
+            self.assertIsNone(up.proc.poll(), "towerd up exited:\n" + log())
+            try:
+                if http(port, "/api/v1/summary", timeout=2).status == 200:
                     break
-                self.assertLess(time.monotonic(), deadline, "no dead letter:\n" + log())
-                time.sleep(0.1)
-            dl = items[0]["seq"]
+            except OSError:
+                pass
+            self.assertLess(time.monotonic(), deadline, "towerd up did not answer:\n" + log())
+            time.sleep(0.1)
+        alive = lambda: up.proc.poll() is None  # noqa: E731
 
-            probes = [
-                ("ingest, an array of 100,000 '['", "/api/v1/events", b"[" * 100000, 400, "nests deeper"),
-                ("ingest, an event line nesting 60,000 deep", "/api/v1/events",
-                 b'{"eventId":"deep-2","x":' + b"[" * 60000 + b"\n", 400, "nests deeper"),
-                ("ingest, one line of 100,000 '{\"a\":'", "/api/v1/events", b'{"a":' * 100000, 400, None),
-                ("redrive, 60,000 '[' (within its 64 KiB)", "/api/v1/dead-letters/%d/redrive" % dl, b"[" * 60000, 400,
-                 "nests deeper"),
-                ("redrive, 100,000 '['", "/api/v1/dead-letters/%d/redrive" % dl, b"[" * 100000, 413, None),
-            ]
-            for what, path, body, want, text in probes:
-                r = http(port, path, "POST", body, JSON, timeout=30)
-                fx.log("%s: %s %s" % (what, r.status, r.body[:160]))
-                self.assertEqual(r.status, want, "%s: %r" % (what, r))
-                if text:
-                    j = r.json()
-                    err = j["error"] if "error" in j else j["results"][0]["error"]
-                    self.assertIn(text, err["message"], what)
-                assert_alive(self, port, alive)
+        # a real dead letter to redrive: a conflicting duplicate (same eventId, other content)
+        r = http(port, "/api/v1/events", "POST", ndjson(event("deep-1")), NDJSON)
+        self.assertEqual(r.status, 200, r)
+        r = http(port, "/api/v1/events", "POST",
+                 ndjson(event("deep-1", orderApproved={"warehouseId": "dc-2"})), NDJSON)
+        self.assertEqual(r.status, 200, r)
+        deadline = time.monotonic() + fx.tmo(30)
+        while True:
+            items = http(port, "/api/v1/dead-letters").json()["items"]
+            if items:
+                break
+            self.assertLess(time.monotonic(), deadline, "no dead letter:\n" + log())
+            time.sleep(0.1)
+        dl = items[0]["seq"]
 
-            for n, code in ((4000, "TOO_DEEP"), (100000, "TOO_LARGE")):
-                ws = fx.WsClient(port, timeout=fx.tmo(10))
-                ws.send_frame(1, b"[" * n)
-                msgs = []
-                deadline = time.monotonic() + fx.tmo(10)
-                while not any(m.get("type") == "error" for m in msgs) and time.monotonic() < deadline:
-                    msgs += ws.recv(timeout=fx.tmo(10))
-                err = [m for m in msgs if m.get("type") == "error"]
-                self.assertTrue(err, msgs)
-                self.assertEqual(err[0]["error"]["code"], code, err)
-                fx.log("websocket, %d '[': %s" % (n, err[0]["error"]))
-                # the connection still works
-                ws.send({"type": "subscribe", "views": ["blocked"]})
-                got = []
-                while not any(m.get("type") == "snapshot" for m in got):
-                    got += ws.recv(timeout=fx.tmo(10))
-                ws.close()
-                assert_alive(self, port, alive)
-            self.assertEqual(http(port, "/api/v1/summary").status, 200)
-        finally:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=fx.tmo(60))
-                except subprocess.TimeoutExpired:
-                    p.kill()
-            fx.reap(p)
-            fx.remove_tempdir(root)
+        probes = [
+            ("ingest, an array of 100,000 '['", "/api/v1/events", b"[" * 100000, 400, "nests deeper"),
+            ("ingest, an event line nesting 60,000 deep", "/api/v1/events",
+             b'{"eventId":"deep-2","x":' + b"[" * 60000 + b"\n", 400, "nests deeper"),
+            ("ingest, one line of 100,000 '{\"a\":'", "/api/v1/events", b'{"a":' * 100000, 400, None),
+            ("redrive, 60,000 '[' (within its 64 KiB)", "/api/v1/dead-letters/%d/redrive" % dl, b"[" * 60000, 400,
+             "nests deeper"),
+            ("redrive, 100,000 '['", "/api/v1/dead-letters/%d/redrive" % dl, b"[" * 100000, 413, None),
+        ]
+        for what, path, body, want, text in probes:
+            r = http(port, path, "POST", body, JSON, timeout=30)
+            fx.log("%s: %s %s" % (what, r.status, r.body[:160]))
+            self.assertEqual(r.status, want, "%s: %r" % (what, r))
+            if text:
+                j = r.json()
+                err = j["error"] if "error" in j else j["results"][0]["error"]
+                self.assertIn(text, err["message"], what)
+            assert_alive(self, port, alive)
+
+        for n, code in ((4000, "TOO_DEEP"), (100000, "TOO_LARGE")):
+            ws = fx.WsClient(port, timeout=fx.tmo(10))
+            ws.send_frame(1, b"[" * n)
+            msgs = []
+            deadline = time.monotonic() + fx.tmo(10)
+            while not any(m.get("type") == "error" for m in msgs) and time.monotonic() < deadline:
+                msgs += ws.recv(timeout=fx.tmo(10))
+            err = [m for m in msgs if m.get("type") == "error"]
+            self.assertTrue(err, msgs)
+            self.assertEqual(err[0]["error"]["code"], code, err)
+            fx.log("websocket, %d '[': %s" % (n, err[0]["error"]))
+            # the connection still works
+            ws.send({"type": "subscribe", "views": ["blocked"]})
+            got = []
+            while not any(m.get("type") == "snapshot" for m in got):
+                got += ws.recv(timeout=fx.tmo(10))
+            ws.close()
+            assert_alive(self, port, alive)
+        self.assertEqual(http(port, "/api/v1/summary").status, 200)
+        self.assertEqual(up.stop(), 0, log())
 
 
 class T1Listen(unittest.TestCase):

@@ -21,7 +21,6 @@ import http.server
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -301,36 +300,15 @@ class T3Up(unittest.TestCase):
         self.t.cwd = self.root
         self.am = FlakyAlertmanager()
         self.addCleanup(self.am.stop)
-        self.port = fx.free_port()
-        self.err_path = os.path.join(self.root, "up.err")
-        self.proc = None
-        self.addCleanup(self.kill)
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if self.proc is not None:
-            fx.reap(self.proc)
-
-    def logs(self):
-        return "--- towerd up's stderr:\n" + fx.tail(self.err_path, 60)
+        self.up = fx.Up(self.t, self.root, os.path.join(self.root, "data"),
+                        ["--no-sim", "--nats", self.nats.url, "--web", self.root,
+                         "--alertmanager", "http://127.0.0.1:%d" % self.am.port], env={"TOWER_LOG_FORMAT": "json"})
+        self.addCleanup(self.up.close)
+        self.port = self.up.port
+        self.logs = self.up.logs
 
     def start_up(self):
-        out_path = os.path.join(self.root, "up.out")
-        argv = [TOWERD, "up", "--no-sim", "--nats", self.nats.url, "--data", os.path.join(self.root, "data"),
-                "--http", "127.0.0.1:%d" % self.port, "--web", self.root,
-                "--alertmanager", "http://127.0.0.1:%d" % self.am.port]
-        with open(out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = fx.spawn(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=self.root,
-                                 env=self.t.env({"TOWER_LOG_FORMAT": "json"}))
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("towerd up exited with %s\n%s" % (self.proc.returncode, self.logs()))
-            with open(out_path, errors="replace") as f:
-                return "Ctrl-C stops everything." in f.read()
-        wait_for("towerd up printed its banner", up, log=self.logs)
+        self.up.start()
 
     def publish(self, name, events):
         path = os.path.join(self.root, name + ".ndjson")
@@ -378,10 +356,9 @@ class T3Up(unittest.TestCase):
         fx.log("up: %d commits counted, %d events, posts ok %d error %d"
                % (commits, value(fams, "tower_projector_events_total"), ok, errors))
         # SIGTERM: a clean stop, and a log of JSON lines only
-        self.proc.send_signal(signal.SIGTERM)
-        self.assertEqual(self.proc.wait(timeout=fx.tmo(60)), 0, self.logs())
-        fx.reap(self.proc)
-        with open(self.err_path, encoding="utf-8") as f:
+        err_path = self.up.err_path
+        self.assertEqual(self.up.stop(), 0, self.logs())
+        with open(err_path, encoding="utf-8") as f:
             lines = check_json_log(self, f.read(), "towerd up's stderr")
         modules = {o["module"] for o in lines}
         self.assertTrue({"server", "projector", "sla"} <= modules, modules)

@@ -385,19 +385,6 @@ class SlaUpWarped(unittest.TestCase):
         self.t.cwd = self.root
         self.am = AlertReceiver().start()
         self.addCleanup(self.am.stop)
-        self.err_path = os.path.join(self.root, "up.err")
-        self.proc = None
-        self.addCleanup(self.kill)
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if self.proc is not None:
-            fx.reap(self.proc)
-
-    def logs(self):
-        return "--- towerd up's stderr:\n" + fx.tail(self.err_path, 60)
 
     def publish(self, name, *events):
         path = os.path.join(self.root, name + ".ndjson")
@@ -407,21 +394,11 @@ class SlaUpWarped(unittest.TestCase):
         self.t.publish(path, check=0)
 
     def test_warped_up_posts_wall_clock_alerts(self):
-        out_path = os.path.join(self.root, "up.out")
-        argv = [TOWERD, "up", "--no-sim", "--warp", "60", "--nats", self.nats.url,
-                "--data", os.path.join(self.root, "data"), "--http", "127.0.0.1:%d" % fx.free_port(),
-                "--web", self.root, "--alertmanager", "http://127.0.0.1:%d" % self.am.port]
-        with open(out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = fx.spawn(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=self.root,
-                                 env=self.t.env())
-        deadline = time.monotonic() + fx.tmo(60)
-        while True:
-            with open(out_path, errors="replace") as f:
-                if "Ctrl-C stops everything." in f.read():
-                    break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("towerd up is not up (exit %s)\n%s" % (self.proc.poll(), self.logs()))
-            time.sleep(0.1)
+        up = fx.Up(self.t, self.root, os.path.join(self.root, "data"),
+                   ["--no-sim", "--warp", "60", "--nats", self.nats.url, "--web", self.root,
+                    "--alertmanager", "http://127.0.0.1:%d" % self.am.port])
+        self.addCleanup(up.close)
+        up.start()
         # Approved now (wall clock, so at or before business time): the release SLA (15 business minutes)
         # is breached about 15 real seconds later.
         approved = int(time.time())
@@ -429,7 +406,7 @@ class SlaUpWarped(unittest.TestCase):
         got = self.am.wait("a firing alert of SO-W1 from the warped engine",
                            lambda: [x for x in self.am.alerts("SO-W1") if firing(x)], timeout=120)
         t, a = got[0]
-        self.assertEqual(self.am.problems(), [], self.logs())
+        self.assertEqual(self.am.problems(), [], up.logs())
         self.assertGreater(rfc3339_parse(a["endsAt"]), t, a)
         self.assertLessEqual(rfc3339_parse(a["startsAt"]), t, a)
         self.assertEqual(rfc3339_parse(a["annotations"]["dueAt"]), approved + 15 * 60, a)
@@ -439,7 +416,7 @@ class SlaUpWarped(unittest.TestCase):
         t_res, res = self.am.wait("a resolved alert of SO-W1", lambda: [x for x in self.am.alerts("SO-W1")
                                                                          if not firing(x)], timeout=120)[0]
         self.assertLessEqual(abs(rfc3339_parse(res["endsAt"]) - t_res), 5, res)
-        self.assertEqual(self.am.problems(), [], self.logs())
+        self.assertEqual(self.am.problems(), [], up.logs())
 
 
 def main():

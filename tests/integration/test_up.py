@@ -106,75 +106,6 @@ def tcp_listeners(port):
     return found
 
 
-class Up:
-    """`towerd up` as a child process: stdout and stderr in files of its own."""
-
-    def __init__(self, towerd, root, data, args):
-        self.t, self.root, self.data, self.args = towerd, root, data, list(args)
-        self.port = fx.free_port()
-        self.proc = None
-        self.runs = 0
-        self.out_path = self.err_path = None
-
-    @property
-    def base(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def start(self):
-        self.runs += 1
-        self.out_path = os.path.join(self.root, "up-%d.out" % self.runs)
-        self.err_path = os.path.join(self.root, "up-%d.err" % self.runs)
-        argv = [self.t.binary, "up", "--data", self.data, "--http", "127.0.0.1:%d" % self.port] + self.args
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = fx.spawn(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.t.env(),
-                                 cwd=self.root)
-        deadline = time.monotonic() + fx.tmo(60)
-        while time.monotonic() < deadline:
-            text = self.stdout()
-            if "Ctrl-C stops everything." in text:
-                return text
-            if self.proc.poll() is not None:
-                raise AssertionError("towerd up exited with %s before it was up\n%s" % (self.proc.returncode,
-                                                                                       self.logs()))
-            time.sleep(0.1)
-        raise AssertionError("towerd up printed no dashboard URL within %.0fs\n%s" % (fx.tmo(60), self.logs()))
-
-    def stdout(self):
-        with open(self.out_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def logs(self, n=80):
-        return "--- stdout:\n%s\n--- stderr:\n%s" % (self.stdout(), fx.tail(self.err_path, n))
-
-    def summary(self):
-        status, _, body = http_get(self.base + "/api/v1/summary")
-        if status != 200:
-            raise AssertionError("GET /api/v1/summary answered %s: %r" % (status, body[:300]))
-        return json.loads(body)
-
-    def stop(self, timeout=60):
-        """SIGTERM and wait: the exit code."""
-        p = self.proc
-        p.send_signal(signal.SIGTERM)
-        try:
-            rc = p.wait(timeout=fx.tmo(timeout))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
-            fx.reap(p)
-            raise AssertionError("towerd up did not stop within %.0fs of SIGTERM\n%s" % (fx.tmo(timeout), self.logs()))
-        fx.reap(p)
-        self.proc = None
-        return rc
-
-    def close(self):
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            fx.reap(self.proc)
-            self.proc = None
-
-
 class UpTest(unittest.TestCase):
     maxDiff = 4000
 
@@ -261,7 +192,7 @@ class UpTest(unittest.TestCase):
 
     def test_up_nats_needs_credentials(self):
         data = os.path.join(self.root, "data")
-        up = Up(self.t, self.root, data, ["--no-sim", "--web", self.root])
+        up = fx.Up(self.t, self.root, data, ["--no-sim", "--web", self.root])
         self.addCleanup(up.close)
         out = up.start()
         port = int(re.search(r"NATS +nats://127\.0\.0\.1:(\d+) ", out).group(1))
@@ -333,7 +264,7 @@ class UpTest(unittest.TestCase):
         """--nats URL: no credentials of up's own, no client.conf; the NATS is used as it is."""
         with fx.NatsServer(root=os.path.join(self.root, "ext")) as ns:
             data = os.path.join(self.root, "data")
-            up = Up(self.t, self.root, data, ["--no-sim", "--nats", ns.url, "--web", self.root])
+            up = fx.Up(self.t, self.root, data, ["--no-sim", "--nats", ns.url, "--web", self.root])
             self.addCleanup(up.close)
             out = up.start()
             self.assertIn("NATS        %s\n" % ns.url, out)
@@ -371,7 +302,7 @@ class UpTest(unittest.TestCase):
 
     def test_up_runs_the_sla_engine(self):
         data = os.path.join(self.root, "data")
-        up = Up(self.t, self.root, data, ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000",
+        up = fx.Up(self.t, self.root, data, ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000",
                                           "--web", self.root])
         self.addCleanup(up.close)
         out = up.start()
@@ -402,7 +333,7 @@ class UpTest(unittest.TestCase):
         # Without the SLA engine the simulators report the breaches (the trace's "tower-1"), so that
         # the stream is exactly the trace and can be compared with it folded offline.
         trace = ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000"]
-        up = Up(self.t, self.root, data, trace + ["--web", web, "--no-sla"])
+        up = fx.Up(self.t, self.root, data, trace + ["--web", web, "--no-sla"])
         self.addCleanup(up.close)
         out = up.start()
         self.assertIn("http://127.0.0.1:%d/" % up.port, out)
