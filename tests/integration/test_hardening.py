@@ -462,6 +462,35 @@ class T3Requests(unittest.TestCase):
         self.assertEqual(r.json()["accepted"], 2)
 
 
+class T3bNotices(unittest.TestCase):
+    def test_deep_and_broken_change_notices_are_ignored(self):
+        """tower.changes is an input too (anyone who may publish on NATS): on the bus's thread, deep, huge,
+        truncated and mistyped notices are ignored, and the server and its live stream go on."""
+        port = D.serve.port
+        ws = fx.WsClient(port)
+        ws.send({"type": "subscribe", "views": ["blocked"]})
+        got = []
+        while not any(m.get("type") == "snapshot" for m in got):
+            got += ws.recv(timeout=fx.tmo(10))
+        notices = [b"[" * 100000, b'{"seq":9,"prev":8,"changes":' + b"[" * 60000, b"{" * 4000,
+                   b'{"seq":9,"prev":8,"changes":[{"view":"blocked","op":"add","item":' + b"[" * 500 + b"]" * 500 + b"}]}",
+                   b'{"seq":"x","prev":[],"changes":{}}', b'{"seq":9,"prev":8,"changes":[{"view":7}]}',
+                   b'{"seq":9,"prev":8,', b"\xff\xfe", b"x" * (900 * 1024)]
+        for n in notices:
+            D.client.publish("tower.changes", n)
+        D.client.flush()
+        # a resync may follow (the chain looks broken): whatever comes, the server and the stream answer
+        self.assertEqual(http(port, "/healthz").status, 200)
+        self.assertTrue(D.serve.alive(), D.serve.log())
+        ws.send({"type": "resync"})
+        got = []
+        while not any(m.get("type") == "snapshot" for m in got):
+            got += ws.recv(timeout=fx.tmo(10))
+        ws.close()
+        self.assertEqual(http(port, "/api/v1/summary").status, 200)
+        self.assertIn("ignoring a change notice", D.serve.log())
+
+
 class T4Websocket(unittest.TestCase):
     def test_frames_rfc6455_forbids_close_with_1002(self):
         port = D.serve.port
