@@ -25,6 +25,10 @@ typedef Tower__V1__Event evt_event;
 #define EVT_MAX_ID 64
 /** Longest free-text string (reasons, sku, customer, ...). */
 #define EVT_MAX_TEXT 512
+/** Longest note of an exception action (contract v1.1). */
+#define EVT_MAX_NOTE 2000
+/** Longest actor of an exception action. */
+#define EVT_MAX_ACTOR 128
 
 /**
  * Machine-readable reasons an event is rejected (dead-letter codes).
@@ -125,6 +129,49 @@ const char *evt_type_name(const evt_event *e);
 
 /** \brief The payload's snake_case name ("order_approved"), used in NATS subjects; "" if none. */
 const char *evt_type_subject(const evt_event *e);
+
+/* ---- exception ids (contract v1.1, evt_exid.c) ------------------------------------------- */
+
+/** Longest exception id. */
+#define EVT_MAX_EXID 256
+
+/** What an exception id names: the entity whose item it is, the view and (but for a dead letter) since. */
+typedef struct evt_exid {
+    char kind;                    /**< 'o' an order's item, 's' a shipment's, 'd' a dead letter */
+    char entity[EVT_MAX_ID + 1];  /**< the order or shipment id, or the dead letter's sequence (digits) */
+    char view[32];                /**< the view */
+    int64_t since_ns;             /**< the item's since in ns since the epoch (0 for a dead letter) */
+} evt_exid;
+
+/**
+ * rief The exception id of a view item, from its key ("o:<order>|<view>[|<sub>]", "s:...",
+ * "d:<seq>|dead_letters") and since (ignored for a dead letter): "o~<order>~<view>[~<sub>]~<sinceNs>".
+ * A sub part of id characters is kept (its '|' become '~'); any other is replaced by "h-<16 hex>", a hash
+ * of it. eturn its length (0 and "" for a key that is not an item key).
+ */
+size_t evt_exid_build(char *out, size_t cap, const char *key, const Tower__V1__Timestamp *since);
+
+/**
+ * rief Parse an exception id. eturn 0 with *out filled; -1 with *why (static, e.g. "names no known
+ * view after the entity id") for an id that is malformed.
+ */
+int evt_exid_parse(const char *id, evt_exid *out, const char **why);
+
+/** rief 1 if name[0..len) is a view an exception id may name. */
+int evt_exid_view_known(const char *name, size_t len);
+
+/** rief 1 if the event is an exception action (exceptionAcknowledged ... exceptionReopened). */
+int evt_is_action(const evt_event *e);
+
+/** The fields every action shares, or NULL members for an event that is no action. */
+typedef struct evt_action {
+    const char *exception_id; /**< what it acts on */
+    const char *actor;        /**< who */
+    const char *note;         /**< the note, or NULL */
+} evt_action;
+
+/** rief The shared fields of an action (all NULL for another event). */
+evt_action evt_action_of(const evt_event *e);
 
 /* ---- reading files and bodies: NDJSON or a JSON array ----------------- */
 

@@ -5,19 +5,21 @@
 #include <string.h>
 
 /* Payload names indexed by payload case - 20; the test checks them against the descriptor. */
-static const char *const type_names[24] = {
+static const char *const type_names[30] = {
     "orderCreated",      "orderApproved",     "orderHeld",         "orderHoldReleased",
     "orderReleased",     "orderCancelled",    "pickStarted",       "pickShort",
     "inventoryResolved", "packCompleted",     "shipmentReady",     "shipmentBlocked",
     "shipmentUnblocked", "shipmentConfirmed", "routeRequested",    "routePlanned",
     "routeFailed",       "routeDispatched",   "deliveryAttempted", "deliveryCompleted",
     "podCaptured",       "invoicePosted",     "postingFailed",     "slaBreached",
+    "exceptionAcknowledged", "exceptionAssigned", "exceptionSnoozed", "exceptionNoted",
+    "exceptionResolved", "exceptionReopened",
 };
 
 static const ProtobufCFieldDescriptor *payload_field(const evt_event *e)
 {
     if (!e || e->payload_case < TOWER__V1__EVENT__PAYLOAD_ORDER_CREATED ||
-        e->payload_case > TOWER__V1__EVENT__PAYLOAD_SLA_BREACHED)
+        e->payload_case > TOWER__V1__EVENT__PAYLOAD_EXCEPTION_REOPENED)
         return NULL;
     return protobuf_c_message_descriptor_get_field(&tower__v1__event__descriptor,
                                                    (unsigned)e->payload_case);

@@ -253,6 +253,22 @@ static int is_required(const ProtobufCMessageDescriptor *d, const char *name)
         {&tower__v1__pick_short__descriptor, "sku"},
         {&tower__v1__inventory_resolved__descriptor, "sku"},
         {&tower__v1__sla_breached__descriptor, "rule"},
+        /* Contract v1.1: every action names its exception and its actor. */
+        {&tower__v1__exception_acknowledged__descriptor, "exception_id"},
+        {&tower__v1__exception_acknowledged__descriptor, "actor"},
+        {&tower__v1__exception_assigned__descriptor, "exception_id"},
+        {&tower__v1__exception_assigned__descriptor, "actor"},
+        {&tower__v1__exception_snoozed__descriptor, "exception_id"},
+        {&tower__v1__exception_snoozed__descriptor, "actor"},
+        {&tower__v1__exception_snoozed__descriptor, "until"},
+        {&tower__v1__exception_noted__descriptor, "exception_id"},
+        {&tower__v1__exception_noted__descriptor, "actor"},
+        {&tower__v1__exception_noted__descriptor, "note"},
+        {&tower__v1__exception_resolved__descriptor, "exception_id"},
+        {&tower__v1__exception_resolved__descriptor, "actor"},
+        {&tower__v1__exception_resolved__descriptor, "resolution"},
+        {&tower__v1__exception_reopened__descriptor, "exception_id"},
+        {&tower__v1__exception_reopened__descriptor, "actor"},
     };
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
         if (req[i].d == d && strcmp(req[i].name, name) == 0) return 1;
@@ -261,7 +277,7 @@ static int is_required(const ProtobufCMessageDescriptor *d, const char *name)
 
 /* Which envelope keys each payload needs, indexed by payload case - 20 (docs/contract.md, "Payloads"). */
 enum { K_ORDER = 1, K_SHIPMENT = 2, K_ROUTE = 4, K_ORDER_OR_SHIPMENT = 8 };
-static const unsigned char required_keys[24] = {
+static const unsigned char required_keys[30] = {
     K_ORDER,               /* order_created */
     K_ORDER,               /* order_approved */
     K_ORDER,               /* order_held */
@@ -286,6 +302,7 @@ static const unsigned char required_keys[24] = {
     K_ORDER,               /* invoice_posted */
     K_ORDER,               /* posting_failed */
     K_ORDER_OR_SHIPMENT,   /* sla_breached */
+    0, 0, 0, 0, 0, 0,      /* the exception actions: their exception_id names what they act on */
 };
 
 static ct_status check_id(const char *s, size_t max, const char *path, evt_error *err)
@@ -345,9 +362,19 @@ static ct_status check_text(char **ps, const ProtobufCFieldDescriptor *f, int in
         return evt__fail(err, EVT_INVALID_VALUE, path,
                          "must be one of erp, wms, tms, carrier, finance, tower, got %s", q);
     }
-    if (len > EVT_MAX_TEXT)
-        return evt__fail(err, EVT_TOO_LARGE, path, "is %zu bytes, over the limit of %d", len,
-                         EVT_MAX_TEXT);
+    if (strcmp(f->name, "exception_id") == 0) {
+        evt_exid x;
+        const char *why = NULL;
+        if (evt_exid_parse(s, &x, &why) == 0) return CT_OK;
+        evt__quote(s, q, sizeof q);
+        return evt__fail(err, EVT_INVALID_VALUE, path, "%s, got %s (an exception id is the exceptionId of a view "
+                         "item)", why, q);
+    }
+    /* Notes of exception actions are longer than other text; actors and assignees are names. */
+    size_t max = strcmp(f->name, "note") == 0                                     ? EVT_MAX_NOTE
+               : strcmp(f->name, "actor") == 0 || strcmp(f->name, "assignee") == 0 ? EVT_MAX_ACTOR
+                                                                                   : EVT_MAX_TEXT;
+    if (len > max) return evt__fail(err, EVT_TOO_LARGE, path, "is %zu bytes, over the limit of %zu", len, max);
     if (!utf8_valid(s, len)) return evt__fail(err, EVT_INVALID_VALUE, path, "is not valid UTF-8");
     if (strcmp(f->name, "amount") == 0) {
         if (is_decimal(s)) return CT_OK;
