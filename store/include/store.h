@@ -350,7 +350,21 @@ ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t 
  */
 ct_status store_search(store_reader *r, const char *q, size_t limit, json_t **out);
 
-/** \brief The JSON item shape of docs/contract.md (new reference). now_ns > 0 adds ageSeconds. */
+/**
+ * \brief The state of an exception (docs/exceptions.md, "State") at now_ns: "resolved" or "closed" for a
+ * closed instance, else "snoozed" while snoozed_until is after now_ns, else "acknowledged" or "open".
+ * (static storage)
+ */
+const char *store_item_state(const Tower__V1__ViewItem *it, int64_t now_ns);
+
+/**
+ * \brief The open view item with this key ("o:<order>|<view>[|<sub>]", "s:...", "d:<seq>|dead_letters").
+ * \param out receives a decoded copy (free with tower__v1__view_item__free_unpacked(*out, NULL)).
+ * \return CT_OK; CT_NOT_FOUND; CT_STORE_CORRUPT; CT_STORE.
+ */
+ct_status store_item_get(store_reader *r, const char *key, Tower__V1__ViewItem **out);
+
+/** \brief The JSON item shape of docs/contract.md (new reference). now_ns > 0 adds ageSeconds and state. */
 json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns);
 
 /** Flags of store_dump. */

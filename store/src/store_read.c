@@ -406,11 +406,46 @@ json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns)
     set_str(o, "message", it->message);
     set_time(o, "receivedAt", it->received_at);
     set_str(o, "eventId", it->event_id);
+    set_str(o, "exceptionId", it->exception_id);
+    if (now_ns > 0 && it->exception_id) json_object_set_new(o, "state", json_string(store_item_state(it, now_ns)));
+    set_str(o, "assignee", it->assignee);
+    set_time(o, "acknowledgedAt", it->acknowledged_at);
+    set_str(o, "acknowledgedBy", it->acknowledged_by);
+    set_time(o, "snoozedUntil", it->snoozed_until);
+    if (it->has_notes && it->notes) json_object_set_new(o, "notes", json_integer(it->notes));
+    set_time(o, "slaDueAt", it->sla_due_at);
+    set_time(o, "closedAt", it->closed_at);
+    set_str(o, "closedBy", it->closed_by);
+    set_str(o, "resolution", it->resolution);
+    set_str(o, "resolvedBy", it->resolved_by);
     if (now_ns > 0 && it->since) {
         int64_t age = now_ns / 1000000000LL - it->since->seconds;
         json_object_set_new(o, "ageSeconds", json_integer(age < 0 ? 0 : age));
     }
     return o;
+}
+
+static int64_t ts_ns(const Tower__V1__Timestamp *t) { return t ? t->seconds * 1000000000LL + t->nanos : 0; }
+
+const char *store_item_state(const Tower__V1__ViewItem *it, int64_t now_ns)
+{
+    if (it->closed_at) return it->resolution ? "resolved" : "closed";
+    if (it->snoozed_until && ts_ns(it->snoozed_until) > now_ns) return "snoozed";
+    if (it->acknowledged_at) return "acknowledged";
+    return "open";
+}
+
+ct_status store_item_get(store_reader *r, const char *key, Tower__V1__ViewItem **out)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    if (k.mv_size == 0 || k.mv_size > 511) return CT_NOT_FOUND;
+    int rc = mdb_get(r->txn, r->s->items, &k, &v);
+    if (rc == MDB_NOTFOUND) return CT_NOT_FOUND;
+    if (rc) return store__fail(r->s, rc, "read an item");
+    Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, v.mv_size, v.mv_data);
+    if (!it) return CT_STORE_CORRUPT;
+    *out = it;
+    return CT_OK;
 }
 
 typedef struct dump_ctx {
