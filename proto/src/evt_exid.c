@@ -48,7 +48,10 @@ size_t evt_exid_build(char *out, size_t cap, const char *key, const Tower__V1__T
     if (!key || strlen(key) < 4 || key[1] != ':' || !bar) return 0;
     const char *view = bar + 1, *bar2 = strchr(view, '|');
     size_t o = 0;
-    int n = snprintf(out, cap, "%c~%.*s~%.*s", key[0], (int)(bar - key - 2), key + 2,
+    const char *ent = key + 2;
+    if (key[0] == 'd')
+        while (*ent == '0' && ent + 1 < bar) ent++; /* "d:00000000000000000042|": the sequence, 42 */
+    int n = snprintf(out, cap, "%c~%.*s~%.*s", key[0], (int)(bar - ent), ent,
                      (int)(bar2 ? (size_t)(bar2 - view) : strlen(view)), view);
     if (n < 0 || (size_t)n >= cap) return out[0] = '\0', 0;
     o = (size_t)n;

@@ -164,6 +164,8 @@ typedef struct fold_breach {
 typedef struct fold_item {
     fold_view view;             /**< which view */
     char *key;                  /**< unique key within the store, "o:<order>|<view>|<sub>" or "s:<shipment>|..."; owned */
+    char *exid;                 /**< its exception id (evt_exid_build of key and since); owned, pb.exception_id */
+    Tower__V1__Timestamp due;   /**< storage of pb.sla_due_at */
     Tower__V1__ViewItem pb;     /**< the item; its strings and timestamps are borrowed from the events or static */
 } fold_item;
 
@@ -193,6 +195,9 @@ typedef struct fold_result {
     size_t n_dues;              /**< how many */
     fold_breach *breaches;      /**< every breach of the process, open or closed; owned array */
     size_t n_breaches;          /**< how many */
+    fold_item *closed;          /**< closed exceptions someone acted on (docs/exceptions.md "Closing"), with
+                                     closed_at, closed_by and, when resolved, resolution; owned, like items */
+    size_t n_closed;            /**< how many */
 } fold_result;
 
 /**
@@ -208,6 +213,17 @@ void fold_derive(const fold_process *p, fold_result *out);
  * \param rules borrowed during the call and while the result is used; NULL: fold_sla_defaults().
  */
 void fold_derive_sla(const fold_process *p, const fold_sla_rules *rules, fold_result *out);
+
+/**
+ * \brief The exception lifecycle of one instance (docs/exceptions.md "State") from its actions, in any
+ * order, duplicates allowed (all acting on the instance: the caller filtered them by exception id). Sets
+ * assignee, acknowledged_at/by, snoozed_until and notes on *pb (borrowed from the actions).
+ * \return the resolving action when the latest of its resolve and reopen actions is a resolve, else NULL.
+ */
+const evt_event *fold_life_apply(Tower__V1__ViewItem *pb, evt_event *const *acts, size_t n);
+
+/** \brief "FIXED_AT_SOURCE" etc. for a resolving action's resolution ("OTHER" when unknown; static). */
+const char *fold_resolution_name(const evt_event *resolve);
 
 /** \brief Free what a result owns; the result is empty afterwards. */
 void fold_result_free(fold_result *r);

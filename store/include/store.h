@@ -15,7 +15,8 @@ extern "C" {
 #endif
 
 /** The on-disk format this code reads and writes; a store of another version is refused at open. */
-#define STORE_FORMAT_VERSION 3 /* 3: the SLA due index (dues, duek) and the rule index (vrule) */
+#define STORE_FORMAT_VERSION 4 /* 3: the SLA due index (dues, duek) and the rule index (vrule); 4: the exception
+                                  lifecycle (closed, cidx, vuna, vdue, vsnz; lifecycle fields on every item) */
 
 /*
  * Processes, threads and transactions (read this first, as lmdb.h's caveats):
@@ -207,6 +208,19 @@ typedef struct store_meta {
 #define PROJECTOR_META_COMMIT_SLOT "proj/commit_slot_%d"
 /** The sum of the commit durations counted in the histogram, in ns. */
 #define PROJECTOR_META_COMMIT_SUM_NS "proj/commit_sum_ns"
+
+/*
+ * Time to acknowledge and time to close an exception, per view, as the writer observed them while applying
+ * (docs/exceptions.md "Metrics"): histograms kept in the meta table under store_life_meta_key, per slot (not
+ * cumulative), with the sum in ms. Slot i < STORE_LIFE_BOUNDS counts durations up to store_life_bounds()[i]
+ * seconds; slot STORE_LIFE_BOUNDS the longer ones.
+ */
+#define STORE_LIFE_BOUNDS 8
+#define STORE_LIFE_SLOTS (STORE_LIFE_BOUNDS + 1)
+/** \brief The upper bounds of the slots, in seconds: 1 min, 5 min, 15 min, 1 h, 4 h, 12 h, 1 d, 3 d. */
+const int64_t *store_life_bounds(void);
+/** \brief The meta key of a slot (slot -1: the sum in ms); which 0: acknowledge, 1: close. */
+void store_life_meta_key(char *buf, size_t cap, fold_view v, int which, int slot);
 
 /**
  * \brief store_apply, also writing the given figures in the same transaction.

@@ -1,6 +1,7 @@
 /* The fold: derives view items and stages of one process from its events, as docs/contract.md
  * defines them. */
 #include "fold.h"
+#include "fold_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,7 @@ static void order_collect(const fold_entity *o, order_facts *f)
     memset(f, 0, sizeof *f);
     for (size_t i = 0; i < o->n_events; i++) {
         ev e = o->events[i];
+        if (evt_is_action(e)) continue; /* actions act on items, they are no milestone */
         if (fold_event_warehouse(e)) take_latest(&f->wh_latest, e);
         if (fold_event_carrier(e)) take_latest(&f->ca_latest, e);
         switch (e->payload_case) {
@@ -314,6 +316,7 @@ static void ship_collect(const fold_entity *s, ship_facts *f)
     memset(f, 0, sizeof *f);
     for (size_t i = 0; i < s->n_events; i++) {
         ev e = s->events[i];
+        if (evt_is_action(e)) continue;
         take_earliest(&f->named_first, e);
         if (fold_event_warehouse(e)) take_latest(&f->wh_latest, e);
         if (fold_event_carrier(e)) take_latest(&f->ca_latest, e);
@@ -358,7 +361,7 @@ const char *fold_link(const fold_entity *shipment)
     ev best = NULL;
     for (size_t i = 0; i < shipment->n_events; i++) {
         ev e = shipment->events[i];
-        if (e->order_id && *e->order_id && e->shipment_id && strcmp(e->shipment_id, shipment->id) == 0)
+        if (!evt_is_action(e) && e->order_id && *e->order_id && e->shipment_id && strcmp(e->shipment_id, shipment->id) == 0)
             take_earliest(&best, e);
     }
     return best ? best->order_id : NULL;
@@ -696,8 +699,16 @@ static void derive_dues(const fold_process *p, const fold_sla_rules *rules, cons
 
 void fold_result_free(fold_result *r)
 {
-    for (size_t i = 0; i < r->n_items; i++) free(r->items[i].key);
+    for (size_t i = 0; i < r->n_items; i++) {
+        free(r->items[i].key);
+        free(r->items[i].exid);
+    }
     free(r->items);
+    for (size_t i = 0; i < r->n_closed; i++) {
+        free(r->closed[i].key);
+        free(r->closed[i].exid);
+    }
+    free(r->closed);
     free(r->shipment_stages);
     free(r->dues);
     free(r->breaches);
@@ -709,6 +720,25 @@ void fold_derive(const fold_process *p, fold_result *out) { fold_derive_sla(p, N
 void fold_derive_sla(const fold_process *p, const fold_sla_rules *rules, fold_result *out)
 {
     if (!rules) rules = &defaults;
+    fold__derive_raw(p, rules, out);
+    fold__lifecycle(p, rules, out);
+}
+
+const char *fold__channel(const fold_process *p)
+{
+    if (!p->order.id) return NULL;
+    order_facts of;
+    order_collect(&p->order, &of);
+    const char *channel = NULL;
+    if (of.created && of.created->order_created->has_channel)
+        channel = enum_name(&tower__v1__order_created__channel__descriptor, 1, of.created->order_created->channel);
+    free(of.sla.v);
+    free(of.skus);
+    return channel;
+}
+
+void fold__derive_raw(const fold_process *p, const fold_sla_rules *rules, fold_result *out)
+{
     fold_result_free(out);
     ship_facts *sf = ct_calloc(p->n_shipments ? p->n_shipments : 1, sizeof *sf);
     out->shipment_stages = ct_calloc(p->n_shipments ? p->n_shipments : 1, sizeof *out->shipment_stages);

@@ -101,6 +101,8 @@ static ct_status open_tables(store *s)
         {"dlq", 0, &s->dlq},            {"dlraw", MDB_DUPSORT, &s->dlraw},
         {"cust", MDB_DUPSORT, &s->cust},
         {"vrule", 0, &s->vrule},        {"dues", 0, &s->dues},       {"duek", 0, &s->duek},
+        {"closed", 0, &s->closed},      {"cidx", 0, &s->cidx},       {"vuna", 0, &s->vuna},
+        {"vdue", 0, &s->vdue},          {"vsnz", 0, &s->vsnz},
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         rc = open_dbi(txn, tables[i].name, tables[i].flags | create, tables[i].dbi);
@@ -434,7 +436,7 @@ static ct_status open_once(store **out, const store_opts *opts)
     }
 
     int rc = mdb_env_create(&s->env);
-    if (!rc) rc = mdb_env_set_maxdbs(s->env, 16);
+    if (!rc) rc = mdb_env_set_maxdbs(s->env, 24);
     if (!rc) rc = mdb_env_set_maxreaders(s->env, opts->max_readers ? opts->max_readers : 1024);
     if (!rc) rc = mdb_env_set_mapsize(s->env, s->map_size);
     if (rc) {

@@ -71,6 +71,10 @@ typedef struct wtx {
     } *parts;
     size_t n_parts, cap_parts;
     uint64_t n_events, n_dups, n_dead;
+    strset dls;       /* dead letters (their sequence, decimal) to derive: new ones, or acted on */
+    int64_t unacked_delta[FOLD_VIEW_COUNT];
+    int64_t latest_ns; /* the latest occurredAt of the batch's new events (when an item it removed closed) */
+    store__life life;  /* time to acknowledge and to close, observed in this batch */
     store_changes *changes;
     /* Loads the processes the batch touched; it decodes each event once for the whole batch
      * (an event named by an order and its shipments, or by several processes). */
@@ -138,7 +142,10 @@ static int index_item(wtx *w, const Tower__V1__ViewItem *it, const char *key, in
         if (rc && !(del && rc == MDB_NOTFOUND)) return rc;
         if (i > 0) part_count(w, v, kinds[i], idx[i].part, del ? -1 : 1);
     }
+    int rc = store__life_index(w->txn, w->s, it, (int)v, key, del);
+    if (rc) return rc;
     w->count_delta[v] += del ? -1 : 1;
+    if (!it->acknowledged_at) w->unacked_delta[v] += del ? -1 : 1;
     return 0;
 }
 
@@ -215,6 +222,41 @@ static int item_put(wtx *w, const kv *nw)
     return mdb_put(w->txn, w->s->items, &k, &v, 0);
 }
 
+/* When a removed item closed: its resolution, else the latest event of the batch (what cleared it). */
+static int64_t closed_ns(const wtx *w, const kv *old, const fold_result *res)
+{
+    Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, old->len, old->val);
+    int64_t ns = w->latest_ns;
+    for (size_t i = 0; it && res && i < res->n_closed; i++)
+        if (it->exception_id && strcmp(res->closed[i].exid, it->exception_id) == 0 && res->closed[i].pb.closed_at)
+            ns = res->closed[i].pb.closed_at->seconds * 1000000000LL + res->closed[i].pb.closed_at->nanos;
+    if (it) tower__v1__view_item__free_unpacked(it, NULL);
+    return ns;
+}
+
+static void observe_remove(wtx *w, const kv *old, const fold_result *res)
+{
+    Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, old->len, old->val);
+    fold_view v;
+    if (it && view_of(it, &v) == 0) store__life_observe_close(&w->life, it, (int)v, closed_ns(w, old, res));
+    if (it) tower__v1__view_item__free_unpacked(it, NULL);
+}
+
+/* The first acknowledgement of an item (new, or updated from an unacknowledged one). */
+static void observe_ack(wtx *w, const kv *old, const kv *nw)
+{
+    if (!nw->pb->acknowledged_at) return;
+    fold_view v;
+    if (view_of(nw->pb, &v) != 0) return;
+    if (old) {
+        Tower__V1__ViewItem *o = tower__v1__view_item__unpack(NULL, old->len, old->val);
+        int had = !o || o->acknowledged_at;
+        if (o) tower__v1__view_item__free_unpacked(o, NULL);
+        if (had) return;
+    }
+    store__life_observe_ack(&w->life, nw->pb, (int)v);
+}
+
 /* Replace the items of the given entities by the derived ones; record what changed. */
 static int diff_items(wtx *w, kv *old, size_t n_old, const fold_result *res)
 {
@@ -235,15 +277,18 @@ static int diff_items(wtx *w, kv *old, size_t n_old, const fold_result *res)
     while (rc == 0 && (i < n_old || j < res->n_items)) {
         int c = i == n_old ? 1 : j == res->n_items ? -1 : strcmp(old[i].key, nw[j].key);
         if (c < 0) {
+            observe_remove(w, &old[i], res);
             rc = item_remove(w, &old[i]);
             if (!rc) change_add(w, STORE_OP_REMOVE, old[i].val, old[i].len);
             i++;
         } else if (c > 0) {
+            observe_ack(w, NULL, &nw[j]);
             rc = item_put(w, &nw[j]);
             if (!rc) change_add(w, STORE_OP_ADD, nw[j].val, nw[j].len);
             j++;
         } else {
             if (old[i].len != nw[j].len || memcmp(old[i].val, nw[j].val, old[i].len) != 0) {
+                observe_ack(w, &old[i], &nw[j]);
                 rc = item_remove(w, &old[i]);
                 if (!rc) rc = item_put(w, &nw[j]);
                 if (!rc) change_add(w, STORE_OP_UPDATE, nw[j].val, nw[j].len);
@@ -405,6 +450,15 @@ static int derive_process(wtx *w, const char *order_id, const char *lone_shipmen
     }
     if (!rc) rc = diff_items(w, old, n_old, &res);
     if (!rc) rc = diff_dues(w, order_id, p.sids, p.ns, &res);
+    if (!rc) {
+        char **prefixes = ct_calloc(p.ns + 1, sizeof *prefixes);
+        size_t np = 0;
+        if (order_id) prefixes[np++] = ct_sprintf("o:%s|", order_id);
+        for (size_t i = 0; i < p.ns; i++) prefixes[np++] = ct_sprintf("s:%s|", p.sids[i]);
+        rc = store__closed_diff(w->txn, w->s, prefixes, np, res.closed, res.n_closed);
+        for (size_t i = 0; i < np; i++) free(prefixes[i]);
+        free(prefixes);
+    }
     fold_result_free(&res);
     kv_free(old, n_old);
     store__process_free(&p);
@@ -485,13 +539,26 @@ static int timeline_add(wtx *w, char kind, const char *id, const unsigned char *
     if (rc == MDB_KEYEXIST) rc = 0;
     if (!rc && kind == 'o') strset_add(&w->orders, id);
     if (!rc && kind == 's') strset_add(&w->ships, id);
+    if (!rc && kind == 'd') strset_add(&w->dls, id);
     return rc;
+}
+
+/* An action joins the timeline of what its exception id names, whatever its envelope says: the order's or
+ * shipment's (whose process is then derived again) or the dead letter's. */
+static int index_action(wtx *w, const evt_event *e, const unsigned char *tk)
+{
+    evt_exid x;
+    if (evt_exid_parse(evt_action_of(e).exception_id, &x, NULL) != 0) return 0; /* validated before */
+    return timeline_add(w, x.kind, x.entity, tk, e->event_id);
 }
 
 static int index_event(wtx *w, const evt_event *e)
 {
     unsigned char tk[STORE__TIME_KEY];
     store__time_key(tk, e->occurred_at);
+    if (evt_is_action(e)) return index_action(w, e, tk);
+    int64_t ns = e->occurred_at->seconds * 1000000000LL + e->occurred_at->nanos;
+    if (ns > w->latest_ns) w->latest_ns = ns;
     int rc = 0;
     if (e->order_id) rc = timeline_add(w, 'o', e->order_id, tk, e->event_id);
     if (!rc && e->shipment_id) rc = timeline_add(w, 's', e->shipment_id, tk, e->event_id);
@@ -589,21 +656,92 @@ static int dead_letter(wtx *w, uint64_t seq, const store_input *in, evt_code cod
         rc = mdb_put(w->txn, w->s->dlraw, &k, &hv, 0);
     }
     if (!rc) {
-        kv nw = {0};
-        nw.key = ct_strdup(dkey);
-        nw.len = tower__v1__view_item__get_packed_size(&item);
-        nw.val = ct_malloc(nw.len);
-        tower__v1__view_item__pack(&item, nw.val);
-        nw.pb = &item;
-        rc = item_put(w, &nw);
-        if (!rc) change_add(w, STORE_OP_ADD, nw.val, nw.len);
-        free(nw.key);
-        free(nw.val);
+        /* Its item is derived with the batch (dl_derive): actions on it may have come first. */
+        char sq[24];
+        snprintf(sq, sizeof sq, "%llu", (unsigned long long)seq);
+        strset_add(&w->dls, sq);
     }
     if (!rc) {
         w->n_dead++;
         *out = STORE_DEAD_LETTER;
     }
+    return rc;
+}
+
+/* A dead letter's item: as rejected, with the lifecycle its actions give; resolved, it leaves the view for
+ * the closed list (a reopen brings it back). Actions on a dead letter not recorded (yet) wait for it. */
+static int dl_derive(wtx *w, const char *seq_dec)
+{
+    unsigned long long seq = strtoull(seq_dec, NULL, 10);
+    unsigned char sk[8];
+    store__put_u64(sk, seq);
+    MDB_val k = {8, sk}, v;
+    int rc = mdb_get(w->txn, w->s->dlq, &k, &v);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return rc;
+    Tower__V1__DeadLetter *d = tower__v1__dead_letter__unpack(NULL, v.mv_size, v.mv_data);
+    if (!d || !d->item || !d->item->key) {
+        if (d) tower__v1__dead_letter__free_unpacked(d, NULL);
+        return MDB_CORRUPTED;
+    }
+    Tower__V1__ViewItem *it = d->item;
+    char exid[EVT_MAX_EXID + 1];
+    evt_exid_build(exid, sizeof exid, it->key, it->since);
+    it->exception_id = exid;
+    store__events acts = {0};
+    rc = store__load_entity(&w->load, 'd', seq_dec, &acts);
+    const evt_event *resolved = rc ? NULL : fold_life_apply(it, acts.ev, acts.n);
+
+    kv old = {0};
+    MDB_val ik = {strlen(it->key), it->key}, iv;
+    int have = 0;
+    if (!rc) {
+        rc = mdb_get(w->txn, w->s->items, &ik, &iv);
+        have = rc == 0;
+        if (have) {
+            old.key = it->key;
+            old.val = ct_malloc(iv.mv_size);
+            memcpy(old.val, iv.mv_data, iv.mv_size);
+            old.len = iv.mv_size;
+        }
+        if (rc == MDB_NOTFOUND) rc = 0;
+    }
+    char *ck = store__closed_key(it->key, exid);
+    if (!rc && resolved) {
+        if (have) {
+            int64_t cns = resolved->occurred_at->seconds * 1000000000LL + resolved->occurred_at->nanos;
+            store__life_observe_close(&w->life, it, FOLD_VIEW_DEAD_LETTERS, cns);
+            rc = item_remove(w, &old);
+            if (!rc) change_add(w, STORE_OP_REMOVE, old.val, old.len);
+        }
+        it->closed_at = resolved->occurred_at;
+        it->closed_by = resolved->event_id;
+        it->resolution = (char *)fold_resolution_name(resolved);
+        it->resolved_by = (char *)evt_action_of(resolved).actor;
+        if (!rc) rc = store__closed_put(w->txn, w->s, it);
+        it->closed_at = NULL;
+        it->closed_by = it->resolution = it->resolved_by = NULL;
+    } else if (!rc) {
+        kv nw = {it->key, NULL, tower__v1__view_item__get_packed_size(it), it};
+        nw.val = ct_malloc(nw.len ? nw.len : 1);
+        tower__v1__view_item__pack(it, nw.val);
+        if (!have || old.len != nw.len || memcmp(old.val, nw.val, nw.len) != 0) {
+            observe_ack(w, have ? &old : NULL, &nw);
+            if (have) rc = item_remove(w, &old);
+            if (!rc) rc = item_put(w, &nw);
+            if (!rc) change_add(w, have ? STORE_OP_UPDATE : STORE_OP_ADD, nw.val, nw.len);
+        }
+        if (!rc) rc = store__closed_del_key(w->txn, w->s, ck);
+        free(nw.val);
+    }
+    free(ck);
+    free(old.val);
+    /* Pointers into the actions and exid: detach before the free, which would free them. */
+    it->exception_id = NULL;
+    it->assignee = it->acknowledged_by = NULL;
+    it->acknowledged_at = it->snoozed_until = NULL;
+    tower__v1__dead_letter__free_unpacked(d, NULL);
+    store__events_free(&acts);
     return rc;
 }
 
@@ -673,11 +811,14 @@ static int flush_meta(wtx *w, uint64_t seq)
         rc = store__meta_put_u64(w->txn, w->s, stats[i].key, store__meta_u64(w->txn, w->s, stats[i].key) + stats[i].add);
     }
     for (int v = 0; v < FOLD_VIEW_COUNT && !rc; v++) {
-        if (!w->count_delta[v]) continue;
-        char key[64];
-        snprintf(key, sizeof key, "count/%s", fold_view_name((fold_view)v));
-        int64_t n = (int64_t)store__meta_u64(w->txn, w->s, key) + w->count_delta[v];
-        rc = store__meta_put_u64(w->txn, w->s, key, n < 0 ? 0 : (uint64_t)n);
+        for (int u = 0; u < 2 && !rc; u++) {
+            int64_t d = u ? w->unacked_delta[v] : w->count_delta[v];
+            if (!d) continue;
+            char key[64];
+            snprintf(key, sizeof key, "%s/%s", u ? "unacked" : "count", fold_view_name((fold_view)v));
+            int64_t n = (int64_t)store__meta_u64(w->txn, w->s, key) + d;
+            rc = store__meta_put_u64(w->txn, w->s, key, n < 0 ? 0 : (uint64_t)n);
+        }
     }
     for (size_t i = 0; i < w->n_parts && !rc; i++) {
         if (!w->parts[i].delta) continue;
@@ -723,7 +864,9 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
         if (!strset_has(&w.relinks, w.ships.order[i])) rc = place(&w, w.ships.order[i], &lone);
     for (size_t i = 0; i < w.orders.n && !rc; i++) rc = derive_process(&w, w.orders.order[i], NULL);
     for (size_t i = 0; i < lone.n && !rc; i++) rc = derive_process(&w, NULL, lone.order[i]);
+    for (size_t i = 0; i < w.dls.n && !rc; i++) rc = dl_derive(&w, w.dls.order[i]);
     if (!rc) rc = flush_meta(&w, seq);
+    if (!rc) rc = store__life_flush(w.txn, s, &w.life);
     for (size_t i = 0; i < n_meta && !rc; i++) rc = store__meta_put_u64(w.txn, s, meta[i].key, meta[i].value);
     if (!rc) {
         rc = mdb_txn_commit(w.txn);
@@ -736,6 +879,7 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     strset_free(&w.orders);
     strset_free(&w.ships);
     strset_free(&w.relinks);
+    strset_free(&w.dls);
     strset_free(&lone);
     store__loader_free(&w.load);
     ct_buf_free(&pb);

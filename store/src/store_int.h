@@ -33,6 +33,12 @@ struct store {
     MDB_dbi vrule;   /* view (1) + rule + NUL + time key + item key -> "" (anomalies, sla_breaches) */
     MDB_dbi dues;    /* due time key (12) + "o:<id>|<rule>" or "s:<id>|<rule>" -> packed ViewItem (the due) */
     MDB_dbi duek;    /* "o:<id>|<rule>" / "s:<id>|<rule>" -> due time key (12): the dues of an entity */
+    /* The exception lifecycle (format 4): */
+    MDB_dbi closed;  /* "<k>:<entity>|<exceptionId>" -> packed ViewItem of a closed instance someone acted on */
+    MDB_dbi cidx;    /* closed time key (12) + closed key -> "": the closed ones, by when they closed */
+    MDB_dbi vuna;    /* view (1) + time key + item key -> "": items with no acknowledgement */
+    MDB_dbi vdue;    /* view (1) + SLA due time key + item key -> "": items an SLA rule covers */
+    MDB_dbi vsnz;    /* view (1) + snoozed-until time key + item key -> "": items ever snoozed */
     const fold_sla_rules *sla; /* the rules the fold computes dues with (borrowed; NULL: defaults) */
 };
 
@@ -117,5 +123,32 @@ fold_process store__process_fold(const store__process *p);
 
 /* Free what the process owns (not the events: those belong to the loader); NULL members are fine. */
 void store__process_free(store__process *p);
+
+/* ---- the exception lifecycle (store_life.c) ---- */
+
+/* Add (del 0) or remove (del 1) the lifecycle index entries of an item of view `view`. */
+int store__life_index(MDB_txn *txn, const store *s, const Tower__V1__ViewItem *it, int view, const char *key, int del);
+/* "<k>:<entity>|<exceptionId>": where a closed instance is kept (caller frees). */
+char *store__closed_key(const char *item_key, const char *exid);
+/* Keep one closed instance (replacing an older record of it). */
+int store__closed_put(MDB_txn *txn, const store *s, const Tower__V1__ViewItem *it);
+/* Forget one closed instance (a reopen); absent is fine. */
+int store__closed_del_key(MDB_txn *txn, const store *s, const char *ckey);
+/* Make the closed records under the given key prefixes ("o:<id>|", ...) exactly nw[0..n_new). */
+int store__closed_diff(MDB_txn *txn, const store *s, char *const *prefixes, size_t n_prefixes, const fold_item *nw,
+                       size_t n_new);
+
+/* A batch's observations of time to acknowledge (0) and to close (1) per view. */
+typedef struct store__life {
+    uint64_t n[FOLD_VIEW_COUNT][2][STORE_LIFE_SLOTS];
+    uint64_t sum_ms[FOLD_VIEW_COUNT][2];
+    int any;
+} store__life;
+
+void store__life_observe(store__life *l, int view, int which, int64_t ns);
+void store__life_observe_ack(store__life *l, const Tower__V1__ViewItem *it, int view);
+void store__life_observe_close(store__life *l, const Tower__V1__ViewItem *it, int view, int64_t closed_ns);
+/* Add the batch's observations to the counters in the meta table. */
+int store__life_flush(MDB_txn *txn, const store *s, const store__life *l);
 
 #endif

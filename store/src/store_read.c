@@ -463,6 +463,7 @@ static int dump_item(void *vctx, const Tower__V1__ViewItem *it)
     if ((d->flags & STORE_DUMP_STABLE) && it->received_at) {
         json_object_del(o, "seq");
         json_object_del(o, "key"); /* names the seq */
+        json_object_del(o, "exceptionId"); /* names it too */
         json_object_del(o, "receivedAt");
         json_object_del(o, "since");
         char *txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
