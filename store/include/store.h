@@ -276,6 +276,10 @@ typedef struct store_query {
     const char *carrier;     /**< only items of this carrier (NULL: all) */
     const char *rule;        /**< only items of this rule (anomalies, sla_breaches; NULL: all) */
     int64_t since_before_ns; /**< only items whose since is strictly before this (0: no bound) */
+    const char *state;       /**< only items in this state (docs/exceptions.md): "open", "acknowledged", "snoozed",
+                                  or "attention" (open or acknowledged, not snoozed); NULL, "" or "all": any */
+    const char *assignee;    /**< only items assigned to this name; "" only unassigned ones; NULL: any */
+    int64_t now_ns;          /**< the instant the state filter judges snoozes at */
     const char *cursor;      /**< continue after this cursor (from a previous page), or NULL */
     size_t limit;            /**< at most this many items (0: no limit) */
 } store_query;
@@ -302,6 +306,9 @@ ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn f
  * \return CT_OK; CT_INVALID for an unknown view; CT_STORE on LMDB failure.
  */
 ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out);
+
+/** \brief 1 if state is one store_query.state takes (NULL and "" included). */
+int store_state_filter_ok(const char *state);
 
 /**
  * \brief Visit the open SLA dues (see fold_due) whose due time is at or before until_ns,
@@ -377,6 +384,43 @@ const char *store_item_state(const Tower__V1__ViewItem *it, int64_t now_ns);
  * \return CT_OK; CT_NOT_FOUND; CT_STORE_CORRUPT; CT_STORE.
  */
 ct_status store_item_get(store_reader *r, const char *key, Tower__V1__ViewItem **out);
+
+/* ---- exceptions (store_exc.c; docs/exceptions.md) ---- */
+
+/**
+ * \brief One exception whole, open or closed, as JSON (docs/exceptions.md "Read one"): exceptionId, view,
+ * state, open, item, openedAt, openedBy, closedAt, closedBy, resolution, assignee, acknowledgedAt/By,
+ * snoozedUntil, slaDueAt, notes and history (every action on it, oldest first, with its stream sequence).
+ * \param out receives a new reference. \return CT_OK; CT_NOT_FOUND (also for a malformed id); CT_STORE.
+ */
+ct_status store_exception_json(store_reader *r, const char *exid, int64_t now_ns, json_t **out);
+
+/** A query of the closed exceptions. Zero-initialise. */
+typedef struct store_closed_query {
+    const char *view;     /**< only this view's (NULL: all) */
+    int64_t since_ns;     /**< only those closed at or after this instant (0: all) */
+    const char *cursor;   /**< continue after this cursor (from a previous page), or NULL */
+    size_t limit;         /**< at most this many (0: no limit) */
+} store_closed_query;
+
+/**
+ * \brief Visit the closed exceptions someone acted on, most recently closed first (items with closed_at,
+ * closed_by, resolution). \param next_cursor when not NULL, receives a cursor to the next page or NULL.
+ * \return CT_OK; CT_INVALID for a malformed cursor; CT_STORE.
+ */
+ct_status store_closed_scan(store_reader *r, const store_closed_query *q, store_item_fn fn, void *ctx,
+                            char **next_cursor);
+
+/** The lifecycle figures of a view (the summary's). */
+typedef struct store_life_fig {
+    uint64_t unacknowledged;          /**< items with no acknowledgement (a kept count) */
+    int64_t oldest_unacknowledged_ns; /**< the since of the oldest of them (0: none) */
+    uint64_t snoozed;                 /**< items snoozed at now (their latest snooze ends after now) */
+    uint64_t breached;                /**< items whose SLA due time has passed at now */
+} store_life_fig;
+
+/** \brief The lifecycle figures of view v at now_ns: O(snoozed + breached items) key reads. */
+void store_life_figures(store_reader *r, fold_view v, int64_t now_ns, store_life_fig *out);
 
 /** \brief The JSON item shape of docs/contract.md (new reference). now_ns > 0 adds ageSeconds and state. */
 json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns);

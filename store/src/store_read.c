@@ -56,6 +56,7 @@ typedef struct view_scan {
     unsigned char cutoff[STORE__TIME_KEY]; /* since_before_ns as a time key (when set) */
     int check_carrier;                     /* the index is by warehouse: filter the carrier on the item */
     int check_rule;                        /* the index is not by rule: filter the rule on the item */
+    int check_life;                        /* a state or assignee filter: judged on the item */
     size_t delivered;                      /* items given to the callback so far */
 } view_scan;
 
@@ -86,6 +87,7 @@ static int scan_choose_index(const store *s, const store_query *q, view_scan *sc
     }
     sc->check_carrier = sc->dbi == s->vwh && q->carrier && *q->carrier;
     sc->check_rule = sc->dbi != s->vrule && q->rule && *q->rule;
+    sc->check_life = (q->state && *q->state && strcmp(q->state, "all") != 0) || q->assignee;
     return 0;
 }
 
@@ -129,11 +131,31 @@ static char *scan_cursor(const view_scan *sc)
     return cur;
 }
 
+int store_state_filter_ok(const char *state)
+{
+    static const char *const ok[] = {"", "all", "open", "acknowledged", "snoozed", "attention"};
+    if (!state) return 1;
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (strcmp(state, ok[i]) == 0) return 1;
+    return 0;
+}
+
+/* The state and assignee filters (docs/exceptions.md "Lists"). */
+static int life_wants(const store_query *q, const Tower__V1__ViewItem *it)
+{
+    if (q->assignee && (*q->assignee ? !it->assignee || strcmp(it->assignee, q->assignee) != 0 : it->assignee != NULL))
+        return 0;
+    if (!q->state || !*q->state || strcmp(q->state, "all") == 0) return 1;
+    const char *st = store_item_state(it, q->now_ns);
+    if (strcmp(q->state, "attention") == 0) return strcmp(st, "open") == 0 || strcmp(st, "acknowledged") == 0;
+    return strcmp(st, q->state) == 0;
+}
+
 /* The filters the index could not apply. */
 static int scan_wants(const view_scan *sc, const store_query *q, const Tower__V1__ViewItem *it)
 {
     return (!sc->check_carrier || (it->carrier_id && strcmp(it->carrier_id, q->carrier) == 0)) &&
-           (!sc->check_rule || (it->rule && strcmp(it->rule, q->rule) == 0));
+           (!sc->check_rule || (it->rule && strcmp(it->rule, q->rule) == 0)) && (!sc->check_life || life_wants(q, it));
 }
 
 /* The item index key k names, decoded into *out (caller frees with
@@ -208,11 +230,12 @@ ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out)
             n_parts++;
             which = i;
         }
-    if (!q->since_before_ns && n_parts == 0) {
+    int life = (q->state && *q->state && strcmp(q->state, "all") != 0) || q->assignee;
+    if (!q->since_before_ns && n_parts == 0 && !life) {
         *out = store_reader_count(r, q->view);
         return CT_OK;
     }
-    if (!q->since_before_ns && n_parts == 1) {
+    if (!q->since_before_ns && n_parts == 1 && !life) {
         /* The same key store_apply keeps per view and part (see part_count); an id too long to be
          * stored is in no item. */
         if (strlen(parts[which]) > EVT_MAX_ID) return CT_OK;
@@ -237,7 +260,7 @@ ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out)
     uint64_t n = 0;
     for (rc = scan_first(c, &sc, &k, &v); rc == 0 && scan_in_range(&sc, q, &k);
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (!sc.check_carrier && !sc.check_rule) {
+        if (!sc.check_carrier && !sc.check_rule && !sc.check_life) {
             n++;
             continue;
         }

@@ -159,6 +159,34 @@ int server__auth(struct mg_connection *c, http_server *s, http_role need)
 
 int server__allowed(struct mg_connection *c, http_server *s, http_role need) { return server__auth(c, s, need) == 0; }
 
+const char *server__role_name(http_role r)
+{
+    return r == HTTP_ROLE_VIEWER ? "viewer" : r == HTTP_ROLE_OPERATOR ? "operator" : "ingest";
+}
+
+int server__caller(struct mg_connection *c, http_server *s, char *name, size_t cap, http_role *role)
+{
+    if (!s->n_tokens) {
+        snprintf(name, cap, "local");
+        *role = HTTP_ROLE_OPERATOR;
+        return 0;
+    }
+    char tok[512];
+    if (presented(c, tok, sizeof tok) <= 0) return -1;
+    unsigned char h[32];
+    sha256(tok, strlen(tok), h);
+    for (size_t i = 0; i < s->n_tokens; i++) {
+        unsigned char diff = 0;
+        for (int k = 0; k < 32; k++) diff |= (unsigned char)(h[k] ^ s->tokens[i].hash[k]);
+        if (!diff) {
+            snprintf(name, cap, "%s", s->tokens[i].name);
+            *role = s->tokens[i].role;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int server__deny(struct mg_connection *c, http_server *s, server_route route, int status, http_role need)
 {
     if (status == 401)

@@ -46,6 +46,16 @@ static void on_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
     }
 }
 
+void server__publish(http_server *s, evt_event *const *evs, size_t n,
+                     void (*fn)(void *ctx, size_t tag, const bus_pub_ack *ack), void *ctx)
+{
+    pthread_mutex_lock(&publish_lock);
+    for (size_t i = 0; i < n; i++)
+        if (evs[i]) bus_publish_event(s->o.bus, evs[i], i);
+    bus_publish_wait(s->o.bus, ACK_TIMEOUT_MS, fn, ctx);
+    pthread_mutex_unlock(&publish_lock);
+}
+
 int server__read_body(struct mg_connection *c, size_t max, ct_buf *body)
 {
     /* civetweb bounds each wait for data by request_timeout_ms, but not the whole body: a client
@@ -141,6 +151,17 @@ int server__ingest(struct mg_connection *c, http_server *s)
             evt_free(rec.event);
             rec.event = NULL;
         }
+        if (rec.event && evt_is_action(rec.event)) {
+            /* An action names its actor, which only the server vouches for (docs/exceptions.md "Producers"). */
+            snprintf(rec.error.event_id, sizeof rec.error.event_id, "%s", rec.event->event_id);
+            rec.error.code = EVT_INVALID_VALUE;
+            snprintf(rec.error.field, sizeof rec.error.field, "%s", evt_type_name(rec.event));
+            snprintf(rec.error.message, sizeof rec.error.message,
+                     "%s is an exception action: act through POST /api/v1/exceptions/{id}/{action}, which records "
+                     "the caller as its actor", evt_type_name(rec.event));
+            evt_free(rec.event);
+            rec.event = NULL;
+        }
         if (rec.event) {
             json_object_set_new(o, "eventId", json_string(rec.event->event_id));
             json_array_append_new(res.arr, o);
@@ -162,13 +183,7 @@ int server__ingest(struct mg_connection *c, http_server *s)
     int whole_bad = got < 0;
     int too_many = got == 1 && count >= MAX_EVENTS;
     if (too_many) evt_free(rec.event);
-    if (!whole_bad && !too_many && to_publish) {
-        pthread_mutex_lock(&publish_lock);
-        for (size_t i = 0; i < count; i++)
-            if (evs[i]) bus_publish_event(s->o.bus, evs[i], i);
-        bus_publish_wait(s->o.bus, ACK_TIMEOUT_MS, on_ack, &res);
-        pthread_mutex_unlock(&publish_lock);
-    }
+    if (!whole_bad && !too_many && to_publish) server__publish(s, evs, count, on_ack, &res);
     for (size_t i = 0; i < count; i++) evt_free(evs[i]);
     free(evs);
     evt_reader_destroy(rd);
@@ -200,10 +215,7 @@ static int publish_one(struct mg_connection *c, http_server *s, uint64_t seq, ev
 {
     result res = {json_array(), 0, 0, 0};
     json_array_append_new(res.arr, json_object());
-    pthread_mutex_lock(&publish_lock);
-    bus_publish_event(s->o.bus, e, 0);
-    bus_publish_wait(s->o.bus, ACK_TIMEOUT_MS, on_ack, &res);
-    pthread_mutex_unlock(&publish_lock);
+    server__publish(s, &e, 1, on_ack, &res);
     json_t *o = json_incref(json_array_get(res.arr, 0));
     json_decref(res.arr);
     json_t *body = json_object();
@@ -216,6 +228,26 @@ static int publish_one(struct mg_connection *c, http_server *s, uint64_t seq, ev
     ct_log(CT_LOG_INFO, "server", "dead letter %llu redriven as event %s: %s", (unsigned long long)seq, e->event_id,
            status ? status : "failed");
     int code = res.failed || !status ? 503 : 200;
+    if (code == 200) {
+        /* The redrive resolves the dead letter (REDRIVEN), by the caller, so that it leaves the view. */
+        char actor[EVT_MAX_ACTOR + 1], exid[48], note[200];
+        http_role role;
+        if (server__caller(c, s, actor, sizeof actor, &role) != 0) snprintf(actor, sizeof actor, "unknown");
+        snprintf(exid, sizeof exid, "d~%llu~dead_letters", (unsigned long long)seq);
+        snprintf(note, sizeof note, "redriven as event %s", e->event_id);
+        json_t *rb = json_pack("{s:s, s:s}", "resolution", "REDRIVEN", "note", note);
+        server_query_err qe;
+        evt_event *act = server__action_event("resolve", exid, actor, rb, ct_now_ns(), &qe);
+        json_decref(rb);
+        if (act) {
+            result rr = {json_array(), 0, 0, 0};
+            json_array_append_new(rr.arr, json_object());
+            server__publish(s, &act, 1, on_ack, &rr);
+            json_object_set_new(body, "resolved", json_pack("{s:s, s:b}", "eventId", act->event_id, "stored", rr.stored > 0));
+            json_decref(rr.arr);
+            evt_free(act);
+        }
+    }
     json_decref(o);
     return server__json(c, s, SERVER_ROUTE_REDRIVE, code, body);
 }

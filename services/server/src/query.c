@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "ct_config.h"
+#include "store.h"
 
 static int fail(server_query_err *err, int status, const char *code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -83,6 +84,11 @@ static server_route route_of(const char *uri, uint64_t *seq)
     if (!strcmp(uri, "/api/v1/events")) return SERVER_ROUTE_INGEST;
     if (!strcmp(uri, "/api/v1/trend")) return SERVER_ROUTE_TREND;
     if (!strcmp(uri, "/api/v1/stream")) return SERVER_ROUTE_STREAM;
+    if (!strcmp(uri, "/api/v1/me")) return SERVER_ROUTE_ME;
+    if (!strcmp(uri, "/api/v1/exceptions") || !strncmp(uri, "/api/v1/exceptions/", 19)) {
+        const char *rest = uri[18] ? uri + 19 : "";
+        return !strcmp(rest, "actions") || strchr(rest, '/') ? SERVER_ROUTE_ACTIONS : SERVER_ROUTE_EXCEPTIONS;
+    }
     if (strncmp(uri, "/api/v1/dead-letters/", 21) != 0) return SERVER_ROUTE_OTHER_API;
     /* /api/v1/dead-letters/{seq}/redrive: 1 to 19 digits without a leading zero (fits in 64 bits). */
     const char *p = uri + 21, *d = p;
@@ -102,8 +108,41 @@ static int str_param(const char *qs, const char *name, char *buf, size_t cap, se
     return 0;
 }
 
+int server_action_known(const char *a)
+{
+    static const char *const names[] = {"ack", "assign", "snooze", "note", "resolve", "reopen"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(a, names[i])) return 1;
+    return 0;
+}
+
+/* state= and assignee= (views and exceptions). */
+static int life_params(const char *qs, server_query *out, server_query_err *err)
+{
+    if (str_param(qs, "state", out->state, sizeof out->state, err)) return -1;
+    if (!store_state_filter_ok(out->state))
+        return fail(err, 400, "INVALID_PARAMETER", "state",
+                    "state must be one of open, acknowledged, snoozed, attention, all");
+    int got = server_query_var(qs, "assignee", out->assignee, sizeof out->assignee);
+    if (got < 0 || (got && !out->assignee[0]))
+        return fail(err, 400, "INVALID_PARAMETER", "assignee",
+                    "assignee must be a name of 1-%d bytes, me or none", EVT_MAX_ACTOR);
+    if (got) {
+        out->has_assignee = 1;
+        if (!strcmp(out->assignee, "none")) out->assignee[0] = '\0';
+        else if (!strcmp(out->assignee, "me")) out->assignee_me = 1;
+    }
+    return 0;
+}
+
 static int view_params(const char *qs, server_query *out, server_query_err *err)
 {
+    if (life_params(qs, out, err)) return -1;
+    char sort[16];
+    int gs = server_query_var(qs, "sort", sort, sizeof sort);
+    if (gs < 0 || (gs && strcmp(sort, "age") != 0 && strcmp(sort, "priority") != 0))
+        return fail(err, 400, "INVALID_PARAMETER", "sort", "sort must be age or priority");
+    out->sort_priority = gs && !strcmp(sort, "priority");
     if (str_param(qs, "warehouse", out->warehouse, sizeof out->warehouse, err) ||
         str_param(qs, "carrier", out->carrier, sizeof out->carrier, err) ||
         str_param(qs, "cursor", out->cursor, sizeof out->cursor, err))
@@ -166,6 +205,63 @@ int server_query_parse(const char *uri, const char *qs, server_query *out, serve
                         "q is required: an order id, shipment id or customer id (prefix), at most %d characters",
                         EVT_MAX_ID);
         return 0;
+    case SERVER_ROUTE_ME:
+        return 0;
+    case SERVER_ROUTE_ACTIONS: {
+        out->method = "POST";
+        out->need = HTTP_ROLE_OPERATOR;
+        const char *rest = uri + 19;
+        if (!strcmp(rest, "actions")) return 0;
+        const char *slash = strchr(rest, '/');
+        size_t il = (size_t)(slash - rest);
+        evt_exid x;
+        if (il == 0 || il > EVT_MAX_EXID) return fail(err, 404, "NOT_FOUND", NULL, "no such exception");
+        memcpy(out->exid, rest, il);
+        out->exid[il] = '\0';
+        if (strlen(slash + 1) >= sizeof out->action || !server_action_known(slash + 1))
+            return fail(err, 404, "NOT_FOUND", NULL,
+                        "no action \"%.32s\": use ack, assign, snooze, note, resolve or reopen", slash + 1);
+        strcpy(out->action, slash + 1);
+        if (evt_exid_parse(out->exid, &x, NULL) != 0)
+            return fail(err, 404, "NOT_FOUND", NULL, "no exception \"%.200s\" (not an exception id)", out->exid);
+        return 0;
+    }
+    case SERVER_ROUTE_EXCEPTIONS: {
+        if (uri[18] == '/') {
+            evt_exid x;
+            const char *id = uri + 19;
+            if (!*id || strlen(id) > EVT_MAX_EXID || evt_exid_parse(id, &x, NULL) != 0)
+                return fail(err, 404, "NOT_FOUND", NULL, "no exception \"%.200s\" (not an exception id)", id);
+            strcpy(out->exid, id);
+            return 0;
+        }
+        char buf[64];
+        int got = server_query_var(qs, "closed", buf, sizeof buf);
+        out->closed = got > 0 && (!strcmp(buf, "1") || !strcmp(buf, "true"));
+        if (got < 0 || (got > 0 && !out->closed && strcmp(buf, "0") && strcmp(buf, "false")))
+            return fail(err, 400, "INVALID_PARAMETER", "closed", "closed must be 1 or 0");
+        got = server_query_var(qs, "view", buf, sizeof buf);
+        if (got < 0 || (got && fold_view_parse(buf, &out->view) != 0))
+            return fail(err, 400, "INVALID_PARAMETER", "view", "view must be one of the views, e.g. blocked");
+        out->has_view = got > 0;
+        got = server_query_var(qs, "since", buf, sizeof buf);
+        if (got) {
+            int64_t sec;
+            int32_t ns;
+            if (got < 0 || evt_time_parse(buf, &sec, &ns) != 0)
+                return fail(err, 400, "INVALID_PARAMETER", "since", "since must be an RFC 3339 time");
+            out->since_ns = sec * 1000000000LL + ns;
+        }
+        if (life_params(qs, out, err) || str_param(qs, "cursor", out->cursor, sizeof out->cursor, err)) return -1;
+        out->limit = SERVER_QUERY_DEFAULT_LIMIT;
+        got = server_query_var(qs, "limit", buf, 16);
+        int64_t limit = 0;
+        if (got < 0 || (got && (ct_parse_int(buf, &limit) != 0 || limit < 1 || limit > SERVER_QUERY_MAX_LIMIT)))
+            return fail(err, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to %d",
+                        SERVER_QUERY_MAX_LIMIT);
+        if (got) out->limit = limit;
+        return 0;
+    }
     default:
         return 0;
     }

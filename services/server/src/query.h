@@ -14,7 +14,8 @@
 #define SERVER_ROUTE_MAP(X)                                                    \
     X(SUMMARY, "summary") X(VIEWS, "views") X(ORDERS, "orders") X(SHIPMENTS, "shipments") \
     X(SEARCH, "search") X(DEAD_LETTERS, "dead_letters") X(INGEST, "ingest") X(OTHER_API, "other_api")  \
-    X(STREAM, "stream") X(TREND, "trend") X(REDRIVE, "redrive") X(HEALTHZ, "healthz") X(READYZ, "readyz") X(METRICS, "metrics")
+    X(STREAM, "stream") X(TREND, "trend") X(REDRIVE, "redrive") X(HEALTHZ, "healthz") X(READYZ, "readyz") X(METRICS, "metrics") \
+    X(EXCEPTIONS, "exceptions") X(ACTIONS, "actions") X(ME, "me")
 
 typedef enum server_route {
 #define SERVER_X(id, name) SERVER_ROUTE_##id,
@@ -42,6 +43,17 @@ typedef struct server_query {
     int has_older_than;       /**< views: olderThan was given (0s included: items older than now) */
     int64_t older_than_ns;    /**< views: only items older than this */
     char q[EVT_MAX_ID + 2];   /**< search: the prefix searched */
+    /* Exceptions (docs/exceptions.md) and the lifecycle filters of views: */
+    char exid[EVT_MAX_EXID + 1]; /**< exceptions and actions: the exception id in the path ("" for a list or bulk) */
+    char action[16];          /**< actions: ack, assign, snooze, note, resolve or reopen ("" for the bulk form) */
+    char state[16];           /**< views, exceptions: the state filter ("" for none) */
+    char assignee[EVT_MAX_ACTOR + 1]; /**< views, exceptions: the assignee filter (meaningful when has_assignee) */
+    int has_assignee;         /**< assignee was given ("none" is stored as "") */
+    int assignee_me;          /**< assignee=me: the caller's name (the handler knows it) */
+    int sort_priority;        /**< views: sort=priority */
+    int closed;               /**< exceptions: closed=1, the closed list */
+    int has_view;             /**< exceptions: view=V was given (then view is set) */
+    int64_t since_ns;         /**< exceptions?closed=1: since (0 for none) */
 } server_query;
 
 /** Why a request is refused: the HTTP status and the JSON error's code, field and message. */
@@ -66,6 +78,9 @@ typedef struct server_query_err {
  *         with a route, 404 (unknown view, impossible id) or 400 INVALID_PARAMETER naming the field.
  */
 int server_query_parse(const char *uri, const char *query_string, server_query *out, server_query_err *err);
+
+/** \brief 1 if a is one of the six action names of the API (ack, assign, snooze, note, resolve, reopen). */
+int server_action_known(const char *a);
 
 /**
  * \brief One query-string parameter, percent-decoded into buf (NUL-terminated).

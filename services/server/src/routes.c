@@ -42,6 +42,63 @@ static int collect(void *vctx, const Tower__V1__ViewItem *it)
     return 0;
 }
 
+/* sort=priority (docs/exceptions.md): breached first, then the share of the SLA used, then age. The
+ * whole filtered view is read and sorted (at most PRIORITY_MAX items); the cursor is an offset. */
+#define PRIORITY_MAX 20000
+
+typedef struct prio {
+    json_t *item;
+    int breached;
+    double share;
+    int64_t since;
+} prio;
+
+static int64_t json_time_ns(json_t *o, const char *k)
+{
+    const char *t = json_string_value(json_object_get(o, k));
+    int64_t sec = 0;
+    int32_t ns = 0;
+    if (!t || evt_time_parse(t, &sec, &ns) != 0) return 0;
+    return sec * 1000000000LL + ns;
+}
+
+static int prio_cmp(const void *a, const void *b)
+{
+    const prio *x = a, *y = b;
+    if (x->breached != y->breached) return y->breached - x->breached;
+    if (x->share != y->share) return x->share > y->share ? -1 : 1;
+    if (x->since != y->since) return x->since < y->since ? -1 : 1;
+    return strcmp(json_string_value(json_object_get(x->item, "key")), json_string_value(json_object_get(y->item, "key")));
+}
+
+static ct_status priority_page(store_reader *r, const store_query *q0, collect_ctx *cc, char **next)
+{
+    store_query q = *q0;
+    size_t offset = 0;
+    if (q.cursor) {
+        char *end = NULL;
+        if (q.cursor[0] != 'p' || (offset = strtoull(q.cursor + 1, &end, 10), !end || *end)) return CT_INVALID;
+    }
+    q.cursor = NULL;
+    q.limit = PRIORITY_MAX;
+    collect_ctx all = {json_array(), cc->now_ns, cc->r, cc->raw};
+    ct_status st = store_view_scan(r, &q, collect, &all, NULL);
+    size_t n = json_array_size(all.items);
+    prio *p = ct_calloc(n ? n : 1, sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = json_array_get(all.items, i);
+        int64_t since = json_time_ns(it, "since"), due = json_time_ns(it, "slaDueAt");
+        p[i] = (prio){it, due && due <= cc->now_ns, due > since ? (double)(cc->now_ns - since) / (double)(due - since) : -1.0,
+                      since};
+    }
+    qsort(p, n, sizeof *p, prio_cmp);
+    for (size_t i = offset; i < n && i < offset + q0->limit; i++) json_array_append(cc->items, p[i].item);
+    if (offset + q0->limit < n) *next = ct_sprintf("p%zu", offset + q0->limit);
+    free(p);
+    json_decref(all.items);
+    return st;
+}
+
 static int view_page(struct mg_connection *c, http_server *s, const server_query *pq, int raw)
 {
     server_route route = pq->route;
@@ -52,11 +109,17 @@ static int view_page(struct mg_connection *c, http_server *s, const server_query
     if (st != CT_OK)
         return server__error(c, s, route, 503, "STORE_UNAVAILABLE", NULL, "the store is not readable yet");
     collect_ctx cc = {json_array(), now, r, raw};
+    char me[EVT_MAX_ACTOR + 1] = "";
+    http_role role;
+    if (pq->assignee_me) server__caller(c, s, me, sizeof me, &role);
     store_query q = {.view = v, .warehouse = *pq->warehouse ? pq->warehouse : NULL,
                      .carrier = *pq->carrier ? pq->carrier : NULL, .since_before_ns = before,
-                     .cursor = *pq->cursor ? pq->cursor : NULL, .limit = (size_t)pq->limit};
+                     .cursor = *pq->cursor ? pq->cursor : NULL, .limit = (size_t)pq->limit,
+                     .state = *pq->state ? pq->state : NULL,
+                     .assignee = pq->has_assignee ? (pq->assignee_me ? me : pq->assignee) : NULL, .now_ns = now};
     char *next = NULL;
-    st = store_view_scan(r, &q, collect, &cc, &next);
+    if (pq->sort_priority) st = priority_page(r, &q, &cc, &next);
+    else st = store_view_scan(r, &q, collect, &cc, &next);
     store_stats ss;
     store_reader_stats(r, &ss);
     /* count: the items the filters select over all pages (the websocket snapshot counts alike). */
@@ -117,6 +180,21 @@ json_t *server__summary_views(store_reader *r, int64_t now, int breakdown)
             json_object_set_new(o, "oldestSince", json_null());
             json_object_set_new(o, "oldestAgeSeconds", json_null());
         }
+        store_life_fig lf;
+        store_life_figures(r, (fold_view)v, now, &lf);
+        json_object_set_new(o, "unacknowledged", json_integer((json_int_t)lf.unacknowledged));
+        if (lf.oldest_unacknowledged_ns) {
+            char buf[48];
+            evt_time_format(lf.oldest_unacknowledged_ns / 1000000000LL, (int32_t)(lf.oldest_unacknowledged_ns % 1000000000LL), buf);
+            int64_t age = (now - lf.oldest_unacknowledged_ns) / 1000000000LL;
+            json_object_set_new(o, "oldestUnacknowledgedSince", json_string(buf));
+            json_object_set_new(o, "oldestUnacknowledgedAgeSeconds", json_integer(age < 0 ? 0 : age));
+        } else {
+            json_object_set_new(o, "oldestUnacknowledgedSince", json_null());
+            json_object_set_new(o, "oldestUnacknowledgedAgeSeconds", json_null());
+        }
+        json_object_set_new(o, "snoozed", json_integer((json_int_t)lf.snoozed));
+        json_object_set_new(o, "breached", json_integer((json_int_t)lf.breached));
         if (breakdown) {
             json_t *w = json_object(), *ca = json_object();
             store_reader_breakdown(r, (fold_view)v, 'w', breakdown_add, w);
@@ -235,6 +313,9 @@ int server__api(struct mg_connection *c, void *cbdata)
     case SERVER_ROUTE_SEARCH: rc = search(c, s, pq->q); break;
     case SERVER_ROUTE_DEAD_LETTERS: rc = view_page(c, s, pq, 1); break;
     case SERVER_ROUTE_TREND: rc = stream__trend(c, s); break;
+    case SERVER_ROUTE_EXCEPTIONS: rc = server__exceptions_list(c, s, pq); break;
+    case SERVER_ROUTE_ACTIONS: rc = server__act(c, s, pq); break;
+    case SERVER_ROUTE_ME: rc = server__me(c, s); break;
     default: rc = server__error(c, s, route, 404, "NOT_FOUND", NULL, "no route %.200s", uri); break;
     }
 out:

@@ -99,6 +99,18 @@ void server__count(http_server *s, server_route route, int status);
 int server__api(struct mg_connection *c, void *cbdata);
 int server__ingest(struct mg_connection *c, http_server *s);
 int server__redrive(struct mg_connection *c, http_server *s, uint64_t seq);
+/* Publish events (tag = index) and wait for their acks (ingest.c: one publish set at a time). */
+void server__publish(http_server *s, evt_event *const *evs, size_t n,
+                     void (*fn)(void *ctx, size_t tag, const bus_pub_ack *ack), void *ctx);
+/* ---- exceptions.c: the exception lifecycle's routes (docs/exceptions.md) ---- */
+int server__exception_get(struct mg_connection *c, http_server *s, const server_query *pq);
+int server__exceptions_list(struct mg_connection *c, http_server *s, const server_query *pq);
+int server__act(struct mg_connection *c, http_server *s, const server_query *pq);
+int server__me(struct mg_connection *c, http_server *s);
+/* Build an action event (exceptionAcknowledged ... exceptionReopened) from an API body; NULL with *err for a
+ * field at fault (code INVALID_PARAMETER). The caller frees it with evt_free. */
+evt_event *server__action_event(const char *action, const char *exid, const char *actor, const json_t *body,
+                                int64_t now_ns, server_query_err *err);
 /* Read the request body into *body (NUL-terminated); -1 (body freed) if over max bytes, -2 (freed)
  * if it did not arrive within the request timeout (a slow-body client). */
 int server__read_body(struct mg_connection *c, size_t max, ct_buf *body);
@@ -118,6 +130,9 @@ const char *server__route_name(server_route r);
 ct_status server__tokens_load(http_server *s, const char *path);
 int server__auth(struct mg_connection *c, http_server *s, http_role need);
 int server__allowed(struct mg_connection *c, http_server *s, http_role need);
+/* Who calls: the token's name and role ("local" and operator without tokens). 0, or -1 (no valid token). */
+int server__caller(struct mg_connection *c, http_server *s, char *name, size_t cap, http_role *role);
+const char *server__role_name(http_role r);
 /* Answer 401 or 403 as JSON. */
 int server__deny(struct mg_connection *c, http_server *s, server_route route, int status, http_role need);
 
