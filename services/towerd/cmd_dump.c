@@ -13,6 +13,8 @@ static const ct_opt_def own_defs[] = {
      "leave out what a replay does not reproduce and sort dead letters: equal events, equal dumps", 0, 0},
     {"summary", 0, NULL, NULL, CT_OPT_BOOL, NULL, NULL,
      "print per view the count and the oldest item's since, and totals", 0, 0},
+    {"closed", 0, NULL, NULL, CT_OPT_BOOL, NULL, NULL,
+     "also print the closed exceptions someone acted on, as \"closed\" (docs/exceptions.md)", 0, 0},
 };
 
 static const char *const ignore[] = {"store", "nats", "stream", "projector", "server", "sla", "sim", "publish", "up",
@@ -20,7 +22,7 @@ static const char *const ignore[] = {"store", "nats", "stream", "projector", "se
 
 static const towerd_spec spec = {
     .cmd = "towerd dump",
-    .usage = "usage: towerd dump [--data DIR] [--stable | --summary]\n\n"
+    .usage = "usage: towerd dump [--data DIR] [--stable] [--closed] | [--summary]\n\n"
              "Prints every view as one JSON object: view name -> array of items, oldest\n"
              "first, in the item shape of docs/contract.md. Reads one consistent\n"
              "snapshot and never blocks a process writing the same store.\n\n"
@@ -63,7 +65,8 @@ int towerd_dump(int argc, char **argv)
     towerd_ctx c;
     int rc = towerd_start(&c, &spec, argc, argv);
     if (rc != TOWERD_CONTINUE) return rc;
-    int flags = ct_config_bool(c.cfg, "stable") ? STORE_DUMP_STABLE : 0;
+    int flags = (ct_config_bool(c.cfg, "stable") ? STORE_DUMP_STABLE : 0) |
+                (ct_config_bool(c.cfg, "closed") ? STORE_DUMP_CLOSED : 0);
     store *s = NULL;
     store_opts so = {.dir = ct_config_str(c.cfg, "data"), .read_only = 1};
     ct_status st = store_open(&s, &so);

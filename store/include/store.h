@@ -428,7 +428,8 @@ json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns);
 /** Flags of store_dump. */
 enum {
     STORE_DUMP_STABLE = 1, /**< omit what a replay does not reproduce (dead letters' seq and receivedAt) and sort dead letters by content */
-    STORE_DUMP_DUES = 2    /**< also print the open SLA dues, as "sla_dues" (earliest first) */
+    STORE_DUMP_DUES = 2,   /**< also print the open SLA dues, as "sla_dues" (earliest first) */
+    STORE_DUMP_CLOSED = 4  /**< also print the closed exceptions, as "closed" (most recently closed first) */
 };
 
 /**

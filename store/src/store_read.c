@@ -532,6 +532,19 @@ ct_status store_dump(store *s, int flags, FILE *out)
         st = store_dues_scan(r, INT64_MAX, dump_item, &d);
         fputs(d.n ? "\n  ]" : "]", out);
     }
+    if (st == CT_OK && (flags & STORE_DUMP_CLOSED)) {
+        dump_ctx d = {out, flags & STORE_DUMP_STABLE, 0, NULL, 0, 0};
+        fputs(",\n  \"closed\": [", out);
+        store_closed_query q = {0};
+        st = store_closed_scan(r, &q, dump_item, &d, NULL);
+        if (d.n_stable) qsort(d.stable, d.n_stable, sizeof *d.stable, str_cmp);
+        for (size_t i = 0; i < d.n_stable; i++) {
+            fprintf(out, "%s\n    %s", i || d.n ? "," : "", d.stable[i]);
+            free(d.stable[i]);
+        }
+        free(d.stable);
+        fputs(d.n || d.n_stable ? "\n  ]" : "]", out);
+    }
     fputs("\n}\n", out);
     store_reader_end(r);
     return st;

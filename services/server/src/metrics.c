@@ -136,6 +136,46 @@ static void view_metrics(ct_buf *b, store_reader *r, int64_t now)
     }
 }
 
+/* The exception lifecycle (docs/exceptions.md "Metrics"): unacknowledged items, and the time to acknowledge
+ * and to close kept by the projector in the store. */
+static void life_metrics(ct_buf *b, store_reader *r, int64_t now)
+{
+    family(b, "tower_exceptions_unacknowledged", "gauge", "Items of each view that nobody acknowledged or was assigned.");
+    for (int v = 0; v < FOLD_VIEW_COUNT; v++) {
+        store_life_fig f;
+        store_life_figures(r, (fold_view)v, now, &f);
+        ct_buf_addf(b, "tower_exceptions_unacknowledged{view=\"%s\"} %llu\n", fold_view_name((fold_view)v),
+                    (unsigned long long)f.unacknowledged);
+    }
+    static const char *const names[2] = {"tower_exception_ack_seconds", "tower_exception_close_seconds"};
+    static const char *const helps[2] = {
+        "Time from an exception's start (since) to its first acknowledgement or assignment, per view.",
+        "Time from an exception's start (since) to its close (condition cleared, or resolved), per view."};
+    const int64_t *bounds = store_life_bounds();
+    for (int w = 0; w < 2; w++) {
+        family(b, names[w], "histogram", helps[w]);
+        for (int v = 0; v < FOLD_VIEW_COUNT; v++) {
+            char key[96];
+            uint64_t cum = 0;
+            for (int i = 0; i < STORE_LIFE_SLOTS; i++) {
+                store_life_meta_key(key, sizeof key, (fold_view)v, w, i);
+                cum += store_reader_meta(r, key);
+                if (i < STORE_LIFE_BOUNDS)
+                    ct_buf_addf(b, "%s_bucket{view=\"%s\",le=\"%lld\"} %llu\n", names[w], fold_view_name((fold_view)v),
+                                (long long)bounds[i], (unsigned long long)cum);
+                else
+                    ct_buf_addf(b, "%s_bucket{view=\"%s\",le=\"+Inf\"} %llu\n", names[w], fold_view_name((fold_view)v),
+                                (unsigned long long)cum);
+            }
+            store_life_meta_key(key, sizeof key, (fold_view)v, w, -1);
+            uint64_t ms = store_reader_meta(r, key);
+            ct_buf_addf(b, "%s_sum{view=\"%s\"} %llu.%03llu\n", names[w], fold_view_name((fold_view)v),
+                        (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
+            ct_buf_addf(b, "%s_count{view=\"%s\"} %llu\n", names[w], fold_view_name((fold_view)v), (unsigned long long)cum);
+        }
+    }
+}
+
 static void total_metrics(ct_buf *b, const store_stats *ss)
 {
     single(b, "tower_events_applied_total", "counter", "Distinct valid events folded into the views.", ss->events);
@@ -217,6 +257,7 @@ static void store_metrics(ct_buf *b, http_server *s, const bus_health *nh, int64
     store_stats ss;
     store_reader_stats(r, &ss);
     view_metrics(b, r, now);
+    life_metrics(b, r, now);
     total_metrics(b, &ss);
     projector_metrics(b, r, now);
     stream_metrics(b, s, r, nh, ss.applied_seq);
