@@ -213,21 +213,19 @@ static void act_prepare(http_server *s, act_one *a, const char *action, const ch
                         int64_t now)
 {
     evt_exid x;
+    a->failed = 1;
     if (!a->exid || evt_exid_parse(a->exid, &x, NULL) != 0) {
-        a->failed = fail(&a->err, 404, "NOT_FOUND", NULL, "no such exception (not an exception id)");
+        fail(&a->err, 404, "NOT_FOUND", NULL, "no such exception (not an exception id)");
         return;
     }
     store_reader *r = NULL;
     if (server__begin(s, &r) != CT_OK) {
-        a->failed = fail(&a->err, 503, "STORE_UNAVAILABLE", NULL, "the store is not readable yet");
+        fail(&a->err, 503, "STORE_UNAVAILABLE", NULL, "the store is not readable yet");
         return;
     }
     int rc = applicable(r, a->exid, action, now, &a->err);
     server__end(s, r);
-    if (rc) {
-        a->failed = 1;
-        return;
-    }
+    if (rc) return;
     a->ev = server__action_event(action, a->exid, actor, body, now, &a->err);
     a->failed = a->ev == NULL;
 }
@@ -257,10 +255,12 @@ static json_t *act_run(http_server *s, act_one *as, size_t n, int *status)
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_pack("{s:s}", "exceptionId", as[i].exid ? as[i].exid : "");
         if (!as[i].failed && !a.seq[i]) {
-            as[i].failed = fail(&as[i].err, 503, "NOT_STORED", NULL, a.why[i]);
+            as[i].failed = 1;
+            fail(&as[i].err, 503, "NOT_STORED", NULL, a.why[i]);
         } else if (!as[i].failed && !applied) {
-            as[i].failed = fail(&as[i].err, 504, "NOT_APPLIED", NULL,
-                                "the action is stored and will apply, but the projector did not apply it within 5 s");
+            as[i].failed = 1;
+            fail(&as[i].err, 504, "NOT_APPLIED", NULL,
+                 "the action is stored and will apply, but the projector did not apply it within 5 s");
         }
         if (as[i].ev) {
             json_object_set_new(o, "eventId", json_string(as[i].ev->event_id));
