@@ -81,9 +81,11 @@ static char *page_path(ctl_ctx *c, const char *view, const char *cursor, int fil
         free(ev);
     }
     char sep = '?';
-    static const char *const params[][2] = {
-        {"limit", "limit"}, {"older-than", "olderThan"}, {"warehouse", "warehouse"}, {"carrier", "carrier"}};
-    for (size_t i = 0; i < (filters ? 4u : 1u); i++) {
+    static const char *const params[][2] = {{"limit", "limit"},     {"older-than", "olderThan"},
+                                            {"warehouse", "warehouse"}, {"carrier", "carrier"},
+                                            {"state", "state"},     {"assignee", "assignee"},
+                                            {"sort", "sort"}};
+    for (size_t i = 0; i < (filters ? sizeof params / sizeof params[0] : 1u); i++) {
         const char *v = ct_config_str(c->cfg, params[i][0]);
         if (!v) continue;
         char *e = ctl_http_escape(v);
@@ -197,13 +199,19 @@ static int stuck_page(void *vctx, const ctl_resp *page)
             char *code = ctl_cell(json_object_get(it, "code"));
             char *eid = ctl_cell(json_object_get(it, "eventId"));
             char *msg = ctl_cell(json_object_get(it, "message"));
-            const char *row[] = {seq, age, rec, code, eid, msg};
+            char *st = ctl_cell(json_object_get(it, "state"));
+            char *who = ctl_cell(json_object_get(it, "assignee"));
+            char *ex = ctl_cell(json_object_get(it, "exceptionId"));
+            const char *row[] = {seq, age, rec, code, eid, st, who, ex, msg};
             ctl_table_row(&s->t, row);
             free(seq);
             free(rec);
             free(code);
             free(eid);
             free(msg);
+            free(st);
+            free(who);
+            free(ex);
         } else {
             char *since = ctl_cell(json_object_get(it, "since"));
             char *o = ctl_cell(json_object_get(it, "orderId"));
@@ -211,7 +219,10 @@ static int stuck_page(void *vctx, const ctl_resp *page)
             char *wh = ctl_cell(json_object_get(it, "warehouseId"));
             char *ca = ctl_cell(json_object_get(it, "carrierId"));
             char *d = detail(it);
-            const char *row[] = {age, since, o, sh, wh, ca, d ? d : ""};
+            char *st = ctl_cell(json_object_get(it, "state"));
+            char *who = ctl_cell(json_object_get(it, "assignee"));
+            char *ex = ctl_cell(json_object_get(it, "exceptionId"));
+            const char *row[] = {age, since, o, sh, wh, ca, st, who, ex, d ? d : ""};
             ctl_table_row(&s->t, row);
             free(since);
             free(o);
@@ -219,6 +230,9 @@ static int stuck_page(void *vctx, const ctl_resp *page)
             free(wh);
             free(ca);
             free(d);
+            free(st);
+            free(who);
+            free(ex);
         }
         s->shown++;
     }
@@ -231,7 +245,24 @@ static int stuck_page(void *vctx, const ctl_resp *page)
      "only items whose since is older than this (90m, 2h, 1d)", 0, 0},                                            \
     {"warehouse", 0, NULL, NULL, CT_OPT_STRING, NULL, "W", "only items of this warehouse", 0, 0},                  \
     {"carrier", 0, NULL, NULL, CT_OPT_STRING, NULL, "C", "only items of this carrier", 0, 0},                      \
-    {"cursor", 0, NULL, NULL, CT_OPT_STRING, NULL, "CURSOR", "start after this cursor (a nextCursor)", 0, 0}
+    {"cursor", 0, NULL, NULL, CT_OPT_STRING, NULL, "CURSOR", "start after this cursor (a nextCursor)", 0, 0},      \
+    {"state", 0, NULL, NULL, CT_OPT_STRING, NULL, "S",                                                           \
+     "only exceptions in this state: open, acknowledged, snoozed, attention (open or acknowledged), all", 0, 0},  \
+    {"assignee", 0, NULL, NULL, CT_OPT_STRING, NULL, "NAME",                                                     \
+     "only exceptions assigned to NAME, to me (the token's name), or to none", 0, 0},                            \
+    {"sort", 0, NULL, NULL, CT_OPT_STRING, NULL, "ORDER",                                                        \
+     "age (oldest first, the default) or priority (breached SLA first, then the share of the SLA used)", 0, 0}
+
+/* Whether stuck was given a filter, which makes the answer's count the filtered count (--state all is
+ * the default: every exception not resolved). */
+static int has_filters(const ctl_ctx *c)
+{
+    static const char *const flags[] = {"older-than", "warehouse", "carrier", "assignee", NULL};
+    for (size_t i = 0; flags[i]; i++)
+        if (ct_config_str(c->cfg, flags[i])) return 1;
+    const char *state = ct_config_str(c->cfg, "state");
+    return state && strcmp(state, "all") != 0;
+}
 
 /* The dead-letter listing shares the table code: `dlq list` is `stuck dead_letters` with raw bytes. */
 static int list_view(int argc, char **argv, const ctl_spec *spec, const char *fixed_view)
@@ -241,10 +272,16 @@ static int list_view(int argc, char **argv, const ctl_spec *spec, const char *fi
     if (rc != CTL_CONTINUE) return rc;
     const char *view = fixed_view ? fixed_view : c.args[0];
     stuck_ctx s = {.json = c.json, .dead = !strcmp(view, "dead_letters")};
-    static const char *const head[] = {"AGE", "SINCE", "ORDER", "SHIPMENT", "WAREHOUSE", "CARRIER", "DETAIL"};
-    static const char *const dhead[] = {"SEQ", "AGE", "RECEIVED", "CODE", "EVENT", "MESSAGE"};
-    if (s.dead) ctl_table_init(&s.t, 6, dhead);
-    else ctl_table_init(&s.t, 7, head);
+    static const char *const head[] = {"AGE",   "SINCE",    "ORDER",     "SHIPMENT", "WAREHOUSE",
+                                       "CARRIER", "STATE", "ASSIGNEE", "EXCEPTION", "DETAIL"};
+    static const char *const dhead[] = {"SEQ",   "AGE",      "RECEIVED",  "CODE",   "EVENT",
+                                        "STATE", "ASSIGNEE", "EXCEPTION", "MESSAGE"};
+    if (!fixed_view && (rc = ctl_check_choices(&c, 1)) != CTL_EXIT_OK) {
+        ctl_end(&c);
+        return rc;
+    }
+    if (s.dead) ctl_table_init(&s.t, 9, dhead);
+    else ctl_table_init(&s.t, 10, head);
     int all = s.all = ct_config_bool(c.cfg, "all");
     rc = walk(&c, view, ct_config_str(c.cfg, "cursor"), all, fixed_view == NULL, stuck_page, &s);
     if (s.json) {
@@ -256,8 +293,7 @@ static int list_view(int argc, char **argv, const ctl_spec *spec, const char *fi
     } else if (rc == CTL_EXIT_OK) {
         if (s.shown) ctl_table_print(&s.t, stdout);
         /* count is the filtered count when filters were given (dlq list takes none). */
-        int filtered = !fixed_view && (ct_config_str(c.cfg, "older-than") || ct_config_str(c.cfg, "warehouse") ||
-                                       ct_config_str(c.cfg, "carrier"));
+        int filtered = !fixed_view && has_filters(&c);
         printf("%s%zu item%s shown; %s %" JSON_INTEGER_FORMAT " (as of sequence %" JSON_INTEGER_FORMAT ")\n",
                s.shown ? "\n" : "", s.shown, s.shown == 1 ? "" : "s",
                filtered ? "the filters match" : "the view holds", s.count, s.seq);
@@ -279,11 +315,14 @@ int ctl_cmd_stuck(int argc, char **argv)
     };
     static const ctl_spec spec = {
         "towerctl stuck",
-        "usage: towerctl stuck VIEW [--older-than 2h] [--warehouse W] [--carrier C] [--limit N] [--all]\n\n"
+        "usage: towerctl stuck VIEW [--older-than 2h] [--warehouse W] [--carrier C] [--state S]\n"
+        "                           [--assignee NAME|me|none] [--sort age|priority] [--limit N] [--all]\n\n"
         "The items of a view, oldest first, with their age: what is stuck where. VIEW is one of\n"
         "awaiting_release, blocked, pending_route, missing_pod, posting_failed, orphans, anomalies,\n"
-        "dead_letters, sla_breaches. One page (GET /api/v1/views/VIEW) unless --all; the line under the\n"
-        "table gives the cursor of the next page. With --json --all, one answer holds every page's items.",
+        "dead_letters, sla_breaches. Each item is an exception: its STATE, ASSIGNEE and EXCEPTION id\n"
+        "(what ack, assign, snooze, note and resolve take) are shown. One page (GET /api/v1/views/VIEW)\n"
+        "unless --all; the line under the table gives the cursor of the next page. With --json --all, one\n"
+        "answer holds every page's items. Resolved exceptions are not in the views.",
         defs, sizeof defs / sizeof defs[0], 1, 1};
     return list_view(argc, argv, &spec, NULL);
 }
@@ -356,12 +395,15 @@ int ctl_cmd_export(int argc, char **argv)
     };
     static const ctl_spec spec = {
         "towerctl export",
-        "usage: towerctl export VIEW --csv [--older-than 2h] [--warehouse W] [--carrier C] > FILE.csv\n\n"
+        "usage: towerctl export VIEW --csv [--older-than 2h] [--warehouse W] [--carrier C] [--state S]\n"
+        "                       [--assignee NAME|me|none] [--sort age|priority] > FILE.csv\n\n"
         "Every item of a view (following the cursors to the last page) as CSV on standard output: a\n"
         "header row, then one row per item, oldest first; RFC 4180 (CRLF line ends, fields with commas,\n"
         "quotes or line breaks quoted, quotes doubled), UTF-8. The columns are the item fields of the\n"
-        "view. With --json instead: one item per line (NDJSON). A note on stderr tells when the view\n"
-        "changed while paging; on an error the output stops where it failed and the exit code says why.",
+        "view, then the exception's (exceptionId, state, assignee, acknowledgedAt, acknowledgedBy,\n"
+        "snoozedUntil, notes, slaDueAt). With --json instead: one item per line (NDJSON). A note on\n"
+        "stderr tells when the view changed while paging; on an error the output stops where it failed\n"
+        "and the exit code says why.",
         defs, sizeof defs / sizeof defs[0], 1, 1};
     ctl_ctx c;
     int rc = ctl_start(&c, &spec, argc, argv);
@@ -371,6 +413,10 @@ int ctl_cmd_export(int argc, char **argv)
         fprintf(stderr, "%s: --csv and --json exclude each other\n", c.cmd);
         ctl_end(&c);
         return CTL_EXIT_USAGE;
+    }
+    if ((rc = ctl_check_choices(&c, 1)) != CTL_EXIT_OK) {
+        ctl_end(&c);
+        return rc;
     }
     export_ctx x = {ctl_view_columns(view), c.json, 0, 0};
     rc = walk(&c, view, ct_config_str(c.cfg, "cursor"), 1, 1, export_page, &x);

@@ -23,6 +23,14 @@ static const struct {
     {"dlq redrive", ctl_cmd_dlq_redrive, "redrive a dead letter as stored, or with a corrected event"},
     {"export", ctl_cmd_export, "a whole view as CSV (every page), for spreadsheets"},
     {"watch", ctl_cmd_watch, "live deltas, snapshots and resyncs over the websocket stream"},
+    {"mine", ctl_cmd_mine, "my queue: the open exceptions assigned to me, across views"},
+    {"exception", ctl_cmd_exception, "one exception: item, state, assignee, notes, history"},
+    {"ack", ctl_cmd_ack, "acknowledge exceptions (ID...): seen, someone owns the next step"},
+    {"assign", ctl_cmd_assign, "assign exceptions to NAME, me, or --none"},
+    {"snooze", ctl_cmd_snooze, "hide exceptions from the attention lists --for 1h or --until TIME"},
+    {"note", ctl_cmd_note, "add a note to an exception"},
+    {"resolve", ctl_cmd_resolve, "close exceptions by hand, with a --resolution"},
+    {"reopen", ctl_cmd_reopen, "reopen resolved exceptions"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

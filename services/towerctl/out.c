@@ -126,14 +126,17 @@ void ctl_csv_field(FILE *f, const char *s)
 const char *const *ctl_view_columns(const char *view)
 {
 #define COMMON "since", "ageSeconds", "orderId", "shipmentId", "warehouseId", "carrierId"
-    static const char *const blocked[] = {COMMON, "kind", "reason", "sku", NULL};
-    static const char *const pending[] = {COMMON, "lastFailure", NULL};
-    static const char *const posting[] = {COMMON, "reason", "interface", NULL};
-    static const char *const rule[] = {COMMON, "rule", NULL};
+/* The exception's lifecycle (docs/exceptions.md), last. */
+#define LIFE "exceptionId", "state", "assignee", "acknowledgedAt", "acknowledgedBy", "snoozedUntil", "notes", "slaDueAt"
+    static const char *const blocked[] = {COMMON, "kind", "reason", "sku", LIFE, NULL};
+    static const char *const pending[] = {COMMON, "lastFailure", LIFE, NULL};
+    static const char *const posting[] = {COMMON, "reason", "interface", LIFE, NULL};
+    static const char *const rule[] = {COMMON, "rule", LIFE, NULL};
     static const char *const dead[] = {"seq", "receivedAt", "since", "ageSeconds", "code", "message", "eventId",
-                                       "orderId", "shipmentId", "warehouseId", "carrierId", NULL};
-    static const char *const other[] = {COMMON, NULL};
+                                       "orderId", "shipmentId", "warehouseId", "carrierId", LIFE, NULL};
+    static const char *const other[] = {COMMON, LIFE, NULL};
 #undef COMMON
+#undef LIFE
     if (!strcmp(view, "blocked")) return blocked;
     if (!strcmp(view, "pending_route")) return pending;
     if (!strcmp(view, "posting_failed")) return posting;

@@ -19,7 +19,8 @@ enum {
     CTL_EXIT_USAGE = 2,     /**< bad flags or arguments */
     CTL_EXIT_REJECTED = 3,  /**< input rejected: 400 (and 413), or publish with rejected events */
     CTL_EXIT_NOT_FOUND = 4, /**< 404: no such order, shipment, view, dead letter or route */
-    CTL_EXIT_DENIED = 5     /**< 401 or 403: token missing, wrong, or without the role */
+    CTL_EXIT_DENIED = 5,    /**< 401 or 403: token missing, wrong, or without the role */
+    CTL_EXIT_PARTIAL = 6    /**< an action on several exceptions: some of them failed (the others were done) */
 };
 
 /** Returned by ctl_start when the command should go on (any other value is the exit code). */
@@ -28,7 +29,8 @@ enum {
 /** The exit-code paragraph every --help ends with. */
 #define CTL_EXIT_HELP                                                                                        \
     "Exit codes: 0 ok; 1 server unreachable or 5xx; 2 usage; 3 input rejected (400, or publish with\n"       \
-    "rejected events); 4 not found (404); 5 unauthorized or forbidden (401/403)."
+    "rejected events; 409, an action that does not apply); 4 not found (404); 5 unauthorized or forbidden\n" \
+    "(401/403); 6 an action on several ids where some failed (the others were done)."
 
 /* ---- HTTP (http.c): libcurl behind a narrow seam ------------------------------------------------ */
 
@@ -158,7 +160,8 @@ void ctl_put_clean(FILE *f, const char *s);
 /** \brief Write one CSV field (RFC 4180: quoted when it holds , " CR or LF; quotes doubled). */
 void ctl_csv_field(FILE *f, const char *s);
 
-/** \brief The columns of a view's items (docs/contract.md, "Item shape"), NULL-terminated; static. */
+/** \brief The columns of a view's items (docs/contract.md, "Item shape"), then the exception's lifecycle fields
+ *  (docs/exceptions.md: exceptionId, state, assignee, ...), NULL-terminated; static. */
 const char *const *ctl_view_columns(const char *view);
 
 /* ---- commands ------------------------------------------------------------------------------------- */
@@ -173,5 +176,25 @@ int ctl_cmd_publish(int argc, char **argv);
 int ctl_cmd_dlq_list(int argc, char **argv);
 int ctl_cmd_dlq_redrive(int argc, char **argv);
 int ctl_cmd_watch(int argc, char **argv);
+int ctl_cmd_ack(int argc, char **argv);
+int ctl_cmd_assign(int argc, char **argv);
+int ctl_cmd_snooze(int argc, char **argv);
+int ctl_cmd_note(int argc, char **argv);
+int ctl_cmd_resolve(int argc, char **argv);
+int ctl_cmd_reopen(int argc, char **argv);
+int ctl_cmd_exception(int argc, char **argv);
+int ctl_cmd_mine(int argc, char **argv);
+
+/** \brief The values --state takes (open, acknowledged, snoozed, attention, all), NULL-terminated. */
+extern const char *const ctl_states[];
+/** \brief The values --sort takes (age, priority), NULL-terminated. */
+extern const char *const ctl_sorts[];
+
+/**
+ * \brief Check the lifecycle filters a command was given: --state (one of ctl_states), and with
+ * \p view_filters (stuck, export, which define them) --sort (one of ctl_sorts) and --assignee (not
+ * empty). \return 0, or 2 after saying which option is wrong and what it takes.
+ */
+int ctl_check_choices(const ctl_ctx *c, int view_filters);
 
 #endif

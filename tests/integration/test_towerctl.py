@@ -8,7 +8,10 @@ Read side: a store folded offline from a generated trace (plus lines of our own)
 Errors and exit codes: 404, an unknown view, a bad parameter, an unreachable server, and (with a
 stub HTTP server of our own) 401, 403, 5xx and the bearer token. Write side: a real nats-server, a
 projector and `towerd serve --nats` for publish (chunked by count and by bytes; the views compared
-with an offline fold), dead-letter redrive and the live stream (watch) when the server offers them.
+with an offline fold), dead-letter redrive and the live stream (watch) when the server offers them, and
+the exception lifecycle (docs/exceptions.md): ack, assign, snooze, note, resolve, reopen with one id (the
+single route) and many (the bulk route, 500 ids a request), `exception ID`, `mine`, the listing filters
+(--state, --assignee, --sort), roles with `--tokens` (a viewer gets 403), and what towerctl sends (a stub).
 
 Environment: TOWER_IT_SLOW (timeout multiplier; 4 is set automatically for a sanitizer build),
 TOWER_IT_SEED, TOWER_IT_KEEP=1, TOWER_IT_VERBOSE=1. Python 3 standard library only.
@@ -41,7 +44,7 @@ SEED = int(os.environ.get("TOWER_IT_SEED", "20261128"))
 VIEWS = ["awaiting_release", "blocked", "pending_route", "missing_pod", "posting_failed", "orphans",
          "anomalies", "dead_letters", "sla_breaches"]
 COMMANDS = ["summary", "stuck", "order", "shipment", "search", "publish", "dlq list", "dlq redrive", "export",
-            "watch"]
+            "watch", "mine", "exception", "ack", "assign", "snooze", "note", "resolve", "reopen"]
 SANITIZER = re.compile(r"(?m)^.*(AddressSanitizer|LeakSanitizer|runtime error:).*$")
 
 # ---------------------------------------------------------------------------------------------
@@ -67,9 +70,12 @@ def api(base, path, method="GET", data=None, headers=None):
 
 
 def no_age(x):
-    """A JSON value without ageSeconds, oldestAgeSeconds and now (they depend on the clock)."""
+    """A JSON value without ageSeconds, oldestAgeSeconds, now and an item's state (they depend on the clock:
+    a snooze ends when its time comes; `towerd dump` gives no state)."""
     if isinstance(x, dict):
-        return {k: no_age(v) for k, v in x.items() if k not in ("ageSeconds", "oldestAgeSeconds", "now")}
+        return {k: no_age(v) for k, v in x.items()
+                if k not in ("ageSeconds", "oldestAgeSeconds", "now", "oldestUnacknowledgedAgeSeconds")
+                and not (k == "state" and "exceptionId" in x)}
     if isinstance(x, list):
         return [no_age(v) for v in x]
     return x
@@ -235,7 +241,7 @@ class T01Usage(Base):
         for c in COMMANDS:
             self.assertIn(c, r.out, "towerctl --help names %s" % c)
         for code in ("0 ok", "1 server unreachable", "2 usage", "3 input rejected", "4 not found",
-                     "5 unauthorized"):
+                     "5 unauthorized", "6 an action on several ids"):
             self.assertIn(code, r.out, "towerctl --help documents exit %r" % code)
         for c in COMMANDS:
             r = ctl(*c.split(), "--help", env={"TOWER_TOKEN": "sekret-help-123"}, check=0)
@@ -250,7 +256,11 @@ class T01Usage(Base):
                  ("stuck", "blocked", "--older-than", "2x"), ("stuck", "blocked", "--nope"),
                  ("dlq",), ("dlq", "nope"), ("dlq", "redrive", "abc"), ("dlq", "redrive", "0"),
                  ("summary", "--url", "ftp://127.0.0.1:1"), ("publish",), ("--url",),
-                 ("export", "blocked", "--csv", "--json"), ("publish", "x.ndjson", "--batch", "10001")]
+                 ("export", "blocked", "--csv", "--json"), ("publish", "x.ndjson", "--batch", "10001"),
+                 ("ack",), ("assign",), ("assign", "o~A~b~1"), ("snooze", "o~A~b~1"), ("note", "o~A~b~1"),
+                 ("note", "o~A~b~1", "x", "y"), ("resolve", "o~A~b~1"), ("resolve", "o~A~b~1", "-r", "nope"),
+                 ("reopen",), ("exception",), ("exception", "a", "b"), ("mine", "x"),
+                 ("stuck", "blocked", "--state", "nope"), ("export", "blocked", "--sort", "nope")]
         for args in cases:
             r = ctl(*args)
             self.assertEqual(r.rc, 2, r.describe())
@@ -419,15 +429,18 @@ class T02Read(Base):
             header, body = rows[0], rows[1:]
             self.assertIn("since", header)
             self.assertEqual(len(body), len(want), "export %s: every item once" % v)
-            got = [{k: val for k, val in zip(header, row) if k != "ageSeconds"} for row in body]
-            expect = [{k: cell(i.get(k)) if i.get(k) is not None else "" for k in header if k != "ageSeconds"}
+            clock = ("ageSeconds", "state")  # decided when read; `towerd dump` has no state
+            got = [{k: val for k, val in zip(header, row) if k not in clock} for row in body]
+            expect = [{k: cell(i.get(k)) if i.get(k) is not None else "" for k in header if k not in clock}
                       for i in want]
             self.assertEqual(got, expect, "export %s" % v)
             keys = [tuple(sorted(x.items())) for x in got]
             self.assertEqual(len(keys), len(set(keys)), "export %s: an item twice" % v)
             # every field of the item shape (docs/contract.md) is a column: nothing the support team needs is lost
             shape = {"since", "ageSeconds", "orderId", "shipmentId", "warehouseId", "carrierId", "kind", "reason",
-                     "sku", "lastFailure", "interface", "rule", "seq", "code", "message", "receivedAt", "eventId"}
+                     "sku", "lastFailure", "interface", "rule", "seq", "code", "message", "receivedAt", "eventId",
+                     "exceptionId", "assignee", "acknowledgedAt", "acknowledgedBy", "snoozedUntil", "notes",
+                     "slaDueAt"}
             for i in want:
                 self.assertTrue(set(i) & shape <= set(header),
                                 "export %s: fields %s not exported" % (v, (set(i) & shape) - set(header)))
@@ -452,19 +465,26 @@ def fx_ts(s):
 # errors and exit codes
 
 class StubHandler(http.server.BaseHTTPRequestHandler):
-    """Answers by path: /status/NNN -> NNN with an error body; records the Authorization header."""
+    """Answers by path: /status/NNN -> NNN with an error body; records the Authorization header, and the
+    method, path and body of every request."""
     seen = []
+    requests = []
 
     def log_message(self, *a):
         pass
 
     def do_GET(self):
         StubHandler.seen.append(self.headers.get("Authorization"))
+        n = int(self.headers.get("Content-Length") or 0)
+        StubHandler.requests.append((self.command, self.path, self.rfile.read(n) if n else b""))
         m = re.search(r"/(\d{3})(?:/|$|\?)", self.path)
         status = int(m.group(1)) if m else 200
         if "html" in self.path:
             body = b"<html><body>Bad Gateway</body></html>"
             ctype = "text/html"
+        elif self.path.endswith("/exceptions/actions"):
+            body = b'{"done":0,"failed":0,"results":[]}'
+            ctype = "application/json"
         else:
             code = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 500: "INTERNAL", 503: "STORE_UNAVAILABLE"}.get(status, "X")
             body = json.dumps({"error": {"code": code, "message": "stub says %d" % status}}).encode()
@@ -1030,6 +1050,384 @@ class T06Watch(Base):
         self.assertEqual(t.stop(signal.SIGTERM), 0, t.err())
         for x in (w, t):
             self.assertIsNone(SANITIZER.search(x.err()), x.err())
+
+
+# ---------------------------------------------------------------------------------------------
+# working exceptions (docs/exceptions.md): ack, assign, snooze, note, resolve, reopen, exception, mine
+
+NOPE_ID = "o~CTL-NOPE-1~awaiting_release~1764662411000000000"  # well-formed, never seen
+
+
+class T07Exceptions(Base):
+    """Every lifecycle command against the live tower (real nats-server, projector, `towerd serve --nats`,
+    loopback mode: the actor is `local`), and against the same tower with `--tokens` for the roles and
+    `me`. Each test publishes its own orders (awaiting_release items in a warehouse of its own), so
+    the tests do not depend on each other."""
+
+    def fresh(self, tag, n=1):
+        """Publish n orders awaiting release in warehouse dc-x-TAG; wait until the projector applied
+        them; return their exception ids, oldest first (as the API lists them)."""
+        lv = live()
+        wh = "dc-x-" + tag
+        path = os.path.join(lv.root, "exc-%s.ndjson" % tag)
+        now = int(time.time())
+        with open(path, "w") as f:
+            for k in range(n):
+                f.write(json.dumps(ev("ctl-exc-%s-%d" % (tag, k), "CTL-EXC-%s-%d" % (tag, k),
+                                      at=rfc3339(now - 3600 - 60 * (n - k)), wh=wh)) + "\n")
+        ctl("publish", path, url=lv.serve.url, check=0)
+        fx.wait_caught_up(lv.t, lv.data, lv.client, lv.proj)
+        st, body = api(lv.serve.url, "/api/v1/views/awaiting_release?warehouse=%s&limit=1000" % wh)
+        self.assertEqual(st, 200, body)
+        items = body["items"]
+        self.assertEqual([i["orderId"] for i in items], ["CTL-EXC-%s-%d" % (tag, k) for k in range(n)], body)
+        for i in items:
+            self.assertRegex(i.get("exceptionId", ""), r"^o~CTL-EXC-%s-\d+~awaiting_release~\d+$" % tag, i)
+        self.wh = wh
+        return [i["exceptionId"] for i in items]
+
+    def view(self, **params):
+        """The items of awaiting_release in this test's warehouse, from the API, with the filters given."""
+        q = "&".join("%s=%s" % (k, urllib.parse.quote(v)) for k, v in params.items())
+        st, body = api(live().serve.url, "/api/v1/views/awaiting_release?warehouse=%s&limit=1000%s"
+                       % (self.wh, "&" + q if q else ""))
+        self.assertEqual(st, 200, body)
+        return body
+
+    def exc(self, xid):
+        st, body = api(live().serve.url, "/api/v1/exceptions/" + urllib.parse.quote(xid, safe="~:"))
+        self.assertEqual(st, 200, body)
+        return body
+
+    def rows(self, r):
+        """The result table of an action: EXCEPTION -> row."""
+        _, rows = parse_table(r.out, "EXCEPTION")
+        return {x["EXCEPTION"]: x for x in rows}
+
+    def test_17a_ids_in_stuck_and_export(self):
+        ids = self.fresh("ids", 3)
+        lv = live()
+        r = ctl("stuck", "awaiting_release", "--warehouse", self.wh, url=lv.serve.url, check=0)
+        _, rows = parse_table(r.out, "AGE")
+        self.assertEqual([(x["ORDER"], x["EXCEPTION"], x["STATE"], x["ASSIGNEE"]) for x in rows],
+                         [("CTL-EXC-ids-%d" % k, ids[k], "open", "-") for k in range(3)], r.out)
+        r = ctl("stuck", "awaiting_release", "--warehouse", self.wh, "--json", url=lv.serve.url, check=0)
+        self.assertEqual([i["exceptionId"] for i in json.loads(r.out)["items"]], ids)
+        r = ctl("export", "awaiting_release", "--warehouse", self.wh, "--state", "open", "--csv", url=lv.serve.url,
+                check=0)
+        rows = list(csv.DictReader(io.StringIO(r.out, newline="")))
+        self.assertEqual([(x["orderId"], x["exceptionId"], x["state"], x["assignee"]) for x in rows],
+                         [("CTL-EXC-ids-%d" % k, ids[k], "open", "") for k in range(3)], r.out)
+        # the dead letters' table names their exception ids too
+        r = ctl("stuck", "dead_letters", "--json", url=lv.serve.url, check=0)
+        dl = json.loads(r.out)["items"]
+        if dl:
+            r = ctl("stuck", "dead_letters", url=lv.serve.url, check=0)
+            _, rows = parse_table(r.out, "SEQ")
+            self.assertEqual([x["EXCEPTION"] for x in rows], [cell(i.get("exceptionId")) for i in dl])
+            self.assertTrue(all(x["EXCEPTION"].startswith("d~") for x in rows), rows)
+
+    def test_17b_ack_one_and_show(self):
+        ids = self.fresh("ack", 2)
+        lv = live()
+        r = ctl("ack", ids[0], "--note", "seen, calling the DC", url=lv.serve.url, check=0)
+        row = self.rows(r)[ids[0]]
+        self.assertEqual((row["STATE"], row["ASSIGNEE"]), ("acknowledged", "-"), r.out)
+        self.assertEqual(self.exc(ids[0])["state"], "acknowledged", "the server agrees")
+        self.assertEqual(self.exc(ids[1])["state"], "open", "only the one acknowledged")
+        # --json: the server's answer, read-your-writes
+        r = ctl("ack", ids[1], "--json", url=lv.serve.url, check=0)
+        self.assertEqual(r.out.count("\n"), 1, "one line")
+        j = json.loads(r.out)
+        self.assertEqual((j["exception"]["exceptionId"], j["exception"]["state"]), (ids[1], "acknowledged"), j)
+        self.assertIsInstance(j["seq"], int)
+        self.assertTrue(j["eventId"])
+        # exception ID: text and JSON
+        want = self.exc(ids[0])
+        r = ctl("exception", ids[0], "--json", url=lv.serve.url, check=0)
+        self.assertEqual(no_age(json.loads(r.out)), no_age(want))
+        self.assertEqual([n["note"] for n in want["notes"]], ["seen, calling the DC"])
+        self.assertEqual([(h["action"], h["actor"]) for h in want["history"]], [("acknowledged", "local")])
+        r = ctl("exception", ids[0], url=lv.serve.url, check=0)
+        self.assertRegex(r.out, r"(?m)^exception +%s$" % re.escape(ids[0]))
+        self.assertRegex(r.out, r"(?m)^view +awaiting_release$")
+        self.assertRegex(r.out, r"(?m)^state +acknowledged$")
+        self.assertRegex(r.out, r"(?m)^assignee +\(none\)$")
+        self.assertRegex(r.out, r"(?m)^acknowledged +%s by local$" % re.escape(want["acknowledgedAt"]))
+        self.assertIn("orderId=CTL-EXC-ack-0", r.out)
+        self.assertIn("notes (1):", r.out)
+        self.assertRegex(r.out, r"(?m)^  \S+  local \(acknowledged\): seen, calling the DC$")
+        self.assertIn("history (1 actions):", r.out)
+        _, hist = parse_table(r.out.split("history (")[1], "TIME")
+        self.assertEqual([(x["SEQ"], x["ACTION"], x["ACTOR"]) for x in hist],
+                         [(str(h["seq"]), "acknowledged", "local") for h in want["history"]])
+        self.assertIn("note=seen, calling the DC", hist[0]["DETAIL"])
+
+    def test_17c_assign_many_me_none_and_filters(self):
+        ids = self.fresh("asg", 4)
+        lv = live()
+        r = ctl("assign", ids[0], ids[1], "dana", "--note", "yours", url=lv.serve.url, check=0)
+        rows = self.rows(r)
+        self.assertEqual({k: (v["STATE"], v["ASSIGNEE"]) for k, v in rows.items()},
+                         {ids[0]: ("acknowledged", "dana"), ids[1]: ("acknowledged", "dana")}, r.out)
+        self.assertIn("2 done, 0 failed", r.out)
+        r = ctl("assign", ids[2], "me", "--json", url=lv.serve.url, check=0)
+        self.assertEqual(json.loads(r.out)["exception"]["assignee"], "local", "me is the caller (loopback: local)")
+        # the listing filters, through stuck
+        for args, want in ((("--assignee", "dana"), ids[:2]), (("--assignee", "none"), ids[3:]),
+                           (("--assignee", "me"), ids[2:3]), (("--state", "open"), ids[3:]),
+                           (("--state", "acknowledged"), ids[:3]), (("--state", "open", "--assignee", "none"), ids[3:]),
+                           (("--sort", "priority", "--state", "all"), None)):
+            r = ctl("stuck", "awaiting_release", "--warehouse", self.wh, "--json", *args, url=lv.serve.url, check=0)
+            j = json.loads(r.out)
+            got = [i["exceptionId"] for i in j["items"]]
+            if want is None:
+                self.assertEqual(sorted(got), sorted(ids), args)
+                continue
+            self.assertEqual(got, want, args)
+            self.assertEqual(j["count"], len(want), "count is what the filters select: %s" % (args,))
+            r = ctl("stuck", "awaiting_release", "--warehouse", self.wh, *args, url=lv.serve.url, check=0)
+            _, rows = parse_table(r.out, "AGE") if want else (None, [])
+            self.assertEqual([x["EXCEPTION"] for x in rows], want, r.out)
+            self.assertIn("the filters match %d" % len(want), r.out)
+        # mine: my queue across views (loopback: me is local)
+        r = ctl("mine", "--json", url=lv.serve.url, check=0)
+        mine = json.loads(r.out)
+        items = mine.get("items", mine.get("exceptions"))
+        self.assertIn(ids[2], [i["exceptionId"] for i in items])
+        self.assertTrue(all(i.get("assignee") == "local" for i in items), items)
+        r = ctl("mine", url=lv.serve.url, check=0)
+        _, rows = parse_table(r.out, "AGE")
+        self.assertEqual([x["EXCEPTION"] for x in rows], [i["exceptionId"] for i in items])
+        self.assertIn("%d exception%s assigned to you" % (len(items), "" if len(items) == 1 else "s"), r.out)
+        # unassign: every argument is an id
+        r = ctl("assign", ids[0], ids[2], "--none", url=lv.serve.url, check=0)
+        self.assertEqual({v["ASSIGNEE"] for v in self.rows(r).values()}, {"-"}, r.out)
+        self.assertNotIn(ids[2], [i["exceptionId"] for i in
+                                  json.loads(ctl("mine", "--json", url=lv.serve.url, check=0).out).get("items", [])])
+        self.assertEqual(self.exc(ids[1])["assignee"], "dana")
+
+    def test_17d_snooze(self):
+        ids = self.fresh("snz", 3)
+        lv = live()
+        t0 = time.time()
+        r = ctl("snooze", ids[0], "--for", "1h", "--note", "carrier says tomorrow", url=lv.serve.url, check=0)
+        row = self.rows(r)[ids[0]]
+        self.assertEqual(row["STATE"], "snoozed", r.out)
+        until = self.exc(ids[0])["snoozedUntil"]
+        self.assertIn("until %s" % until, row["DETAIL"])
+        self.assertLess(abs(fx_ts(until) - (t0 + 3600)), 120, until)
+        later = rfc3339(int(t0) + 7200)
+        r = ctl("snooze", ids[1], ids[2], "--until", later, "--json", url=lv.serve.url, check=0)
+        j = json.loads(r.out)
+        self.assertEqual((j["done"], j["failed"]), (2, 0), j)
+        self.assertEqual({x["exceptionId"]: x["exception"]["snoozedUntil"] for x in j["results"]},
+                         {ids[1]: later, ids[2]: later})
+        self.assertEqual([i["exceptionId"] for i in self.view(state="snoozed")["items"]], ids)
+        self.assertEqual(self.view(state="attention")["items"], [])
+        # a time in the past un-snoozes
+        r = ctl("snooze", ids[2], "--until", "2020-01-01T00:00:00Z", url=lv.serve.url, check=0)
+        self.assertEqual(self.rows(r)[ids[2]]["STATE"], "open", r.out)
+        r = ctl("stuck", "awaiting_release", "--warehouse", self.wh, "--state", "attention", url=lv.serve.url, check=0)
+        _, rows = parse_table(r.out, "AGE")
+        self.assertEqual([x["EXCEPTION"] for x in rows], [ids[2]])
+        # a bad time is the server's 400, naming the field
+        self.assertServerError(ctl("snooze", ids[0], "--until", "tomorrow", url=lv.serve.url), 3,
+                               "INVALID_PARAMETER", "until")
+
+    def test_17e_note(self):
+        ids = self.fresh("note", 1)
+        lv = live()
+        r = ctl("note", ids[0], "WMS ticket 4711 opened", url=lv.serve.url, check=0)
+        row = self.rows(r)[ids[0]]
+        self.assertEqual(row["STATE"], "open", "a note alone does not acknowledge: " + r.out)
+        self.assertIn("notes 1", row["DETAIL"])
+        r = ctl("note", ids[0], "second — ünïcode", "--json", url=lv.serve.url, check=0)
+        self.assertEqual([n["note"] for n in json.loads(r.out)["exception"]["notes"]],
+                         ["WMS ticket 4711 opened", "second — ünïcode"])
+        r = ctl("exception", ids[0], url=lv.serve.url, check=0)
+        self.assertIn("notes (2):", r.out)
+        self.assertIn("local (noted): second — ünïcode", r.out)
+        self.assertEqual(self.view()["items"][0].get("notes"), 2, "the item carries how many notes")
+
+    def test_17f_resolve_reopen_conflict(self):
+        ids = self.fresh("res", 3)
+        lv = live()
+        r = ctl("resolve", ids[0], "--resolution", "not_an_issue", "--note", "test order", url=lv.serve.url, check=0)
+        row = self.rows(r)[ids[0]]
+        self.assertEqual(row["STATE"], "resolved", r.out)
+        self.assertIn("resolution NOT_AN_ISSUE", row["DETAIL"])
+        self.assertEqual([i["exceptionId"] for i in self.view()["items"]], ids[1:], "a resolved one leaves the view")
+        r = ctl("exception", ids[0], url=lv.serve.url, check=0)
+        self.assertRegex(r.out, r"(?m)^state +resolved$")
+        self.assertRegex(r.out, r"(?m)^resolution +NOT_AN_ISSUE$")
+        # the action does not apply: 409, exit 3
+        self.assertServerError(ctl("ack", ids[0], url=lv.serve.url), 3, "CONFLICT")
+        self.assertServerError(ctl("reopen", ids[1], url=lv.serve.url), 3, "CONFLICT")
+        r = ctl("reopen", ids[0], "--note", "not fixed after all", url=lv.serve.url, check=0)
+        self.assertIn(self.rows(r)[ids[0]]["STATE"], ("open", "acknowledged"), r.out)
+        self.assertEqual([i["exceptionId"] for i in self.view()["items"]], ids, "reopened: back in the view")
+        hist = [h["action"] for h in self.exc(ids[0])["history"]]
+        self.assertEqual(hist, ["resolved", "reopened"])
+        # several, in any case, with --json
+        r = ctl("resolve", ids[1], ids[2], "-r", "Fixed-At-Source", "--json", url=lv.serve.url, check=0)
+        j = json.loads(r.out)
+        self.assertEqual({x["exceptionId"]: (x["status"], x["exception"]["resolution"]) for x in j["results"]},
+                         {ids[1]: ("done", "FIXED_AT_SOURCE"), ids[2]: ("done", "FIXED_AT_SOURCE")}, j)
+
+    def test_17g_bulk_partial_failure(self):
+        ids = self.fresh("bulk", 2)
+        lv = live()
+        r = ctl("ack", ids[0], NOPE_ID, ids[1], url=lv.serve.url)
+        self.assertEqual(r.rc, 6, "some failed: exit 6: " + r.describe())
+        rows = self.rows(r)
+        self.assertEqual((rows[ids[0]]["STATE"], rows[ids[1]]["STATE"]), ("acknowledged", "acknowledged"), r.out)
+        self.assertEqual(rows[NOPE_ID]["DETAIL"], "failed: NOT_FOUND", r.out)
+        self.assertIn("2 done, 1 failed", r.out)
+        self.assertIn("towerctl ack: %s: NOT_FOUND: " % NOPE_ID, r.err)
+        self.assertEqual(self.exc(ids[1])["state"], "acknowledged", "the others were done")
+        r = ctl("resolve", ids[0], NOPE_ID, "--resolution", "duplicate", "--json", url=lv.serve.url)
+        self.assertEqual(r.rc, 6, r.describe())
+        j = json.loads(r.out)
+        self.assertEqual((j["done"], j["failed"]), (1, 1), j)
+        self.assertEqual({x["exceptionId"]: x["status"] for x in j["results"]}, {ids[0]: "done", NOPE_ID: "failed"})
+        self.assertEqual([x["error"]["code"] for x in j["results"] if x["status"] == "failed"], ["NOT_FOUND"])
+
+    def test_17h_errors(self):
+        lv = live()
+        # an unknown (or malformed) id: 404, exit 4, nothing on stdout
+        for args in (("ack", NOPE_ID), ("note", NOPE_ID, "x"), ("exception", NOPE_ID), ("exception", "garbage"),
+                     ("resolve", NOPE_ID, "--resolution", "other"), ("reopen", NOPE_ID),
+                     ("assign", NOPE_ID, "dana"), ("snooze", NOPE_ID, "--for", "2d")):
+            self.assertServerError(ctl(*args, url=lv.serve.url), 4, "NOT_FOUND")
+        # refused before any request (the URL leads nowhere): exit 2, naming the option
+        dead = "http://127.0.0.1:%d" % fx.free_port()
+        for args, says in ((("resolve", NOPE_ID, "--resolution", "fixed"), "--resolution \"fixed\" must be one of"),
+                           (("resolve", NOPE_ID), "--resolution is required"),
+                           (("snooze", NOPE_ID, "--for", "30s"), "--for must be from 1m to 30d"),
+                           (("snooze", NOPE_ID, "--for", "31d"), "--for must be from 1m to 30d"),
+                           (("snooze", NOPE_ID, "--for", "1h", "--until", "2030-01-01T00:00:00Z"), "not both"),
+                           (("snooze", NOPE_ID), "--for DURATION"),
+                           (("assign", NOPE_ID), "name the assignee"),
+                           (("assign", NOPE_ID, "dana", "--none"), "\"dana\" is not an exception id"),
+                           (("ack", NOPE_ID, "--note", ""), "--note must be 1 to 2,000 bytes"),
+                           (("ack", NOPE_ID, "--note", "x" * 2001), "--note must be 1 to 2,000 bytes"),
+                           (("note", NOPE_ID, ""), "TEXT (the note) must be 1 to 2,000 bytes"),
+                           (("stuck", "blocked", "--state", "closed"), "--state \"closed\" must be one of"),
+                           (("stuck", "blocked", "--sort", "newest"), "--sort \"newest\" must be one of"),
+                           (("mine", "--state", "nope"), "--state \"nope\" must be one of")):
+            r = ctl(*args, url=dead)
+            self.assertEqual(r.rc, 2, r.describe())
+            self.assertIn(says, r.err, r.describe())
+            self.assertEqual(r.out, "", r.describe())
+
+    def test_17i_roles_and_me(self):
+        """With --tokens: a viewer may read (exception, mine, stuck) but not act (403, exit 5); an operator
+        acts, as itself (`me`, the actor)."""
+        lv = live()
+        ids = self.fresh("tok", 2)
+        lines, toks = [], {}
+        for name, role in (("vera", "viewer"), ("olga", "operator")):
+            tok = "ctl-exc-%s-%d-secret" % (role, os.getpid())
+            r = lv.t.run("token", "--hash", name, role, input=tok + "\n", check=0)
+            lines.append(r.out.strip())
+            toks[role] = tok
+        tf = os.path.join(lv.root, "tokens-exc")
+        with open(tf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        srv = fx.TowerServe(lv.t, lv.data, os.path.join(lv.root, "serve-exc-tokens.log"),
+                            args=["--nats", lv.nats.url, "--tokens", tf])
+        self.addCleanup(srv.kill)
+        srv.start()
+        viewer = {"TOWER_TOKEN": toks["viewer"]}
+        operator = {"TOWER_TOKEN": toks["operator"]}
+        for args in (("ack", ids[0]), ("ack", ids[0], ids[1]), ("assign", ids[0], "me"), ("note", ids[0], "hi"),
+                     ("snooze", ids[0], "--for", "1h"), ("resolve", ids[0], "-r", "other"), ("reopen", ids[0])):
+            r = ctl(*args, url=srv.url, env=viewer)
+            self.assertServerError(r, 5, "FORBIDDEN")
+            self.assertNotIn(toks["viewer"], r.err)
+        self.assertServerError(ctl("ack", ids[0], url=srv.url), 5, "UNAUTHORIZED")
+        self.assertEqual(self.exc(ids[0])["state"], "open", "nothing was done")
+        r = ctl("exception", ids[0], "--json", url=srv.url, env=viewer, check=0)
+        self.assertEqual(json.loads(r.out)["exceptionId"], ids[0])
+        r = ctl("assign", ids[0], "me", "--note", "mine now", url=srv.url, env=operator, check=0)
+        self.assertEqual(self.rows(r)[ids[0]]["ASSIGNEE"], "olga", r.out)
+        x = self.exc(ids[0])
+        self.assertEqual([(h["action"], h["actor"], h.get("assignee")) for h in x["history"]],
+                         [("assigned", "olga", "olga")])
+        self.assertEqual((x["acknowledgedBy"], x["assignee"]), ("olga", "olga"))
+        r = ctl("mine", "--json", url=srv.url, env=operator, check=0)
+        mine = json.loads(r.out)
+        self.assertEqual([i["exceptionId"] for i in mine.get("items", mine.get("exceptions"))], [ids[0]])
+        r = ctl("mine", url=srv.url, env=viewer, check=0)
+        self.assertIn("0 exceptions assigned to you", r.out)
+        r = ctl("stuck", "awaiting_release", "--warehouse", self.wh, "--assignee", "me", "--json", url=srv.url,
+                env=operator, check=0)
+        self.assertEqual([i["exceptionId"] for i in json.loads(r.out)["items"]], [ids[0]])
+        self.assertEqual(srv.stop(), 0, srv.log())
+
+    def test_17k_requests_against_a_stub(self):
+        """What towerctl sends: the route per action, the id escaped in the path, the body's fields, the
+        listing filters in the query."""
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubHandler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        base = "http://127.0.0.1:%d" % srv.server_address[1]
+        xid, yid = "o~SO-1~blocked~INVENTORY~SKU-9~1764662411000000000", "d~42~dead_letters"
+        cases = [
+            (("ack", xid), "/%s/ack" % xid, {}),
+            (("ack", xid, "--note", "n 1"), "/%s/ack" % xid, {"note": "n 1"}),
+            (("assign", xid, "dana"), "/%s/assign" % xid, {"assignee": "dana"}),
+            (("assign", xid, "me", "--note", "x"), "/%s/assign" % xid, {"assignee": "me", "note": "x"}),
+            (("assign", xid, "--none"), "/%s/assign" % xid, {"assignee": ""}),
+            (("snooze", xid, "--for", "1h30m"), "/%s/snooze" % xid, {"forSeconds": 5400}),
+            (("snooze", xid, "--until", "2026-12-06T18:00:00Z"), "/%s/snooze" % xid, {"until": "2026-12-06T18:00:00Z"}),
+            (("note", xid, "-5 cartons, \"late\""), None, None),
+            (("note", xid, "--", "-5 cartons"), "/%s/note" % xid, {"note": "-5 cartons"}),
+            (("resolve", xid, "-r", "fixed-at-source"), "/%s/resolve" % xid, {"resolution": "FIXED_AT_SOURCE"}),
+            (("reopen", xid), "/%s/reopen" % xid, {}),
+            (("ack", xid, yid, "--note", "both"), "/actions", {"action": "ack", "ids": [xid, yid], "note": "both"}),
+            (("assign", xid, yid, "me"), "/actions", {"action": "assign", "ids": [xid, yid], "assignee": "me"}),
+            (("snooze", xid, yid, "--for", "2d"), "/actions", {"action": "snooze", "ids": [xid, yid],
+                                                                "forSeconds": 172800}),
+            (("resolve", xid, yid, "--resolution", "Not_An_Issue"), "/actions",
+             {"action": "resolve", "ids": [xid, yid], "resolution": "NOT_AN_ISSUE"}),
+        ]
+        for args, path, body in cases:
+            StubHandler.requests.clear()
+            r = ctl(*args, url=base)
+            if path is None:  # a TEXT starting with '-' is taken for an option: a usage error, nothing sent
+                self.assertEqual((r.rc, StubHandler.requests), (2, []), r.describe())
+                continue
+            self.assertEqual(r.rc, 0, r.describe())
+            self.assertEqual([(m, p) for m, p, _ in StubHandler.requests], [("POST", "/api/v1/exceptions" + path)], args)
+            self.assertEqual(json.loads(StubHandler.requests[0][2] or b"{}"), body, args)
+        for args, want in ((("exception", xid), "/api/v1/exceptions/" + xid),
+                           (("exception", "a b/c"), "/api/v1/exceptions/a%20b%2Fc"),
+                           (("mine",), "/api/v1/exceptions?assignee=me"),
+                           (("mine", "--state", "snoozed", "--view", "blocked", "-n", 5),
+                            "/api/v1/exceptions?assignee=me&state=snoozed&view=blocked&limit=5"),
+                           (("stuck", "blocked", "--state", "open", "--assignee", "none", "--sort", "priority"),
+                            "/api/v1/views/blocked?state=open&assignee=none&sort=priority"),
+                           (("export", "blocked", "--csv", "--assignee", "me", "--state", "attention"),
+                            "/api/v1/views/blocked?limit=1000&state=attention&assignee=me")):
+            StubHandler.requests.clear()
+            r = ctl(*args, url=base)
+            self.assertEqual(r.rc, 0, r.describe())
+            self.assertEqual([p for _, p, _ in StubHandler.requests], [want], args)
+
+    def test_17j_bulk_over_500(self):
+        """More ids than one bulk request takes: towerctl splits them, 500 per request."""
+        ids = self.fresh("many", 3)
+        lv = live()
+        fake = ["o~CTL-NOPE-%d~awaiting_release~1764662411000000000" % k for k in range(520)]
+        r = ctl("ack", *(ids + fake), "--json", url=lv.serve.url)
+        self.assertEqual(r.rc, 6, r.describe()[-3000:])
+        j = json.loads(r.out)
+        self.assertEqual((j["done"], j["failed"], len(j["results"])), (3, 520, 523))
+        self.assertEqual([x["exceptionId"] for x in j["results"]], ids + fake, "one result per id, in order")
+        self.assertEqual({x["exception"]["state"] for x in j["results"] if x["status"] == "done"}, {"acknowledged"})
 
 
 # ---------------------------------------------------------------------------------------------
