@@ -27,7 +27,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: bench_stream [--clients N] [--rate R] [--seconds S] [--stuck K] [--ws-queue N]\n"
-            "                    [--coalesce-ms MS] [--drain S] [--no-baseline] [--towerd PATH] [--dir DIR]\n\n"
+            "                    [--coalesce-ms MS] [--drain S] [--no-baseline] [--actions A] [--towerd PATH]\n"
+            "                    [--dir DIR]\n\n"
             "Starts nats-server -js on a free loopback port, then measures in the same run:\n"
             "  baseline: R messages/s of 200 B for S seconds published to a scratch JetStream stream\n"
             "            (async, paced): latency publish -> core NATS subscriber, and publish -> ack\n"
@@ -36,6 +37,9 @@ static void usage(FILE *out)
             "            events of new orders published at a paced R/s for S seconds whose occurredAt is\n"
             "            the wall-clock publish time; each \"add\" delta's item.since is that occurredAt, so\n"
             "            latency = receive wall time - since. Every delta must reach every client.\n"
+            "  actions:  with --actions A, then A acknowledgements, one after the other, through\n"
+            "            POST /api/v1/exceptions/{id}/ack on A of those orders: latency request sent -> the\n"
+            "            answer (read-your-writes), and request sent -> the update delta on every client.\n"
             "The first K clients (default 0) stop reading once their snapshot arrived (stuck clients);\n"
             "they are left out of the delivery and latency figures, which are those of the others.\n"
             "Defaults: N 1, R 5000, S 20, drain 15 s after the last publish. The server's RSS is read from\n"
@@ -340,6 +344,8 @@ typedef struct client {
     uint64_t deltas, dups, resyncs, snapshots, frames, msgs, errors;
     uint32_t max_us;
     uint8_t *seen; /* a bit per published event */
+    uint8_t *aseen; /* a bit per acknowledged order: its update delta arrived */
+    uint64_t adeltas;
     ct_buf rx;
 } client;
 
@@ -356,6 +362,12 @@ typedef struct bench {
     int64_t *note_ns; /* per event: when the projector's change notice naming it reached us */
     uint32_t *fan;    /* per delta (non-stuck clients): receive - notice, microseconds */
     size_t fan_n;
+    int64_t *act_ns;  /* per event: when its acknowledgement was sent (wall clock), 0 if none */
+    uint32_t *alat;   /* action sent -> update delta, non-stuck clients, microseconds */
+    size_t alat_n;
+    uint32_t *resp;   /* action sent -> HTTP answer, microseconds */
+    size_t resp_n, n_actions, actions_ok;
+    volatile int act_done;
     volatile size_t published;
     volatile int pub_done;
     lws_sorted_usec_list_t sul_tick;
@@ -366,6 +378,18 @@ static bench g;
 static void on_line(client *c, char *line, int64_t now)
 {
     c->msgs++;
+    if (!strncmp(line, "{\"type\":\"delta\"", 15) && strstr(line, "\"op\":\"update\"")) {
+        char *o = strstr(line, "\"orderId\":\"BS-");
+        if (!o || !strstr(line, "\"acknowledgedAt\"")) return;
+        size_t i = strtoull(o + 14, NULL, 10);
+        if (i >= g.max_events || (c->aseen[i / 8] & (1u << (i % 8)))) return;
+        int64_t sent = __atomic_load_n(&g.act_ns[i], __ATOMIC_ACQUIRE);
+        if (!sent) return;
+        c->aseen[i / 8] |= (uint8_t)(1u << (i % 8));
+        c->adeltas++;
+        if (!c->stuck && g.alat_n < g.lat_cap) g.alat[g.alat_n++] = to_us(now - sent);
+        return;
+    }
     if (!strncmp(line, "{\"type\":\"delta\"", 15)) {
         if (!strstr(line, "\"op\":\"add\"")) return;
         char *o = strstr(line, "\"orderId\":\"BS-");
@@ -486,8 +510,12 @@ static void connect_more(void)
         ci.address = "127.0.0.1";
         ci.port = g.port;
         ci.path = "/api/v1/stream";
+        /* A browser's Origin: the server's own (loopback mode refuses another origin's upgrade); libwebsockets
+         * writes it as "http://" followed by this. */
+        static char origin[64];
+        snprintf(origin, sizeof origin, "127.0.0.1:%d", g.port);
         ci.host = "127.0.0.1";
-        ci.origin = "127.0.0.1";
+        ci.origin = origin;
         ci.local_protocol_name = "tower";
         ci.userdata = c;
         ci.pwsi = &c->wsi;
@@ -584,6 +612,59 @@ static void *publisher(void *arg)
     return NULL;
 }
 
+/* ---- the actions: acknowledgements through the API, one at a time ------------------------------- */
+
+static char *http_post(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return NULL;
+    }
+    char req[512];
+    int rl = snprintf(req, sizeof req,
+                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                      "Content-Length: 2\r\n\r\n{}", path);
+    if (write(fd, req, (size_t)rl) != rl) {
+        close(fd);
+        return NULL;
+    }
+    ct_buf b = {0};
+    char chunk[16384];
+    ssize_t r;
+    while ((r = read(fd, chunk, sizeof chunk)) > 0) ct_buf_add(&b, chunk, (size_t)r);
+    close(fd);
+    ct_buf_add(&b, "", 1);
+    return (char *)b.data;
+}
+
+static void *acter(void *arg)
+{
+    int port = *(int *)arg;
+    size_t step = g.published / (g.n_actions ? g.n_actions : 1);
+    if (!step) step = 1;
+    for (size_t k = 0, i = 0; k < g.n_actions && i < g.published; k++, i += step) {
+        char path[160];
+        snprintf(path, sizeof path, "/api/v1/exceptions/o~BS-%08zu~awaiting_release~%lld/ack", i, (long long)g.pub_ns[i]);
+        int64_t t = wall_ns();
+        __atomic_store_n(&g.act_ns[i], t, __ATOMIC_RELEASE);
+        char *r = http_post(port, path);
+        int64_t done = wall_ns();
+        if (r && !strncmp(r, "HTTP/1.1 200", 12)) {
+            g.actions_ok++;
+            g.resp[g.resp_n++] = to_us(done - t);
+        } else if (r) {
+            fprintf(stderr, "action %zu: %.200s\n", i, r);
+        }
+        free(r);
+        usleep(20000); /* 50 per second at most: a supervisor's pace, not a load test */
+    }
+    __atomic_store_n(&g.act_done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
 /* ---- the sampler: the server's memory and the projector's lag while streaming --------------- */
 
 typedef struct sampler {
@@ -639,13 +720,15 @@ int main(int argc, char **argv)
         {"ws-queue", required_argument, 0, 'q'}, {"coalesce-ms", required_argument, 0, 'm'},
         {"drain", required_argument, 0, 'D'},   {"no-baseline", no_argument, 0, 'B'},
         {"towerd", required_argument, 0, 't'},  {"dir", required_argument, 0, 'd'},
+        {"actions", required_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     size_t n_clients = 1, n_stuck = 0, ws_queue = 0;
     double rate = 5000, seconds = 20, drain = 15;
     int coalesce = 0, baseline = 1, c;
     const char *base = "/tmp";
     char *towerd = NULL;
-    while ((c = getopt_long(argc, argv, "c:r:s:k:q:m:D:Bt:d:h", opts, NULL)) != -1) {
+    size_t n_actions = 0;
+    while ((c = getopt_long(argc, argv, "c:r:s:k:q:m:D:Bt:d:A:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': n_clients = strtoull(optarg, NULL, 10); break;
         case 'r': rate = atof(optarg); break;
@@ -657,6 +740,7 @@ int main(int argc, char **argv)
         case 'B': baseline = 0; break;
         case 't': towerd = ct_strdup(optarg); break;
         case 'd': base = optarg; break;
+        case 'A': n_actions = strtoull(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -773,12 +857,17 @@ int main(int argc, char **argv)
         g.cl[i].idx = i;
         g.cl[i].stuck = i < n_stuck;
         g.cl[i].seen = ct_calloc(g.max_events / 8 + 1, 1);
+        g.cl[i].aseen = ct_calloc(g.max_events / 8 + 1, 1);
     }
     g.lat_cap = (n_clients - n_stuck) * g.max_events;
     g.lat = ct_malloc(g.lat_cap * sizeof *g.lat);
     g.fan = ct_malloc(g.lat_cap * sizeof *g.fan);
     g.pub_ns = ct_calloc(g.max_events, sizeof *g.pub_ns);
     g.note_ns = ct_calloc(g.max_events, sizeof *g.note_ns);
+    g.act_ns = ct_calloc(g.max_events, sizeof *g.act_ns);
+    g.alat = ct_malloc(g.lat_cap * sizeof *g.alat);
+    g.resp = ct_malloc((n_actions + 1) * sizeof *g.resp);
+    g.n_actions = n_actions;
     lws_sul_schedule(g.ctx, 0, &g.sul_tick, on_tick, 20 * LWS_US_PER_MS);
     fprintf(stderr, "pipeline: %zu clients connecting to towerd serve (%s)\n", n_clients, http);
     int64_t t_conn = mono_ns();
@@ -828,6 +917,24 @@ int main(int argc, char **argv)
         if (complete == n_clients - n_stuck || now - t_done > (int64_t)(drain * 1e9)) break;
     }
     pthread_join(pt, NULL);
+    /* The actions, once every delta of the publish phase is in. */
+    size_t acomplete = 0;
+    if (n_actions) {
+        fprintf(stderr, "actions: %zu acknowledgements through the API\n", n_actions);
+        pthread_t at;
+        pthread_create(&at, NULL, acter, &hport);
+        int64_t t_adone = 0;
+        for (;;) {
+            lws_service(g.ctx, 0);
+            if (!__atomic_load_n(&g.act_done, __ATOMIC_ACQUIRE)) continue;
+            int64_t now = mono_ns();
+            if (!t_adone) t_adone = now;
+            acomplete = 0;
+            for (size_t i = n_stuck; i < n_clients; i++) acomplete += g.cl[i].adeltas >= g.actions_ok;
+            if (acomplete == n_clients - n_stuck || now - t_adone > (int64_t)(drain * 1e9)) break;
+        }
+        pthread_join(at, NULL);
+    }
     sm.stop = 1;
     pthread_join(st, NULL);
     double run_s = (double)(mono_ns() - t_run0) / 1e9;
@@ -899,6 +1006,17 @@ int main(int argc, char **argv)
            s_early.n, s_early.p50, s_early.p90, s_early.p99, s_early.p999, s_early.max);
     printf("|   the last fifth of the deltas received        | %7zu | %6.2f | %6.2f | %6.2f | %6.2f | %6.1f |\n",
            s_late.n, s_late.p50, s_late.p90, s_late.p99, s_late.p999, s_late.max);
+    if (n_actions) {
+        stats al = stats_of(g.alat, g.alat_n), rs = stats_of(g.resp, g.resp_n);
+        printf("| action (ack) -> answer (read-your-writes)      | %7zu | %6.2f | %6.2f | %6.2f | %6.2f | %6.1f |\n",
+               rs.n, rs.p50, rs.p90, rs.p99, rs.p999, rs.max);
+        printf("| action (ack) -> update delta, %5zu client%s    | %7zu | %6.2f | %6.2f | %6.2f | %6.2f | %6.1f |\n",
+               active, active > 1 ? "s" : " ", al.n, al.p50, al.p90, al.p99, al.p999, al.max);
+        if (baseline)
+            printf("(ratio p99 action -> delta / p99 raw ack: %.1fx)\n", b_ack.p99 > 0 ? al.p99 / b_ack.p99 : 0);
+        printf("actions: %zu of %zu answered 200; %zu/%zu clients got every update delta\n", g.actions_ok, n_actions,
+               acomplete, active);
+    }
     printf("\ndelivery: %" PRIu64 " add deltas received of %zu x %zu expected; %zu/%zu clients got every one; "
            "fewest per client %" PRIu64 "; duplicates %" PRIu64 ", resyncs %" PRIu64 ", clients closed %" PRIu64 "\n",
            got, pub, active, complete, active, min_got, dups, resyncs, closed);
@@ -922,7 +1040,8 @@ int main(int argc, char **argv)
     if (baseline)
         printf("ratio p99 delta / p99 raw subscriber: %.1fx; / p99 raw ack: %.1fx\n",
                b_sub.p99 > 0 ? lat.p99 / b_sub.p99 : 0, b_ack.p99 > 0 ? lat.p99 / b_ack.p99 : 0);
-    int all = complete == active && got == (uint64_t)pub * active && pj.stored == pub;
+    int all = complete == active && got == (uint64_t)pub * active && pj.stored == pub &&
+              (!n_actions || (g.actions_ok == n_actions && acomplete == active));
     printf("every delta delivered to every client: %s\n", all ? "yes" : "NO");
     free(m);
     rc = all ? 0 : 3;
@@ -947,6 +1066,7 @@ out:
     }
     for (size_t i = 0; g.cl && i < n_clients; i++) {
         free(g.cl[i].seen);
+        free(g.cl[i].aseen);
         ct_buf_free(&g.cl[i].rx);
     }
     free(g.cl);
@@ -954,6 +1074,9 @@ out:
     free(g.fan);
     free(g.pub_ns);
     free(g.note_ns);
+    free(g.act_ns);
+    free(g.alat);
+    free(g.resp);
     free(dir);
     free(url);
     free(data);
