@@ -2,7 +2,9 @@
  * acts on. Pure: no clock, no store. */
 #include "evt.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The views an exception id may name; fold.h's FOLD_VIEW_MAP lists the same (test_views checks it). */
@@ -108,8 +110,9 @@ int evt_exid_parse(const char *id, evt_exid *out, const char **why)
     const char *last = strrchr(id, '~') + 1;
     if (!digits(last, strlen(last))) return *why = "must end with ~<since in ns> (digits)", -1;
     if (!id_char(out->entity[0])) return *why = "names no entity id", -1;
-    long long ns = 0;
-    sscanf(last, "%lld", &ns);
+    errno = 0;
+    long long ns = strtoll(last, NULL, 10);
+    if (errno == ERANGE) return *why = "has a since beyond the 64-bit range", -1;
     out->since_ns = ns;
     return 0;
 }

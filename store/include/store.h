@@ -307,9 +307,6 @@ ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn f
  */
 ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out);
 
-/** \brief 1 if state is one store_query.state takes (NULL and "" included). */
-int store_state_filter_ok(const char *state);
-
 /**
  * \brief Visit the open SLA dues (see fold_due) whose due time is at or before until_ns,
  * earliest first. Each due is given as a view item (borrowed until fn returns): since is

@@ -131,15 +131,6 @@ static char *scan_cursor(const view_scan *sc)
     return cur;
 }
 
-int store_state_filter_ok(const char *state)
-{
-    static const char *const ok[] = {"", "all", "open", "acknowledged", "snoozed", "attention"};
-    if (!state) return 1;
-    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-        if (strcmp(state, ok[i]) == 0) return 1;
-    return 0;
-}
-
 /* The state and assignee filters (docs/exceptions.md "Lists"). */
 static int life_wants(const store_query *q, const Tower__V1__ViewItem *it)
 {

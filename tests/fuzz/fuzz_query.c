@@ -58,6 +58,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(q.route != SERVER_ROUTE_OTHER_API || err.status == 404, "no route is 404");
     } else {
         check(q.route != SERVER_ROUTE_OTHER_API, "success has a route");
+        if (q.route == SERVER_ROUTE_ACTIONS || q.route == SERVER_ROUTE_EXCEPTIONS) {
+            evt_exid x;
+            check(terminated(q.exid, sizeof q.exid) && terminated(q.action, sizeof q.action) &&
+                      terminated(q.assignee, sizeof q.assignee) && terminated(q.state, sizeof q.state),
+                  "the exception's strings are terminated");
+            check(!q.exid[0] || evt_exid_parse(q.exid, &x, NULL) == 0, "an exception id in the path parses");
+            check(q.route != SERVER_ROUTE_ACTIONS || !q.exid[0] || server_action_known(q.action),
+                  "an action on one exception is one of the six");
+            check(!q.has_view || q.view < FOLD_VIEW_COUNT, "the view filter is one of ours");
+        }
         if (q.route == SERVER_ROUTE_VIEWS || q.route == SERVER_ROUTE_DEAD_LETTERS) {
             check(q.view < FOLD_VIEW_COUNT, "the view is one of ours");
             check(q.limit >= 1 && q.limit <= SERVER_QUERY_MAX_LIMIT, "the limit is in bounds");

@@ -7,7 +7,6 @@
 #include <strings.h>
 
 #include "ct_config.h"
-#include "store.h"
 
 static int fail(server_query_err *err, int status, const char *code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -116,11 +115,20 @@ int server_action_known(const char *a)
     return 0;
 }
 
+/* The states a list may be filtered by (store_query.state takes the same). */
+static int state_ok(const char *state)
+{
+    static const char *const ok[] = {"", "all", "open", "acknowledged", "snoozed", "attention"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (!strcmp(state, ok[i])) return 1;
+    return 0;
+}
+
 /* state= and assignee= (views and exceptions). */
 static int life_params(const char *qs, server_query *out, server_query_err *err)
 {
     if (str_param(qs, "state", out->state, sizeof out->state, err)) return -1;
-    if (!store_state_filter_ok(out->state))
+    if (!state_ok(out->state))
         return fail(err, 400, "INVALID_PARAMETER", "state",
                     "state must be one of open, acknowledged, snoozed, attention, all");
     int got = server_query_var(qs, "assignee", out->assignee, sizeof out->assignee);
@@ -248,8 +256,8 @@ int server_query_parse(const char *uri, const char *qs, server_query *out, serve
         if (got) {
             int64_t sec;
             int32_t ns;
-            if (got < 0 || evt_time_parse(buf, &sec, &ns) != 0)
-                return fail(err, 400, "INVALID_PARAMETER", "since", "since must be an RFC 3339 time");
+            if (got < 0 || evt_time_parse(buf, &sec, &ns) != 0 || sec < EVT_MIN_SECONDS || sec >= EVT_END_SECONDS)
+                return fail(err, 400, "INVALID_PARAMETER", "since", "since must be an RFC 3339 time in 2000-2099");
             out->since_ns = sec * 1000000000LL + ns;
         }
         if (life_params(qs, out, err) || str_param(qs, "cursor", out->cursor, sizeof out->cursor, err)) return -1;
