@@ -7,7 +7,8 @@ usage: test_sla.py TOWERD [TEST_NAME_SUBSTRING...]
 The clock is injected (`--now`): an order approved and never released breaches exactly once at 15 minutes,
 not a second before; a release closes the breach (the order says how late it was); restarts and two engines
 at once raise one breach (counted in the stream); alerts fire with the right labels, are re-sent, resolve,
-and arrive after Alertmanager comes back. Every alert posted is consistent in wall-clock time (startsAt <=
+and arrive after Alertmanager comes back; an acknowledged, assigned or snoozed breach still fires, its alert
+carrying the breach's "assignee" and "state" as annotations (actions published as events, docs/exceptions.md). Every alert posted is consistent in wall-clock time (startsAt <=
 endsAt, endsAt not in the past), also from `towerd up --warp 60`, whose business clock runs ahead of it.
 """
 
@@ -328,6 +329,47 @@ class Sla(unittest.TestCase):
         t_resolved, resolved = [x for x in am.alerts("SO-3") if not firing(x)][0]
         self.assertEqual(resolved["labels"], a["labels"])
         self.assertLessEqual(abs(rfc3339_parse(resolved["endsAt"]) - t_resolved), 5, resolved)  # endsAt = now
+        self.assertEqual(am.problems(), [])
+
+    def test_alerts_carry_assignee_and_state(self):
+        am = AlertReceiver().start()
+        self.addCleanup(am.stop)
+        self.publish(ev("a-6", "SO-6", "orderApproved", T0, {"warehouseId": "dc-1"}))
+        self.caught_up()
+        self.engine(T0 + 16 * 60, "--alertmanager", "http://127.0.0.1:%d" % am.port, "--resend", "30s")
+        got = am.wait("a firing alert of SO-6", lambda: [x for x in am.alerts("SO-6") if firing(x)])
+        first = got[0][1]
+        self.assertEqual(first["annotations"]["state"], "open", first)
+        self.assertNotIn("assignee", first["annotations"])
+        breach = self.wait_view("sla_breaches", lambda items: [i for i in items if i.get("orderId") == "SO-6"],
+                                "the breach of SO-6 is folded")[0]
+        exid = breach.get("exceptionId") or "o~SO-6~sla_breaches~release~%d" % ((T0 + 15 * 60) * 10**9)
+
+        def action(eid, payload, at, **fields):
+            body = dict(exceptionId=exid, actor="dana", **fields)
+            return {"eventId": eid, "occurredAt": rfc3339(at), "source": {"system": "tower", "instance": "test"},
+                    payload: body}
+
+        def latest(cond, what):
+            def got_it():
+                alerts = [a for t, a in am.alerts("SO-6") if firing((t, a))]
+                return alerts and cond(alerts[-1]["annotations"]) and alerts[-1]
+            return am.wait(what, got_it, timeout=20)  # below the 30 s re-send
+
+        # Assigned (which acknowledges): posted at once (not at the 30 s re-send), still firing.
+        self.publish(action("ack-6", "exceptionAssigned", T0 + 16 * 60, assignee="ravi", note="on it"))
+        a = latest(lambda ann: ann.get("assignee") == "ravi", "the alert of SO-6 with its assignee")
+        self.assertEqual(a["annotations"]["state"], "acknowledged", a)
+        self.assertEqual(a["labels"], first["labels"], "the lifecycle is in annotations, not labels")
+        # Snoozed for an hour of the engine's clock: still firing, state snoozed.
+        self.publish(action("snz-6", "exceptionSnoozed", T0 + 16 * 60 + 1, until=rfc3339(T0 + 80 * 60),
+                            note="carrier says tomorrow"))
+        a = latest(lambda ann: ann.get("state") == "snoozed", "the alert of SO-6 snoozed")
+        self.assertEqual(a["annotations"]["assignee"], "ravi", a)
+        # Unassigned: the annotation goes, the acknowledgement stays.
+        self.publish(action("una-6", "exceptionAssigned", T0 + 16 * 60 + 2, assignee=""))
+        a = latest(lambda ann: "assignee" not in ann, "the alert of SO-6 unassigned")
+        self.assertEqual(a["annotations"]["state"], "snoozed", a)
         self.assertEqual(am.problems(), [])
 
     def test_alerts_arrive_after_alertmanager_recovers(self):

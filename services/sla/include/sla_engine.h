@@ -60,7 +60,9 @@ void sla_engine_metrics(ct_buf *b, const sla_engine_figures *f);
  * and the fold drop copies) for every due at or before now; then, with an
  * Alertmanager, posts one alert per open breach of the sla_breaches view
  * (re-sent every resend_ns) and a resolved alert for every breach that closed
- * since the last delivery. Failed posts back off exponentially; after
+ * since the last delivery. Each firing alert carries the breach's lifecycle as annotations: "state"
+ * (store_item_state at the engine's now: open, acknowledged or snoozed) and "assignee" (when assigned); a
+ * change of either is posted at once. Failed posts back off exponentially; after
  * breaker_failures in a row the circuit opens for breaker_open_ns. Alert state
  * is re-derived from the store each cycle, so nothing is lost while
  * Alertmanager is away. Sleeps until the next due time or the next poll.

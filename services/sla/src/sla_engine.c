@@ -242,20 +242,49 @@ static const char *breach_channel(open_ctx *c, const Tower__V1__ViewItem *it)
     return json_string_value(have);
 }
 
+/* The breach's lifecycle as annotations (docs/exceptions.md): "assignee" when someone has it, and "state"
+ * (open, acknowledged or snoozed at the engine's now). The item scanned is the breach's view item itself (the
+ * one store_item_get gives for "o:<order>|sla_breaches|<rule>" or "s:<shipment>|..."), with the actions folded
+ * in. An acknowledged or snoozed breach still fires: a breach is a breach; a resolved one has left the view. */
+static void lifecycle_annotations(json_t *alert, const Tower__V1__ViewItem *it, int64_t business_ns)
+{
+    json_t *ann = json_object_get(alert, "annotations");
+    if (!ann) return;
+    if (it->assignee && *it->assignee) json_object_set_new(ann, "assignee", json_string(it->assignee));
+    json_object_set_new(ann, "state", json_string(store_item_state(it, business_ns)));
+}
+
 static int on_breach(void *ctx, const Tower__V1__ViewItem *it)
 {
     open_ctx *c = ctx;
     if (!it->key) return 0;
-    json_object_set_new(c->firing, it->key, sla_alert_json(it, c->ao, &c->now, 0, breach_channel(c, it)));
+    json_t *a = sla_alert_json(it, c->ao, &c->now, 0, breach_channel(c, it));
+    lifecycle_annotations(a, it, c->now.business_ns);
+    json_object_set_new(c->firing, it->key, a);
     return json_object_size(c->firing) >= MAX_ALERTS;
 }
 
-static int same_keys(json_t *a, json_t *b)
+/* An annotation's value, or "" when absent. */
+static const char *annotation(json_t *alert, const char *name)
+{
+    const char *v = json_string_value(json_object_get(json_object_get(alert, "annotations"), name));
+    return v ? v : "";
+}
+
+/* The same breaches, each with the same assignee and state: nothing new to tell Alertmanager before the
+ * re-send (an acknowledgement, an assignment or a snooze is posted at once, not at the next re-send). */
+static int same_alerts(json_t *a, json_t *b)
 {
     if (json_object_size(a) != json_object_size(b)) return 0;
     const char *k;
     json_t *v;
-    json_object_foreach(a, k, v) if (!json_object_get(b, k)) return 0;
+    json_object_foreach(a, k, v)
+    {
+        json_t *w = json_object_get(b, k);
+        if (!w || strcmp(annotation(v, "assignee"), annotation(w, "assignee")) != 0 ||
+            strcmp(annotation(v, "state"), annotation(w, "state")) != 0)
+            return 0;
+    }
     return 1;
 }
 
@@ -281,7 +310,7 @@ static void alert_cycle(engine *e)
         json_decref(c.firing);
         return;
     }
-    int changed = !same_keys(c.firing, e->sent);
+    int changed = !same_alerts(c.firing, e->sent);
     int due = changed || mono >= e->next_resend_mono;
     if (!due || (!json_object_size(c.firing) && !json_object_size(e->sent)) || mono < e->next_attempt_mono) {
         json_decref(c.firing);
