@@ -5,3 +5,5 @@ ct_add_test(test_sim unit SOURCES unit/test_sim.c LIBS sim_run PkgConfig::JANSSO
 add_test(NAME test_up COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_up.py $<TARGET_FILE:towerd>)
 set_tests_properties(test_up PROPERTIES LABELS integration TIMEOUT 600)
 set_tests_properties(test_up PROPERTIES COST 35)
+# The simulated supervisors of `towerd up`: their decisions per exception state, determinism, valid action events.
+ct_add_test(test_supervisor unit SOURCES unit/test_supervisor.c LIBS up_supervisor_decide PkgConfig::JANSSON)

@@ -18,6 +18,7 @@
 #include "sla_engine.h"
 #include "towerd.h"
 #include "up_nats.h"
+#include "up_supervisor.h"
 
 static const ct_opt_def own_defs[] = {
     {"data", 'd', "TOWER_DATA", "store.data", CT_OPT_STRING, "./tower-data", "DIR",
@@ -27,6 +28,8 @@ static const ct_opt_def own_defs[] = {
      "commit what arrived after this long without more", 0, 0},
     {"no-sim", 0, "TOWER_UP_NO_SIM", "up.no_sim", CT_OPT_BOOL, NULL, NULL,
      "run without the simulators (real systems publish to the stream)", 0, 0},
+    {"supervisor-rate", 0, "TOWER_UP_SUPERVISOR_RATE", "up.supervisor_rate", CT_OPT_STRING, "30", "N",
+     "simulated supervisors' actions on open exceptions per real minute (0, or --no-sim: none)", 0, 0},
     {"no-sla", 0, "TOWER_UP_NO_SLA", "up.no_sla", CT_OPT_BOOL, NULL, NULL,
      "run without the SLA engine (then the simulators report SLA breaches themselves, as --sla-breaches says)", 0, 0},
     {"sla-rules", 0, "TOWER_SLA_RULES", "sla.rules", CT_OPT_STRING, NULL, "FILE",
@@ -46,7 +49,8 @@ static const char usage_fmt[] =
     "usage: towerd up [OPTIONS]\n\n"
     "Runs the whole control tower in one process: starts nats-server with JetStream on a free loopback\n"
     "port (config, store and log under DIR/nats; it dies with us), then the projector (store under\n"
-    "DIR/store), the HTTP server (dashboard, REST API, /metrics) and, unless --no-sim, the simulators;\n"
+    "DIR/store), the HTTP server (dashboard, REST API, /metrics) and, unless --no-sim, the simulators and\n"
+    "the simulated supervisors, who work the open exceptions (--supervisor-rate);\n"
     "prints the dashboard's URL. SIGINT or SIGTERM (Ctrl-C) stops everything cleanly. Started again on\n"
     "the same DIR it resumes: the same stream, the same store, the simulators' trace where it was, and\n"
     "business time where it was (DIR/clock). With --nats URL it uses that NATS instead of starting one.\n"
@@ -138,6 +142,23 @@ static void *sla_main(void *arg)
     return NULL;
 }
 
+typedef struct sup_thread {
+    up_supervisor_opts so;
+    up_supervisor_figures fig;
+    volatile sig_atomic_t stop;
+    atomic_int done;
+    atomic_int rc; /* a ct_status */
+    pthread_t th;
+} sup_thread;
+
+static void *sup_main(void *arg)
+{
+    sup_thread *s = arg;
+    atomic_store(&s->rc, (int)up_supervisor_run(&s->so, &s->stop, &s->fig));
+    atomic_store(&s->done, 1);
+    return NULL;
+}
+
 typedef struct sim_thread {
     sim_run_opts so;
     volatile sig_atomic_t stop;
@@ -183,6 +204,7 @@ static int thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
 typedef struct up_run {
     towerd_ctx c;
     int own_nats, with_sim, with_sla; /* start nats-server (no --nats), the simulators, the SLA engine */
+    double sup_rate;                  /* the simulated supervisors' actions per minute (0: none) */
     const char *data;                 /* --data (borrowed from the options) */
     char *bin;                        /* the nats-server binary (own_nats) */
     char *store_dir, *state;          /* DIR/store, DIR/sim.state */
@@ -191,12 +213,13 @@ typedef struct up_run {
     up_nats nats;                     /* our own nats-server, when own_nats */
     bus_opts bo;                      /* how every role connects (the simulators' threads use it too) */
     const char *one_url[1];           /* bo's URL list for our own server */
-    bus *bproj, *bsrv, *bsla;         /* the projector's, the server's and the SLA engine's connections */
+    bus *bproj, *bsrv, *bsla, *bsup;  /* the projector's, the server's, the SLA engine's, the supervisors' */
     http_server *srv;
     proj_thread proj;
     sim_thread sim;
     sla_thread sla;
-    int proj_started, sim_started, sla_started;
+    sup_thread sup;
+    int proj_started, sim_started, sla_started, sup_started;
 } up_run;
 
 /* The option table: up's own, the server's, the simulators' and the NATS ones (out has UP_MAX_DEFS). */
@@ -228,6 +251,15 @@ static int up_options(up_run *u)
     u->own_nats = ct_config_str(cfg, "nats") == NULL;
     u->with_sim = !ct_config_bool(cfg, "no-sim");
     u->with_sla = !ct_config_bool(cfg, "no-sla");
+    const char *sr = ct_config_str(cfg, "supervisor-rate");
+    char *end = NULL;
+    u->sup_rate = sr ? strtod(sr, &end) : NAN;
+    if (!sr || end == sr || *end || !isfinite(u->sup_rate) || u->sup_rate < 0 || u->sup_rate > 60000) {
+        fprintf(stderr, "towerd up: --supervisor-rate (%s): \"%s\" is not a number between 0 and 60000\n",
+                ct_config_source(cfg, "supervisor-rate"), sr ? sr : "");
+        return TOWERD_EXIT_USAGE;
+    }
+    if (!u->with_sim) u->sup_rate = 0;
     char *err = NULL;
     if (sla_rules_load(&u->rules, ct_config_str(cfg, "sla-rules"), &err) != CT_OK) {
         fprintf(stderr, "towerd up: %s\n", err);
@@ -291,6 +323,8 @@ static int up_connect(up_run *u)
     if (cs == CT_OK) cs = bus_connect(&u->bsrv, &u->bo);
     u->bo.name = "towerd up sla";
     if (cs == CT_OK && u->with_sla) cs = bus_connect(&u->bsla, &u->bo);
+    u->bo.name = "towerd up supervisor";
+    if (cs == CT_OK && u->sup_rate > 0) cs = bus_connect(&u->bsup, &u->bo);
     signals_restore(&old);
     if (cs != CT_OK) return TOWERD_EXIT_FAIL;
     bus_watch_start(u->bsrv, 0, 0); /* the server's NATS figures, kept fresh by a thread of their own */
@@ -350,6 +384,15 @@ static int up_roles(up_run *u)
         u->sim.so.state_path = u->state;
         if (!(u->sim_started = thread_start(&u->sim.th, sim_main, &u->sim))) return TOWERD_EXIT_FAIL;
     }
+    if (u->sup_rate > 0) {
+        u->sup.so = (up_supervisor_opts){.store_dir = u->store_dir,
+                                         .sla_rules = sla_rules_fold(u->rules),
+                                         .bus = u->bsup,
+                                         .rate = u->sup_rate,
+                                         .seed = u->sim.so.trace.seed,
+                                         .progress_ns = u->sim.so.progress_ns};
+        if (!(u->sup_started = thread_start(&u->sup.th, sup_main, &u->sup))) return TOWERD_EXIT_FAIL;
+    }
     return TOWERD_CONTINUE;
 }
 
@@ -378,6 +421,10 @@ static void print_banner(const up_run *u)
                so->trace.orders ? "" : ", endless");
     else
         printf("  simulators  off (--no-sim)\n");
+    if (u->sup_rate > 0)
+        printf("  supervisors %g actions per minute on open exceptions (--supervisor-rate)\n", u->sup_rate);
+    else
+        printf("  supervisors off\n");
     if (u->with_sla) printf("  SLA engine  %s\n", am ? am : "on (no Alertmanager: --alertmanager URL)");
     printf("Ctrl-C stops everything.\n");
     fflush(stdout);
@@ -386,7 +433,7 @@ static void print_banner(const up_run *u)
 /* Watch the roles until SIGINT or SIGTERM, or until the projector or nats-server stops; the exit code. */
 static int up_supervise(up_run *u)
 {
-    int sim_reported = 0;
+    int sim_reported = 0, sup_reported = 0;
     while (!towerd_stop) {
         usleep(100000);
         if (atomic_load(&u->proj.done)) {
@@ -405,6 +452,11 @@ static int up_supervise(up_run *u)
             else
                 ct_log(CT_LOG_INFO, "up", "the simulators told every order (the tower goes on)");
         }
+        if (u->sup_started && !sup_reported && atomic_load(&u->sup.done)) {
+            sup_reported = 1;
+            ct_log(CT_LOG_ERROR, "up", "the simulated supervisors stopped: %s (the tower goes on)",
+                   ct_status_str((ct_status)atomic_load(&u->sup.rc)));
+        }
         if (up_nats_exited(&u->nats)) {
             fprintf(stderr, "towerd up: nats-server exited unexpectedly: stopping everything\n");
             up_nats_log_tail(&u->nats);
@@ -418,6 +470,10 @@ static int up_supervise(up_run *u)
 /* Stop in order: no more events, no more readers, the last commit, then the broker; free the rest. */
 static void up_shutdown(up_run *u)
 {
+    if (u->sup_started) {
+        u->sup.stop = 1;
+        pthread_join(u->sup.th, NULL);
+    }
     if (u->sim_started) {
         u->sim.stop = 1;
         pthread_join(u->sim.th, NULL);
@@ -431,6 +487,7 @@ static void up_shutdown(up_run *u)
         u->proj.stop = 1;
         pthread_join(u->proj.th, NULL);
     }
+    bus_close(u->bsup);
     bus_close(u->bsla);
     bus_close(u->bsrv);
     bus_close(u->bproj);

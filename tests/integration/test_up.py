@@ -14,6 +14,9 @@ TOWER_IT_KEEP=1 (keep the temporary directories), TOWER_IT_VERBOSE=1 (log every 
 - up's own nats-server listens on 127.0.0.1 only and needs the credentials up makes at each start (in
   DATA/nats/client.conf, 0600, never on a command line or in a log): a client without them is refused;
   with --nats URL, up uses that NATS as it is.
+- up's simulated supervisors (--supervisor-rate) act on open exceptions: items become acknowledged and
+  assigned (seen through GET /api/v1/views/...), by the actions they publish (source tower /
+  supervisor-sim); with --supervisor-rate 0 nothing is acted on and they have no connection.
 - sim --dry-run: deterministic for a seed, different for another, the very records of `towerd gen`.
 - The simulated traffic at the default fault rates, folded offline, fills every view.
 """
@@ -169,6 +172,12 @@ class UpTest(unittest.TestCase):
         r = self.t.run("up", "--rate", "0", "--data", os.path.join(self.root, "d"), check=2)
         self.assertIn("--rate", r.err)
         self.assertFalse(os.path.exists(os.path.join(self.root, "d")), "a usage error created the data dir")
+        for bad in ("-1", "often", "1e9"):
+            r = self.t.run("up", "--supervisor-rate", bad, "--data", os.path.join(self.root, "d"), check=2)
+            self.assertIn("--supervisor-rate", r.err)
+        r = self.t.run("up", "--data", os.path.join(self.root, "d"), env={"TOWER_UP_SUPERVISOR_RATE": "x"}, check=2)
+        self.assertIn("TOWER_UP_SUPERVISOR_RATE", r.err)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "d")), "a usage error created the data dir")
 
     # ---- towerd up
 
@@ -187,7 +196,8 @@ class UpTest(unittest.TestCase):
     def test_up_help(self):
         r = self.t.run("up", "--help", check=0)
         for word in ("--data", "--http", "--nats", "--nats-server", "--no-sim", "--warp", "--rate", "--seed",
-                     "--orders", "--short-picks", "--malformed", "apt-get install nats-server", "(default: 60)"):
+                     "--orders", "--short-picks", "--malformed", "apt-get install nats-server", "(default: 60)",
+                     "--supervisor-rate", "TOWER_UP_SUPERVISOR_RATE"):
             self.assertIn(word, r.out)
 
     def test_up_nats_needs_credentials(self):
@@ -323,6 +333,83 @@ class UpTest(unittest.TestCase):
         self.assertEqual(up.stop(), 0, up.logs())
         self.assertEqual(processes_mentioning(data), [])
 
+    # ---- the simulated supervisors
+
+    def worked_items(self, up):
+        """Every item of every view (first page of 1,000) with an acknowledgedAt or an assignee, and the
+        number of items looked at."""
+        worked, seen = [], 0
+        for v in VIEWS:
+            status, _, body = http_get(up.base + "/api/v1/views/%s?limit=1000" % v)
+            self.assertEqual(status, 200, body[:300])
+            items = json.loads(body)["items"]
+            seen += len(items)
+            worked += [dict(i, view=v) for i in items if i.get("acknowledgedAt") or i.get("assignee")]
+        return worked, seen
+
+    def supervisor_connected(self, out):
+        monitor = re.search(r"monitoring (http://127\.0\.0\.1:\d+)/jsz", out).group(1)
+        status, _, body = http_get(monitor + "/connz?limit=1024")
+        return "towerd up supervisor" in {c.get("name") for c in json.loads(body)["connections"]}
+
+    def test_up_supervisors_work_the_exceptions(self):
+        data = os.path.join(self.root, "data")
+        up = fx.Up(self.t, self.root, data, ["--seed", "3", "--rate", "600", "--warp", "3000", "--web", self.root,
+                                          "--supervisor-rate", "600", "--progress", "2s"])
+        self.addCleanup(up.close)
+        out = up.start()
+        self.assertIn("supervisors 600 actions per minute", out)
+        self.assertTrue(self.supervisor_connected(out), "the supervisors have no NATS connection of their own")
+        # Within a bounded time, items are acknowledged and assigned to the simulated supervisors.
+        deadline = time.monotonic() + fx.tmo(60)
+        worked, seen = [], 0
+        while time.monotonic() < deadline:
+            worked, seen = self.worked_items(up)
+            if [i for i in worked if i.get("assignee")] and [i for i in worked if i.get("acknowledgedAt")]:
+                break
+            time.sleep(0.5)
+        else:
+            self.fail("no item acknowledged and assigned by the supervisors (%d items seen, %d worked)\n%s"
+                      % (seen, len(worked), up.logs()))
+        people = {"dana", "ravi", "mei", "lukas", "sofia"}
+        for i in worked:
+            if i.get("assignee"):
+                self.assertIn(i["assignee"], people, i)
+            if i.get("acknowledgedBy"):
+                self.assertIn(i["acknowledgedBy"], people, i)
+            self.assertIn(i.get("state"), ("acknowledged", "snoozed"), i)
+        # Their summary line, like the simulators'.
+        summary = r"supervisor: \d+ actions stored \(ack \d+, assign \d+, snooze \d+, note \d+, resolve \d+, reopen \d+\)"
+        deadline = time.monotonic() + fx.tmo(20)
+        while not re.search(summary, fx.tail(up.err_path, 400)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertRegex(fx.tail(up.err_path, 400), summary)
+        self.assertEqual(up.stop(), 0, up.logs())
+        self.assertEqual(processes_mentioning(data), [])
+        # Nothing they published was refused.
+        self.assertNotIn("sup-", "\n".join(l for l in fx.tail(up.err_path, 5000).splitlines() if "dead letter" in l))
+        self.assertNotRegex(fx.tail(up.err_path, 2000), r"(AddressSanitizer|LeakSanitizer|runtime error:)")
+
+    def test_up_supervisor_rate_0_acts_on_nothing(self):
+        data = os.path.join(self.root, "data")
+        up = fx.Up(self.t, self.root, data, ["--seed", "3", "--rate", "600", "--warp", "3000", "--web", self.root,
+                                          "--supervisor-rate", "0"])
+        self.addCleanup(up.close)
+        out = up.start()
+        self.assertIn("supervisors off", out)
+        self.assertFalse(self.supervisor_connected(out))
+        # As long as the positive test needs at most, with plenty of open items: none is acted on.
+        deadline = time.monotonic() + fx.tmo(8)
+        seen = 0
+        while time.monotonic() < deadline or seen < 20:
+            worked, seen = self.worked_items(up)
+            self.assertEqual(worked, [], "items worked without supervisors")
+            if time.monotonic() > deadline + fx.tmo(60):
+                self.fail("too few items to judge: %d\n%s" % (seen, up.logs()))
+            time.sleep(0.5)
+        self.assertNotIn("supervisor:", fx.tail(up.err_path, 2000))
+        self.assertEqual(up.stop(), 0, up.logs())
+
     def test_up_runs_stops_and_resumes(self):
         data = os.path.join(self.root, "data")
         web = os.path.join(self.root, "web")
@@ -333,7 +420,8 @@ class UpTest(unittest.TestCase):
         # Without the SLA engine the simulators report the breaches (the trace's "tower-1"), so that
         # the stream is exactly the trace and can be compared with it folded offline.
         trace = ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000"]
-        up = fx.Up(self.t, self.root, data, trace + ["--web", web, "--no-sla"])
+        # No simulated supervisors: their actions would be events beyond the trace's.
+        up = fx.Up(self.t, self.root, data, trace + ["--web", web, "--no-sla", "--supervisor-rate", "0"])
         self.addCleanup(up.close)
         out = up.start()
         self.assertIn("http://127.0.0.1:%d/" % up.port, out)
