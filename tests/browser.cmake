@@ -1,6 +1,7 @@
 # Real-browser tests of the dashboard (web/): Debian's Chromium driven by npm playwright-core
 # (tests/browser/node_modules, installed by tools/setup.sh with `npm ci`) against a real nats-server,
-# `towerd projector` and `towerd serve --web web/` fed a generated trace. Screenshots of the overview and
+# `towerd projector` and `towerd serve --web web/` fed a generated trace. test_browser_exceptions works
+# exceptions (docs/exceptions.md) with operator and viewer tokens. Screenshots of the overview and
 # of an order page go to <build>/browser-artifacts. No skip: a missing node, Chromium or playwright-core
 # is a failure (setup installs them). TOWER_IT_SLOW stretches the waits for the sanitizer build.
 find_program(TOWER_NODE node)
@@ -16,3 +17,7 @@ add_test(NAME test_browser
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_dashboard.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
 set_tests_properties(test_browser PROPERTIES LABELS integration TIMEOUT 120)
+add_test(NAME test_browser_exceptions
+         COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_exceptions.mjs $<TARGET_FILE:towerd>
+                 --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
+set_tests_properties(test_browser_exceptions PROPERTIES LABELS integration TIMEOUT 240)

@@ -169,16 +169,16 @@ export class Nats {
   }
 }
 
-/** `towerd serve` on a fixed port (kept across restarts so that the page reconnects to it). */
+/** `towerd serve` on a fixed port (kept across restarts so that the page reconnects to it); `extra`: more options. */
 export class Serve {
-  constructor(towerd, { data, web, nats, logPath }) {
-    Object.assign(this, { towerd, data, web, nats, logPath });
+  constructor(towerd, { data, web, nats, logPath, extra = [] }) {
+    Object.assign(this, { towerd, data, web, nats, logPath, extra });
     this.starts = 0;
   }
   async start(timeoutMs) {
     if (!this.port) this.port = await freePort();
     this.proc = start([this.towerd, 'serve', '--data', this.data, '--http', `127.0.0.1:${this.port}`,
-      '--web', this.web, '--nats', this.nats], this.logPath);
+      '--web', this.web, '--nats', this.nats, ...this.extra], this.logPath);
     this.starts++;
     await until('towerd serve answering /healthz', async () => {
       if (this.proc.exitCode !== null) throw new Error(`towerd serve exited ${this.proc.exitCode}:\n${tail(this.logPath)}`);

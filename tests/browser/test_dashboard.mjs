@@ -6,7 +6,7 @@
 //
 // Checks: tile counts, SLA states and breakdowns equal the API's summary; a view page lists the API's items
 // (pages, filters, CSV export); an event POSTed to /api/v1/events appears on the open pages within 2 s
-// without reload, and leaves when resolved; clicking a row opens the right timeline; search finds an order;
+// without reload, and leaves when resolved; a row's order link opens the right timeline; search finds an order;
 // the dead letters page and redrive; stopping and restarting `towerd serve` is shown and recovers, including
 // what changed meanwhile. Screenshots go to --artifacts (default ./browser-artifacts); --docs-shot also
 // copies the overview there (used to refresh docs/dashboard.png by hand, never by ctest).
@@ -261,7 +261,7 @@ async function checks() {
     const [p1] = await apiItems('awaiting_release');
     assert(p1.items.length === 100 && p1.nextCursor, `the API's first page has ${p1.items.length} items; the fixture should give more than 100`);
     assertEq(await rowKeys(vp), p1.items.map((it) => itemKey('awaiting_release', it)), 'page 1 rows');
-    const ids = await vp.$$eval('#items tbody tr[data-key] td:nth-child(3)', (tds) => tds.map((t) => t.textContent.trim()));
+    const ids = await vp.$$eval('#items tbody tr[data-key] td.c-order', (tds) => tds.map((t) => t.textContent.trim()));
     assertEq(ids, p1.items.map((it) => it.orderId || '—'), 'page 1 order ids');
     await vp.click('#next');
     const p2 = await api(`/views/awaiting_release?limit=100&cursor=${encodeURIComponent(p1.nextCursor)}`);
@@ -397,14 +397,14 @@ async function checks() {
     await lp.close();
   });
 
-  await check('clicking a row opens the order with its whole timeline', async () => {
+  await check('a row\'s order link opens the order with its whole timeline', async () => {
     await vp.goto(`${S.base}/#/view/blocked`);
     await waitTable(vp);
     const href = await vp.$$eval('#items tbody tr[data-href^="#/order/"]', (rs) => rs.length ? rs[0].dataset.href : null);
     assert(href, 'no row of the blocked view leads to an order');
     const id = decodeURIComponent(href.slice('#/order/'.length));
-    // Click the row's detail cell (not a link): the whole row is the target.
-    await vp.click(`#items tbody tr[data-href="${href}"] td:nth-child(7)`);
+    // (A click elsewhere on the row opens the exception panel: tests/browser/test_exceptions.mjs.)
+    await vp.click(`#items tbody tr[data-href="${href}"] td.c-order a`);
     await vp.waitForSelector(`#entity[data-id="${id}"][data-loaded="true"]`, { timeout: 10000 });
     const o = await api(`/orders/${encodeURIComponent(id)}`);
     const got = await vp.$$eval('#timeline tbody tr', (rs) => rs.map((r) => r.dataset.eventId));

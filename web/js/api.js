@@ -55,9 +55,9 @@ export function askToken(message) {
 /**
  * Calls the API: `path` is under /api/v1 (e.g. "/summary"). Resolves with the parsed JSON body; rejects
  * with an ApiError carrying the status and the server's {error:{code,message,field}}. On 401 the user is
- * asked for a token and the call is retried with it.
+ * asked for a token and the call is retried with it (unless `noPrompt`).
  */
-export async function api(path, { method = 'GET', body, headers = {}, signal } = {}) {
+export async function api(path, { method = 'GET', body, headers = {}, signal, noPrompt = false } = {}) {
   for (let attempt = 0; ; attempt++) {
     const hdrs = { Accept: 'application/json', ...headers };
     const t = token();
@@ -78,11 +78,55 @@ export async function api(path, { method = 'GET', body, headers = {}, signal } =
     let data = null;
     const text = await res.text();
     try { data = text ? JSON.parse(text) : null; } catch { data = null; }
-    if (res.status === 401 && attempt < 3) {
+    if (res.status === 401 && attempt < 3 && !noPrompt) {
       const why = t ? 'The API token was refused. Enter another one.' : 'The server needs an API token.';
       if (await askToken(why)) continue;
     }
     if (!res.ok) throw new ApiError(res.status, data, path);
     return data;
   }
+}
+
+let caller = { token: null, answer: null, info: null };
+
+/**
+ * Who the caller is, from GET /api/v1/me: {name, role, canAct} (the name is what the server records as
+ * the actor and means by "me"); null when unknown (no token yet, the server cannot be reached). Kept per
+ * token, asked again after a change. A server without /me is probed instead: a bulk action with no id,
+ * judged by role first (403 for a viewer) and then refused as invalid (400) for an operator.
+ */
+export function whoami() {
+  const t = token();
+  if (caller.answer && caller.token === t) return caller.answer;
+  const answer = (async () => {
+    let info = null;
+    try {
+      const m = await api('/me', { noPrompt: true });
+      info = { name: m.name || null, role: m.role || null, canAct: !!m.canAct };
+    } catch (e) {
+      if (e.status !== 404) { caller = { token: null, answer: null, info: null }; return null; }
+      try {
+        await api('/exceptions/actions', { method: 'POST', body: { action: 'ack', ids: [] }, noPrompt: true });
+        info = { name: null, role: null, canAct: true };
+      } catch (p) {
+        if (p.status === 401 || p.status === 0) { caller = { token: null, answer: null, info: null }; return null; }
+        info = { name: null, role: p.status === 403 ? 'viewer' : null, canAct: p.status !== 403 };
+      }
+    }
+    if (caller.answer === answer) caller.info = info;
+    return info;
+  })();
+  caller = { token: t, answer, info: null };
+  return answer;
+}
+
+/** Whether the caller may act on exceptions (the operator role): true, false, or null when unknown. */
+export async function canWrite() {
+  const m = await whoami();
+  return m ? m.canAct : null;
+}
+
+/** The caller's name once known (for "assigned to me"), else null. */
+export function myName() {
+  return caller.info && caller.token === token() ? caller.info.name : null;
 }

@@ -1,5 +1,6 @@
 // The dashboard shell: hash routing, the header (search, connection state, server clock), the ticking ages.
 import { live } from './stream.js';
+import { whoami } from './api.js';
 import { ageMs, now, warpFactor } from './clock.js';
 import { fmtAge, fmtTime, sayAge } from './util.js';
 import * as overview from './pages/overview.js';
@@ -7,6 +8,8 @@ import * as viewPage from './pages/view.js';
 import * as entityPage from './pages/entity.js';
 import * as searchPage from './pages/search.js';
 import * as deadLetters from './pages/deadletters.js';
+import * as minePage from './pages/mine.js';
+import * as exceptionPage from './pages/exception.js';
 
 const main = document.getElementById('main');
 let current = null;   // the mounted page: {unmount(), tick()}
@@ -37,6 +40,8 @@ function route() {
     case 'shipment': page = entityPage; arg = { kind: 'shipment', id: parts.slice(1).join('/') }; break;
     case 'search': page = searchPage; arg = parts.slice(1).join('/'); break;
     case 'dead-letters': page = deadLetters; nav = 'dead-letters'; break;
+    case 'mine': page = minePage; nav = 'mine'; break;
+    case 'exception': page = exceptionPage; arg = parts.slice(1).join('/'); break;
     default: break;
   }
   for (const a of document.querySelectorAll('.mainnav a')) {
@@ -49,6 +54,19 @@ function route() {
   }
   current = page.mount(main, arg, params) || {};
   if (id === routeId) tick();
+  showCaller();
+}
+
+/** Who is using the dashboard, and whether they may act (the token's role). */
+async function showCaller() {
+  const m = await whoami();
+  const el = document.getElementById('whoami');
+  if (!m || !el) return;
+  el.hidden = false;
+  el.dataset.role = m.role || '';
+  el.textContent = m.canAct ? (m.name || 'operator') : `${m.name || m.role || 'viewer'} · read only`;
+  el.title = m.canAct ? `Signed in as ${m.name || '?'} (${m.role || 'operator'}): you can act on exceptions`
+    : `Signed in as ${m.name || '?'} (${m.role || 'viewer'}): acting on exceptions needs the operator role`;
 }
 
 /** Updates every ticking age on the page, the clock and the connection countdown. */

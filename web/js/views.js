@@ -6,25 +6,35 @@ const MIN = 60000, HOUR = 60 * MIN;
  * One entry per view, in the order the overview shows them. `sla` is the business-milestone rule whose
  * default duration judges an item's age (docs/contract.md "SLA rules"); views without a rule are
  * "needs review" when not empty and never breach by age; sla_breaches are breached by definition.
+ * `next` is what to do about one of its items (the exception panel shows it).
  */
 export const VIEWS = [
   { id: 'awaiting_release', label: 'Awaiting release', entity: 'order',
+    next: 'Release the order to its warehouse in the ERP, or find out who holds it back.',
     what: 'Approved orders not yet released to a warehouse', sla: { rule: 'release', ms: 15 * MIN } },
   { id: 'blocked', label: 'Blocked', entity: 'order',
+    next: 'Clear the hold or the inventory short at the warehouse: replenish, substitute or split the order.',
     what: 'Order holds, inventory shorts and blocked shipments', sla: { rule: 'readiness', ms: 4 * HOUR } },
   { id: 'pending_route', label: 'Pending route', entity: 'shipment',
+    next: 'Plan a route for the shipment in the route planner, or hand it to a carrier.',
     what: 'Ready shipments without a planned route', sla: { rule: 'routing', ms: 1 * HOUR } },
   { id: 'missing_pod', label: 'Missing POD', entity: 'shipment',
+    next: 'Ask the carrier for the proof of delivery.',
     what: 'Delivered shipments without proof of delivery', sla: { rule: 'pod', ms: 24 * HOUR } },
   { id: 'posting_failed', label: 'Posting failed', entity: 'order',
+    next: 'Fix the invoice in finance and post it again.',
     what: 'Invoices that failed to post to finance', sla: { rule: 'posting_recovery', ms: 1 * HOUR } },
   { id: 'anomalies', label: 'Anomalies', entity: 'order',
+    next: 'Ask the reporting system which milestone is wrong, and correct it at the source.',
     what: 'Milestones in an impossible order', sla: null },
   { id: 'orphans', label: 'Orphan shipments', entity: 'shipment',
+    next: 'Link the shipment to its order at the source (WMS or ERP).',
     what: 'Shipments no event links to an order', sla: null },
   { id: 'dead_letters', label: 'Dead letters', entity: 'event',
+    next: 'Correct the event and redrive it, or resolve it when it is not needed.',
     what: 'Rejected events waiting for correction', sla: null },
   { id: 'sla_breaches', label: 'SLA breaches', entity: 'order',
+    next: 'Act on the late milestone now, and warn the customer if the promise is at risk.',
     what: 'Open breaches of a milestone SLA', sla: null, alwaysBreached: true },
 ];
 

@@ -2,6 +2,7 @@
 import { api } from '../api.js';
 import { live } from '../stream.js';
 import { h, fmtTime, fmtCount, throttle, announce } from '../util.js';
+import { stateChip, exceptionHref } from '../exceptions.js';
 
 const PAGE = 50;
 
@@ -43,7 +44,10 @@ export function mount(main, _arg, params) {
       h('header', {},
         h('h2', { id: 'dl-h-' + d.seq }, h('code', { class: 'code' }, d.code || 'UNKNOWN'), ' ', h('span', { class: 'muted' }, `seq ${d.seq}`),
           d.eventId ? [' · ', h('span', { class: 'mono' }, d.eventId)] : null),
-        h('button', { type: 'button', class: 'redrive', onclick: () => openDialog(d), 'aria-label': `Redrive dead letter ${d.seq}` }, 'Redrive…')),
+        h('div', { class: 'dl-actions' },
+          d.exceptionId ? [stateChip(d), d.assignee ? h('span', { class: 'muted' }, ` ${d.assignee}`) : null,
+            h('a', { href: exceptionHref(d.exceptionId), class: 'ex-link', 'aria-label': `Details of dead letter ${d.seq}` }, 'Details')] : null,
+          h('button', { type: 'button', class: 'redrive', onclick: () => openDialog(d), 'aria-label': `Redrive dead letter ${d.seq}` }, 'Redrive…'))),
       h('p', { class: 'reason' }, d.message || ''),
       h('p', { class: 'muted small' }, `Received ${fmtTime(d.receivedAt || d.since)} UTC · age `,
         h('span', { class: 'age num', 'data-since': d.receivedAt || d.since }, '')),
@@ -114,6 +118,8 @@ export function mount(main, _arg, params) {
       const r = await api(`/dead-letters/${encodeURIComponent(d.seq)}/redrive`, { method: 'POST', body });
       const msg = `Dead letter ${d.seq}: ${r.result || 'done'}${r.eventId ? ` (event ${r.eventId})` : ''}.`;
       dlgResult.textContent = msg;
+      // The server resolves a redriven dead letter (REDRIVEN): it leaves the list; no second redrive meanwhile.
+      redriven(d.seq);
       status.textContent = msg;
       announce(msg);
       setTimeout(() => { if (dlg.open) dlg.close(); load(); }, 1200);
@@ -125,7 +131,28 @@ export function mount(main, _arg, params) {
     }
   }
 
-  function onDelta(e) { if (e.detail.view === 'dead_letters') reload(); }
+  /** A dead letter that was redriven: its card says so and loses its button until it leaves the list. */
+  function redriven(seq) {
+    const el = document.getElementById('dl-' + seq);
+    if (!el) return;
+    el.classList.add('redriven');
+    const b = el.querySelector('button.redrive');
+    if (b) b.remove();
+    const note = el.querySelector('.dl-actions');
+    if (note && !note.querySelector('.redriven-note')) note.append(h('span', { class: 'redriven-note' }, 'Redriven'));
+  }
+
+  function onDelta(e) {
+    const m = e.detail;
+    if (m.view !== 'dead_letters') return;
+    // Resolved (a redrive, or by hand) or cleared: the card goes at once, the page reloads after.
+    if (m.op === 'remove' && m.item && m.item.seq !== undefined) {
+      const el = document.getElementById('dl-' + m.item.seq);
+      if (el && !(dlg.open && st.current && String(st.current.seq) === String(m.item.seq))) el.remove();
+      else if (el) redriven(m.item.seq);
+    }
+    reload();
+  }
   function onOpen(e) { if (e.detail.reconnected) reload(); }
   live.addEventListener('delta', onDelta);
   live.addEventListener('open', onOpen);

@@ -2,8 +2,9 @@
 import { api } from '../api.js';
 import { live } from '../stream.js';
 import { ageMs, now } from '../clock.js';
-import { h, fmtTime, parseTime, throttle } from '../util.js';
+import { h, fmtAge, fmtTime, parseTime, throttle } from '../util.js';
 import { VIEW_BY_ID, slaState, stateLabel, stateIcon, itemDetail } from '../views.js';
+import { stateChip, exceptionHref, viewOfException } from '../exceptions.js';
 
 const STAGES = ['CREATED', 'APPROVED', 'RELEASED', 'PICKING', 'PACKED', 'READY', 'ROUTED', 'SHIPPED', 'DELIVERED', 'POD', 'INVOICED'];
 const ENVELOPE = new Set(['eventId', 'occurredAt', 'source', 'orderId', 'shipmentId', 'routeId']);
@@ -14,9 +15,30 @@ function humanType(t) {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
+const ACTION_VERB = {
+  exceptionAcknowledged: 'acknowledged', exceptionAssigned: 'assigned', exceptionSnoozed: 'snoozed',
+  exceptionNoted: 'added a note to', exceptionResolved: 'resolved', exceptionReopened: 'reopened',
+};
+
+/** An action on an exception, as a sentence: "dana assigned the Blocked exception to sam: “...”". */
+function saidAction(type, p, at) {
+  const view = viewOfException(p.exceptionId);
+  const what = `the ${(VIEW_BY_ID[view] || { label: '' }).label} exception`.replace('the  exception', 'an exception');
+  let text = `${p.actor || 'someone'} ${ACTION_VERB[type]} ${what}`;
+  if (type === 'exceptionAssigned') text = p.assignee ? `${text} to ${p.assignee}` : `${p.actor || 'someone'} unassigned ${what}`;
+  if (type === 'exceptionSnoozed' && p.until) {
+    // An until in the past un-snoozes (docs/exceptions.md).
+    text = parseTime(p.until) <= parseTime(at) ? `${p.actor || 'someone'} ended the snooze of ${what}` : `${text} until ${fmtTime(p.until)} UTC`;
+  }
+  if (type === 'exceptionResolved' && p.resolution) text += ` as ${p.resolution}`;
+  return [text + (p.note ? ': ' : ''), p.note ? h('q', {}, p.note) : null, ' ',
+    p.exceptionId ? h('a', { href: exceptionHref(p.exceptionId), class: 'ex-link' }, 'open it') : null];
+}
+
 /** A short sentence of what an event's payload said. */
-function said(type, p) {
+function said(type, p, at) {
   if (!p || typeof p !== 'object') return '';
+  if (ACTION_VERB[type]) return saidAction(type, p, at);
   const parts = [];
   for (const [k, v] of Object.entries(p)) {
     if (k === 'lines' && Array.isArray(v)) {
@@ -100,17 +122,20 @@ export function mount(main, arg) {
     const exTable = ex.length
       ? h('table', { class: 'grid', id: 'exceptions' },
         h('caption', { class: 'sr-only' }, 'Open exceptions, oldest first'),
-        h('thead', {}, h('tr', {}, ['View', 'Age', 'Since (UTC)', 'Concerns', 'Detail', 'SLA'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('thead', {}, h('tr', {}, ['View', 'Age', 'Since (UTC)', 'Concerns', 'Detail', 'State', 'Assignee', 'SLA', 'Exception'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, ex.map((it) => {
           const state = slaState(it.view, ageMs(it.since));
           const badge = h('span', { class: 'badge small', 'data-state': state }, stateIcon(state), h('span', {}, stateLabel(it.view, state)));
-          const tr = h('tr', { 'data-state': state, 'data-view': it.view },
+          const tr = h('tr', { 'data-state': state, 'data-view': it.view, 'data-ex': it.exceptionId || '', 'data-xstate': it.state || '' },
             h('td', {}, h('a', { href: '#/view/' + it.view }, (VIEW_BY_ID[it.view] || { label: it.view }).label)),
-            h('td', { class: 'num' }, h('span', { class: 'age num', 'data-since': it.since }, '')),
+            h('td', { class: 'num' }, h('span', { class: 'age num', 'data-since': it.since }, fmtAge(ageMs(it.since)))),
             h('td', { class: 'num' }, fmtTime(it.since)),
             h('td', {}, it.shipmentId ? h('a', { href: '#/shipment/' + encodeURIComponent(it.shipmentId) }, it.shipmentId) : 'the order'),
             h('td', { class: 'wrap' }, itemDetail(it) || '—'),
-            h('td', {}, badge));
+            h('td', { class: 'c-xstate' }, stateChip(it)),
+            h('td', { class: 'c-assignee' }, it.assignee || h('span', { class: 'muted' }, '—')),
+            h('td', {}, badge),
+            h('td', {}, it.exceptionId ? h('a', { href: exceptionHref(it.exceptionId), class: 'ex-link' }, 'Work it') : '—'));
           st.exRows.push({ tr, badge, it });
           return tr;
         })))
@@ -135,7 +160,10 @@ export function mount(main, arg) {
           h('dl', { class: 'facts' }, facts.map(([k, val]) => [h('dt', {}, k), h('dd', {}, val)]),
             h('dt', {}, 'Reported by'), h('dd', {}, instances.join(', ') || '—'),
             h('dt', {}, 'Milestones'), h('dd', {}, Object.keys(ms).length ? `${Object.keys(ms).length} kinds, first ${fmtTime(Object.values(ms).sort()[0])}` : '—'))),
-        h('section', { 'aria-labelledby': 'ex-h', class: 'panel wide' }, h('h2', { id: 'ex-h' }, `Open exceptions (${ex.length})`), exTable),
+        h('section', { 'aria-labelledby': 'ex-h', class: 'panel wide' }, h('h2', { id: 'ex-h' }, `Open exceptions (${ex.length})`),
+          ex.length ? h('p', { class: 'next-step compact', id: 'entity-next' }, h('strong', {}, 'Next step: '),
+            (VIEW_BY_ID[ex[0].view] || {}).next || '', ' ', ex.some((x) => !x.assignee) ? 'Take the unassigned ones (Work it).' : '') : null,
+          exTable),
         h('section', { 'aria-labelledby': 'sh-h', class: 'panel' }, h('h2', { id: 'sh-h' }, `Shipments (${shipments.length})`), shipList),
         h('section', { 'aria-labelledby': 'rt-h', class: 'panel wide' }, h('h2', { id: 'rt-h' }, 'Route'), routes)),
       h('section', { 'aria-labelledby': 'tl-h', class: 'panel' },
@@ -155,7 +183,7 @@ export function mount(main, arg) {
               h('td', {}, (e.source && e.source.instance) || '—'),
               h('td', {}, humanType(t.type)),
               h('td', { class: 'mono small' }, concerns),
-              h('td', { class: 'wrap' }, said(t.type, payload), extra.length ? ` · ${extra.join(', ')}` : '',
+              h('td', { class: 'wrap' }, said(t.type, payload, e.occurredAt), extra.length ? ` · ${extra.join(', ')}` : '',
                 h('details', { class: 'raw' }, h('summary', {}, 'Event'), h('pre', {}, JSON.stringify(e, null, 2)))),
               h('td', { class: 'num' }, t.seq ? String(t.seq) : '—'));
           })))),
