@@ -140,13 +140,18 @@ static void view_metrics(ct_buf *b, store_reader *r, int64_t now)
  * and to close kept by the projector in the store. */
 static void life_metrics(ct_buf *b, store_reader *r, int64_t now)
 {
+    store_life_fig f[FOLD_VIEW_COUNT];
+    for (int v = 0; v < FOLD_VIEW_COUNT; v++) store_life_figures(r, (fold_view)v, now, &f[v]);
     family(b, "tower_exceptions_unacknowledged", "gauge", "Items of each view that nobody acknowledged or was assigned.");
-    for (int v = 0; v < FOLD_VIEW_COUNT; v++) {
-        store_life_fig f;
-        store_life_figures(r, (fold_view)v, now, &f);
+    for (int v = 0; v < FOLD_VIEW_COUNT; v++)
         ct_buf_addf(b, "tower_exceptions_unacknowledged{view=\"%s\"} %llu\n", fold_view_name((fold_view)v),
-                    (unsigned long long)f.unacknowledged);
-    }
+                    (unsigned long long)f[v].unacknowledged);
+    family(b, "tower_exceptions_oldest_unacknowledged_age_seconds", "gauge",
+           "Age of the oldest item of each view that nobody acknowledged (0 when there is none).");
+    for (int v = 0; v < FOLD_VIEW_COUNT; v++)
+        ct_buf_addf(b, "tower_exceptions_oldest_unacknowledged_age_seconds{view=\"%s\"} %lld\n",
+                    fold_view_name((fold_view)v),
+                    (long long)age_seconds(now, f[v].oldest_unacknowledged_ns / 1000000000LL));
     static const char *const names[2] = {"tower_exception_ack_seconds", "tower_exception_close_seconds"};
     static const char *const helps[2] = {
         "Time from an exception's start (since) to its first acknowledgement or assignment, per view.",
