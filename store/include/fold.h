@@ -198,6 +198,7 @@ typedef struct fold_result {
     fold_item *closed;          /**< closed exceptions someone acted on (docs/exceptions.md "Closing"), with
                                      closed_at, closed_by and, when resolved, resolution; owned, like items */
     size_t n_closed;            /**< how many */
+    const char *channel;        /**< the order's channel ("EDI"...) from its latest orderCreated, or NULL (static) */
 } fold_result;
 
 /**

@@ -724,19 +724,6 @@ void fold_derive_sla(const fold_process *p, const fold_sla_rules *rules, fold_re
     fold__lifecycle(p, rules, out);
 }
 
-const char *fold__channel(const fold_process *p)
-{
-    if (!p->order.id) return NULL;
-    order_facts of;
-    order_collect(&p->order, &of);
-    const char *channel = NULL;
-    if (of.created && of.created->order_created->has_channel)
-        channel = enum_name(&tower__v1__order_created__channel__descriptor, 1, of.created->order_created->channel);
-    free(of.sla.v);
-    free(of.skus);
-    return channel;
-}
-
 void fold__derive_raw(const fold_process *p, const fold_sla_rules *rules, fold_result *out)
 {
     fold_result_free(out);
@@ -786,12 +773,9 @@ void fold__derive_raw(const fold_process *p, const fold_sla_rules *rules, fold_r
                         out);
 
     /* SLA: the open dues (none for a cancelled order), and every breach with whether it closed. */
-    if (!cancelled) {
-        const char *channel = NULL;
-        if (p->order.id && of.created && of.created->order_created->has_channel)
-            channel = enum_name(&tower__v1__order_created__channel__descriptor, 1, of.created->order_created->channel);
-        derive_dues(p, rules, p->order.id ? &of : NULL, sf, wh, ca, channel, out);
-    }
+    if (p->order.id && of.created && of.created->order_created->has_channel)
+        out->channel = enum_name(&tower__v1__order_created__channel__descriptor, 1, of.created->order_created->channel);
+    if (!cancelled) derive_dues(p, rules, p->order.id ? &of : NULL, sf, wh, ca, out->channel, out);
     for (size_t i = 0; p->order.id && i < of.sla.n; i++)
         breach_record(out, 'o', p->order.id, of.sla.v[i].rule, of.sla.v[i].first,
                       awaited_event(rules, of.sla.v[i].rule, &of, NULL, sf, p->n_shipments), cancelled);

@@ -6,8 +6,6 @@
 
 /* The view items, stages, dues and breaches of a process, without the lifecycle (fold.c). */
 void fold__derive_raw(const fold_process *p, const fold_sla_rules *rules, fold_result *out);
-/* The order's channel ("EDI"...), from its latest orderCreated, or NULL (static storage). */
-const char *fold__channel(const fold_process *p);
 /* Exception ids, the lifecycle of every item, SLA due times, and the closed instances someone acted on
  * (fold_life.c). */
 void fold__lifecycle(const fold_process *p, const fold_sla_rules *rules, fold_result *out);

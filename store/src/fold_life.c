@@ -232,8 +232,6 @@ static ev closer_search(const fold_process *p, const fold_sla_rules *rules, cons
     fold_result pre = {0}, held = {0};
     int seen = 0;
     ev closer = NULL;
-    fold_item last;
-    memset(&last, 0, sizeof last);
     for (size_t i = 0; i < n && !closer; i++) {
         int64_t t = all[i]->occurred_at->seconds * 1000000000LL + all[i]->occurred_at->nanos;
         if (t < x.since_ns && !seen) continue; /* nothing before its since can hold it */
@@ -250,11 +248,7 @@ static ev closer_search(const fold_process *p, const fold_sla_rules *rules, cons
             closer = all[i];
         }
     }
-    if (closer) {
-        const fold_item *it = find_item(&held, exid);
-        last = *it;
-        closed_add(r, &last);
-    }
+    if (closer) closed_add(r, find_item(&held, exid));
     fold_result_free(&pre);
     fold_result_free(&held);
     cut_free(&c);
@@ -264,9 +258,8 @@ static ev closer_search(const fold_process *p, const fold_sla_rules *rules, cons
 /* Pointers into r->items are set here, after every item is added (the array moves while it grows). */
 void fold__lifecycle(const fold_process *p, const fold_sla_rules *rules, fold_result *r)
 {
-    const char *channel = fold__channel(p);
     set_exids(r);
-    for (size_t i = 0; i < r->n_items; i++) set_due(&r->items[i], rules, channel);
+    for (size_t i = 0; i < r->n_items; i++) set_due(&r->items[i], rules, r->channel);
 
     acts a = {0};
     acts_collect(p, &a);
