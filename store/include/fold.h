@@ -165,7 +165,7 @@ typedef struct fold_item {
     fold_view view;             /**< which view */
     char *key;                  /**< unique key within the store, "o:<order>|<view>|<sub>" or "s:<shipment>|..."; owned */
     char *exid;                 /**< its exception id (evt_exid_build of key and since); owned, pb.exception_id */
-    Tower__V1__Timestamp due;   /**< storage of pb.sla_due_at */
+    Tower__V1__Timestamp *due;  /**< storage of pb.sla_due_at, owned (on the heap: items may be moved) */
     Tower__V1__ViewItem pb;     /**< the item; its strings and timestamps are borrowed from the events or static */
 } fold_item;
 

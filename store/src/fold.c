@@ -702,11 +702,13 @@ void fold_result_free(fold_result *r)
     for (size_t i = 0; i < r->n_items; i++) {
         free(r->items[i].key);
         free(r->items[i].exid);
+        free(r->items[i].due);
     }
     free(r->items);
     for (size_t i = 0; i < r->n_closed; i++) {
         free(r->closed[i].key);
         free(r->closed[i].exid);
+        free(r->closed[i].due);
     }
     free(r->closed);
     free(r->shipment_stages);

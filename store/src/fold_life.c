@@ -83,8 +83,9 @@ static int view_pair(fold_view v)
 static void set_due(fold_item *it, const fold_sla_rules *rules, const char *channel)
 {
     if (it->view == FOLD_VIEW_SLA_BREACHES) {
-        it->due = *it->pb.since;
-        it->pb.sla_due_at = &it->due;
+        it->due = ct_malloc(sizeof *it->due);
+        *it->due = *it->pb.since;
+        it->pb.sla_due_at = it->due;
         return;
     }
     int pair = view_pair(it->view);
@@ -95,11 +96,12 @@ static void set_due(fold_item *it, const fold_sla_rules *rules, const char *chan
                                                   channel);
         if (!x || x->disabled) return;
         int64_t ns = (int64_t)it->pb.since->nanos + x->within_ns % 1000000000LL;
-        tower__v1__timestamp__init(&it->due);
-        it->due.has_seconds = it->due.has_nanos = 1;
-        it->due.seconds = it->pb.since->seconds + x->within_ns / 1000000000LL + ns / 1000000000LL;
-        it->due.nanos = (int32_t)(ns % 1000000000LL);
-        it->pb.sla_due_at = &it->due;
+        it->due = ct_malloc(sizeof *it->due);
+        tower__v1__timestamp__init(it->due);
+        it->due->has_seconds = it->due->has_nanos = 1;
+        it->due->seconds = it->pb.since->seconds + x->within_ns / 1000000000LL + ns / 1000000000LL;
+        it->due->nanos = (int32_t)(ns % 1000000000LL);
+        it->pb.sla_due_at = it->due;
         return;
     }
 }
@@ -211,6 +213,12 @@ static fold_item *closed_add(fold_result *r, const fold_item *like)
     *c = *like;
     c->key = ct_strdup(like->key);
     c->exid = ct_strdup(like->exid);
+    c->due = NULL;
+    if (like->due) {
+        c->due = ct_malloc(sizeof *c->due);
+        *c->due = *like->due;
+    }
+    c->pb.sla_due_at = c->due;
     c->pb.key = c->key;
     c->pb.exception_id = c->exid;
     return c;
@@ -255,7 +263,6 @@ static ev closer_search(const fold_process *p, const fold_sla_rules *rules, cons
     return closer;
 }
 
-/* Pointers into r->items are set here, after every item is added (the array moves while it grows). */
 void fold__lifecycle(const fold_process *p, const fold_sla_rules *rules, fold_result *r)
 {
     set_exids(r);
@@ -284,17 +291,12 @@ void fold__lifecycle(const fold_process *p, const fold_sla_rules *rules, fold_re
             c->pb.resolved_by = (char *)evt_action_of(resolved).actor;
             free(it->key);
             free(it->exid);
+            free(it->due);
             continue;
         }
         r->items[keep++] = *it;
     }
     r->n_items = keep;
-    for (size_t i = 0; i < r->n_items; i++) {
-        fold_item *it = &r->items[i];
-        it->pb.key = it->key;
-        it->pb.exception_id = it->exid;
-        if (it->pb.sla_due_at) it->pb.sla_due_at = &it->due;
-    }
 
     /* Instances acted on that the views no longer hold: closed (or not seen yet). */
     ev *all = NULL;
@@ -323,6 +325,8 @@ void fold__lifecycle(const fold_process *p, const fold_sla_rules *rules, fold_re
                 c->pb.closed_at = closer->occurred_at;
                 c->pb.closed_by = closer->event_id;
                 c->pb.sla_due_at = NULL;
+                free(c->due);
+                c->due = NULL;
                 if (resolved && fold_event_cmp(resolved, closer) < 0) {
                     c->pb.closed_at = resolved->occurred_at;
                     c->pb.closed_by = resolved->event_id;
@@ -332,12 +336,6 @@ void fold__lifecycle(const fold_process *p, const fold_sla_rules *rules, fold_re
             }
         }
         i = to > i ? to : i + 1;
-    }
-    for (size_t i = 0; i < r->n_closed; i++) {
-        fold_item *c = &r->closed[i];
-        c->pb.key = c->key;
-        c->pb.exception_id = c->exid;
-        if (c->pb.sla_due_at) c->pb.sla_due_at = &c->due;
     }
     free(all);
     free(matched);
