@@ -310,29 +310,6 @@ class UpTest(unittest.TestCase):
                 p.wait(timeout=10)
             fx.reap(p)
 
-    def test_up_runs_the_sla_engine(self):
-        data = os.path.join(self.root, "data")
-        up = fx.Up(self.t, self.root, data, ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000",
-                                          "--web", self.root])
-        self.addCleanup(up.close)
-        out = up.start()
-        self.assertIn("SLA engine", out)
-        monitor = re.search(r"monitoring (http://127\.0\.0\.1:\d+)/jsz", out).group(1)
-        status, _, body = http_get(monitor + "/connz?limit=1024")
-        names = {c.get("name") for c in json.loads(body)["connections"]}
-        self.assertIn("towerd up sla", names)
-        self.assertNotIn("tower-sim tower-1", names, "the simulators must not raise breaches beside the engine")
-        # The stuck orders of the trace breach their SLAs in business time (10,000x): the engine raises them.
-        deadline = time.monotonic() + fx.tmo(60)
-        n = 0
-        while time.monotonic() < deadline and n == 0:
-            n = up.summary()["views"]["sla_breaches"]["count"]
-            time.sleep(0.3)
-        self.assertGreater(n, 0, "no SLA breach raised by the engine\n" + up.logs())
-        self.assertIn("sla: breach sla-", fx.tail(up.err_path, 400))
-        self.assertEqual(up.stop(), 0, up.logs())
-        self.assertEqual(processes_mentioning(data), [])
-
     # ---- the simulated supervisors
 
     def worked_items(self, up):
@@ -352,12 +329,27 @@ class UpTest(unittest.TestCase):
         status, _, body = http_get(monitor + "/connz?limit=1024")
         return "towerd up supervisor" in {c.get("name") for c in json.loads(body)["connections"]}
 
-    def test_up_supervisors_work_the_exceptions(self):
+    def test_up_runs_the_sla_engine_and_supervisors(self):
         data = os.path.join(self.root, "data")
-        up = fx.Up(self.t, self.root, data, ["--seed", "3", "--rate", "600", "--warp", "3000", "--web", self.root,
-                                          "--supervisor-rate", "600", "--progress", "2s"])
+        up = fx.Up(self.t, self.root, data, ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000",
+                                          "--web", self.root, "--supervisor-rate", "600", "--progress", "2s"])
         self.addCleanup(up.close)
         out = up.start()
+        self.assertIn("SLA engine", out)
+        monitor = re.search(r"monitoring (http://127\.0\.0\.1:\d+)/jsz", out).group(1)
+        status, _, body = http_get(monitor + "/connz?limit=1024")
+        names = {c.get("name") for c in json.loads(body)["connections"]}
+        self.assertIn("towerd up sla", names)
+        self.assertNotIn("tower-sim tower-1", names, "the simulators must not raise breaches beside the engine")
+        # The stuck orders of the trace breach their SLAs in business time (10,000x): the engine raises them.
+        deadline = time.monotonic() + fx.tmo(60)
+        n = 0
+        while time.monotonic() < deadline and n == 0:
+            n = up.summary()["views"]["sla_breaches"]["count"]
+            time.sleep(0.3)
+        self.assertGreater(n, 0, "no SLA breach raised by the engine\n" + up.logs())
+        self.assertIn("sla: breach sla-", fx.tail(up.err_path, 400))
+        # The simulated supervisors, in the same run.
         self.assertIn("supervisors 600 actions per minute", out)
         self.assertTrue(self.supervisor_connected(out), "the supervisors have no NATS connection of their own")
         # Within a bounded time, items are acknowledged and assigned to the simulated supervisors.
@@ -389,26 +381,6 @@ class UpTest(unittest.TestCase):
         # Nothing they published was refused.
         self.assertNotIn("sup-", "\n".join(l for l in fx.tail(up.err_path, 5000).splitlines() if "dead letter" in l))
         self.assertNotRegex(fx.tail(up.err_path, 2000), r"(AddressSanitizer|LeakSanitizer|runtime error:)")
-
-    def test_up_supervisor_rate_0_acts_on_nothing(self):
-        data = os.path.join(self.root, "data")
-        up = fx.Up(self.t, self.root, data, ["--seed", "3", "--rate", "600", "--warp", "3000", "--web", self.root,
-                                          "--supervisor-rate", "0"])
-        self.addCleanup(up.close)
-        out = up.start()
-        self.assertIn("supervisors off", out)
-        self.assertFalse(self.supervisor_connected(out))
-        # As long as the positive test needs at most, with plenty of open items: none is acted on.
-        deadline = time.monotonic() + fx.tmo(8)
-        seen = 0
-        while time.monotonic() < deadline or seen < 20:
-            worked, seen = self.worked_items(up)
-            self.assertEqual(worked, [], "items worked without supervisors")
-            if time.monotonic() > deadline + fx.tmo(60):
-                self.fail("too few items to judge: %d\n%s" % (seen, up.logs()))
-            time.sleep(0.5)
-        self.assertNotIn("supervisor:", fx.tail(up.err_path, 2000))
-        self.assertEqual(up.stop(), 0, up.logs())
 
     def test_up_runs_stops_and_resumes(self):
         data = os.path.join(self.root, "data")
@@ -451,6 +423,12 @@ class UpTest(unittest.TestCase):
         names = {c.get("name") for c in json.loads(body)["connections"]}
         missing = [i for i in INSTANCES if "tower-sim %s" % i not in names]
         self.assertEqual(missing, [], "no connection of their own for %s (connections: %s)" % (missing, sorted(names)))
+        # --supervisor-rate 0: no simulated supervisors, and nothing is acted on.
+        self.assertIn("supervisors off", out)
+        self.assertNotIn("towerd up supervisor", names)
+        worked, seen = self.worked_items(up)
+        self.assertGreater(seen, 0, "no open item to judge by")
+        self.assertEqual(worked, [], "items worked without supervisors")
 
         before = up.summary()
         self.assertEqual(up.stop(), 0, up.logs())
