@@ -16,6 +16,7 @@
 #include "server.h"
 #include "server_opts.h"
 #include "sla_engine.h"
+#include "relay.h"
 #include "towerd.h"
 #include "up_nats.h"
 #include "up_supervisor.h"
@@ -34,6 +35,8 @@ static const ct_opt_def own_defs[] = {
      "run without the SLA engine (then the simulators report SLA breaches themselves, as --sla-breaches says)", 0, 0},
     {"sla-rules", 0, "TOWER_SLA_RULES", "sla.rules", CT_OPT_STRING, NULL, "FILE",
      "SLA rules (INI, docs/sla.md; default: the contract's six rules)", 0, 0},
+    {"relay", 0, "TOWER_RELAY", "relay.file", CT_OPT_STRING, NULL, "FILE",
+     "deliver business events to the destinations of FILE (docs/outbound.md; state in DIR/relay)", 0, 0},
     {"alertmanager", 0, "TOWER_SLA_ALERTMANAGER", "sla.alertmanager", CT_OPT_STRING, NULL, "URL",
      "Alertmanager's base URL: one alert per open SLA breach (default: no alerts)", 0, 0},
     {"nats-server", 0, "TOWER_NATS_SERVER", "up.nats_server", CT_OPT_STRING, NULL, "PATH",
@@ -101,8 +104,19 @@ static void clock_resume(const char *dir, double warp)
 
 /* ---- the roles' threads ---- */
 
-/* The SLA engine's figures in the server's /metrics. */
-static void sla_metrics(ct_buf *out, void *fig) { sla_engine_metrics(out, fig); }
+/* The in-process roles' figures in the server's /metrics: the SLA engine's and the relay's. */
+typedef struct up_metrics_ctx {
+    const sla_engine_figures *sla;   /* NULL without the engine */
+    const relay_conf *relay;         /* NULL without --relay */
+    const relay_figures *relay_fig;
+} up_metrics_ctx;
+
+static void up_metrics(ct_buf *out, void *vctx)
+{
+    const up_metrics_ctx *m = vctx;
+    if (m->sla) sla_engine_metrics(out, m->sla);
+    if (m->relay) relay_metrics(m->relay, m->relay_fig, out);
+}
 
 /* Each role's thread: the main thread sets stop (the roles' API takes a volatile sig_atomic_t flag); the
    role's thread writes rc, then sets done, which the main thread reads (both atomics: seq_cst). */
@@ -220,6 +234,12 @@ typedef struct up_run {
     sla_thread sla;
     sup_thread sup;
     int proj_started, sim_started, sla_started, sup_started;
+    relay_conf rconf;                 /* --relay: the destinations (rconf.n 0: no relay) */
+    relay_figures *rfig;
+    relay *rel;
+    bus *brel;
+    char *relay_dir;                  /* DIR/relay */
+    up_metrics_ctx metrics;
 } up_run;
 
 /* The option table: up's own, the server's, the simulators' and the NATS ones (out has UP_MAX_DEFS). */
@@ -265,6 +285,15 @@ static int up_options(up_run *u)
         fprintf(stderr, "towerd up: %s\n", err);
         free(err);
         return TOWERD_EXIT_USAGE;
+    }
+    const char *rf = ct_config_str(cfg, "relay");
+    if (rf) {
+        char rerr[512];
+        ct_status rs = relay_conf_load(rf, &u->rconf, rerr, sizeof rerr);
+        if (rs != CT_OK) {
+            fprintf(stderr, "towerd up: %s\n", rerr);
+            return rs == CT_IO ? TOWERD_EXIT_FAIL : TOWERD_EXIT_USAGE;
+        }
     }
     /* The SLA engine raises the breaches; simulated ones on top would double them. */
     if (u->with_sla) u->sim.so.sla_breaches = 0;
@@ -325,6 +354,8 @@ static int up_connect(up_run *u)
     if (cs == CT_OK && u->with_sla) cs = bus_connect(&u->bsla, &u->bo);
     u->bo.name = "towerd up supervisor";
     if (cs == CT_OK && u->sup_rate > 0) cs = bus_connect(&u->bsup, &u->bo);
+    u->bo.name = "towerd up relay";
+    if (cs == CT_OK && u->rconf.n) cs = bus_connect(&u->brel, &u->bo);
     signals_restore(&old);
     if (cs != CT_OK) return TOWERD_EXIT_FAIL;
     bus_watch_start(u->bsrv, 0, 0); /* the server's NATS figures, kept fresh by a thread of their own */
@@ -361,10 +392,10 @@ static int up_roles(up_run *u)
     towerd_server_opts(cfg, &srvo);
     srvo.data_dir = u->store_dir;
     srvo.bus = u->bsrv;
-    if (u->with_sla) {
-        srvo.metrics_extra = sla_metrics;
-        srvo.metrics_ctx = &u->sla.fig;
-    }
+    u->rfig = u->rconf.n ? ct_calloc(u->rconf.n, sizeof *u->rfig) : NULL;
+    u->metrics = (up_metrics_ctx){u->with_sla ? &u->sla.fig : NULL, u->rconf.n ? &u->rconf : NULL, u->rfig};
+    srvo.metrics_extra = up_metrics;
+    srvo.metrics_ctx = &u->metrics;
     sigset_t old;
     signals_block(&old);
     ct_status cs = http_server_start(&u->srv, &srvo);
@@ -383,6 +414,11 @@ static int up_roles(up_run *u)
         u->sim.so.bus = &u->bo;
         u->sim.so.state_path = u->state;
         if (!(u->sim_started = thread_start(&u->sim.th, sim_main, &u->sim))) return TOWERD_EXIT_FAIL;
+    }
+    if (u->rconf.n) {
+        u->relay_dir = ct_sprintf("%s/relay", u->data);
+        relay_opts ro = {.conf = &u->rconf, .state_dir = u->relay_dir, .instance = "tower-relay-up"};
+        if (relay_start(&u->rel, u->brel, &ro, u->rfig) != CT_OK) return TOWERD_EXIT_FAIL;
     }
     if (u->sup_rate > 0) {
         u->sup.so = (up_supervisor_opts){.store_dir = u->store_dir,
@@ -426,6 +462,9 @@ static void print_banner(const up_run *u)
     else
         printf("  supervisors off\n");
     if (u->with_sla) printf("  SLA engine  %s\n", am ? am : "on (no Alertmanager: --alertmanager URL)");
+    if (u->rconf.n)
+        printf("  relay       %zu destination(s) of %s (state %s)\n", u->rconf.n, ct_config_str(cfg, "relay"),
+               u->relay_dir);
     printf("Ctrl-C stops everything.\n");
     fflush(stdout);
 }
@@ -482,11 +521,16 @@ static void up_shutdown(up_run *u)
         u->sla.stop = 1;
         pthread_join(u->sla.th, NULL);
     }
+    relay_stop(u->rel);
     http_server_stop(u->srv);
     if (u->proj_started) {
         u->proj.stop = 1;
         pthread_join(u->proj.th, NULL);
     }
+    bus_close(u->brel);
+    relay_conf_free(&u->rconf);
+    free(u->rfig);
+    free(u->relay_dir);
     bus_close(u->bsup);
     bus_close(u->bsla);
     bus_close(u->bsrv);

@@ -22,6 +22,7 @@ static const struct {
     {"backup", towerd_backup, "copy the store, consistent and hot, into a new data directory"},
     {"serve", towerd_serve, "the REST API, /metrics, health probes and the dashboard"},
     {"status", towerd_status, "the projector's figures: applied sequence, lag, dead letters"},
+    {"relay", towerd_relay, "deliver business events to webhooks and Slack, with retries and breakers"},
     {"sla", towerd_sla, "the SLA engine: overdue milestones become breaches and Alertmanager alerts"},
     {"token", towerd_token, "make an API token for a role, and its hashed line for the tokens file"},
 };

@@ -30,6 +30,7 @@ int towerd_token(int argc, char **argv);
 int towerd_sim(int argc, char **argv);
 int towerd_up(int argc, char **argv);
 int towerd_sla(int argc, char **argv);
+int towerd_relay(int argc, char **argv);
 
 /* ---- the prologue every command shares (start.c) ---- */
 

@@ -227,6 +227,12 @@ ct_status bus_consumer_open(bus_consumer **out, bus *b, const char *name, uint64
  */
 ct_status bus_consumer_fetch(bus_consumer *c, size_t max, int64_t wait_ms, bus_batch *out);
 
+/**
+ * \brief One message of the events stream by its sequence (the relay's redrive).
+ * \param out receives its payload (appended). \return CT_OK; CT_NOT_FOUND; CT_BUS.
+ */
+ct_status bus_stream_get(bus *b, uint64_t seq, ct_buf *out);
+
 /** \brief Release a batch. */
 void bus_batch_free(bus_batch *b);
 

@@ -195,3 +195,16 @@ void bus_consumer_close(bus_consumer *c)
     free(c->name);
     free(c);
 }
+
+ct_status bus_stream_get(bus *b, uint64_t seq, ct_buf *out)
+{
+    if (!bus__nc(b)) return CT_BUS;
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetMsg(&m, b->js, b->stream, seq, NULL, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) return CT_NOT_FOUND;
+    if (s != NATS_OK) return bus__status(s, "read a message of the stream");
+    ct_buf_add(out, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+    natsMsg_Destroy(m);
+    return CT_OK;
+}

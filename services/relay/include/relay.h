@@ -1,0 +1,151 @@
+/* The outbound relay (docs/outbound.md): business events from the events stream delivered to destinations
+ * (webhooks, Slack-compatible incoming webhooks), each from its own consumer and checkpoint, signed in the
+ * Standard Webhooks form, with retries, Retry-After, a circuit breaker and delivery dead letters. */
+#ifndef RELAY_H
+#define RELAY_H
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "ct.h"
+#include "evt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- destinations (relay_conf.c, pure but for reading the files) ------------------------------------ */
+
+typedef enum relay_kind {
+    RELAY_WEBHOOK, /**< POST of the JSON payload (docs/outbound.md), signed when a secret is set */
+    RELAY_SLACK    /**< POST of {"text": "..."} to a Slack-compatible incoming webhook */
+} relay_kind;
+
+/** One destination: a [destination NAME] section of the relay file. */
+typedef struct relay_dest {
+    char *name;               /**< 1-64 chars of [A-Za-z0-9_-] (it names the consumer and the state files) */
+    char *url;                /**< http:// or https:// */
+    relay_kind kind;          /**< kind = webhook (default) | slack */
+    unsigned char *secret;    /**< the Standard Webhooks key (whsec_ + base64, decoded), or NULL: unsigned */
+    size_t secret_len;
+    char **events;            /**< the event types it receives (JSON names, e.g. "routeDispatched"); "*": all */
+    size_t n_events;
+    char **warehouses;        /**< only events of these warehouses (none: any) */
+    size_t n_warehouses;
+    char **carriers;          /**< only events of these carriers (none: any) */
+    size_t n_carriers;
+    int64_t timeout_ns;       /**< timeout = 5s: one attempt, connect included */
+    int max_attempts;         /**< max_attempts = 8: then the delivery is a dead letter */
+    int64_t backoff_min_ns;   /**< backoff_min = 1s: the first retry's delay bound */
+    int64_t backoff_max_ns;   /**< backoff_max = 5m: no delay is longer (Retry-After included) */
+    int breaker_failures;     /**< breaker_failures = 5: consecutive failed attempts that open the breaker */
+    int64_t breaker_cooldown_ns; /**< breaker_cooldown = 30s: open this long, then one half-open probe */
+} relay_dest;
+
+typedef struct relay_conf {
+    relay_dest *v;
+    size_t n;
+} relay_conf;
+
+/**
+ * \brief Read a relay file: INI, one [destination NAME] section per destination, keys url, kind, secret_file
+ * (a file holding whsec_...), secret_env (an environment variable holding it), events (comma-separated types
+ * or *), warehouses, carriers, timeout, max_attempts, backoff_min, backoff_max, breaker_failures,
+ * breaker_cooldown. Durations as 500ms, 5s, 2m. Unknown keys and sections are errors.
+ * \param err receives "FILE:LINE: the problem" on failure (never the secret).
+ * \return CT_OK; CT_IO if a file cannot be read; CT_INVALID for a bad file.
+ */
+ct_status relay_conf_load(const char *path, relay_conf *out, char *err, size_t errcap);
+void relay_conf_free(relay_conf *c);
+
+/** \brief 1 if the destination receives this event (its type, warehouse and carrier filters). */
+int relay_dest_wants(const relay_dest *d, const evt_event *e);
+
+/* ---- signing (relay_sign.c, pure) --------------------------------------------------------------------- */
+
+/** \brief Decode a Standard Webhooks secret ("whsec_" + base64). \return 0 with *out (malloc'd), or -1. */
+int relay_secret_decode(const char *text, unsigned char **out, size_t *len);
+
+/** \brief The webhook-signature header value: "v1," + base64(HMAC-SHA256(key, id + "." + ts + "." + body)). */
+void relay_sign(const unsigned char *key, size_t key_len, const char *id, int64_t ts, const char *body, size_t body_len,
+                char out[64]);
+
+/* ---- retries and the breaker (relay_policy.c, pure) --------------------------------------------------- */
+
+/** \brief The delay before retry number `attempt` (1 = the first retry): full jitter in [min, min(max,
+ * min * 2^(attempt-1))], drawn from *rng (splitmix64 state). */
+int64_t relay_backoff_ns(int attempt, int64_t min_ns, int64_t max_ns, uint64_t *rng);
+
+/** \brief A Retry-After header (delay-seconds or an HTTP-date) as a delay from now_s. \return 0, or -1. */
+int relay_retry_after(const char *value, int64_t now_s, int64_t *delay_ns);
+
+typedef enum relay_breaker_state { RELAY_BREAKER_CLOSED, RELAY_BREAKER_OPEN, RELAY_BREAKER_HALF_OPEN } relay_breaker_state;
+
+typedef struct relay_breaker {
+    relay_breaker_state state;
+    int failures;        /**< consecutive failures while closed */
+    int threshold;       /**< failures that open it */
+    int64_t cooldown_ns; /**< open this long before a half-open probe */
+    int64_t opened_ns;   /**< when it opened */
+} relay_breaker;
+
+/** \brief "closed", "open", "half-open". */
+const char *relay_breaker_name(relay_breaker_state s);
+/** \brief May an attempt go now? Closed: yes; open: no until the cooldown passed, then half-open and yes
+ * (one probe). \param wait_ns receives how long until it may (0 when it may now). */
+int relay_breaker_allow(relay_breaker *b, int64_t now_ns, int64_t *wait_ns);
+/** \brief The outcome of an attempt: success closes it; a failure opens it at the threshold, or again when
+ * half-open. */
+void relay_breaker_result(relay_breaker *b, int ok, int64_t now_ns);
+
+/* ---- running (relay.c) -------------------------------------------------------------------------------- */
+
+/** What one destination has done, for metrics and the status line (atomics: read from any thread). */
+typedef struct relay_figures {
+    _Atomic uint64_t delivered;     /**< deliveries answered 2xx */
+    _Atomic uint64_t attempts;      /**< attempts made */
+    _Atomic uint64_t failed;        /**< attempts that failed */
+    _Atomic uint64_t dead;          /**< deliveries given up: dead letters */
+    _Atomic uint64_t skipped;       /**< events the destination does not receive */
+    _Atomic uint64_t checkpoint;    /**< the last stream sequence done (delivered, dead or skipped) */
+    _Atomic uint64_t backlog;       /**< stream messages still after the checkpoint, as last seen */
+    atomic_int breaker;             /**< relay_breaker_state */
+    _Atomic int64_t last_ok_ns;     /**< wall clock of the last delivery, 0 if none */
+    _Atomic int64_t failing_since_ns; /**< wall clock of the first failure of the current run, 0 if none */
+    char last_error[256];           /**< the last failure (written under lock by the destination's thread) */
+} relay_figures;
+
+typedef struct relay_opts {
+    const relay_conf *conf;  /**< the destinations (borrowed while running) */
+    const char *state_dir;   /**< checkpoints and delivery dead letters: STATE/<name>.seq, STATE/<name>.dead.ndjson */
+    const char *instance;    /**< the relay's name in logs and consumer names (default "tower-relay") */
+} relay_opts;
+
+typedef struct relay relay;
+
+/**
+ * \brief Start one thread per destination, each with its own consumer on the events stream from its
+ * checkpoint + 1. \param figures n_dest entries (owned by the caller, live while running).
+ */
+ct_status relay_start(relay **out, bus *b, const relay_opts *o, relay_figures *figures);
+/** \brief Stop the threads (each finishes or abandons its current attempt) and free; NULL is a no-op. */
+void relay_stop(relay *r);
+
+/**
+ * \brief Deliver the dead letters of destination `name` once more (each read back from the stream by its
+ * sequence, one attempt each), report each on `report`, and keep only those still not delivered.
+ * \return 0 all delivered (or none); 1 some still dead; 2 no such destination.
+ */
+int relay_redrive(bus *b, const relay_conf *conf, const char *state_dir, const char *name, FILE *report);
+
+/** \brief Prometheus text of the destinations' figures (tower_relay_*). */
+void relay_metrics(const relay_conf *conf, const relay_figures *figures, ct_buf *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

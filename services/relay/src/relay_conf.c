@@ -1,0 +1,520 @@
+/* The relay file: its [destination NAME] sections (read with inih, a whole line per read), their secrets, and
+ * which events each destination receives. */
+#include "relay.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ct_config.h"
+#include "fold.h"
+
+#define NAME_MAX_LEN 64
+#define SECRET_FILE_MAX 4096 /* a whsec_ secret is well under 100 characters */
+#define NS_PER_S INT64_C(1000000000)
+
+enum {
+    K_URL, K_KIND, K_SECRET_FILE, K_SECRET_ENV, K_EVENTS, K_WAREHOUSES, K_CARRIERS, K_TIMEOUT, K_MAX_ATTEMPTS,
+    K_BACKOFF_MIN, K_BACKOFF_MAX, K_BREAKER_FAILURES, K_BREAKER_COOLDOWN, K_COUNT
+};
+static const char *const keys[K_COUNT] = {
+    "url", "kind", "secret_file", "secret_env", "events", "warehouses", "carriers", "timeout", "max_attempts",
+    "backoff_min", "backoff_max", "breaker_failures", "breaker_cooldown"};
+
+/* Where each destination and each of its keys was written, for messages. */
+typedef struct dest_lines {
+    int section;
+    int key[K_COUNT]; /* 0 while the key is not given: a second one is an error */
+} dest_lines;
+
+typedef struct parse_ctx {
+    relay_conf *c;
+    dest_lines *at;     /* one per destination of c */
+    const char *path;   /* the file's name for messages */
+    ct_ini_lines lines; /* the file, a whole line per read; lines.lineno is the line inih is on */
+    char *err;          /* the first problem, without "FILE:LINE: " */
+    int err_line;
+    ct_status err_status; /* CT_IO for a secret file that cannot be read, else CT_INVALID */
+} parse_ctx;
+
+/* ---- freeing -------------------------------------------------------------------------------------------- */
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+static void dest_free(relay_dest *d)
+{
+    free(d->name);
+    free(d->url);
+    if (d->secret) OPENSSL_cleanse(d->secret, d->secret_len);
+    free(d->secret);
+    free_list(d->events, d->n_events);
+    free_list(d->warehouses, d->n_warehouses);
+    free_list(d->carriers, d->n_carriers);
+}
+
+void relay_conf_free(relay_conf *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i < c->n; i++) dest_free(&c->v[i]);
+    free(c->v);
+    c->v = NULL;
+    c->n = 0;
+}
+
+/* ---- problems ------------------------------------------------------------------------------------------- */
+
+/* Keep the first problem found (taking msg); later ones are dropped, as inih keeps only its first. */
+static void fail_at(parse_ctx *pc, int line, ct_status st, char *msg)
+{
+    if (pc->err) {
+        free(msg);
+        return;
+    }
+    pc->err = msg;
+    pc->err_line = line;
+    pc->err_status = st;
+}
+
+/* fail_at the line being read, a bad file. */
+static void fail(parse_ctx *pc, char *msg) { fail_at(pc, pc->lines.lineno, CT_INVALID, msg); }
+
+/* ---- values --------------------------------------------------------------------------------------------- */
+
+static int name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > NAME_MAX_LEN) return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-') return 0;
+    return 1;
+}
+
+/* A warehouse or carrier id as the contract has them: 1-64 characters of [A-Za-z0-9._:-]. */
+static int id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > EVT_MAX_ID) return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("._:-", *s)) return 0;
+    return 1;
+}
+
+/* Is name the JSON name of a payload of tower.v1.Event ("routeDispatched")? The codec's own names decide. */
+static int event_type_known(const char *name)
+{
+    const ProtobufCMessageDescriptor *d = &tower__v1__event__descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) continue;
+        evt_event probe = {.payload_case = (Tower__V1__Event__PayloadCase)f->id};
+        const char *t = evt_type_name(&probe);
+        if (*t && strcmp(t, name) == 0) return 1;
+    }
+    return 0;
+}
+
+/* The http(s) URL of a destination: a scheme and a host at least. Its text stays out of messages: a Slack
+ * incoming-webhook URL is itself a secret. */
+static const char *url_problem(const char *url)
+{
+    size_t skip = strncasecmp(url, "http://", 7) == 0 ? 7 : strncasecmp(url, "https://", 8) == 0 ? 8 : 0;
+    if (!skip) return "url must start with http:// or https://";
+    if (!url[skip] || url[skip] == '/') return "url has no host after its scheme";
+    for (const char *p = url; *p; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) return "url contains a blank or a control character";
+    return NULL;
+}
+
+typedef enum list_kind { L_EVENTS, L_WAREHOUSES, L_CARRIERS } list_kind;
+
+/* What is wrong with one item of a list, or NULL. */
+static char *item_problem(list_kind k, const char *item, size_t n_items)
+{
+    switch (k) {
+    case L_EVENTS:
+        if (strcmp(item, "*") == 0) return n_items == 1 ? NULL : ct_strdup("events: \"*\" (all) stands alone");
+        if (!event_type_known(item))
+            return ct_sprintf("unknown event type \"%s\" (a payload's JSON name such as routeDispatched, or *)", item);
+        return NULL;
+    case L_WAREHOUSES:
+    case L_CARRIERS:
+        if (!id_ok(item))
+            return ct_sprintf("%s \"%s\" is not an id (1-%d characters of [A-Za-z0-9._:-])",
+                              k == L_WAREHOUSES ? "warehouse" : "carrier", item, EVT_MAX_ID);
+        return NULL;
+    }
+    return NULL;
+}
+
+/* A comma-separated list, items trimmed; an empty item (or list) is a mistake. Returns 0, or -1 after fail. */
+static int parse_list(parse_ctx *pc, const char *key, list_kind k, const char *value, char ***items, size_t *n)
+{
+    char **v = NULL;
+    size_t count = 0;
+    const char *p = value;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        const char *b = p, *e = end;
+        while (b < e && isspace((unsigned char)*b)) b++;
+        while (e > b && isspace((unsigned char)e[-1])) e--;
+        if (e == b) {
+            fail(pc, ct_sprintf("%s has an empty item (a comma-separated list)", key));
+            goto bad;
+        }
+        v = ct_realloc(v, (count + 1) * sizeof *v);
+        v[count++] = ct_strndup(b, (size_t)(e - b));
+        if (!*end) break;
+        p = end + 1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        char *problem = item_problem(k, v[i], count);
+        if (problem) {
+            fail(pc, problem);
+            goto bad;
+        }
+    }
+    *items = v;
+    *n = count;
+    return 0;
+bad:
+    free_list(v, count);
+    return -1;
+}
+
+static int parse_duration(parse_ctx *pc, const char *key, const char *value, int64_t *out)
+{
+    int64_t ns;
+    if (ct_parse_duration_ns(value, &ns) != 0 || ns <= 0) {
+        fail(pc, ct_sprintf("%s \"%s\" is not a positive duration (e.g. 500ms, 5s, 2m)", key, value));
+        return -1;
+    }
+    *out = ns;
+    return 0;
+}
+
+static int parse_count(parse_ctx *pc, const char *key, const char *value, int *out)
+{
+    int64_t v;
+    if (ct_parse_int(value, &v) != 0 || v < 1 || v > INT_MAX) {
+        fail(pc, ct_sprintf("%s \"%s\" is not a positive integer", key, value));
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* ---- secrets -------------------------------------------------------------------------------------------- */
+
+/* Decode a secret's text, trimmed of blanks, into d. The text is never quoted: where names its origin. */
+static int take_secret(parse_ctx *pc, relay_dest *d, char *text, const char *where)
+{
+    char *s = text;
+    size_t len = strlen(s);
+    while (len && isspace((unsigned char)s[len - 1])) s[--len] = '\0';
+    while (isspace((unsigned char)*s)) s++;
+    if (relay_secret_decode(s, &d->secret, &d->secret_len) != 0) {
+        fail(pc, ct_sprintf("%s does not hold a Standard Webhooks secret (whsec_ and base64)", where));
+        return -1;
+    }
+    return 0;
+}
+
+static int read_secret_file(parse_ctx *pc, relay_dest *d, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fail_at(pc, pc->lines.lineno, CT_IO, ct_sprintf("cannot read secret file %s: %s", path, strerror(errno)));
+        return -1;
+    }
+    char buf[SECRET_FILE_MAX + 1];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    int read_err = ferror(f) ? (errno ? errno : EIO) : 0;
+    int too_long = !read_err && n == sizeof buf - 1 && fgetc(f) != EOF;
+    fclose(f);
+    buf[n] = '\0';
+    int rc = -1;
+    char *where = ct_sprintf("secret file %s", path);
+    if (read_err)
+        fail_at(pc, pc->lines.lineno, CT_IO, ct_sprintf("cannot read secret file %s: %s", path, strerror(read_err)));
+    else if (too_long || memchr(buf, '\0', n))
+        fail(pc, ct_sprintf("%s does not hold a Standard Webhooks secret (whsec_ and base64)", where));
+    else
+        rc = take_secret(pc, d, buf, where);
+    free(where);
+    OPENSSL_cleanse(buf, sizeof buf);
+    return rc;
+}
+
+static int read_secret_env(parse_ctx *pc, relay_dest *d, const char *var)
+{
+    const char *v = getenv(var);
+    if (!v || !*v) {
+        fail(pc, ct_sprintf("secret_env: environment variable %s is not set", var));
+        return -1;
+    }
+    char *copy = ct_strdup(v);
+    char *where = ct_sprintf("environment variable %s", var);
+    int rc = take_secret(pc, d, copy, where);
+    free(where);
+    OPENSSL_cleanse(copy, strlen(copy));
+    free(copy);
+    return rc;
+}
+
+/* ---- reading the file ----------------------------------------------------------------------------------- */
+
+static relay_dest *dest_add(parse_ctx *pc, const char *name)
+{
+    relay_conf *c = pc->c;
+    c->v = ct_realloc(c->v, (c->n + 1) * sizeof *c->v);
+    pc->at = ct_realloc(pc->at, (c->n + 1) * sizeof *pc->at);
+    memset(&pc->at[c->n], 0, sizeof *pc->at);
+    pc->at[c->n].section = pc->lines.lineno;
+    relay_dest *d = &c->v[c->n++];
+    *d = (relay_dest){.name = ct_strdup(name),
+                      .kind = RELAY_WEBHOOK,
+                      .timeout_ns = 5 * NS_PER_S,
+                      .max_attempts = 8,
+                      .backoff_min_ns = 1 * NS_PER_S,
+                      .backoff_max_ns = 300 * NS_PER_S,
+                      .breaker_failures = 5,
+                      .breaker_cooldown_ns = 30 * NS_PER_S};
+    return d;
+}
+
+/* "[destination NAME]": a new destination. Returns its index, -1 on error. */
+static long section_open(parse_ctx *pc, const char *text, size_t len)
+{
+    char *s = ct_strndup(text, len);
+    char *save = NULL;
+    const char *kind = strtok_r(s, " \t", &save);
+    const char *name = kind ? strtok_r(NULL, " \t", &save) : NULL;
+    const char *extra = name ? strtok_r(NULL, " \t", &save) : NULL;
+    long idx = -1;
+    if (!kind || strcmp(kind, "destination") != 0)
+        fail(pc, ct_sprintf("unknown section [%.*s]: sections are [destination NAME]", (int)len, text));
+    else if (!name)
+        fail(pc, ct_strdup("[destination] needs a name: [destination NAME]"));
+    else if (extra || !name_ok(name))
+        fail(pc, ct_sprintf("destination name \"%.*s\" must be 1-%d characters of [A-Za-z0-9_-]",
+                            (int)(len - (size_t)(name - s)), text + (name - s), NAME_MAX_LEN));
+    else {
+        for (size_t i = 0; i < pc->c->n; i++)
+            if (strcmp(pc->c->v[i].name, name) == 0) {
+                fail(pc, ct_sprintf("destination %s is defined twice (first on line %d)", name, pc->at[i].section));
+                goto out;
+            }
+        dest_add(pc, name);
+        idx = (long)pc->c->n - 1;
+    }
+out:
+    free(s);
+    return idx;
+}
+
+/*
+ * inih's reader: ct_config's (one whole line per call, so that inih's line numbers are the file's; CRLF
+ * endings and leading blanks dropped). Section headers are parsed here (inih truncates long section names)
+ * and handed to inih as "[<destination index>]"; a bad one as "[-]".
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+    parse_ctx *pc = stream;
+    if (num < 32) return NULL; /* room for "[<destination index>]" */
+    char *problem;
+    if (!ct_ini_read_line(&pc->lines, str, num, &problem)) return NULL;
+    if (problem) fail(pc, problem);
+    if (*str != '[') return str;
+    const char *close = memchr(str, ']', strlen(str) - 1); /* the header, without its '\n' */
+    long idx = -1;
+    if (!close) fail(pc, ct_strdup("section header without ']'"));
+    else idx = section_open(pc, str + 1, (size_t)(close - str - 1));
+    if (idx >= 0) snprintf(str, (size_t)num, "[%ld]\n", idx);
+    else snprintf(str, (size_t)num, "[-]\n");
+    return str;
+}
+
+/* One key of a destination; its line is recorded already. Returns 0, or -1 after fail. */
+static int set_key(parse_ctx *pc, relay_dest *d, const dest_lines *at, int k, const char *value)
+{
+    const char *problem;
+    switch (k) {
+    case K_URL:
+        if ((problem = url_problem(value)) != NULL) {
+            fail(pc, ct_strdup(problem));
+            return -1;
+        }
+        d->url = ct_strdup(value);
+        return 0;
+    case K_KIND:
+        if (strcmp(value, "webhook") != 0 && strcmp(value, "slack") != 0) {
+            fail(pc, ct_sprintf("kind \"%s\" is not webhook or slack", value));
+            return -1;
+        }
+        d->kind = strcmp(value, "slack") == 0 ? RELAY_SLACK : RELAY_WEBHOOK;
+        return 0;
+    case K_SECRET_FILE:
+    case K_SECRET_ENV:
+        if (at->key[k == K_SECRET_FILE ? K_SECRET_ENV : K_SECRET_FILE]) {
+            fail(pc, ct_strdup("secret_file and secret_env exclude each other: give one"));
+            return -1;
+        }
+        if (!*value) {
+            fail(pc, ct_sprintf("%s needs a value", keys[k]));
+            return -1;
+        }
+        return k == K_SECRET_FILE ? read_secret_file(pc, d, value) : read_secret_env(pc, d, value);
+    case K_EVENTS: return parse_list(pc, keys[k], L_EVENTS, value, &d->events, &d->n_events);
+    case K_WAREHOUSES: return parse_list(pc, keys[k], L_WAREHOUSES, value, &d->warehouses, &d->n_warehouses);
+    case K_CARRIERS: return parse_list(pc, keys[k], L_CARRIERS, value, &d->carriers, &d->n_carriers);
+    case K_TIMEOUT: return parse_duration(pc, keys[k], value, &d->timeout_ns);
+    case K_MAX_ATTEMPTS: return parse_count(pc, keys[k], value, &d->max_attempts);
+    case K_BACKOFF_MIN: return parse_duration(pc, keys[k], value, &d->backoff_min_ns);
+    case K_BACKOFF_MAX: return parse_duration(pc, keys[k], value, &d->backoff_max_ns);
+    case K_BREAKER_FAILURES: return parse_count(pc, keys[k], value, &d->breaker_failures);
+    case K_BREAKER_COOLDOWN: return parse_duration(pc, keys[k], value, &d->breaker_cooldown_ns);
+    }
+    return 0;
+}
+
+static int on_pair(void *user, const char *section, const char *name, const char *value)
+{
+    parse_ctx *pc = user;
+    if (!*section) {
+        fail(pc, ct_sprintf("key \"%s\" outside a [destination NAME] section", name));
+        return 0;
+    }
+    if (strcmp(section, "-") == 0) return 1; /* the bad header was reported */
+    size_t i = (size_t)strtol(section, NULL, 10);
+    int k = 0;
+    while (k < K_COUNT && strcmp(keys[k], name) != 0) k++;
+    if (k == K_COUNT) {
+        fail(pc, ct_sprintf("unknown key \"%s\" (url, kind, secret_file, secret_env, events, warehouses, carriers, "
+                            "timeout, max_attempts, backoff_min, backoff_max, breaker_failures, breaker_cooldown)",
+                            name));
+        return 0;
+    }
+    dest_lines *at = &pc->at[i];
+    if (at->key[k]) {
+        fail(pc, ct_sprintf("key \"%s\" given twice (first on line %d)", name, at->key[k]));
+        return 0;
+    }
+    at->key[k] = pc->lines.lineno;
+    return set_key(pc, &pc->c->v[i], at, k, value) == 0;
+}
+
+/* ---- checking the whole ----------------------------------------------------------------------------------- */
+
+/* What no single line shows: a missing url or events, backoff bounds the wrong way round, a signed Slack
+ * destination. */
+static void check_dests(parse_ctx *pc)
+{
+    for (size_t i = 0; i < pc->c->n && !pc->err; i++) {
+        relay_dest *d = &pc->c->v[i];
+        const dest_lines *at = &pc->at[i];
+        if (!d->url) {
+            fail_at(pc, at->section, CT_INVALID, ct_sprintf("destination %s has no url", d->name));
+        } else if (d->backoff_min_ns > d->backoff_max_ns) {
+            int line = at->key[K_BACKOFF_MAX] ? at->key[K_BACKOFF_MAX] : at->key[K_BACKOFF_MIN];
+            fail_at(pc, line, CT_INVALID,
+                    ct_sprintf("destination %s: backoff_min is longer than backoff_max", d->name));
+        } else if (d->kind == RELAY_SLACK && d->secret) {
+            int line = at->key[K_SECRET_FILE] ? at->key[K_SECRET_FILE] : at->key[K_SECRET_ENV];
+            fail_at(pc, line, CT_INVALID,
+                    ct_sprintf("destination %s: a slack destination is not signed (no secret_file or secret_env)",
+                               d->name));
+        } else if (!d->events) {
+            fail_at(pc, at->section, CT_INVALID,
+                    ct_sprintf("destination %s has no events (event types such as routeDispatched, or * for all)",
+                               d->name));
+        }
+    }
+}
+
+static void set_err(char *err, size_t errcap, const char *msg)
+{
+    if (err && errcap) snprintf(err, errcap, "%s", msg);
+}
+
+ct_status relay_conf_load(const char *path, relay_conf *out, char *err, size_t errcap)
+{
+    relay_conf c = {0};
+    parse_ctx pc = {.c = &c, .path = path};
+    pc.lines.f = fopen(path, "r");
+    if (!pc.lines.f) {
+        char *msg = ct_sprintf("cannot read relay file %s: %s", path, strerror(errno));
+        set_err(err, errcap, msg);
+        free(msg);
+        *out = (relay_conf){0};
+        return CT_IO;
+    }
+    int rc = ini_parse_stream(read_line, &pc, on_pair, &pc);
+    ct_status st = CT_INVALID;
+    char *msg = NULL;
+    /* inih returns the first line with any error, its own or a handler's; ours may be earlier (the reader's). */
+    if (pc.lines.read_errno) {
+        msg = ct_sprintf("cannot read relay file %s: %s", path, strerror(pc.lines.read_errno));
+        st = CT_IO;
+    } else if (pc.err && (rc <= 0 || pc.err_line <= rc)) {
+        msg = ct_sprintf("%s:%d: %s", path, pc.err_line, pc.err);
+        st = pc.err_status;
+    } else if (rc > 0) {
+        msg = ct_sprintf("%s:%d: syntax error (expected KEY = VALUE or [destination NAME])", path, rc);
+    } else if (rc < 0) {
+        msg = ct_sprintf("cannot read relay file %s: inih error %d", path, rc);
+        st = CT_IO;
+    } else {
+        check_dests(&pc);
+        if (pc.err) msg = ct_sprintf("%s:%d: %s", path, pc.err_line, pc.err);
+        else if (c.n == 0) msg = ct_sprintf("%s: no [destination NAME] section: nothing to relay", path);
+    }
+    fclose(pc.lines.f);
+    free(pc.lines.line);
+    free(pc.err);
+    free(pc.at);
+    if (msg) {
+        set_err(err, errcap, msg);
+        free(msg);
+        relay_conf_free(&c);
+        *out = (relay_conf){0};
+        return st;
+    }
+    *out = c;
+    return CT_OK;
+}
+
+/* ---- filters -------------------------------------------------------------------------------------------- */
+
+static int listed(char *const *v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0) return 1;
+    return 0;
+}
+
+int relay_dest_wants(const relay_dest *d, const evt_event *e)
+{
+    if (!listed(d->events, d->n_events, "*") && !listed(d->events, d->n_events, evt_type_name(e))) return 0;
+    /* A filter on warehouses (carriers) takes only events that name one of them, in the payload or the
+     * envelope, as the views attribute them. */
+    if (d->n_warehouses) {
+        const char *w = fold_event_warehouse(e);
+        if (!w || !listed(d->warehouses, d->n_warehouses, w)) return 0;
+    }
+    if (d->n_carriers) {
+        const char *c = fold_event_carrier(e);
+        if (!c || !listed(d->carriers, d->n_carriers, c)) return 0;
+    }
+    return 1;
+}

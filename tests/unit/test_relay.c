@@ -1,0 +1,689 @@
+/* Unit tests of the outbound relay's pure parts: the relay file, the destinations' filters, Standard Webhooks
+ * secrets and signatures, the backoff, Retry-After and the circuit breaker. */
+#include "relay.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define S(ns) ((int64_t)(ns) * 1000000000LL)
+
+/*
+ * The Standard Webhooks specification's example (also in its reference libraries' tests), checked
+ * independently with Python:
+ *   key = base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+ *   msg = b"msg_p5jXN8AQM9LWM0D4loKWxJek" + b"." + b"1614265330" + b"." + b'{"test": 2432232314}'
+ *   "v1," + base64.b64encode(hmac.new(key, msg, hashlib.sha256).digest()).decode()
+ */
+#define VEC_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define VEC_KEY_HEX "31f290f6bf06298aab4f08d43c3f082cf648a362da2da4b0"
+#define VEC_ID "msg_p5jXN8AQM9LWM0D4loKWxJek"
+#define VEC_TS INT64_C(1614265330)
+#define VEC_BODY "{\"test\": 2432232314}"
+#define VEC_SIG "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+/* A second secret for the environment: the 32 bytes 1..32 (base64.b64encode(bytes(range(1, 33)))). */
+#define ENV_SECRET "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
+
+static char *dir;
+
+static char *hex(const unsigned char *p, size_t n)
+{
+    char *s = malloc(2 * n + 1);
+    for (size_t i = 0; i < n; i++) sprintf(s + 2 * i, "%02x", p[i]);
+    s[2 * n] = '\0';
+    return s;
+}
+
+/* A file in the test dir with the given text; the path for the caller to free. */
+static char *write_file(const char *name, const char *text)
+{
+    char *path = ct_sprintf("%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* Write text as relay.ini and load it; err receives the message. */
+static ct_status load(const char *text, relay_conf *c, char *err, size_t cap)
+{
+    char *path = write_file("relay.ini", text);
+    err[0] = '\0';
+    ct_status st = relay_conf_load(path, c, err, cap);
+    free(path);
+    return st;
+}
+
+/* ---- the relay file ---------------------------------------------------------------------------------------- */
+
+static void conf_good(void)
+{
+    char *secret = write_file("ops.secret", "  " VEC_SECRET "  \n");
+    setenv("RELAY_TEST_SECRET", ENV_SECRET, 1);
+    char *text = ct_sprintf("; the relay's destinations\n"
+                            "[destination ops-hook]\n"
+                            "url = https://hooks.example.com/tower\n"
+                            "kind = webhook\n"
+                            "secret_file = %s\n"
+                            "events = routeDispatched , orderHeld,exceptionReopened\n"
+                            "warehouses = dc-1, dc-2\n"
+                            "carriers = dhl\n"
+                            "timeout = 500ms\n"
+                            "max_attempts = 3\n"
+                            "backoff_min = 2s\n"
+                            "backoff_max = 2m\n"
+                            "breaker_failures = 7\n"
+                            "breaker_cooldown = 1m\n"
+                            "\n"
+                            "# the second, signed from the environment, with every default\r\n"
+                            "  [destination Audit_2]\r\n"
+                            "  url = http://127.0.0.1:9000/in\r\n"
+                            "  secret_env = RELAY_TEST_SECRET\r\n"
+                            "  events = *\r\n"
+                            "[destination chat]\n"
+                            "kind = slack\n"
+                            "events = deliveryAttempted ; an inline comment\n"
+                            "url = https://hooks.slack.example/services/T0/B0/xyz\n",
+                            secret);
+    relay_conf c;
+    char err[512];
+    T_EQ_INT(load(text, &c, err, sizeof err), CT_OK);
+    T_EQ_STR(err, "");
+    T_EQ_INT(c.n, 3);
+    if (c.n == 3) {
+        relay_dest *d = &c.v[0];
+        T_EQ_STR(d->name, "ops-hook");
+        T_EQ_STR(d->url, "https://hooks.example.com/tower");
+        T_EQ_INT(d->kind, RELAY_WEBHOOK);
+        char *h = d->secret ? hex(d->secret, d->secret_len) : NULL;
+        T_EQ_STR(h, VEC_KEY_HEX);
+        free(h);
+        T_EQ_INT(d->n_events, 3);
+        if (d->n_events == 3) {
+            T_EQ_STR(d->events[0], "routeDispatched");
+            T_EQ_STR(d->events[1], "orderHeld");
+            T_EQ_STR(d->events[2], "exceptionReopened");
+        }
+        T_EQ_INT(d->n_warehouses, 2);
+        if (d->n_warehouses == 2) {
+            T_EQ_STR(d->warehouses[0], "dc-1");
+            T_EQ_STR(d->warehouses[1], "dc-2");
+        }
+        T_EQ_INT(d->n_carriers, 1);
+        if (d->n_carriers == 1) T_EQ_STR(d->carriers[0], "dhl");
+        T_EQ_INT(d->timeout_ns, 500000000);
+        T_EQ_INT(d->max_attempts, 3);
+        T_EQ_INT(d->backoff_min_ns, S(2));
+        T_EQ_INT(d->backoff_max_ns, S(120));
+        T_EQ_INT(d->breaker_failures, 7);
+        T_EQ_INT(d->breaker_cooldown_ns, S(60));
+
+        /* The defaults of relay.h, and a secret from the environment. */
+        d = &c.v[1];
+        T_EQ_STR(d->name, "Audit_2");
+        T_EQ_STR(d->url, "http://127.0.0.1:9000/in");
+        T_EQ_INT(d->kind, RELAY_WEBHOOK);
+        T_EQ_INT(d->secret_len, 32);
+        T_ASSERT(d->secret && d->secret[0] == 1 && d->secret[31] == 32);
+        T_EQ_INT(d->n_events, 1);
+        if (d->n_events == 1) T_EQ_STR(d->events[0], "*");
+        T_EQ_INT(d->n_warehouses, 0);
+        T_EQ_INT(d->n_carriers, 0);
+        T_EQ_INT(d->timeout_ns, S(5));
+        T_EQ_INT(d->max_attempts, 8);
+        T_EQ_INT(d->backoff_min_ns, S(1));
+        T_EQ_INT(d->backoff_max_ns, S(300));
+        T_EQ_INT(d->breaker_failures, 5);
+        T_EQ_INT(d->breaker_cooldown_ns, S(30));
+
+        d = &c.v[2];
+        T_EQ_STR(d->name, "chat");
+        T_EQ_INT(d->kind, RELAY_SLACK);
+        T_ASSERT(d->secret == NULL);
+        T_EQ_INT(d->secret_len, 0);
+        T_EQ_INT(d->n_events, 1);
+        if (d->n_events == 1) T_EQ_STR(d->events[0], "deliveryAttempted");
+    }
+    relay_conf_free(&c);
+    T_EQ_INT(c.n, 0);
+    relay_conf_free(&c); /* twice: a no-op */
+    relay_conf_free(NULL);
+    unsetenv("RELAY_TEST_SECRET");
+    free(text);
+    free(secret);
+}
+
+/* Every error names FILE:LINE and the problem, and leaves *out empty. */
+static void conf_errors(void)
+{
+    setenv("RELAY_TEST_EMPTY", "", 1);
+    unsetenv("RELAY_TEST_UNSET");
+    static const struct {
+        const char *text;
+        int line;
+        const char *problem;
+    } cases[] = {
+        {"[destination a]\nurl = http://x\nurll = http://y\n", 3, "unknown key \"urll\""},
+        {"[destination a]\nurl = http://x\n[dest b]\nurl = http://y\n", 3, "unknown section [dest b]"},
+        {"[relay]\n", 1, "unknown section [relay]"},
+        {"url = http://x\n[destination a]\n", 1, "key \"url\" outside a [destination NAME] section"},
+        {"[destination a]\nurl = ftp://x/in\n", 2, "url must start with http:// or https://"},
+        {"[destination a]\nurl = hooks.example.com\n", 2, "url must start with http:// or https://"},
+        {"[destination a]\nurl = https://\n", 2, "url has no host"},
+        {"[destination a]\nurl = https://x/a b\n", 2, "url contains a blank"},
+        {"[destination a]\nurl = http://x\ntimeout = 5x\n", 3, "timeout \"5x\" is not a positive duration"},
+        {"[destination a]\nurl = http://x\nbackoff_max = 0s\n", 3, "backoff_max \"0s\" is not a positive duration"},
+        {"[destination a]\nurl = http://x\nbreaker_cooldown = -1s\n", 3, "breaker_cooldown \"-1s\" is not"},
+        {"[destination a]\nurl = http://x\nevents = routeDispatched, routeDispached\n", 3,
+         "unknown event type \"routeDispached\""},
+        {"[destination a]\nurl = http://x\nevents = route_dispatched\n", 3, "unknown event type \"route_dispatched\""},
+        {"[destination a]\nurl = http://x\nevents = *, orderHeld\n", 3, "\"*\" (all) stands alone"},
+        {"[destination a]\nurl = http://x\nevents = orderHeld,,orderReleased\n", 3, "events has an empty item"},
+        {"[destination a]\nurl = http://x\nevents =\n", 3, "events has an empty item"},
+        {"[destination a]\nurl = http://x\nwarehouses = dc/1\n", 3, "warehouse \"dc/1\" is not an id"},
+        {"[destination a]\nurl = http://x\ncarriers = dhl, \n", 3, "carriers has an empty item"},
+        {"[destination a]\nurl = http://x\n\n[destination a]\nurl = http://y\n", 4,
+         "destination a is defined twice (first on line 1)"},
+        {"[destination a]\nurl = http://x\nevents = *\n[destination b]\nkind = slack\n", 4, "destination b has no url"},
+        {"[destination a]\nurl = http://x\nwarehouses = dc-1\n", 1,
+         "destination a has no events (event types such as routeDispatched, or * for all)"},
+        {"[destination a/b]\nurl = http://x\n", 1, "destination name \"a/b\" must be 1-64 characters"},
+        {"[destination a b]\nurl = http://x\n", 1, "destination name \"a b\" must be"},
+        {"[destination "
+         "a12345678901234567890123456789012345678901234567890123456789012345]\nurl = http://x\n",
+         1, "must be 1-64 characters"},
+        {"[destination]\nurl = http://x\n", 1, "[destination] needs a name"},
+        {"[destination a\nurl = http://x\n", 1, "section header without ']'"},
+        {"[destination a]\nurl = http://x\nkind = teams\n", 3, "kind \"teams\" is not webhook or slack"},
+        {"[destination a]\nurl = http://x\nmax_attempts = 0\n", 3, "max_attempts \"0\" is not a positive integer"},
+        {"[destination a]\nurl = http://x\nbreaker_failures = many\n", 3, "breaker_failures \"many\" is not"},
+        {"[destination a]\nurl = http://x\nurl = http://y\n", 3, "key \"url\" given twice (first on line 2)"},
+        {"[destination a]\nurl = http://x\nevents = *\nbackoff_min = 10s\nbackoff_max = 5s\n", 5,
+         "backoff_min is longer than backoff_max"},
+        {"[destination a]\nurl = http://x\nsecret_env = RELAY_TEST_UNSET\n", 3,
+         "environment variable RELAY_TEST_UNSET is not set"},
+        {"[destination a]\nurl = http://x\nsecret_env = RELAY_TEST_EMPTY\n", 3,
+         "environment variable RELAY_TEST_EMPTY is not set"},
+        {"[destination a]\nurl = http://x\nsecret_env = RELAY_TEST_UNSET\nsecret_file = /x\n", 3, "is not set"},
+        {"[destination a]\nurl = http://x\nthis line has no equals sign\n", 3, "syntax error"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        relay_conf c = {.n = 99};
+        char err[512];
+        ct_status st = load(cases[i].text, &c, err, sizeof err);
+        char *want = ct_sprintf("%s/relay.ini:%d: ", dir, cases[i].line);
+        test_checks++;
+        if (st != CT_INVALID || strncmp(err, want, strlen(want)) != 0 || !strstr(err, cases[i].problem))
+            T_FAIL("case %zu: status %d, err \"%s\"; wanted CT_INVALID, \"%s...%s\"", i, (int)st, err, want,
+                   cases[i].problem);
+        T_ASSERT(c.n == 0 && c.v == NULL);
+        free(want);
+    }
+    unsetenv("RELAY_TEST_EMPTY");
+}
+
+/* Errors that depend on two lines, the whole file, or other files. */
+static void conf_errors_whole(void)
+{
+    relay_conf c;
+    char err[512];
+    /* Both secret sources: the second one is the mistake. */
+    char *secret = write_file("s.secret", VEC_SECRET "\n");
+    char *text = ct_sprintf("[destination a]\nurl = http://x\nsecret_file = %s\nsecret_env = HOME\n", secret);
+    T_EQ_INT(load(text, &c, err, sizeof err), CT_INVALID);
+    char *want = ct_sprintf("%s/relay.ini:4: secret_file and secret_env exclude each other", dir);
+    T_ASSERT(strncmp(err, want, strlen(want)) == 0);
+    free(want);
+    free(text);
+
+    /* A Slack incoming webhook is not signed: a secret there is a mistake. */
+    text = ct_sprintf("[destination a]\nkind = slack\nsecret_file = %s\nurl = http://x\nevents = *\n", secret);
+    T_EQ_INT(load(text, &c, err, sizeof err), CT_INVALID);
+    want = ct_sprintf("%s/relay.ini:3: destination a: a slack destination is not signed", dir);
+    T_ASSERT(strncmp(err, want, strlen(want)) == 0);
+    free(want);
+    free(text);
+    free(secret);
+
+    /* No destination at all: nothing to relay. */
+    T_EQ_INT(load("; nothing here\n\n", &c, err, sizeof err), CT_INVALID);
+    T_ASSERT(strstr(err, "relay.ini: no [destination NAME] section") != NULL);
+    T_EQ_INT(load("", &c, err, sizeof err), CT_INVALID);
+    T_ASSERT(strstr(err, "no [destination NAME] section") != NULL);
+
+    /* The relay file itself missing. */
+    char *missing = ct_sprintf("%s/nope.ini", dir);
+    T_EQ_INT(relay_conf_load(missing, &c, err, sizeof err), CT_IO);
+    want = ct_sprintf("cannot read relay file %s: ", missing);
+    T_ASSERT(strncmp(err, want, strlen(want)) == 0);
+    free(want);
+    free(missing);
+
+    /* A small err buffer holds the start of the message, terminated. */
+    char small[16];
+    T_EQ_INT(load("[relay]\n", &c, small, sizeof small), CT_INVALID);
+    T_EQ_INT(strlen(small), sizeof small - 1);
+}
+
+/* An unreadable secret file is CT_IO with its path; a bad secret is CT_INVALID; no secret is ever quoted. */
+static void conf_secret_errors(void)
+{
+    relay_conf c;
+    char err[512];
+    char *missing = ct_sprintf("%s/no-such.secret", dir);
+    char *text = ct_sprintf("[destination a]\nurl = http://x\n\nsecret_file = %s\n", missing);
+    T_EQ_INT(load(text, &c, err, sizeof err), CT_IO);
+    char *want = ct_sprintf("%s/relay.ini:4: cannot read secret file %s: No such file or directory", dir, missing);
+    T_EQ_STR(err, want);
+    free(want);
+    free(text);
+    free(missing);
+
+    /* A directory cannot be read as a secret either. */
+    text = ct_sprintf("[destination a]\nurl = http://x\nsecret_file = %s\n", dir);
+    T_EQ_INT(load(text, &c, err, sizeof err), CT_IO);
+    T_ASSERT(strstr(err, "relay.ini:3: cannot read secret file") != NULL);
+    free(text);
+
+    /* Bad secrets, near misses of good ones: each refused without a trace of its text. */
+    static const char *const bad[] = {
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",    /* a digit short */
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLa!w",   /* not base64 */
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",         /* no whsec_ */
+        "whsec_MfKQ9r8GKYqr TwjUPD8ILPZIo2LaLaSw",  /* a blank inside */
+        "whsec_",                                   /* nothing */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *file = write_file("bad.secret", bad[i]);
+        text = ct_sprintf("[destination a]\nurl = http://x\nsecret_file = %s\n", file);
+        T_EQ_INT(load(text, &c, err, sizeof err), CT_INVALID);
+        want = ct_sprintf("%s/relay.ini:3: secret file %s does not hold a Standard Webhooks secret", dir, file);
+        test_checks++;
+        if (strncmp(err, want, strlen(want)) != 0) T_FAIL("bad secret %zu: err \"%s\"", i, err);
+        T_ASSERT(strstr(err, "MfKQ9r8") == NULL && strstr(err, "TwjUPD8") == NULL);
+        free(want);
+        free(text);
+        free(file);
+
+        setenv("RELAY_TEST_SECRET", bad[i], 1);
+        T_EQ_INT(load("[destination a]\nurl = http://x\nsecret_env = RELAY_TEST_SECRET\n", &c, err, sizeof err),
+                 CT_INVALID);
+        T_ASSERT(strstr(err, "relay.ini:3: environment variable RELAY_TEST_SECRET does not hold a Standard "
+                             "Webhooks secret") != NULL);
+        T_ASSERT(strstr(err, "MfKQ9r8") == NULL && strstr(err, "TwjUPD8") == NULL);
+    }
+    unsetenv("RELAY_TEST_SECRET");
+
+    /* A good secret, then a mistake later: the message still does not carry it. */
+    char *file = write_file("good.secret", VEC_SECRET);
+    text = ct_sprintf("[destination a]\nurl = http://x\nsecret_file = %s\ntimeout = soon\n", file);
+    T_EQ_INT(load(text, &c, err, sizeof err), CT_INVALID);
+    T_ASSERT(strstr(err, "relay.ini:4: timeout \"soon\"") != NULL);
+    T_ASSERT(strstr(err, "MfKQ9r8") == NULL);
+    free(text);
+    free(file);
+}
+
+/* ---- filters ---------------------------------------------------------------------------------------------- */
+
+#define EV(id, rest) \
+    "{\"eventId\":\"" id "\",\"occurredAt\":\"2026-11-27T08:00:00Z\",\"source\":{\"system\":\"wms\"}," rest "}"
+
+static evt_event *event(const char *json)
+{
+    evt_event *e = NULL;
+    evt_error er;
+    if (evt_from_json_text(&e, json, strlen(json), &er) != CT_OK) {
+        fprintf(stderr, "bad test event %s: %s\n", json, er.message);
+        exit(2);
+    }
+    return e;
+}
+
+static void dest_wants(void)
+{
+    /* Warehouse and carrier on the envelope; in the payload; in both (the payload's counts); in none. */
+    evt_event *dispatched = event(EV("e1", "\"routeId\":\"R1\",\"warehouseId\":\"dc-1\",\"carrierId\":\"dhl\","
+                                           "\"routeDispatched\":{}"));
+    evt_event *approved = event(EV("e2", "\"orderId\":\"O1\",\"orderApproved\":{\"warehouseId\":\"dc-2\"}"));
+    evt_event *both = event(EV("e3", "\"orderId\":\"O1\",\"warehouseId\":\"dc-1\","
+                                     "\"orderReleased\":{\"warehouseId\":\"dc-2\"}"));
+    evt_event *carried = event(EV("e5", "\"routeId\":\"R1\",\"carrierId\":\"dhl\","
+                                        "\"routeDispatched\":{\"carrierId\":\"ups\"}"));
+    evt_event *bare = event(EV("e4", "\"orderId\":\"O1\",\"orderApproved\":{}"));
+
+    char *all[] = {"*"}, *some[] = {"orderApproved", "routeDispatched"}, *released[] = {"orderReleased"};
+    char *dc1[] = {"dc-1"}, *dc2[] = {"dc-3", "dc-2"}, *dhl[] = {"dhl"};
+    relay_dest any = {.events = all, .n_events = 1};
+    T_EQ_INT(relay_dest_wants(&any, dispatched), 1);
+    T_EQ_INT(relay_dest_wants(&any, approved), 1);
+    T_EQ_INT(relay_dest_wants(&any, bare), 1);
+
+    relay_dest types = {.events = some, .n_events = 2};
+    T_EQ_INT(relay_dest_wants(&types, dispatched), 1);
+    T_EQ_INT(relay_dest_wants(&types, approved), 1);
+    T_EQ_INT(relay_dest_wants(&types, both), 0);
+    relay_dest only_released = {.events = released, .n_events = 1};
+    T_EQ_INT(relay_dest_wants(&only_released, both), 1);
+    T_EQ_INT(relay_dest_wants(&only_released, approved), 0);
+
+    relay_dest wh1 = {.events = all, .n_events = 1, .warehouses = dc1, .n_warehouses = 1};
+    T_EQ_INT(relay_dest_wants(&wh1, dispatched), 1); /* the envelope's */
+    T_EQ_INT(relay_dest_wants(&wh1, approved), 0);
+    T_EQ_INT(relay_dest_wants(&wh1, both), 0);       /* the payload's dc-2 wins over the envelope's dc-1 */
+    T_EQ_INT(relay_dest_wants(&wh1, bare), 0);       /* no warehouse: not one of these */
+    relay_dest wh2 = {.events = all, .n_events = 1, .warehouses = dc2, .n_warehouses = 2};
+    T_EQ_INT(relay_dest_wants(&wh2, approved), 1);
+    T_EQ_INT(relay_dest_wants(&wh2, both), 1);
+    T_EQ_INT(relay_dest_wants(&wh2, dispatched), 0);
+
+    relay_dest ca = {.events = all, .n_events = 1, .carriers = dhl, .n_carriers = 1};
+    T_EQ_INT(relay_dest_wants(&ca, dispatched), 1);
+    T_EQ_INT(relay_dest_wants(&ca, approved), 0);
+    T_EQ_INT(relay_dest_wants(&ca, carried), 0); /* the payload's ups wins over the envelope's dhl */
+    char *ups[] = {"ups"};
+    relay_dest ca_ups = {.events = all, .n_events = 1, .carriers = ups, .n_carriers = 1};
+    T_EQ_INT(relay_dest_wants(&ca_ups, carried), 1);
+    T_EQ_INT(relay_dest_wants(&ca_ups, dispatched), 0);
+
+    /* Every filter at once: all must pass. */
+    relay_dest all3 = {.events = some, .n_events = 2, .warehouses = dc1, .n_warehouses = 1, .carriers = dhl,
+                       .n_carriers = 1};
+    T_EQ_INT(relay_dest_wants(&all3, dispatched), 1);
+    all3.events = released;
+    all3.n_events = 1;
+    T_EQ_INT(relay_dest_wants(&all3, dispatched), 0);
+
+    evt_free(dispatched);
+    evt_free(approved);
+    evt_free(both);
+    evt_free(carried);
+    evt_free(bare);
+}
+
+/* ---- signing ---------------------------------------------------------------------------------------------- */
+
+static void sign_vector(void)
+{
+    unsigned char *key = NULL;
+    size_t len = 0;
+    T_EQ_INT(relay_secret_decode(VEC_SECRET, &key, &len), 0);
+    char *h = key ? hex(key, len) : NULL;
+    T_EQ_STR(h, VEC_KEY_HEX);
+    free(h);
+    char sig[64];
+    memset(sig, 'x', sizeof sig);
+    relay_sign(key, len, VEC_ID, VEC_TS, VEC_BODY, strlen(VEC_BODY), sig);
+    T_EQ_STR(sig, VEC_SIG);
+    /* Any change to the signed content changes the signature. */
+    relay_sign(key, len, VEC_ID, VEC_TS + 1, VEC_BODY, strlen(VEC_BODY), sig);
+    T_ASSERT(strcmp(sig, VEC_SIG) != 0);
+    relay_sign(key, len, VEC_ID, VEC_TS, VEC_BODY, strlen(VEC_BODY) - 1, sig);
+    T_ASSERT(strcmp(sig, VEC_SIG) != 0);
+    free(key);
+
+    /*
+     * A 32-byte key and a body with a trailing newline whose length is given, computed with Python:
+     *   key = bytes(range(1, 33))
+     *   "v1," + base64.b64encode(hmac.new(key, b'evt-1.1700000000.{"a":1}\n', hashlib.sha256).digest()).decode()
+     */
+    T_EQ_INT(relay_secret_decode(ENV_SECRET, &key, &len), 0);
+    T_EQ_INT(len, 32);
+    const char body[] = "{\"a\":1}\n";
+    relay_sign(key, len, "evt-1", INT64_C(1700000000), body, sizeof body - 1, sig);
+    T_EQ_STR(sig, "v1,uoYznT6+e31FudmknoCjSJClagCTG//BdcmgGqmp+e4=");
+    free(key);
+}
+
+static void secret_decode(void)
+{
+    static const struct {
+        const char *text;
+        const char *hex; /* NULL: refused */
+    } cases[] = {
+        {"whsec_AAEC", "000102"},
+        {"whsec_AAE=", "0001"},
+        {"whsec_AA==", "00"},
+        {"whsec_+/+/", "fbffbf"},
+        {"whsec_", NULL},
+        {"whsec_AAE", NULL},       /* not whole groups */
+        {"whsec_AAEC=", NULL},
+        {"whsec_A===", NULL},      /* three pads */
+        {"whsec_====", NULL},
+        {"whsec_AA==AAEC", NULL},  /* padding inside */
+        {"whsec_AA=C", NULL},
+        {"whsec_AA-_", NULL},      /* the URL-safe alphabet is not the standard one */
+        {"whsec_ AAEC", NULL},
+        {"whsec_AAEC\n", NULL},    /* trimming is the caller's */
+        {"WHSEC_AAEC", NULL},
+        {"AAEC", NULL},
+        {"", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned char *key = NULL;
+        size_t len = 0;
+        int rc = relay_secret_decode(cases[i].text, &key, &len);
+        test_checks++;
+        if (!cases[i].hex) {
+            if (rc != -1 || key) T_FAIL("\"%s\" decoded", cases[i].text);
+            continue;
+        }
+        char *h = rc == 0 ? hex(key, len) : NULL;
+        if (!h || strcmp(h, cases[i].hex) != 0) T_FAIL("\"%s\": %s, wanted %s", cases[i].text, h ? h : "refused",
+                                                       cases[i].hex);
+        free(h);
+        free(key);
+    }
+}
+
+/* ---- retries ---------------------------------------------------------------------------------------------- */
+
+static void backoff(void)
+{
+    const int64_t min = S(1), max = S(300);
+    uint64_t rng = 42;
+    /* The first retry's bound is min itself. */
+    for (int i = 0; i < 100; i++) T_EQ_INT(relay_backoff_ns(1, min, max, &rng), min);
+    T_EQ_INT(relay_backoff_ns(0, min, max, &rng), min);
+    T_EQ_INT(relay_backoff_ns(-3, min, max, &rng), min);
+
+    /* Each later bound doubles up to max; draws cover [min, bound] evenly. */
+    for (int attempt = 2; attempt <= 40; attempt++) {
+        int64_t bound = attempt < 11 ? min << (attempt - 1) : max; /* 2^9 s > 300 s */
+        if (bound > max) bound = max;
+        int64_t lo = INT64_MAX, hi = 0;
+        double sum = 0;
+        const int draws = 20000;
+        int out = 0;
+        for (int i = 0; i < draws; i++) {
+            int64_t d = relay_backoff_ns(attempt, min, max, &rng);
+            out += d < min || d > bound;
+            if (d < lo) lo = d;
+            if (d > hi) hi = d;
+            sum += (double)d;
+        }
+        double span = (double)(bound - min), mean = sum / draws;
+        test_checks++;
+        if (out || lo > min + span * 0.01 || hi < bound - span * 0.01 ||
+            mean < min + span * 0.48 || mean > min + span * 0.52)
+            T_FAIL("attempt %d: %d out of [%lld, %lld], lo %lld, hi %lld, mean %.0f", attempt, out, (long long)min,
+                   (long long)bound, (long long)lo, (long long)hi, mean);
+    }
+    /* Huge attempts and bounds do not overflow. */
+    for (int i = 0; i < 1000; i++) {
+        int64_t d = relay_backoff_ns(1000000, min, INT64_MAX, &rng);
+        test_checks++;
+        if (d < min) T_FAIL("draw %lld below min", (long long)d);
+    }
+    /* Small spans: every value of [min, bound] comes up, both ends included. */
+    for (int attempt = 1; attempt <= 4; attempt++) {
+        int64_t bound = INT64_C(3) << (attempt - 1);
+        int seen[25] = {0}, missing = 0, out = 0;
+        for (int i = 0; i < 5000; i++) {
+            int64_t d = relay_backoff_ns(attempt, 3, 1000, &rng);
+            if (d < 3 || d > bound) out++;
+            else seen[d]++;
+        }
+        for (int64_t v = 3; v <= bound; v++) missing += !seen[v];
+        test_checks++;
+        if (out || missing) T_FAIL("attempt %d over [3, %lld]: %d out, %d values missing", attempt, (long long)bound,
+                                   out, missing);
+    }
+    /* max below min: min. */
+    T_EQ_INT(relay_backoff_ns(5, S(10), S(1), &rng), S(10));
+
+    /* The same state draws the same delays; another state others; each draw moves the state. */
+    uint64_t a = 7, b = 7, c = 8;
+    int same = 1, differ = 0;
+    for (int i = 0; i < 1000; i++) {
+        int64_t da = relay_backoff_ns(6, min, max, &a), db = relay_backoff_ns(6, min, max, &b);
+        int64_t dc = relay_backoff_ns(6, min, max, &c);
+        same &= da == db;
+        differ += da != dc;
+    }
+    T_ASSERT(same);
+    T_ASSERT(a == b);
+    T_ASSERT(differ > 990);
+    uint64_t before = a;
+    relay_backoff_ns(6, min, max, &a);
+    T_ASSERT(a != before);
+}
+
+static void retry_after(void)
+{
+    const int64_t now = INT64_C(784111777); /* Sun, 06 Nov 1994 08:49:37 GMT: calendar.timegm((1994,11,6,8,49,37)) */
+    int64_t d = -7;
+    T_EQ_INT(relay_retry_after("120", now, &d), 0);
+    T_EQ_INT(d, S(120));
+    T_EQ_INT(relay_retry_after("0", now, &d), 0);
+    T_EQ_INT(d, 0);
+    T_EQ_INT(relay_retry_after(" 5\t", now, &d), 0);
+    T_EQ_INT(d, S(5));
+    T_EQ_INT(relay_retry_after("99999999999999999999999", now, &d), 0);
+    T_EQ_INT(d, INT64_MAX);
+
+    T_EQ_INT(relay_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", now, &d), 0);
+    T_EQ_INT(d, S(60));
+    T_EQ_INT(relay_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now - 3600, &d), 0);
+    T_EQ_INT(d, S(3600));
+    d = -7;
+    T_EQ_INT(relay_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now, &d), 0);
+    T_EQ_INT(d, 0);
+    d = -7;
+    T_EQ_INT(relay_retry_after("Sat, 05 Nov 1994 08:49:37 GMT", now, &d), 0); /* in the past: now */
+    T_EQ_INT(d, 0);
+    /* A leap day: calendar.timegm((2024,2,29,0,0,0)) = 1709164800. */
+    T_EQ_INT(relay_retry_after("Thu, 29 Feb 2024 00:00:00 GMT", INT64_C(1709164800) - 90, &d), 0);
+    T_EQ_INT(d, S(90));
+    T_EQ_INT(relay_retry_after("Fri, 01 Mar 2024 00:00:00 GMT", INT64_C(1709164800), &d), 0);
+    T_EQ_INT(d, S(86400));
+
+    /* A leap second, as IMF-fixdate allows: 23:59:60 is the next day's 00:00:00 (calendar.timegm((2017,1,1,0,0,0))). */
+    T_EQ_INT(relay_retry_after("Sat, 31 Dec 2016 23:59:60 GMT", INT64_C(1483228800) - 10, &d), 0);
+    T_EQ_INT(d, S(10));
+
+    static const char *const garbage[] = {
+        "", " ", "soon", "-5", "+5", "1.5", "12a", "0x10", "5 s",
+        "Sun, 06 Nov 1994 08:49:37 UTC",
+        "Sunday, 06-Nov-94 08:49:37 GMT", /* RFC 850 */
+        "Sun Nov  6 08:49:37 1994",       /* asctime */
+        "Sun, 6 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 24:00:00 GMT",
+        "Sun, 06 Nov 1994 08:60:37 GMT",
+        "Sun, 06 Nov 1994 08:49:61 GMT",
+        "Sun, 31 Nov 1994 08:49:37 GMT",
+        "Thu, 29 Feb 2023 00:00:00 GMT",
+        "Sun, 00 Nov 1994 08:49:37 GMT",
+        "Foo, 06 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nox 1994 08:49:37 GMT",
+        "sun, 06 nov 1994 08:49:37 gmt",
+        "Sun, 06 Nov 1994 08:49:37 GMT extra",
+        "Sun, 06 Nov 19x4 08:49:37 GMT",
+    };
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        test_checks++;
+        if (relay_retry_after(garbage[i], now, &d) != -1) T_FAIL("\"%s\" accepted", garbage[i]);
+    }
+    T_EQ_INT(relay_retry_after(NULL, now, &d), -1);
+}
+
+static void breaker(void)
+{
+    relay_breaker b = {.threshold = 3, .cooldown_ns = S(10)};
+    int64_t t = S(1000), wait = -1;
+    T_EQ_STR(relay_breaker_name(b.state), "closed");
+
+    /* Closed: attempts go; failures below the threshold keep it closed, a success forgets them. */
+    T_EQ_INT(relay_breaker_allow(&b, t, &wait), 1);
+    T_EQ_INT(wait, 0);
+    relay_breaker_result(&b, 0, t);
+    relay_breaker_result(&b, 0, t);
+    T_EQ_INT(b.state, RELAY_BREAKER_CLOSED);
+    T_EQ_INT(b.failures, 2);
+    relay_breaker_result(&b, 1, t);
+    T_EQ_INT(b.failures, 0);
+    relay_breaker_result(&b, 0, t);
+    relay_breaker_result(&b, 0, t);
+    T_EQ_INT(b.state, RELAY_BREAKER_CLOSED);
+
+    /* The threshold-th consecutive failure opens it. */
+    relay_breaker_result(&b, 0, t + S(1));
+    T_EQ_INT(b.state, RELAY_BREAKER_OPEN);
+    T_EQ_STR(relay_breaker_name(b.state), "open");
+    T_EQ_INT(b.opened_ns, t + S(1));
+
+    /* Open: nothing goes until the cooldown has passed, and it says how long. */
+    T_EQ_INT(relay_breaker_allow(&b, t + S(1), &wait), 0);
+    T_EQ_INT(wait, S(10));
+    T_EQ_INT(relay_breaker_allow(&b, t + S(8), &wait), 0);
+    T_EQ_INT(wait, S(3));
+    T_EQ_INT(relay_breaker_allow(&b, t + S(11) - 1, &wait), 0);
+    T_EQ_INT(wait, 1);
+    T_EQ_INT(b.state, RELAY_BREAKER_OPEN);
+
+    /* Then one probe, half-open; its failure opens it again for a whole cooldown. */
+    T_EQ_INT(relay_breaker_allow(&b, t + S(11), &wait), 1);
+    T_EQ_INT(wait, 0);
+    T_EQ_INT(b.state, RELAY_BREAKER_HALF_OPEN);
+    T_EQ_STR(relay_breaker_name(b.state), "half-open");
+    relay_breaker_result(&b, 0, t + S(12));
+    T_EQ_INT(b.state, RELAY_BREAKER_OPEN);
+    T_EQ_INT(b.opened_ns, t + S(12));
+    T_EQ_INT(relay_breaker_allow(&b, t + S(13), &wait), 0);
+    T_EQ_INT(wait, S(9));
+
+    /* A successful probe closes it, and the count starts again from nothing. */
+    T_EQ_INT(relay_breaker_allow(&b, t + S(22), &wait), 1);
+    T_EQ_INT(b.state, RELAY_BREAKER_HALF_OPEN);
+    relay_breaker_result(&b, 1, t + S(22));
+    T_EQ_INT(b.state, RELAY_BREAKER_CLOSED);
+    T_EQ_INT(b.failures, 0);
+    T_EQ_INT(relay_breaker_allow(&b, t + S(22), &wait), 1);
+    relay_breaker_result(&b, 0, t + S(23));
+    relay_breaker_result(&b, 0, t + S(23));
+    T_EQ_INT(b.state, RELAY_BREAKER_CLOSED);
+    relay_breaker_result(&b, 0, t + S(23));
+    T_EQ_INT(b.state, RELAY_BREAKER_OPEN);
+}
+
+int main(void)
+{
+    dir = t_tmpdir();
+    T_RUN(conf_good);
+    T_RUN(conf_errors);
+    T_RUN(conf_errors_whole);
+    T_RUN(conf_secret_errors);
+    T_RUN(dest_wants);
+    T_RUN(sign_vector);
+    T_RUN(secret_decode);
+    T_RUN(backoff);
+    T_RUN(retry_after);
+    T_RUN(breaker);
+    t_rmdir(dir);
+    return t_done();
+}
