@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -183,10 +184,12 @@ static void dead_letter(worker *w, const evt_event *e, uint64_t seq, json_t *att
     char *txt = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     char *p = relay__state_path(w->r->state_dir, w->d->name, ".dead.ndjson");
+    /* Locked: a redrive rewrites the file under the same lock. */
     FILE *f = fopen(p, "a");
+    if (f) flock(fileno(f), LOCK_EX);
     if (!f || fprintf(f, "%s\n", txt) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0)
         ct_log(CT_LOG_ERROR, "relay", "%s: cannot append a dead letter to %s: %s", w->d->name, p, strerror(errno));
-    if (f) fclose(f);
+    if (f) fclose(f); /* and unlocked */
     free(p);
     free(txt);
     atomic_fetch_add(&w->f->dead, 1);
@@ -391,7 +394,9 @@ int relay_redrive(bus *b, const relay_conf *conf, const char *state_dir, const c
         return 2;
     }
     char *path = relay__state_path(state_dir, name, ".dead.ndjson");
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "r+");
+    /* Held for the whole redrive: a running relay appending a new dead letter waits for it. */
+    if (f) flock(fileno(f), LOCK_EX);
     if (!f) {
         fprintf(report, "%s: no dead letters (%s)\n", name, path);
         free(path);
@@ -433,10 +438,13 @@ int relay_redrive(bus *b, const relay_conf *conf, const char *state_dir, const c
         ct_buf_free(&raw);
         json_decref(o);
     }
-    fclose(f);
     free(line);
-    if (relay__write_file(path, keep.data ? keep.data : "", keep.len) != 0)
+    /* Rewritten in place, under the lock: only what is still dead stays. */
+    rewind(f);
+    if (ftruncate(fileno(f), 0) != 0 || (keep.len && fwrite(keep.data, 1, keep.len, f) != keep.len) || fflush(f) != 0 ||
+        fsync(fileno(f)) != 0)
         fprintf(report, "cannot rewrite %s: %s\n", path, strerror(errno));
+    fclose(f);
     fprintf(report, "%s: %zu delivered, %zu still dead\n", name, done, left);
     ct_buf_free(&keep);
     free(path);
