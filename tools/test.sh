@@ -10,20 +10,37 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # dirs): ctest runs as many at once as there are cores. TOWER_TEST_JOBS=1 runs them one by one.
 tjobs=${TOWER_TEST_JOBS:-$jobs}
 
+# Most integration tests wait on servers more than they compute: the next stage's build runs in the
+# background while a stage's tests run (its output in build-*.log, shown if it fails).
+background_build() { # LOG COMMAND...: start it; its pid in $bg
+    log=$1
+    shift
+    ("$@") >"$log" 2>&1 &
+    bg=$!
+}
+wait_build() { # PID LOG
+    wait "$1" || { cat "$2" >&2; echo "test.sh: the build logged in $2 failed" >&2; exit 1; }
+}
+
 echo "== build (RelWithDebInfo) ==" >&2
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
-(cd build && ctest --output-on-failure -j"$tjobs" "$@")
+background_build build-asan.log sh -c 'cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTOWER_SANITIZE=ON >/dev/null &&
+    cmake --build build-asan -j'"$jobs"
+asan_bg=$bg
+(cd build && ctest --output-on-failure -j"$tjobs" "$@") || { kill "$asan_bg" 2>/dev/null; exit 1; }
 
 echo "== build (ASan+UBSan) ==" >&2
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTOWER_SANITIZE=ON >/dev/null
-cmake --build build-asan -j"$jobs"
+wait_build "$asan_bg" build-asan.log
+# The fuzz stage's build (clang + libFuzzer) meanwhile.
+background_build build-fuzz.log sh -c 'CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOWER_FUZZ=ON >/dev/null &&
+    cmake --build build-fuzz -j'"$jobs"' --target fuzz'
+fuzz_bg=$bg
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --output-on-failure -j"$tjobs" "$@")
+    ctest --output-on-failure -j"$tjobs" "$@") || { kill "$fuzz_bg" 2>/dev/null; exit 1; }
 
-# The fuzz stage: clang + libFuzzer (ASan+UBSan), a short run of each target from its seed corpus
-# (which replays every crash found before); see tests/fuzz and the README for long runs.
+# The fuzz stage: a short run of each target from its seed corpus (which replays every crash found
+# before); see tests/fuzz and the README for long runs.
 echo "== fuzz (clang, libFuzzer) ==" >&2
-CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOWER_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz
+wait_build "$fuzz_bg" build-fuzz.log
 (cd build-fuzz && ctest --output-on-failure -L fuzz -j"$jobs")

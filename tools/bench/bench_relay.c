@@ -1,0 +1,359 @@
+/* Benchmark: the relay's throughput and latency against a local receiver, next to the raw consume rate of
+ * the same stream in the same run, and what a dead destination costs a live one. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "bus.h"
+#include "evt.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: bench_relay [--events N] [--trickle N] [--towerd PATH] [--dir DIR]\n\n"
+            "Starts nats-server -js on a free loopback port, publishes N routeDispatched events (default\n"
+            "20000), then measures in the same run:\n"
+            "  raw:      a pull consumer reading the whole stream (what the relay reads), events/s\n"
+            "  relay:    `towerd relay` delivering them to a local HTTP receiver (keep-alive, answers 200\n"
+            "            at once): events/s from the first to the last received\n"
+            "  dead:     the same with a second destination whose URL refuses connections (it retries\n"
+            "            for ever): the live destination's events/s\n"
+            "  trickle:  N more events (default 200), one every 20 ms, whose occurredAt is the publish\n"
+            "            time: latency publish -> received by the receiver, p50/p99/max\n"
+            "TOWERD defaults to the towerd built beside this benchmark; DIR (default /tmp) holds the\n"
+            "scratch files, removed at the end (BENCH_KEEP=1 keeps them).\n");
+}
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- the receiver: HTTP/1.1 keep-alive, 200 to every POST, counting, latency from occurredAt ---- */
+
+typedef struct receiver {
+    int fd, port;
+    _Atomic uint64_t got;
+    _Atomic int64_t first_ns, last_ns;
+    uint32_t *lat_us; /* trickle latencies */
+    _Atomic size_t lat_n;
+    size_t lat_cap;
+    atomic_int measure; /* record latencies */
+} receiver;
+
+static receiver R;
+
+static void on_body(const char *body, size_t len)
+{
+    int64_t now = wall_ns();
+    uint64_t n = atomic_fetch_add(&R.got, 1) + 1;
+    if (n == 1) atomic_store(&R.first_ns, mono_ns());
+    atomic_store(&R.last_ns, mono_ns());
+    if (!atomic_load(&R.measure)) return;
+    const char *p = memmem(body, len, "\"occurredAt\":\"", 14);
+    if (!p) return;
+    char t[48];
+    size_t k = 0;
+    for (p += 14; p < body + len && *p != '"' && k < sizeof t - 1; p++) t[k++] = *p;
+    t[k] = 0;
+    int64_t s;
+    int32_t ns;
+    if (evt_time_parse(t, &s, &ns) != 0) return;
+    size_t i = atomic_fetch_add(&R.lat_n, 1);
+    if (i < R.lat_cap) R.lat_us[i] = (uint32_t)((now - (s * 1000000000LL + ns)) / 1000);
+}
+
+static void *conn_main(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    ct_buf b = {0};
+    char chunk[65536];
+    for (;;) {
+        char *end = b.len ? memmem(b.data, b.len, "\r\n\r\n", 4) : NULL;
+        if (end) {
+            size_t head = (size_t)(end - b.data) + 4, clen = 0;
+            const char *cl = memmem(b.data, head, "Content-Length:", 15);
+            if (!cl) cl = memmem(b.data, head, "content-length:", 15);
+            if (cl) clen = strtoul(cl + 15, NULL, 10);
+            if (b.len >= head + clen) {
+                on_body(b.data + head, clen);
+                static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                if (write(fd, ok, sizeof ok - 1) < 0) break;
+                memmove(b.data, b.data + head + clen, b.len - head - clen);
+                b.len -= head + clen;
+                continue;
+            }
+        }
+        ssize_t r = read(fd, chunk, sizeof chunk);
+        if (r <= 0) break;
+        ct_buf_add(&b, chunk, (size_t)r);
+    }
+    close(fd);
+    ct_buf_free(&b);
+    return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int c = accept(R.fd, NULL, NULL);
+        if (c < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        pthread_t t;
+        pthread_create(&t, NULL, conn_main, (void *)(intptr_t)c);
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+static int receiver_start(void)
+{
+    R.fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(R.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (bind(R.fd, (struct sockaddr *)&a, sizeof a) || listen(R.fd, 64) ||
+        getsockname(R.fd, (struct sockaddr *)&a, &al))
+        return -1;
+    R.port = ntohs(a.sin_port);
+    pthread_t t;
+    pthread_create(&t, NULL, accept_main, NULL);
+    pthread_detach(t);
+    return 0;
+}
+
+/* ---- publishing and the raw consumer ---- */
+
+static void pub_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
+{
+    (void)tag;
+    if (ack->result != BUS_PUB_STORED) ++*(size_t *)ctx;
+}
+
+static int publish(bus *b, size_t from, size_t n, int64_t pace_ns)
+{
+    size_t failed = 0;
+    for (size_t i = from; i < from + n; i++) {
+        int64_t now = wall_ns();
+        char when[48], txt[300];
+        evt_time_format(now / 1000000000LL, (int32_t)(now % 1000000000LL), when);
+        int tl = snprintf(txt, sizeof txt,
+                          "{\"eventId\":\"br-%08zu\",\"occurredAt\":\"%s\",\"source\":{\"system\":\"tms\"},"
+                          "\"routeId\":\"R-%08zu\",\"warehouseId\":\"dc-1\",\"routeDispatched\":{}}",
+                          i, when, i);
+        evt_event *e = NULL;
+        evt_error err;
+        if (evt_from_json_text(&e, txt, (size_t)tl, &err) != CT_OK) return -1;
+        bus_publish_event(b, e, i);
+        evt_free(e);
+        if (pace_ns) {
+            bus_publish_wait(b, 10000, pub_ack, &failed);
+            struct timespec ts = {0, (long)pace_ns};
+            nanosleep(&ts, NULL);
+        } else if (i % 500 == 499) {
+            bus_publish_wait(b, 30000, pub_ack, &failed);
+        }
+    }
+    bus_publish_wait(b, 30000, pub_ack, &failed);
+    return failed ? -1 : 0;
+}
+
+static double raw_consume(bus *b, size_t n)
+{
+    bus_consumer *c = NULL;
+    if (bus_consumer_open(&c, b, "bench-raw", 1) != CT_OK) return 0;
+    size_t got = 0;
+    int64_t t0 = mono_ns();
+    while (got < n) {
+        bus_batch bt = {0};
+        ct_status st = bus_consumer_fetch(c, 256, 2000, &bt);
+        if (st != CT_OK) break;
+        for (size_t i = 0; i < bt.n; i++) { /* what the relay does with each: decode it */
+            evt_event *e = NULL;
+            evt_error err;
+            if (evt_from_protobuf(&e, bt.v[i].data, bt.v[i].len, &err) == CT_OK) got++;
+            evt_free(e);
+        }
+        bus_batch_free(&bt);
+    }
+    double s = (double)(mono_ns() - t0) / 1e9;
+    bus_consumer_close(c);
+    return got == n && s > 0 ? (double)n / s : 0;
+}
+
+/* ---- the relay as a child process ---- */
+
+static pid_t start_relay(const char *towerd, const char *url, const char *file, const char *state, const char *log)
+{
+    pid_t p = fork();
+    if (p == 0) {
+        FILE *f = freopen(log, "a", stderr);
+        (void)f;
+        execl(towerd, towerd, "relay", "--nats", url, "--relay", file, "--state", state, (char *)NULL);
+        _exit(127);
+    }
+    return p;
+}
+
+static void stop_child(pid_t p)
+{
+    if (p <= 0) return;
+    kill(p, SIGTERM);
+    waitpid(p, NULL, 0);
+}
+
+/* Wait until the receiver has `want` events (or 120 s); the rate between the first and the last. */
+static double wait_rate(uint64_t want)
+{
+    int64_t deadline = mono_ns() + 120 * 1000000000LL;
+    while (atomic_load(&R.got) < want && mono_ns() < deadline) usleep(2000);
+    if (atomic_load(&R.got) < want) return 0;
+    double s = (double)(atomic_load(&R.last_ns) - atomic_load(&R.first_ns)) / 1e9;
+    return s > 0 ? (double)(want - 1) / s : 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void write_conf(const char *path, int port, int with_dead)
+{
+    FILE *f = fopen(path, "w");
+    fprintf(f, "[destination live]\nurl = http://127.0.0.1:%d/hook\nevents = routeDispatched\n", port);
+    if (with_dead)
+        fprintf(f, "\n[destination dead]\nurl = http://127.0.0.1:%d/hook\nevents = routeDispatched\n"
+                   "max_attempts = 1000000\nbackoff_min = 10ms\nbackoff_max = 100ms\nbreaker_failures = 1000000\n",
+                bench_free_port());
+    fclose(f);
+}
+
+static char *default_towerd(void)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return ct_strdup("towerd");
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = 0;
+    return ct_sprintf("%s/../services/towerd/towerd", self);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"events", required_argument, 0, 'n'}, {"trickle", required_argument, 0, 't'},
+                                         {"towerd", required_argument, 0, 'T'}, {"dir", required_argument, 0, 'd'},
+                                         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    size_t n = 20000, trickle = 200;
+    const char *base = "/tmp";
+    char *towerd = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "n:t:T:d:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': n = strtoull(optarg, NULL, 10); break;
+        case 't': trickle = strtoull(optarg, NULL, 10); break;
+        case 'T': towerd = ct_strdup(optarg); break;
+        case 'd': base = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!n) {
+        usage(stderr);
+        return 2;
+    }
+    if (!towerd) towerd = default_towerd();
+    signal(SIGPIPE, SIG_IGN);
+    ct_log_set_level(CT_LOG_WARN);
+    char *dir = ct_sprintf("%s/bench-relay-XXXXXX", base);
+    if (!mkdtemp(dir)) return 1;
+    int port = bench_free_port(), rc = 1;
+    pid_t nats = bench_start_nats(dir, port), relay = -1;
+    char *url = ct_sprintf("nats://127.0.0.1:%d", port);
+    const char *urls[] = {url};
+    bus_opts bo = {.urls = urls, .n_urls = 1, .name = "bench-relay"};
+    bus *b = NULL;
+    R.lat_cap = trickle + 1;
+    R.lat_us = ct_calloc(R.lat_cap, sizeof *R.lat_us);
+    if (nats < 0 || receiver_start() != 0 || bus_connect(&b, &bo) != CT_OK || bus_ensure_streams(b) != CT_OK) goto out;
+    fprintf(stderr, "publishing %zu routeDispatched events\n", n);
+    if (publish(b, 0, n, 0) != 0) goto out;
+    double raw = raw_consume(b, n);
+
+    char *file = ct_sprintf("%s/relay.ini", dir), *state = ct_sprintf("%s/state", dir), *log = ct_sprintf("%s/relay.log", dir);
+    write_conf(file, R.port, 0);
+    relay = start_relay(towerd, url, file, state, log);
+    double rate = wait_rate(n);
+    stop_child(relay);
+
+    /* Again from scratch, with a dead destination beside. */
+    atomic_store(&R.got, 0);
+    char *state2 = ct_sprintf("%s/state2", dir);
+    write_conf(file, R.port, 1);
+    relay = start_relay(towerd, url, file, state2, log);
+    double rate_dead = wait_rate(n);
+
+    /* The trickle, on the relay with the dead destination still running. */
+    atomic_store(&R.measure, 1);
+    uint64_t before = atomic_load(&R.got);
+    publish(b, n, trickle, 20 * 1000000LL);
+    wait_rate(before + trickle);
+    stop_child(relay);
+    relay = -1;
+    size_t ln = atomic_load(&R.lat_n) < R.lat_cap ? atomic_load(&R.lat_n) : R.lat_cap;
+    qsort(R.lat_us, ln, sizeof *R.lat_us, cmp_u32);
+    double p50 = ln ? R.lat_us[ln / 2] / 1000.0 : 0, p99 = ln ? R.lat_us[(size_t)(ln * 0.99)] / 1000.0 : 0,
+           mx = ln ? R.lat_us[ln - 1] / 1000.0 : 0;
+
+    printf("\nbench_relay: %zu routeDispatched events, one destination (a local keep-alive receiver)\n\n", n);
+    printf("| | events/s | ratio to raw |\n|---|---|---|\n");
+    printf("| raw: a pull consumer reading and decoding the stream | %.0f | 1.00 |\n", raw);
+    printf("| relay -> receiver | %.0f | **%.2f** |\n", rate, raw > 0 ? rate / raw : 0);
+    printf("| relay -> receiver, a dead destination beside | %.0f | %.2f (%.2f of the run without) |\n", rate_dead,
+           raw > 0 ? rate_dead / raw : 0, rate > 0 ? rate_dead / rate : 0);
+    printf("\ntrickle (one event every 20 ms, dead destination beside): %zu received, publish -> webhook received "
+           "p50 %.2f ms, p99 **%.2f ms**, max %.2f ms\n", ln, p50, p99, mx);
+    rc = rate > 0 && rate_dead > 0 && ln == trickle ? 0 : 3;
+    free(file);
+    free(state);
+    free(state2);
+    free(log);
+out:
+    stop_child(relay);
+    bus_close(b);
+    stop_child(nats);
+    if (getenv("BENCH_KEEP")) fprintf(stderr, "kept %s\n", dir);
+    else bench_rm_rf(dir);
+    free(dir);
+    free(url);
+    free(towerd);
+    free(R.lat_us);
+    return rc;
+}
