@@ -305,7 +305,8 @@ static void *worker_main(void *arg)
             evt_free(e);
             w->seq = m->seq;
             moved = 1;
-            if (wanted) write_checkpoint(w);
+            /* The checkpoint is written once per fetched batch (below): a crash repeats at most that batch, with
+             * the same webhook-ids. */
         }
         if (moved) write_checkpoint(w);
         bus_batch_free(&batch);
