@@ -32,6 +32,7 @@ typedef struct worker {
     relay__http http;
     int64_t status_ns;        /* when the status file was last written (monotonic) */
     uint64_t seq;             /* the checkpoint */
+    int seq_fd;               /* STATE/NAME.seq, open: the checkpoint is rewritten in place after each event */
 } worker;
 
 struct relay {
@@ -98,14 +99,21 @@ uint64_t relay__read_checkpoint(const char *dir, const char *name)
     return v;
 }
 
+/* The checkpoint: one fixed-width line written in place at offset 0 with one pwrite (a few µs, where a
+ * rename per delivery cost as much as a third of a delivery); a kill cannot tear a write of 21 bytes at the
+ * start of a page. Not fsynced: a host crash may repeat deliveries, with the same webhook-ids. */
 static void write_checkpoint(worker *w)
 {
-    char *p = relay__state_path(w->r->state_dir, w->d->name, ".seq");
+    if (w->seq_fd < 0) {
+        char *p = relay__state_path(w->r->state_dir, w->d->name, ".seq");
+        w->seq_fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (w->seq_fd < 0) ct_log(CT_LOG_ERROR, "relay", "%s: cannot open %s: %s", w->d->name, p, strerror(errno));
+        free(p);
+    }
     char buf[32];
-    int n = snprintf(buf, sizeof buf, "%llu\n", (unsigned long long)w->seq);
-    if (relay__write_file(p, buf, (size_t)n) != 0)
-        ct_log(CT_LOG_ERROR, "relay", "%s: cannot write its checkpoint %s: %s", w->d->name, p, strerror(errno));
-    free(p);
+    int n = snprintf(buf, sizeof buf, "%020llu\n", (unsigned long long)w->seq);
+    if (w->seq_fd >= 0 && pwrite(w->seq_fd, buf, (size_t)n, 0) != n)
+        ct_log(CT_LOG_ERROR, "relay", "%s: cannot write its checkpoint: %s", w->d->name, strerror(errno));
     atomic_store(&w->f->checkpoint, w->seq);
 }
 
@@ -227,17 +235,21 @@ int relay__deliver(relay *r, void *vw, const evt_event *e, uint64_t seq, int red
         json_array_append_new(attempts, a);
         before = w->br.state;
         int ok = oc.status >= 200 && oc.status < 300;
-        relay_breaker_result(&w->br, ok, mono_ns());
-        set_breaker(w, before);
+        /* The counters first, so that the status written at a breaker change agrees with them. */
         if (ok) {
             atomic_fetch_add(&w->f->delivered, 1);
             atomic_store(&w->f->last_ok_ns, ct_now_ns());
             atomic_store(&w->f->failing_since_ns, 0);
+        } else {
+            atomic_fetch_add(&w->f->failed, 1);
+            if (!atomic_load(&w->f->failing_since_ns)) atomic_store(&w->f->failing_since_ns, ct_now_ns());
+        }
+        relay_breaker_result(&w->br, ok, mono_ns());
+        set_breaker(w, before);
+        if (ok) {
             rc = 0;
             break;
         }
-        atomic_fetch_add(&w->f->failed, 1);
-        if (!atomic_load(&w->f->failing_since_ns)) atomic_store(&w->f->failing_since_ns, ct_now_ns());
         char msg[300];
         snprintf(msg, sizeof msg, "%s: %s", e->event_id, oc.error[0] ? oc.error : "HTTP error");
         set_error(w, msg);
@@ -291,8 +303,8 @@ static void *worker_main(void *arg)
         int moved = 0;
         for (size_t i = 0; i < batch.n && !atomic_load(&r->stop); i++) {
             const bus_msg *m = &batch.v[i];
-            atomic_store(&w->f->backlog, m->pending);
             if (m->seq <= w->seq) continue;
+            atomic_store(&w->f->backlog, m->pending + 1); /* this one is not done yet */
             evt_event *e = NULL;
             evt_error err;
             int wanted = evt_from_protobuf(&e, m->data, m->len, &err) == CT_OK && relay_dest_wants(w->d, e);
@@ -305,8 +317,8 @@ static void *worker_main(void *arg)
             evt_free(e);
             w->seq = m->seq;
             moved = 1;
-            /* The checkpoint is written once per fetched batch (below): a crash repeats at most that batch, with
-             * the same webhook-ids. */
+            atomic_store(&w->f->backlog, m->pending);
+            if (wanted) write_checkpoint(w);
         }
         if (moved) write_checkpoint(w);
         bus_batch_free(&batch);
@@ -339,6 +351,7 @@ static void worker_init(relay *r, worker *w, const relay_dest *d, relay_figures 
     w->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)ct_now_ns() ^ (i << 32);
     w->br = (relay_breaker){RELAY_BREAKER_CLOSED, 0, d->breaker_failures, d->breaker_cooldown_ns, 0};
     w->seq = relay__read_checkpoint(r->state_dir, d->name);
+    w->seq_fd = -1;
     atomic_store(&f->checkpoint, w->seq);
     relay__http_init(&w->http);
 }
@@ -375,6 +388,7 @@ void relay_stop(relay *r)
     for (size_t i = 0; i < r->n; i++) {
         if (r->w[i].started) pthread_join(r->w[i].thread, NULL);
         relay__http_free(&r->w[i].http);
+        if (r->w[i].seq_fd >= 0) close(r->w[i].seq_fd);
     }
     pthread_mutex_destroy(&r->err_lock);
     free(r->w);

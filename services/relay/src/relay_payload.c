@@ -3,11 +3,11 @@
 
 #include <string.h>
 
-/* The ids a Slack line names: the order, else the shipment, else the route. */
+/* The id a Slack line names: the shipment (the more specific), else the order, else the route. */
 static const char *subject_of(const evt_event *e, const char **what)
 {
-    if (e->order_id) return *what = "order", e->order_id;
     if (e->shipment_id) return *what = "shipment", e->shipment_id;
+    if (e->order_id) return *what = "order", e->order_id;
     if (e->route_id) return *what = "route", e->route_id;
     return *what = "event", e->event_id;
 }
