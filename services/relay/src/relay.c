@@ -362,6 +362,9 @@ ct_status relay_start(relay **out, bus *b, const relay_opts *o, relay_figures *f
         ct_log(CT_LOG_ERROR, "relay", "cannot create the state directory %s: %s", o->state_dir, strerror(errno));
         return CT_IO;
     }
+    /* Once, before any thread: libcurl's global set-up is not thread-safe (idempotent when done before). */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, relay__http_global);
     relay *r = ct_calloc(1, sizeof *r);
     r->b = b;
     r->o = o;
@@ -417,6 +420,8 @@ int relay_redrive(bus *b, const relay_conf *conf, const char *state_dir, const c
         free(path);
         return 0;
     }
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, relay__http_global);
     relay r = {0};
     r.b = b;
     r.state_dir = (char *)state_dir;

@@ -8,6 +8,8 @@
 
 #include "ct_version.h"
 
+void relay__http_global(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
 void relay__http_init(relay__http *h) { h->curl = curl_easy_init(); }
 
 void relay__http_free(relay__http *h)

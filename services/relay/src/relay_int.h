@@ -23,6 +23,8 @@ typedef struct relay__outcome {
     int64_t retry_after_ns;
 } relay__outcome;
 
+/* libcurl's global set-up: once per process, before any thread uses it. */
+void relay__http_global(void);
 void relay__http_init(relay__http *h);
 void relay__http_free(relay__http *h);
 /* POST body to the destination with its headers (webhook-id = id, webhook-timestamp, webhook-signature when
