@@ -108,6 +108,49 @@ static int rebuild_empty(proj_cmd *pc, const bus_stream_state *st)
     return as == CT_OK ? PROJECTOR_OK : TOWERD_EXIT_FAIL;
 }
 
+/* The applied sequence of a store (dir, or a flat generation), or 0. */
+static uint64_t applied_seq_of(const char *dir, int flat)
+{
+    store *s = NULL;
+    store_opts so = {.dir = dir, .read_only = 1, .flat = flat};
+    uint64_t seq = 0;
+    if (store_open(&s, &so) == CT_OK) {
+        store_reader *r = NULL;
+        if (store_reader_begin(s, &r) == CT_OK) {
+            store_stats ss;
+            store_reader_stats(r, &ss);
+            seq = ss.applied_seq;
+            store_reader_end(r);
+        }
+        store_close(s);
+    }
+    return seq;
+}
+
+/* While the rebuild replayed, a live projector went on: replay on until the new generation has reached the
+ * live one, so that the swap never shows the past. Each round replays what the live one applied meanwhile
+ * (fewer events each time while the rebuild is faster than the traffic); after ROUNDS the swap happens
+ * anyway: readers keep the old generation until the new one has caught up, and the live projector follows
+ * the swap within a second. */
+#define CATCH_UP_ROUNDS 50
+static int catch_up(proj_cmd *pc, projector_opts *po, const char *data)
+{
+    for (int round = 0; round < CATCH_UP_ROUNDS && !towerd_stop; round++) {
+        uint64_t live = applied_seq_of(data, 0), mine = applied_seq_of(pc->gen, 1);
+        if (mine >= live) {
+            if (round) ct_log(CT_LOG_INFO, "rebuild", "caught up with the live store at sequence %" PRIu64, mine);
+            return PROJECTOR_OK;
+        }
+        ct_log(CT_LOG_INFO, "rebuild", "the live store applied up to %" PRIu64 " meanwhile (rebuilt: %" PRIu64
+               "): replaying on", live, mine);
+        po->stop_at_seq = live;
+        po->progress = 0;
+        int rc = projector_run(pc->b, po, &towerd_stop, NULL);
+        if (rc != PROJECTOR_OK) return rc;
+    }
+    return PROJECTOR_OK;
+}
+
 /* Replay the stream into a new generation, then swap it in. */
 static int rebuild(proj_cmd *pc, projector_opts *po)
 {
@@ -131,6 +174,7 @@ static int rebuild(proj_cmd *pc, projector_opts *po)
         po->progress = 1;
         rc = projector_run(pc->b, po, &towerd_stop, NULL);
     }
+    if (rc == PROJECTOR_OK && st.msgs) rc = catch_up(pc, po, data);
     if (rc != PROJECTOR_OK) return rc;
     if (towerd_stop) {
         fprintf(stderr, "towerd rebuild: interrupted; the live store is untouched (partial generation left in %s)\n",

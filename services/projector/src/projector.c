@@ -395,6 +395,8 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
         } else if (fs == CT_TIMEOUT) {
             if (!n) {
                 if (o->progress) progress(&ps, applied, first_applied, o->stop_at_seq, t0, 0);
+                /* Idle, a rebuild may have swapped generations: follow it now, not at the next event. */
+                if (!o->flat && store_generation_changed(s)) goto reopen;
                 continue;
             }
         } else {

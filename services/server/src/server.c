@@ -188,15 +188,43 @@ int server__error(struct mg_connection *c, http_server *s, server_route route, i
     return server__json(c, s, route, status, body);
 }
 
-/* Open the store if it exists now, or reopen it after a rebuild swapped generations. */
+static uint64_t applied_of(store *st)
+{
+    store_reader *r = NULL;
+    store_stats ss = {0};
+    if (store_reader_begin(st, &r) != CT_OK) return 0;
+    store_reader_stats(r, &ss);
+    store_reader_end(r);
+    return ss.applied_seq;
+}
+
+/* How often a server waiting for a rebuilt generation to catch up looks again. */
+#define SWAP_RECHECK_NS (100 * 1000000LL)
+
+/* Open the store if it exists now, or reopen it after a rebuild swapped generations. A new generation
+ * behind the one being read (the live projector has not caught up in it yet) is not taken: answers never
+ * go back in time (appliedSeq, asOfSeq); the old one, frozen, is read until the new one has caught up. */
 static ct_status refresh(http_server *s)
 {
     pthread_rwlock_wrlock(&s->lock);
     ct_status st = CT_OK;
-    if (s->st && store_generation_changed(s->st)) {
-        ct_log(CT_LOG_INFO, "server", "the store was rebuilt; reopening %s", s->data_dir);
-        store_close(s->st);
-        s->st = NULL;
+    if (s->st && store_generation_changed(s->st) && ct_mono_ns() >= s->swap_recheck_ns) {
+        store *nw = NULL;
+        store_opts so = {.dir = s->data_dir, .read_only = 1};
+        uint64_t was = applied_of(s->st);
+        if (store_open(&nw, &so) == CT_OK && applied_of(nw) >= was) {
+            ct_log(CT_LOG_INFO, "server", "the store was rebuilt; reading %s now", store_env_dir(nw));
+            store_close(s->st);
+            s->st = nw;
+            s->swap_waiting = 0;
+        } else {
+            if (!s->swap_waiting)
+                ct_log(CT_LOG_INFO, "server", "the store was rebuilt; its new generation is behind sequence %llu yet: "
+                       "answering from the previous one until it catches up", (unsigned long long)was);
+            s->swap_waiting = 1;
+            s->swap_recheck_ns = ct_mono_ns() + SWAP_RECHECK_NS;
+            store_close(nw);
+        }
     }
     if (!s->st) {
         store_opts so = {.dir = s->data_dir, .read_only = 1};
@@ -209,7 +237,7 @@ static ct_status refresh(http_server *s)
 ct_status server__begin(http_server *s, store_reader **out)
 {
     pthread_rwlock_rdlock(&s->lock);
-    int fresh = s->st && !store_generation_changed(s->st);
+    int fresh = s->st && (!store_generation_changed(s->st) || ct_mono_ns() < s->swap_recheck_ns);
     pthread_rwlock_unlock(&s->lock);
     if (!fresh) {
         ct_status st = refresh(s);

@@ -23,6 +23,8 @@ struct http_server {
     char *data_dir;
     pthread_rwlock_t lock;   /* guards st: readers use it, a reopen replaces it */
     store *st;
+    int swap_waiting;        /* a rebuilt generation is behind st: st is read until it catches up (refresh) */
+    int64_t swap_recheck_ns; /* when to look at it again (monotonic; guarded by lock) */
     uint64_t requests[SERVER_ROUTE_COUNT][SERVER_N_CODES];
     ct_hist durations[SERVER_ROUTE_COUNT]; /* request durations, counted with requests (server__count) */
     int streams_ok;          /* the events streams were ensured (ingest) */
