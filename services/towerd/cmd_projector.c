@@ -108,42 +108,49 @@ static int rebuild_empty(proj_cmd *pc, const bus_stream_state *st)
     return as == CT_OK ? PROJECTOR_OK : TOWERD_EXIT_FAIL;
 }
 
-/* The applied sequence of a store (dir, or a flat generation), or 0. */
-static uint64_t applied_seq_of(const char *dir, int flat)
+/* The applied sequence of a store (dir, or a flat generation) and the stream it follows (the stream's
+ * creation time), or zeros. */
+static void applied_of(const char *dir, int flat, uint64_t *seq, uint64_t *stream_created)
 {
     store *s = NULL;
     store_opts so = {.dir = dir, .read_only = 1, .flat = flat};
-    uint64_t seq = 0;
-    if (store_open(&s, &so) == CT_OK) {
-        store_reader *r = NULL;
-        if (store_reader_begin(s, &r) == CT_OK) {
-            store_stats ss;
-            store_reader_stats(r, &ss);
-            seq = ss.applied_seq;
-            store_reader_end(r);
-        }
-        store_close(s);
+    *seq = *stream_created = 0;
+    if (store_open(&s, &so) != CT_OK) return;
+    store_reader *r = NULL;
+    if (store_reader_begin(s, &r) == CT_OK) {
+        store_stats ss;
+        store_reader_stats(r, &ss);
+        *seq = ss.applied_seq;
+        *stream_created = store_reader_meta(r, PROJECTOR_META_STREAM_CREATED);
+        store_reader_end(r);
     }
-    return seq;
+    store_close(s);
 }
 
 /* While the rebuild replayed, a live projector went on: replay on until the new generation has reached the
  * live one, so that the swap never shows the past. Each round replays what the live one applied meanwhile
- * (fewer events each time while the rebuild is faster than the traffic); after ROUNDS the swap happens
- * anyway: readers keep the old generation until the new one has caught up, and the live projector follows
- * the swap within a second. */
+ * (fewer events each time while the rebuild is faster than the traffic); after CATCH_UP_ROUNDS the swap
+ * happens anyway: readers keep the old generation until the new one has caught up, and the live projector
+ * follows the swap within a second. A live store of another stream (the stream was recreated: the reason
+ * for this rebuild) is not chased, and nothing beyond the stream's last message is waited for. */
 #define CATCH_UP_ROUNDS 50
 static int catch_up(proj_cmd *pc, projector_opts *po, const char *data)
 {
     for (int round = 0; round < CATCH_UP_ROUNDS && !towerd_stop; round++) {
-        uint64_t live = applied_seq_of(data, 0), mine = applied_seq_of(pc->gen, 1);
-        if (mine >= live) {
+        bus_stream_state st;
+        uint64_t live, live_stream, mine, mine_stream;
+        if (bus_stream_info(pc->b, &st) != CT_OK) return PROJECTOR_OK;
+        applied_of(data, 0, &live, &live_stream);
+        applied_of(pc->gen, 1, &mine, &mine_stream);
+        if (live_stream != (uint64_t)st.created_ns) return PROJECTOR_OK;
+        uint64_t target = live < st.last_seq ? live : st.last_seq;
+        if (mine >= target) {
             if (round) ct_log(CT_LOG_INFO, "rebuild", "caught up with the live store at sequence %" PRIu64, mine);
             return PROJECTOR_OK;
         }
         ct_log(CT_LOG_INFO, "rebuild", "the live store applied up to %" PRIu64 " meanwhile (rebuilt: %" PRIu64
-               "): replaying on", live, mine);
-        po->stop_at_seq = live;
+               "): replaying on", target, mine);
+        po->stop_at_seq = target;
         po->progress = 0;
         int rc = projector_run(pc->b, po, &towerd_stop, NULL);
         if (rc != PROJECTOR_OK) return rc;

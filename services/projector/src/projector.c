@@ -237,273 +237,348 @@ static void log_waiting(bus *b, int64_t *since_ns, int64_t *next_ns)
     }
 }
 
+/* ---- the run: a projector and its stages (open, gather, commit, after-commit) ------------------------ */
+
+typedef struct proj {
+    bus *b;
+    const projector_opts *o;
+    volatile sig_atomic_t *stop;
+    projector_figures *fig;
+    const char *consumer;
+    size_t max;                /* events per commit at most */
+    int64_t quiet;             /* ms without more that end a batch */
+    int64_t max_delay_ns;      /* the longest a caught-up projector holds a batch's first event */
+    store_opts so;
+    store *s;
+    bus_consumer *c;
+    batch bt;
+    store_changes changes;
+    bus_stream_state st;
+    size_t n;                  /* inputs gathered for the next commit */
+    int64_t batch_t0;          /* when the first of them arrived (monotonic) */
+    uint64_t backlog;          /* messages still in the stream after the last one fetched */
+    bus_batch *lists;          /* the fetched messages they borrow from */
+    size_t n_lists, cap_lists;
+    uint64_t gap_seen;         /* the sequence a gap was last seen at */
+    int reread;                /* reopen the consumer at once, without waiting */
+    int need_open;             /* (re)open the consumer from the checkpoint */
+    uint64_t dlq_published;    /* dead letters up to this sequence are in TOWER_DLQ */
+    commit_figures cf;
+    uint64_t sla_hash;
+    uint64_t applied, first_applied;
+    int64_t t0, rate_t;
+    uint64_t rate_n;
+    progress_state ps;
+    int64_t waiting_since, waiting_log; /* not connected since (monotonic), next log line */
+} proj;
+
+/* Open the store; warn when the SLA rules changed since it last applied events. */
+static int proj_open_store(proj *p)
+{
+    const projector_opts *o = p->o;
+    p->so = (store_opts){.dir = o->data_dir, .flat = o->flat, .sla_rules = o->sla_rules};
+    ct_status opened = store_open(&p->s, &p->so);
+    /* A damaged store cannot follow the stream either: the way out is the same, a rebuild. */
+    if (opened != CT_OK) return opened == CT_STORE_CORRUPT ? PROJECTOR_NEED_REBUILD : PROJECTOR_FAIL;
+    p->sla_hash = rules_hash(o->sla_rules);
+    store_reader *r0 = NULL;
+    if (store_reader_begin(p->s, &r0) == CT_OK) {
+        uint64_t was = store_reader_meta(r0, PROJECTOR_META_SLA_RULES);
+        store_reader_end(r0);
+        if (was && was != p->sla_hash)
+            ct_log(CT_LOG_WARN, "projector",
+                   "the SLA rules changed since the store %s last applied events: dues are recomputed with the "
+                   "new rules as orders and shipments get new events; towerd rebuild recomputes them all now",
+                   o->data_dir);
+    }
+    p->bt.in = ct_calloc(p->max + FETCH, sizeof *p->bt.in);
+    p->bt.err = ct_calloc(p->max + FETCH, sizeof *p->bt.err);
+    p->bt.out = ct_calloc(p->max + FETCH, sizeof *p->bt.out);
+    return PROJECTOR_OK;
+}
+
+/* What a stage tells the loop. */
+enum { STEP_ON, STEP_AGAIN, STEP_RETRY, STEP_DONE };
+
+/* The consumer, (re)opened from the store's checkpoint after checking the stream can be followed.
+ * STEP_ON; STEP_AGAIN (the streams were just created); STEP_RETRY (not connected, NATS failed);
+ * STEP_DONE (a rebuild already at its target); or a PROJECTOR_* failure (negative: -rc). */
+static int proj_open_consumer(proj *p)
+{
+    const projector_opts *o = p->o;
+    if (!bus_is_connected(p->b)) {
+        log_waiting(p->b, &p->waiting_since, &p->waiting_log);
+        return STEP_RETRY;
+    }
+    p->waiting_since = 0;
+    bus_consumer_close(p->c);
+    p->c = NULL;
+    ct_status bs = bus_stream_info(p->b, &p->st);
+    if (bs == CT_NOT_FOUND) return bus_ensure_streams(p->b) == CT_OK ? STEP_AGAIN : STEP_RETRY;
+    if (bs != CT_OK) return STEP_RETRY;
+    int rc = check_stream(p->s, o->data_dir, &p->st, o->flat);
+    if (rc != PROJECTOR_OK) return -rc;
+    store_reader *r = NULL;
+    if (store_reader_begin(p->s, &r) != CT_OK) return -PROJECTOR_FAIL;
+    store_stats ss;
+    store_reader_stats(r, &ss);
+    figures_load(r, &p->cf);
+    if (o->dead_letter_stream) p->dlq_published = store_reader_meta(r, PROJECTOR_META_DLQ_PUBLISHED);
+    store_reader_end(r);
+    p->applied = ss.applied_seq;
+    if (!p->first_applied) p->first_applied = p->applied;
+    /* Dead letters committed but not yet in TOWER_DLQ when we stopped: send them now. */
+    if (o->dead_letter_stream) flush_dlq(p->b, p->s, &p->dlq_published);
+    atomic_store_explicit(&p->fig->applied_seq, p->applied, memory_order_relaxed);
+    atomic_store_explicit(&p->fig->stream_last_seq, p->st.last_seq, memory_order_relaxed);
+    if (o->stop_at_seq && p->applied >= o->stop_at_seq) return STEP_DONE;
+    /* A rebuild starts from what the stream still holds. */
+    uint64_t from = p->applied + 1 < p->st.first_seq && o->flat ? p->st.first_seq : p->applied + 1;
+    if (bus_consumer_open(&p->c, p->b, p->consumer, from) != CT_OK) return STEP_RETRY;
+    ct_log(CT_LOG_INFO, "projector", "consuming %s from sequence %" PRIu64 " (stream holds %" PRIu64 "..%" PRIu64 ")",
+           BUS_EVENTS_STREAM, p->applied + 1, p->st.first_seq, p->st.last_seq);
+    p->need_open = 0;
+    return STEP_ON;
+}
+
+/* Add one fetch's messages to the batch; a gap makes the consumer re-read from the checkpoint. */
+static void proj_take(proj *p, bus_batch *msgs)
+{
+    uint64_t last_in = p->n ? p->bt.in[p->n - 1].seq : p->applied;
+    for (size_t i = 0; i < msgs->n; i++) {
+        const bus_msg *m = &msgs->v[i];
+        if (m->seq <= last_in) continue; /* redelivered after a reconnect */
+        if (m->seq > last_in + 1 && p->gap_seen != last_in + 1) {
+            /* Never skip silently: re-read from the checkpoint. A hole that is still
+             * there the second time is one the stream really has (deleted messages). */
+            ct_log(CT_LOG_WARN, "projector", "expected sequence %" PRIu64 ", got %" PRIu64 "; re-reading from there",
+                   last_in + 1, m->seq);
+            p->gap_seen = last_in + 1;
+            p->need_open = p->reread = 1;
+            break;
+        }
+        if (m->seq > last_in + 1)
+            ct_log(CT_LOG_WARN, "projector", "sequences %" PRIu64 "..%" PRIu64 " are not in the stream (deleted)",
+                   last_in + 1, m->seq - 1);
+        evt_event *e = NULL;
+        evt_from_protobuf(&e, m->data, m->len, &p->bt.err[p->n]);
+        p->bt.in[p->n] = (store_input){m->seq, e, &p->bt.err[p->n], m->data, m->len, "application/x-protobuf"};
+        last_in = m->seq;
+        p->n++;
+    }
+    if (p->n_lists == p->cap_lists) {
+        p->cap_lists = p->cap_lists ? p->cap_lists * 2 : 8;
+        p->lists = ct_realloc(p->lists, p->cap_lists * sizeof *p->lists);
+    }
+    p->lists[p->n_lists++] = *msgs;
+    if (p->n && !p->batch_t0) p->batch_t0 = ct_mono_ns();
+    if (msgs->n) p->backlog = msgs->v[msgs->n - 1].pending;
+}
+
+/* What one gather step ended with. */
+enum { GATHER_MORE, GATHER_COMMIT, GATHER_IDLE, GATHER_RETRY };
+
+/* One fetch: the batch grows until it is full or the stream is quiet for a few ms (or, caught up, at the
+ * latest max_delay_ns after its first event). Always the same fetch size: cnats 3.4 crashes in _fetch when
+ * a later fetch on a subscription asks for fewer messages than an earlier one; the arrays have FETCH slots
+ * of slack, so a batch may exceed max by less than one fetch. */
+static int proj_gather(proj *p)
+{
+    const projector_opts *o = p->o;
+    bus_batch msgs;
+    int64_t wait = WAIT_IDLE_MS;
+    if (p->n && p->backlog > 0) {
+        wait = p->quiet;
+    } else if (p->n) {
+        int64_t left = (p->batch_t0 + p->max_delay_ns - ct_mono_ns()) / 1000000LL;
+        wait = left < p->quiet ? (left > 1 ? left : 1) : p->quiet;
+    }
+    ct_status fs = bus_consumer_fetch(p->c, FETCH, wait, &msgs);
+    if (fs == CT_OK) {
+        proj_take(p, &msgs);
+        if (p->need_open && !p->n) return GATHER_COMMIT; /* nothing to commit: on to the re-read */
+        uint64_t last_in = p->n ? p->bt.in[p->n - 1].seq : p->applied;
+        if (!p->need_open && p->n < p->max && !(o->stop_at_seq && last_in >= o->stop_at_seq) &&
+            (p->backlog > 0 || ct_mono_ns() - p->batch_t0 < p->max_delay_ns))
+            return GATHER_MORE;
+        return GATHER_COMMIT;
+    }
+    if (fs == CT_TIMEOUT) return p->n ? GATHER_COMMIT : GATHER_IDLE;
+    p->need_open = 1;
+    return p->n ? GATHER_COMMIT : GATHER_RETRY;
+}
+
+/* The batch in one durable transaction with the checkpoint and the projector's figures. */
+static int proj_commit(proj *p)
+{
+    const projector_opts *o = p->o;
+    int64_t now = ct_now_ns();
+    double rate = atomic_load_explicit(&p->fig->rate, memory_order_relaxed);
+    uint64_t last = p->bt.in[p->n - 1].seq;
+    store_meta meta[6 + COMMIT_META] = {{PROJECTOR_META_STREAM_CREATED, (uint64_t)p->st.created_ns},
+                                        {PROJECTOR_META_STREAM_LAST, p->st.last_seq > last ? p->st.last_seq : last},
+                                        {PROJECTOR_META_COMMIT_NS, (uint64_t)now},
+                                        {PROJECTOR_META_RATE, (uint64_t)(rate * 1000)},
+                                        {PROJECTOR_META_DLQ_PUBLISHED, p->dlq_published},
+                                        {PROJECTOR_META_SLA_RULES, p->sla_hash}};
+    p->cf.events += p->n;
+    figures_meta(&p->cf, meta + 6);
+    int64_t commit_t0 = ct_mono_ns();
+    ct_status as = store_apply_meta(p->s, p->bt.in, p->n, now, p->bt.out, o->notify ? &p->changes : NULL, meta,
+                                    sizeof meta / sizeof meta[0]);
+    figures_commit(&p->cf, ct_mono_ns() - commit_t0);
+    if (as == CT_OK) atomic_store_explicit(&p->fig->last_commit_ns, now, memory_order_relaxed);
+    return as == CT_OK ? PROJECTOR_OK : PROJECTOR_FAIL;
+}
+
+/* After a commit: the outcomes counted, the change notices and dead letters sent, the figures. */
+static void proj_after_commit(proj *p)
+{
+    const projector_opts *o = p->o;
+    projector_figures *fig = p->fig;
+    uint64_t prev_applied = p->applied;
+    p->applied = p->bt.in[p->n - 1].seq;
+    for (size_t i = 0; i < p->n; i++) {
+        switch (p->bt.out[i]) {
+        case STORE_APPLIED: atomic_fetch_add_explicit(&fig->events, 1, memory_order_relaxed); break;
+        case STORE_DUPLICATE: atomic_fetch_add_explicit(&fig->duplicates, 1, memory_order_relaxed); break;
+        case STORE_DEAD_LETTER:
+            atomic_fetch_add_explicit(&fig->dead_letters, 1, memory_order_relaxed);
+            /* A rebuild re-derives dead letters the live projector reported already: it
+             * counts them (below) rather than logging each again. */
+            ct_log(o->stop_at_seq ? CT_LOG_DEBUG : CT_LOG_WARN, "projector",
+                   "dead letter at sequence %" PRIu64 ": %s: %s", p->bt.in[i].seq,
+                   p->bt.in[i].event ? "CONFLICTING_DUPLICATE" : evt_code_str(p->bt.err[i].code),
+                   p->bt.in[i].event ? "eventId already applied with different content" : p->bt.err[i].message);
+            break;
+        case STORE_SKIPPED: break;
+        }
+        evt_free(p->bt.in[i].event);
+    }
+    if (o->notify) notify(p->b, &p->changes, prev_applied);
+    if (o->dead_letter_stream) flush_dlq(p->b, p->s, &p->dlq_published);
+    atomic_store_explicit(&fig->applied_seq, p->applied, memory_order_relaxed);
+    if (p->applied > p->st.last_seq) p->st.last_seq = p->applied;
+    atomic_store_explicit(&fig->stream_last_seq, p->st.last_seq, memory_order_relaxed);
+    p->rate_n += p->n;
+    int64_t mono = ct_mono_ns();
+    if (mono - p->rate_t > 1000000000LL) {
+        atomic_store_explicit(&fig->rate, (double)p->rate_n / ((double)(mono - p->rate_t) / 1e9), memory_order_relaxed);
+        p->rate_n = 0;
+        p->rate_t = mono;
+    }
+    if (o->progress) progress(&p->ps, p->applied, p->first_applied, o->stop_at_seq, p->t0, 0);
+}
+
+/* The batch's inputs (their events after a failed commit) and the fetched lists they borrowed from. */
+static void proj_release(proj *p, int free_events)
+{
+    for (size_t i = 0; free_events && i < p->n; i++) evt_free(p->bt.in[i].event);
+    p->n = 0;
+    p->batch_t0 = 0;
+    for (size_t i = 0; i < p->n_lists; i++) bus_batch_free(&p->lists[i]);
+    p->n_lists = 0;
+}
+
+/* A rebuild swapped in a new generation: continue from its checkpoint. 0, or -1 when it cannot be opened. */
+static int proj_follow_swap(proj *p)
+{
+    if (p->o->flat || !store_generation_changed(p->s)) return 0;
+    ct_log(CT_LOG_INFO, "projector", "the store was rebuilt; reopening %s", p->o->data_dir);
+    store_close(p->s);
+    p->s = NULL;
+    if (store_open(&p->s, &p->so) != CT_OK) return -1;
+    p->need_open = 1;
+    return 0;
+}
+
+static void proj_pause(proj *p)
+{
+    atomic_store_explicit(&p->fig->connected, 0, memory_order_relaxed);
+    for (int i = 0; i < 4 && !*p->stop; i++) usleep(250000);
+}
+
+static void proj_free(proj *p)
+{
+    proj_release(p, 1);
+    free(p->lists);
+    store_changes_free(&p->changes);
+    bus_consumer_close(p->c);
+    store_close(p->s);
+    free(p->bt.in);
+    free(p->bt.err);
+    free(p->bt.out);
+}
+
 int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, projector_figures *fig)
 {
-    const char *consumer = o->consumer ? o->consumer : "tower-projector";
-    size_t max = o->batch ? o->batch : 1000;
-    int64_t quiet = o->quiet_ms > 0 ? o->quiet_ms : 5;
-    int rc = PROJECTOR_OK;
-    store *s = NULL;
-    bus_consumer *c = NULL;
-    batch bt = {0};
-    store_changes changes = {0};
-    bus_stream_state st = {0};
     projector_figures local = {0};
-    size_t n = 0;              /* inputs gathered for the next commit */
-    int64_t batch_t0 = 0;      /* when the first of them arrived (monotonic) */
-    uint64_t backlog = 0;      /* messages still in the stream after the last one fetched */
-    /* A batch is committed when full, when the stream is quiet for `quiet` ms, or, while the
-     * projector is caught up, at the latest this long after its first event arrived: a steady flow
-     * never holds an event for a whole batch, and a projector behind commits full batches (fewer
-     * fsyncs) until it has caught up. */
-    const int64_t max_delay_ns = o->stop_at_seq ? INT64_MAX / 2 /* a rebuild: throughput first */
-                                                : (quiet * 2 > 10 ? quiet * 2 : 10) * 1000000LL;
-    bus_batch *lists = NULL;   /* the fetched messages they borrow from */
-    size_t n_lists = 0, cap_lists = 0;
-    uint64_t gap_seen = 0;     /* the sequence a gap was last seen at */
-    int reread = 0;            /* reopen the consumer at once, without waiting */
-    uint64_t dlq_published = 0; /* dead letters up to this sequence are in TOWER_DLQ */
-    commit_figures cf = {0};
-    if (!fig) fig = &local;
-
-    store_opts so = {.dir = o->data_dir, .flat = o->flat, .sla_rules = o->sla_rules};
-    ct_status opened = store_open(&s, &so);
-    if (opened != CT_OK) {
-        /* A damaged store cannot follow the stream either: the way out is the same, a rebuild. */
-        rc = opened == CT_STORE_CORRUPT ? PROJECTOR_NEED_REBUILD : PROJECTOR_FAIL;
-        goto out;
-    }
-    uint64_t sla_hash = rules_hash(o->sla_rules);
-    {
-        store_reader *r0 = NULL;
-        if (store_reader_begin(s, &r0) == CT_OK) {
-            uint64_t was = store_reader_meta(r0, PROJECTOR_META_SLA_RULES);
-            store_reader_end(r0);
-            if (was && was != sla_hash)
-                ct_log(CT_LOG_WARN, "projector",
-                       "the SLA rules changed since the store %s last applied events: dues are recomputed with the "
-                       "new rules as orders and shipments get new events; towerd rebuild recomputes them all now",
-                       o->data_dir);
-        }
-    }
-    bt.in = ct_calloc(max + FETCH, sizeof *bt.in);
-    bt.err = ct_calloc(max + FETCH, sizeof *bt.err);
-    bt.out = ct_calloc(max + FETCH, sizeof *bt.out);
-
-    uint64_t applied = 0, first_applied = 0;
-    int64_t t0 = ct_mono_ns(), rate_t = ct_mono_ns();
-    progress_state ps = {isatty(STDERR_FILENO), UINT64_MAX, 0};
-    uint64_t rate_n = 0;
-    int need_open = 1;
-    int64_t waiting_since = 0, waiting_log = 0; /* not connected since (monotonic), next log line */
-    while (!*stop) {
-        if (need_open && !bus_is_connected(b)) {
-            log_waiting(b, &waiting_since, &waiting_log);
-            goto retry;
-        }
-        waiting_since = 0;
-        if (need_open) {
-            bus_consumer_close(c);
-            c = NULL;
-            ct_status bs = bus_stream_info(b, &st);
-            if (bs == CT_NOT_FOUND) {
-                if (bus_ensure_streams(b) != CT_OK) goto retry;
+    proj p = {.b = b, .o = o, .stop = stop, .fig = fig ? fig : &local};
+    p.consumer = o->consumer ? o->consumer : "tower-projector";
+    p.max = o->batch ? o->batch : 1000;
+    p.quiet = o->quiet_ms > 0 ? o->quiet_ms : 5;
+    /* A batch is committed when full, when the stream is quiet for `quiet` ms, or, while the projector is
+     * caught up, at the latest this long after its first event arrived: a steady flow never holds an event
+     * for a whole batch, and a projector behind commits full batches (fewer fsyncs) until it has caught up. */
+    p.max_delay_ns = o->stop_at_seq ? INT64_MAX / 2 /* a rebuild: throughput first */
+                                    : (p.quiet * 2 > 10 ? p.quiet * 2 : 10) * 1000000LL;
+    p.t0 = p.rate_t = ct_mono_ns();
+    p.ps = (progress_state){isatty(STDERR_FILENO), UINT64_MAX, 0};
+    p.need_open = 1;
+    int rc = proj_open_store(&p);
+    while (rc == PROJECTOR_OK && !*stop) {
+        if (p.need_open) {
+            int step = proj_open_consumer(&p);
+            if (step < 0) {
+                rc = -step;
+                break;
+            }
+            if (step == STEP_DONE) break;
+            if (step == STEP_AGAIN) continue;
+            if (step == STEP_RETRY) {
+                proj_pause(&p);
                 continue;
             }
-            if (bs != CT_OK) goto retry;
-            rc = check_stream(s, o->data_dir, &st, o->flat);
-            if (rc != PROJECTOR_OK) goto out;
-            store_reader *r = NULL;
-            if (store_reader_begin(s, &r) != CT_OK) {
-                rc = PROJECTOR_FAIL;
-                goto out;
-            }
-            store_stats ss;
-            store_reader_stats(r, &ss);
-            figures_load(r, &cf);
-            store_reader_end(r);
-            applied = ss.applied_seq;
-            if (!first_applied) first_applied = applied;
-            if (o->dead_letter_stream) {
-                /* Dead letters committed but not yet in TOWER_DLQ when we stopped: send them now. */
-                store_reader *r2 = NULL;
-                if (store_reader_begin(s, &r2) == CT_OK) {
-                    dlq_published = store_reader_meta(r2, PROJECTOR_META_DLQ_PUBLISHED);
-                    store_reader_end(r2);
-                }
-                flush_dlq(b, s, &dlq_published);
-            }
-            atomic_store_explicit(&fig->applied_seq, applied, memory_order_relaxed);
-            atomic_store_explicit(&fig->stream_last_seq, st.last_seq, memory_order_relaxed);
-            if (o->stop_at_seq && applied >= o->stop_at_seq) break;
-            /* A rebuild starts from what the stream still holds. */
-            uint64_t from = applied + 1 < st.first_seq && o->flat ? st.first_seq : applied + 1;
-            if (bus_consumer_open(&c, b, consumer, from) != CT_OK) goto retry;
-            ct_log(CT_LOG_INFO, "projector", "consuming %s from sequence %" PRIu64 " (stream holds %" PRIu64 "..%" PRIu64 ")",
-                   BUS_EVENTS_STREAM, applied + 1, st.first_seq, st.last_seq);
-            need_open = 0;
         }
-        atomic_store_explicit(&fig->connected, bus_is_connected(b), memory_order_relaxed);
-
-        /* Gather fetches until the batch is full or the stream is quiet for a few ms. */
-        /* Always the same fetch size: cnats 3.4 crashes in _fetch when a later fetch on
-         * a subscription asks for fewer messages than an earlier one. The arrays have
-         * FETCH slots of slack, so a batch may exceed max by less than one fetch. */
-        bus_batch msgs;
-        int64_t wait = WAIT_IDLE_MS;
-        if (n && backlog > 0) {
-            wait = quiet;
-        } else if (n) {
-            int64_t left = (batch_t0 + max_delay_ns - ct_mono_ns()) / 1000000LL;
-            wait = left < quiet ? (left > 1 ? left : 1) : quiet;
-        }
-        ct_status fs = bus_consumer_fetch(c, FETCH, wait, &msgs);
-        if (fs == CT_OK) {
-            uint64_t last_in = n ? bt.in[n - 1].seq : applied;
-            for (size_t i = 0; i < msgs.n; i++) {
-                const bus_msg *m = &msgs.v[i];
-                if (m->seq <= last_in) continue; /* redelivered after a reconnect */
-                if (m->seq > last_in + 1 && gap_seen != last_in + 1) {
-                    /* Never skip silently: re-read from the checkpoint. A hole that is still
-                     * there the second time is one the stream really has (deleted messages). */
-                    ct_log(CT_LOG_WARN, "projector", "expected sequence %" PRIu64 ", got %" PRIu64 "; re-reading from there",
-                           last_in + 1, m->seq);
-                    gap_seen = last_in + 1;
-                    need_open = reread = 1;
-                    break;
-                }
-                if (m->seq > last_in + 1)
-                    ct_log(CT_LOG_WARN, "projector", "sequences %" PRIu64 "..%" PRIu64 " are not in the stream (deleted)",
-                           last_in + 1, m->seq - 1);
-                evt_event *e = NULL;
-                evt_from_protobuf(&e, m->data, m->len, &bt.err[n]);
-                bt.in[n] = (store_input){m->seq, e, &bt.err[n], m->data, m->len, "application/x-protobuf"};
-                last_in = m->seq;
-                n++;
-            }
-            if (n_lists == cap_lists) {
-                cap_lists = cap_lists ? cap_lists * 2 : 8;
-                lists = ct_realloc(lists, cap_lists * sizeof *lists);
-            }
-            lists[n_lists++] = msgs;
-            if (n && !batch_t0) batch_t0 = ct_mono_ns();
-            if (msgs.n) backlog = msgs.v[msgs.n - 1].pending;
-            if (need_open && !n) goto reopen;
-            if (!need_open && n < max && !(o->stop_at_seq && last_in >= o->stop_at_seq) &&
-                (backlog > 0 || ct_mono_ns() - batch_t0 < max_delay_ns))
-                continue;
-        } else if (fs == CT_TIMEOUT) {
-            if (!n) {
-                if (o->progress) progress(&ps, applied, first_applied, o->stop_at_seq, t0, 0);
-                /* Idle, a rebuild may have swapped generations: follow it now, not at the next event. */
-                if (!o->flat && store_generation_changed(s)) goto reopen;
-                continue;
-            }
-        } else {
-            need_open = 1;
-            if (!n) goto retry;
-        }
-
-        if (n) {
-            int64_t now = ct_now_ns();
-            double rate = atomic_load_explicit(&fig->rate, memory_order_relaxed);
-            store_meta meta[6 + COMMIT_META] = {
-                {PROJECTOR_META_STREAM_CREATED, (uint64_t)st.created_ns},
-                {PROJECTOR_META_STREAM_LAST, st.last_seq > bt.in[n - 1].seq ? st.last_seq : bt.in[n - 1].seq},
-                {PROJECTOR_META_COMMIT_NS, (uint64_t)now},
-                {PROJECTOR_META_RATE, (uint64_t)(rate * 1000)},
-                {PROJECTOR_META_DLQ_PUBLISHED, dlq_published},
-                {PROJECTOR_META_SLA_RULES, sla_hash}};
-            cf.events += n;
-            figures_meta(&cf, meta + 6);
-            int64_t commit_t0 = ct_mono_ns();
-            ct_status as = store_apply_meta(s, bt.in, n, now, bt.out, o->notify ? &changes : NULL, meta,
-                                            sizeof meta / sizeof meta[0]);
-            figures_commit(&cf, ct_mono_ns() - commit_t0);
-            if (as != CT_OK) {
-                for (size_t i = 0; i < n; i++) evt_free(bt.in[i].event);
-                n = 0;
-                rc = PROJECTOR_FAIL;
-                goto out;
-            }
-            uint64_t prev_applied = applied;
-            applied = bt.in[n - 1].seq;
-            for (size_t i = 0; i < n; i++) {
-                switch (bt.out[i]) {
-                case STORE_APPLIED: atomic_fetch_add_explicit(&fig->events, 1, memory_order_relaxed); break;
-                case STORE_DUPLICATE: atomic_fetch_add_explicit(&fig->duplicates, 1, memory_order_relaxed); break;
-                case STORE_DEAD_LETTER:
-                    atomic_fetch_add_explicit(&fig->dead_letters, 1, memory_order_relaxed);
-                    /* A rebuild re-derives dead letters the live projector reported already: it
-                     * counts them (below) rather than logging each again. */
-                    ct_log(o->stop_at_seq ? CT_LOG_DEBUG : CT_LOG_WARN, "projector",
-                           "dead letter at sequence %" PRIu64 ": %s: %s", bt.in[i].seq,
-                           bt.in[i].event ? "CONFLICTING_DUPLICATE" : evt_code_str(bt.err[i].code),
-                           bt.in[i].event ? "eventId already applied with different content" : bt.err[i].message);
-                    break;
-                case STORE_SKIPPED: break;
-                }
-                evt_free(bt.in[i].event);
-            }
-            if (o->notify) notify(b, &changes, prev_applied);
-            if (o->dead_letter_stream) flush_dlq(b, s, &dlq_published);
-            atomic_store_explicit(&fig->applied_seq, applied, memory_order_relaxed);
-            if (applied > st.last_seq) st.last_seq = applied;
-            atomic_store_explicit(&fig->stream_last_seq, st.last_seq, memory_order_relaxed);
-            atomic_store_explicit(&fig->last_commit_ns, now, memory_order_relaxed);
-            rate_n += n;
-            int64_t mono = ct_mono_ns();
-            if (mono - rate_t > 1000000000LL) {
-                atomic_store_explicit(&fig->rate, (double)rate_n / ((double)(mono - rate_t) / 1e9),
-                                      memory_order_relaxed);
-                rate_n = 0;
-                rate_t = mono;
-            }
-            if (o->progress) progress(&ps, applied, first_applied, o->stop_at_seq, t0, 0);
-        }
-    reopen:
-        n = 0;
-        batch_t0 = 0;
-        for (size_t i = 0; i < n_lists; i++) bus_batch_free(&lists[i]);
-        n_lists = 0;
-        if (reread) {
-            reread = 0;
+        atomic_store_explicit(&p.fig->connected, bus_is_connected(b), memory_order_relaxed);
+        int g = proj_gather(&p);
+        if (g == GATHER_MORE) continue;
+        if (g == GATHER_RETRY) {
+            proj_pause(&p);
             continue;
         }
-        if (need_open) goto retry;
-        if (o->stop_at_seq && applied >= o->stop_at_seq) break;
-        if (!o->flat && store_generation_changed(s)) {
-            /* A rebuild swapped in a new generation: continue from its checkpoint. */
-            ct_log(CT_LOG_INFO, "projector", "the store was rebuilt; reopening %s", o->data_dir);
-            store_close(s);
-            s = NULL;
-            if (store_open(&s, &so) != CT_OK) {
-                rc = PROJECTOR_FAIL;
-                goto out;
-            }
-            need_open = 1;
+        if (g == GATHER_IDLE) {
+            if (o->progress) progress(&p.ps, p.applied, p.first_applied, o->stop_at_seq, p.t0, 0);
+            /* Idle, a rebuild may have swapped generations: follow it now, not at the next event. */
+            if (proj_follow_swap(&p) != 0) rc = PROJECTOR_FAIL;
+            continue;
         }
-        continue;
-    retry:
-        atomic_store_explicit(&fig->connected, 0, memory_order_relaxed);
-        for (int i = 0; i < 4 && !*stop; i++) usleep(250000);
+        if (p.n) {
+            rc = proj_commit(&p);
+            if (rc != PROJECTOR_OK) break;
+            proj_after_commit(&p);
+        }
+        proj_release(&p, 0);
+        if (p.reread) {
+            p.reread = 0;
+            continue;
+        }
+        if (p.need_open) {
+            proj_pause(&p);
+            continue;
+        }
+        if (o->stop_at_seq && p.applied >= o->stop_at_seq) break;
+        if (proj_follow_swap(&p) != 0) rc = PROJECTOR_FAIL;
     }
-    if (o->progress) progress(&ps, applied, first_applied, o->stop_at_seq ? o->stop_at_seq : applied, t0, 1);
-    if (o->stop_at_seq && !*stop)
-        ct_log(CT_LOG_INFO, "projector", "replayed up to sequence %" PRIu64 ": %" PRIu64 " events applied, %" PRIu64
-               " duplicates, %" PRIu64 " dead letters (GET /api/v1/dead-letters lists them)", applied,
-               atomic_load_explicit(&fig->events, memory_order_relaxed),
-               atomic_load_explicit(&fig->duplicates, memory_order_relaxed),
-               atomic_load_explicit(&fig->dead_letters, memory_order_relaxed));
-out:
-    for (size_t i = 0; i < n; i++) evt_free(bt.in[i].event);
-    for (size_t i = 0; i < n_lists; i++) bus_batch_free(&lists[i]);
-    free(lists);
-    store_changes_free(&changes);
-    bus_consumer_close(c);
-    store_close(s);
-    free(bt.in);
-    free(bt.err);
-    free(bt.out);
+    if (rc == PROJECTOR_OK) {
+        if (o->progress) progress(&p.ps, p.applied, p.first_applied, o->stop_at_seq ? o->stop_at_seq : p.applied, p.t0, 1);
+        if (o->stop_at_seq && !*stop)
+            ct_log(CT_LOG_INFO, "projector", "replayed up to sequence %" PRIu64 ": %" PRIu64 " events applied, %" PRIu64
+                   " duplicates, %" PRIu64 " dead letters (GET /api/v1/dead-letters lists them)", p.applied,
+                   atomic_load_explicit(&p.fig->events, memory_order_relaxed),
+                   atomic_load_explicit(&p.fig->duplicates, memory_order_relaxed),
+                   atomic_load_explicit(&p.fig->dead_letters, memory_order_relaxed));
+    }
+    proj_free(&p);
     return rc;
 }
