@@ -8,9 +8,10 @@ PKGS="build-essential cmake pkg-config git ca-certificates
   liblmdb-dev lmdb-utils
   libprotobuf-c-dev protobuf-c-compiler
   libcivetweb-dev libwebsockets-dev libjansson-dev libinih-dev libcurl4-openssl-dev libssl-dev
-  clang libclang-rt-14-dev valgrind curl python3 openssl
+  clang libclang-rt-14-dev valgrind curl python3 python3-aiosmtpd openssl
   nginx prometheus
   chromium"
+# python3-aiosmtpd is the SMTP server of the relay's email tests (tests/integration/test_relay.py).
 # nginx (the TLS front in a test) and prometheus (for promtool) are installed for the tests only:
 # their services are not started by the installation (policy-rc.d below), and tests run their
 # binaries with configurations of their own.

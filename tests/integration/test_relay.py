@@ -22,12 +22,22 @@ receivers written here (http.server in threads) that record every request and an
 7. kind = slack: {"text": ...} naming the event type and the order or shipment; SIGINT exits 0.
 8. `towerd up --relay FILE`: the simulated route planner's routeDispatched events reach the receiver,
    DATA/relay holds the state, /metrics has tower_relay_* for the destination.
-9. bad relay files: exit 2, FILE:LINE: on stderr, never the secret; --help.
+9. bad relay files: exit 2, FILE:LINE: on stderr, never the secret (nor an SMTP password); --help.
+10. kind = email against a real SMTP server (aiosmtpd): every wanted event once, in order, as a mail with
+    the envelope and From/To/Subject/Message-ID/Date/Content-Type the docs give and the event as canonical
+    JSON in its body; filters; AUTH with username_env/password_env (never logged); a restart resumes.
+11. email retries: an SMTP 451 at DATA and at RCPT retried (the same Message-ID), then delivered; 550 at DATA
+    and at RCPT dead letters after one attempt; the next event delivered.
+12. email to a server that is down: attempts fail (status 0), the breaker opens, nothing is lost; the
+    server up, every event arrives once, in order, the breaker closes.
 
-Environment: TOWER_IT_SLOW, TOWER_IT_KEEP=1, TOWER_IT_VERBOSE=1. Python 3 standard library only.
+Environment: TOWER_IT_SLOW, TOWER_IT_KEEP=1, TOWER_IT_VERBOSE=1. Python 3 standard library, and aiosmtpd
+(Debian's python3-aiosmtpd, tools/setup.sh) for the SMTP server of tests 10-12.
 """
 
 import base64
+import email
+import email.policy
 import email.utils
 import hashlib
 import hmac
@@ -46,6 +56,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import natsfx as fx  # noqa: E402
+
+try:
+    import aiosmtpd.controller  # noqa: E402
+    import aiosmtpd.smtp  # noqa: E402
+except ImportError:
+    # Debian installs python3-aiosmtpd for its own python3; another python3 of the same version (pyenv's)
+    # can use it from there.
+    _deb = "/usr/lib/python3/dist-packages"
+    if os.path.isdir(os.path.join(_deb, "aiosmtpd")) and _deb not in sys.path:
+        sys.path.append(_deb)
+    try:
+        import aiosmtpd.controller  # noqa: E402
+        import aiosmtpd.smtp  # noqa: E402
+    except ImportError:
+        aiosmtpd = None
+if aiosmtpd is not None:
+    import logging
+    import warnings
+    # aiosmtpd warns (and logs) that our test server takes AUTH without TLS: on purpose, on loopback.
+    logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", module=r"aiosmtpd\..*")
 
 TOWERD = None
 STREAM = "TOWER_EVENTS"
@@ -217,6 +248,103 @@ def arrival_ids(reqs):
 
 
 # ---------------------------------------------------------------------------------------------
+# an SMTP server that records every transaction
+
+class Sink:
+    """A real SMTP server (aiosmtpd) on a loopback port. Every transaction (from MAIL FROM on) is recorded
+    in `tries` (n: its number from 1; mail_from, rcpts, stage "RCPT" or "DATA" it ended at, the reply code,
+    at DATA the message parsed (msg), its raw bytes, its Message-ID (mid) and the eventId it is about (eid)).
+    Accepted messages are also in `mails`. `behave(stage, tx)` may answer a stage (RCPT, DATA) with a reply
+    such as "451 4.3.0 try later" instead of accepting. With `auth` = (user, password) the server demands
+    AUTH (offered without TLS here) and records every attempt in `auths`."""
+
+    def __init__(self, behave=None, port=None, auth=None):
+        if aiosmtpd is None:
+            raise AssertionError("the email tests need aiosmtpd: apt-get install python3-aiosmtpd (tools/setup.sh)")
+        self.behave = behave
+        self.cond = threading.Condition()
+        self.tries, self.mails, self.auths = [], [], []
+        self.port = port or fx.free_port()
+        sink = self
+
+        class Handler:
+            async def handle_MAIL(self, server, session, envelope, address, options):
+                with sink.cond:
+                    tx = {"n": len(sink.tries) + 1, "t": time.monotonic(), "wall": time.time(), "mail_from": address,
+                          "rcpts": [], "stage": "MAIL", "code": None, "auth": session.authenticated}
+                    sink.tries.append(tx)
+                    session.tower_tx = tx
+                    sink.cond.notify_all()
+                envelope.mail_from = address
+                return "250 OK"
+
+            async def handle_RCPT(self, server, session, envelope, address, options):
+                tx = session.tower_tx
+                tx["rcpts"].append(address)
+                reply = sink.behave("RCPT", tx) if sink.behave else None
+                if reply:
+                    sink._end(tx, "RCPT", reply)
+                    return reply
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, server, session, envelope):
+                tx = session.tower_tx
+                raw = envelope.original_content or envelope.content
+                msg = email.message_from_bytes(raw, policy=email.policy.default)
+                mid = str(msg.get("Message-ID", ""))
+                m = re.match(r"<(.*)\.[A-Za-z0-9_-]+@tower>$", mid)
+                tx.update(raw=raw, msg=msg, mid=mid, eid=m.group(1) if m else None,
+                          envelope_rcpts=list(envelope.rcpt_tos))
+                with sink.cond:
+                    tx["k"] = sum(1 for x in sink.tries if x.get("mid") == mid)
+                reply = (sink.behave("DATA", tx) if sink.behave else None) or "250 Message accepted"
+                sink._end(tx, "DATA", reply)
+                return reply
+
+        def authenticator(server, session, envelope, mechanism, data):
+            ok = (data.login.decode(), data.password.decode()) == tuple(auth)
+            with sink.cond:
+                sink.auths.append((mechanism, data.login.decode(), data.password.decode(), ok))
+            return aiosmtpd.smtp.AuthResult(success=ok)
+
+        kw = {}
+        if auth:
+            kw = dict(auth_required=True, auth_require_tls=False, authenticator=authenticator)
+        self.controller = aiosmtpd.controller.Controller(Handler(), hostname="127.0.0.1", port=self.port,
+                                                         ready_timeout=fx.tmo(10), **kw)
+        self.started = False
+
+    def _end(self, tx, stage, reply):
+        with self.cond:
+            tx["stage"], tx["code"] = stage, int(reply[:3])
+            if stage == "DATA" and tx["code"] == 250:
+                self.mails.append(tx)
+            self.cond.notify_all()
+
+    def start(self):
+        self.controller.start()
+        self.started = True
+        return self
+
+    def url(self, scheme="smtp"):
+        return "%s://127.0.0.1:%d" % (scheme, self.port)
+
+    def snapshot(self):
+        with self.cond:
+            return [dict(t) for t in self.tries]
+
+    def delivered(self):
+        with self.cond:
+            return [t["eid"] for t in self.mails]
+
+    def close(self):
+        if self.started:
+            self.started = False
+            self.controller.stop()
+
+
+# ---------------------------------------------------------------------------------------------
 # `towerd relay` as a child process
 
 class Relay:
@@ -293,6 +421,7 @@ class RelayTest(unittest.TestCase):
         self.state = os.path.join(self.root, "state")
         self.relays = []
         self.receivers = []
+        self.sinks = []
         self.npub = 0
 
     def tearDown(self):
@@ -300,6 +429,8 @@ class RelayTest(unittest.TestCase):
             r.kill9()
         for rc in self.receivers:
             rc.close()
+        for sk in self.sinks:
+            sk.close()
         for r in self.relays:
             self.assertNotRegex(fx.tail(r.log_path, 2000), r"(AddressSanitizer|LeakSanitizer|runtime error:)",
                                 r.log(200))
@@ -309,6 +440,49 @@ class RelayTest(unittest.TestCase):
         rc = Receiver(behave)
         self.receivers.append(rc)
         return rc
+
+    def sink(self, behave=None, port=None, auth=None, start=True):
+        sk = Sink(behave, port, auth)
+        self.sinks.append(sk)
+        return sk.start() if start else sk
+
+    def check_mail(self, tx, dest, published, seqs, prefix="[tower]", sender="tower@example.com",
+                   rcpts=("ops@example.com", "other@example.com")):
+        """An accepted mail as docs/outbound.md says; published maps eventId -> the event as published."""
+        msg = tx["msg"]
+        eid = tx["eid"]
+        self.assertIn(eid, published, "a mail about an event we did not publish: %s" % tx["mid"])
+        ev = published[eid]
+        typ = next(k for k in ev if isinstance(ev[k], dict) and k != "source")
+        self.assertEqual(tx["mail_from"], sender, "the envelope's sender")
+        self.assertEqual(tx["envelope_rcpts"], list(rcpts), "the envelope's recipients")
+        self.assertEqual(msg["From"].addresses[0].addr_spec, sender)
+        self.assertEqual([a.addr_spec for a in msg["To"].addresses], list(rcpts))
+        what, ref = next((w, ev[k]) for w, k in (("shipment", "shipmentId"), ("order", "orderId"), ("route", "routeId"))
+                         if k in ev)
+        self.assertEqual(str(msg["Subject"]), "%s %s %s %s" % (prefix, typ, what, ref))
+        self.assertEqual(tx["mid"], "<%s.%s@tower>" % (eid, dest), "Message-ID from the idempotency id")
+        when = email.utils.parsedate_to_datetime(str(msg["Date"])).timestamp()
+        self.assertLess(abs(when - tx["wall"]), 120, "Date is not now: %s" % msg["Date"])
+        self.assertEqual(msg.get_content_type(), "text/plain")
+        self.assertEqual(msg.get_content_charset(), "utf-8")
+        self.assertEqual(len(msg.get_all("Message-ID")), 1)
+        body = msg.get_content()
+        self.assertIn(eid, body.splitlines()[2], "the facts name the event: %r" % body[:300])
+        self.assertIn("sequence     %d" % seqs[eid], body)
+        # The event as canonical JSON, on the line after the marker: the published one.
+        lines = body.splitlines()
+        self.assertIn("The event (canonical JSON):", lines, repr(body))
+        i = lines.index("The event (canonical JSON):")
+        doc = json.loads(lines[i + 1])
+        self.assertEqual(doc["eventId"], eid)
+        self.assertIn(typ, doc, doc)
+        for k in ("orderId", "shipmentId", "routeId", "warehouseId", "carrierId"):
+            self.assertEqual(doc.get(k), ev.get(k), "%s in %s" % (k, doc))
+        self.assertEqual(doc["source"]["system"], ev["source"]["system"])
+        self.assertEqual(doc["occurredAt"][:19], ev["occurredAt"][:19])
+        self.assertEqual(doc[typ], ev[typ], doc)
+        return doc
 
     def publish(self, events):
         """Publish with `towerd publish`; returns [(seq, eventId)] of the whole stream."""
@@ -928,6 +1102,21 @@ class RelayTest(unittest.TestCase):
             ("bad-section", ["[dest a]", "url = " + url, "events = *"], 1, []),
             ("bad-name", ["[destination a/b]", "url = " + url, "events = *"], 1, []),
             ("no-url", ["[destination a]", "events = *"], None, []),
+            ("email-signed", ["[destination m]", "kind = email", "url = smtp://127.0.0.1:9", "from = t@example.com",
+                              "to = ops@example.com", "events = *", "secret_file = " + good_secret], 7,
+             [secret, secret[6:]]),
+            ("email-key-on-webhook", ["[destination a]", "url = " + url, "events = *", "to = ops@example.com"], 4, []),
+            ("email-bad-to", ["[destination m]", "kind = email", "url = smtp://127.0.0.1:9", "from = t@example.com",
+                              "to = ops@example.com, nobody", "events = *"], 5, []),
+            ("email-no-to", ["[destination m]", "kind = email", "url = smtp://127.0.0.1:9", "from = t@example.com",
+                             "events = *"], 1, []),
+            ("email-http-url", ["[destination m]", "kind = email", "url = " + url, "from = t@example.com",
+                                "to = ops@example.com", "events = *"], 3, []),
+            ("email-url-credentials", ["[destination m]", "kind = email",
+                                       "url = smtp://u:SECRETMARK4@127.0.0.1:9", "events = *"], 3, ["SECRETMARK4"]),
+            ("email-password-alone", ["[destination m]", "kind = email", "url = smtp://127.0.0.1:9",
+                                      "from = t@example.com", "to = ops@example.com", "events = *",
+                                      "password_env = RELAY_IT_PASSWORD"], 7, ["SECRETMARK3"]),
         ]
         for name, lines, line, secrets in cases:
             path = os.path.join(self.root, name + ".ini")
@@ -935,7 +1124,7 @@ class RelayTest(unittest.TestCase):
                 f.write("\n".join(lines) + "\n")
             state = os.path.join(self.root, "state-" + name)
             res = self.t.run("relay", "--nats", self.nats.url, "--relay", path, "--state", state,
-                             env={"RELAY_IT_BAD": env_secret}, timeout=15)
+                             env={"RELAY_IT_BAD": env_secret, "RELAY_IT_PASSWORD": "pw-SECRETMARK3"}, timeout=15)
             self.assertEqual(res.rc, 2, "%s: %s" % (name, res.describe()))
             if line is None:
                 self.assertRegex(res.err, re.escape(path) + r":\d+:", name)
@@ -961,6 +1150,156 @@ class RelayTest(unittest.TestCase):
             self.assertIn(word, res.out, res.describe())
         res = self.t.run("relay", "--nats", self.nats.url, "--state", self.state, timeout=30)
         self.assertEqual(res.rc, 2, res.describe())
+
+    # ---- 10
+    def test_10_email_delivery(self):
+        plain = self.sink()
+        authed = self.sink(auth=("tower-relay", "s3cret-PASSMARK"))
+        evs = [
+            route("rd-1", 1, warehouseId="dc-1", carrierId="dhl"),
+            event("dc-1", "deliveryCompleted", 2, orderId="O-1", shipmentId="SH1", warehouseId="dc-2", carrierId="dhl"),
+            event("da-1", "deliveryAttempted", 3, shipmentId="SH2", warehouseId="dc-2", carrierId="ups"),
+            event("pod-1", "podCaptured", 4, shipmentId="SH1", warehouseId="dc-2", carrierId="dhl"),
+            route("rd-2", 5, warehouseId="dc-2", carrierId="ups"),
+            event("dc-2", "deliveryCompleted", 6, orderId="O-2", shipmentId="SH3", warehouseId="dc-1", carrierId="ups"),
+        ]
+        stream = self.publish(evs)
+        seqs = {eid: s for s, eid in stream}
+        published = {e["eventId"]: e for e in evs}
+        last = self.last_seq()
+        mail = dict(kind="email", **{"from": "tower@example.com"}, to="ops@example.com, other@example.com",
+                    timeout="3s", backoff_min="100ms", backoff_max="300ms")
+        conf = self.relay_file([
+            ("mail", dict(url=plain.url(), events="routeDispatched, deliveryCompleted, podCaptured", **mail)),
+            ("dc2-mail", dict(url=authed.url(), events="*", warehouses="dc-2", subject_prefix="[dc-2 ops]",
+                              username_env="RELAY_IT_USER", password_env="RELAY_IT_PASSWORD", **mail)),
+        ])
+        env = {"RELAY_IT_USER": "tower-relay", "RELAY_IT_PASSWORD": "s3cret-PASSMARK", "TOWER_LOG": "debug"}
+        r = self.relay(conf, env=env).start()
+        want = {"mail": ["rd-1", "dc-1", "pod-1", "rd-2", "dc-2"], "dc2-mail": ["dc-1", "da-1", "pod-1", "rd-2"]}
+        self.wait_checkpoints(["mail", "dc2-mail"], last)
+        self.assertEqual(plain.delivered(), want["mail"], "each wanted event once, in stream order")
+        self.assertEqual(authed.delivered(), want["dc2-mail"], "the warehouse filter, each once, in order")
+        self.assertEqual([t["code"] for t in plain.snapshot()], [250] * 5, "one transaction per event")
+        for tx in plain.mails:
+            self.check_mail(tx, "mail", published, seqs)
+        for tx in authed.mails:
+            self.check_mail(tx, "dc2-mail", published, seqs, prefix="[dc-2 ops]")
+            self.assertTrue(tx["auth"], "every mail to the AUTH server sent after AUTH")
+        self.assertTrue(authed.auths, "the relay authenticated")
+        self.assertTrue(all(a[1:] == ("tower-relay", "s3cret-PASSMARK", True) for a in authed.auths), authed.auths)
+        self.assertEqual(plain.auths, [])
+        # A mail names the event in its subject: spot-check one exactly.
+        self.assertEqual(str(plain.mails[1]["msg"]["Subject"]), "[tower] deliveryCompleted shipment SH1")
+        self.assertEqual(str(authed.mails[3]["msg"]["Subject"]), "[dc-2 ops] routeDispatched route R5")
+        st = self.wait_status("mail", delivered=5, attempts=5, failed=0, dead=0, skipped=1, checkpoint=last,
+                              breaker="closed")
+        self.assertTrue(st["lastOkAt"], st)
+        self.wait_status("dc2-mail", delivered=4, attempts=4, failed=0, dead=0, checkpoint=last)
+        self.assertEqual(r.stop(), 0, r.log())
+        # A restart delivers only what is new.
+        stream = self.publish([route("rd-3", 7, warehouseId="dc-2")])
+        seqs = {eid: s for s, eid in stream}
+        published["rd-3"] = route("rd-3", 7, warehouseId="dc-2")
+        r.start()
+        self.wait_checkpoints(["mail", "dc2-mail"], self.last_seq())
+        self.assertEqual(plain.delivered(), want["mail"] + ["rd-3"])
+        self.assertEqual(authed.delivered(), want["dc2-mail"] + ["rd-3"])
+        self.check_mail(plain.mails[-1], "mail", published, seqs)
+        self.assertEqual(r.stop(), 0, r.log())
+        # The password is never logged nor written to the state.
+        with open(r.log_path, errors="replace") as f:
+            text = f.read()
+        self.assertNotIn("PASSMARK", text)
+        self.assertIn("email", text, "the log names the destination's kind")
+        for name in os.listdir(self.state):
+            with open(os.path.join(self.state, name), errors="replace") as f:
+                self.assertNotIn("PASSMARK", f.read(), name)
+
+    # ---- 11
+    def test_11_email_transient_retried_refusal_dead(self):
+        # Transactions in order: e-1 451 at DATA, then accepted; e-2 550 at DATA (dead); e-3 451 at RCPT,
+        # then accepted; e-4 550 at RCPT (dead); e-5 accepted.
+        def behave(stage, tx):
+            if stage == "RCPT":
+                return {4: "451 4.7.1 greylisted, try again later", 6: "550 5.1.1 mailbox unavailable"}.get(tx["n"])
+            if tx["eid"] == "e-1" and tx["k"] == 1:
+                return "451 4.3.0 temporary failure"
+            if tx["eid"] == "e-2":
+                return "550 5.7.1 message refused"
+            return None
+
+        sk = self.sink(behave)
+        evs = [route("e-%d" % i, i) for i in range(1, 6)]
+        stream = self.publish(evs)
+        seqs = {eid: s for s, eid in stream}
+        published = {e["eventId"]: e for e in evs}
+        last = self.last_seq()
+        conf = self.relay_file([("mail", dict(kind="email", url=sk.url(), **{"from": "tower@example.com"},
+                                              to="ops@example.com, other@example.com", events="routeDispatched",
+                                              timeout="3s", max_attempts="5", backoff_min="300ms",
+                                              backoff_max="600ms", breaker_failures="20"))])
+        r = self.relay(conf).start()
+        self.wait_checkpoints(["mail"], last)
+        tries = sk.snapshot()
+        self.assertEqual([(t["stage"], t["code"], t.get("eid")) for t in tries],
+                         [("DATA", 451, "e-1"), ("DATA", 250, "e-1"), ("DATA", 550, "e-2"), ("RCPT", 451, None),
+                          ("DATA", 250, "e-3"), ("RCPT", 550, None), ("DATA", 250, "e-5")],
+                         "4xx retried, 5xx not, every event once accepted or given up")
+        self.assertEqual(sk.delivered(), ["e-1", "e-3", "e-5"])
+        for tx in sk.mails:
+            self.check_mail(tx, "mail", published, seqs)
+        # The retry of e-1 is the same message (the same Message-ID and body), after the backoff.
+        a, b = tries[0], tries[1]
+        self.assertEqual(a["mid"], b["mid"])
+        self.assertEqual(a["msg"].get_content(), b["msg"].get_content())
+        gap = b["t"] - a["t"]
+        fx.log("email retry gap after a 451: %.3f s" % gap)
+        self.assertGreaterEqual(gap, 0.28, "the retry waits backoff_min")
+        self.assertGreaterEqual(tries[4]["t"] - tries[3]["t"], 0.28, "a 451 at RCPT is retried after backoff_min")
+        dead = self.dead_letters("mail")
+        self.assertEqual([(d.get("eventId"), d.get("seq"), [a.get("status") for a in d.get("attempts", [])])
+                          for d in dead], [("e-2", seqs["e-2"], [550]), ("e-4", seqs["e-4"], [550])], dead)
+        for d in dead:
+            self.assertIn("550", d["attempts"][0].get("error", ""), d)
+        self.wait_status("mail", delivered=3, attempts=7, failed=4, dead=2, checkpoint=last, breaker="closed")
+        self.assertEqual(r.stop(), 0, r.log())
+
+    # ---- 12
+    def test_12_email_server_down_breaker(self):
+        port = fx.free_port()
+        evs = [route("d-%d" % i, i) for i in range(1, 5)]
+        stream = self.publish(evs)
+        seqs = {eid: s for s, eid in stream}
+        published = {e["eventId"]: e for e in evs}
+        last = self.last_seq()
+        sk = self.sink(port=port, start=False)
+        conf = self.relay_file([("mail", dict(kind="email", url=sk.url(), **{"from": "tower@example.com"},
+                                              to="ops@example.com, other@example.com", events="*",
+                                              timeout="500ms", max_attempts="1000", backoff_min="100ms",
+                                              backoff_max="200ms", breaker_failures="3", breaker_cooldown="1s"))])
+        r = self.relay(conf).start()
+        def opened():
+            s = self.status("mail")
+            return s if s and s.get("breaker") in ("open", "half-open") and s.get("failed", 0) >= 3 else None
+
+        st = self.wait(opened, 15, "the breaker opens while the server is down", lambda: str(self.status("mail")))
+        self.assertEqual((st["delivered"], st["dead"]), (0, 0), st)
+        self.assertTrue(st["lastError"], st)
+        self.assertTrue(st["failingSince"], st)
+        self.assertEqual(self.dead_letters("mail"), [], "no answer is retried, never a dead letter")
+        self.assertIn(self.checkpoint("mail"), (None, 0))
+        # Probes go on while it is down (half-open after each cooldown): more failures, still nothing lost.
+        self.wait(lambda: (self.status("mail") or {}).get("failed", 0) >= 5, 10, "half-open probes",
+                  lambda: str(self.status("mail")))
+        sk.start()
+        self.wait_checkpoints(["mail"], last, timeout=20)
+        self.assertEqual(sk.delivered(), [e["eventId"] for e in evs], "every event once, in order, nothing lost")
+        for tx in sk.mails:
+            self.check_mail(tx, "mail", published, seqs)
+        self.wait_status("mail", delivered=4, dead=0, checkpoint=last, breaker="closed")
+        self.assertEqual(r.stop(), 0, r.log())
+        self.assertIn("breaker open", fx.tail(r.log_path, 200), "the log says the breaker opened")
 
 
 def main():

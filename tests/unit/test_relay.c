@@ -1,5 +1,6 @@
 /* Unit tests of the outbound relay's pure parts: the relay file, the destinations' filters, Standard Webhooks
- * secrets and signatures, the backoff, Retry-After and the circuit breaker. */
+ * secrets and signatures, the email a kind = email destination sends, the backoff, Retry-After and the
+ * circuit breaker. */
 #include "relay.h"
 #include "test.h"
 
@@ -88,14 +89,33 @@ static void conf_good(void)
                             "[destination chat]\n"
                             "kind = slack\n"
                             "events = deliveryAttempted ; an inline comment\n"
-                            "url = https://hooks.slack.example/services/T0/B0/xyz\n",
+                            "url = https://hooks.slack.example/services/T0/B0/xyz\n"
+                            "[destination mail]\n"
+                            "from = tower@example.com\n" /* before kind: the keys do not depend on the order */
+                            "kind = email\n"
+                            "url = smtp://127.0.0.1:2525\n"
+                            "to = ops@example.com , Other.Person+tower@mail.example.co.uk\n"
+                            "subject_prefix = [dc-1 tower]\n"
+                            "username_env = RELAY_TEST_USER\n"
+                            "password_env = RELAY_TEST_PASSWORD\n"
+                            "events = deliveryCompleted\n"
+                            "warehouses = dc-1\n"
+                            "max_attempts = 4\n"
+                            "[destination mail2]\n"
+                            "kind = email\n"
+                            "url = smtps://mail.example.com\n"
+                            "from = t@localhost\n"
+                            "to = a@localhost\n"
+                            "events = *\n",
                             secret);
+    setenv("RELAY_TEST_USER", "tower-relay", 1);
+    setenv("RELAY_TEST_PASSWORD", "pa ss=w0rd", 1);
     relay_conf c;
     char err[512];
     T_EQ_INT(load(text, &c, err, sizeof err), CT_OK);
     T_EQ_STR(err, "");
-    T_EQ_INT(c.n, 3);
-    if (c.n == 3) {
+    T_EQ_INT(c.n, 5);
+    if (c.n == 5) {
         relay_dest *d = &c.v[0];
         T_EQ_STR(d->name, "ops-hook");
         T_EQ_STR(d->url, "https://hooks.example.com/tower");
@@ -148,12 +168,45 @@ static void conf_good(void)
         T_EQ_INT(d->secret_len, 0);
         T_EQ_INT(d->n_events, 1);
         if (d->n_events == 1) T_EQ_STR(d->events[0], "deliveryAttempted");
+        /* Not email: none of its fields. */
+        for (int i = 0; i < 3; i++)
+            T_ASSERT(!c.v[i].mail_from && !c.v[i].mail_to && !c.v[i].n_mail_to && !c.v[i].subject_prefix &&
+                     !c.v[i].smtp_user && !c.v[i].smtp_password);
+
+        d = &c.v[3];
+        T_EQ_STR(d->name, "mail");
+        T_EQ_INT(d->kind, RELAY_EMAIL);
+        T_EQ_STR(d->url, "smtp://127.0.0.1:2525");
+        T_EQ_STR(d->mail_from, "tower@example.com");
+        T_EQ_INT(d->n_mail_to, 2);
+        if (d->n_mail_to == 2) {
+            T_EQ_STR(d->mail_to[0], "ops@example.com");
+            T_EQ_STR(d->mail_to[1], "Other.Person+tower@mail.example.co.uk");
+        }
+        T_EQ_STR(d->subject_prefix, "[dc-1 tower]");
+        T_EQ_STR(d->smtp_user, "tower-relay");
+        T_EQ_STR(d->smtp_password, "pa ss=w0rd");
+        T_ASSERT(d->secret == NULL);
+        T_EQ_INT(d->n_warehouses, 1);
+        T_EQ_INT(d->max_attempts, 4);
+        T_EQ_INT(d->timeout_ns, S(5));
+
+        d = &c.v[4];
+        T_EQ_STR(d->name, "mail2");
+        T_EQ_INT(d->kind, RELAY_EMAIL);
+        T_EQ_STR(d->url, "smtps://mail.example.com");
+        T_EQ_STR(d->mail_from, "t@localhost");
+        T_EQ_INT(d->n_mail_to, 1);
+        T_EQ_STR(d->subject_prefix, "[tower]"); /* the default */
+        T_ASSERT(d->smtp_user == NULL && d->smtp_password == NULL);
     }
     relay_conf_free(&c);
     T_EQ_INT(c.n, 0);
     relay_conf_free(&c); /* twice: a no-op */
     relay_conf_free(NULL);
     unsetenv("RELAY_TEST_SECRET");
+    unsetenv("RELAY_TEST_USER");
+    unsetenv("RELAY_TEST_PASSWORD");
     free(text);
     free(secret);
 }
@@ -163,6 +216,8 @@ static void conf_errors(void)
 {
     setenv("RELAY_TEST_EMPTY", "", 1);
     unsetenv("RELAY_TEST_UNSET");
+    setenv("RELAY_TEST_GOOD", ENV_SECRET, 1);
+    setenv("RELAY_TEST_CTRL", "pass\r\nword", 1);
     static const struct {
         const char *text;
         int line;
@@ -199,7 +254,7 @@ static void conf_errors(void)
          1, "must be 1-64 characters"},
         {"[destination]\nurl = http://x\n", 1, "[destination] needs a name"},
         {"[destination a\nurl = http://x\n", 1, "section header without ']'"},
-        {"[destination a]\nurl = http://x\nkind = teams\n", 3, "kind \"teams\" is not webhook or slack"},
+        {"[destination a]\nurl = http://x\nkind = teams\n", 3, "kind \"teams\" is not webhook, slack or email"},
         {"[destination a]\nurl = http://x\nmax_attempts = 0\n", 3, "max_attempts \"0\" is not a positive integer"},
         {"[destination a]\nurl = http://x\nbreaker_failures = many\n", 3, "breaker_failures \"many\" is not"},
         {"[destination a]\nurl = http://x\nurl = http://y\n", 3, "key \"url\" given twice (first on line 2)"},
@@ -211,6 +266,57 @@ static void conf_errors(void)
          "environment variable RELAY_TEST_EMPTY is not set"},
         {"[destination a]\nurl = http://x\nsecret_env = RELAY_TEST_UNSET\nsecret_file = /x\n", 3, "is not set"},
         {"[destination a]\nurl = http://x\nthis line has no equals sign\n", 3, "syntax error"},
+        /* kind = email: its keys, and the keys it does not take (wherever kind is written). */
+#define M "[destination m]\nkind = email\nurl = smtp://127.0.0.1:2525\nevents = *\n"
+#define MFT "from = tower@example.com\nto = ops@example.com\n"
+        {M MFT "secret_env = RELAY_TEST_GOOD\n", 7, "destination m: secret_env is not for kind = email"},
+        {"[destination m]\nsecret_env = RELAY_TEST_GOOD\nurl = smtp://x\nevents = *\n" MFT "kind = email\n", 2,
+         "destination m: secret_env is not for kind = email"},
+        {"[destination a]\nurl = http://x\nevents = *\nfrom = tower@example.com\n", 4,
+         "destination a: from is only for kind = email"},
+        {"[destination a]\nurl = http://x\nkind = slack\nevents = *\nto = a@b.c\nsubject_prefix = [x]\n", 5,
+         "destination a: to is only for kind = email"},
+        {"[destination a]\nurl = http://x\nevents = *\npassword_env = RELAY_TEST_GOOD\n", 4,
+         "destination a: password_env is only for kind = email"},
+        {"[destination m]\nkind = email\nurl = https://mail.example.com/\nevents = *\n" MFT, 3,
+         "destination m: a kind = email url starts with smtp:// or smtps://"},
+        {"[destination a]\nurl = smtp://mail.example.com:25\nevents = *\n", 2,
+         "destination a: url must start with http:// or https:// (smtp:// is for kind = email)"},
+        {"[destination m]\nkind = email\nurl = smtp://u:hunter2@mail.example.com\n", 3,
+         "url carries credentials: give them with username_env and password_env"},
+        {"[destination m]\nurl = smtps://\n", 2, "url has no host"},
+        {"[destination a]\nurl = imap://mail.example.com\n", 2,
+         "url must start with http:// or https:// (smtp:// or smtps:// for kind = email)"},
+        {M "from = tower@example.com\n", 1, "destination m: kind = email needs from and to"},
+        {M "to = ops@example.com\n", 1, "destination m: kind = email needs from and to"},
+        {M "from = tower at example.com\n", 5, "from \"tower at example.com\" is not an email address (local@domain)"},
+        {M "from = tower@\n", 5, "from \"tower@\" is not an email address"},
+        {M "from = @example.com\n", 5, "from \"@example.com\" is not an email address"},
+        {M "from = tower@example..com\n", 5, "is not an email address"},
+        {M "from = <tower@example.com>\n", 5, "is not an email address"},
+        {M "from = a,b@example.com\n", 5, "is not an email address"},
+        {M "to = ops@example.com, ops\n", 5, "to: \"ops\" is not an email address (local@domain)"},
+        {M "to = ops@example.com,, b@example.com\n", 5, "to has an empty item"},
+        {M "to = ops@exa_mple.com\n", 5, "to: \"ops@exa_mple.com\" is not an email address"},
+        {M "to = a@x.y,b@x.y,c@x.y,d@x.y,e@x.y,f@x.y,g@x.y,h@x.y,i@x.y,j@x.y,k@x.y,l@x.y,m@x.y,n@x.y,o@x.y,"
+           "p@x.y,q@x.y,r@x.y,s@x.y,t@x.y,u@x.y\n",
+         5, "to has 21 addresses: at most 20"},
+        {M "subject_prefix = [t\xc3\xb6wer]\n", 5, "subject_prefix must be 1-64 printable ASCII characters"},
+        {M "subject_prefix = 12345678901234567890123456789012345678901234567890123456789012345\n", 5,
+         "subject_prefix must be 1-64"},
+        {M MFT "username_env = RELAY_TEST_UNSET\npassword_env = RELAY_TEST_GOOD\n", 7,
+         "username_env: environment variable RELAY_TEST_UNSET is not set"},
+        {M MFT "username_env = RELAY_TEST_GOOD\npassword_env = RELAY_TEST_EMPTY\n", 8,
+         "password_env: environment variable RELAY_TEST_EMPTY is not set"},
+        {M MFT "username_env =\n", 7, "username_env needs a value"},
+        {M MFT "username_env = RELAY_TEST_GOOD\npassword_env = RELAY_TEST_CTRL\n", 8,
+         "password_env: environment variable RELAY_TEST_CTRL holds a control character"},
+        {M MFT "username_env = RELAY_TEST_GOOD\n", 7, "destination m: username_env and password_env go together"},
+        {M MFT "password_env = RELAY_TEST_GOOD\n", 7, "destination m: username_env and password_env go together"},
+        {M MFT "to = other@example.com\n", 7, "key \"to\" given twice (first on line 6)"},
+        {M MFT "colour = blue\n", 7, "for kind = email from, to, subject_prefix, username_env, password_env"},
+#undef M
+#undef MFT
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         relay_conf c = {.n = 99};
@@ -222,9 +328,12 @@ static void conf_errors(void)
             T_FAIL("case %zu: status %d, err \"%s\"; wanted CT_INVALID, \"%s...%s\"", i, (int)st, err, want,
                    cases[i].problem);
         T_ASSERT(c.n == 0 && c.v == NULL);
+        T_ASSERT(strstr(err, "hunter2") == NULL);
         free(want);
     }
     unsetenv("RELAY_TEST_EMPTY");
+    unsetenv("RELAY_TEST_GOOD");
+    unsetenv("RELAY_TEST_CTRL");
 }
 
 /* Errors that depend on two lines, the whole file, or other files. */
@@ -404,6 +513,171 @@ static void dest_wants(void)
     evt_free(both);
     evt_free(carried);
     evt_free(bare);
+}
+
+/* ---- the email of kind = email -------------------------------------------------------------------------------- */
+
+/* Decode quoted-printable (RFC 2045): "=XX", soft breaks "=\r\n"; hard breaks become "\n". */
+static char *qp_decode(const char *s)
+{
+    char *out = malloc(strlen(s) + 1), *o = out;
+    while (*s) {
+        if (s[0] == '=' && s[1] == '\r' && s[2] == '\n') s += 3;
+        else if (s[0] == '=' && s[1] && s[2]) {
+            char h[3] = {s[1], s[2], 0};
+            *o++ = (char)strtol(h, NULL, 16);
+            s += 3;
+        } else if (s[0] == '\r' && s[1] == '\n') {
+            *o++ = '\n';
+            s += 2;
+        } else *o++ = *s++;
+    }
+    *o = 0;
+    return out;
+}
+
+/* The value of header name in a message (unfolded: CRLF + blank joined with a blank), or NULL. */
+static char *header(const char *msg, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = msg; p && *p && !(p[0] == '\r' && p[1] == '\n');
+         p = strstr(p, "\r\n") ? strstr(p, "\r\n") + 2 : NULL) {
+        if (strncmp(p, name, n) != 0 || p[n] != ':') continue;
+        ct_buf v = {0};
+        const char *q = p + n + 1;
+        while (*q == ' ') q++;
+        for (;;) {
+            const char *end = strstr(q, "\r\n");
+            ct_buf_add(&v, q, (size_t)(end - q));
+            if (end[2] != ' ' && end[2] != '\t') break;
+            q = end + 2;
+        }
+        ct_buf_addc(&v, 0);
+        return v.data;
+    }
+    return NULL;
+}
+
+static void email_message(void)
+{
+    char *to[] = {"ops@example.com", "other@example.com"};
+    relay_dest d = {.name = "mail", .kind = RELAY_EMAIL, .mail_from = "tower@example.com", .mail_to = to,
+                    .n_mail_to = 2, .subject_prefix = "[tower]"};
+    /* A long reason with '=', non-ASCII and a trailing blank: quoted-printable keeps every byte. */
+    char reason[600];
+    ct_buf r = {0};
+    while (r.len < 420) ct_buf_adds(&r, "Façade = closed; ");
+    ct_buf_adds(&r, "end ");
+    snprintf(reason, sizeof reason, "%s", r.data);
+    ct_buf_free(&r);
+    char *json = ct_sprintf("{\"eventId\":\"da-7\",\"occurredAt\":\"2026-11-27T08:00:00Z\","
+                            "\"source\":{\"system\":\"carrier\"},\"orderId\":\"O-5\",\"shipmentId\":\"SH-5\","
+                            "\"warehouseId\":\"dc-1\",\"carrierId\":\"dhl\","
+                            "\"deliveryAttempted\":{\"reason\":\"%s\"}}",
+                            reason);
+    evt_event *e = event(json);
+    free(json);
+    ct_buf m = {0};
+    relay_email_message(&d, e, 1234, INT64_C(1796000000), &m);
+    ct_buf_addc(&m, 0);
+    const char *msg = m.data;
+
+    /* Headers: exactly these values; CRLF line ends only; no line over 78 characters. */
+    char *h;
+    T_EQ_STR((h = header(msg, "Date")), "Mon, 30 Nov 2026 00:53:20 +0000");
+    free(h);
+    T_EQ_STR((h = header(msg, "From")), "<tower@example.com>");
+    free(h);
+    T_EQ_STR((h = header(msg, "To")), "<ops@example.com>, <other@example.com>");
+    free(h);
+    T_EQ_STR((h = header(msg, "Subject")), "[tower] deliveryAttempted shipment SH-5");
+    free(h);
+    T_EQ_STR((h = header(msg, "Message-ID")), "<da-7.mail@tower>");
+    free(h);
+    T_EQ_STR((h = header(msg, "Content-Type")), "text/plain; charset=utf-8");
+    free(h);
+    T_EQ_STR((h = header(msg, "Content-Transfer-Encoding")), "quoted-printable");
+    free(h);
+    T_EQ_STR((h = header(msg, "MIME-Version")), "1.0");
+    free(h);
+    T_EQ_STR((h = header(msg, "X-Tower-Sequence")), "1234");
+    free(h);
+    T_ASSERT(strncmp(msg, "Date: ", 6) == 0);
+    size_t longest = 0, bare_lf = 0, high = 0;
+    for (const char *p = msg, *line = msg; *p; p++) {
+        if ((unsigned char)*p >= 0x80) high++;
+        if (*p != '\n') continue;
+        if (p == msg || p[-1] != '\r') bare_lf++;
+        if ((size_t)(p - line) > longest) longest = (size_t)(p - line);
+        line = p + 1;
+    }
+    T_EQ_INT(bare_lf, 0);
+    T_EQ_INT(high, 0);
+    test_checks++;
+    if (longest > 77) T_FAIL("a line of %zu characters (with its CR)", longest);
+
+    /* The body: the facts, then the canonical JSON, byte for byte after decoding. */
+    const char *body = strstr(msg, "\r\n\r\n");
+    T_ASSERT(body != NULL);
+    char *text = qp_decode(body ? body + 4 : "");
+    T_ASSERT(strncmp(text, "deliveryAttempted: shipment SH-5 at 2026-11-27T08:00:00Z\n", 57) == 0);
+    T_ASSERT(strstr(text, "\nevent        da-7\n") != NULL);
+    T_ASSERT(strstr(text, "\norder        O-5\n") != NULL);
+    T_ASSERT(strstr(text, "\nwarehouse    dc-1\n") != NULL);
+    T_ASSERT(strstr(text, "\ncarrier      dhl\n") != NULL);
+    T_ASSERT(strstr(text, "\nsequence     1234\n") != NULL);
+    T_ASSERT(strstr(text, "\ndestination  mail\n") != NULL);
+    T_ASSERT(strstr(text, "\nroute") == NULL); /* no route: no line */
+    json_t *j = evt_to_json(e);
+    char *canon = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    char *want = ct_sprintf("\nThe event (canonical JSON):\n%s\n", canon);
+    T_ASSERT(strstr(canon, "Façade = closed") != NULL);
+    test_checks++;
+    const char *at = strstr(text, want);
+    if (!at || at[strlen(want)] != 0) T_FAIL("the JSON at the end of the body: %s", text);
+    free(want);
+    free(canon);
+    free(text);
+    ct_buf_free(&m);
+    evt_free(e);
+
+    /* The subject names the shipment, else the order, else the route, else the event; the prefix is the
+     * destination's; Message-IDs are dot-atoms, the same for every attempt, different per destination. */
+    static const struct {
+        const char *ev, *subject, *msgid;
+    } cases[] = {
+        {EV("ord:1", "\"orderId\":\"O-9\",\"orderApproved\":{}"), "[dc-1] orderApproved order O-9",
+         "<ord=1.m-2@tower>"},
+        {EV(".r..1.", "\"routeId\":\"R1\",\"routeDispatched\":{}"), "[dc-1] routeDispatched route R1",
+         "<~r.~1.~m-2@tower>"},
+        {EV("pc-1", "\"orderId\":\"O-1\",\"shipmentId\":\"S-1\",\"packCompleted\":{}"),
+         "[dc-1] packCompleted shipment S-1", "<pc-1.m-2@tower>"},
+    };
+    relay_dest d2 = d;
+    d2.name = "m-2";
+    d2.subject_prefix = "[dc-1]";
+    d2.n_mail_to = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        e = event(cases[i].ev);
+        ct_buf a = {0}, b = {0};
+        relay_email_message(&d2, e, 7, INT64_C(951782400), &a);
+        relay_email_message(&d2, e, 7, INT64_C(951782400), &b);
+        ct_buf_addc(&a, 0);
+        ct_buf_addc(&b, 0);
+        T_EQ_STR(a.data, b.data);
+        T_EQ_STR((h = header(a.data, "Subject")), cases[i].subject);
+        free(h);
+        T_EQ_STR((h = header(a.data, "Message-ID")), cases[i].msgid);
+        free(h);
+        T_EQ_STR((h = header(a.data, "To")), "<ops@example.com>");
+        free(h);
+        T_EQ_STR((h = header(a.data, "Date")), "Tue, 29 Feb 2000 00:00:00 +0000");
+        free(h);
+        ct_buf_free(&a);
+        ct_buf_free(&b);
+        evt_free(e);
+    }
 }
 
 /* ---- signing ---------------------------------------------------------------------------------------------- */
@@ -679,6 +953,7 @@ int main(void)
     T_RUN(conf_errors_whole);
     T_RUN(conf_secret_errors);
     T_RUN(dest_wants);
+    T_RUN(email_message);
     T_RUN(sign_vector);
     T_RUN(secret_decode);
     T_RUN(backoff);

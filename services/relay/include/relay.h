@@ -1,6 +1,6 @@
 /* The outbound relay (docs/outbound.md): business events from the events stream delivered to destinations
- * (webhooks, Slack-compatible incoming webhooks), each from its own consumer and checkpoint, signed in the
- * Standard Webhooks form, with retries, Retry-After, a circuit breaker and delivery dead letters. */
+ * (webhooks, Slack-compatible incoming webhooks, email over SMTP), each from its own consumer and checkpoint,
+ * signed in the Standard Webhooks form, with retries, Retry-After, a circuit breaker and delivery dead letters. */
 #ifndef RELAY_H
 #define RELAY_H
 
@@ -22,14 +22,15 @@ extern "C" {
 
 typedef enum relay_kind {
     RELAY_WEBHOOK, /**< POST of the JSON payload (docs/outbound.md), signed when a secret is set */
-    RELAY_SLACK    /**< POST of {"text": "..."} to a Slack-compatible incoming webhook */
+    RELAY_SLACK,   /**< POST of {"text": "..."} to a Slack-compatible incoming webhook */
+    RELAY_EMAIL    /**< one email per event over SMTP (libcurl): relay_email_message */
 } relay_kind;
 
 /** One destination: a [destination NAME] section of the relay file. */
 typedef struct relay_dest {
     char *name;               /**< 1-64 chars of [A-Za-z0-9_-] (it names the consumer and the state files) */
-    char *url;                /**< http:// or https:// */
-    relay_kind kind;          /**< kind = webhook (default) | slack */
+    char *url;                /**< http:// or https://; kind = email: smtp:// or smtps:// (no credentials in it) */
+    relay_kind kind;          /**< kind = webhook (default) | slack | email */
     unsigned char *secret;    /**< the Standard Webhooks key (whsec_ + base64, decoded), or NULL: unsigned */
     size_t secret_len;
     char **events;            /**< the event types it receives (JSON names, e.g. "routeDispatched"); "*": all */
@@ -44,6 +45,13 @@ typedef struct relay_dest {
     int64_t backoff_max_ns;   /**< backoff_max = 5m: no delay is longer (Retry-After included) */
     int breaker_failures;     /**< breaker_failures = 5: consecutive failed attempts that open the breaker */
     int64_t breaker_cooldown_ns; /**< breaker_cooldown = 30s: open this long, then one half-open probe */
+    /* kind = email only (the keys are refused on other kinds, as secret_file and secret_env are on email): */
+    char *mail_from;          /**< from = the sender (envelope and From:), local@domain */
+    char **mail_to;           /**< to = 1-20 recipients (envelope and To:), local@domain each */
+    size_t n_mail_to;
+    char *subject_prefix;     /**< subject_prefix = "[tower]": 1-64 printable ASCII characters */
+    char *smtp_user;          /**< from the variable named by username_env, or NULL (never logged) */
+    char *smtp_password;      /**< from the variable named by password_env, or NULL (never logged) */
 } relay_dest;
 
 typedef struct relay_conf {
@@ -55,7 +63,8 @@ typedef struct relay_conf {
  * \brief Read a relay file: INI, one [destination NAME] section per destination, keys url, kind, secret_file
  * (a file holding whsec_...), secret_env (an environment variable holding it), events (comma-separated types
  * or *), warehouses, carriers, timeout, max_attempts, backoff_min, backoff_max, breaker_failures,
- * breaker_cooldown. Durations as 500ms, 5s, 2m. Unknown keys and sections are errors.
+ * breaker_cooldown; for kind = email also from, to, subject_prefix, username_env, password_env. Durations as
+ * 500ms, 5s, 2m. Unknown keys and sections are errors, and so are keys of another kind.
  * \param err receives "FILE:LINE: the problem" on failure (never the secret).
  * \return CT_OK; CT_IO if a file cannot be read; CT_INVALID for a bad file.
  */
@@ -64,6 +73,15 @@ void relay_conf_free(relay_conf *c);
 
 /** \brief 1 if the destination receives this event (its type, warehouse and carrier filters). */
 int relay_dest_wants(const relay_dest *d, const evt_event *e);
+
+/**
+ * \brief The email a kind = email destination sends for an event (relay_payload.c, pure): RFC 5322 with CRLF
+ * lines: Date (now_s), From, To, Subject "<prefix> <type> <shipment|order|route|event> <id>", Message-ID
+ * "<eventId.NAME@tower>" (a ':' written '=', a leading or repeated '.' written '~': the same for every
+ * attempt, so receivers can de-duplicate), MIME text/plain; charset=utf-8, quoted-printable: the event's
+ * facts, then its canonical JSON on one (soft-wrapped) line.
+ */
+void relay_email_message(const relay_dest *d, const evt_event *e, uint64_t seq, int64_t now_s, ct_buf *out);
 
 /* ---- signing (relay_sign.c, pure) --------------------------------------------------------------------- */
 

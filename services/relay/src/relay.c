@@ -1,5 +1,5 @@
 /* The relay's I/O: one thread per destination consuming the events stream from its own checkpoint,
- * delivering each wanted event over HTTP (libcurl) with retries, Retry-After and a circuit breaker, and
+ * delivering each wanted event over HTTP or SMTP (libcurl) with retries, Retry-After and a circuit breaker, and
  * keeping its checkpoint, its dead letters and its status in the state directory (docs/outbound.md). */
 #include "relay_int.h"
 
@@ -176,8 +176,12 @@ static void set_breaker(worker *w, relay_breaker_state before)
     }
 }
 
-/* Whether an HTTP outcome is worth another attempt: no answer, 408, 429 and 5xx. */
-static int retryable(int status) { return status == 0 || status == 408 || status == 429 || status >= 500; }
+/* Whether an outcome is worth another attempt: no answer; HTTP 408, 429 and 5xx; an SMTP 4xx (transient). */
+static int retryable(const relay_dest *d, int status)
+{
+    if (d->kind == RELAY_EMAIL) return status == 0 || (status >= 400 && status < 500);
+    return status == 0 || status == 408 || status == 429 || status >= 500;
+}
 
 /* Append the dead letter: the event and every attempt. */
 static void dead_letter(worker *w, const evt_event *e, uint64_t seq, json_t *attempts)
@@ -226,7 +230,8 @@ int relay__deliver(relay *r, void *vw, const evt_event *e, uint64_t seq, int red
         }
         set_breaker(w, before);
         relay__outcome oc;
-        relay__http_post(&w->http, d, id, body.data, body.len, &oc);
+        if (d->kind == RELAY_EMAIL) relay__smtp_send(&w->http, d, id, e, seq, &oc);
+        else relay__http_post(&w->http, d, id, body.data, body.len, &oc);
         atomic_fetch_add(&w->f->attempts, 1);
         json_t *a = json_object();
         time_json(a, "at", ct_now_ns());
@@ -254,7 +259,7 @@ int relay__deliver(relay *r, void *vw, const evt_event *e, uint64_t seq, int red
         snprintf(msg, sizeof msg, "%s: %s", e->event_id, oc.error[0] ? oc.error : "HTTP error");
         set_error(w, msg);
         ct_log(CT_LOG_INFO, "relay", "%s: attempt %d of %s failed: %s", d->name, attempt, e->event_id, msg);
-        if (!retryable(oc.status) || attempt >= d->max_attempts || redrive) {
+        if (!retryable(d, oc.status) || attempt >= d->max_attempts || redrive) {
             if (!redrive) dead_letter(w, e, seq, attempts);
             rc = redrive ? 1 : 0;
             break;
@@ -377,7 +382,8 @@ ct_status relay_start(relay **out, bus *b, const relay_opts *o, relay_figures *f
         worker_init(r, &r->w[i], &o->conf->v[i], &figures[i], i);
         r->w[i].started = pthread_create(&r->w[i].thread, NULL, worker_main, &r->w[i]) == 0;
         ct_log(CT_LOG_INFO, "relay", "%s: %s %s from sequence %llu", o->conf->v[i].name,
-               o->conf->v[i].kind == RELAY_SLACK ? "slack" : "webhook", o->conf->v[i].url,
+               o->conf->v[i].kind == RELAY_SLACK ? "slack" : o->conf->v[i].kind == RELAY_EMAIL ? "email" : "webhook",
+               o->conf->v[i].url,
                (unsigned long long)r->w[i].seq + 1);
     }
     *out = r;

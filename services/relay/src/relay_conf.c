@@ -21,11 +21,18 @@
 
 enum {
     K_URL, K_KIND, K_SECRET_FILE, K_SECRET_ENV, K_EVENTS, K_WAREHOUSES, K_CARRIERS, K_TIMEOUT, K_MAX_ATTEMPTS,
-    K_BACKOFF_MIN, K_BACKOFF_MAX, K_BREAKER_FAILURES, K_BREAKER_COOLDOWN, K_COUNT
+    K_BACKOFF_MIN, K_BACKOFF_MAX, K_BREAKER_FAILURES, K_BREAKER_COOLDOWN,
+    K_FROM, K_TO, K_SUBJECT_PREFIX, K_USERNAME_ENV, K_PASSWORD_ENV, /* kind = email only */
+    K_COUNT
 };
 static const char *const keys[K_COUNT] = {
     "url", "kind", "secret_file", "secret_env", "events", "warehouses", "carriers", "timeout", "max_attempts",
-    "backoff_min", "backoff_max", "breaker_failures", "breaker_cooldown"};
+    "backoff_min", "backoff_max", "breaker_failures", "breaker_cooldown",
+    "from", "to", "subject_prefix", "username_env", "password_env"};
+
+#define MAIL_TO_MAX 20
+#define SUBJECT_PREFIX_MAX 64
+#define ADDRESS_MAX 254
 
 /* Where each destination and each of its keys was written, for messages. */
 typedef struct dest_lines {
@@ -60,6 +67,13 @@ static void dest_free(relay_dest *d)
     free_list(d->events, d->n_events);
     free_list(d->warehouses, d->n_warehouses);
     free_list(d->carriers, d->n_carriers);
+    free(d->mail_from);
+    free_list(d->mail_to, d->n_mail_to);
+    free(d->subject_prefix);
+    if (d->smtp_user) OPENSSL_cleanse(d->smtp_user, strlen(d->smtp_user));
+    free(d->smtp_user);
+    if (d->smtp_password) OPENSSL_cleanse(d->smtp_password, strlen(d->smtp_password));
+    free(d->smtp_password);
 }
 
 void relay_conf_free(relay_conf *c)
@@ -123,19 +137,43 @@ static int event_type_known(const char *name)
     return 0;
 }
 
-/* The http(s) URL of a destination: a scheme and a host at least. Its text stays out of messages: a Slack
- * incoming-webhook URL is itself a secret. */
+/* 1 for smtp:// and smtps:// URLs (kind = email), 0 for others. */
+static int url_is_mail(const char *url) { return !strncasecmp(url, "smtp://", 7) || !strncasecmp(url, "smtps://", 8); }
+
+/* The URL of a destination: http(s) (smtp(s) for kind = email, checked with the kind in check_dests), a host
+ * at least. Its text stays out of messages: a Slack incoming-webhook URL is itself a secret. */
 static const char *url_problem(const char *url)
 {
     size_t skip = strncasecmp(url, "http://", 7) == 0 ? 7 : strncasecmp(url, "https://", 8) == 0 ? 8 : 0;
-    if (!skip) return "url must start with http:// or https://";
+    if (!skip && url_is_mail(url)) skip = url[4] == ':' ? 7 : 8;
+    if (!skip) return "url must start with http:// or https:// (smtp:// or smtps:// for kind = email)";
     if (!url[skip] || url[skip] == '/') return "url has no host after its scheme";
     for (const char *p = url; *p; p++)
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) return "url contains a blank or a control character";
+    if (url_is_mail(url)) {
+        size_t host = strcspn(url + skip, "/?#");
+        if (memchr(url + skip, '@', host))
+            return "url carries credentials: give them with username_env and password_env";
+    }
     return NULL;
 }
 
-typedef enum list_kind { L_EVENTS, L_WAREHOUSES, L_CARRIERS } list_kind;
+/* An email address, checked loosely: local@domain, the local part 1-64 printable ASCII characters without
+ * blanks and without any of <>()[]\,;:"@, the domain dot-separated labels of [A-Za-z0-9-]. */
+static int address_ok(const char *s)
+{
+    const char *at = strchr(s, '@');
+    if (!at || at == s || at - s > 64 || strlen(s) > ADDRESS_MAX) return 0;
+    for (const char *p = s; p < at; p++)
+        if (*p <= ' ' || *p > '~' || strchr("<>()[]\\,;:\"@", *p)) return 0;
+    const char *dom = at + 1;
+    if (!*dom || *dom == '.' || dom[strlen(dom) - 1] == '.' || strstr(dom, "..")) return 0;
+    for (const char *p = dom; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.') return 0;
+    return 1;
+}
+
+typedef enum list_kind { L_EVENTS, L_WAREHOUSES, L_CARRIERS, L_ADDRESSES } list_kind;
 
 /* What is wrong with one item of a list, or NULL. */
 static char *item_problem(list_kind k, const char *item, size_t n_items)
@@ -151,6 +189,10 @@ static char *item_problem(list_kind k, const char *item, size_t n_items)
         if (!id_ok(item))
             return ct_sprintf("%s \"%s\" is not an id (1-%d characters of [A-Za-z0-9._:-])",
                               k == L_WAREHOUSES ? "warehouse" : "carrier", item, EVT_MAX_ID);
+        return NULL;
+    case L_ADDRESSES:
+        if (n_items > MAIL_TO_MAX) return ct_sprintf("to has %zu addresses: at most %d", n_items, MAIL_TO_MAX);
+        if (!address_ok(item)) return ct_sprintf("to: \"%s\" is not an email address (local@domain)", item);
         return NULL;
     }
     return NULL;
@@ -272,6 +314,27 @@ static int read_secret_env(parse_ctx *pc, relay_dest *d, const char *var)
     return rc;
 }
 
+/* username_env / password_env: the variable's value, never quoted. */
+static int read_credential_env(parse_ctx *pc, const char *key, const char *var, char **out)
+{
+    if (!*var) {
+        fail(pc, ct_sprintf("%s needs a value (the name of an environment variable)", key));
+        return -1;
+    }
+    const char *v = getenv(var);
+    if (!v || !*v) {
+        fail(pc, ct_sprintf("%s: environment variable %s is not set", key, var));
+        return -1;
+    }
+    for (const char *p = v; *p; p++)
+        if (iscntrl((unsigned char)*p)) {
+            fail(pc, ct_sprintf("%s: environment variable %s holds a control character", key, var));
+            return -1;
+        }
+    *out = ct_strdup(v);
+    return 0;
+}
+
 /* ---- reading the file ----------------------------------------------------------------------------------- */
 
 static relay_dest *dest_add(parse_ctx *pc, const char *name)
@@ -358,12 +421,33 @@ static int set_key(parse_ctx *pc, relay_dest *d, const dest_lines *at, int k, co
         d->url = ct_strdup(value);
         return 0;
     case K_KIND:
-        if (strcmp(value, "webhook") != 0 && strcmp(value, "slack") != 0) {
-            fail(pc, ct_sprintf("kind \"%s\" is not webhook or slack", value));
+        if (strcmp(value, "webhook") != 0 && strcmp(value, "slack") != 0 && strcmp(value, "email") != 0) {
+            fail(pc, ct_sprintf("kind \"%s\" is not webhook, slack or email", value));
             return -1;
         }
-        d->kind = strcmp(value, "slack") == 0 ? RELAY_SLACK : RELAY_WEBHOOK;
+        d->kind = strcmp(value, "slack") == 0 ? RELAY_SLACK : strcmp(value, "email") == 0 ? RELAY_EMAIL : RELAY_WEBHOOK;
         return 0;
+    case K_FROM:
+        if (!address_ok(value)) {
+            fail(pc, ct_sprintf("from \"%s\" is not an email address (local@domain)", value));
+            return -1;
+        }
+        d->mail_from = ct_strdup(value);
+        return 0;
+    case K_TO: return parse_list(pc, keys[k], L_ADDRESSES, value, &d->mail_to, &d->n_mail_to);
+    case K_SUBJECT_PREFIX: {
+        size_t n = strlen(value);
+        int ok = n >= 1 && n <= SUBJECT_PREFIX_MAX;
+        for (const char *p = value; ok && *p; p++) ok = *p >= ' ' && *p <= '~';
+        if (!ok) {
+            fail(pc, ct_sprintf("subject_prefix must be 1-%d printable ASCII characters", SUBJECT_PREFIX_MAX));
+            return -1;
+        }
+        d->subject_prefix = ct_strdup(value);
+        return 0;
+    }
+    case K_USERNAME_ENV: return read_credential_env(pc, keys[k], value, &d->smtp_user);
+    case K_PASSWORD_ENV: return read_credential_env(pc, keys[k], value, &d->smtp_password);
     case K_SECRET_FILE:
     case K_SECRET_ENV:
         if (at->key[k == K_SECRET_FILE ? K_SECRET_ENV : K_SECRET_FILE]) {
@@ -401,7 +485,8 @@ static int on_pair(void *user, const char *section, const char *name, const char
     while (k < K_COUNT && strcmp(keys[k], name) != 0) k++;
     if (k == K_COUNT) {
         fail(pc, ct_sprintf("unknown key \"%s\" (url, kind, secret_file, secret_env, events, warehouses, carriers, "
-                            "timeout, max_attempts, backoff_min, backoff_max, breaker_failures, breaker_cooldown)",
+                            "timeout, max_attempts, backoff_min, backoff_max, breaker_failures, breaker_cooldown; "
+                            "for kind = email from, to, subject_prefix, username_env, password_env)",
                             name));
         return 0;
     }
@@ -416,14 +501,49 @@ static int on_pair(void *user, const char *section, const char *name, const char
 
 /* ---- checking the whole ----------------------------------------------------------------------------------- */
 
+/* The line of the first key given that a destination of this kind must not have (*key: which), or 0. */
+static int foreign_key(const dest_lines *at, relay_kind kind, int *key)
+{
+    int line = 0;
+    for (int k = 0; k < K_COUNT; k++) {
+        int email_only = k >= K_FROM && k <= K_PASSWORD_ENV, webhook_only = k == K_SECRET_FILE || k == K_SECRET_ENV;
+        int foreign = kind == RELAY_EMAIL ? webhook_only : email_only;
+        if (foreign && at->key[k] && (!line || at->key[k] < line)) {
+            line = at->key[k];
+            *key = k;
+        }
+    }
+    return line;
+}
+
 /* What no single line shows: a missing url or events, backoff bounds the wrong way round, a signed Slack
- * destination. */
+ * destination, keys of another kind, an email destination without sender or recipients. */
 static void check_dests(parse_ctx *pc)
 {
     for (size_t i = 0; i < pc->c->n && !pc->err; i++) {
         relay_dest *d = &pc->c->v[i];
         const dest_lines *at = &pc->at[i];
-        if (!d->url) {
+        int fk = 0, fline = foreign_key(at, d->kind, &fk);
+        if (d->kind == RELAY_EMAIL && !d->subject_prefix) d->subject_prefix = ct_strdup("[tower]");
+        if (fline) {
+            fail_at(pc, fline, CT_INVALID,
+                    d->kind == RELAY_EMAIL
+                        ? ct_sprintf("destination %s: %s is not for kind = email (an email is not signed)", d->name,
+                                     keys[fk])
+                        : ct_sprintf("destination %s: %s is only for kind = email", d->name, keys[fk]));
+        } else if (d->url && (d->kind == RELAY_EMAIL) != url_is_mail(d->url)) {
+            fail_at(pc, at->key[K_URL], CT_INVALID,
+                    d->kind == RELAY_EMAIL
+                        ? ct_sprintf("destination %s: a kind = email url starts with smtp:// or smtps://", d->name)
+                        : ct_sprintf("destination %s: url must start with http:// or https:// (smtp:// is for kind "
+                                     "= email)", d->name));
+        } else if (d->kind == RELAY_EMAIL && (!d->mail_from || !d->mail_to)) {
+            fail_at(pc, at->section, CT_INVALID,
+                    ct_sprintf("destination %s: kind = email needs from and to", d->name));
+        } else if (d->kind == RELAY_EMAIL && !d->smtp_user != !d->smtp_password) {
+            fail_at(pc, at->key[K_USERNAME_ENV] ? at->key[K_USERNAME_ENV] : at->key[K_PASSWORD_ENV], CT_INVALID,
+                    ct_sprintf("destination %s: username_env and password_env go together", d->name));
+        } else if (!d->url) {
             fail_at(pc, at->section, CT_INVALID, ct_sprintf("destination %s has no url", d->name));
         } else if (d->backoff_min_ns > d->backoff_max_ns) {
             int line = at->key[K_BACKOFF_MAX] ? at->key[K_BACKOFF_MAX] : at->key[K_BACKOFF_MIN];

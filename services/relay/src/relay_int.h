@@ -32,6 +32,14 @@ void relay__http_free(relay__http *h);
 void relay__http_post(relay__http *h, const relay_dest *d, const char *id, const char *body, size_t len,
                       relay__outcome *out);
 
+/* ---- SMTP (relay_smtp.c) ---- */
+
+/* Send the event as one email (relay_email_message) to a kind = email destination over the same libcurl
+ * handle, within its timeout. out->status: the SMTP reply code of a failure (4xx: transient, retried; 5xx:
+ * refused, a dead letter), 250 when accepted, 0 when no reply (no connection, a timeout). */
+void relay__smtp_send(relay__http *h, const relay_dest *d, const char *id, const evt_event *e, uint64_t seq,
+                      relay__outcome *out);
+
 /* ---- payloads (relay_payload.c, pure) ---- */
 
 /* The body a destination gets for an event (docs/outbound.md): the versioned JSON envelope with the event,

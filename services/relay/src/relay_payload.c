@@ -1,7 +1,12 @@
 /* What a destination receives (docs/outbound.md "Payloads"): pure. */
 #include "relay_int.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "fold.h"
 
 /* The id a Slack line names: the shipment (the more specific), else the order, else the route. */
 static const char *subject_of(const evt_event *e, const char **what)
@@ -33,4 +38,119 @@ void relay__payload(const relay_dest *d, const evt_event *e, uint64_t seq, ct_bu
     ct_buf_adds(out, txt ? txt : "{}");
     free(txt);
     json_decref(o);
+}
+
+/* ---- kind = email ------------------------------------------------------------------------------------- */
+
+/* The Message-ID's left part: "<eventId>.<name>" as a dot-atom (RFC 5322): event ids are [A-Za-z0-9._:-],
+ * names [A-Za-z0-9_-]; ':' (not atext) is written '=' and a '.' that starts it or follows another '.' is
+ * written '~' (neither '=' nor '~' occurs in an id: the mapping keeps distinct ids distinct). */
+static void message_id(const relay_dest *d, const evt_event *e, ct_buf *out)
+{
+    char raw[EVT_MAX_EVENT_ID + 80];
+    snprintf(raw, sizeof raw, "%s.%s", e->event_id, d->name);
+    ct_buf_addc(out, '<');
+    for (size_t i = 0; raw[i]; i++) {
+        char c = raw[i];
+        if (c == ':') c = '=';
+        else if (c == '.' && (i == 0 || raw[i - 1] == '.')) c = '~';
+        ct_buf_addc(out, c);
+    }
+    ct_buf_adds(out, "@tower>");
+}
+
+/* RFC 5322 date-time in UTC, independent of the locale. */
+static void mail_date(int64_t now_s, char out[40])
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t t = (time_t)now_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, 40, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday % 7], tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Quoted-printable (RFC 2045 6.7) of text whose line breaks are "\n": CRLF line breaks, lines of at most 76
+ * characters (soft breaks "=" CRLF), '=', control and non-ASCII bytes as =XX, a blank before a break too. */
+static void quoted_printable(const char *text, size_t len, ct_buf *out)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    size_t col = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '\n') {
+            ct_buf_adds(out, "\r\n");
+            col = 0;
+            continue;
+        }
+        int at_end = i + 1 == len || text[i + 1] == '\n';
+        int plain = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_end);
+        size_t w = plain ? 1 : 3;
+        /* Room for this and, unless the line ends here, the soft break's '='. */
+        if (col + w > (at_end ? 76u : 75u)) {
+            ct_buf_adds(out, "=\r\n");
+            col = 0;
+        }
+        if (plain) ct_buf_addc(out, (char)c);
+        else {
+            ct_buf_addc(out, '=');
+            ct_buf_addc(out, hexd[c >> 4]);
+            ct_buf_addc(out, hexd[c & 15]);
+        }
+        col += w;
+    }
+}
+
+static void fact(ct_buf *b, const char *name, const char *value)
+{
+    if (value && *value) ct_buf_addf(b, "%-12s %s\n", name, value);
+}
+
+void relay_email_message(const relay_dest *d, const evt_event *e, uint64_t seq, int64_t now_s, ct_buf *out)
+{
+    const char *what, *id = subject_of(e, &what);
+    const char *type = evt_type_name(e);
+    char date[40], when[48];
+    mail_date(now_s, date);
+    evt_time_format(e->occurred_at ? e->occurred_at->seconds : 0, e->occurred_at ? e->occurred_at->nanos : 0, when);
+    /* The headers: every value is ASCII without line breaks (the relay file's checks, the contract's ids). */
+    ct_buf_addf(out, "Date: %s\r\n", date);
+    ct_buf_addf(out, "From: <%s>\r\n", d->mail_from ? d->mail_from : "");
+    ct_buf_adds(out, "To: ");
+    for (size_t i = 0; i < d->n_mail_to; i++) ct_buf_addf(out, "%s<%s>", i ? ",\r\n " : "", d->mail_to[i]);
+    ct_buf_adds(out, "\r\n");
+    ct_buf_addf(out, "Subject: %s %s %s %s\r\n", d->subject_prefix ? d->subject_prefix : "[tower]", type, what, id);
+    ct_buf_adds(out, "Message-ID: ");
+    message_id(d, e, out);
+    ct_buf_adds(out, "\r\nMIME-Version: 1.0\r\n"
+                     "Content-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Transfer-Encoding: quoted-printable\r\n");
+    ct_buf_addf(out, "X-Tower-Event-Type: %s\r\n", type);
+    ct_buf_addf(out, "X-Tower-Sequence: %llu\r\n\r\n", (unsigned long long)seq);
+
+    /* The body: the facts, then the event as canonical JSON. */
+    ct_buf text = {0};
+    ct_buf_addf(&text, "%s: %s %s at %s\n\n", type, what, id, when);
+    fact(&text, "event", e->event_id);
+    fact(&text, "type", type);
+    fact(&text, "occurred", when);
+    fact(&text, "source", e->source ? e->source->system : NULL);
+    fact(&text, "order", e->order_id);
+    fact(&text, "shipment", e->shipment_id);
+    fact(&text, "route", e->route_id);
+    fact(&text, "warehouse", fold_event_warehouse(e));
+    fact(&text, "carrier", fold_event_carrier(e));
+    char num[32];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)seq);
+    fact(&text, "sequence", num);
+    fact(&text, "destination", d->name);
+    json_t *j = evt_to_json(e);
+    char *txt = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    ct_buf_addf(&text, "\nThe event (canonical JSON):\n%s\n", txt ? txt : "{}");
+    free(txt);
+    quoted_printable(text.data, text.len, out);
+    ct_buf_free(&text);
 }
