@@ -427,9 +427,12 @@ class T3Poison(TowerTest):
                                e["orderId"], e["orderApproved"]["warehouseId"])
 
         json_text = json.dumps(good_event(99, "SO-P99")).encode()
+        bad_json = dict(good_event(98, "SO-P98"))
+        bad_json["orderApproved"] = {"warehouseId": "dc 1"}
         poisons = [
             ("garbage", b"\xff\xff\xff", {"UNDECODABLE"}),
             ("json text", json_text, {"UNDECODABLE"}),
+            ("bad json", json.dumps(bad_json).encode(), {"INVALID_ID"}),
             ("empty", b"", {"UNDECODABLE", "NO_PAYLOAD", "MISSING_FIELD"}),
             ("no eventId", fx.pb_event(None, base, 0, "erp", "SO-P50", "dc-1"), {"MISSING_FIELD"}),
             ("bad orderId", fx.pb_event("it-bad-order", base, 0, "erp", "SO 1", "dc-1"), {"INVALID_ID"}),
@@ -463,6 +466,10 @@ class T3Poison(TowerTest):
             self.assertTrue(d.get("receivedAt"), "%s: no receivedAt: %s" % (kind, d))
         by_kind = {k: dls[s] for k, s, _, _ in sent}
         self.assertIn("eventId", by_kind["no eventId"]["message"], "the message names the field")
+        # A JSON record on the bus (which carries protobuf) says its real problem, or how to send it.
+        self.assertIn("orderApproved.warehouseId", by_kind["bad json"]["message"], "the JSON record's real error")
+        self.assertEqual(by_kind["bad json"].get("eventId"), "it-good-98")
+        self.assertIn("towerd publish", by_kind["json text"]["message"])
         self.assertIn("orderId", by_kind["bad orderId"]["message"], "the message names the field")
         self.assertEqual(by_kind["bad orderId"].get("eventId"), "it-bad-order")
         self.assertEqual(by_kind["no payload"].get("eventId"), "it-no-payload")

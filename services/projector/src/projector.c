@@ -341,6 +341,38 @@ static int proj_open_consumer(proj *p)
     return STEP_ON;
 }
 
+/* Does an undecodable bus message look like a JSON record (its first non-blank byte '{')? */
+static int json_record(const void *data, size_t len)
+{
+    const unsigned char *d = data;
+    size_t i = 0;
+    while (i < len && (d[i] == ' ' || d[i] == '\t' || d[i] == '\r' || d[i] == '\n')) i++;
+    return i < len && d[i] == '{';
+}
+
+/* The bus carries protobuf; a JSON record there (a producer's adapter that skipped the encoding) stays a dead
+ * letter, but with the reason the JSON contract gives: its real validation error, or, for a valid event,
+ * UNDECODABLE saying how to send it (a redrive of the dead letter re-encodes it). */
+static void explain_json(const void *data, size_t len, evt_error *err)
+{
+    evt_event *e = NULL;
+    evt_error je;
+    if (evt_from_json_text(&e, data, len, &je) != CT_OK) {
+        *err = je;
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "(a JSON record on the bus, which carries protobuf) %.440s", je.message);
+        memcpy(err->message, msg, sizeof msg);
+        return;
+    }
+    snprintf(err->event_id, sizeof err->event_id, "%s", e->event_id);
+    evt_free(e);
+    err->code = EVT_UNDECODABLE;
+    err->field[0] = '\0';
+    snprintf(err->message, sizeof err->message,
+             "a valid JSON event, but the bus carries protobuf: send it with towerd publish or POST /api/v1/events "
+             "(a redrive of this dead letter re-encodes it)");
+}
+
 /* Add one fetch's messages to the batch; a gap makes the consumer re-read from the checkpoint. */
 static void proj_take(proj *p, bus_batch *msgs)
 {
@@ -361,8 +393,12 @@ static void proj_take(proj *p, bus_batch *msgs)
             ct_log(CT_LOG_WARN, "projector", "sequences %" PRIu64 "..%" PRIu64 " are not in the stream (deleted)",
                    last_in + 1, m->seq - 1);
         evt_event *e = NULL;
-        evt_from_protobuf(&e, m->data, m->len, &p->bt.err[p->n]);
-        p->bt.in[p->n] = (store_input){m->seq, e, &p->bt.err[p->n], m->data, m->len, "application/x-protobuf"};
+        const char *ctype = "application/x-protobuf";
+        if (evt_from_protobuf(&e, m->data, m->len, &p->bt.err[p->n]) != CT_OK && json_record(m->data, m->len)) {
+            explain_json(m->data, m->len, &p->bt.err[p->n]);
+            ctype = "application/json"; /* so that a redrive reads it as JSON */
+        }
+        p->bt.in[p->n] = (store_input){m->seq, e, &p->bt.err[p->n], m->data, m->len, ctype};
         last_in = m->seq;
         p->n++;
     }
