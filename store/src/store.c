@@ -175,6 +175,21 @@ static char *current_gen(const char *root)
     return ct_strdup(buf);
 }
 
+/* `towerd up` keeps its store in DIR/store (beside DIR/nats, DIR/relay...): a DIR that holds no store of its
+ * own (no current link, no data file) but DIR/store/current is that store, so that every command takes the
+ * same --data DIR. The directory to use (caller frees). */
+static char *resolve_root(const char *dir)
+{
+    struct stat sb;
+    char *cur = ct_sprintf("%s/current", dir), *data = ct_sprintf("%s/data.mdb", dir),
+         *up = ct_sprintf("%s/store/current", dir);
+    int own = lstat(cur, &sb) == 0 || stat(data, &sb) == 0, nested = !own && lstat(up, &sb) == 0;
+    free(cur);
+    free(data);
+    free(up);
+    return nested ? ct_sprintf("%s/store", dir) : ct_strdup(dir);
+}
+
 /* Point DIR/current at gen, atomically: a new link renamed over the old one. */
 static ct_status point_current(const char *root, const char *gen)
 {
@@ -239,7 +254,18 @@ int store_generation_changed(const store *s)
     return changed;
 }
 
-ct_status store_rebuild_begin(const char *root, char **out_dir)
+static ct_status rebuild_begin(const char *root, char **out_dir);
+static ct_status rebuild_commit(const char *root, const char *gen_dir);
+
+ct_status store_rebuild_begin(const char *dir, char **out_dir)
+{
+    char *rootp = resolve_root(dir);
+    ct_status st = rebuild_begin(rootp, out_dir);
+    free(rootp);
+    return st;
+}
+
+static ct_status rebuild_begin(const char *root, char **out_dir)
 {
     if (mkdir(root, 0755) != 0 && errno != EEXIST) {
         ct_log(CT_LOG_ERROR, "store", "cannot create store directory %s: %s", root, strerror(errno));
@@ -278,7 +304,15 @@ static void remove_tree(const char *dir)
     rmdir(dir);
 }
 
-ct_status store_rebuild_commit(const char *root, const char *gen_dir)
+ct_status store_rebuild_commit(const char *dir, const char *gen_dir)
+{
+    char *rootp = resolve_root(dir);
+    ct_status st = rebuild_commit(rootp, gen_dir);
+    free(rootp);
+    return st;
+}
+
+static ct_status rebuild_commit(const char *root, const char *gen_dir)
 {
     const char *base = strrchr(gen_dir, '/');
     base = base ? base + 1 : gen_dir;
@@ -412,13 +446,13 @@ static ct_status open_once(store **out, const store_opts *opts)
     store *s = ct_calloc(1, sizeof *s);
     s->lock_fd = -1;
     pthread_rwlock_init(&s->txn_lock, NULL);
-    s->root = ct_strdup(opts->dir);
+    s->root = opts->flat ? ct_strdup(opts->dir) : resolve_root(opts->dir);
     s->read_only = opts->read_only;
     s->map_size = opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE;
     s->sla = opts->sla_rules;
 
     struct stat sb;
-    st = locate(s, opts->dir, opts->flat);
+    st = locate(s, s->root, opts->flat);
     if (st != CT_OK) goto out;
     if (!s->read_only) {
         st = lock_writer(s);
@@ -485,14 +519,18 @@ ct_status store_open(store **out, const store_opts *opts)
      * named: when the open fails and the link has moved meanwhile, open the new generation, for as
      * long as the link keeps moving under the open (several swaps may land inside one open; bounded,
      * for a link that never settles). */
+    char *root = resolve_root(opts->dir);
     for (int attempt = 0;; attempt++) {
-        char *before = opts->read_only && !opts->flat ? current_gen(opts->dir) : NULL;
+        char *before = opts->read_only && !opts->flat ? current_gen(root) : NULL;
         ct_status st = open_once(out, opts);
-        char *after = st != CT_OK && before ? current_gen(opts->dir) : NULL;
+        char *after = st != CT_OK && before ? current_gen(root) : NULL;
         int moved = after && strcmp(before, after) != 0;
         free(before);
         free(after);
-        if (st == CT_OK || !moved || attempt == STORE_OPEN_ATTEMPTS - 1) return st;
+        if (st == CT_OK || !moved || attempt == STORE_OPEN_ATTEMPTS - 1) {
+            free(root);
+            return st;
+        }
         ct_log(CT_LOG_INFO, "store", "%s was rebuilt while it was being opened: opening the new generation", opts->dir);
     }
 }

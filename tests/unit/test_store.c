@@ -687,6 +687,47 @@ static void backup_refusals(void)
     fx_close(&f);
 }
 
+/* towerd up keeps its store in DIR/store: every command given --data DIR finds it there, readers and
+ * writers alike, and a rebuild swaps generations there (not beside). */
+static void up_layout(void)
+{
+    char *root = t_tmpdir(), *inner = ct_sprintf("%s/store", root);
+    store *s = NULL;
+    store_opts w = {.dir = inner};
+    T_EQ_INT(store_open(&s, &w), CT_OK);
+    evt_event *e = NULL;
+    evt_error err;
+    const char *ev = "{\"eventId\":\"u1\",\"occurredAt\":\"2026-11-27T08:00:00Z\",\"source\":{\"system\":\"erp\"},"
+                     "\"orderId\":\"SO-1\",\"orderApproved\":{}}";
+    T_EQ_INT(evt_from_json_text(&e, ev, strlen(ev), &err), CT_OK);
+    store_input in = {0, e, NULL, ev, strlen(ev), "application/json"};
+    T_EQ_INT(store_apply(s, &in, 1, ct_now_ns(), NULL, NULL), CT_OK);
+    evt_free(e);
+    store_close(s);
+    store_opts r = {.dir = root, .read_only = 1};
+    T_EQ_INT(store_open(&s, &r), CT_OK);
+    T_ASSERT(strstr(store_env_dir(s), "/store/gen-1") != NULL);
+    store_reader *rd = NULL;
+    store_reader_begin(s, &rd);
+    T_EQ_INT(store_reader_count(rd, FOLD_VIEW_AWAITING_RELEASE), 1);
+    store_reader_end(rd);
+    store_close(s);
+    char *gen = NULL;
+    T_EQ_INT(store_rebuild_begin(root, &gen), CT_OK);
+    T_ASSERT(gen && strstr(gen, "/store/gen-2") != NULL);
+    /* A DIR with a store of its own is that store, whatever it holds beside. */
+    char *own = t_tmpdir(), *own_inner = ct_sprintf("%s/store", own);
+    store_opts ow = {.dir = own};
+    T_EQ_INT(store_open(&s, &ow), CT_OK);
+    T_ASSERT(strstr(store_env_dir(s), "/store/") == NULL);
+    store_close(s);
+    free(gen);
+    free(inner);
+    free(own_inner);
+    t_rmdir(root);
+    t_rmdir(own);
+}
+
 int main(void)
 {
     T_RUN(paging);
@@ -696,5 +737,6 @@ int main(void)
     T_RUN(open_during_swaps);
     T_RUN(hot_backup);
     T_RUN(backup_refusals);
+    T_RUN(up_layout);
     return t_done();
 }
