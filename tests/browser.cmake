@@ -21,3 +21,7 @@ add_test(NAME test_browser_exceptions
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_exceptions.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
 set_tests_properties(test_browser_exceptions PROPERTIES LABELS integration TIMEOUT 240)
+add_test(NAME test_browser_integrations
+         COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_integrations.mjs $<TARGET_FILE:towerd>
+                 --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
+set_tests_properties(test_browser_integrations PROPERTIES LABELS integration TIMEOUT 120)

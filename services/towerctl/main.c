@@ -31,6 +31,9 @@ static const struct {
     {"note", ctl_cmd_note, "add a note to an exception"},
     {"resolve", ctl_cmd_resolve, "close exceptions by hand, with a --resolution"},
     {"reopen", ctl_cmd_reopen, "reopen resolved exceptions"},
+    {"relay", ctl_cmd_relay_list, "the outbound relay's destinations: breaker, delivered, failed, dead, backlog"},
+    {"relay dead", ctl_cmd_relay_dead, "a destination's delivery dead letters, with every attempt"},
+    {"relay redrive", ctl_cmd_relay_redrive, "try a destination's delivery dead letters once more"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -52,7 +55,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: towerctl [--url URL] [--token TOKEN] [--json] [--config FILE] COMMAND [ARGS]\n\n"
                  "The support and SRE client of the control tower's HTTP API.\n\ncommands:\n");
-    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].help);
     fprintf(out, "\n'towerctl COMMAND --help' describes each command and its options; --version, the build.\n"
                  "Environment: TOWER_URL (default http://127.0.0.1:8080), TOWER_TOKEN, TOWER_CONFIG (an INI\n"
                  "file whose [towerctl] section may set url and token).\n\n" CTL_EXIT_HELP "\n");
@@ -261,6 +264,10 @@ int main(int argc, char **argv)
             return i + 1 >= argc ? CTL_EXIT_USAGE : CTL_EXIT_OK;
         }
         snprintf(name, sizeof name, "dlq %s", argv[i + 1]);
+        i++;
+    }
+    if (!strcmp(argv[i], "relay") && i + 1 < argc && (!strcmp(argv[i + 1], "dead") || !strcmp(argv[i + 1], "redrive"))) {
+        snprintf(name, sizeof name, "relay %s", argv[i + 1]);
         i++;
     }
     int (*run)(int, char **) = NULL;

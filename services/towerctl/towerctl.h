@@ -184,6 +184,9 @@ int ctl_cmd_resolve(int argc, char **argv);
 int ctl_cmd_reopen(int argc, char **argv);
 int ctl_cmd_exception(int argc, char **argv);
 int ctl_cmd_mine(int argc, char **argv);
+int ctl_cmd_relay_list(int argc, char **argv);
+int ctl_cmd_relay_dead(int argc, char **argv);
+int ctl_cmd_relay_redrive(int argc, char **argv);
 
 /** \brief The values --state takes (open, acknowledged, snoozed, attention, all), NULL-terminated. */
 extern const char *const ctl_states[];

@@ -249,8 +249,8 @@ static size_t up_defs(ct_opt_def *out)
     size_t n = 0;
     memcpy(out, own_defs, sizeof own_defs);
     n += NOWN;
-    memcpy(out + n, towerd_server_defs, towerd_server_ndefs * sizeof *out);
-    n += towerd_server_ndefs;
+    memcpy(out + n, towerd_server_defs, towerd_server_nshared * sizeof *out);
+    n += towerd_server_nshared;
     n += towerd_sim_defs(out + n, "60", 0);
     if (n + towerd_nats_ndefs > UP_MAX_DEFS) abort(); /* a bug: UP_MAX_DEFS too small */
     memcpy(out + n, towerd_nats_defs, towerd_nats_ndefs * sizeof *out);
@@ -389,8 +389,13 @@ static int up_roles(up_run *u)
                                   .sla_rules = sla_rules_fold(u->rules)};
     if (!(u->proj_started = thread_start(&u->proj.th, proj_main, &u->proj))) return TOWERD_EXIT_FAIL;
     server_opts srvo;
-    towerd_server_opts(cfg, &srvo);
+    towerd_server_opts_shared(cfg, &srvo);
     srvo.data_dir = u->store_dir;
+    if (u->rconf.n) { /* the Integrations page: up's relay file and state */
+        u->relay_dir = ct_sprintf("%s/relay", u->data);
+        srvo.relay_file = ct_config_str(cfg, "relay");
+        srvo.relay_state = u->relay_dir;
+    }
     srvo.bus = u->bsrv;
     u->rfig = u->rconf.n ? ct_calloc(u->rconf.n, sizeof *u->rfig) : NULL;
     u->metrics = (up_metrics_ctx){u->with_sla ? &u->sla.fig : NULL, u->rconf.n ? &u->rconf : NULL, u->rfig};
@@ -416,7 +421,6 @@ static int up_roles(up_run *u)
         if (!(u->sim_started = thread_start(&u->sim.th, sim_main, &u->sim))) return TOWERD_EXIT_FAIL;
     }
     if (u->rconf.n) {
-        u->relay_dir = ct_sprintf("%s/relay", u->data);
         relay_opts ro = {.conf = &u->rconf, .state_dir = u->relay_dir, .instance = "tower-relay-up"};
         if (relay_start(&u->rel, u->brel, &ro, u->rfig) != CT_OK) return TOWERD_EXIT_FAIL;
     }

@@ -31,10 +31,24 @@ const ct_opt_def towerd_server_defs[] = {
      "a live-stream client silent this long is pinged; one that answers no two pings is dropped", 0, 0},
     {"request-timeout", 0, "TOWER_HTTP_REQUEST_TIMEOUT", "server.request_timeout", CT_OPT_DURATION, "10s", "DURATION",
      "a request (headers and body) must arrive within this, and an answer be taken; slower clients are cut off", 0, 0},
+    /* Last: towerd up has its own --relay and keeps the relay's state in DIR/relay (towerd_server_nshared). */
+    {"relay", 0, "TOWER_RELAY", "relay.file", CT_OPT_STRING, NULL, "FILE",
+     "the outbound relay's destinations (docs/outbound.md), shown at /api/v1/integrations with their dead letters "
+     "and redrive; a bad file stops the server (exit 2)", 0, 0},
+    {"relay-state", 0, "TOWER_RELAY_STATE", "relay.state", CT_OPT_STRING, "./tower-data/relay", "DIR",
+     "the relay's state directory (towerd relay --state): NAME.status.json, NAME.dead.ndjson", 0, 0},
 };
 const size_t towerd_server_ndefs = sizeof towerd_server_defs / sizeof towerd_server_defs[0];
+const size_t towerd_server_nshared = sizeof towerd_server_defs / sizeof towerd_server_defs[0] - 2;
 
 void towerd_server_opts(const ct_config *c, server_opts *o)
+{
+    towerd_server_opts_shared(c, o);
+    o->relay_file = ct_config_str(c, "relay");
+    o->relay_state = ct_config_str(c, "relay-state");
+}
+
+void towerd_server_opts_shared(const ct_config *c, server_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->listen = ct_config_str(c, "http");

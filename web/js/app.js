@@ -10,6 +10,7 @@ import * as searchPage from './pages/search.js';
 import * as deadLetters from './pages/deadletters.js';
 import * as minePage from './pages/mine.js';
 import * as exceptionPage from './pages/exception.js';
+import * as integrationsPage from './pages/integrations.js';
 
 const main = document.getElementById('main');
 let current = null;   // the mounted page: {unmount(), tick()}
@@ -42,6 +43,7 @@ function route() {
     case 'dead-letters': page = deadLetters; nav = 'dead-letters'; break;
     case 'mine': page = minePage; nav = 'mine'; break;
     case 'exception': page = exceptionPage; arg = parts.slice(1).join('/'); break;
+    case 'integrations': page = integrationsPage; nav = 'integrations'; break;
     default: break;
   }
   for (const a of document.querySelectorAll('.mainnav a')) {

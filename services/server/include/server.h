@@ -39,6 +39,10 @@ typedef struct server_opts {
      *  request threads, several at once; ctx is borrowed until http_server_stop. */
     void (*metrics_extra)(ct_buf *out, void *ctx);
     void *metrics_ctx;         /**< metrics_extra's argument */
+    /** The outbound relay's destinations (docs/outbound.md), shown at /api/v1/integrations, or NULL: none.
+     *  Loaded at start: a bad file makes http_server_start fail with CT_USAGE (FILE:LINE logged). */
+    const char *relay_file;
+    const char *relay_state;   /**< the relay's state directory (STATE/NAME.status.json, ...; default ./tower-data/relay) */
 } server_opts;
 
 /** Roles of API tokens: viewer reads and streams; operator also redrives; ingest only posts events. */

@@ -84,6 +84,13 @@ static server_route route_of(const char *uri, uint64_t *seq)
     if (!strcmp(uri, "/api/v1/trend")) return SERVER_ROUTE_TREND;
     if (!strcmp(uri, "/api/v1/stream")) return SERVER_ROUTE_STREAM;
     if (!strcmp(uri, "/api/v1/me")) return SERVER_ROUTE_ME;
+    if (!strcmp(uri, "/api/v1/integrations") || !strncmp(uri, "/api/v1/integrations/", 21)) {
+        /* /api/v1/integrations/{name}/dead-letters or /redrive; any other shape is no route (404, any method). */
+        const char *slash = uri[20] ? strchr(uri + 21, '/') : NULL;
+        if (!uri[20]) return SERVER_ROUTE_INTEGRATIONS;
+        if (slash && !strcmp(slash, "/redrive")) return SERVER_ROUTE_INTEGRATION_REDRIVE;
+        return slash && !strcmp(slash, "/dead-letters") ? SERVER_ROUTE_INTEGRATIONS : SERVER_ROUTE_OTHER_API;
+    }
     if (!strcmp(uri, "/api/v1/exceptions") || !strncmp(uri, "/api/v1/exceptions/", 19)) {
         const char *rest = uri[18] ? uri + 19 : "";
         return !strcmp(rest, "actions") || strchr(rest, '/') ? SERVER_ROUTE_ACTIONS : SERVER_ROUTE_EXCEPTIONS;
@@ -174,6 +181,48 @@ static int view_params(const char *qs, server_query *out, server_query_err *err)
     return 0;
 }
 
+/* A destination's name as a relay file allows it: 1-64 of [A-Za-z0-9_-] (never "..", never a '/'). */
+static int dest_name_ok(const char *p, size_t n)
+{
+    if (n == 0 || n > SERVER_DEST_MAX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9') ||
+              p[i] == '_' || p[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* /api/v1/integrations, /api/v1/integrations/{name}/dead-letters?limit=, /api/v1/integrations/{name}/redrive. */
+static int integration_params(const char *uri, const char *qs, server_query *out, server_query_err *err)
+{
+    if (out->route == SERVER_ROUTE_INTEGRATION_REDRIVE) {
+        out->method = "POST";
+        out->need = HTTP_ROLE_OPERATOR;
+    }
+    if (!uri[20]) return 0; /* the list */
+    const char *name = uri + 21, *slash = strchr(name, '/');
+    size_t n = slash ? (size_t)(slash - name) : strlen(name);
+    if (!slash || !dest_name_ok(name, n))
+        return fail(err, 404, "NOT_FOUND", NULL,
+                    "no such destination: a name is 1-%d of A-Z a-z 0-9 _ - (see GET /api/v1/integrations)",
+                    SERVER_DEST_MAX);
+    memcpy(out->dest, name, n);
+    out->dest[n] = '\0';
+    if (out->route == SERVER_ROUTE_INTEGRATION_REDRIVE) return 0;
+    if (strcmp(slash, "/dead-letters") != 0)
+        return fail(err, 404, "NOT_FOUND", NULL, "no route %.200s", uri);
+    out->dest_dead = 1;
+    char buf[32];
+    out->limit = SERVER_QUERY_DEFAULT_LIMIT;
+    int got = server_query_var(qs, "limit", buf, 16);
+    int64_t limit = 0;
+    if (got < 0 || (got && (ct_parse_int(buf, &limit) != 0 || limit < 1 || limit > SERVER_QUERY_MAX_LIMIT)))
+        return fail(err, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to %d",
+                    SERVER_QUERY_MAX_LIMIT);
+    if (got) out->limit = limit;
+    return 0;
+}
+
 int server_query_parse(const char *uri, const char *qs, server_query *out, server_query_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -215,6 +264,9 @@ int server_query_parse(const char *uri, const char *qs, server_query *out, serve
         return 0;
     case SERVER_ROUTE_ME:
         return 0;
+    case SERVER_ROUTE_INTEGRATIONS:
+    case SERVER_ROUTE_INTEGRATION_REDRIVE:
+        return integration_params(uri, qs, out, err);
     case SERVER_ROUTE_ACTIONS: {
         out->method = "POST";
         out->need = HTTP_ROLE_OPERATOR;

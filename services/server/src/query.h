@@ -15,7 +15,8 @@
     X(SUMMARY, "summary") X(VIEWS, "views") X(ORDERS, "orders") X(SHIPMENTS, "shipments") \
     X(SEARCH, "search") X(DEAD_LETTERS, "dead_letters") X(INGEST, "ingest") X(OTHER_API, "other_api")  \
     X(STREAM, "stream") X(TREND, "trend") X(REDRIVE, "redrive") X(HEALTHZ, "healthz") X(READYZ, "readyz") X(METRICS, "metrics") \
-    X(EXCEPTIONS, "exceptions") X(ACTIONS, "actions") X(ME, "me")
+    X(EXCEPTIONS, "exceptions") X(ACTIONS, "actions") X(ME, "me") \
+    X(INTEGRATIONS, "integrations") X(INTEGRATION_REDRIVE, "integration_redrive")
 
 typedef enum server_route {
 #define SERVER_X(id, name) SERVER_ROUTE_##id,
@@ -27,6 +28,9 @@ typedef enum server_route {
 /** Default and largest `limit` of a view page. */
 #define SERVER_QUERY_DEFAULT_LIMIT 100
 #define SERVER_QUERY_MAX_LIMIT 1000
+
+/** The longest destination name of a relay file (1-64 of [A-Za-z0-9_-]). */
+#define SERVER_DEST_MAX 64
 
 /** A parsed API request. Strings are NUL-terminated copies, decoded from the query string. */
 typedef struct server_query {
@@ -54,6 +58,9 @@ typedef struct server_query {
     int closed;               /**< exceptions: closed=1, the closed list */
     int has_view;             /**< exceptions: view=V was given (then view is set) */
     int64_t since_ns;         /**< exceptions?closed=1: since (0 for none) */
+    /* The relay's destinations (docs/outbound.md): */
+    char dest[SERVER_DEST_MAX + 1]; /**< integrations: the destination's name ("" for the list) */
+    int dest_dead;            /**< integrations: /{name}/dead-letters (then limit is set) */
 } server_query;
 
 /** Why a request is refused: the HTTP status and the JSON error's code, field and message. */

@@ -316,6 +316,8 @@ int server__api(struct mg_connection *c, void *cbdata)
     case SERVER_ROUTE_EXCEPTIONS: rc = server__exceptions_list(c, s, pq); break;
     case SERVER_ROUTE_ACTIONS: rc = server__act(c, s, pq); break;
     case SERVER_ROUTE_ME: rc = server__me(c, s); break;
+    case SERVER_ROUTE_INTEGRATIONS: rc = server__integrations(c, s, pq); break;
+    case SERVER_ROUTE_INTEGRATION_REDRIVE: rc = server__integration_redrive(c, s, pq); break;
     default: rc = server__error(c, s, route, 404, "NOT_FOUND", NULL, "no route %.200s", uri); break;
     }
 out:

@@ -349,6 +349,10 @@ ct_status http_server_start(http_server **out, const server_opts *o)
         ct_log(CT_LOG_INFO, "server", "%zu API tokens loaded from %s; every API route needs one", s->n_tokens,
                o->tokens_file);
     }
+    if (server__integrations_init(s) != CT_OK) {
+        http_server_stop(s);
+        return CT_USAGE;
+    }
 
     char threads[16], timeout[16];
     /* civetweb holds a worker thread per open websocket: room for every live client and the requests. */
@@ -422,6 +426,7 @@ void http_server_stop(http_server *s)
     if (s->ctx) mg_stop(s->ctx);
     stream__hub_free(s);
     free(s->tokens);
+    server__integrations_free(s);
     store_close(s->st);
     pthread_rwlock_destroy(&s->lock);
     free(s->data_dir);

@@ -34,6 +34,9 @@ struct http_server {
     char *web_real;          /* the web root's real path (symbolic links resolved), or NULL */
     char **hosts;            /* Host values (lowercase host:port) allowed in loopback mode (guard.c) */
     size_t n_hosts;
+    struct relay_conf *relay; /* the relay file's destinations (integrations.c), or NULL: none */
+    pthread_mutex_t relay_lock; /* one redrive at a time */
+    int relay_lock_ready;     /* relay_lock was initialized */
 };
 
 /* ---- guard.c: what every request passes before a handler ---- */
@@ -109,6 +112,12 @@ int server__exception_get(struct mg_connection *c, http_server *s, const server_
 int server__exceptions_list(struct mg_connection *c, http_server *s, const server_query *pq);
 int server__act(struct mg_connection *c, http_server *s, const server_query *pq);
 int server__me(struct mg_connection *c, http_server *s);
+/* ---- integrations.c: the outbound relay's destinations (docs/outbound.md) ---- */
+/* Load the relay file (o.relay_file); CT_USAGE after logging FILE:LINE when it is bad. */
+ct_status server__integrations_init(http_server *s);
+void server__integrations_free(http_server *s);
+int server__integrations(struct mg_connection *c, http_server *s, const server_query *pq);
+int server__integration_redrive(struct mg_connection *c, http_server *s, const server_query *pq);
 /* Build an action event (exceptionAcknowledged ... exceptionReopened) from an API body; NULL with *err for a
  * field at fault (code INVALID_PARAMETER). The caller frees it with evt_free. */
 evt_event *server__action_event(const char *action, const char *exid, const char *actor, const json_t *body,
