@@ -356,7 +356,11 @@ class T2SlowClient(StreamTest):
         slow.reading.set()
         self.wait_settled([slow], self.applied())
         self.assertTrue(slow.resyncs, "the dropped client was not told to resync")
-        self.assertIn("slow client", slow.resyncs[0]["reason"])
+        # Its resync says why: it was too slow; unless NATS cut the server's notices meanwhile (above), when
+        # every client is told to resync for the missed notices, this one too (its drop is counted above).
+        reasons = [r["reason"] for r in slow.resyncs]
+        self.assertTrue(any("slow client" in r for r in reasons) or
+                        (fast.resyncs and any("no change notice" in r for r in reasons)), reasons)
         self.assertMirrors(slow, VIEWS)
 
 
