@@ -93,6 +93,13 @@ static char *page_path(ctl_ctx *c, const char *view, const char *cursor, int fil
         sep = '&';
         free(e);
     }
+    const char *code = filters ? NULL : ct_config_str(c->cfg, "code");
+    if (code) {
+        char *e = ctl_http_escape(code);
+        ct_buf_addf(&b, "%ccode=%s", sep, e);
+        sep = '&';
+        free(e);
+    }
     if (cursor) {
         char *e = ctl_http_escape(cursor);
         ct_buf_addf(&b, "%ccursor=%s", sep, e);
@@ -292,8 +299,8 @@ static int list_view(int argc, char **argv, const ctl_spec *spec, const char *fi
         }
     } else if (rc == CTL_EXIT_OK) {
         if (s.shown) ctl_table_print(&s.t, stdout);
-        /* count is the filtered count when filters were given (dlq list takes none). */
-        int filtered = !fixed_view && has_filters(&c);
+        /* count is the filtered count when filters were given (dlq list: --code). */
+        int filtered = fixed_view ? ct_config_str(c.cfg, "code") != NULL : has_filters(&c);
         printf("%s%zu item%s shown; %s %" JSON_INTEGER_FORMAT " (as of sequence %" JSON_INTEGER_FORMAT ")\n",
                s.shown ? "\n" : "", s.shown, s.shown == 1 ? "" : "s",
                filtered ? "the filters match" : "the view holds", s.count, s.seq);
@@ -334,10 +341,11 @@ int ctl_cmd_dlq_list(int argc, char **argv)
          0, 0},
         {"cursor", 0, NULL, NULL, CT_OPT_STRING, NULL, "CURSOR", "start after this cursor (a nextCursor)", 0, 0},
         {"all", 'a', NULL, NULL, CT_OPT_BOOL, NULL, NULL, "follow nextCursor to the last page", 0, 0},
+        {"code", 0, NULL, NULL, CT_OPT_STRING, NULL, "CODE", "only dead letters of this code, e.g. INVALID_VALUE", 0, 0},
     };
     static const ctl_spec spec = {
         "towerctl dlq list",
-        "usage: towerctl dlq list [--limit N] [--all] [--cursor CURSOR]\n\n"
+        "usage: towerctl dlq list [--limit N] [--all] [--cursor CURSOR] [--code CODE]\n\n"
         "The dead letters, oldest first: stream sequence (what `dlq redrive` takes), age, when the\n"
         "tower received it, code, event id and the reason. GET /api/v1/dead-letters; --json prints the\n"
         "server's answer, with each dead letter's raw bytes.",

@@ -280,6 +280,7 @@ typedef struct store_query {
                                   or "attention" (open or acknowledged, not snoozed); NULL, "" or "all": any */
     const char *assignee;    /**< only items assigned to this name; "" only unassigned ones; NULL: any */
     int64_t now_ns;          /**< the instant the state filter judges snoozes at */
+    const char *code;        /**< dead letters: only those of this code, e.g. "INVALID_VALUE" (NULL: any) */
     const char *cursor;      /**< continue after this cursor (from a previous page), or NULL */
     size_t limit;            /**< at most this many items (0: no limit) */
 } store_query;

@@ -57,6 +57,7 @@ typedef struct view_scan {
     int check_carrier;                     /* the index is by warehouse: filter the carrier on the item */
     int check_rule;                        /* the index is not by rule: filter the rule on the item */
     int check_life;                        /* a state or assignee filter: judged on the item */
+    int check_code;                        /* a dead letter's code: judged on the item */
     size_t delivered;                      /* items given to the callback so far */
 } view_scan;
 
@@ -88,6 +89,7 @@ static int scan_choose_index(const store *s, const store_query *q, view_scan *sc
     sc->check_carrier = sc->dbi == s->vwh && q->carrier && *q->carrier;
     sc->check_rule = sc->dbi != s->vrule && q->rule && *q->rule;
     sc->check_life = (q->state && *q->state && strcmp(q->state, "all") != 0) || q->assignee;
+    sc->check_code = q->code && *q->code;
     return 0;
 }
 
@@ -146,7 +148,8 @@ static int life_wants(const store_query *q, const Tower__V1__ViewItem *it)
 static int scan_wants(const view_scan *sc, const store_query *q, const Tower__V1__ViewItem *it)
 {
     return (!sc->check_carrier || (it->carrier_id && strcmp(it->carrier_id, q->carrier) == 0)) &&
-           (!sc->check_rule || (it->rule && strcmp(it->rule, q->rule) == 0)) && (!sc->check_life || life_wants(q, it));
+           (!sc->check_rule || (it->rule && strcmp(it->rule, q->rule) == 0)) && (!sc->check_life || life_wants(q, it)) &&
+           (!sc->check_code || (it->code && strcmp(it->code, q->code) == 0));
 }
 
 /* The item index key k names, decoded into *out (caller frees with
@@ -221,7 +224,7 @@ ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out)
             n_parts++;
             which = i;
         }
-    int life = (q->state && *q->state && strcmp(q->state, "all") != 0) || q->assignee;
+    int life = (q->state && *q->state && strcmp(q->state, "all") != 0) || q->assignee || (q->code && *q->code);
     if (!q->since_before_ns && n_parts == 0 && !life) {
         *out = store_reader_count(r, q->view);
         return CT_OK;
@@ -251,7 +254,7 @@ ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out)
     uint64_t n = 0;
     for (rc = scan_first(c, &sc, &k, &v); rc == 0 && scan_in_range(&sc, q, &k);
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (!sc.check_carrier && !sc.check_rule && !sc.check_life) {
+        if (!sc.check_carrier && !sc.check_rule && !sc.check_life && !sc.check_code) {
             n++;
             continue;
         }

@@ -1007,6 +1007,17 @@ class T14DeadLetters(ServerTest):
         for bad in ("0", "1001", "x"):
             self.assertError(self.get(q("/api/v1/dead-letters", limit=bad)), 400, field="limit")
         self.assertError(self.get(q("/api/v1/dead-letters", cursor="not-a-cursor!")), 400, field="cursor")
+        # code=: only the dead letters of that code, paged, with their count.
+        codes = sorted({d["code"] for d in want})
+        self.assertGreater(len(codes), 1, "the trace's dead letters have several codes")
+        for code in codes:
+            items, bodies = self.walk("/api/v1/dead-letters", {"code": code}, limit=7)
+            self.assertItems(items, [d for d in want if d["code"] == code], "dead-letters code=%s" % code,
+                             dead_letter_api=True)
+            self.assertEqual(bodies[0]["count"], sum(1 for d in want if d["code"] == code), code)
+        self.assertEqual(self.walk("/api/v1/dead-letters", {"code": "NO_SUCH_CODE"})[0], [])
+        for bad in ("invalid_value", "X Y", "A" * 40):
+            self.assertError(self.get(q("/api/v1/dead-letters", code=bad)), 400, field="code")
 
 
 # ---------------------------------------------------------------------------------------------

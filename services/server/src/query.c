@@ -158,6 +158,11 @@ static int view_params(const char *qs, server_query *out, server_query_err *err)
     if (gs < 0 || (gs && strcmp(sort, "age") != 0 && strcmp(sort, "priority") != 0))
         return fail(err, 400, "INVALID_PARAMETER", "sort", "sort must be age or priority");
     out->sort_priority = gs && !strcmp(sort, "priority");
+    int gc = server_query_var(qs, "code", out->code, sizeof out->code);
+    int code_ok = gc >= 0;
+    for (const char *p = out->code; code_ok && *p; p++) code_ok = (*p >= 'A' && *p <= 'Z') || *p == '_';
+    if (!code_ok || (gc > 0 && !out->code[0]))
+        return fail(err, 400, "INVALID_PARAMETER", "code", "code must be a dead-letter code such as INVALID_VALUE");
     if (str_param(qs, "warehouse", out->warehouse, sizeof out->warehouse, err) ||
         str_param(qs, "carrier", out->carrier, sizeof out->carrier, err) ||
         str_param(qs, "cursor", out->cursor, sizeof out->cursor, err))

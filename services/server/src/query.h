@@ -51,6 +51,7 @@ typedef struct server_query {
     char exid[EVT_MAX_EXID + 1]; /**< exceptions and actions: the exception id in the path ("" for a list or bulk) */
     char action[16];          /**< actions: ack, assign, snooze, note, resolve or reopen ("" for the bulk form) */
     char state[16];           /**< views, exceptions: the state filter ("" for none) */
+    char code[32];            /**< dead letters: only this code ("" for none) */
     char assignee[EVT_MAX_ACTOR + 1]; /**< views, exceptions: the assignee filter (meaningful when has_assignee) */
     int has_assignee;         /**< assignee was given ("none" is stored as "") */
     int assignee_me;          /**< assignee=me: the caller's name (the handler knows it) */

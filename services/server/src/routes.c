@@ -116,7 +116,8 @@ static int view_page(struct mg_connection *c, http_server *s, const server_query
                      .carrier = *pq->carrier ? pq->carrier : NULL, .since_before_ns = before,
                      .cursor = *pq->cursor ? pq->cursor : NULL, .limit = (size_t)pq->limit,
                      .state = *pq->state ? pq->state : NULL,
-                     .assignee = pq->has_assignee ? (pq->assignee_me ? me : pq->assignee) : NULL, .now_ns = now};
+                     .assignee = pq->has_assignee ? (pq->assignee_me ? me : pq->assignee) : NULL, .now_ns = now,
+                     .code = *pq->code ? pq->code : NULL};
     char *next = NULL;
     if (pq->sort_priority) st = priority_page(r, &q, &cc, &next);
     else st = store_view_scan(r, &q, collect, &cc, &next);
