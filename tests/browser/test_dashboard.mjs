@@ -142,7 +142,7 @@ async function setup() {
   phase = 'launching Chromium';
   S.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
   S.context = await S.browser.newContext({ viewport: { width: 1920, height: 1080 }, colorScheme: 'dark', acceptDownloads: true });
-  S.context.setDefaultTimeout(10000);
+  S.context.setDefaultTimeout(slow(10000));
   S.errors = [];
   S.base = `http://127.0.0.1:${S.serve.port}`;
 }
@@ -186,7 +186,7 @@ async function rowKeys(page) {
 }
 
 async function waitTable(page) {
-  await page.waitForSelector('#items[data-loaded="true"]:not([aria-busy])', { timeout: 10000 });
+  await page.waitForSelector('#items[data-loaded="true"]:not([aria-busy])', { timeout: slow(10000) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -196,18 +196,18 @@ async function checks() {
   const ov = await newPage('#/');
 
   await check('overview connects to the live stream', async () => {
-    await waitLive(ov, 10000);
+    await waitLive(ov, slow(10000));
   });
 
   await check('tile counts equal the API summary', async () => {
-    await ov.waitForSelector('.ov-grid[data-loaded="true"]', { timeout: 10000 });
+    await ov.waitForSelector('.ov-grid[data-loaded="true"]', { timeout: slow(10000) });
     let last = null;
     await until('tiles equal to /api/v1/summary', async () => {
       const want = apiCounts((await api('/summary')));
       const got = await tileCounts(ov);
       last = { got, want };
       return JSON.stringify(got) === JSON.stringify(want);
-    }, 5000).catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(last)}`); });
+    }, slow(15000)).catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(last)}`); });
     const anyNonZero = Object.values(last.want).some((c) => c !== '0');
     assert(anyNonZero, 'every view is empty: the trace should leave stuck items');
   });
@@ -233,7 +233,7 @@ async function checks() {
     const sel = '.tile[data-view="dead_letters"] .age';
     const a = await ov.textContent(sel);
     assert(/\d/.test(a || ''), `the dead letters tile shows no age ("${a}")`);
-    await ov.waitForFunction(([s, v]) => document.querySelector(s).textContent !== v, [sel, a], { timeout: 4000 });
+    await ov.waitForFunction(([s, v]) => document.querySelector(s).textContent !== v, [sel, a], { timeout: slow(4000) });
   });
 
   await check('breakdowns by warehouse and carrier equal the API', async () => {
@@ -266,11 +266,11 @@ async function checks() {
     await vp.click('#next');
     const p2 = await api(`/views/awaiting_release?limit=100&cursor=${encodeURIComponent(p1.nextCursor)}`);
     const want2 = p2.items.map((it) => itemKey('awaiting_release', it));
-    await until('page 2 rows', async () => JSON.stringify(await rowKeys(vp)) === JSON.stringify(want2), 5000)
+    await until('page 2 rows', async () => JSON.stringify(await rowKeys(vp)) === JSON.stringify(want2), slow(15000))
       .catch(async (e) => { throw new Error(`${e.message}: got ${JSON.stringify(await rowKeys(vp))}, want ${JSON.stringify(want2)}`); });
     await vp.click('#prev');
     const want1 = p1.items.map((it) => itemKey('awaiting_release', it));
-    await until('page 1 again', async () => JSON.stringify(await rowKeys(vp)) === JSON.stringify(want1), 5000);
+    await until('page 1 again', async () => JSON.stringify(await rowKeys(vp)) === JSON.stringify(want1), slow(15000));
   });
 
   await check('view filters (warehouse, carrier, minimum age) give the API\'s answers', async () => {
@@ -296,7 +296,7 @@ async function checks() {
     await waitTable(fp);
     await fp.fill('#f-warehouse', 'dc-3');
     await fp.click('.filters button[type="submit"]');
-    await fp.waitForFunction(() => location.hash.includes('warehouse=dc-3'), null, { timeout: 3000 });
+    await fp.waitForFunction(() => location.hash.includes('warehouse=dc-3'), null, { timeout: slow(3000) });
     await waitTable(fp);
     const [p] = await apiItems('awaiting_release', { warehouse: 'dc-3' });
     assertEq(await rowKeys(fp), p.items.map((it) => itemKey('awaiting_release', it)), 'rows after the filter form');
@@ -306,7 +306,7 @@ async function checks() {
   await check('CSV export holds every item of the filtered view', async () => {
     const cp = await newPage('#/view/awaiting_release?warehouse=dc-1');
     await waitTable(cp);
-    const [dl] = await Promise.all([cp.waitForEvent('download', { timeout: 10000 }), cp.click('#export')]);
+    const [dl] = await Promise.all([cp.waitForEvent('download', { timeout: slow(10000) }), cp.click('#export')]);
     const text = readFileSync(await dl.path(), 'utf8');
     const lines = text.trim().split(/\r\n/);
     const head = lines.shift().split(',');
@@ -322,13 +322,13 @@ async function checks() {
   // A new event, older than every item, lands on page 1 of the view and in the tile.
   const newOrder = `BT-NEW-${rand}`;
   await check('a POSTed event appears on the open pages within 2 s, without reload', async () => {
-    await waitLive(vp, 10000);
-    await waitLive(ov, 10000);
+    await waitLive(vp, slow(10000));
+    await waitLive(ov, slow(10000));
     await waitTable(vp);
     const before = await api('/summary');
     const oldest = Date.parse(before.views.awaiting_release.oldestSince);
     await until('the tile to show the API count', async () =>
-      (await tileCounts(ov)).awaiting_release === String(before.views.awaiting_release.count), 5000);
+      (await tileCounts(ov)).awaiting_release === String(before.views.awaiting_release.count), slow(15000));
     const navs = [0, 0];
     vp.on('framenavigated', () => navs[0]++);
     ov.on('framenavigated', () => navs[1]++);
@@ -363,13 +363,13 @@ async function checks() {
     const post = await http(S.serve.port, '/api/v1/events', { method: 'POST', body: JSON.stringify(ev) });
     assert(post.status === 200, `POST /api/v1/events -> ${post.status} ${post.text.slice(0, 300)}`);
     await vp.waitForFunction((id) => ![...document.querySelectorAll('#items tbody tr[data-key]')]
-      .some((r) => r.textContent.includes(id)), newOrder, { timeout: 10000 });
+      .some((r) => r.textContent.includes(id)), newOrder, { timeout: slow(10000) });
     const want = String(before.views.awaiting_release.count - 1);
     await ov.waitForFunction((n) => document.querySelector('.tile[data-view="awaiting_release"] .tile-count').dataset.count === n,
-      want, { timeout: 10000 });
+      want, { timeout: slow(10000) });
     const [p1] = await apiItems('awaiting_release');
     await until('rows equal to the API again', async () =>
-      JSON.stringify(await rowKeys(vp)) === JSON.stringify(p1.items.map((it) => itemKey('awaiting_release', it))), 5000);
+      JSON.stringify(await rowKeys(vp)) === JSON.stringify(p1.items.map((it) => itemKey('awaiting_release', it))), slow(15000));
   });
 
   await check('leaving a view page while a row fades out raises no error', async () => {
@@ -385,12 +385,12 @@ async function checks() {
     let r = await post({ eventId: `bt-fade-a-${rand}`, occurredAt: iso(oldest - 7200 * 1000), source: src,
       orderId: id, orderApproved: { warehouseId: 'dc-1' } });
     assert(r.status === 200, `POST approve -> ${r.status}`);
-    await lp.waitForSelector(`#items tbody tr[data-key]:has(a:text-is("${id}"))`, { timeout: 10000 });
+    await lp.waitForSelector(`#items tbody tr[data-key]:has(a:text-is("${id}"))`, { timeout: slow(10000) });
     const before = S.errors.length;
     r = await post({ eventId: `bt-fade-r-${rand}`, occurredAt: iso(Date.now() - 60000), source: src,
       orderId: id, orderReleased: { warehouseId: 'dc-1' } });
     assert(r.status === 200, `POST release -> ${r.status}`);
-    await lp.waitForSelector('#items tbody tr.leaving', { timeout: 10000 });
+    await lp.waitForSelector('#items tbody tr.leaving', { timeout: slow(10000) });
     await lp.evaluate(() => { location.hash = '#/'; });
     await lp.waitForTimeout(1200); // the fade lasts 600 ms
     assertEq(S.errors.slice(before), [], 'page errors after leaving the view page');
@@ -405,7 +405,7 @@ async function checks() {
     const id = decodeURIComponent(href.slice('#/order/'.length));
     // (A click elsewhere on the row opens the exception panel: tests/browser/test_exceptions.mjs.)
     await vp.click(`#items tbody tr[data-href="${href}"] td.c-order a`);
-    await vp.waitForSelector(`#entity[data-id="${id}"][data-loaded="true"]`, { timeout: 10000 });
+    await vp.waitForSelector(`#entity[data-id="${id}"][data-loaded="true"]`, { timeout: slow(10000) });
     const o = await api(`/orders/${encodeURIComponent(id)}`);
     const got = await vp.$$eval('#timeline tbody tr', (rs) => rs.map((r) => r.dataset.eventId));
     assertEq(got, o.timeline.map((t) => t.event.eventId), `timeline of ${id}`);
@@ -425,7 +425,7 @@ async function checks() {
     const id = s.orders[1];
     await sp.fill('#q', id);
     await sp.press('#q', 'Enter');
-    await sp.waitForSelector(`#entity[data-id="${id}"][data-loaded="true"]`, { timeout: 10000 });
+    await sp.waitForSelector(`#entity[data-id="${id}"][data-loaded="true"]`, { timeout: slow(10000) });
     const o = await api(`/orders/${encodeURIComponent(id)}`);
     assert(o.customerId, `order ${id} has no customer`);
     await sp.fill('#q', o.customerId);
@@ -437,11 +437,11 @@ async function checks() {
       const ent = await sp.$('#entity[data-loaded="true"]');
       if (ent && sp.url().includes('#/order/')) return theirs.includes(await ent.getAttribute('data-id'));
       return (await sp.$$(`#search-results a[href="#/order/${encodeURIComponent(id)}"]`)).length > 0;
-    }, 10000);
+    }, slow(10000));
     // A prefix lists results.
     await sp.fill('#q', 'SO-');
     await sp.press('#q', 'Enter');
-    await sp.waitForSelector('#search-results ul a', { timeout: 10000 });
+    await sp.waitForSelector('#search-results ul a', { timeout: slow(10000) });
     const links = await sp.$$eval('#search-results a[href^="#/order/"]', (as) => as.length);
     assert(links >= s.orders.length, `${links} order links for "SO-", the API finds ${s.orders.length}`);
     await sp.close();
@@ -449,7 +449,7 @@ async function checks() {
 
   await check('the dead letters page lists the API\'s dead letters with their raw bytes', async () => {
     const dp = await newPage('#/dead-letters');
-    await dp.waitForSelector('#dead-letters[data-loaded="true"]', { timeout: 10000 });
+    await dp.waitForSelector('#dead-letters[data-loaded="true"]', { timeout: slow(10000) });
     const b = await api('/dead-letters?limit=50');
     assert(b.items.length > 0, 'the trace should leave dead letters');
     const got = await dp.$$eval('#dead-letters article', (as) => as.map((a) => Number(a.dataset.seq)));
@@ -464,26 +464,26 @@ async function checks() {
 
   await check('redrive asks for confirmation, then reports the result', async () => {
     const dp = S.deadPage || await newPage('#/dead-letters');
-    await dp.waitForSelector('#dead-letters[data-loaded="true"]', { timeout: 10000 });
+    await dp.waitForSelector('#dead-letters[data-loaded="true"]', { timeout: slow(10000) });
     const seq = await dp.getAttribute('#dead-letters article', 'data-seq');
     await dp.click(`#dl-${seq} button.redrive`);
-    await dp.waitForSelector('#redrive-dialog[open]', { timeout: 3000 });
+    await dp.waitForSelector('#redrive-dialog[open]', { timeout: slow(3000) });
     await dp.click('#redrive-dialog button:text-is("Cancel")');
-    await dp.waitForSelector('#redrive-dialog', { state: 'hidden', timeout: 3000 });
+    await dp.waitForSelector('#redrive-dialog', { state: 'hidden', timeout: slow(3000) });
     await dp.click(`#dl-${seq} button.redrive`);
     await dp.click('#redrive-confirm');
     await dp.waitForFunction(() => /: (accepted|duplicate)\b/.test(document.querySelector('.dlg-result').textContent)
-      || /failed|Refused/.test(document.querySelector('.dlg-result').textContent), null, { timeout: 10000 });
+      || /failed|Refused/.test(document.querySelector('.dlg-result').textContent), null, { timeout: slow(10000) });
     const msg = await dp.textContent('.dlg-result');
     assert(new RegExp(`Dead letter ${seq}: (accepted|duplicate)`).test(msg), `redrive answered: ${msg}`);
   });
 
   await check('a dropped connection is shown, and the page recovers with what changed meanwhile', async () => {
-    await waitLive(ov, 10000);
+    await waitLive(ov, slow(10000));
     const before = await api('/summary');
     const r = await S.serve.stop();
     assert(r.code === 0, `towerd serve exited ${JSON.stringify(r)} on SIGTERM\n${tail(S.serve.logPath)}`);
-    await ov.waitForSelector('#conn[data-state="reconnecting"], #conn[data-state="offline"]', { timeout: 10000 });
+    await ov.waitForSelector('#conn[data-state="reconnecting"], #conn[data-state="offline"]', { timeout: slow(10000) });
     assert(await ov.$eval('#conn', (e) => /reconnect|offline/i.test(e.textContent)), 'the connection state says nothing');
     assert(await ov.$eval('body', (b) => b.classList.contains('stale')), 'the page is not marked stale');
     // Meanwhile an order is approved (through NATS: the server is down).
@@ -498,9 +498,9 @@ async function checks() {
     const after = await caughtUp();
     assert(after.views.awaiting_release.count === before.views.awaiting_release.count + 1,
       `the API did not count the event published meanwhile (${before.views.awaiting_release.count} -> ${after.views.awaiting_release.count})`);
-    await waitLive(ov, 30000);
+    await waitLive(ov, slow(30000));
     await until('tiles equal to the API after the reconnect', async () =>
-      JSON.stringify(await tileCounts(ov)) === JSON.stringify(apiCounts(await api('/summary'))), 10000)
+      JSON.stringify(await tileCounts(ov)) === JSON.stringify(apiCounts(await api('/summary'))), slow(10000))
       .catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await tileCounts(ov))}`); });
     assert(!(await ov.$eval('body', (b) => b.classList.contains('stale'))), 'still marked stale');
   });
@@ -522,7 +522,7 @@ async function checks() {
     const tp = await tab.newPage();
     tp.on('pageerror', (e) => S.errors.push(`tablet: ${e.message}`));
     await tp.goto(S.base + '/#/');
-    await tp.waitForSelector('.ov-grid[data-loaded="true"]', { timeout: 10000 });
+    await tp.waitForSelector('.ov-grid[data-loaded="true"]', { timeout: slow(10000) });
     // Nothing overflows sideways on a tablet.
     const over = await tp.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert(over <= 0, `the tablet overview scrolls sideways by ${over} px`);
