@@ -61,6 +61,35 @@ void store__time_key(unsigned char *p, const Tower__V1__Timestamp *t)
     p[11] = (unsigned char)n;
 }
 
+void store__ns_time_key(unsigned char *p, int64_t ns)
+{
+    Tower__V1__Timestamp t = TOWER__V1__TIMESTAMP__INIT;
+    t.seconds = ns / 1000000000LL;
+    t.nanos = (int32_t)(ns % 1000000000LL);
+    if (t.nanos < 0) {
+        t.nanos += 1000000000;
+        t.seconds--;
+    }
+    store__time_key(p, &t);
+}
+
+int64_t store__time_key_ns(const unsigned char *p)
+{
+    int64_t secs = (int64_t)(store__get_u64(p) ^ 0x8000000000000000ULL);
+    uint32_t nanos = ((uint32_t)p[8] << 24) | ((uint32_t)p[9] << 16) | ((uint32_t)p[10] << 8) | p[11];
+    return secs * 1000000000LL + (int64_t)nanos;
+}
+
+int64_t store__ts_ns(const Tower__V1__Timestamp *t) { return t ? t->seconds * 1000000000LL + t->nanos : 0; }
+
+void store__json_time(json_t *o, const char *k, const Tower__V1__Timestamp *t)
+{
+    if (!t) return;
+    char buf[48];
+    evt_time_format(t->seconds, t->nanos, buf);
+    json_object_set_new(o, k, json_string(buf));
+}
+
 uint64_t store__meta_u64(MDB_txn *txn, const store *s, const char *key)
 {
     MDB_val k = {strlen(key), (void *)key}, v;

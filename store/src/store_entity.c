@@ -18,13 +18,6 @@ static void set_stage(json_t *o, const char *k, fold_stage st)
     json_object_set_new(o, k, st == FOLD_STAGE_NONE ? json_null() : json_string(fold_stage_name(st)));
 }
 
-static void set_ts(json_t *o, const char *k, const Tower__V1__Timestamp *t)
-{
-    char buf[48];
-    evt_time_format(t->seconds, t->nanos, buf);
-    json_object_set_new(o, k, json_string(buf));
-}
-
 /* The items an entity is in now, with their view. */
 static void open_items(store_reader *r, char kind, const char *id, int64_t now_ns, json_t *arr)
 {
@@ -110,7 +103,7 @@ static json_t *milestones_json(const store__process *p)
         }
     json_t *o = json_object();
     for (unsigned c = 0; c < 64; c++)
-        if (first[c]) set_ts(o, evt_type_name(first[c]), first[c]->occurred_at);
+        if (first[c]) store__json_time(o, evt_type_name(first[c]), first[c]->occurred_at);
     return o;
 }
 
@@ -123,10 +116,10 @@ static json_t *breaches_json(const fold_result *res)
         json_t *x = json_object();
         json_object_set_new(x, "rule", json_string(b->rule));
         json_object_set_new(x, b->kind == 'o' ? "orderId" : "shipmentId", json_string(b->entity));
-        set_ts(x, "dueAt", b->due);
+        store__json_time(x, "dueAt", b->due);
         if (b->closed_at) {
             json_object_set_new(x, "state", json_string("closed"));
-            set_ts(x, "closedAt", b->closed_at);
+            store__json_time(x, "closedAt", b->closed_at);
             /* Negative when the milestone happened in time but was reported after the deadline. */
             json_object_set_new(x, "lateBySeconds", json_integer(b->closed_at->seconds - b->due->seconds));
         } else {

@@ -6,23 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t ts_ns(const Tower__V1__Timestamp *t) { return t ? t->seconds * 1000000000LL + t->nanos : 0; }
-
-static int64_t tk_ns(const unsigned char *p)
-{
-    int64_t secs = (int64_t)(store__get_u64(p) ^ 0x8000000000000000ULL);
-    uint32_t nanos = ((uint32_t)p[8] << 24) | ((uint32_t)p[9] << 16) | ((uint32_t)p[10] << 8) | p[11];
-    return secs * 1000000000LL + (int64_t)nanos;
-}
-
-static void set_time(json_t *o, const char *k, const Tower__V1__Timestamp *t)
-{
-    if (!t) return;
-    char buf[40];
-    evt_time_format(t->seconds, t->nanos, buf);
-    json_object_set_new(o, k, json_string(buf));
-}
-
 /* The entity prefix of an exception's item and closed keys ("o:<id>|", "d:<seq, 20 digits>|"). */
 static void entity_prefix(const evt_exid *x, char *buf, size_t cap)
 {
@@ -84,7 +67,7 @@ static json_t *event_ref(const evt_event *e)
     json_t *o = json_object();
     json_object_set_new(o, "eventId", json_string(e->event_id));
     json_object_set_new(o, "type", json_string(evt_type_name(e)));
-    set_time(o, "at", e->occurred_at);
+    store__json_time(o, "at", e->occurred_at);
     return o;
 }
 
@@ -113,23 +96,23 @@ static int on_event(void *vctx, const evt_event *e, uint64_t seq)
     if (!evt_is_action(e)) {
         /* The event its since is: the condition's start (for a breach, the slaBreached of that due time). */
         const Tower__V1__Timestamp *since = h->it->since;
-        int match = since && ts_ns(e->occurred_at) == ts_ns(since);
+        int match = since && store__ts_ns(e->occurred_at) == store__ts_ns(since);
         if (h->it->view && !strcmp(h->it->view, "sla_breaches"))
             match = e->payload_case == TOWER__V1__EVENT__PAYLOAD_SLA_BREACHED &&
-                    ts_ns(e->sla_breached->due_at ? e->sla_breached->due_at : e->occurred_at) == ts_ns(since);
+                    store__ts_ns(e->sla_breached->due_at ? e->sla_breached->due_at : e->occurred_at) == store__ts_ns(since);
         if (match && !h->opened_by) h->opened_by = event_ref(e);
         return 0;
     }
     evt_action a = evt_action_of(e);
     if (!a.exception_id || strcmp(a.exception_id, h->exid) != 0) return 0;
     json_t *o = json_object();
-    set_time(o, "at", e->occurred_at);
+    store__json_time(o, "at", e->occurred_at);
     json_object_set_new(o, "action", json_string(action_word(e)));
     json_object_set_new(o, "actor", json_string(a.actor ? a.actor : ""));
     if (a.note) json_object_set_new(o, "note", json_string(a.note));
     if (e->payload_case == TOWER__V1__EVENT__PAYLOAD_EXCEPTION_ASSIGNED)
         json_object_set_new(o, "assignee", json_string(e->exception_assigned->assignee ? e->exception_assigned->assignee : ""));
-    if (e->payload_case == TOWER__V1__EVENT__PAYLOAD_EXCEPTION_SNOOZED) set_time(o, "until", e->exception_snoozed->until);
+    if (e->payload_case == TOWER__V1__EVENT__PAYLOAD_EXCEPTION_SNOOZED) store__json_time(o, "until", e->exception_snoozed->until);
     if (e->payload_case == TOWER__V1__EVENT__PAYLOAD_EXCEPTION_RESOLVED)
         json_object_set_new(o, "resolution", json_string(fold_resolution_name(e)));
     json_object_set_new(o, "eventId", json_string(e->event_id));
@@ -138,7 +121,7 @@ static int on_event(void *vctx, const evt_event *e, uint64_t seq)
     json_array_append_new(h->history, o);
     if (a.note) {
         json_t *n = json_object();
-        set_time(n, "at", e->occurred_at);
+        store__json_time(n, "at", e->occurred_at);
         json_object_set_new(n, "actor", json_string(a.actor ? a.actor : ""));
         json_object_set_new(n, "note", json_string(a.note));
         json_object_set_new(n, "action", json_string(action_word(e)));
@@ -162,14 +145,14 @@ ct_status store_exception_json(store_reader *r, const char *exid, int64_t now_ns
     json_object_set_new(o, "state", json_string(store_item_state(it, now_ns)));
     json_object_set_new(o, "open", json_boolean(!closed));
     json_object_set_new(o, "item", store_item_to_json(it, closed ? 0 : now_ns));
-    set_time(o, "openedAt", it->since);
+    store__json_time(o, "openedAt", it->since);
     hist_ctx h = {exid, it, json_array(), json_array(), NULL};
     /* The actions are on the timeline of what the id names (a dead letter's: its sequence). */
     st = store_timeline(r, x.kind, x.entity, on_event, &h);
     if (st == CT_NOT_FOUND) st = CT_OK;
     if (h.opened_by) json_object_set_new(o, "openedBy", h.opened_by);
     if (it->closed_at) {
-        set_time(o, "closedAt", it->closed_at);
+        store__json_time(o, "closedAt", it->closed_at);
         evt_event *ce = event_by_id(r, it->closed_by);
         if (ce) json_object_set_new(o, "closedBy", event_ref(ce));
         else if (it->closed_by) json_object_set_new(o, "closedBy", json_pack("{s:s}", "eventId", it->closed_by));
@@ -178,10 +161,10 @@ ct_status store_exception_json(store_reader *r, const char *exid, int64_t now_ns
     if (it->resolution) json_object_set_new(o, "resolution", json_string(it->resolution));
     if (it->resolved_by) json_object_set_new(o, "resolvedBy", json_string(it->resolved_by));
     if (it->assignee) json_object_set_new(o, "assignee", json_string(it->assignee));
-    set_time(o, "acknowledgedAt", it->acknowledged_at);
+    store__json_time(o, "acknowledgedAt", it->acknowledged_at);
     if (it->acknowledged_by) json_object_set_new(o, "acknowledgedBy", json_string(it->acknowledged_by));
-    set_time(o, "snoozedUntil", it->snoozed_until);
-    set_time(o, "slaDueAt", it->sla_due_at);
+    store__json_time(o, "snoozedUntil", it->snoozed_until);
+    store__json_time(o, "slaDueAt", it->sla_due_at);
     json_object_set_new(o, "notes", h.notes);
     json_object_set_new(o, "history", h.history);
     tower__v1__view_item__free_unpacked(it, NULL);
@@ -228,7 +211,7 @@ ct_status store_closed_scan(store_reader *r, const store_closed_query *q, store_
     size_t delivered = 0;
     for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_PREV)) {
         if (k.mv_size <= STORE__TIME_KEY) continue;
-        if (q->since_ns && tk_ns(k.mv_data) < q->since_ns) break;
+        if (q->since_ns && store__time_key_ns(k.mv_data) < q->since_ns) break;
         if (q->limit && delivered == q->limit) {
             if (next_cursor) {
                 /* The cursor names the last key delivered: kept in start. */
@@ -268,10 +251,7 @@ static uint64_t count_between(store_reader *r, MDB_dbi dbi, fold_view v, int64_t
 {
     unsigned char key[1 + STORE__TIME_KEY];
     key[0] = (unsigned char)v;
-    Tower__V1__Timestamp t = TOWER__V1__TIMESTAMP__INIT;
-    t.seconds = lo_ns / 1000000000LL;
-    t.nanos = (int32_t)(lo_ns % 1000000000LL);
-    store__time_key(key + 1, &t);
+    store__ns_time_key(key + 1, lo_ns);
     MDB_cursor *c = NULL;
     if (mdb_cursor_open(r->txn, dbi, &c)) return 0;
     MDB_val k = {lo_ns ? sizeof key : 1, key}, val;
@@ -279,7 +259,7 @@ static uint64_t count_between(store_reader *r, MDB_dbi dbi, fold_view v, int64_t
     for (int rc = mdb_cursor_get(c, &k, &val, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &val, MDB_NEXT)) {
         const unsigned char *kd = k.mv_data;
         if (k.mv_size < 1 + STORE__TIME_KEY || kd[0] != (unsigned char)v) break;
-        if (hi_ns && tk_ns(kd + 1) >= hi_ns) break;
+        if (hi_ns && store__time_key_ns(kd + 1) >= hi_ns) break;
         n++;
     }
     mdb_cursor_close(c);
@@ -298,7 +278,7 @@ void store_life_figures(store_reader *r, fold_view v, int64_t now_ns, store_life
         MDB_val k = {1, &p}, val;
         if (mdb_cursor_get(c, &k, &val, MDB_SET_RANGE) == 0 && k.mv_size >= 1 + STORE__TIME_KEY &&
             ((const unsigned char *)k.mv_data)[0] == p)
-            out->oldest_unacknowledged_ns = tk_ns((const unsigned char *)k.mv_data + 1);
+            out->oldest_unacknowledged_ns = store__time_key_ns((const unsigned char *)k.mv_data + 1);
         mdb_cursor_close(c);
     }
     out->snoozed = count_between(r, r->s->vsnz, v, now_ns + 1, 0);

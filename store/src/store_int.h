@@ -56,6 +56,13 @@ void store__put_u64(unsigned char *p, uint64_t v);
 uint64_t store__get_u64(const unsigned char *p);
 /* 12 bytes that sort like the instant: biased big-endian seconds, then nanos. */
 void store__time_key(unsigned char *p, const Tower__V1__Timestamp *t);
+/* The same key of an instant in ns since the epoch, and back. */
+void store__ns_time_key(unsigned char *p, int64_t ns);
+int64_t store__time_key_ns(const unsigned char *p);
+/* A timestamp in ns since the epoch (0 for NULL). */
+int64_t store__ts_ns(const Tower__V1__Timestamp *t);
+/* Set key k of o to t as RFC 3339 (nothing for NULL). */
+void store__json_time(json_t *o, const char *k, const Tower__V1__Timestamp *t);
 
 uint64_t store__meta_u64(MDB_txn *txn, const store *s, const char *key);
 int store__meta_put_u64(MDB_txn *txn, const store *s, const char *key, uint64_t v);

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t ts_ns(const Tower__V1__Timestamp *t) { return t ? t->seconds * 1000000000LL + t->nanos : 0; }
-
 int store__life_index(MDB_txn *txn, const store *s, const Tower__V1__ViewItem *it, int view, const char *key, int del)
 {
     struct {
@@ -167,12 +165,12 @@ void store__life_observe(store__life *l, int view, int which, int64_t ns)
 
 void store__life_observe_close(store__life *l, const Tower__V1__ViewItem *it, int view, int64_t closed_ns)
 {
-    if (it->since && closed_ns) store__life_observe(l, view, 1, closed_ns - ts_ns(it->since));
+    if (it->since && closed_ns) store__life_observe(l, view, 1, closed_ns - store__ts_ns(it->since));
 }
 
 void store__life_observe_ack(store__life *l, const Tower__V1__ViewItem *it, int view)
 {
-    if (it->since && it->acknowledged_at) store__life_observe(l, view, 0, ts_ns(it->acknowledged_at) - ts_ns(it->since));
+    if (it->since && it->acknowledged_at) store__life_observe(l, view, 0, store__ts_ns(it->acknowledged_at) - store__ts_ns(it->since));
 }
 
 static const char *const which_name[2] = {"ack", "close"};

@@ -34,18 +34,6 @@ static int hex_decode(unsigned char *out, size_t cap, const char *s, size_t *n)
 }
 
 /* The time key of an instant in ns. */
-static void ns_time_key(unsigned char *tk, int64_t ns)
-{
-    Tower__V1__Timestamp t = TOWER__V1__TIMESTAMP__INIT;
-    t.seconds = ns / 1000000000LL;
-    t.nanos = (int32_t)(ns % 1000000000LL);
-    if (t.nanos < 0) {
-        t.nanos += 1000000000;
-        t.seconds--;
-    }
-    store__time_key(tk, &t);
-}
-
 /* One view scan: the index it ranges over, where it starts, where it stops and what it filters. */
 typedef struct view_scan {
     MDB_dbi dbi;                           /* the narrowest index for the query */
@@ -190,7 +178,7 @@ ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn f
     view_scan sc = {0};
     if (scan_choose_index(r->s, q, &sc) != 0) return CT_OK; /* no such id can be stored */
     if (scan_set_start(&sc, q->cursor) != 0) return CT_INVALID;
-    if (q->since_before_ns) ns_time_key(sc.cutoff, q->since_before_ns);
+    if (q->since_before_ns) store__ns_time_key(sc.cutoff, q->since_before_ns);
 
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(r->txn, sc.dbi, &c);
@@ -245,7 +233,7 @@ ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out)
     view_scan sc = {0};
     if (scan_choose_index(r->s, q, &sc) != 0) return CT_OK; /* no such id can be stored */
     scan_set_start(&sc, NULL);
-    if (q->since_before_ns) ns_time_key(sc.cutoff, q->since_before_ns);
+    if (q->since_before_ns) store__ns_time_key(sc.cutoff, q->since_before_ns);
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(r->txn, sc.dbi, &c);
     if (rc) return store__fail(r->s, rc, "open a view cursor");
@@ -273,7 +261,7 @@ ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out)
 ct_status store_dues_scan(store_reader *r, int64_t until_ns, store_item_fn fn, void *ctx)
 {
     unsigned char cutoff[STORE__TIME_KEY];
-    ns_time_key(cutoff, until_ns);
+    store__ns_time_key(cutoff, until_ns);
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(r->txn, r->s->dues, &c);
     if (rc) return store__fail(r->s, rc, "open a dues cursor");
@@ -309,10 +297,7 @@ ct_status store_dues_next(store_reader *r, int64_t *due_ns)
     if (rc == MDB_NOTFOUND) return CT_NOT_FOUND;
     if (rc) return store__fail(r->s, rc, "read the next due");
     if (k.mv_size < STORE__TIME_KEY) return store__fail(r->s, MDB_CORRUPTED, "read the next due");
-    const unsigned char *p = k.mv_data;
-    int64_t secs = (int64_t)(store__get_u64(p) ^ 0x8000000000000000ULL);
-    uint32_t nanos = ((uint32_t)p[8] << 24) | ((uint32_t)p[9] << 16) | ((uint32_t)p[10] << 8) | p[11];
-    *due_ns = secs * 1000000000LL + (int64_t)nanos;
+    *due_ns = store__time_key_ns(k.mv_data);
     return CT_OK;
 }
 
@@ -395,19 +380,11 @@ static void set_str(json_t *o, const char *k, const char *v)
     if (v && *v) json_object_set_new(o, k, json_string(v));
 }
 
-static void set_time(json_t *o, const char *k, const Tower__V1__Timestamp *t)
-{
-    if (!t) return;
-    char buf[48];
-    evt_time_format(t->seconds, t->nanos, buf);
-    json_object_set_new(o, k, json_string(buf));
-}
-
 json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns)
 {
     json_t *o = json_object();
     set_str(o, "key", it->key);
-    set_time(o, "since", it->since);
+    store__json_time(o, "since", it->since);
     set_str(o, "orderId", it->order_id);
     set_str(o, "shipmentId", it->shipment_id);
     set_str(o, "warehouseId", it->warehouse_id);
@@ -421,17 +398,17 @@ json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns)
     if (it->has_seq) json_object_set_new(o, "seq", json_integer((json_int_t)it->seq));
     set_str(o, "code", it->code);
     set_str(o, "message", it->message);
-    set_time(o, "receivedAt", it->received_at);
+    store__json_time(o, "receivedAt", it->received_at);
     set_str(o, "eventId", it->event_id);
     set_str(o, "exceptionId", it->exception_id);
     if (now_ns > 0 && it->exception_id) json_object_set_new(o, "state", json_string(store_item_state(it, now_ns)));
     set_str(o, "assignee", it->assignee);
-    set_time(o, "acknowledgedAt", it->acknowledged_at);
+    store__json_time(o, "acknowledgedAt", it->acknowledged_at);
     set_str(o, "acknowledgedBy", it->acknowledged_by);
-    set_time(o, "snoozedUntil", it->snoozed_until);
+    store__json_time(o, "snoozedUntil", it->snoozed_until);
     if (it->has_notes && it->notes) json_object_set_new(o, "notes", json_integer(it->notes));
-    set_time(o, "slaDueAt", it->sla_due_at);
-    set_time(o, "closedAt", it->closed_at);
+    store__json_time(o, "slaDueAt", it->sla_due_at);
+    store__json_time(o, "closedAt", it->closed_at);
     set_str(o, "closedBy", it->closed_by);
     set_str(o, "resolution", it->resolution);
     set_str(o, "resolvedBy", it->resolved_by);
@@ -442,12 +419,10 @@ json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns)
     return o;
 }
 
-static int64_t ts_ns(const Tower__V1__Timestamp *t) { return t ? t->seconds * 1000000000LL + t->nanos : 0; }
-
 const char *store_item_state(const Tower__V1__ViewItem *it, int64_t now_ns)
 {
     if (it->closed_at) return it->resolution ? "resolved" : "closed";
-    if (it->snoozed_until && ts_ns(it->snoozed_until) > now_ns) return "snoozed";
+    if (it->snoozed_until && store__ts_ns(it->snoozed_until) > now_ns) return "snoozed";
     if (it->acknowledged_at) return "acknowledged";
     return "open";
 }
