@@ -51,15 +51,30 @@ typedef struct prio {
     int breached;
     double share;
     int64_t since;
+    uint64_t seq; /* dead letters: their sequence (the raw bytes are added to the page's items only) */
 } prio;
 
-static int64_t json_time_ns(json_t *o, const char *k)
+typedef struct prio_ctx {
+    prio *v;
+    size_t n, cap;
+    int64_t now_ns;
+} prio_ctx;
+
+static int64_t ts_ns(const Tower__V1__Timestamp *t) { return t ? t->seconds * 1000000000LL + t->nanos : 0; }
+
+/* One item with its priority, from the item itself. */
+static int prio_collect(void *vctx, const Tower__V1__ViewItem *it)
 {
-    const char *t = json_string_value(json_object_get(o, k));
-    int64_t sec = 0;
-    int32_t ns = 0;
-    if (!t || evt_time_parse(t, &sec, &ns) != 0) return 0;
-    return sec * 1000000000LL + ns;
+    prio_ctx *c = vctx;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        c->v = ct_realloc(c->v, c->cap * sizeof *c->v);
+    }
+    int64_t since = ts_ns(it->since), due = ts_ns(it->sla_due_at);
+    c->v[c->n++] = (prio){store_item_to_json(it, c->now_ns), due && due <= c->now_ns,
+                          due > since ? (double)(c->now_ns - since) / (double)(due - since) : -1.0, since,
+                          it->has_seq ? it->seq : 0};
+    return 0;
 }
 
 static int prio_cmp(const void *a, const void *b)
@@ -81,21 +96,16 @@ static ct_status priority_page(store_reader *r, const store_query *q0, collect_c
     }
     q.cursor = NULL;
     q.limit = PRIORITY_MAX;
-    collect_ctx all = {json_array(), cc->now_ns, cc->r, cc->raw};
-    ct_status st = store_view_scan(r, &q, collect, &all, NULL);
-    size_t n = json_array_size(all.items);
-    prio *p = ct_calloc(n ? n : 1, sizeof *p);
-    for (size_t i = 0; i < n; i++) {
-        json_t *it = json_array_get(all.items, i);
-        int64_t since = json_time_ns(it, "since"), due = json_time_ns(it, "slaDueAt");
-        p[i] = (prio){it, due && due <= cc->now_ns, due > since ? (double)(cc->now_ns - since) / (double)(due - since) : -1.0,
-                      since};
+    prio_ctx pc = {NULL, 0, 0, cc->now_ns};
+    ct_status st = store_view_scan(r, &q, prio_collect, &pc, NULL);
+    if (pc.n) qsort(pc.v, pc.n, sizeof *pc.v, prio_cmp);
+    for (size_t i = offset; i < pc.n && i < offset + q0->limit; i++) {
+        if (cc->raw && pc.v[i].seq) add_raw(pc.v[i].item, r, pc.v[i].seq);
+        json_array_append(cc->items, pc.v[i].item);
     }
-    qsort(p, n, sizeof *p, prio_cmp);
-    for (size_t i = offset; i < n && i < offset + q0->limit; i++) json_array_append(cc->items, p[i].item);
-    if (offset + q0->limit < n) *next = ct_sprintf("p%zu", offset + q0->limit);
-    free(p);
-    json_decref(all.items);
+    if (offset + q0->limit < pc.n) *next = ct_sprintf("p%zu", offset + q0->limit);
+    for (size_t i = 0; i < pc.n; i++) json_decref(pc.v[i].item);
+    free(pc.v);
     return st;
 }
 
