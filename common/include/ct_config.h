@@ -155,6 +155,16 @@ typedef struct ct_ini_lines {
 char *ct_ini_read_line(ct_ini_lines *l, char *str, int num, char **problem);
 
 /**
+ * \brief ct_ini_read_line for files of many sections of one kind ("[destination NAME]", "[rule NAME]"):
+ * a section header is parsed here, because inih truncates long section names: \p open gets the text between
+ * the brackets and returns the section's index (or -1 after reporting why it is bad), and inih is handed
+ * "[<index>]" ("[-]" for a bad header). A header without ']' is described in \p *problem.
+ * \param num at least 32 (room for "[<index>]"); smaller: NULL.
+ */
+char *ct_ini_read_sectioned(ct_ini_lines *l, char *str, int num, char **problem,
+                            long (*open)(void *ctx, const char *text, size_t len), void *ctx);
+
+/**
  * \brief Parse a duration: integers with units ns, us (or µs), ms, s, m, h, d, concatenated as in "1h30m";
  * a bare integer is seconds ("90" = "90s"). No sign, no fractions, no spaces.
  * \return 0 with *out in nanoseconds; -1 if malformed, negative or over INT64_MAX ns (*out untouched)

@@ -455,6 +455,22 @@ char *ct_ini_read_line(ct_ini_lines *l, char *str, int num, char **problem)
     return str;
 }
 
+char *ct_ini_read_sectioned(ct_ini_lines *l, char *str, int num, char **problem,
+                            long (*open)(void *ctx, const char *text, size_t len), void *ctx)
+{
+    *problem = NULL;
+    if (num < 32) return NULL;
+    if (!ct_ini_read_line(l, str, num, problem)) return NULL;
+    if (*str != '[') return str;
+    const char *close = memchr(str, ']', strlen(str) - 1); /* the header, without its '\n' */
+    long idx = -1;
+    if (!close) *problem = ct_strdup("section header without ']'");
+    else idx = open(ctx, str + 1, (size_t)(close - str - 1));
+    if (idx >= 0) snprintf(str, (size_t)num, "[%ld]\n", idx);
+    else snprintf(str, (size_t)num, "[-]\n");
+    return str;
+}
+
 /* inih's reader (see ct_ini_read_line). */
 static char *read_line(char *str, int num, void *stream)
 {

@@ -386,26 +386,16 @@ out:
     return idx;
 }
 
-/*
- * inih's reader: ct_config's (one whole line per call, so that inih's line numbers are the file's; CRLF
- * endings and leading blanks dropped). Section headers are parsed here (inih truncates long section names)
- * and handed to inih as "[<destination index>]"; a bad one as "[-]".
- */
+static long open_section(void *ctx, const char *text, size_t len) { return section_open(ctx, text, len); }
+
+/* inih's reader: ct_config's, sections as "[<destination index>]" (ct_ini_read_sectioned). */
 static char *read_line(char *str, int num, void *stream)
 {
     parse_ctx *pc = stream;
-    if (num < 32) return NULL; /* room for "[<destination index>]" */
     char *problem;
-    if (!ct_ini_read_line(&pc->lines, str, num, &problem)) return NULL;
+    char *got = ct_ini_read_sectioned(&pc->lines, str, num, &problem, open_section, pc);
     if (problem) fail(pc, problem);
-    if (*str != '[') return str;
-    const char *close = memchr(str, ']', strlen(str) - 1); /* the header, without its '\n' */
-    long idx = -1;
-    if (!close) fail(pc, ct_strdup("section header without ']'"));
-    else idx = section_open(pc, str + 1, (size_t)(close - str - 1));
-    if (idx >= 0) snprintf(str, (size_t)num, "[%ld]\n", idx);
-    else snprintf(str, (size_t)num, "[-]\n");
-    return str;
+    return got;
 }
 
 /* One key of a destination; its line is recorded already. Returns 0, or -1 after fail. */
