@@ -393,6 +393,13 @@ ct_status store_item_get(store_reader *r, const char *key, Tower__V1__ViewItem *
  */
 ct_status store_exception_json(store_reader *r, const char *exid, int64_t now_ns, json_t **out);
 
+/**
+ * \brief One exception's item, open (its view item) or closed (the record kept of it), without its history.
+ * \param out receives a decoded copy (free with tower__v1__view_item__free_unpacked); \param closed 1 if closed.
+ * \return CT_OK; CT_NOT_FOUND (also for a malformed id); CT_STORE or CT_STORE_CORRUPT.
+ */
+ct_status store_exception_get(store_reader *r, const char *exid, Tower__V1__ViewItem **out, int *closed);
+
 /** A query of the closed exceptions. Zero-initialise. */
 typedef struct store_closed_query {
     const char *view;     /**< only this view's (NULL: all) */

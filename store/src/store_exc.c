@@ -130,6 +130,13 @@ static int on_event(void *vctx, const evt_event *e, uint64_t seq)
     return 0;
 }
 
+ct_status store_exception_get(store_reader *r, const char *exid, Tower__V1__ViewItem **out, int *closed)
+{
+    evt_exid x;
+    if (!exid || evt_exid_parse(exid, &x, NULL) != 0) return CT_NOT_FOUND;
+    return find_exception(r, exid, &x, out, closed);
+}
+
 ct_status store_exception_json(store_reader *r, const char *exid, int64_t now_ns, json_t **out)
 {
     evt_exid x;

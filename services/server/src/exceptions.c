@@ -143,12 +143,13 @@ evt_event *server__action_event(const char *action, const char *exid, const char
 /* Whether the action applies to the exception as it stands: 0, or -1 with *err (404, 409). */
 static int applicable(store_reader *r, const char *exid, const char *action, int64_t now, server_query_err *err)
 {
-    json_t *ex = NULL;
-    ct_status st = store_exception_json(r, exid, now, &ex);
+    Tower__V1__ViewItem *it = NULL;
+    int closed = 0;
+    ct_status st = store_exception_get(r, exid, &it, &closed);
     if (st == CT_NOT_FOUND) return fail(err, 404, "NOT_FOUND", NULL, "no such exception, open or closed");
     if (st != CT_OK) return fail(err, 500, "STORE_ERROR", NULL, "reading the exception failed");
-    int open = json_is_true(json_object_get(ex, "open"));
-    const char *state = json_string_value(json_object_get(ex, "state"));
+    int open = !closed;
+    const char *state = store_item_state(it, now);
     int rc = 0;
     if (!strcmp(action, "reopen")) {
         if (!state || strcmp(state, "resolved") != 0)
@@ -160,7 +161,7 @@ static int applicable(store_reader *r, const char *exid, const char *action, int
                   state && !strcmp(state, "resolved") ? "the exception is resolved: reopen it first"
                                                       : "the exception is closed (its condition cleared); notes only");
     }
-    json_decref(ex);
+    tower__v1__view_item__free_unpacked(it, NULL);
     return rc;
 }
 
