@@ -223,14 +223,12 @@ static int item_put(wtx *w, const kv *nw)
 }
 
 /* When a removed item closed: its resolution, else the latest event of the batch (what cleared it). */
-static int64_t closed_ns(const wtx *w, const kv *old, const fold_result *res)
+static int64_t closed_ns(const wtx *w, const Tower__V1__ViewItem *it, const fold_result *res)
 {
-    Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, old->len, old->val);
     int64_t ns = w->latest_ns;
-    for (size_t i = 0; it && res && i < res->n_closed; i++)
+    for (size_t i = 0; res && i < res->n_closed; i++)
         if (it->exception_id && strcmp(res->closed[i].exid, it->exception_id) == 0 && res->closed[i].pb.closed_at)
-            ns = res->closed[i].pb.closed_at->seconds * 1000000000LL + res->closed[i].pb.closed_at->nanos;
-    if (it) tower__v1__view_item__free_unpacked(it, NULL);
+            ns = store__ts_ns(res->closed[i].pb.closed_at);
     return ns;
 }
 
@@ -238,7 +236,7 @@ static void observe_remove(wtx *w, const kv *old, const fold_result *res)
 {
     Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, old->len, old->val);
     fold_view v;
-    if (it && view_of(it, &v) == 0) store__life_observe_close(&w->life, it, (int)v, closed_ns(w, old, res));
+    if (it && view_of(it, &v) == 0) store__life_observe_close(&w->life, it, (int)v, closed_ns(w, it, res));
     if (it) tower__v1__view_item__free_unpacked(it, NULL);
 }
 
