@@ -260,7 +260,12 @@ static void tick(http_server *s)
     server__end(s, r);
 
     pthread_mutex_lock(&h->mu);
-    if (ss.applied_seq > h->last_seen && mono - h->last_seen_mono > STALE_NS) {
+    /* A commit's notice follows it by milliseconds: the store ahead of the notices is a gap only when it has
+     * stayed ahead for STALE_NS (counted from when it was first seen ahead, not from the last notice, which
+     * after a quiet spell is old for every new commit) while no notice came either. */
+    if (ss.applied_seq <= h->last_seen) h->behind_mono = 0;
+    else if (!h->behind_mono) h->behind_mono = mono;
+    if (h->behind_mono && mono - h->behind_mono > STALE_NS && mono - h->last_seen_mono > STALE_NS) {
         char reason[160];
         snprintf(reason, sizeof reason, "no change notice arrived for sequence %" PRIu64 "..%" PRIu64, h->last_seen + 1,
                  ss.applied_seq);
@@ -270,6 +275,7 @@ static void tick(http_server *s)
         resync_locked(s, reason);
         h->last_seen = ss.applied_seq;
         h->last_seen_mono = mono;
+        h->behind_mono = 0;
     }
     pthread_mutex_unlock(&h->mu);
 
