@@ -1,4 +1,18 @@
-/* The message bus adapter: the only code that speaks NATS (connection, streams, publishing, consuming). */
+/*
+ * The message bus adapter: the only code that speaks NATS (connection, streams, publishing, consuming).
+ *
+ * Threads (read this first):
+ * - bus_connect and bus_close run on one thread, with no other call on the handle in progress
+ *   (bus_close waits for the watch and the background connector, not for callers).
+ * - Any thread, at any time: bus_servers, bus_is_connected, bus_health_get, bus_watch_start,
+ *   bus_stream_info, bus_notify, bus_dead_letter, bus_stream_get, bus_subscribe, bus_unsubscribe.
+ * - Publishing is a batch: bus_publish_event / bus_publish_raw calls, then bus_publish_wait, which
+ *   reports every publish made since the last wait. The handle keeps one batch: two threads must not
+ *   interleave batches on one handle (each would collect the other's acks). Serialise them (the
+ *   server's ingest holds a lock around a batch) or give each publisher its own connection.
+ * - A subscription's callback runs on one library thread, never on the caller's.
+ * - A bus_consumer belongs to the thread that opened it: open, fetch, free batches and close it there.
+ */
 #ifndef BUS_H
 #define BUS_H
 
