@@ -375,7 +375,7 @@ class Subscription:
 class NatsClient:
     """The NATS text protocol over one socket, with a reader thread."""
 
-    def __init__(self, url_or_port, name="tower-it", timeout=10):
+    def __init__(self, url_or_port, name="tower-it", timeout=10, user=None, password=None):
         port = url_or_port if isinstance(url_or_port, int) else int(str(url_or_port).rsplit(":", 1)[1])
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.settimeout(None)
@@ -395,6 +395,8 @@ class NatsClient:
         self.info = json.loads(line[5:])
         connect = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True,
                    "name": name, "lang": "python-it", "version": "0.1", "protocol": 1}
+        if user is not None:
+            connect.update(user=user, **{"pass": password})
         self._send(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
         line = self._read_line_sync()
         if line.startswith(b"-ERR"):
@@ -1129,12 +1131,14 @@ class WsClient:
     several JSON messages separated by newlines); rcvbuf shrinks the socket's receive buffer so that a
     client that stops reading backs up quickly."""
 
-    def __init__(self, port, path="/api/v1/stream", headers=None, timeout=10, rcvbuf=None):
+    def __init__(self, port, path="/api/v1/stream", headers=None, timeout=10, rcvbuf=None, ssl_context=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
         self.sock.connect(("127.0.0.1", port))
+        if ssl_context is not None:  # wss:// (e.g. through nginx)
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname="127.0.0.1")
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n" % (path, port, key))
