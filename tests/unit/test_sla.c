@@ -301,6 +301,9 @@ static void alert_json(void)
     T_EQ_STR(json_string_value(json_object_get(a, "startsAt")), T0_15M);
     T_EQ_STR(json_string_value(json_object_get(a, "endsAt")), "2026-11-27T09:04:00Z"); /* now + 4 x 60 s */
     T_EQ_STR(json_string_value(json_object_get(json_object_get(a, "annotations"), "dueAt")), T0_15M);
+    /* the runbook convention: the rule's runbook, or the view's, on the dashboard */
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(a, "annotations"), "runbook_url")),
+             "http://tower:8080/#/runbook?rule=release&view=sla_breaches");
     json_decref(a);
     /* A business clock warped 60x and 3 hours ahead of the wall clock (towerd up --warp 60): startsAt and
        endsAt are wall-clock instants, startsAt <= endsAt; the due time is the dueAt annotation. The due

@@ -162,6 +162,15 @@ json_t *sla_alert_json(const Tower__V1__ViewItem *b, const sla_alert_opts *o, co
         json_object_set_new(a, "generatorURL", json_string(url));
         free(url);
     }
+    if (o->link_base && *o->link_base && b->rule) {
+        /* The Alertmanager convention: a runbook_url annotation. The dashboard's runbook page picks the
+           rule's own runbook, or the view's (docs/runbooks). */
+        size_t n = strlen(o->link_base);
+        char *url = ct_sprintf("%.*s/#/runbook?rule=%s&view=sla_breaches",
+                               (int)(n && o->link_base[n - 1] == '/' ? n - 1 : n), o->link_base, b->rule);
+        json_object_set_new(ann, "runbook_url", json_string(url));
+        free(url);
+    }
     json_object_set_new(a, "annotations", ann);
     return a;
 }
