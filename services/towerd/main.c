@@ -17,6 +17,7 @@ static const struct {
     {"dump", towerd_dump, "print every view of the store as one JSON object (or a summary)"},
     {"gen", towerd_gen, "write a seeded, realistic event trace as NDJSON"},
     {"publish", towerd_publish, "validate event files and publish them to JetStream"},
+    {"import", towerd_import, "map legacy CSV / fixed-width files into events and publish them"},
     {"projector", towerd_projector, "fold the events stream into the store, live"},
     {"rebuild", towerd_rebuild, "replay the whole stream into a fresh store and swap it in"},
     {"backup", towerd_backup, "copy the store, consistent and hot, into a new data directory"},
