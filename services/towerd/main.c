@@ -18,6 +18,7 @@ static const struct {
     {"gen", towerd_gen, "write a seeded, realistic event trace as NDJSON"},
     {"publish", towerd_publish, "validate event files and publish them to JetStream"},
     {"import", towerd_import, "map legacy CSV / fixed-width files into events and publish them"},
+    {"reconcile", towerd_reconcile, "compare a legacy system's snapshot (CSV / fixed-width) with the tower"},
     {"projector", towerd_projector, "fold the events stream into the store, live"},
     {"rebuild", towerd_rebuild, "replay the whole stream into a fresh store and swap it in"},
     {"backup", towerd_backup, "copy the store, consistent and hot, into a new data directory"},

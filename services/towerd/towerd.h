@@ -22,6 +22,7 @@ int towerd_dump(int argc, char **argv);
 int towerd_gen(int argc, char **argv);
 int towerd_publish(int argc, char **argv);
 int towerd_import(int argc, char **argv);
+int towerd_reconcile(int argc, char **argv);
 int towerd_projector(int argc, char **argv);
 int towerd_rebuild(int argc, char **argv);
 int towerd_backup(int argc, char **argv);

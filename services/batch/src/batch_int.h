@@ -3,6 +3,7 @@
 #define BATCH_INT_H
 
 #include "batch.h"
+#include "batch_reconcile.h"
 
 /* How a cell becomes a JSON value (decided by the schema unless the mapping names one). */
 typedef enum conv { CV_AUTO, CV_TEXT, CV_INT, CV_NUMBER, CV_TIME } conv;
@@ -64,6 +65,8 @@ struct batch_mapping {
     size_t nkinds;
     size_t header_cols;         /* CSV with a header: the number of columns every row must have (0: any) */
     batch_format fmt;
+    batch_rec_spec *rec;        /* [reconcile], or NULL (batch_reconcile.h) */
+    unsigned flags;             /* batch_mapping_parse_flags's */
 };
 
 #endif

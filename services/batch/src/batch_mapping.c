@@ -11,7 +11,7 @@
 #include "batch_int.h"
 #include "ct_config.h"
 
-enum { SEC_IMPORT = 0, SEC_COLUMNS = 1, SEC_KIND0 = 2 };
+enum { SEC_IMPORT = 0, SEC_COLUMNS = 1, SEC_KIND0 = 2, SEC_RECONCILE = 1000000 /* above any kind's */ };
 
 typedef struct parse_ctx {
     batch_mapping *m;
@@ -47,6 +47,14 @@ static long open_section(void *ctx, const char *text, size_t len)
     batch_mapping *m = pc->m;
     if (len == 6 && !memcmp(text, "import", 6)) return SEC_IMPORT;
     if (len == 7 && !memcmp(text, "columns", 7)) return SEC_COLUMNS;
+    if (len == 9 && !memcmp(text, "reconcile", 9)) {
+        if (!m->rec) {
+            m->rec = ct_calloc(1, sizeof *m->rec);
+            m->rec->line = pc->lines.lineno;
+            m->rec->id_col = m->rec->status_col = -1;
+        }
+        return SEC_RECONCILE;
+    }
     if (len > 5 && !memcmp(text, "kind ", 5)) {
         const char *n = text + 5;
         size_t nl = len - 5;
@@ -68,7 +76,8 @@ static long open_section(void *ctx, const char *text, size_t len)
         k->line = pc->lines.lineno;
         return SEC_KIND0 + (long)m->nkinds++;
     }
-    fail(pc, ct_sprintf("unknown section [%.*s] (import, columns, kind NAME)", (int)(len > 60 ? 60 : len), text));
+    fail(pc, ct_sprintf("unknown section [%.*s] (import, columns, kind NAME, reconcile)", (int)(len > 60 ? 60 : len),
+                        text));
     return -1;
 }
 
@@ -330,6 +339,132 @@ static int kind_pair(parse_ctx *pc, kind *k, const char *name, const char *v)
     return parse_spec(pc, val, v) == 0;
 }
 
+/* ---- [reconcile] (batch_reconcile.h) -------------------------------------------------------------- */
+
+static int type_known(const char *type);
+
+/* A list value of [reconcile]: at most BATCH_REC_MAX_LIST items, event types when events; 1 or 0 after fail(). */
+static int rec_list(parse_ctx *pc, const char *key, const char *v, char ***out, size_t *n, int events)
+{
+    split_list(v, out, n);
+    if (*n > BATCH_REC_MAX_LIST)
+        return fail(pc, ct_sprintf("%s lists %zu values (at most %d)", key, *n, BATCH_REC_MAX_LIST)), 0;
+    for (size_t i = 0; events && i < *n; i++)
+        if (!type_known((*out)[i]))
+            return fail(pc, ct_sprintf("%s: \"%s\" is not an event type of the contract (e.g. orderReleased)", key,
+                                       (*out)[i])), 0;
+    return 1;
+}
+
+/* id = COLUMN, status = COLUMN (a header name, a [columns] name or a number; quotes allowed). */
+static int rec_column(parse_ctx *pc, char **slot, int *line, const char *name, const char *v)
+{
+    if (*slot) return fail(pc, ct_sprintf("key \"%s\" given twice (first on line %d)", name, *line)), 0;
+    size_t len = strlen(v);
+    if (len >= 2 && v[0] == '"' && v[len - 1] == '"') v++, len -= 2;
+    const char *what = *name == 'i' ? "order id" : "status";
+    if (!len) return fail(pc, ct_sprintf("%s is empty (the column of the %s)", name, what)), 0;
+    *slot = ct_strndup(v, len);
+    *line = pc->lines.lineno;
+    return 1;
+}
+
+static int rec_status_pair(parse_ctx *pc, batch_rec_spec *r, const char *name, const char *v)
+{
+    const char *sv = name + 7;
+    for (size_t i = 0; i < r->nst; i++)
+        if (!strcmp(r->st[i].value, sv))
+            return fail(pc, ct_sprintf("%s given twice (first on line %d)", name, r->st[i].line)), 0;
+    r->st = ct_realloc(r->st, (r->nst + 1) * sizeof *r->st);
+    batch_rec_status *st = &r->st[r->nst++];
+    memset(st, 0, sizeof *st);
+    st->value = ct_strdup(sv);
+    st->line = pc->lines.lineno;
+    return rec_list(pc, name, v, &st->milestones, &st->n, 1);
+}
+
+static int rec_reflect_pair(parse_ctx *pc, batch_rec_spec *r, const char *name, const char *v)
+{
+    const char *ms = name + 8;
+    if (!type_known(ms))
+        return fail(pc, ct_sprintf("%s: \"%s\" is not an event type of the contract (e.g. podCaptured)", name, ms)), 0;
+    for (size_t i = 0; i < r->nrf; i++)
+        if (!strcmp(r->rf[i].milestone, ms))
+            return fail(pc, ct_sprintf("%s given twice (first on line %d)", name, r->rf[i].line)), 0;
+    r->rf = ct_realloc(r->rf, (r->nrf + 1) * sizeof *r->rf);
+    batch_rec_reflect *rf = &r->rf[r->nrf++];
+    memset(rf, 0, sizeof *rf);
+    rf->milestone = ct_strdup(ms);
+    rf->line = pc->lines.lineno;
+    if (!rec_list(pc, name, v, &rf->statuses, &rf->n, 0)) return 0;
+    if (!rf->n) return fail(pc, ct_sprintf("%s lists no status (the statuses that reflect %s)", name, ms)), 0;
+    return 1;
+}
+
+static int reconcile_pair(parse_ctx *pc, const char *name, const char *v)
+{
+    batch_rec_spec *r = pc->m->rec;
+    if (!strcmp(name, "id")) return rec_column(pc, &r->id_column, &r->id_line, name, v);
+    if (!strcmp(name, "status")) return rec_column(pc, &r->status_column, &r->status_line, name, v);
+    if (!strcmp(name, "closing")) {
+        if (r->closing_line)
+            return fail(pc, ct_sprintf("key \"closing\" given twice (first on line %d)", r->closing_line)), 0;
+        r->closing_line = pc->lines.lineno;
+        return rec_list(pc, name, v, &r->closing, &r->nclosing, 1);
+    }
+    if (!strncmp(name, "status.", 7) && name[7]) return rec_status_pair(pc, r, name, v);
+    if (!strncmp(name, "reflect.", 8) && name[8]) return rec_reflect_pair(pc, r, name, v);
+    fail(pc, ct_sprintf("unknown key \"%s\" in [reconcile] (id, status, status.VALUE, reflect.MILESTONE, closing)",
+                        name));
+    return 0;
+}
+
+/* Check [reconcile] once read (required with BATCH_MAPPING_RECONCILE). */
+static void resolve_reconcile(parse_ctx *pc)
+{
+    batch_rec_spec *r = pc->m->rec;
+    if (!r) {
+        if (pc->m->flags & BATCH_MAPPING_RECONCILE)
+            fail_at(pc, 1, ct_strdup("no [reconcile] section (id, status, status.VALUE = MILESTONE, ...)"));
+        return;
+    }
+    if (!r->id_column) return fail_at(pc, r->line, ct_strdup("[reconcile] has no id (the column of the order id)"));
+    if (!r->status_column)
+        return fail_at(pc, r->line, ct_strdup("[reconcile] has no status (the column of the status)"));
+    if (!r->nst)
+        return fail_at(pc, r->line,
+                       ct_strdup("[reconcile] has no status.VALUE = MILESTONE, ... (what a status implies)"));
+    for (size_t i = 0; i < r->nrf; i++)
+        for (size_t j = 0; j < r->rf[i].n; j++)
+            if (!batch_rec_status_find(r, r->rf[i].statuses[j]))
+                return fail_at(pc, r->rf[i].line, ct_sprintf("reflect.%s: status \"%s\" has no status.%s line",
+                                                             r->rf[i].milestone, r->rf[i].statuses[j],
+                                                             r->rf[i].statuses[j]));
+    if (!r->closing_line) split_list("invoicePosted, orderCancelled", &r->closing, &r->nclosing);
+}
+
+static void reconcile_free(batch_rec_spec *r)
+{
+    if (!r) return;
+    for (size_t i = 0; i < r->nst; i++) {
+        for (size_t j = 0; j < r->st[i].n; j++) free(r->st[i].milestones[j]);
+        free(r->st[i].milestones);
+        free(r->st[i].value);
+    }
+    for (size_t i = 0; i < r->nrf; i++) {
+        for (size_t j = 0; j < r->rf[i].n; j++) free(r->rf[i].statuses[j]);
+        free(r->rf[i].statuses);
+        free(r->rf[i].milestone);
+    }
+    for (size_t i = 0; i < r->nclosing; i++) free(r->closing[i]);
+    free(r->closing);
+    free(r->st);
+    free(r->rf);
+    free(r->id_column);
+    free(r->status_column);
+    free(r);
+}
+
 static int on_pair(void *user, const char *section, const char *name, const char *value_)
 {
     parse_ctx *pc = user;
@@ -341,6 +476,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
     long s = strtol(section, NULL, 10);
     if (s == SEC_IMPORT) return import_pair(pc, name, value_);
     if (s == SEC_COLUMNS) return columns_pair(pc, name, value_);
+    if (s == SEC_RECONCILE) return reconcile_pair(pc, name, value_);
     return kind_pair(pc, &pc->m->kinds[s - SEC_KIND0], name, value_);
 }
 
@@ -460,7 +596,8 @@ static void resolve(parse_ctx *pc)
                                                    m->fixed ? "START WIDTH" : "a column number"));
     }
     if (m->fixed && !m->ncols) return fail_at(pc, 1, ct_strdup("a fixed-width mapping needs a [columns] section"));
-    if (!m->nkinds) return fail_at(pc, 1, ct_strdup("no [kind NAME] section"));
+    if (!m->nkinds && !(m->flags & BATCH_MAPPING_RECONCILE))
+        return fail_at(pc, 1, ct_strdup("no [kind NAME] section"));
     if (!m->kind_column && m->nkinds > 1)
         return fail_at(pc, m->kinds[1].line, ct_strdup("several [kind] sections need [import] kind = COLUMN"));
     for (size_t i = 0; i < m->nkinds && !pc->err; i++) {
@@ -471,6 +608,7 @@ static void resolve(parse_ctx *pc)
                         ct_sprintf("[kind %s] matches \"%s\" like [kind %s]", m->kinds[i].name, m->kinds[i].match,
                                    m->kinds[j].name));
     }
+    if (!pc->err) resolve_reconcile(pc);
     m->kind_line = m->import_lines[8];
     m->fx = ct_calloc(m->ncols + 1, sizeof *m->fx);
     for (size_t i = 0; i < m->ncols; i++) m->fx[i] = m->cols[i].fx;
@@ -536,6 +674,27 @@ int batch_mapping_bind(batch_mapping *m, const batch_row *header, const char *fi
     return 0;
 }
 
+int batch_mapping_bind_reconcile(batch_mapping *m, const batch_row *header, const char *file, char **err)
+{
+    batch_rec_spec *r = m->rec;
+    if (!r) {
+        *err = ct_sprintf("%s:1: no [reconcile] section", m->file);
+        return -1;
+    }
+    m->header_cols = header ? header->ncols : 0;
+    if ((r->id_col = find_column(m, r->id_column, header)) < 0) {
+        *err = unbound(m, r->id_column, r->id_line, header, file);
+        return -1;
+    }
+    if ((r->status_col = find_column(m, r->status_column, header)) < 0) {
+        *err = unbound(m, r->status_column, r->status_line, header, file);
+        return -1;
+    }
+    return 0;
+}
+
+const batch_rec_spec *batch_mapping_reconcile(const batch_mapping *m) { return m->rec; }
+
 /* ---- the file as a whole -------------------------------------------------------------------------------- */
 
 static void value_free(value *v)
@@ -571,13 +730,21 @@ void batch_mapping_free(batch_mapping *m)
     free(m->instance);
     free(m->tfmt);
     free(m->kind_column);
+    reconcile_free(m->rec);
     free(m);
 }
 
 ct_status batch_mapping_parse(batch_mapping **out, const char *text, size_t len, const char *name, char **err)
 {
+    return batch_mapping_parse_flags(out, text, len, name, 0, err);
+}
+
+ct_status batch_mapping_parse_flags(batch_mapping **out, const char *text, size_t len, const char *name,
+                                    unsigned flags, char **err)
+{
     parse_ctx pc = {0};
     pc.m = ct_calloc(1, sizeof *pc.m);
+    pc.m->flags = flags;
     pc.m->file = ct_strdup(name);
     FILE *f = len ? fmemopen((void *)text, len, "r") : NULL;
     if (!f) {
