@@ -1,5 +1,6 @@
 /* The store's write path: one batch of events in one LMDB transaction, with its view changes and checkpoint. */
 #include "store_int.h"
+#include "store_conform_int.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -659,6 +660,8 @@ static int dead_letter(wtx *w, uint64_t seq, const store_input *in, evt_code cod
         snprintf(sq, sizeof sq, "%llu", (unsigned long long)seq);
         strset_add(&w->dls, sq);
     }
+    /* Counted by producer and code (store_conform.c). */
+    if (!rc) rc = store__conform_dead(w->txn, w->s, in, item.code, message, event_id, seq, now_ns);
     if (!rc) {
         w->n_dead++;
         *out = STORE_DEAD_LETTER;
