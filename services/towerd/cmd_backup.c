@@ -14,7 +14,7 @@ static const ct_opt_def own_defs[] = {
 };
 
 static const char *const ignore[] = {"store", "nats", "stream", "projector", "server", "sla", "sim", "publish", "up",
-                                     NULL};
+                                     "relay", NULL};
 
 static const towerd_spec spec = {
     .cmd = "towerd backup",

@@ -35,7 +35,7 @@ static const ct_opt_def own_defs[] = {
     {"check-rules", 0, NULL, NULL, CT_OPT_BOOL, "false", NULL, "check the rules file, print the rules, exit", 0, 0},
 };
 
-static const char *const ignore[] = {"server", "projector", "sim", "publish", "up", NULL};
+static const char *const ignore[] = {"server", "projector", "sim", "publish", "up", "relay", NULL};
 
 static const char usage[] =
     "usage: towerd sla [OPTIONS]\n\n"

@@ -35,7 +35,7 @@ static int stream_last(const ct_config *cfg, bus **b, uint64_t *last)
     return 1;
 }
 
-static const char *const ignore[] = {"server", "sla", "sim", "publish", "projector", NULL};
+static const char *const ignore[] = {"server", "sla", "sim", "publish", "projector", "relay", NULL};
 
 static const towerd_spec spec = {
     .cmd = "towerd status",

@@ -189,7 +189,8 @@ int server__json_content_type(const char *ct)
 
 void server__security_headers(struct mg_connection *c)
 {
-    mg_response_header_add(c, "Content-Security-Policy", SERVER_CSP, -1);
+    const http_server *s = mg_get_user_data(mg_get_context(c));
+    mg_response_header_add(c, "Content-Security-Policy", s && s->csp ? s->csp : SERVER_CSP, -1);
     mg_response_header_add(c, "X-Content-Type-Options", "nosniff", -1);
     mg_response_header_add(c, "X-Frame-Options", "DENY", -1);
     mg_response_header_add(c, "Referrer-Policy", "no-referrer", -1);
@@ -224,6 +225,9 @@ int server__guard(struct mg_connection *c, http_server *s, const char *uri)
         server__count(s, other, 400);
         return 400;
     }
+    /* An SSO user header from anywhere but the trusted proxy would be anyone's word for who they are. */
+    int spoof = server__proxy_guard(c, s);
+    if (spoof) return spoof;
     if (s->n_tokens) return 0; /* with tokens, every API route needs one: no ambient authority to abuse */
 
     /* Loopback mode: the API is open to local users, so a browser must not be made to use it for a
