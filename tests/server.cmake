@@ -5,3 +5,7 @@
 add_test(NAME test_server COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_server.py $<TARGET_FILE:towerd>)
 set_tests_properties(test_server PROPERTIES LABELS integration TIMEOUT 600)
 set_tests_properties(test_server PROPERTIES COST 60)
+# What the dashboard offers and colours by: /api/v1/values, /api/v1/sla/rules (--sla-rules), the customer,
+# reason, channel, sla and sort parameters of the views, case-insensitive warehouse/carrier/customer, 400s.
+add_test(NAME test_facets COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_facets.py $<TARGET_FILE:towerd>)
+set_tests_properties(test_facets PROPERTIES LABELS integration TIMEOUT 180 COST 10)

@@ -8,12 +8,16 @@
 #include "nats_opts.h"
 #include "server_opts.h"
 #include "server.h"
+#include "sla.h"
 #include "towerd.h"
 
 static const ct_opt_def own_defs[] = {
     {"data", 'd', "TOWER_DATA", "store.data", CT_OPT_STRING, "./tower-data", "DIR", "the store directory (read only)", 0, 0},
     {"no-nats", 0, "TOWER_NO_NATS", NULL, CT_OPT_BOOL, NULL, NULL,
      "do not connect to NATS (no stream figures; readiness needs only the store)", 0, 0},
+    {"sla-rules", 0, "TOWER_SLA_RULES", "sla.rules", CT_OPT_STRING, NULL, "FILE",
+     "the SLA rules the projector uses (INI, docs/sla.md), served at /api/v1/sla/rules for the dashboard's "
+     "colours (default: the contract's rules; a bad file: exit 2)", 0, 0},
 };
 #define NOWN (sizeof own_defs / sizeof own_defs[0])
 
@@ -48,7 +52,7 @@ static bus *serve_bus(const ct_config *cfg)
 
 int towerd_serve(int argc, char **argv)
 {
-    ct_opt_def own[NOWN + 16];
+    ct_opt_def own[NOWN + 48]; /* room for towerd_server_defs */
     memcpy(own, own_defs, sizeof own_defs);
     memcpy(own + NOWN, towerd_server_defs, towerd_server_ndefs * sizeof *own);
     towerd_spec spec = {.cmd = "towerd serve", .usage = usage, .defs = own, .ndefs = NOWN + towerd_server_ndefs,
@@ -63,13 +67,24 @@ int towerd_serve(int argc, char **argv)
     towerd_server_opts(c.cfg, &so);
     so.data_dir = ct_config_str(c.cfg, "data");
     so.bus = b;
-    ct_status st = http_server_start(&srv, &so);
+    sla_rules *rules = NULL;
+    char *err = NULL;
+    ct_status st = sla_rules_load(&rules, ct_config_str(c.cfg, "sla-rules"), &err);
+    if (st != CT_OK) {
+        fprintf(stderr, "towerd serve: --sla-rules: %s\n", err ? err : "cannot be read");
+        free(err);
+        st = CT_USAGE;
+    } else {
+        if (ct_config_str(c.cfg, "sla-rules")) so.sla_rules = sla_rules_fold(rules);
+        st = http_server_start(&srv, &so);
+    }
     if (st == CT_OK) {
         while (!towerd_stop) usleep(100000);
         ct_log(CT_LOG_INFO, "server", "stopping");
     }
     rc = st == CT_OK ? TOWERD_EXIT_OK : st == CT_USAGE ? TOWERD_EXIT_USAGE : TOWERD_EXIT_FAIL;
     http_server_stop(srv);
+    sla_rules_destroy(rules);
     bus_close(b);
     towerd_end(&c);
     return rc;

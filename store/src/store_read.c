@@ -46,6 +46,7 @@ typedef struct view_scan {
     int check_rule;                        /* the index is not by rule: filter the rule on the item */
     int check_life;                        /* a state or assignee filter: judged on the item */
     int check_code;                        /* a dead letter's code: judged on the item */
+    int check_extra;                       /* customer, channel, reason or SLA state (store_read_filter.c) */
     size_t delivered;                      /* items given to the callback so far */
 } view_scan;
 
@@ -78,6 +79,7 @@ static int scan_choose_index(const store *s, const store_query *q, view_scan *sc
     sc->check_rule = sc->dbi != s->vrule && q->rule && *q->rule;
     sc->check_life = (q->state && *q->state && strcmp(q->state, "all") != 0) || q->assignee;
     sc->check_code = q->code && *q->code;
+    sc->check_extra = store__filter_extra(q);
     return 0;
 }
 
@@ -133,11 +135,12 @@ static int life_wants(const store_query *q, const Tower__V1__ViewItem *it)
 }
 
 /* The filters the index could not apply. */
-static int scan_wants(const view_scan *sc, const store_query *q, const Tower__V1__ViewItem *it)
+static int scan_wants(store_reader *r, const view_scan *sc, const store_query *q, const Tower__V1__ViewItem *it)
 {
     return (!sc->check_carrier || (it->carrier_id && strcmp(it->carrier_id, q->carrier) == 0)) &&
            (!sc->check_rule || (it->rule && strcmp(it->rule, q->rule) == 0)) && (!sc->check_life || life_wants(q, it)) &&
-           (!sc->check_code || (it->code && strcmp(it->code, q->code) == 0));
+           (!sc->check_code || (it->code && strcmp(it->code, q->code) == 0)) &&
+           (!sc->check_extra || store__filter_wants(r, q, it));
 }
 
 /* The item index key k names, decoded into *out (caller frees with
@@ -160,7 +163,7 @@ static ct_status scan_visit(store_reader *r, view_scan *sc, const store_query *q
     Tower__V1__ViewItem *it = NULL;
     ct_status st = scan_item(r, sc, k, &it);
     if (st != CT_OK) return st;
-    if (scan_wants(sc, q, it)) {
+    if (scan_wants(r, sc, q, it)) {
         *stop = fn(ctx, it);
         sc->delivered++;
         sc->sl = k->mv_size;
@@ -212,7 +215,8 @@ ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out)
             n_parts++;
             which = i;
         }
-    int life = (q->state && *q->state && strcmp(q->state, "all") != 0) || q->assignee || (q->code && *q->code);
+    int life = (q->state && *q->state && strcmp(q->state, "all") != 0) || q->assignee || (q->code && *q->code) ||
+               store__filter_extra(q);
     if (!q->since_before_ns && n_parts == 0 && !life) {
         *out = store_reader_count(r, q->view);
         return CT_OK;
@@ -242,14 +246,14 @@ ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out)
     uint64_t n = 0;
     for (rc = scan_first(c, &sc, &k, &v); rc == 0 && scan_in_range(&sc, q, &k);
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (!sc.check_carrier && !sc.check_rule && !sc.check_life && !sc.check_code) {
+        if (!sc.check_carrier && !sc.check_rule && !sc.check_life && !sc.check_code && !sc.check_extra) {
             n++;
             continue;
         }
         Tower__V1__ViewItem *it = NULL;
         st = scan_item(r, &sc, &k, &it);
         if (st != CT_OK) break;
-        n += (uint64_t)scan_wants(&sc, q, it);
+        n += (uint64_t)scan_wants(r, &sc, q, it);
         tower__v1__view_item__free_unpacked(it, NULL);
     }
     if (st == CT_OK && rc && rc != MDB_NOTFOUND) st = store__fail(r->s, rc, "count a view");

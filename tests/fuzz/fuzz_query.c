@@ -75,15 +75,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check(terminated(q.warehouse, sizeof q.warehouse) && terminated(q.carrier, sizeof q.carrier) &&
                       terminated(q.cursor, sizeof q.cursor),
                   "filters are terminated");
+            check(terminated(q.customer, sizeof q.customer) && strlen(q.customer) <= EVT_MAX_ID &&
+                      terminated(q.reason, sizeof q.reason) && terminated(q.channel, sizeof q.channel),
+                  "the item filters are terminated and bounded");
+            check(!q.channel[0] || !strcmp(q.channel, "ECOMMERCE") || !strcmp(q.channel, "EDI") ||
+                      !strcmp(q.channel, "SERVICE"),
+                  "a channel is one of the three");
+            check(q.sla >= 0 && q.sla <= 4 && q.sort >= SERVER_SORT_AGE && q.sort <= SERVER_SORT_CARRIER,
+                  "the SLA state and the sort are known ones");
+            check(q.sort_priority == (q.sort == SERVER_SORT_PRIORITY), "sort=priority sets sort_priority");
         }
         if (q.route == SERVER_ROUTE_ORDERS || q.route == SERVER_ROUTE_SHIPMENTS)
             check(q.id && *q.id && strlen(q.id) <= EVT_MAX_ID && !strchr(q.id, '/'), "an entity id is bounded");
+        if (q.route == SERVER_ROUTE_VALUES) check(!q.has_view || q.view < FOLD_VIEW_COUNT, "a values view is one of ours");
         if (q.route == SERVER_ROUTE_SEARCH) check(q.q[0] && strlen(q.q) <= EVT_MAX_ID + 1, "a search is bounded");
         if (q.route == SERVER_ROUTE_REDRIVE) check(q.dl_seq > 0, "a redrive names a sequence");
     }
     if (qs) {
-        static const char *const names[] = {"warehouse", "carrier", "cursor", "limit", "olderThan", "q", "token"};
-        static const size_t caps[] = {80, 80, 1100, 16, 32, EVT_MAX_ID + 2, 1};
+        static const char *const names[] = {"warehouse", "carrier", "cursor", "limit", "olderThan", "q", "token",
+                                            "customer", "reason", "channel", "sla", "sort"};
+        static const size_t caps[] = {80, 80, 1100, 16, 32, EVT_MAX_ID + 2, 1, EVT_MAX_ID + 2, EVT_MAX_TEXT + 1, 16, 16, 16};
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) same_as_civetweb(qs, names[i], caps[i]);
     }
     free(buf);

@@ -136,6 +136,62 @@ static void test_view_params(void)
     T_EQ_STR(e.field, "limit");
 }
 
+/* The dashboard's filters (customer, reason, channel, sla), sorts and routes (values, sla/rules). */
+static void test_item_filters(void)
+{
+    server_query q;
+    server_query_err e;
+    T_EQ_INT(parse("/api/v1/views/blocked", "customer=C-1&reason=on+hold&channel=edi&sla=due_soon&sort=carrier", &q, &e), 0);
+    T_EQ_STR(q.customer, "C-1");
+    T_EQ_STR(q.reason, "on hold");
+    T_EQ_STR(q.channel, "EDI");
+    T_EQ_INT(q.sla, 2);
+    T_EQ_INT(q.sort, SERVER_SORT_CARRIER);
+    T_EQ_INT(q.sort_priority, 0);
+    T_EQ_INT(parse("/api/v1/views/blocked", "sort=priority&sla=none&channel=", &q, &e), 0);
+    T_EQ_INT(q.sort_priority, 1);
+    T_EQ_INT(q.sla, 4);
+    T_EQ_STR(q.channel, "");
+    T_EQ_INT(parse("/api/v1/views/blocked", NULL, &q, &e), 0);
+    T_EQ_INT(q.sort, SERVER_SORT_AGE);
+    T_EQ_INT(q.sla, 0);
+    struct {
+        const char *qs, *field;
+    } bad[] = {{"channel=FAX", "channel"}, {"channel=ED", "channel"}, {"channel=EDI%00", "channel"},
+               {"channel=ECOMMERCEECOMMERCE", "channel"}, {"sla=late", "sla"}, {"sla=Breached", "sla"},
+               {"sla=breached%00", "sla"}, {"sort=random", "sort"}, {"sort=", "sort"}, {"customer=a%00", "customer"},
+               {"reason=%00", "reason"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        T_EQ_INT(parse("/api/v1/views/blocked", bad[i].qs, &q, &e), -1);
+        T_EQ_INT(e.status, 400);
+        T_EQ_STR(e.field, bad[i].field);
+    }
+    char qs[700];
+    snprintf(qs, sizeof qs, "customer=%0*d", EVT_MAX_ID, 0);
+    T_EQ_INT(parse("/api/v1/views/blocked", qs, &q, &e), 0);
+    snprintf(qs, sizeof qs, "customer=%0*d", EVT_MAX_ID + 1, 0);
+    T_EQ_INT(parse("/api/v1/views/blocked", qs, &q, &e), -1);
+    T_EQ_STR(e.field, "customer");
+    snprintf(qs, sizeof qs, "reason=%0*d", EVT_MAX_TEXT, 0);
+    T_EQ_INT(parse("/api/v1/views/blocked", qs, &q, &e), 0);
+    snprintf(qs, sizeof qs, "reason=%0*d", EVT_MAX_TEXT + 1, 0);
+    T_EQ_INT(parse("/api/v1/views/blocked", qs, &q, &e), -1);
+    T_EQ_STR(e.field, "reason");
+    T_EQ_INT(parse("/api/v1/values", NULL, &q, &e), 0);
+    T_EQ_INT(q.route, SERVER_ROUTE_VALUES);
+    T_EQ_INT(q.has_view, 0);
+    T_EQ_INT(parse("/api/v1/values", "view=missing_pod", &q, &e), 0);
+    T_EQ_INT(q.has_view, 1);
+    T_EQ_INT(q.view, FOLD_VIEW_MISSING_POD);
+    T_EQ_INT(parse("/api/v1/values", "view=nope", &q, &e), -1);
+    T_EQ_STR(e.field, "view");
+    T_EQ_INT(parse("/api/v1/sla/rules", NULL, &q, &e), 0);
+    T_EQ_INT(q.route, SERVER_ROUTE_SLA_RULES);
+    T_EQ_STR(q.method, "GET");
+    T_EQ_INT(parse("/api/v1/sla/rules/x", NULL, &q, &e), -1);
+    T_EQ_INT(e.status, 404);
+}
+
 static void test_search(void)
 {
     server_query q;
@@ -243,6 +299,7 @@ int main(void)
     T_RUN(test_hosts);
     T_RUN(test_routes);
     T_RUN(test_view_params);
+    T_RUN(test_item_filters);
     T_RUN(test_search);
     T_RUN(test_var);
     return t_done();

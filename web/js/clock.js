@@ -53,4 +53,16 @@ export function ageMs(since) {
 }
 
 export function warpFactor() { return warp; }
+/** Whether the warp factor is the server's own figure (else measured, or 1). */
+export function warpTold() { return told; }
+
+/**
+ * "60× speed": a demo clock's warp. The server's own figure (exact) is shown as is; one measured from two
+ * readings is rounded to what a person reads: 60, not 61.
+ */
+export function warpLabel(w, exact = told) {
+  if (exact) return `${Number(w.toFixed(2))}× speed`;
+  const n = w >= 20 ? Math.round(w / 5) * 5 : w >= 2 ? Math.round(w) : Math.round(w * 10) / 10;
+  return `${n}× speed`;
+}
 export function serverClockKnown() { return known; }

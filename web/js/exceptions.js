@@ -3,7 +3,7 @@
 // action's fields (assignee, snooze time, resolution, note).
 import { api, ApiError, myName } from './api.js';
 import { now } from './clock.js';
-import { h, fmtTime, parseTime } from './util.js';
+import { h, fmtTime, parseTime, fmtWhen, useUtc, zoneName, zoned } from './util.js';
 import { VIEW_BY_ID } from './views.js';
 
 export const RESOLUTIONS = [
@@ -48,7 +48,7 @@ export function itemState(it) {
 export function stateChip(it, state = itemState(it)) {
   const label = STATE_LABEL[state] || state;
   const until = state === 'snoozed' && it && it.snoozedUntil ? ` until ${fmtTime(it.snoozedUntil).slice(5, 16)}` : '';
-  return h('span', { class: 'xstate', 'data-xstate': state, title: until ? `Snoozed until ${fmtTime(it.snoozedUntil)} UTC` : null },
+  return h('span', { class: 'xstate', 'data-xstate': state, title: until ? `Snoozed until ${fmtWhen(it.snoozedUntil)}` : null },
     h('span', { class: 'xstate-mark', 'aria-hidden': 'true' }), label + until);
 }
 
@@ -77,7 +77,7 @@ export function stateNextStep(ex, canAct = true) {
     case 'acknowledged':
       return ex.assignee ? `${ex.assignee} owns it. Add a note when something happens; resolve it once it is fixed.`
         : `Acknowledged${ex.acknowledgedBy ? ' by ' + ex.acknowledgedBy : ''}, but nobody owns it: assign it.`;
-    case 'snoozed': return `Snoozed until ${fmtTime(ex.snoozedUntil)} UTC: it comes back then unless its condition clears.`;
+    case 'snoozed': return `Snoozed until ${fmtWhen(ex.snoozedUntil)}: it comes back then unless its condition clears.`;
     case 'resolved': return `Resolved${ex.resolution ? ' (' + ex.resolution + ')' : ''}: nothing to do. Reopen it if it was closed by mistake.`;
     case 'closed': return 'Closed: its condition cleared. Nothing to do.';
     default: return '';
@@ -169,7 +169,7 @@ function dialog() {
   const ok = h('button', { type: 'submit', class: 'primary', id: 'act-ok', value: 'ok' }, 'OK');
   const fields = {
     assignee: h('div', { class: 'field' }, h('label', { for: 'act-assignee' }, 'Assign to (a name; empty to unassign)'), assignee),
-    until: h('div', { class: 'field' }, h('label', { for: 'act-until' }, 'Snooze until (UTC)'), until),
+    until: h('div', { class: 'field' }, h('label', { for: 'act-until', id: 'act-until-label' }, 'Snooze until'), until),
     resolution: h('div', { class: 'field' }, h('label', { for: 'act-resolution' }, 'Resolution'), resolution),
     note: h('div', { class: 'field' }, h('label', { for: 'act-note', id: 'act-note-label' }, 'Note'), note),
   };
@@ -181,9 +181,11 @@ function dialog() {
   return dlg;
 }
 
-/** "2026-12-06T18:00" (datetime-local, read as UTC) for a time in ms. */
+/** "2026-12-06T18:00" (datetime-local, in the zone times are shown in: local or UTC) for a time in ms. */
 function localValue(ms) {
-  return new Date(ms).toISOString().slice(0, 16);
+  if (useUtc()) return new Date(ms).toISOString().slice(0, 16);
+  const d = new Date(ms), p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
 /**
@@ -198,7 +200,7 @@ export function askFields(kind, count) {
   d.title.textContent = { assign: 'Assign', snoozeUntil: 'Snooze until…', resolve: 'Resolve', note: 'Add a note' }[kind];
   d.what.textContent = {
     assign: `Who works on ${n}? An assignment also acknowledges.`,
-    snoozeUntil: `Hide ${n} from "Needs attention" until then (server time, UTC).`,
+    snoozeUntil: `Hide ${n} from "Needs attention" until then (${zoneName()}).`,
     resolve: `Close ${n} although the condition may persist. It leaves the lists; it can be reopened.`,
     note: `A note on ${n}, kept in the audit trail.`,
   }[kind];
@@ -209,6 +211,7 @@ export function askFields(kind, count) {
   d.note.value = '';
   d.error.textContent = '';
   d.resolution.value = 'FIXED_AT_SOURCE';
+  d.el.querySelector('#act-until-label').textContent = zoned('Snooze until');
   d.until.value = localValue(now() + 3600 * 1000);
   d.until.min = localValue(now());
   return new Promise((resolve) => {
@@ -219,7 +222,7 @@ export function askFields(kind, count) {
       if (new TextEncoder().encode(note).length > 2000) { e.preventDefault(); d.error.textContent = 'A note is at most 2,000 bytes.'; return; }
       if (kind === 'assign') body.assignee = d.assignee.value.trim();
       if (kind === 'snoozeUntil') {
-        const t = Date.parse(d.until.value + ':00Z');
+        const t = Date.parse(d.until.value + (useUtc() ? ':00Z' : ':00'));
         if (!Number.isFinite(t) || t <= now()) { e.preventDefault(); d.error.textContent = 'Pick a time in the future.'; return; }
         body.until = new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
       }

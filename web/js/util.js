@@ -76,18 +76,58 @@ export function sayAge(ms) {
 export function fmtDuration(ms) {
   const m = Math.round(ms / 60000);
   if (m < 60) return `${m} min`;
+  if (m >= 2880 && m % 1440 === 0) return `${m / 1440} days`;
   if (m % 60 === 0) return `${m / 60} h`;
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
-/** "2026-11-27 09:30:00" in UTC (the tower's times are UTC; a wall screen shared by sites shows one zone). */
+// --- the time zone times are shown in: local (the default, its zone named) or UTC (a toggle in the header,
+// kept in localStorage under "tower.tz" = "utc" | "local").
+const TZ_KEY = 'tower.tz';
+let utc = (() => { try { return localStorage.getItem(TZ_KEY) === 'utc'; } catch { return false; } })();
+
+/** Whether times are shown in UTC (else in the browser's local zone). */
+export function useUtc() { return utc; }
+
+/** Shows times in UTC (true) or local time (false), and remembers the choice in this browser. */
+export function setUseUtc(on) {
+  utc = !!on;
+  try { localStorage.setItem(TZ_KEY, utc ? 'utc' : 'local'); } catch { /* private mode: this page only */ }
+}
+
+/** The zone times are shown in: "UTC", or the local zone's short name ("CET", "GMT+1"), at instant t. */
+export function zoneName(t = Date.now()) {
+  if (utc) return 'UTC';
+  try {
+    const part = new Intl.DateTimeFormat('en-GB', { timeZoneName: 'short' }).formatToParts(new Date(t))
+      .find((p) => p.type === 'timeZoneName');
+    if (part && part.value) return part.value;
+  } catch { /* old browser: an offset below */ }
+  const off = -new Date(t).getTimezoneOffset();
+  return `UTC${off < 0 ? '−' : '+'}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
+}
+
+/** "2026-11-27 09:30:00" in the zone chosen (zoneName() names it; fmtWhen adds it). */
 export function fmtTime(s) {
   const t = typeof s === 'number' ? s : parseTime(s);
   if (!Number.isFinite(t)) return '—';
   const d = new Date(t);
-  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ` +
-    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  if (utc) {
+    return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ` +
+      `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  }
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
+
+/** A time with its zone: "2026-11-27 10:30:00 CET" (or "… UTC"). */
+export function fmtWhen(s) {
+  const t = typeof s === 'number' ? s : parseTime(s);
+  return Number.isFinite(t) ? `${fmtTime(t)} ${zoneName(t)}` : '—';
+}
+
+/** A column heading naming the zone: "Since (CET)". */
+export function zoned(label) { return `${label} (${zoneName()})`; }
 
 /** Parses "90m", "2h", "1d", "30s" to milliseconds; 0 when empty or invalid. */
 export function parseDuration(s) {

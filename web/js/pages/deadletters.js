@@ -1,7 +1,7 @@
 // Dead letters: why each event was refused, its raw bytes, and redrive (operator role) after confirmation.
 import { api } from '../api.js';
 import { live } from '../stream.js';
-import { h, fmtTime, fmtCount, throttle, announce } from '../util.js';
+import { h, fmtTime, fmtCount, throttle, announce, fmtWhen } from '../util.js';
 import { stateChip, exceptionHref } from '../exceptions.js';
 
 const PAGE = 50;
@@ -49,7 +49,7 @@ export function mount(main, _arg, params) {
             h('a', { href: exceptionHref(d.exceptionId), class: 'ex-link', 'aria-label': `Details of dead letter ${d.seq}` }, 'Details')] : null,
           h('button', { type: 'button', class: 'redrive', onclick: () => openDialog(d), 'aria-label': `Redrive dead letter ${d.seq}` }, 'Redrive…'))),
       h('p', { class: 'reason' }, d.message || ''),
-      h('p', { class: 'muted small' }, `Received ${fmtTime(d.receivedAt || d.since)} UTC · age `,
+      h('p', { class: 'muted small' }, `Received ${fmtWhen(d.receivedAt || d.since)} · age `,
         h('span', { class: 'age num', 'data-since': d.receivedAt || d.since }, '')),
       h('details', { open: focusSeq === String(d.seq) ? true : null },
         h('summary', {}, 'Raw event'), h('pre', { class: 'raw' }, raw)));
@@ -92,7 +92,7 @@ export function mount(main, _arg, params) {
   function openDialog(d) {
     st.current = d;
     dlgMsg.textContent = `Dead letter ${d.seq} (${d.code}): ${d.message || ''}. Redriving publishes the event again; ` +
-      'if it is still invalid it becomes a new dead letter.';
+      'if it is (still) invalid the server refuses it, says which field is wrong and publishes nothing, so you can correct it here.';
     text.value = d.raw !== undefined ? prettyOrRaw(d.raw) : '';
     useCorrected.checked = false;
     dlgResult.textContent = '';

@@ -3,8 +3,8 @@
 import { api, canWrite } from '../api.js';
 import { live } from '../stream.js';
 import { ageMs } from '../clock.js';
-import { h, fmtAge, fmtCount, fmtTime, throttle, announce } from '../util.js';
-import { VIEW_BY_ID, slaState, stateLabel, stateIcon, itemDetail } from '../views.js';
+import { h, fmtAge, fmtCount, fmtTime, throttle, announce, zoned } from '../util.js';
+import { VIEW_BY_ID, itemSla, stateLabel, stateIcon, itemDetail } from '../views.js';
 import { itemState, stateChip, actionBar, viewOfException, learnMe, whoAmI } from '../exceptions.js';
 import { drawer } from '../panel.js';
 
@@ -40,12 +40,12 @@ export function mount(main) {
     bar.el,
     h('div', { class: 'with-drawer' }, h('div', { class: 'table-wrap' }, table), panel.el));
 
-  const COLS = ['View', 'Age', 'Since (UTC)', 'Concerns', 'Detail', 'State', 'SLA'];
+  const COLS = ['View', 'Age', zoned('Since'), 'Concerns', 'Detail', 'State', 'SLA'];
 
   function rowFor(it) {
     const view = it.view || viewOfException(it.exceptionId);
     const a = ageMs(it.since);
-    const sla = slaState(view, a);
+    const sla = itemSla(view, it);
     const exId = it.exceptionId || '';
     const concerns = it.orderId ? h('a', { href: '#/order/' + encodeURIComponent(it.orderId) }, it.orderId)
       : it.shipmentId ? h('a', { href: '#/shipment/' + encodeURIComponent(it.shipmentId) }, it.shipmentId)

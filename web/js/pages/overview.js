@@ -4,7 +4,7 @@ import { live } from '../stream.js';
 import { ageMs, setServerNow, now } from '../clock.js';
 import { sparkline } from '../chart.js';
 import { h, fmtAge, fmtCount, fmtDuration, parseTime, sayAge, throttle, announce } from '../util.js';
-import { VIEWS, VIEW_BY_ID, slaState, stateLabel, stateIcon } from '../views.js';
+import { VIEWS, VIEW_BY_ID, tileSla, stateLabel, stateIcon } from '../views.js';
 
 const TREND_WINDOW_MS = 3 * 3600 * 1000;   // what the sparklines show
 const LOCAL_INTERVAL_MS = 10000;            // sampling when the server keeps no trend
@@ -24,6 +24,7 @@ export function mount(main) {
   };
 
   const status = h('p', { class: 'ov-status', id: 'ov-status' }, 'Loading the summary…');
+  const nextStep = h('p', { class: 'next-step compact', id: 'ov-next', hidden: true });
   const tiles = h('div', { class: 'tiles', role: 'list', 'aria-label': 'Exception views' });
   for (const v of VIEWS) {
     const t = tile(v);
@@ -37,6 +38,7 @@ export function mount(main) {
     h('div', { class: 'page-head' },
       h('h1', {}, 'Exceptions now'),
       status),
+    nextStep,
     h('div', { class: 'ov-grid' },
       h('section', { class: 'ov-tiles', 'aria-labelledby': 'tiles-h' },
         h('h2', { id: 'tiles-h', class: 'sr-only' }, 'Views'),
@@ -107,7 +109,7 @@ export function mount(main) {
     const t = st.tiles[id], s = st.views[id];
     if (!t || !s) return;
     const a = s.oldestSince && s.count > 0 ? ageMs(s.oldestSince) : NaN;
-    const state = slaState(id, a, s.count);
+    const state = tileSla(id, s);
     const label = stateLabel(id, state);
     const prev = st.tileState[id];
     if (!prev || prev.state !== state) {
@@ -162,6 +164,10 @@ export function mount(main) {
       box.replaceChildren(h('p', { class: 'note' }, `This server does not report counts by ${what} yet.`));
       return;
     }
+    if (!VIEWS.some((v) => st.views[v.id] && st.views[v.id].count > 0)) {
+      box.replaceChildren(h('p', { class: 'note' }, `No open item at any ${what}: nothing to break down.`));
+      return;
+    }
     const names = [...cols].sort();
     const param = key === 'byWarehouse' ? 'warehouse' : 'carrier';
     const table = h('table', { class: 'grid num-table', 'data-breakdown': key },
@@ -202,9 +208,34 @@ export function mount(main) {
     }
   }
 
+  /** "What do I do next?": the view to start with (breached first, then the oldest unacknowledged), or why none. */
+  function renderNext() {
+    const order = { breached: 0, warning: 1, ok: 2 };
+    const cands = VIEWS.filter((v) => st.views[v.id] && st.views[v.id].count > 0).map((v) => {
+      const s = st.views[v.id];
+      const state = tileSla(v.id, s);
+      return { v, s, state, rank: order[state] ?? 2, unack: typeof s.unacknowledged === 'number' ? s.unacknowledged : s.count,
+        oldest: s.oldestSince ? parseTime(s.oldestSince) : Infinity };
+    });
+    nextStep.hidden = false;
+    if (!cands.length) {
+      nextStep.replaceChildren(h('strong', {}, 'Nothing is stuck: '), 'every view is empty. New exceptions appear here as they happen.');
+      return;
+    }
+    cands.sort((a, b) => a.rank - b.rank || (b.unack > 0) - (a.unack > 0) || a.oldest - b.oldest);
+    const c = cands[0];
+    const href = c.v.id === 'dead_letters' ? '#/dead-letters' : `#/view/${c.v.id}` + (c.state === 'breached' && c.v.sla ? '?sla=breached' : '');
+    const why = c.state === 'breached' ? (typeof c.s.breached === 'number' && c.s.breached > 0 ? `${fmtCount(c.s.breached)} past their SLA` : 'past its SLA')
+      : c.state === 'warning' ? (c.v.sla ? 'due soon' : 'to review') : 'the oldest open items';
+    nextStep.replaceChildren(h('strong', {}, 'Start here: '),
+      h('a', { href, id: 'ov-next-link' }, c.v.label), ` — ${why}` +
+      (c.unack > 0 && typeof c.s.unacknowledged === 'number' ? `, ${fmtCount(c.unack)} nobody acknowledged yet` : '') + '. ', c.v.next);
+  }
+
   function renderBreakdowns() {
     breakdown(whBox, 'byWarehouse', 'warehouse');
     breakdown(caBox, 'byCarrier', 'carrier');
+    renderNext();
   }
 
   async function loadSummary() {
@@ -294,6 +325,7 @@ export function mount(main) {
   return {
     tick() {
       for (const v of VIEWS) updateState(v.id);
+      if (Date.now() - (st.lastNext || 0) > 5000) { st.lastNext = Date.now(); renderNext(); }
       if (Date.now() - st.lastSparks > st.trendInterval) { st.lastSparks = Date.now(); renderSparks(); }
     },
     unmount() {

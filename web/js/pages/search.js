@@ -46,13 +46,14 @@ export function mount(main, q) {
       if (!byCust.has(c.customerId)) byCust.set(c.customerId, []);
       byCust.get(c.customerId).push(c.orderId);
     }
-    out.replaceChildren(
+    // replaceChildren prints null as text: leave empty sections out.
+    out.replaceChildren(...[
       section('Orders', 'r-orders', orders.map((o) => h('li', {}, h('a', { href: '#/order/' + encodeURIComponent(o) }, o)))),
       section('Shipments', 'r-ships', ships.map((s) => h('li', {}, h('a', { href: '#/shipment/' + encodeURIComponent(s) }, s)))),
       section('Customers', 'r-custs', [...byCust].map(([c, os]) => h('li', {}, h('span', { class: 'mono' }, c), ': ',
         os.map((o, i) => [i ? ', ' : '', h('a', { href: '#/order/' + encodeURIComponent(o) }, o)])))),
       (orders.length >= 50 || ships.length >= 50) ? h('p', { class: 'note' }, 'Showing the first 50 of each; type more of the id to narrow.') : null,
-    );
+    ].filter(Boolean));
   })();
   return { unmount() { alive = false; } };
 }

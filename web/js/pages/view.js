@@ -1,21 +1,30 @@
-// One view: its items oldest first (or by priority) with ticking ages, filters (lifecycle state, assignee,
-// warehouse, carrier, age), cursor paging, CSV export, live rows; selection and actions (operator role) and
-// the exception panel in a drawer.
+// One view: its items oldest first (or newest first, by priority, warehouse or carrier: sorted by the server)
+// with ticking ages, filters (lifecycle state, assignee, warehouse, carrier, customer, reason, channel, SLA
+// state, age; the known values offered from GET /api/v1/values), cursor paging, CSV export, live rows,
+// what to try when nothing matches; selection and actions (operator role) and the exception panel.
 import { api, canWrite } from '../api.js';
 import { live, cmpSince } from '../stream.js';
 import { ageMs } from '../clock.js';
 import {
-  h, fmtAge, fmtCount, fmtDuration, fmtTime, parseDuration, parseTime, csvField, download, announce, throttle,
+  h, fmtAge, fmtCount, fmtDuration, fmtTime, parseDuration, parseTime, csvField, download, announce, throttle, zoned,
 } from '../util.js';
-import { VIEW_BY_ID, slaState, stateLabel, stateIcon, itemKey, itemHref, itemDetail } from '../views.js';
+import { VIEW_BY_ID, itemSla, WARNING_SHARE, stateLabel, stateIcon, itemKey, itemHref, itemDetail } from '../views.js';
 import {
-  STATE_CHOICES, ASSIGNEE_CHOICES, SORT_CHOICES, STATE_LABEL, itemState, stateChip, actionBar, whoAmI,
+  STATE_CHOICES, ASSIGNEE_CHOICES, STATE_LABEL, itemState, stateChip, actionBar, whoAmI,
 } from '../exceptions.js';
 import { drawer } from '../panel.js';
 
 const PAGE = 100;
 const EXPORT_PAGE = 1000;
 const EXPORT_MAX_PAGES = 500;
+/** The orders the server sorts a page in (sort=). */
+const SORT_CHOICES = [['age', 'Oldest first'], ['newest', 'Newest first'], ['priority', 'Priority (SLA)'],
+  ['warehouse', 'Warehouse'], ['carrier', 'Carrier']];
+const SLA_CHOICES = [['', 'Any SLA state'], ['breached', 'Breached'], ['due_soon', 'Due soon'], ['within', 'Within SLA'],
+  ['none', 'No SLA']];
+const CHANNEL_CHOICES = [['', 'Any channel'], ['ECOMMERCE', 'E-commerce'], ['EDI', 'EDI'], ['SERVICE', 'Service']];
+/** What each SLA filter keeps, as the row badges say it. */
+const SLA_OF_STATE = { breached: 'breached', due_soon: 'warning', within: 'ok' };
 const AGE_CHOICES = [['', 'Any age'], ['15m', '≥ 15 min'], ['1h', '≥ 1 h'], ['2h', '≥ 2 h'], ['4h', '≥ 4 h'], ['1d', '≥ 1 day'], ['2d', '≥ 2 days']];
 const CSV_COLUMNS = ['since', 'ageSeconds', 'orderId', 'shipmentId', 'warehouseId', 'carrierId', 'kind', 'reason', 'sku',
   'lastFailure', 'interface', 'rule', 'seq', 'code', 'message', 'eventId', 'receivedAt', 'exceptionId', 'state', 'assignee',
@@ -37,7 +46,11 @@ export function mount(main, viewId, params) {
     // The dashboard starts on what needs attention (the API's default is every unresolved item).
     state: STATE_CHOICES.some(([k]) => k === params.get('state')) ? params.get('state') : 'attention',
     assignee: params.get('assignee') || '',
-    sort: params.get('sort') === 'priority' ? 'priority' : 'age',
+    sort: SORT_CHOICES.some(([k]) => k === params.get('sort')) ? params.get('sort') : 'age',
+    customer: params.get('customer') || '',
+    reason: params.get('reason') || '',
+    channel: CHANNEL_CHOICES.some(([k]) => k && k === (params.get('channel') || '').toUpperCase()) ? params.get('channel').toUpperCase() : '',
+    sla: SLA_CHOICES.some(([k]) => k && k === params.get('sla')) ? params.get('sla') : '',
   };
   const minAgeMs = parseDuration(filters.olderThan);
   const isDL = viewId === 'dead_letters';
@@ -50,8 +63,19 @@ export function mount(main, viewId, params) {
   };
 
   // --- filters
-  const whInput = h('input', { id: 'f-warehouse', name: 'warehouse', value: filters.warehouse, list: 'wh-list', size: 10, maxlength: 64, spellcheck: 'false' });
-  const caInput = h('input', { id: 'f-carrier', name: 'carrier', value: filters.carrier, list: 'ca-list', size: 10, maxlength: 64, spellcheck: 'false' });
+  // Warehouse, carrier and reason offer the values present in the view (GET /api/v1/values); the server
+  // matches them ignoring case, so a value typed in a link ("DC-2" for "dc-2") finds its items too.
+  const valueSelect = (id, name, anyLabel, cur) => h('select', { id, name, class: 'narrow' },
+    h('option', { value: '' }, anyLabel), cur ? h('option', { value: cur, selected: true }, cur) : null);
+  const whInput = valueSelect('f-warehouse', 'warehouse', 'Any warehouse', filters.warehouse);
+  const caInput = valueSelect('f-carrier', 'carrier', 'Any carrier', filters.carrier);
+  const reasonSel = valueSelect('f-reason', 'reason', 'Any reason', filters.reason);
+  const custInput = h('input', { id: 'f-customer', name: 'customer', value: filters.customer, list: 'cu-list', size: 12, maxlength: 64,
+    spellcheck: 'false', placeholder: 'any customer', autocomplete: 'off' });
+  const channelSel = h('select', { id: 'f-channel', name: 'channel' },
+    CHANNEL_CHOICES.map(([val, label]) => h('option', { value: val, selected: val === filters.channel }, label)));
+  const slaSel = h('select', { id: 'f-sla', name: 'sla' },
+    SLA_CHOICES.map(([val, label]) => h('option', { value: val, selected: val === filters.sla }, label)));
   const ageSel = h('select', { id: 'f-age', name: 'olderThan' },
     AGE_CHOICES.map(([val, label]) => h('option', { value: val, selected: val === filters.olderThan }, label)));
   const stateSel = h('select', { id: 'f-state', name: 'state' },
@@ -62,28 +86,37 @@ export function mount(main, viewId, params) {
       ? h('option', { value: filters.assignee, selected: true }, filters.assignee) : null);
   const sortSel = h('select', { id: 'f-sort', name: 'sort' },
     SORT_CHOICES.map(([val, label]) => h('option', { value: val, selected: val === filters.sort }, label)));
-  const whList = h('datalist', { id: 'wh-list' });
-  const caList = h('datalist', { id: 'ca-list' });
+  const cuList = h('datalist', { id: 'cu-list' });
+  const known = { warehouses: null, carriers: null, reasons: null };   // from GET /api/v1/values
   const form = h('form', { class: 'filters', 'aria-label': 'Filters' },
     h('div', { class: 'field' }, h('label', { for: 'f-state' }, 'State'), stateSel),
     h('div', { class: 'field' }, h('label', { for: 'f-assignee' }, 'Assignee'), assigneeSel),
     h('div', { class: 'field' }, h('label', { for: 'f-sort' }, 'Sort'), sortSel),
-    h('div', { class: 'field' }, h('label', { for: 'f-warehouse' }, 'Warehouse'), whInput, whList),
-    h('div', { class: 'field' }, h('label', { for: 'f-carrier' }, 'Carrier'), caInput, caList),
+    h('div', { class: 'field' }, h('label', { for: 'f-sla' }, 'SLA'), slaSel),
+    h('div', { class: 'field' }, h('label', { for: 'f-warehouse' }, 'Warehouse'), whInput),
+    h('div', { class: 'field' }, h('label', { for: 'f-carrier' }, 'Carrier'), caInput),
+    h('div', { class: 'field', hidden: isDL }, h('label', { for: 'f-reason' }, 'Reason'), reasonSel),
+    h('div', { class: 'field', hidden: isDL }, h('label', { for: 'f-customer' }, 'Customer'), custInput, cuList),
+    h('div', { class: 'field', hidden: isDL }, h('label', { for: 'f-channel' }, 'Channel'), channelSel),
     h('div', { class: 'field' }, h('label', { for: 'f-age' }, 'Minimum age'), ageSel),
     h('button', { type: 'submit' }, 'Apply'),
     h('button', { type: 'button', class: 'ghost', onclick: () => { location.hash = '#/view/' + viewId; } }, 'Clear'));
   form.addEventListener('submit', (e) => { e.preventDefault(); applyFilters(); });
-  for (const sel of [ageSel, stateSel, assigneeSel, sortSel]) sel.addEventListener('change', applyFilters);
+  for (const sel of [ageSel, stateSel, assigneeSel, sortSel, whInput, caInput, reasonSel, channelSel, slaSel]) {
+    sel.addEventListener('change', () => applyFilters());
+  }
 
-  function applyFilters() {
+  /** The filters as the form (and `change`) says them, in the page's hash. */
+  function applyFilters(change = {}) {
+    const f = {
+      state: stateSel.value, assignee: assigneeSel.value, sort: sortSel.value, warehouse: whInput.value.trim(),
+      carrier: caInput.value.trim(), reason: reasonSel.value, customer: custInput.value.trim(), channel: channelSel.value,
+      sla: slaSel.value, olderThan: ageSel.value, ...change,
+    };
     const p = new URLSearchParams();
-    if (stateSel.value !== 'attention') p.set('state', stateSel.value);
-    if (assigneeSel.value) p.set('assignee', assigneeSel.value);
-    if (sortSel.value !== 'age') p.set('sort', sortSel.value);
-    if (whInput.value.trim()) p.set('warehouse', whInput.value.trim());
-    if (caInput.value.trim()) p.set('carrier', caInput.value.trim());
-    if (ageSel.value) p.set('olderThan', ageSel.value);
+    if (f.state !== 'attention') p.set('state', f.state);
+    if (f.sort !== 'age') p.set('sort', f.sort);
+    for (const k of ['assignee', 'warehouse', 'carrier', 'reason', 'customer', 'channel', 'sla', 'olderThan']) if (f[k]) p.set(k, f[k]);
     const q = p.toString();
     location.hash = '#/view/' + viewId + (q ? '?' + q : '');
   }
@@ -92,24 +125,26 @@ export function mount(main, viewId, params) {
   const status = h('p', { class: 'view-status', id: 'view-status', role: 'status' }, 'Loading…');
   const tbody = h('tbody', {});
   const thead = h('thead', {});
+  // [heading, class, the sort its heading asks the server for (clicked again: the other way), null: none]
   const COLS = isDL
-    ? [['Age', 'num c-age'], ['Seq', 'num c-seq'], ['Code', 'c-code'], ['Message', 'c-message'], ['Event id', 'c-event'],
+    ? [['Age', 'num c-age', 'age'], ['Seq', 'num c-seq'], ['Code', 'c-code'], ['Message', 'c-message'], ['Event id', 'c-event'],
       ['State', 'c-xstate'], ['Assignee', 'c-assignee'], ['Review', 'c-sla']]
-    : [['Age', 'num c-age'], ['Since (UTC)', 'num c-since'], ['Order', 'c-order'], ['Shipment', 'c-shipment'],
-      ['Warehouse', 'c-warehouse'], ['Carrier', 'c-carrier'], ['Detail', 'c-detail'], ['State', 'c-xstate'],
-      ['Assignee', 'c-assignee'], ['SLA', 'c-sla']];
+    : [['Age', 'num c-age', 'age'], [zoned('Since'), 'num c-since', 'since'], ['Order', 'c-order'], ['Shipment', 'c-shipment'],
+      ['Warehouse', 'c-warehouse', 'warehouse'], ['Carrier', 'c-carrier', 'carrier'], ['Detail', 'c-detail'], ['State', 'c-xstate'],
+      ['Assignee', 'c-assignee'], ['SLA', 'c-sla', 'priority']];
   const selectAll = h('input', { type: 'checkbox', id: 'select-all', 'aria-label': 'Select every row on this page' });
   selectAll.addEventListener('change', () => selectPage(selectAll.checked));
   const stateWord = (STATE_CHOICES.find(([k]) => k === filters.state) || [0, filters.state])[1];
   const table = h('table', { class: 'grid items', id: 'items', 'data-view': viewId },
-    h('caption', { class: 'sr-only' }, `${v.label}: ${stateWord.toLowerCase()}, ${filters.sort === 'priority' ? 'by priority' : 'oldest first'}`),
+    h('caption', { class: 'sr-only' }, `${v.label}: ${stateWord.toLowerCase()}, ${sortWords()}`),
     thead, tbody);
   const prevBtn = h('button', { type: 'button', id: 'prev', onclick: () => go(st.page - 1) }, '‹ Previous');
   const nextBtn = h('button', { type: 'button', id: 'next', onclick: () => go(st.page + 1) }, 'Next ›');
   const pageInfo = h('span', { class: 'page-info num' });
   const exportBtn = h('button', { type: 'button', id: 'export', onclick: exportCsv }, 'Export CSV');
-  const slaText = v.sla ? `SLA ${v.sla.rule}: ${fmtDuration(v.sla.ms)} (warning from ${fmtDuration(v.sla.ms * 0.75)})`
-    : v.alwaysBreached ? 'Every item is an open SLA breach' : 'No SLA: review every item';
+  const slaText = v.sla ? `SLA ${v.sla.rule}: ${fmtDuration(v.sla.ms)} (due soon from ${fmtDuration(v.sla.ms * WARNING_SHARE)}; ` +
+      'each row by its own due time, as the server\'s rules set it)'
+    : v.alwaysBreached ? 'Every item is an open SLA breach' : v.slaOff ? 'The SLA rule of this view is turned off' : 'No SLA: review every item';
   const bar = actionBar({ ids: () => [...st.selected], onResult: afterAction });
   bar.el.hidden = true;
   const panel = drawer({ onAction: afterAction });
@@ -127,10 +162,32 @@ export function mount(main, viewId, params) {
     h('div', { class: 'with-drawer' }, h('div', { class: 'table-wrap' }, table), panel.el),
   );
 
+  /** "oldest first", "by priority", … */
+  function sortWords() {
+    return { age: 'oldest first', newest: 'newest first', priority: 'by priority', warehouse: 'by warehouse', carrier: 'by carrier' }[filters.sort];
+  }
+
+  /** A heading's sort: its button asks the server for that order (age and since: oldest, then newest first). */
+  function headCell([c, cls, key]) {
+    if (!key) return h('th', { scope: 'col', class: cls }, c);
+    const byTime = key === 'age' || key === 'since';
+    const on = byTime ? filters.sort === 'age' || filters.sort === 'newest' : filters.sort === key;
+    // Oldest first is the longest age first ("descending" by age) and the earliest since ("ascending").
+    const oldest = filters.sort === 'age';
+    const dir = !on ? null : key === 'age' ? (oldest ? 'descending' : 'ascending') : key === 'since' ? (oldest ? 'ascending' : 'descending')
+      : key === 'priority' ? 'descending' : 'ascending';
+    const next = byTime ? (oldest ? 'newest' : 'age') : key;
+    const mark = !on ? '↕' : dir === 'descending' ? '▼' : '▲';
+    const say = { age: 'oldest first', newest: 'newest first', priority: 'by priority, breached first', warehouse: 'by warehouse', carrier: 'by carrier' }[next];
+    return h('th', { scope: 'col', class: cls, 'aria-sort': dir },
+      h('button', { type: 'button', class: 'sort', 'data-sort': next, title: `Sort ${say}`, onclick: () => applyFilters({ sort: next }) },
+        c, h('span', { class: 'sort-mark', 'aria-hidden': 'true' }, mark)));
+  }
+
   function renderHead() {
     thead.replaceChildren(h('tr', {},
       st.write ? h('th', { scope: 'col', class: 'c-select' }, selectAll) : null,
-      COLS.map(([c, cls], i) => h('th', { scope: 'col', class: cls, 'aria-sort': i === 0 && filters.sort === 'age' ? 'descending' : null }, c)),
+      COLS.map((col) => headCell(col)),
       h('th', { scope: 'col', class: 'c-open' }, h('span', { class: 'sr-only' }, 'Details'))));
   }
   const nCols = () => COLS.length + 1 + (st.write ? 1 : 0);
@@ -144,7 +201,7 @@ export function mount(main, viewId, params) {
   function rowFor(it, seq = 0) {
     const key = itemKey(viewId, it);
     const a = ageMs(it.since);
-    const state = slaState(viewId, a);
+    const state = itemSla(viewId, it);
     const xs = itemState(it);
     const exId = it.exceptionId || '';
     const href = itemHref(it);
@@ -253,19 +310,71 @@ export function mount(main, viewId, params) {
   function render() {
     renderHead();
     tbody.replaceChildren(...st.items.map((it) => rowFor(it)));
-    if (!st.items.length) {
-      tbody.append(h('tr', { class: 'empty' }, h('td', { colspan: nCols() },
-        st.page > 0 ? 'No more items.' : filters.state === 'attention' && !isFiltered(true)
-          ? 'Nothing needs attention here.' : 'Nothing here: no item matches.')));
-    }
+    if (!st.items.length) tbody.append(h('tr', { class: 'empty' }, h('td', { colspan: nCols(), class: 'empty-help', id: 'empty-help' }, emptyHelp())));
     renderPager();
     syncSelection();
   }
 
   /** Any filter (`ignoreState`: besides the state filter)? */
   function isFiltered(ignoreState = false) {
-    return !!(filters.warehouse || filters.carrier || filters.olderThan || filters.assignee ||
-      (!ignoreState && filters.state !== 'all'));
+    return !!(filters.warehouse || filters.carrier || filters.olderThan || filters.assignee || filters.customer ||
+      filters.reason || filters.channel || filters.sla || (!ignoreState && filters.state !== 'all'));
+  }
+
+  /** The filters set, each with the words saying it and the change that drops it. */
+  function filterList() {
+    const stateOf = (k) => (STATE_CHOICES.find(([x]) => x === k) || [k, k])[1].toLowerCase();
+    const slaOf = (k) => (SLA_CHOICES.find(([x]) => x === k) || [k, k])[1].toLowerCase();
+    return [
+      filters.state !== 'all' && { words: stateOf(filters.state), drop: { state: 'all' }, key: 'state' },
+      filters.assignee && { words: filters.assignee === 'me' ? 'assigned to me' : filters.assignee === 'none' ? 'unassigned' : 'assigned to ' + filters.assignee, drop: { assignee: '' }, key: 'assignee' },
+      filters.sla && { words: 'SLA ' + slaOf(filters.sla), drop: { sla: '' }, key: 'sla' },
+      filters.warehouse && { words: 'warehouse ' + filters.warehouse, drop: { warehouse: '' }, key: 'warehouse' },
+      filters.carrier && { words: 'carrier ' + filters.carrier, drop: { carrier: '' }, key: 'carrier' },
+      filters.reason && { words: 'reason ' + filters.reason, drop: { reason: '' }, key: 'reason' },
+      filters.customer && { words: 'customer ' + filters.customer, drop: { customer: '' }, key: 'customer' },
+      filters.channel && { words: 'channel ' + filters.channel, drop: { channel: '' }, key: 'channel' },
+      filters.olderThan && { words: 'older than ' + filters.olderThan, drop: { olderThan: '' }, key: 'olderThan' },
+    ].filter(Boolean);
+  }
+
+  /** A filter value the view does not hold (from GET /api/v1/values), said so: the likeliest reason for nothing. */
+  function unknownValue() {
+    for (const [k, list] of [['warehouse', known.warehouses], ['carrier', known.carriers], ['reason', known.reasons]]) {
+      const val = filters[k];
+      if (val && list && !list.some((x) => x.id.toLowerCase() === val.toLowerCase())) {
+        const some = list.slice(0, 6).map((x) => x.id).join(', ');
+        return `No item of this view has ${k} “${val}”.` + (list.length ? ` Its ${k}s: ${some}${list.length > 6 ? ', …' : ''}.` : '');
+      }
+    }
+    return null;
+  }
+
+  /** Why the page is empty, and what to try: each filter as a button that drops it. */
+  function emptyHelp() {
+    const link = (text, change, id) => h('button', { type: 'button', class: 'linkish', 'data-try': id, onclick: () => applyFilters(change) }, text);
+    if (st.page > 0) {
+      return [h('p', {}, 'No more items: the previous page held the last ones.'),
+        h('button', { type: 'button', class: 'linkish', 'data-try': 'first', onclick: () => go(0) }, 'Back to the first page')];
+    }
+    const fl = filterList();
+    if (!fl.length) {
+      return [h('p', {}, h('strong', {}, 'This view is empty: nothing is stuck here right now.'),
+        ' New items appear on this page as they happen, without reloading.'),
+      h('p', {}, h('a', { href: '#/' }, 'Back to the overview'), ' to find the views that need you.')];
+    }
+    if (fl.length === 1 && fl[0].key === 'state' && filters.state === 'attention') {
+      const snoozed = typeof st.snoozed === 'number' && st.snoozed > 0 ? ` (${st.snoozed} snoozed)` : '';
+      return [h('p', {}, h('strong', {}, 'Nothing needs attention here.'),
+        ` Every item of this view is snoozed${snoozed}, or the view is empty.`),
+      h('p', {}, link('Show every state', { state: 'all' }, 'state'), ' · ', h('a', { href: '#/' }, 'back to the overview'))];
+    }
+    const unknown = unknownValue();
+    return [h('p', {}, h('strong', {}, 'No item matches these filters: '), fl.map((f) => f.words).join(', '), '.'),
+      unknown ? h('p', { class: 'unknown-value' }, unknown) : null,
+      h('p', {}, 'Try: '),
+      h('ul', {}, fl.map((f) => h('li', {}, link(`without “${f.words}”`, f.drop, f.key))),
+        fl.length > 1 ? h('li', {}, link('without any filter', { state: 'all', assignee: '', sla: '', warehouse: '', carrier: '', reason: '', customer: '', channel: '', olderThan: '' }, 'all')) : null)];
   }
 
   function renderPager() {
@@ -276,13 +385,9 @@ export function mount(main, viewId, params) {
     const n = tbody.querySelectorAll('tr[data-key]').length;
     pageInfo.textContent = `Page ${st.page + 1} · ${n} row${n === 1 ? '' : 's'}`;
     const total = st.total;
-    const said = [
-      filters.state !== 'all' && stateWord.toLowerCase(),
-      filters.assignee && (filters.assignee === 'me' ? 'assigned to me' : filters.assignee === 'none' ? 'unassigned' : 'assigned to ' + filters.assignee),
-      filters.warehouse && 'warehouse ' + filters.warehouse, filters.carrier && 'carrier ' + filters.carrier,
-      filters.olderThan && 'older than ' + filters.olderThan].filter(Boolean);
+    const said = filterList().map((f) => f.words);
     status.textContent = (total === null ? '' : `${fmtCount(total)} ${isFiltered() ? 'match the filters' : 'in this view'}`) +
-      (said.length ? ' · ' + said.join(', ') : '') + (filters.sort === 'priority' ? ' · by priority' : '');
+      (said.length ? ' · ' + said.join(', ') : '') + ' · ' + sortWords() + (filters.sort !== 'age' ? ' (sorted by the server)' : '');
     headCount.textContent = total === null ? '' : fmtCount(total);
   }
 
@@ -294,6 +399,7 @@ export function mount(main, viewId, params) {
     p.set('state', filters.state);
     if (filters.assignee) p.set('assignee', filters.assignee);
     if (filters.sort !== 'age') p.set('sort', filters.sort);
+    for (const k of ['customer', 'reason', 'channel', 'sla']) if (filters[k]) p.set(k, filters[k]);
     p.set('limit', String(limit));
     if (cursor) p.set('cursor', cursor);
     return (isDL ? '/dead-letters?' : `/views/${encodeURIComponent(viewId)}?`) + p.toString();
@@ -346,9 +452,18 @@ export function mount(main, viewId, params) {
     });
   }
 
+  const same = (a, b) => String(a || '').toLowerCase() === String(b || '').toLowerCase();
+
+  /** Whether a changed item passes the filters (the server matches ids ignoring case, so do we). */
   function passes(it) {
-    if (filters.warehouse && it.warehouseId !== filters.warehouse) return false;
-    if (filters.carrier && it.carrierId !== filters.carrier) return false;
+    if (filters.warehouse && !same(it.warehouseId, filters.warehouse)) return false;
+    if (filters.carrier && !same(it.carrierId, filters.carrier)) return false;
+    if (filters.reason && !same(it.reason, filters.reason) && !same(it.lastFailure, filters.reason)) return false;
+    if (filters.sla) {
+      const s = itemSla(viewId, it);
+      // As the server judges it: by slaDueAt alone (an item without one has no SLA).
+      if (filters.sla === 'none' ? !!it.slaDueAt : !it.slaDueAt || s !== SLA_OF_STATE[filters.sla]) return false;
+    }
     if (minAgeMs && !(ageMs(it.since) >= minAgeMs)) return false;
     const xs = itemState(it);
     if (xs === 'resolved' || xs === 'closed') return false;
@@ -405,7 +520,7 @@ export function mount(main, viewId, params) {
       const tr = rowFor(it, m.local ? 0 : m.seq);
       tr.classList.add('changed');
       old.replaceWith(tr);
-    } else if (filters.sort === 'age' && inRange(it)) {
+    } else if (filters.sort === 'age' && !filters.customer && !filters.channel && inRange(it)) {
       const tr = rowFor(it, m.local ? 0 : m.seq);
       tr.classList.add('arrived');
       const rows = [...tbody.querySelectorAll('tr[data-key]')];
@@ -414,8 +529,9 @@ export function mount(main, viewId, params) {
       if (empty) empty.remove();
       tbody.insertBefore(tr, before || null);
       st.added++;
-    } else if (filters.sort !== 'age' && !m.local) {
-      reload(); // where a new item ranks by priority is the server's call
+    } else if ((filters.sort !== 'age' || filters.customer || filters.channel) && !m.local) {
+      // Where a new item ranks is the server's call; so is its customer or channel (not on the item).
+      reload();
     }
     if (!isFiltered()) {
       if (!m.local && st.total !== null) {
@@ -481,20 +597,29 @@ export function mount(main, viewId, params) {
   live.addEventListener('open', onOpen);
   live.addEventListener('summary', onSummary);
   live.addEventListener('resync', onResync);
-  live.subscribe({ views: [viewId], warehouse: filters.warehouse || undefined });
+  // The stream's snapshot filters by the exact warehouse id: the page filters live rows itself (passes).
+  live.subscribe({ views: [viewId] });
   load();
   fillChoices();
 
-  /** Warehouse and carrier suggestions from the summary's breakdowns, when the server gives them. */
+  /** The values the view holds (GET /api/v1/values?view=): warehouse, carrier and reason choices with counts. */
   async function fillChoices() {
+    let vals;
     try {
-      const s = await api('/summary');
-      const vs = (s.views || {})[viewId] || {};
-      for (const [list, key] of [[whList, 'byWarehouse'], [caList, 'byCarrier']]) {
-        list.replaceChildren(...Object.keys(vs[key] || {}).sort().map((n) => h('option', { value: n })));
-      }
-      if (st.total === null && !isFiltered() && typeof vs.count === 'number') { st.total = vs.count; renderPager(); }
-    } catch { /* suggestions only */ }
+      vals = await api(`/values?view=${encodeURIComponent(viewId)}`);
+    } catch { return; /* the choices keep the value in use only */ }
+    if (!st.alive) return;
+    for (const [sel, key, cur] of [[whInput, 'warehouses', filters.warehouse], [caInput, 'carriers', filters.carrier], [reasonSel, 'reasons', filters.reason]]) {
+      const list = vals[key] || [];
+      known[key] = list;
+      const match = cur && list.find((x) => x.id.toLowerCase() === cur.toLowerCase());
+      const opts = list.map((x) => h('option', { value: x.id, selected: !!match && x === match }, `${x.id} (${fmtCount(x.count)})`));
+      if (cur && !match) opts.unshift(h('option', { value: cur, selected: true }, `${cur} (none here)`));
+      sel.replaceChildren(sel.options[0], ...opts);
+      if (key === 'reasons') sel.closest('.field').hidden = isDL || (!list.length && !cur);
+    }
+    cuList.replaceChildren(...(vals.customers || []).map((c) => h('option', { value: c })));
+    if (!st.items.length && st.loaded) render(); // the empty page can now say which value is unknown
   }
 
   async function exportCsv() {
@@ -514,7 +639,8 @@ export function mount(main, viewId, params) {
         status.textContent = `Exporting… ${fmtCount(n)} rows`;
       } while (cursor && pages < EXPORT_MAX_PAGES && st.alive);
       const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-      const suffix = [filters.warehouse, filters.carrier, filters.olderThan && 'older-' + filters.olderThan].filter(Boolean).join('-');
+      const suffix = [filters.warehouse, filters.carrier, filters.customer, filters.channel, filters.sla,
+        filters.olderThan && 'older-' + filters.olderThan].filter(Boolean).join('-').replace(/[^A-Za-z0-9_-]/g, '_');
       download(`${viewId}${suffix ? '-' + suffix : ''}-${stamp}.csv`, lines.join('\r\n') + '\r\n');
       status.textContent = `Exported ${fmtCount(n)} rows${cursor ? ' (stopped at the export limit)' : ''}.`;
       announce(`Exported ${n} rows`);
@@ -528,7 +654,7 @@ export function mount(main, viewId, params) {
   return {
     tick() {
       for (const tr of tbody.querySelectorAll('tr[data-key]')) {
-        const state = slaState(viewId, ageMs(tr._item.since));
+        const state = itemSla(viewId, tr._item);
         if (tr.dataset.state !== state) {
           tr.dataset.state = state;
           const b = tr.querySelector('.badge');
