@@ -6,7 +6,7 @@
 # (defaults: --data ./tower-data --http 127.0.0.1:8080 --warp 60 --rate 60; see towerd up --help)
 set -eu
 cd "$(dirname "$0")/.."
-sh tools/setup.sh
+sh tools/setup.sh # only what building and running need (the tests' packages: tools/test.sh)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)" --target towerd >/dev/null
 exec build/services/towerd/towerd up "$@"

@@ -1,22 +1,46 @@
 #!/bin/sh
-# Installs every Debian package that building, running and testing the tower needs.
-# Non-interactive and idempotent: packages already present are left alone.
+# Installs the Debian packages the tower needs. Non-interactive and idempotent: packages already
+# present are left alone.
+#   sh tools/setup.sh          what building and running it needs (the main job, tools/demo.sh):
+#                              compiler, cmake, the libraries' -dev packages, nats-server
+#   sh tools/setup.sh --test   that, and what the tests need (tools/test.sh, CI): clang (fuzzing),
+#                              valgrind, curl, python3 (+ aiosmtpd), openssl, nginx, prometheus,
+#                              chromium, node + the browser tests' npm packages
 set -eu
 
+tests=""
+case "${1:-}" in
+--test) tests=1 ;;
+"") ;;
+*)
+    echo "usage: sh tools/setup.sh [--test]" >&2
+    exit 2
+    ;;
+esac
+
+# Building and running: the compiler and cmake, the libraries, git (the build's version stamp),
+# nats-server (towerd up starts its own).
 PKGS="build-essential cmake pkg-config git ca-certificates
   libnats-dev nats-server
-  liblmdb-dev lmdb-utils
+  liblmdb-dev
   libprotobuf-c-dev protobuf-c-compiler
-  libcivetweb-dev libwebsockets-dev libjansson-dev libinih-dev libcurl4-openssl-dev libssl-dev
+  libcivetweb-dev libwebsockets-dev libjansson-dev libinih-dev libcurl4-openssl-dev libssl-dev"
+
+# The tests only:
+# - clang and its runtime: the fuzz stage (libFuzzer); valgrind, lmdb-utils: debugging aids;
+# - curl, python3, openssl: the integration tests and their certificates; python3-aiosmtpd is the
+#   SMTP server of the relay's email tests (tests/integration/test_relay.py);
+# - nginx (the TLS front in a test) and prometheus (for promtool): their services are not started by
+#   the installation (policy-rc.d below), and tests run their binaries with configurations of their own;
+# - chromium and node (playwright-core from npm): the browser tests; Debian's nodejs and npm only when
+#   no node is on PATH.
+if [ -n "$tests" ]; then
+    PKGS="$PKGS lmdb-utils
   clang libclang-rt-14-dev valgrind curl python3 python3-aiosmtpd openssl
   nginx prometheus
   chromium"
-# python3-aiosmtpd is the SMTP server of the relay's email tests (tests/integration/test_relay.py).
-# nginx (the TLS front in a test) and prometheus (for promtool) are installed for the tests only:
-# their services are not started by the installation (policy-rc.d below), and tests run their
-# binaries with configurations of their own.
-# The browser tests run node (playwright-core from npm); Debian's nodejs and npm only when no node is on PATH.
-command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+    command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+fi
 
 missing=""
 for p in $PKGS; do
@@ -43,12 +67,12 @@ if [ -n "$missing" ]; then
     }
     [ -z "$guard" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 else
-    echo "setup: all packages present" >&2
+    echo "setup: all packages present${tests:+ (tests included)}" >&2
 fi
 
 # The browser tests' npm packages (playwright-core, pinned by tests/browser/package-lock.json).
 browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
-if [ -f "$browser_dir/package-lock.json" ] && [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+if [ -n "$tests" ] && [ -f "$browser_dir/package-lock.json" ] && [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
     echo "setup: npm ci in tests/browser" >&2
     (cd "$browser_dir" && npm ci --no-audit --no-fund)
 fi

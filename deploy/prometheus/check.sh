@@ -6,7 +6,7 @@
 set -eu
 src=${1:?usage: check.sh SOURCE_DIR}
 dir="$src/deploy/prometheus"
-command -v promtool >/dev/null 2>&1 || { echo "promtool not found (Debian package prometheus; tools/setup.sh installs it)"; exit 1; }
+command -v promtool >/dev/null 2>&1 || { echo "promtool not found (Debian package prometheus; tools/setup.sh --test installs it)"; exit 1; }
 promtool check rules "$dir/tower-alerts.yml"
 (cd "$dir" && promtool test rules tower-alerts.test.yml)
 status=0

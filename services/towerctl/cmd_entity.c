@@ -18,7 +18,7 @@ static char *event_detail(const json_t *ev, const char *type, const char *self_k
     const char *k;
     json_t *v;
     json_object_foreach(json_object_get(ev, type), k, v) {
-        char *cell = ctl_cell(v);
+        char *cell = ctl_cell_raw(v); /* the event's payload as it is */
         ct_buf_addf(&b, "%s%s=%s", b.len ? " " : "", k, cell ? cell : "null");
         free(cell);
     }
@@ -43,8 +43,12 @@ static void print_indented_table(const ctl_table *t)
 
 static void print_exceptions(const json_t *ex)
 {
-    printf("\nopen exceptions (%zu):\n", json_array_size(ex));
-    if (!json_array_size(ex)) return;
+    size_t n = json_array_size(ex);
+    if (!n) {
+        printf("\nno open exceptions\n");
+        return;
+    }
+    printf("\n%zu open %s:\n", n, ctl_plural(n, "exception", "exceptions"));
     static const char *const head[] = {"VIEW", "AGE", "SINCE", "ENTITY", "WAREHOUSE", "CARRIER", "DETAIL"};
     ctl_table t;
     ctl_table_init(&t, 7, head);
@@ -136,9 +140,10 @@ static void print_entity(const json_t *b, char kind)
         free(pb);
     }
     json_t *ships = json_object_get(b, "shipments");
-    printf("shipments (%zu):", json_array_size(ships));
-    size_t i;
+    size_t i, nships = json_array_size(ships);
     json_t *x;
+    if (nships) printf("%zu %s:", nships, ctl_plural(nships, "shipment", "shipments"));
+    else printf("no shipments");
     json_array_foreach(ships, i, x) {
         char *sid = ctl_cell(json_object_get(x, "shipmentId"));
         char *st = ctl_cell(json_object_get(x, "stage"));
@@ -158,14 +163,19 @@ static void print_entity(const json_t *b, char kind)
         if (json_is_string(v)) list[k++] = (ms){key, json_string_value(v)};
     }
     qsort(list, k, sizeof *list, by_time);
-    printf("\nmilestones (earliest of each):\n");
-    for (size_t j = 0; j < k; j++) printf("  %-22s %s\n", list[j].type, list[j].at);
+    printf(k ? "\nmilestones (earliest of each):\n" : "\nno milestones\n");
+    for (size_t j = 0; j < k; j++) {
+        char at[32];
+        printf("  %-22s %s\n", list[j].type, ctl_fmt_time(list[j].at, at, sizeof at) ? at : list[j].at);
+    }
     free(list);
 
     print_exceptions(json_object_get(b, "openExceptions"));
 
     json_t *tl = json_object_get(b, "timeline");
-    printf("\ntimeline (%zu events):\n", json_array_size(tl));
+    size_t ntl = json_array_size(tl);
+    if (ntl) printf("\ntimeline (%zu %s):\n", ntl, ctl_plural(ntl, "event", "events"));
+    else printf("\ntimeline: no events\n");
     static const char *const head[] = {"TIME", "SEQ", "SOURCE", "TYPE", "EVENT", "DETAIL"};
     ctl_table t;
     ctl_table_init(&t, 6, head);
@@ -275,7 +285,7 @@ int ctl_cmd_search(int argc, char **argv)
             const char *o = json_string_value(json_object_get(x, "orderId"));
             if (cu) print_hit("customer", cu, o ? o : "-"), n++;
         }
-        if (!n) fprintf(stderr, "%s: nothing starts with that\n", c.cmd);
+        if (!n) ctl_note(&c, "nothing starts with that");
     }
     ctl_resp_free(&r);
     ctl_end(&c);

@@ -161,7 +161,9 @@ static void result_row(ctl_table *t, const char *id, const json_t *ex, const jso
     const char *res = json_string_value(json_object_get(ex, "resolution"));
     json_t *notes = json_object_get(ex, "notes");
     ct_buf d = {0};
-    if (state && !strcmp(state, "snoozed") && until) ct_buf_addf(&d, "until %s", until);
+    char at[32];
+    if (state && !strcmp(state, "snoozed") && until)
+        ct_buf_addf(&d, "until %s", ctl_fmt_time(until, at, sizeof at) ? at : until);
     if (res) ct_buf_addf(&d, "%sresolution %s", d.len ? "  " : "", res);
     if (json_is_array(notes) && json_array_size(notes))
         ct_buf_addf(&d, "%snotes %zu", d.len ? "  " : "", json_array_size(notes));
@@ -180,6 +182,7 @@ static void report_failed(const ctl_ctx *c, const char *id, const json_t *err)
     const char *code = json_string_value(json_object_get(err, "code"));
     const char *msg = json_string_value(json_object_get(err, "message"));
     const char *field = json_string_value(json_object_get(err, "field"));
+    if (ctl_error_json(code ? code : "FAILED", msg, field, json_pack("{s:o}", "id", ctl_json_text(id)))) return;
     fprintf(stderr, "%s: ", c->cmd);
     ctl_put_clean(stderr, id);
     fputs(": ", stderr);
@@ -453,7 +456,9 @@ static void print_item(const json_t *it)
 
 static void print_notes(const json_t *notes)
 {
-    printf("\nnotes (%zu):\n", json_array_size(notes));
+    size_t nn = json_array_size(notes);
+    if (nn) printf("\nnotes (%zu):\n", nn);
+    else printf("\nno notes\n");
     size_t i;
     json_t *n;
     json_array_foreach(notes, i, n) {
@@ -475,8 +480,12 @@ static void print_notes(const json_t *notes)
 
 static void print_history(const json_t *hist)
 {
-    printf("\nhistory (%zu actions):\n", json_array_size(hist));
-    if (!json_array_size(hist)) return;
+    size_t nh = json_array_size(hist);
+    if (!nh) {
+        printf("\nhistory: no actions\n");
+        return;
+    }
+    printf("\nhistory (%zu %s):\n", nh, ctl_plural(nh, "action", "actions"));
     static const char *const head[] = {"TIME", "SEQ", "ACTION", "ACTOR", "DETAIL"};
     ctl_table t;
     ctl_table_init(&t, 5, head);

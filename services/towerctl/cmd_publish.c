@@ -27,6 +27,7 @@ static int blank(char ch)
 
 static void problem(pub *p, size_t line, const char *code, const char *msg, const char *field)
 {
+    if (ctl_error_json(code, msg, field, json_pack("{s:o, s:I}", "file", ctl_json_text(p->file), "line", (json_int_t)line))) return;
     fprintf(stderr, "%s:%zu: ", p->file, line);
     ctl_put_clean(stderr, code);
     fputs(": ", stderr);
@@ -200,8 +201,9 @@ int ctl_cmd_publish(int argc, char **argv)
         ctl_print_json(o);
         json_decref(o);
     } else {
-        printf("%s: %zu events sent in %zu request%s: %zu accepted, %zu duplicates, %zu rejected, %zu failed%s\n",
-               p.file, p.records, p.requests, p.requests == 1 ? "" : "s", p.accepted, p.dups, p.rejected, p.failed,
+        printf("%s: %zu %s sent in %zu request%s: %zu accepted, %zu duplicates, %zu rejected, %zu failed%s\n",
+               p.file, p.records, ctl_plural(p.records, "event", "events"), p.requests, p.requests == 1 ? "" : "s",
+               p.accepted, p.dups, p.rejected, p.failed,
                p.stop ? " (stopped early)" : "");
     }
     rc = p.stop ? p.stop : p.failed ? CTL_EXIT_FAIL : p.rejected ? CTL_EXIT_REJECTED : CTL_EXIT_OK;

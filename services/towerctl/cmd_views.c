@@ -129,9 +129,8 @@ static int walk(ctl_ctx *c, const char *view, const char *first_cursor, int all,
         json_t *seq = json_object_get(r.json, "asOfSeq");
         if (first_seq < 0) first_seq = json_integer_value(seq);
         else if (json_integer_value(seq) != first_seq) {
-            fprintf(stderr, "%s: note: the view changed while paging (sequence %" JSON_INTEGER_FORMAT
-                            " -> %" JSON_INTEGER_FORMAT "): an item that moved may be missing or repeated\n",
-                    c->cmd, first_seq, json_integer_value(seq));
+            ctl_note(c, "note: the view changed while paging (sequence %" JSON_INTEGER_FORMAT " -> %" JSON_INTEGER_FORMAT
+                        "): an item that moved may be missing or repeated", first_seq, json_integer_value(seq));
             first_seq = json_integer_value(seq);
         }
         rc = fn(ctx, &r);
@@ -383,7 +382,7 @@ static int export_page(void *vctx, const ctl_resp *page)
         } else {
             for (size_t k = 0; x->cols[k]; k++) {
                 if (k) fputc(',', stdout);
-                char *v = ctl_cell(json_object_get(it, x->cols[k]));
+                char *v = ctl_cell_raw(json_object_get(it, x->cols[k]));
                 ctl_csv_field(stdout, v);
                 free(v);
             }
@@ -428,7 +427,7 @@ int ctl_cmd_export(int argc, char **argv)
     }
     export_ctx x = {ctl_view_columns(view), c.json, 0, 0};
     rc = walk(&c, view, ct_config_str(c.cfg, "cursor"), 1, 1, export_page, &x);
-    if (rc == CTL_EXIT_OK) fprintf(stderr, "%s: %zu items of %s\n", c.cmd, x.rows, view);
+    if (rc == CTL_EXIT_OK) ctl_note(&c, "%zu %s of %s", x.rows, ctl_plural(x.rows, "item", "items"), view);
     ctl_end(&c);
     return rc;
 }

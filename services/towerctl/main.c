@@ -1,7 +1,9 @@
 /* towerctl: the support and SRE client of the tower's HTTP API; dispatch, global options, errors. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -61,6 +63,111 @@ static void usage(FILE *out)
                  "file whose [towerctl] section may set url and token).\n\n" CTL_EXIT_HELP "\n");
 }
 
+/* ---- errors as JSON (--json) ---------------------------------------------------------------------- */
+
+int ctl_json_errors;
+
+static FILE *err_real;    /* the process's stderr while stderr collects text (--json), else NULL */
+static char *err_text;    /* what was written to the collecting stderr */
+static size_t err_len;
+
+/* One JSON object as a line on the real stderr (stolen). */
+static void emit_json(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!s) return;
+    FILE *f = err_real ? err_real : stderr;
+    fputs(s, f);
+    fputc('\n', f);
+    fflush(f);
+    free(s);
+}
+
+int ctl_error_json(const char *code, const char *msg, const char *field, json_t *extra)
+{
+    if (!ctl_json_errors) {
+        json_decref(extra);
+        return 0;
+    }
+    json_t *e = json_object();
+    json_object_set_new(e, "code", ctl_json_text(code ? code : "ERROR"));
+    json_object_set_new(e, "message", ctl_json_text(msg ? msg : "(no message)"));
+    if (field) json_object_set_new(e, "field", ctl_json_text(field));
+    if (extra) json_object_update(e, extra);
+    json_decref(extra);
+    emit_json(json_pack("{s:o}", "error", e));
+    return 1;
+}
+
+void ctl_note(const ctl_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+    va_end(ap);
+    if (!s) return;
+    if (ctl_json_errors) emit_json(json_pack("{s:o}", "note", ctl_json_text(s)));
+    else fprintf(stderr, "%s: %s\n", c->cmd, s);
+    free(s);
+}
+
+/* --json on the command line (anywhere: it is a global option); "--json=false" and the like are not. */
+static int wants_json(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) return 1;
+        if (!strncmp(argv[i], "--json=", 7))
+            return strcmp(argv[i] + 7, "false") && strcmp(argv[i] + 7, "0") && strcmp(argv[i] + 7, "no") &&
+                   strcmp(argv[i] + 7, "off");
+    }
+    return 0;
+}
+
+/* With --json: stderr collects the text messages (usage errors, local failures) until the end. */
+static void errors_collect(void)
+{
+    FILE *m = open_memstream(&err_text, &err_len);
+    if (!m) return;
+    fflush(stderr);
+    err_real = stderr;
+    stderr = m;
+}
+
+/* The exit code's name, the code of an error collected as text. */
+static const char *exit_code_name(int rc)
+{
+    static const char *const names[] = {"OK", "FAILED", "USAGE", "REJECTED", "NOT_FOUND", "DENIED", "PARTIAL"};
+    return rc >= 0 && rc < 7 ? names[rc] : "FAILED";
+}
+
+/* A collected line without its "towerctl ...: " prefix. */
+static const char *unprefixed(const char *line)
+{
+    if (strncmp(line, "towerctl", 8) != 0) return line;
+    const char *colon = strstr(line, ": ");
+    return colon ? colon + 2 : line;
+}
+
+/* The collected text as JSON: one error (its lines joined) when the command failed, else notes. */
+static void errors_flush(int rc)
+{
+    if (!err_real) return;
+    fclose(stderr);
+    stderr = err_real;
+    err_real = NULL;
+    ct_buf msg = {0};
+    for (char *line = strtok(err_text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (rc == CTL_EXIT_OK) emit_json(json_pack("{s:o}", "note", ctl_json_text(unprefixed(line))));
+        else ct_buf_addf(&msg, "%s%s", msg.len ? "\n" : "", unprefixed(line));
+    }
+    if (rc != CTL_EXIT_OK && msg.len) ctl_error_json(exit_code_name(rc), msg.data, NULL, NULL);
+    ct_buf_free(&msg);
+    free(err_text);
+    err_text = NULL;
+}
+
 int ctl_exit_for_status(long status)
 {
     if (status >= 200 && status < 300) return CTL_EXIT_OK;
@@ -78,9 +185,34 @@ static void put_clean(FILE *f, const char *s, size_t max)
         fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
 }
 
+/* ctl_report with --json: the server's error object with the HTTP status, or what went wrong. */
+static int report_json(const ctl_ctx *c, const ctl_resp *r)
+{
+    json_t *e = r->json ? json_object_get(r->json, "error") : NULL;
+    const char *code = json_string_value(json_object_get(e, "code"));
+    if (r->status == 0) {
+        char *m = ct_sprintf("cannot reach %s: %s", ctl_http_base(c->http), r->err);
+        ctl_error_json("UNREACHABLE", m, NULL, NULL);
+        free(m);
+        return CTL_EXIT_FAIL;
+    }
+    json_t *extra = json_pack("{s:I}", "status", (json_int_t)r->status);
+    if (code) {
+        ctl_error_json(code, json_string_value(json_object_get(e, "message")),
+                       json_string_value(json_object_get(e, "field")), extra);
+    } else {
+        char *m = ct_sprintf("HTTP %ld from %s: %.200s", r->status, ctl_http_base(c->http),
+                             r->body.len ? r->body.data : "(no body)");
+        ctl_error_json("HTTP_ERROR", m, NULL, extra);
+        free(m);
+    }
+    return ctl_exit_for_status(r->status);
+}
+
 int ctl_report(const ctl_ctx *c, const ctl_resp *r)
 {
     if (r->status >= 200 && r->status < 300) return CTL_EXIT_OK;
+    if (ctl_json_errors) return report_json(c, r);
     if (r->status == 0) {
         fprintf(stderr, "towerctl: cannot reach %s: ", ctl_http_base(c->http));
         put_clean(stderr, r->err, 300);
@@ -221,7 +353,19 @@ static int global_before(const char *a)
     return 0;
 }
 
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    ctl_json_errors = wants_json(argc, argv);
+    if (ctl_json_errors) errors_collect();
+    int rc = dispatch(argc, argv);
+    errors_flush(rc);
+    return rc;
+}
+
+/* The command named on the command line, run; its exit code. */
+static int dispatch(int argc, char **argv)
 {
     int i = 1;
     while (i < argc && argv[i][0] == '-') {
@@ -237,13 +381,14 @@ int main(int argc, char **argv)
         if (!n || i + n > argc) {
             fprintf(stderr, n ? "towerctl: %s needs a value\n" : "towerctl: unknown option %s before the command\n",
                     argv[i]);
-            usage(stderr);
+            if (!ctl_json_errors) usage(stderr);
             return CTL_EXIT_USAGE;
         }
         i += n;
     }
     if (i >= argc) {
-        usage(stderr);
+        if (ctl_json_errors) fprintf(stderr, "towerctl: no command (towerctl --help lists them)\n");
+        else usage(stderr);
         return CTL_EXIT_USAGE;
     }
     int first = i; /* the command word */
@@ -276,8 +421,11 @@ int main(int argc, char **argv)
     if (!run) {
         fputs("towerctl: unknown command '", stderr);
         put_clean(stderr, name, 32);
-        fputs("'\n\n", stderr);
-        usage(stderr);
+        fputs("'\n", stderr);
+        if (!ctl_json_errors) {
+            fputc('\n', stderr);
+            usage(stderr);
+        }
         return CTL_EXIT_USAGE;
     }
     /* The command's argv: its name, the global options that came before it, then the rest. */

@@ -83,7 +83,61 @@ void ctl_fmt_age(int64_t s, char *buf, size_t cap)
     else snprintf(buf, cap, "%" PRId64 "d%02" PRId64 "h", s / 86400, s % 86400 / 3600);
 }
 
+int ctl_fmt_time(const char *s, char *buf, size_t cap)
+{
+    /* YYYY-MM-DDTHH:MM:SS, then an optional fraction of 1-9 digits, then Z: the server's canonical UTC. */
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    size_t i = 0;
+    for (; shape[i]; i++)
+        if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i]) return 0;
+    char ms[4] = "000";
+    const char *p = s + i;
+    if (*p == '.') {
+        size_t d = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, d++)
+            if (d < 3) ms[d] = *p; /* truncated, not rounded: the order of times is kept */
+        if (d == 0 || d > 9) return 0;
+    }
+    if (p[0] != 'Z' || p[1]) return 0;
+    snprintf(buf, cap, "%.19s.%sZ", s, ms);
+    return 1;
+}
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when it is not one (overlong, surrogate, > U+10FFFF). */
+static size_t utf8_len(const unsigned char *p)
+{
+    if (p[0] < 0x80) return 1;
+    size_t n = p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3 : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    if (n == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0))) return 0;
+    if (n == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))) return 0;
+    return n;
+}
+
+json_t *ctl_json_text(const char *s)
+{
+    char *d = ct_strdup(s ? s : "");
+    for (unsigned char *p = (unsigned char *)d; *p;) {
+        size_t n = utf8_len(p);
+        if (!n) *p++ = '?';
+        else p += n;
+    }
+    json_t *j = json_string(d);
+    free(d);
+    return j;
+}
+
+const char *ctl_plural(size_t n, const char *one, const char *many) { return n == 1 ? one : many; }
+
 char *ctl_cell(const json_t *v)
+{
+    char t[32];
+    if (json_is_string(v) && ctl_fmt_time(json_string_value(v), t, sizeof t)) return ct_strdup(t);
+    return ctl_cell_raw(v);
+}
+
+char *ctl_cell_raw(const json_t *v)
 {
     if (!v || json_is_null(v)) return NULL;
     if (json_is_string(v)) return ct_strndup(json_string_value(v), json_string_length(v));

@@ -123,6 +123,21 @@ int ctl_report(const ctl_ctx *c, const ctl_resp *r);
  */
 int ctl_get_json(ctl_ctx *c, const char *path, ctl_resp *r);
 
+/* ---- errors and notes on stderr (main.c; docs/towerctl.md "Errors") --------------------------------- */
+
+/** \brief 1 when --json is on the command line: then everything towerctl writes to stderr is JSON, one object
+ *  a line: errors {"error":{"code","message",...}}, notes {"note":"..."}. Set by main before the command. */
+extern int ctl_json_errors;
+
+/**
+ * \brief With --json, write {"error":{"code":code,"message":msg[,"field":field]} + extra's keys} as one line on
+ * stderr and return 1; without, return 0 (the caller prints its text). \p extra (may be NULL) is stolen.
+ */
+int ctl_error_json(const char *code, const char *msg, const char *field, json_t *extra);
+
+/** \brief A note (not an error) on stderr: "CMD: text", or {"note":"text"} with --json. */
+void ctl_note(const ctl_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /** \brief Print the answer's body as the server sent it (one line of compact JSON), newline-terminated. */
 void ctl_print_body(const ctl_resp *r);
 
@@ -151,8 +166,22 @@ void ctl_table_free(ctl_table *t);
 /** \brief A compact age: "45s", "12m05s", "3h07m", "2d04h"; negative counts as 0. */
 void ctl_fmt_age(int64_t seconds, char *buf, size_t cap);
 
-/** \brief A JSON value as a cell: strings as they are, numbers as digits, null/absent as NULL; caller frees. */
+/** \brief A JSON value as a cell: strings as they are (but a time in one fixed precision, ctl_fmt_time), numbers
+ *  as digits, null/absent as NULL; caller frees. */
 char *ctl_cell(const json_t *v);
+/** \brief The same without touching times (CSV export keeps the server's precision); caller frees. */
+char *ctl_cell_raw(const json_t *v);
+
+/** \brief A canonical UTC time ("2026-11-02T06:00:11Z", a fraction of 1-9 digits allowed) in the one precision
+ *  towerctl prints: milliseconds, truncated ("2026-11-02T06:00:11.000Z"); \p cap >= 25. 0 (buf untouched)
+ *  when \p s is not such a time. */
+int ctl_fmt_time(const char *s, char *buf, size_t cap);
+
+/** \brief A JSON string of \p s (NULL: ""), bytes that are not UTF-8 replaced by '?'; a new reference. */
+json_t *ctl_json_text(const char *s);
+
+/** \brief \p one when n is 1, else \p many (static strings, borrowed). */
+const char *ctl_plural(size_t n, const char *one, const char *many);
 
 /** \brief Write text from the server to a terminal: control characters become '?'. */
 void ctl_put_clean(FILE *f, const char *s);

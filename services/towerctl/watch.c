@@ -58,18 +58,28 @@ static void on_signal(int sig)
     if (ctx) lws_cancel_service(ctx); /* only writes to lws's event pipe */
 }
 
+/* The local clock in towerctl's one precision for times: UTC to the millisecond. */
 static void now_text(char *buf, size_t cap)
 {
-    time_t t = time(NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    gmtime_r(&ts.tv_sec, &tm);
+    char sec[24];
+    strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, cap, "%.19s.%03dZ", sec, (int)(ts.tv_nsec / 1000000 % 1000));
 }
 
 static void notice(const watch *w, const char *fmt, const char *arg)
 {
     char when[32];
     now_text(when, sizeof when);
+    if (ctl_json_errors) {
+        char *text = ct_sprintf(fmt, arg ? arg : "");
+        ctl_note(w->c, "%s %s", when, text);
+        free(text);
+        return;
+    }
     fprintf(stderr, "%s %s: ", when, w->c->cmd);
     fprintf(stderr, fmt, arg ? arg : "");
     fputc('\n', stderr);
@@ -205,16 +215,18 @@ static void on_error(watch *w, const json_t *m)
     const char *code = json_string_value(json_object_get(e, "code"));
     const char *msg = json_string_value(json_object_get(e, "message"));
     const char *field = json_string_value(json_object_get(e, "field"));
-    fputs("towerctl: ", stderr);
-    ctl_put_clean(stderr, code ? code : "ERROR");
-    fputs(": ", stderr);
-    ctl_put_clean(stderr, msg ? msg : "(no message)");
-    if (field) {
-        fputs(" (field ", stderr);
-        ctl_put_clean(stderr, field);
-        fputc(')', stderr);
+    if (!ctl_error_json(code ? code : "ERROR", msg, field, NULL)) {
+        fputs("towerctl: ", stderr);
+        ctl_put_clean(stderr, code ? code : "ERROR");
+        fputs(": ", stderr);
+        ctl_put_clean(stderr, msg ? msg : "(no message)");
+        if (field) {
+            fputs(" (field ", stderr);
+            ctl_put_clean(stderr, field);
+            fputc(')', stderr);
+        }
+        fputc('\n', stderr);
     }
-    fputc('\n', stderr);
     if (!w->got_data) {
         /* The subscription itself was refused (an unknown view, say): nothing will come. */
         w->exit_code = CTL_EXIT_REJECTED;
@@ -244,8 +256,12 @@ static void on_delta(watch *w, const json_t *m, const char *view, const char *wh
     if (!w->c->json) print_delta(m, view);
     if (*last >= 0 && s < *last) {
         /* Sequences never go back: this client missed something. Ask for a fresh snapshot. */
-        fprintf(stderr, "%s %s: %s: sequence went back (%" JSON_INTEGER_FORMAT " after %" JSON_INTEGER_FORMAT
-                        "); asking for a resync\n", when, w->c->cmd, view, s, *last);
+        if (ctl_json_errors)
+            ctl_note(w->c, "%s %s: sequence went back (%" JSON_INTEGER_FORMAT " after %" JSON_INTEGER_FORMAT
+                           "); asking for a resync", when, view, s, *last);
+        else
+            fprintf(stderr, "%s %s: %s: sequence went back (%" JSON_INTEGER_FORMAT " after %" JSON_INTEGER_FORMAT
+                            "); asking for a resync\n", when, w->c->cmd, view, s, *last);
         ask_resync(w, view);
     }
     if (s > *last) *last = s;

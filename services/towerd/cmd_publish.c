@@ -47,7 +47,9 @@ static const towerd_spec spec = {
              "Validates events from NDJSON files or JSON arrays ('-' is stdin), publishes each valid one\n"
              "to JetStream (protobuf on tower.evt.<system>.<type>, message id = eventId + content\n"
              "hash) and waits for every acknowledgement, retrying timeouts. Invalid lines are\n"
-             "reported as FILE:LINE: CODE: message and not published.\n\n"
+             "reported as FILE:LINE: CODE: message and not published. The summary counts the duplicates:\n"
+             "events whose message id JetStream had already (its ack says duplicate), dropped at publish,\n"
+             "so that no projector sees them (they are not in the store's duplicates count).\n\n"
              "Exit codes: 0 every event stored (or already there); 1 some event was not stored\n"
              "(FAILED lines) or NATS is unreachable; 2 usage; 3 some lines were invalid.",
     .defs = own_defs,
@@ -102,8 +104,9 @@ static int publish_file(bus *b, const char *file, int64_t timeout_ms, pub_state 
 static void report(const ct_config *cfg, const pub_state *p, uint64_t records, double secs)
 {
     fprintf(stderr,
-            "published %" PRIu64 " records in %.2fs (%.0f/s): %" PRIu64 " stored, %" PRIu64 " duplicates, %" PRIu64
-            " rejected, %" PRIu64 " failed\n",
+            "published %" PRIu64 " records in %.2fs (%.0f/s): %" PRIu64 " stored, %" PRIu64
+            " duplicates (already in the stream: dropped by JetStream at publish), %" PRIu64 " rejected, %" PRIu64
+            " failed\n",
             records, secs, secs > 0 ? (double)records / secs : 0.0, p->stored, p->dups, p->rejected, p->failed);
     if (ct_config_bool(cfg, "json"))
         printf("{\"records\":%" PRIu64 ",\"stored\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"rejected\":%" PRIu64

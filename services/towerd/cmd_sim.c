@@ -76,6 +76,9 @@ size_t towerd_sim_defs(ct_opt_def *out, const char *warp_default, int standalone
     out[n++] = (ct_opt_def){"sla-breaches", 0, "TOWER_SIM_SLA_BREACHES", "sim.sla_breaches", CT_OPT_BOOL, "true",
                             NULL, "also play the tower's SLA engine (slaBreached events); --sla-breaches=false "
                             "once towerd sla runs", 0, 0};
+    out[n++] = (ct_opt_def){"history", 0, "TOWER_SIM_HISTORY", "sim.history", CT_OPT_DURATION, "0", "DURATION",
+                            "start a new trace this long (business time) before now: its history goes out at once, "
+                            "then the simulators play live (at most 30d)", 0, 0};
     out[n++] = (ct_opt_def){"progress", 0, "TOWER_SIM_PROGRESS", "sim.progress", CT_OPT_DURATION, "30s", "DURATION",
                             "log the simulators' figures this often (0: never)", 0, 0};
     if (standalone) {
@@ -125,6 +128,11 @@ int towerd_sim_config(const ct_config *c, const char *cmd, sim_run_opts *o)
     o->trace.warehouses = (uint32_t)wh;
     o->sla_breaches = ct_config_bool(c, "sla-breaches");
     o->progress_ns = ct_config_duration_ns(c, "progress");
+    o->history_ns = ct_config_duration_ns(c, "history");
+    if (o->history_ns < 0 || o->history_ns > SIM_HISTORY_MAX_NS) {
+        fprintf(stderr, "%s: --history (%s): between 0 and 30d\n", cmd, ct_config_source(c, "history"));
+        return -1;
+    }
     return 0;
 }
 
@@ -137,7 +145,8 @@ static const char sim_usage_fmt[] =
     "%s\n"
     "Determinism: the same --seed and options give the same records; --dry-run writes them (NDJSON, in\n"
     "order, from a fixed start 2026-11-02T06:00:00Z) at full speed without NATS. A live run starts its\n"
-    "trace now and tags every id with its run (\"SO-R1-100000\", \"erp-R1-1\"): with --state FILE a restart\n"
+    "trace now (--history D: D before now, that history published at once, then live) and tags every\n"
+    "id with its run (\"SO-R1-100000\", \"erp-R1-1\"): with --state FILE a restart\n"
     "with the same options resumes the trace (and a changed one starts the next run); without it each run\n"
     "is tagged with its start time, so that runs never collide on one stream.\n\n"
     "Exit codes: 0 stopped, or every order told; 1 NATS or I/O failure; 2 usage.";

@@ -163,6 +163,7 @@ static void on_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
         return;
     }
     atomic_fetch_add(&u->fig->stored[p->action], 1);
+    if (ack->result == BUS_PUB_DUPLICATE) atomic_fetch_add(&u->fig->duplicates, 1);
     ct_log(CT_LOG_DEBUG, "supervisor", "%s %s", sup_action_name(p->action), p->exid);
     if (p->action == SUP_RESOLVE) remember_resolved(u, p->exid);
 }
@@ -233,9 +234,10 @@ static void log_summary(const up_supervisor_figures *f)
     for (int i = 0; i < SUP_NACTIONS; i++) total += a[i] = atomic_load(&f->stored[i]);
     ct_log(CT_LOG_INFO, "supervisor",
            "%" PRIu64 " actions stored (ack %" PRIu64 ", assign %" PRIu64 ", snooze %" PRIu64 ", note %" PRIu64
-           ", resolve %" PRIu64 ", reopen %" PRIu64 "), %" PRIu64 " failed, %" PRIu64 " turns with nothing open",
+           ", resolve %" PRIu64 ", reopen %" PRIu64 "), %" PRIu64 " duplicates dropped at publish, %" PRIu64
+           " failed, %" PRIu64 " turns with nothing open",
            total, a[SUP_ACK], a[SUP_ASSIGN], a[SUP_SNOOZE], a[SUP_NOTE], a[SUP_RESOLVE], a[SUP_REOPEN],
-           atomic_load(&f->failed), atomic_load(&f->idle));
+           atomic_load(&f->duplicates), atomic_load(&f->failed), atomic_load(&f->idle));
 }
 
 ct_status up_supervisor_run(const up_supervisor_opts *o, volatile sig_atomic_t *stop, up_supervisor_figures *fig)

@@ -30,6 +30,7 @@ typedef struct up_supervisor_opts {
 /** What the supervisors did; atomic, readable from any thread while they run. */
 typedef struct up_supervisor_figures {
     _Atomic uint64_t stored[SUP_NACTIONS]; /**< actions stored by JetStream, per action */
+    _Atomic uint64_t duplicates;           /**< of the stored, those JetStream had already (ack duplicate) */
     _Atomic uint64_t failed;               /**< actions not stored (or not built) */
     _Atomic uint64_t idle;                 /**< turns with nothing to act on */
 } up_supervisor_figures;

@@ -150,6 +150,12 @@ def cell(v):
     return "-" if v is None else str(v)
 
 
+def ms(t):
+    """A time as towerctl shows it: one precision for every time, milliseconds (truncated)."""
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$", t or "")
+    return "%s.%sZ" % (m.group(1), (m.group(2) or "").ljust(3, "0")[:3]) if m else t
+
+
 def rfc3339(seconds):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
@@ -281,7 +287,7 @@ class T02Read(Base):
         for x in rows:
             want = D.dump[x["VIEW"]]
             self.assertEqual(int(x["COUNT"]), len(want), x)
-            self.assertEqual(x["OLDEST SINCE"], want[0]["since"] if want else "-", x)
+            self.assertEqual(x["OLDEST SINCE"], ms(want[0]["since"]) if want else "-", x)
         self.assertIn("applied sequence %d," % D.status["appliedSeq"], r.out)
         self.assertIn("dead letters %d" % D.status["deadLetters"], r.out)
         # global options before the command, and the environment
@@ -310,7 +316,7 @@ class T02Read(Base):
             else:
                 _, rows = parse_table(r.out, "AGE")
                 self.assertEqual([(x["SINCE"], x["ORDER"], x["SHIPMENT"], x["WAREHOUSE"], x["CARRIER"]) for x in rows],
-                                 [(i["since"], cell(i.get("orderId")), cell(i.get("shipmentId")),
+                                 [(ms(i["since"]), cell(i.get("orderId")), cell(i.get("shipmentId")),
                                    cell(i.get("warehouseId")), cell(i.get("carrierId"))) for i in want],
                                  "stuck %s: the table's rows" % v)
                 for x, i in zip(rows, want):
@@ -365,17 +371,22 @@ class T02Read(Base):
             self.assertIn("customer %s" % api_json["customerId"], r.out)
         for s in api_json["shipments"]:
             self.assertIn("%s (%s)" % (s["shipmentId"], s["stage"] or "unknown"), r.out)
-        self.assertIn("open exceptions (%d):" % len(api_json["openExceptions"]), r.out)
+        nex = len(api_json["openExceptions"])
+        self.assertIn("no open exceptions" if not nex else "%d open exception%s:" % (nex, "s" if nex > 1 else ""),
+                      r.out)
         if api_json["openExceptions"]:
-            _, ex = parse_table(r.out.split("open exceptions")[1], "VIEW")
+            _, ex = parse_table(r.out.split("open exception")[1], "VIEW")
             self.assertEqual(sorted(x["VIEW"] for x in ex), sorted(i["view"] for i in api_json["openExceptions"]))
         for k, t in api_json["milestones"].items():
-            self.assertRegex(r.out, r"(?m)^  %s +%s$" % (re.escape(k), re.escape(t)))
+            self.assertRegex(r.out, r"(?m)^  %s +%s$" % (re.escape(k), re.escape(ms(t))))
         tl = api_json["timeline"]
-        self.assertIn("timeline (%d events):" % len(tl), r.out)
+        self.assertIn("timeline (%d event%s):" % (len(tl), "s" if len(tl) > 1 else ""), r.out)
         _, rows = parse_table(r.out.split("timeline (")[1], "TIME")
         self.assertEqual([(x["TIME"], x["SEQ"], x["TYPE"], x["EVENT"]) for x in rows],
-                         [(e["event"]["occurredAt"], str(e["seq"]), e["type"], e["event"]["eventId"]) for e in tl])
+                         [(ms(e["event"]["occurredAt"]), str(e["seq"]), e["type"], e["event"]["eventId"]) for e in tl])
+        # One precision for the times of a column (milliseconds), whatever the events' own: the column lines up.
+        times = [x["TIME"] for x in rows] + re.findall(r"(?m)^  [A-Za-z]+ +(\S+)$", r.out.split("milestones")[1].split("\n\n")[0])
+        self.assertTrue(times and all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", x) for x in times), times)
         for x, e in zip(rows, tl):
             src = e["event"]["source"]
             self.assertEqual(x["SOURCE"], src["system"] + ("/" + src["instance"] if "instance" in src else ""))
@@ -392,6 +403,11 @@ class T02Read(Base):
                 continue
             stages.add(self.entity_checks("order", o)["stage"])
         self.assertGreaterEqual(len(stages), 3, "the sample should reach several stages: %s" % stages)
+        # Counts in words: one approval, nothing shipped.
+        r = ctl("order", "CTL-AR-0001", check=0)
+        for line in ("no shipments", "1 open exception:", "timeline (1 event):"):
+            self.assertRegex(r.out, r"(?m)^%s$" % re.escape(line), r.out)
+        self.assertNotRegex(r.out, r"\((0|1) [a-z]+s\)|^shipments \(0\)", r.out)
         ships = sorted({i["shipmentId"] for v in VIEWS if v != "dead_letters" for i in D.dump[v] if "shipmentId" in i})
         self.assertTrue(ships)
         for s in ships[:: max(1, len(ships) // 25)]:
@@ -444,7 +460,7 @@ class T02Read(Base):
             for i in want:
                 self.assertTrue(set(i) & shape <= set(header),
                                 "export %s: fields %s not exported" % (v, (set(i) & shape) - set(header)))
-            self.assertIn("%d items of %s" % (len(want), v), r.err)
+            self.assertIn("%d item%s of %s" % (len(want), "" if len(want) == 1 else "s", v), r.err)
         quoted = ctl("export", "dead_letters", "--csv", check=0).out
         self.assertIn('""', quoted, "a dead letter message with quotes is quoted RFC 4180 style")
         r = ctl("export", "awaiting_release", "--warehouse", "dc-2", "--older-than", "2h", "--json", check=0)
@@ -514,6 +530,53 @@ class T03Errors(Base):
         r = ctl("publish", path)
         self.assertEqual(r.rc, 1, r.describe())
         self.assertIn("towerctl: NO_BUS: ", r.err)
+
+    def json_errors(self, r):
+        """Every stderr line of a --json run: one JSON object each."""
+        objs = []
+        for line in r.err.splitlines():
+            try:
+                objs.append(json.loads(line))
+            except ValueError:
+                self.fail("with --json, a stderr line is not JSON: %r\n%s" % (line, r.describe()))
+        return objs
+
+    def test_10b_json_errors(self):
+        """With --json every error is one JSON object a line on stderr ({"error":{"code","message",...}}, the
+        API's shape), stdout stays empty, and the exit codes are those of the text mode."""
+        port = fx.free_port()
+        # (arguments, exit code, error code, HTTP status); the same exit code without --json unless marked
+        cases = [(("order", "NOPE-1"), 4, "NOT_FOUND", 404), (("stuck", "nope"), 4, "UNKNOWN_VIEW", 404),
+                 (("stuck", "blocked", "--limit", 5000), 3, "INVALID_PARAMETER", 400),
+                 (("stuck", "blocked", "--limit"), 2, "USAGE", None), (("bogus",), 2, "USAGE", None),
+                 ((), 2, "USAGE", None), (("publish", "x.ndjson", "--batch", "10001"), 2, "USAGE", None),
+                 (("summary", "--url", "http://127.0.0.1:%d" % port), 1, "UNREACHABLE", None),
+                 (("export", "blocked", "--csv"), 2, "USAGE", None)]  # --csv and --json exclude each other
+        for args, rc, code, status in cases:
+            r = ctl("--json", *args)
+            self.assertEqual(r.rc, rc, r.describe())
+            if args[:1] != ("export",):
+                text = ctl(*args)
+                self.assertEqual(text.rc, rc, "the same exit code without --json: " + text.describe())
+                self.assertFalse(text.err.lstrip().startswith("{"), "without --json, errors are text")
+            self.assertEqual(r.out, "", "nothing on stdout after an error: " + r.describe())
+            objs = self.json_errors(r)
+            self.assertEqual(len(objs), 1, r.describe())
+            e = objs[0]["error"]
+            self.assertEqual(e["code"], code, r.describe())
+            self.assertTrue(e["message"] and not e["message"].startswith("towerctl"), e)
+            if status:
+                self.assertEqual(e["status"], status, e)
+        # Bytes that are not UTF-8 (an argument, a file name) are replaced: the line is still JSON.
+        r = ctl("--json", "bogus\udcff\x01", check=2)
+        e = self.json_errors(r)[0]["error"]
+        self.assertEqual(e["code"], "USAGE", r.describe())
+        self.assertIn("bogus?", e["message"])
+        r = ctl("--json", "publish", os.path.join(D.root, "nope\udcfe.ndjson"), check=1)
+        self.assertIn("nope?.ndjson", self.json_errors(r)[0]["error"]["message"], r.describe())
+        # --json after the command too, and the server's field
+        e = self.json_errors(ctl("stuck", "blocked", "--limit", 5000, "--json", check=3))[0]["error"]
+        self.assertEqual((e["code"], e["field"]), ("INVALID_PARAMETER", "limit"), e)
 
     def test_11_unreachable(self):
         port = fx.free_port()
@@ -672,7 +735,9 @@ class T04Publish(Base):
         j = json.loads(r.out)
         self.assertEqual((j["accepted"], j["rejected"], j["requests"]), (0, len(want), 1))
         self.assertEqual({(x["line"], x["error"]["code"]) for x in j["results"] if x["status"] == "rejected"}, want)
-        self.assertRegex(r.err, r"(?m)^-:\d+: [A-Z_]+: ")
+        # with --json each problem is a JSON error naming its file and line (text without --json, above)
+        errs = [json.loads(x)["error"] for x in r.err.splitlines()]
+        self.assertEqual({(e["line"], e["code"]) for e in errs if e.get("file") == "-"}, want, r.err[:2000])
 
     def test_14_publish_limits(self):
         lv = live()
@@ -1153,11 +1218,11 @@ class T07Exceptions(Base):
         self.assertRegex(r.out, r"(?m)^view +awaiting_release$")
         self.assertRegex(r.out, r"(?m)^state +acknowledged$")
         self.assertRegex(r.out, r"(?m)^assignee +\(none\)$")
-        self.assertRegex(r.out, r"(?m)^acknowledged +%s by local$" % re.escape(want["acknowledgedAt"]))
+        self.assertRegex(r.out, r"(?m)^acknowledged +%s by local$" % re.escape(ms(want["acknowledgedAt"])))
         self.assertIn("orderId=CTL-EXC-ack-0", r.out)
         self.assertIn("notes (1):", r.out)
         self.assertRegex(r.out, r"(?m)^  \S+  local \(acknowledged\): seen, calling the DC$")
-        self.assertIn("history (1 actions):", r.out)
+        self.assertIn("history (1 action):", r.out)
         _, hist = parse_table(r.out.split("history (")[1], "TIME")
         self.assertEqual([(x["SEQ"], x["ACTION"], x["ACTOR"]) for x in hist],
                          [(str(h["seq"]), "acknowledged", "local") for h in want["history"]])
@@ -1215,7 +1280,7 @@ class T07Exceptions(Base):
         row = self.rows(r)[ids[0]]
         self.assertEqual(row["STATE"], "snoozed", r.out)
         until = self.exc(ids[0])["snoozedUntil"]
-        self.assertIn("until %s" % until, row["DETAIL"])
+        self.assertIn("until %s" % ms(until), row["DETAIL"])
         self.assertLess(abs(fx_ts(until) - (t0 + 3600)), 120, until)
         later = rfc3339(int(t0) + 7200)
         r = ctl("snooze", ids[1], ids[2], "--until", later, "--json", url=lv.serve.url, check=0)

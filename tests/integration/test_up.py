@@ -21,6 +21,7 @@ TOWER_IT_KEEP=1 (keep the temporary directories), TOWER_IT_VERBOSE=1 (log every 
 - The simulated traffic at the default fault rates, folded offline, fills every view.
 """
 
+import calendar
 import configparser
 import json
 import os
@@ -52,6 +53,11 @@ def http_get(url, timeout=10):
             return r.status, r.headers.get("Content-Type", ""), r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("Content-Type", ""), e.read()
+
+
+def utc_seconds(text):
+    """Seconds since the epoch of an RFC 3339 UTC time (\"...Z\", fraction dropped)."""
+    return calendar.timegm(time.strptime(text.split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S"))
 
 
 def processes_mentioning(text):
@@ -166,7 +172,7 @@ class UpTest(unittest.TestCase):
 
     def test_bad_options_are_usage_errors(self):
         for args in (["--rate", "0"], ["--rate", "fast"], ["--warp", "-1"], ["--short-picks", "1.5"],
-                     ["--warehouses", "0"]):
+                     ["--warehouses", "0"], ["--history", "31d"], ["--history", "-1h"], ["--history", "soon"]):
             r = self.t.run("sim", "--dry-run", "--orders", "5", *args, check=2)
             self.assertIn(args[0], r.err)
         r = self.t.run("up", "--rate", "0", "--data", os.path.join(self.root, "d"), check=2)
@@ -197,7 +203,7 @@ class UpTest(unittest.TestCase):
         r = self.t.run("up", "--help", check=0)
         for word in ("--data", "--http", "--nats", "--nats-server", "--no-sim", "--warp", "--rate", "--seed",
                      "--orders", "--short-picks", "--malformed", "apt-get install nats-server", "(default: 60)",
-                     "--supervisor-rate", "TOWER_UP_SUPERVISOR_RATE"):
+                     "--supervisor-rate", "TOWER_UP_SUPERVISOR_RATE", "--history", "(default: 36h)"):
             self.assertIn(word, r.out)
 
     def test_up_nats_needs_credentials(self):
@@ -269,6 +275,126 @@ class UpTest(unittest.TestCase):
         self.assertEqual(answer, "-ERR 'Authorization Violation'")
         self.assertEqual(up.stop(), 0, up.logs())
         self.assertEqual(processes_mentioning(data), [])
+
+    def test_up_opens_on_history(self):
+        """A new demo opens on a day and a half of business history (the default --history 36h), played at
+        full speed before the simulators go live: every view the simulators fill is non-empty within seconds,
+        with ages of hours, and the SLA engine has raised the breaches of what is overdue."""
+        data = os.path.join(self.root, "data")
+        up = fx.Up(self.t, self.root, data, ["--web", self.root, "--progress", "1s"])
+        self.addCleanup(up.close)
+        out = up.start()
+        t0 = time.monotonic()
+        self.assertIn("history 36h (a new trace opens on it", out)
+        # Up's own 10 s, stretched for slow builds, plus slack for a busy CI machine.
+        bound = fx.tmo(10) + 20
+        counts = {}
+        while True:
+            status, _, body = http_get(up.base + "/api/v1/summary")  # 503 until the store is readable
+            s = json.loads(body) if status == 200 else {"views": {v: {"count": 0} for v in VIEWS}}
+            counts = {v: s["views"][v]["count"] for v in VIEWS}
+            if all(counts.values()):
+                break
+            self.assertLess(time.monotonic() - t0, bound, "views still empty %.0f s after the start: %s\n%s"
+                            % (bound, counts, up.logs()))
+            time.sleep(0.1)
+        took = time.monotonic() - t0
+        fx.log("every view non-empty %.2f s after up's banner: %s" % (took, counts))
+        print("every view non-empty %.2f s after up's banner" % took, file=sys.stderr)
+        # The history ends "now": its oldest open items are hours old (business time), none in the future.
+        ages = [s["views"][v]["oldestAgeSeconds"] for v in VIEWS if v != "dead_letters"]
+        self.assertGreater(max(ages), 12 * 3600, s["views"])
+        self.assertGreaterEqual(min(ages), 0, s["views"])
+        # The first order of the trace was created 36 business hours before the start (to the minute).
+        status, _, body = http_get(up.base + "/api/v1/orders/SO-R1-100000")
+        self.assertEqual(status, 200, body[:300])
+        created = utc_seconds(json.loads(body)["milestones"]["orderCreated"])
+        self.assertAlmostEqual(utc_seconds(s["now"]) - created, 36 * 3600, delta=3600, msg=body[:300])
+        # The breaches are the engine's, not a simulated stand-in's.
+        self.assertIn("SLA engine", out)
+        self.assertIn("sla: breach sla-", fx.tail(up.err_path, 2000))
+        # Then the simulators play live: the trace goes on past the history.
+        self.assertRegex(fx.tail(up.err_path, 2000), r"sim: history handed over: \d+ records reported before now")
+        before = up.summary()["events"]
+        deadline = time.monotonic() + fx.tmo(30)
+        while up.summary()["events"] <= before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertGreater(up.summary()["events"], before, up.logs())
+        self.assertEqual(up.stop(), 0, up.logs())
+        self.assertEqual(processes_mentioning(data), [])
+
+    def token(self, name, role, tokens_file):
+        """A new API token of role, its line appended to tokens_file."""
+        r = self.t.run("token", name, role, check=0)
+        with open(tokens_file, "a") as f:
+            f.write(r.err.strip().splitlines()[-1] + "\n")
+        return r.out.strip()
+
+    def api(self, up, path, token, data=None):
+        """(status, body bytes) of GET path, or POST data (NDJSON), with a bearer token."""
+        req = urllib.request.Request(up.base + path, data=data, method="POST" if data is not None else "GET",
+                                     headers={"Authorization": "Bearer " + token,
+                                              "Content-Type": "application/x-ndjson"})
+        try:
+            with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def publish_dups(self, up, token):
+        """(the summary's publishDuplicates, /metrics' tower_publish_duplicates_total by source)."""
+        status, body = self.api(up, "/api/v1/summary", token)
+        self.assertEqual(status, 200, body[:300])
+        summary = json.loads(body)["publishDuplicates"]
+        status, body = self.api(up, "/metrics", token)
+        self.assertEqual(status, 200, body[:300])
+        metrics = {m.group(1): int(m.group(2)) for m in
+                   re.finditer(r'^tower_publish_duplicates_total\{source="([a-z]+)"\} (\d+)$', body.decode(), re.M)}
+        return summary, metrics
+
+    def test_up_counts_publish_duplicates(self):
+        """Duplicates JetStream drops at publish (ack duplicate) never reach the store: the simulators', the
+        ingest gateway's and towerd publish's are counted by the publisher, in /metrics and the summary."""
+        data = os.path.join(self.root, "data")
+        tokens = os.path.join(self.root, "tokens")
+        viewer, ingest = self.token("v", "viewer", tokens), self.token("i", "ingest", tokens)
+        up = fx.Up(self.t, self.root, data, ["--web", self.root, "--progress", "1s", "--supervisor-rate", "0",
+                                             "--tokens", tokens])
+        self.addCleanup(up.close)
+        out = up.start()
+        # The history holds the trace's reported-twice events: the simulators count them.
+        deadline = time.monotonic() + fx.tmo(30)
+        while time.monotonic() < deadline:  # the store may not be readable yet (503): wait
+            status, body = self.api(up, "/api/v1/summary", viewer)
+            if status == 200 and json.loads(body)["publishDuplicates"].get("simulators", 0) > 0:
+                break
+            time.sleep(0.2)
+        summary, metrics = self.publish_dups(up, viewer)
+        self.assertGreater(summary["simulators"], 0, "%s\n%s" % (summary, up.logs()))
+        self.assertGreaterEqual(metrics["simulators"], summary["simulators"])
+        self.assertNotIn("supervisors", summary, "--supervisor-rate 0: no supervisors")
+        logged = [int(x) for x in re.findall(r"sim: \d+ records handed over: \d+ stored, (\d+) duplicates",
+                                             fx.tail(up.err_path, 4000))]
+        self.assertTrue(logged and max(logged) > 0, up.logs())
+        # The ingest gateway: the same events twice; the second time JetStream drops them all.
+        events = self.t.gen(os.path.join(self.root, "ev.ndjson"), 3, 4, clean=True)
+        with open(events, "rb") as f:
+            body = f.read()
+        n = body.count(b"\n")
+        answers = []
+        for _ in range(2):
+            status, answer = self.api(up, "/api/v1/events", ingest, data=body)
+            self.assertEqual(status, 200, answer[:300])
+            answers.append(json.loads(answer))
+        self.assertEqual((answers[0]["duplicates"], answers[1]["duplicates"]), (0, n), answers)
+        summary, metrics = self.publish_dups(up, viewer)
+        self.assertEqual((summary["server"], metrics["server"]), (n, n), (summary, metrics))
+        # towerd publish of the same file: its summary says they were dropped at publish.
+        conf = re.search(r"towerd publish --config (\S+) FILE", out).group(1)
+        r = self.t.run("publish", "--config", conf, "--json", events, check=0, timeout=60)
+        self.assertEqual((r.json()["stored"], r.json()["duplicates"]), (0, n), r.describe())
+        self.assertIn("%d duplicates (already in the stream: dropped by JetStream at publish)" % n, r.err)
+        self.assertEqual(up.stop(), 0, up.logs())
 
     def test_up_with_external_nats_as_is(self):
         """--nats URL: no credentials of up's own, no client.conf; the NATS is used as it is."""
@@ -391,7 +517,8 @@ class UpTest(unittest.TestCase):
         # 60 orders arriving within ~3 s, their stories (about 41 hours of business time) told within ~15 s.
         # Without the SLA engine the simulators report the breaches (the trace's "tower-1"), so that
         # the stream is exactly the trace and can be compared with it folded offline.
-        trace = ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000"]
+        # --history 0: the trace starts now, so that its counts are seen to grow.
+        trace = ["--seed", "7", "--orders", "60", "--rate", "1500", "--warp", "10000", "--history", "0"]
         # No simulated supervisors: their actions would be events beyond the trace's.
         up = fx.Up(self.t, self.root, data, trace + ["--web", web, "--no-sla", "--supervisor-rate", "0"])
         self.addCleanup(up.close)

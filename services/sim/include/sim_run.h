@@ -15,6 +15,9 @@
 extern "C" {
 #endif
 
+/** The longest history_ns (30 days). */
+#define SIM_HISTORY_MAX_NS (30LL * 86400 * 1000000000LL)
+
 /** Options of sim_run. Start from sim_run_opts_default. */
 typedef struct sim_run_opts {
     sim_trace_opts trace;   /**< seed, orders (0: endless), warehouses and fault rates; sim_run sets
@@ -32,6 +35,11 @@ typedef struct sim_run_opts {
     FILE *dry_run;          /**< when not NULL: write the records that would be published, as NDJSON in
                                  emission order, at full speed, and touch neither NATS nor the clock */
     int64_t progress_ns;    /**< log a progress line this often (0: never) */
+    int64_t history_ns;     /**< a new live trace starts this long (business time) before now, so that the
+                                 records it reports in the past (a backlog of history: ages and overdue
+                                 milestones that look real) go out at once, at full speed, before the
+                                 simulators go live; 0 (default): it starts now. A resumed trace keeps its
+                                 start. At most 30 days. */
 } sim_run_opts;
 
 /** \brief Fill *o with the defaults (sim_trace_opts_default for the trace, orders 0 = endless). */
@@ -49,6 +57,10 @@ typedef struct sim_run_figures {
     _Atomic int64_t trace_ns;    /**< report time of the last record handed over (trace time) */
     atomic_int resumed;          /**< this run continues a trace from the state file */
     atomic_int done;             /**< the trace is over and every record is acknowledged */
+    atomic_int live;             /**< every record reported before the start of this run (the history, or what
+                                      a resumed trace owed) is handed over: the simulators play live */
+    _Atomic uint64_t history;    /**< records handed over before going live (the history) */
+    _Atomic int64_t history_real_ns; /**< real (monotonic) time from the start of the run to going live */
 } sim_run_figures;
 
 /**
@@ -61,8 +73,8 @@ typedef struct sim_run_figures {
  * (bus_publish_event), publishes bad records raw (bus_publish_raw, subject tower.evt.SYSTEM.invalid) so
  * that the projector dead-letters them, waits for the acks, and publishes again what failed.
  *
- * A record is handed over when ct_now_ns() reaches its report time; the trace starts at ct_now_ns() (rounded
- * down to a minute: the same story as a dry run, shifted in time) and its order rate is rate / warp per minute of trace time. With a state file, a run continues
+ * A record is handed over when ct_now_ns() reaches its report time; the trace starts at ct_now_ns() - history_ns
+ * (rounded down to a minute: the same story as a dry run, shifted in time) and its order rate is rate / warp per minute of trace time. With a state file, a run continues
  * the trace it describes when the trace options are the same (publishing again, from the earliest record
  * not yet acknowledged, what may not have been stored: message ids make that harmless), and otherwise starts
  * a new run whose ids cannot collide with the earlier ones'. A resumed trace that fell behind (the

@@ -406,6 +406,7 @@ typedef struct run {
     sim_record rec;                     /* that record, when have */
     int have, over;                     /* a record is at hand; the trace is over */
     int64_t next_state, next_progress;  /* ct_mono_ns() of the next state save and of the next progress line */
+    int64_t t0_mono;                    /* ct_mono_ns() when the run began */
     ct_status rc;
 } run;
 
@@ -421,12 +422,19 @@ static void figures_reset(sim_run_figures *f)
     atomic_store(&f->trace_ns, 0);
     atomic_store(&f->resumed, 0);
     atomic_store(&f->done, 0);
+    atomic_store(&f->live, 0);
+    atomic_store(&f->history, 0);
+    atomic_store(&f->history_real_ns, 0);
 }
 
 static ct_status opts_check(const sim_run_opts *o, int dry)
 {
     if (!(o->rate > 0) || !isfinite(o->rate) || !(o->warp > 0) || !isfinite(o->warp)) {
         ct_log(CT_LOG_ERROR, "sim", "the rate and the warp must be positive numbers");
+        return CT_INVALID;
+    }
+    if (o->history_ns < 0 || o->history_ns > SIM_HISTORY_MAX_NS) {
+        ct_log(CT_LOG_ERROR, "sim", "the history must be between 0 and 30 days");
         return CT_INVALID;
     }
     if (!dry && !o->bus) {
@@ -466,7 +474,7 @@ static ct_status trace_place(run *r)
     if (!r->dry && !atomic_load(&r->fig->resumed)) {
         /* A new trace starts now, on a whole minute like the default start (route ETAs are kept in whole
            minutes): then its story is a dry run's, only shifted in time. */
-        r->st.start_ns = ct_now_ns() / 60000000000LL * 60000000000LL;
+        r->st.start_ns = (ct_now_ns() - r->o->history_ns) / 60000000000LL * 60000000000LL;
         r->st.shift_ns = 0;
         r->st.resume = 0;
         if (!loaded) r->st.run = o->state_path ? 1 : (uint32_t)(ct_wall_ns() / 1000000000LL);
@@ -550,8 +558,9 @@ static void trace_seek(run *r)
         r->have = sim_trace_next(r->t, &r->rec);
         r->over = !r->have;
     }
-    if (r->have && !r->dry) {
-        /* Records the simulators should have sent while they were stopped go out from now on, not in a burst. */
+    if (r->have && !r->dry && atomic_load(&r->fig->resumed)) {
+        /* Records the simulators should have sent while they were stopped go out from now on, not in a burst
+           (a new trace's history, reported before now, goes out at once). */
         int64_t late = ct_now_ns() - (r->rec.emit_ns + r->st.shift_ns);
         if (late > 0) r->st.shift_ns += late;
     }
@@ -578,11 +587,25 @@ static int live_chores(run *r)
     return 1;
 }
 
+/* The first record not yet due: what was reported before now (the history) is all handed over. */
+static void going_live(run *r)
+{
+    if (atomic_load(&r->fig->live)) return;
+    int64_t real = ct_mono_ns() - r->t0_mono;
+    uint64_t n = atomic_load(&r->fig->records);
+    atomic_store(&r->fig->history, n);
+    atomic_store(&r->fig->history_real_ns, real);
+    atomic_store(&r->fig->live, 1);
+    ct_log(CT_LOG_INFO, "sim", "history handed over: %" PRIu64 " records reported before now, in %.2f s; playing live",
+           n, (double)real / 1e9);
+}
+
 /* 1 when the record's report time has come; else a short sleep towards it, then 0. */
-static int record_due(const run *r)
+static int record_due(run *r)
 {
     int64_t wait = r->rec.emit_ns + r->st.shift_ns - ct_now_ns();
     if (wait <= 0) return 1;
+    going_live(r);
     /* Warped nanoseconds to real ones; short sleeps keep a stop request prompt. */
     double real = (double)wait / ct_clock_factor();
     sleep_ns(real > 50e6 ? 50000000LL : real < 1e5 ? 100000LL : (int64_t)real);
@@ -676,7 +699,7 @@ static void run_free(run *r)
 ct_status sim_run(const sim_run_opts *o, volatile sig_atomic_t *stop, sim_run_figures *figures)
 {
     sim_run_figures scratch;
-    run r = {.o = o, .stop = stop, .fig = figures ? figures : &scratch, .dry = o->dry_run != NULL};
+    run r = {.o = o, .stop = stop, .fig = figures ? figures : &scratch, .dry = o->dry_run != NULL, .t0_mono = ct_mono_ns()};
     figures_reset(r.fig);
     r.rc = opts_check(o, r.dry);
     if (r.rc == CT_OK) r.rc = trace_place(&r);
