@@ -5,7 +5,8 @@
 #                              compiler, cmake, the libraries' -dev packages, nats-server
 #   sh tools/setup.sh --test   that, and what the tests need (tools/test.sh, CI): clang (fuzzing),
 #                              valgrind, curl, python3 (+ aiosmtpd), openssl, nginx, prometheus,
-#                              chromium, node + the browser tests' npm packages
+#                              prometheus-alertmanager, systemd (systemd-analyze), chromium, node +
+#                              the browser tests' npm packages
 set -eu
 
 tests=""
@@ -30,14 +31,16 @@ PKGS="build-essential cmake pkg-config git ca-certificates
 # - clang and its runtime: the fuzz stage (libFuzzer); valgrind, lmdb-utils: debugging aids;
 # - curl, python3, openssl: the integration tests and their certificates; python3-aiosmtpd is the
 #   SMTP server of the relay's email tests (tests/integration/test_relay.py);
-# - nginx (the TLS front in a test) and prometheus (for promtool): their services are not started by
-#   the installation (policy-rc.d below), and tests run their binaries with configurations of their own;
+# - nginx (the TLS front in a test), prometheus (for promtool) and prometheus-alertmanager (the cluster
+#   recipe's test): their services are not started by the installation (policy-rc.d below), and tests
+#   run their binaries with configurations of their own;
+# - systemd: systemd-analyze verify checks the units of deploy/systemd (tests/integration/test_deploy.py);
 # - chromium and node (playwright-core from npm): the browser tests; Debian's nodejs and npm only when
 #   no node is on PATH.
 if [ -n "$tests" ]; then
     PKGS="$PKGS lmdb-utils
   clang libclang-rt-14-dev valgrind curl python3 python3-aiosmtpd openssl
-  nginx prometheus
+  nginx prometheus prometheus-alertmanager systemd
   chromium"
     command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 fi
