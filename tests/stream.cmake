@@ -3,3 +3,17 @@
 add_test(NAME test_stream COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_stream.py $<TARGET_FILE:towerd>)
 set_tests_properties(test_stream PROPERTIES LABELS integration TIMEOUT 600)
 set_tests_properties(test_stream PROPERTIES COST 45)
+# The same protocol checks on the libwebsockets listener (--stream-listen), and its own: hostile frames,
+# Origin/Host, a stuck client closed while others get every delta, threads that do not grow with clients.
+add_test(NAME test_stream_lws COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_stream_lws.py $<TARGET_FILE:towerd>)
+set_tests_properties(test_stream_lws PROPERTIES LABELS integration TIMEOUT 600)
+set_tests_properties(test_stream_lws PROPERTIES COST 50)
+# The dashboard in Chromium on the listener: it learns the stream's port from /api/v1/me and connects there
+# (as tests/browser.cmake's tests, with playwright-core from tests/browser/node_modules).
+if(NOT TOWER_NODE)
+  set(TOWER_NODE node)
+endif()
+add_test(NAME test_browser_stream_lws
+         COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_stream_lws.mjs $<TARGET_FILE:towerd>
+                 --slow $<IF:$<BOOL:${TOWER_SANITIZE}>,3,1>)
+set_tests_properties(test_browser_stream_lws PROPERTIES LABELS integration TIMEOUT 120 COST 10)

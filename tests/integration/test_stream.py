@@ -118,6 +118,7 @@ class Mirror:
 
 class StreamTest(unittest.TestCase):
     serve_args = ()
+    lws = False  # True: the clients use the libwebsockets listener (--stream-listen; test_stream_lws.py)
 
     def setUp(self):
         self.root = fx.make_tempdir("tower-it-stream-")
@@ -146,6 +147,10 @@ class StreamTest(unittest.TestCase):
         log = open(self.serve_log, "ab")
         argv = [TOWERD, "serve", "--data", self.data, "--http", "127.0.0.1:%d" % self.port,
                 "--nats", self.nats.url, "--web", self.root, "--ws-snapshot-max", "100000"] + list(args)
+        self.ws_port = self.port  # where the clients connect: civetweb's port, or the --stream-listen one
+        if self.lws:
+            self.ws_port = fx.free_port()
+            argv += ["--stream-listen", "127.0.0.1:%d" % self.ws_port]
         self.serve = fx.spawn(argv, stdout=log, stderr=log)
         log.close()
         self.addCleanup(self.stop_serve, self.serve)
@@ -183,7 +188,7 @@ class StreamTest(unittest.TestCase):
             return e.code, json.loads(e.read().decode())
 
     def mirror(self, **kw):
-        m = Mirror(self.port, **kw)
+        m = Mirror(self.ws_port, **kw)
         self.mirrors.append(m)
         return m
 
@@ -306,6 +311,12 @@ class T1SnapshotAndDeltas(StreamTest):
         st, r = self.request("GET", "/api/v1/stream")
         self.assertEqual(st, 400, r)
         self.assertEqual(r["error"]["code"], "UPGRADE_REQUIRED")
+        if self.lws:
+            try:
+                urllib.request.urlopen("http://127.0.0.1:%d/api/v1/stream" % self.ws_port, timeout=fx.tmo(30))
+                self.fail("a plain GET of the stream listener was answered 200")
+            except urllib.error.HTTPError as e:
+                self.assertEqual((e.code, json.loads(e.read().decode())["error"]["code"]), (400, "UPGRADE_REQUIRED"))
         st, m = self.request("GET", "/metrics")
         self.assertIn("tower_ws_clients 2\n", m)
 
@@ -426,7 +437,7 @@ class T4TokensAndRedrive(StreamTest):
         # A dead letter: an event with a bad order id, straight onto the stream (as a system would).
         self.nc.js_publish("tower.evt.erp.orderApproved", fx.pb_event("fix-1", 1795766400, 0, "erp", "O 1", "dc-1"))
         fx.wait_caught_up(self.t, self.data, self.nc, self.proj)
-        self.start_serve("--tokens", tf, "--ws-max-clients", "2")
+        self.start_serve("--tokens", tf, "--ws-max-clients", "2", "--stream-max-clients", "2")
         V, O, I = tokens["viewer"], tokens["operator"], tokens["ingest"]
         st, r = self.request("GET", "/api/v1/summary")
         self.assertEqual((st, r["error"]["code"]), (401, "UNAUTHORIZED"), r)
@@ -474,15 +485,15 @@ class T4TokensAndRedrive(StreamTest):
         self.assertEqual((st, r["result"]), (200, "duplicate"), r)
         # The live stream needs a token too (browsers pass it as ?token=); the connection limit holds.
         with self.assertRaises(fx.WsClosed):
-            fx.WsClient(self.port)
+            fx.WsClient(self.ws_port)
         with self.assertRaises(fx.WsClosed):
-            fx.WsClient(self.port, path="/api/v1/stream?token=" + I)
+            fx.WsClient(self.ws_port, path="/api/v1/stream?token=" + I)
         a = self.mirror(path="/api/v1/stream?token=" + V)
         b = self.mirror(headers={"Authorization": "Bearer " + O})
         self.wait_settled([a, b], 0)
         self.assertEqual(a.counts["awaiting_release"], 2)
         with self.assertRaises(fx.WsClosed):
-            fx.WsClient(self.port, path="/api/v1/stream?token=" + V)
+            fx.WsClient(self.ws_port, path="/api/v1/stream?token=" + V)
         st, m = self.request("GET", "/metrics")
         self.assertEqual(st, 200, "metrics stay open for Prometheus")
         self.assertIn("tower_ws_refused_total 3\n", m)
@@ -502,7 +513,7 @@ class T5Coalescing(StreamTest):
         is long (5 s) so that the two cases are seconds apart, far from any machine's noise."""
         interval = 5.0
         self.start_serve("--ws-coalesce", "%ds" % interval)
-        ws = fx.WsClient(self.port)
+        ws = fx.WsClient(self.ws_port)
         self.addCleanup(ws.close)
         ws.send({"type": "subscribe", "views": ["awaiting_release"]})
         frames = []  # (receive time, messages)

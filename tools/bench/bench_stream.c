@@ -28,7 +28,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: bench_stream [--clients N] [--rate R] [--seconds S] [--stuck K] [--ws-queue N]\n"
             "                    [--coalesce-ms MS] [--drain S] [--no-baseline] [--actions A] [--towerd PATH]\n"
-            "                    [--dir DIR]\n\n"
+            "                    [--dir DIR] [--lws] [--client-threads T] [--ws-max-clients N]\n\n"
             "Starts nats-server -js on a free loopback port, then measures in the same run:\n"
             "  baseline: R messages/s of 200 B for S seconds published to a scratch JetStream stream\n"
             "            (async, paced): latency publish -> core NATS subscriber, and publish -> ack\n"
@@ -42,6 +42,11 @@ static void usage(FILE *out)
             "            answer (read-your-writes), and request sent -> the update delta on every client.\n"
             "The first K clients (default 0) stop reading once their snapshot arrived (stuck clients);\n"
             "they are left out of the delivery and latency figures, which are those of the others.\n"
+            "--lws: the clients use the libwebsockets listener (towerd serve --stream-listen, on another port)\n"
+            "instead of civetweb's /api/v1/stream. The clients run in T threads (default 1), one libwebsockets\n"
+            "context each, in this process: the server is a separate process with its own 20,000 descriptors.\n"
+            "--ws-max-clients is passed to towerd serve (default N, at least 256; 256 with --lws). The server's\n"
+            "threads and RSS are read from /proc. At most 40 M latencies are kept (every k-th delta).\n"
             "Defaults: N 1, R 5000, S 20, drain 15 s after the last publish. The server's RSS is read from\n"
             "/proc. --ws-queue and --coalesce-ms are passed to towerd serve (default: its own defaults).\n"
             "TOWERD defaults to the towerd built beside this benchmark; DIR (default /tmp) holds the\n"
@@ -337,8 +342,11 @@ out:
 
 /* ---- the live-stream clients ------------------------------------------------------ */
 
+typedef struct cgroup cgroup;
+
 typedef struct client {
     struct lws *wsi;
+    cgroup *grp;
     size_t idx;
     int connecting, established, subscribed, closed, failed, stuck, sub_sent;
     uint64_t deltas, dups, resyncs, snapshots, frames, msgs, errors;
@@ -349,29 +357,54 @@ typedef struct client {
     ct_buf rx;
 } client;
 
-typedef struct bench {
+/* The clients served by one thread: its own libwebsockets context (--client-threads of them). */
+struct cgroup {
     struct lws_context *ctx;
-    int port;
-    size_t n_clients, n_stuck, next_connect, pending;
+    pthread_t thread;
+    size_t first, end, next_connect, pending;
+    lws_sorted_usec_list_t sul_tick;
+    double run, wait; /* seconds the thread ran, and waited for a CPU, while streaming */
+    volatile int measured; /* the last g.measure the thread acted on */
+};
+
+#define MAX_CLIENT_THREADS 8
+#define STREAM_PATH_NOTE "/api/v1/stream"
+/* At most this many latencies are kept (each of every stride-th delta): 10,000 clients make millions. */
+#define LAT_KEEP 40000000
+
+typedef struct bench {
+    int port, http_port;
+    char origin[64]; /* the dashboard's page is on civetweb's port, whichever port the stream is on (set once) */
+    size_t n_clients, n_stuck;
     client *cl;
+    cgroup grp[MAX_CLIENT_THREADS];
+    int n_grp;
+    volatile int quit;     /* the client threads stop */
+    volatile int measure;  /* the client threads note their run and wait times (1: at the start, 2: at the end) */
     size_t max_events;
-    uint32_t *lat; /* every delta's latency, non-stuck clients, microseconds */
-    size_t lat_n, lat_cap;
+    uint32_t *lat; /* the latency of every stride-th delta, non-stuck clients, microseconds (n atomic) */
+    size_t lat_n, lat_cap, lat_seen, lat_stride;
     uint64_t stray; /* add deltas that are not of this run's orders */
     int64_t *pub_ns;  /* per event: when it was published (wall clock; its occurredAt) */
     int64_t *note_ns; /* per event: when the projector's change notice naming it reached us */
     uint32_t *fan;    /* per delta (non-stuck clients): receive - notice, microseconds */
-    size_t fan_n;
+    size_t fan_n;          /* atomic */
     int64_t *act_ns;  /* per event: when its acknowledgement was sent (wall clock), 0 if none */
     uint32_t *alat;   /* action sent -> update delta, non-stuck clients, microseconds */
-    size_t alat_n;
+    size_t alat_n, alat_cap; /* atomic */
     uint32_t *resp;   /* action sent -> HTTP answer, microseconds */
     size_t resp_n, n_actions, actions_ok;
     volatile int act_done;
     volatile size_t published;
     volatile int pub_done;
-    lws_sorted_usec_list_t sul_tick;
 } bench;
+
+/* Keep a latency at *n of arr (atomic: several client threads). */
+static void keep(uint32_t *arr, size_t *n, size_t cap, uint32_t us)
+{
+    size_t i = __atomic_fetch_add(n, 1, __ATOMIC_RELAXED);
+    if (i < cap) arr[i] = us;
+}
 
 static bench g;
 
@@ -387,7 +420,7 @@ static void on_line(client *c, char *line, int64_t now)
         if (!sent) return;
         c->aseen[i / 8] |= (uint8_t)(1u << (i % 8));
         c->adeltas++;
-        if (!c->stuck && g.alat_n < g.lat_cap) g.alat[g.alat_n++] = to_us(now - sent);
+        if (!c->stuck) keep(g.alat, &g.alat_n, g.alat_cap, to_us(now - sent));
         return;
     }
     if (!strncmp(line, "{\"type\":\"delta\"", 15)) {
@@ -395,7 +428,7 @@ static void on_line(client *c, char *line, int64_t now)
         char *o = strstr(line, "\"orderId\":\"BS-");
         char *s = strstr(line, "\"since\":\"");
         if (!o || !s) {
-            g.stray++;
+            __atomic_fetch_add(&g.stray, 1, __ATOMIC_RELAXED);
             return;
         }
         size_t i = strtoull(o + 14, NULL, 10);
@@ -406,7 +439,7 @@ static void on_line(client *c, char *line, int64_t now)
         int64_t sec;
         int32_t nanos;
         if (i >= g.max_events || evt_time_parse(t, &sec, &nanos) != 0) {
-            g.stray++;
+            __atomic_fetch_add(&g.stray, 1, __ATOMIC_RELAXED);
             return;
         }
         if (c->seen[i / 8] & (1u << (i % 8))) {
@@ -417,9 +450,10 @@ static void on_line(client *c, char *line, int64_t now)
         c->deltas++;
         uint32_t us = to_us(now - (sec * 1000000000LL + nanos));
         if (us > c->max_us) c->max_us = us;
-        if (!c->stuck && g.lat_n < g.lat_cap) g.lat[g.lat_n++] = us;
+        if (c->stuck || __atomic_fetch_add(&g.lat_seen, 1, __ATOMIC_RELAXED) % g.lat_stride) return;
+        keep(g.lat, &g.lat_n, g.lat_cap, us);
         int64_t noted = __atomic_load_n(&g.note_ns[i], __ATOMIC_ACQUIRE);
-        if (!c->stuck && noted && g.fan_n < g.lat_cap) g.fan[g.fan_n++] = to_us(now - noted);
+        if (noted) keep(g.fan, &g.fan_n, g.lat_cap, to_us(now - noted));
     } else if (!strncmp(line, "{\"type\":\"snapshot\"", 18)) {
         c->snapshots++;
         if (!c->subscribed) {
@@ -454,7 +488,7 @@ static void on_frame(client *c)
     c->rx.len = 0;
 }
 
-static void connect_more(void);
+static void connect_more(cgroup *grp);
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -463,16 +497,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         c->established = 1;
         c->connecting = 0;
-        g.pending--;
+        c->grp->pending--;
         lws_callback_on_writable(wsi);
-        connect_more();
+        connect_more(c->grp);
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        if (c->connecting) g.pending--;
+        if (c->connecting) c->grp->pending--;
         c->connecting = 0;
         c->failed = 1;
         fprintf(stderr, "client %zu: connection failed: %s\n", c->idx, in ? (const char *)in : "?");
-        connect_more();
+        connect_more(c->grp);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         if (lws_frame_is_binary(wsi)) break;
@@ -500,39 +534,73 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 static const struct lws_protocols protocols[] = {{"tower", callback, 0, 65536, 0, NULL, 0}, {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 /* Connections are opened a few dozen at a time: a burst of a thousand overruns the listen backlog. */
-static void connect_more(void)
+static void connect_more(cgroup *grp)
 {
-    while (g.next_connect < g.n_clients && g.pending < 32) {
-        client *c = &g.cl[g.next_connect++];
+    while (grp->next_connect < grp->end && grp->pending < 32) {
+        client *c = &g.cl[grp->next_connect++];
         struct lws_client_connect_info ci;
         memset(&ci, 0, sizeof ci);
-        ci.context = g.ctx;
+        ci.context = grp->ctx;
         ci.address = "127.0.0.1";
         ci.port = g.port;
         ci.path = "/api/v1/stream";
         /* A browser's Origin: the server's own (loopback mode refuses another origin's upgrade); libwebsockets
          * writes it as "http://" followed by this. */
-        static char origin[64];
-        snprintf(origin, sizeof origin, "127.0.0.1:%d", g.port);
         ci.host = "127.0.0.1";
-        ci.origin = origin;
+        ci.origin = g.origin;
         ci.local_protocol_name = "tower";
         ci.userdata = c;
         ci.pwsi = &c->wsi;
         c->connecting = 1;
-        g.pending++;
+        grp->pending++;
         if (!lws_client_connect_via_info(&ci)) {
             c->connecting = 0;
             c->failed = 1;
-            g.pending--;
+            grp->pending--;
         }
     }
 }
 
 static void on_tick(lws_sorted_usec_list_t *sul)
 {
-    (void)sul;
-    lws_sul_schedule(g.ctx, 0, &g.sul_tick, on_tick, 20 * LWS_US_PER_MS);
+    cgroup *grp = lws_container_of(sul, cgroup, sul_tick);
+    lws_sul_schedule(grp->ctx, 0, &grp->sul_tick, on_tick, 20 * LWS_US_PER_MS);
+}
+
+/* A client thread: its clients' connections, until the benchmark is over. */
+static void *client_thread(void *arg)
+{
+    cgroup *grp = arg;
+    int measured = 0;
+    double r0 = 0, w0 = 0;
+    connect_more(grp);
+    while (!g.quit) {
+        lws_service(grp->ctx, 0);
+        if (g.measure != measured) {
+            measured = g.measure;
+            double r, w;
+            thread_sched(&r, &w);
+            if (measured == 1) {
+                r0 = r;
+                w0 = w;
+            } else {
+                grp->run = r - r0;
+                grp->wait = w - w0;
+            }
+            __atomic_store_n(&grp->measured, measured, __ATOMIC_RELEASE);
+        }
+    }
+    return NULL;
+}
+
+/* The clients connected (or failed): ready (subscribed) and failed counts. */
+static void count_clients(size_t *ready, size_t *failed)
+{
+    *ready = *failed = 0;
+    for (size_t i = 0; i < g.n_clients; i++) {
+        *ready += __atomic_load_n(&g.cl[i].subscribed, __ATOMIC_RELAXED);
+        *failed += __atomic_load_n(&g.cl[i].failed, __ATOMIC_RELAXED) || __atomic_load_n(&g.cl[i].closed, __ATOMIC_RELAXED);
+    }
 }
 
 /* The projector's change notices, as the server's hub gets them: when each order's add was committed. */
@@ -671,7 +739,7 @@ typedef struct sampler {
     pid_t srv;
     int port;
     volatile int stop;
-    long rss_max, rss_last, hwm, threads;
+    long rss_max, rss_last, hwm, threads, threads_max;
     double lag_max;
 } sampler;
 
@@ -684,6 +752,7 @@ static void *sample(void *arg)
         sm->rss_last = rss;
         sm->hwm = hwm;
         sm->threads = thr;
+        if (thr > sm->threads_max) sm->threads_max = thr;
         if (rss > sm->rss_max) sm->rss_max = rss;
         if (i % 4 == 0) {
             char *m = http_get_all(sm->port, "/metrics");
@@ -720,15 +789,17 @@ int main(int argc, char **argv)
         {"ws-queue", required_argument, 0, 'q'}, {"coalesce-ms", required_argument, 0, 'm'},
         {"drain", required_argument, 0, 'D'},   {"no-baseline", no_argument, 0, 'B'},
         {"towerd", required_argument, 0, 't'},  {"dir", required_argument, 0, 'd'},
-        {"actions", required_argument, 0, 'A'},
+        {"actions", required_argument, 0, 'A'}, {"lws", no_argument, 0, 'L'},
+        {"client-threads", required_argument, 0, 'T'}, {"ws-max-clients", required_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     size_t n_clients = 1, n_stuck = 0, ws_queue = 0;
     double rate = 5000, seconds = 20, drain = 15;
     int coalesce = 0, baseline = 1, c;
     const char *base = "/tmp";
     char *towerd = NULL;
-    size_t n_actions = 0;
-    while ((c = getopt_long(argc, argv, "c:r:s:k:q:m:D:Bt:d:A:h", opts, NULL)) != -1) {
+    size_t n_actions = 0, ws_max = 0;
+    int lws = 0, n_threads = 1;
+    while ((c = getopt_long(argc, argv, "c:r:s:k:q:m:D:Bt:d:A:LT:W:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': n_clients = strtoull(optarg, NULL, 10); break;
         case 'r': rate = atof(optarg); break;
@@ -741,11 +812,15 @@ int main(int argc, char **argv)
         case 't': towerd = ct_strdup(optarg); break;
         case 'd': base = optarg; break;
         case 'A': n_actions = strtoull(optarg, NULL, 10); break;
+        case 'L': lws = 1; break;
+        case 'T': n_threads = atoi(optarg); break;
+        case 'W': ws_max = strtoull(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!n_clients || n_stuck >= n_clients || rate <= 0 || seconds <= 0 || n_clients > 10000) {
+    if (!n_clients || n_stuck >= n_clients || rate <= 0 || seconds <= 0 || n_clients > 15000 ||
+        n_threads < 1 || n_threads > MAX_CLIENT_THREADS) {
         usage(stderr);
         return 2;
     }
@@ -771,7 +846,7 @@ int main(int argc, char **argv)
     char *web = NULL;
     bus *notices = NULL;
     bus_sub *nsub = NULL;
-    int nport = bench_free_port(), hport = bench_free_port();
+    int nport = bench_free_port(), hport = bench_free_port(), sport = lws ? bench_free_port() : hport;
     char *url = ct_sprintf("nats://127.0.0.1:%d", nport);
     char *data = ct_sprintf("%s/data", dir);
     char *proj_log = ct_sprintf("%s/projector.log", dir), *srv_log = ct_sprintf("%s/serve.log", dir);
@@ -798,12 +873,22 @@ int main(int argc, char **argv)
         proj = -1;
         goto out;
     }
-    char http[32], maxc[16], queue[24], coal[24];
+    char http[32], maxc[24], queue[24], coal[24], slisten[32], smax[24];
     snprintf(http, sizeof http, "127.0.0.1:%d", hport);
-    snprintf(maxc, sizeof maxc, "%zu", n_clients > 256 ? n_clients : 256);
+    /* civetweb's stream needs a worker thread per client; with --lws its clients are elsewhere. */
+    if (!ws_max) ws_max = lws ? 256 : n_clients > 256 ? n_clients : 256;
+    snprintf(maxc, sizeof maxc, "%zu", ws_max);
     web = ct_sprintf("%s/no-web", dir);
-    char *srv_argv[20] = {towerd, "serve", "--nats", url, "--data", data, "--http", http, "--web", web, "--ws-max-clients", maxc};
+    char *srv_argv[24] = {towerd, "serve", "--nats", url, "--data", data, "--http", http, "--web", web, "--ws-max-clients", maxc};
     int sa = 12;
+    if (lws) {
+        snprintf(slisten, sizeof slisten, "127.0.0.1:%d", sport);
+        snprintf(smax, sizeof smax, "%zu", n_clients + 16);
+        srv_argv[sa++] = "--stream-listen";
+        srv_argv[sa++] = slisten;
+        srv_argv[sa++] = "--stream-max-clients";
+        srv_argv[sa++] = smax;
+    }
     if (ws_queue) {
         snprintf(queue, sizeof queue, "%zu", ws_queue);
         srv_argv[sa++] = "--ws-queue";
@@ -834,53 +919,64 @@ int main(int argc, char **argv)
     long rss0 = 0, hwm0 = 0, thr0 = 0;
     proc_mem(srv, &rss0, &hwm0, &thr0);
 
-    /* The clients. */
+    /* The clients: --client-threads threads, each with its own libwebsockets context and a share of them. */
     lws_set_log_level(getenv("BENCH_LWS_DEBUG") ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_CLIENT : 0, NULL);
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = protocols;
-    info.gid = -1;
-    info.uid = -1;
-    info.fd_limit_per_thread = (unsigned)(n_clients + 64);
-    g.ctx = lws_create_context(&info);
-    if (!g.ctx) {
-        fprintf(stderr, "lws_create_context failed\n");
-        goto out;
-    }
-    g.port = hport;
+    g.port = sport;
+    g.http_port = hport;
+    snprintf(g.origin, sizeof g.origin, "127.0.0.1:%d", hport); /* libwebsockets writes "http://" before it */
     g.n_clients = n_clients;
     g.n_stuck = n_stuck;
     g.max_events = (size_t)(rate * seconds) + 1;
     g.cl = ct_calloc(n_clients, sizeof *g.cl);
+    g.n_grp = n_threads;
+    for (int k = 0; k < n_threads; k++) {
+        cgroup *grp = &g.grp[k];
+        grp->first = grp->next_connect = n_clients * (size_t)k / (size_t)n_threads;
+        grp->end = n_clients * (size_t)(k + 1) / (size_t)n_threads;
+        struct lws_context_creation_info info;
+        memset(&info, 0, sizeof info);
+        info.port = CONTEXT_PORT_NO_LISTEN;
+        info.protocols = protocols;
+        info.gid = -1;
+        info.uid = -1;
+        info.fd_limit_per_thread = (unsigned)(grp->end - grp->first + 64);
+        grp->ctx = lws_create_context(&info);
+        if (!grp->ctx) {
+            fprintf(stderr, "lws_create_context failed\n");
+            goto out;
+        }
+        for (size_t i = grp->first; i < grp->end; i++) g.cl[i].grp = grp;
+    }
     for (size_t i = 0; i < n_clients; i++) {
         g.cl[i].idx = i;
         g.cl[i].stuck = i < n_stuck;
         g.cl[i].seen = ct_calloc(g.max_events / 8 + 1, 1);
         g.cl[i].aseen = ct_calloc(g.max_events / 8 + 1, 1);
     }
-    g.lat_cap = (n_clients - n_stuck) * g.max_events;
+    size_t expected = (n_clients - n_stuck) * g.max_events;
+    g.lat_cap = expected < LAT_KEEP ? expected : LAT_KEEP;
+    g.lat_stride = (expected + g.lat_cap - 1) / g.lat_cap;
     g.lat = ct_malloc(g.lat_cap * sizeof *g.lat);
     g.fan = ct_malloc(g.lat_cap * sizeof *g.fan);
     g.pub_ns = ct_calloc(g.max_events, sizeof *g.pub_ns);
     g.note_ns = ct_calloc(g.max_events, sizeof *g.note_ns);
     g.act_ns = ct_calloc(g.max_events, sizeof *g.act_ns);
-    g.alat = ct_malloc(g.lat_cap * sizeof *g.alat);
+    g.alat_cap = (n_clients - n_stuck) * (n_actions + 1);
+    g.alat = ct_malloc(g.alat_cap * sizeof *g.alat);
     g.resp = ct_malloc((n_actions + 1) * sizeof *g.resp);
     g.n_actions = n_actions;
-    lws_sul_schedule(g.ctx, 0, &g.sul_tick, on_tick, 20 * LWS_US_PER_MS);
-    fprintf(stderr, "pipeline: %zu clients connecting to towerd serve (%s)\n", n_clients, http);
+    fprintf(stderr, "pipeline: %zu clients (%d threads) connecting to towerd serve (%s%s%s)\n", n_clients, n_threads,
+            lws ? "libwebsockets listener " : "civetweb ", lws ? slisten : http, STREAM_PATH_NOTE);
     int64_t t_conn = mono_ns();
-    connect_more();
+    for (int k = 0; k < n_threads; k++) {
+        lws_sul_schedule(g.grp[k].ctx, 0, &g.grp[k].sul_tick, on_tick, 20 * LWS_US_PER_MS);
+        pthread_create(&g.grp[k].thread, NULL, client_thread, &g.grp[k]);
+    }
     size_t ready = 0, failed = 0;
-    while (mono_ns() - t_conn < 120 * 1000000000LL) {
-        lws_service(g.ctx, 0);
-        ready = failed = 0;
-        for (size_t i = 0; i < n_clients; i++) {
-            ready += g.cl[i].subscribed;
-            failed += g.cl[i].failed || g.cl[i].closed;
-        }
+    while (mono_ns() - t_conn < 180 * 1000000000LL) {
+        count_clients(&ready, &failed);
         if (ready + failed >= n_clients) break;
+        usleep(10000);
     }
     double conn_s = (double)(mono_ns() - t_conn) / 1e9;
     fprintf(stderr, "pipeline: %zu clients subscribed, %zu failed, in %.1f s\n", ready, failed, conn_s);
@@ -898,22 +994,21 @@ int main(int argc, char **argv)
     pthread_t pt;
     double cpu_srv0 = proc_cpu(srv), cpu_proj0 = proc_cpu(proj), cpu_nats0 = proc_cpu(nats), cpu_self0 = self_cpu();
     int64_t t_run0 = mono_ns();
-    double loop_run0, loop_wait0;
-    thread_sched(&loop_run0, &loop_wait0);
+    g.measure = 1;
     pthread_create(&pt, NULL, publisher, &pj);
-    sampler sm = {srv, hport, 0, rss1, rss1, hwm1, thr1, 0};
+    sampler sm = {srv, hport, 0, rss1, rss1, hwm1, thr1, thr1, 0};
     pthread_t st;
     pthread_create(&st, NULL, sample, &sm);
     int64_t t_done = 0;
     size_t complete = 0;
     for (;;) {
-        lws_service(g.ctx, 0);
+        usleep(10000);
         int64_t now = mono_ns();
         if (!__atomic_load_n(&g.pub_done, __ATOMIC_ACQUIRE)) continue;
         if (!t_done) t_done = now;
         size_t pub = g.published;
         complete = 0;
-        for (size_t i = n_stuck; i < n_clients; i++) complete += g.cl[i].deltas >= pub;
+        for (size_t i = n_stuck; i < n_clients; i++) complete += __atomic_load_n(&g.cl[i].deltas, __ATOMIC_RELAXED) >= pub;
         if (complete == n_clients - n_stuck || now - t_done > (int64_t)(drain * 1e9)) break;
     }
     pthread_join(pt, NULL);
@@ -925,25 +1020,30 @@ int main(int argc, char **argv)
         pthread_create(&at, NULL, acter, &hport);
         int64_t t_adone = 0;
         for (;;) {
-            lws_service(g.ctx, 0);
+            usleep(10000);
             if (!__atomic_load_n(&g.act_done, __ATOMIC_ACQUIRE)) continue;
             int64_t now = mono_ns();
             if (!t_adone) t_adone = now;
             acomplete = 0;
-            for (size_t i = n_stuck; i < n_clients; i++) acomplete += g.cl[i].adeltas >= g.actions_ok;
+            for (size_t i = n_stuck; i < n_clients; i++)
+                acomplete += __atomic_load_n(&g.cl[i].adeltas, __ATOMIC_RELAXED) >= g.actions_ok;
             if (acomplete == n_clients - n_stuck || now - t_adone > (int64_t)(drain * 1e9)) break;
         }
         pthread_join(at, NULL);
     }
+    g.measure = 2;
     sm.stop = 1;
     pthread_join(st, NULL);
     double run_s = (double)(mono_ns() - t_run0) / 1e9;
     double cpu_srv = proc_cpu(srv) - cpu_srv0, cpu_proj = proc_cpu(proj) - cpu_proj0, cpu_nats = proc_cpu(nats) - cpu_nats0;
     double cpu_self = self_cpu() - cpu_self0;
-    double loop_run, loop_wait;
-    thread_sched(&loop_run, &loop_wait);
-    loop_run -= loop_run0;
-    loop_wait -= loop_wait0;
+    double loop_run = 0, loop_wait = 0;
+    for (int k = 0; k < g.n_grp; k++) {
+        for (int i = 0; i < 500 && __atomic_load_n(&g.grp[k].measured, __ATOMIC_ACQUIRE) != 2; i++)
+            usleep(10000); /* the client threads note their times (they wake every 20 ms) */
+        loop_run += g.grp[k].run;
+        loop_wait += g.grp[k].wait;
+    }
     double load[3] = {0, 0, 0};
     getloadavg(load, 3);
     char *m = http_get_all(hport, "/metrics");
@@ -966,6 +1066,9 @@ int main(int argc, char **argv)
         closed += cl->closed || cl->failed;
         if (cl->max_us > worst_max) worst_max = cl->max_us;
     }
+    if (g.lat_n > g.lat_cap) g.lat_n = g.lat_cap;
+    if (g.fan_n > g.lat_cap) g.fan_n = g.lat_cap;
+    if (g.alat_n > g.alat_cap) g.alat_n = g.alat_cap;
     /* Latency early and late in the run (arrival order): a growing figure means a backlog. */
     size_t fifth = g.lat_n / 5;
     uint32_t *early = ct_malloc((fifth + 1) * sizeof *early), *late = ct_malloc((fifth + 1) * sizeof *late);
@@ -1026,13 +1129,18 @@ int main(int argc, char **argv)
         printf("stuck client %zu: %" PRIu64 " deltas, %" PRIu64 " resyncs read before it stopped; closed: %s\n", i,
                g.cl[i].deltas, g.cl[i].resyncs, g.cl[i].closed ? "yes" : "no");
     printf("server (towerd serve, pid %d): RSS %.1f MiB before clients, %.1f MiB with clients subscribed, max %.1f "
-           "MiB while streaming, %.1f MiB at the end; VmHWM %.1f MiB; %ld threads\n",
-           (int)srv, rss0 / 1024.0, rss1 / 1024.0, rss_max / 1024.0, rss_last / 1024.0, hwm / 1024.0, thr);
+           "MiB while streaming, %.1f MiB at the end; VmHWM %.1f MiB\n",
+           (int)srv, rss0 / 1024.0, rss1 / 1024.0, rss_max / 1024.0, rss_last / 1024.0, hwm / 1024.0);
+    printf("server threads (/proc): %ld before clients, %ld with %zu clients subscribed, at most %ld while streaming "
+           "(stream transport: %s, --ws-max-clients %zu)\n", thr0, thr1, n_clients, sm.threads_max > thr ? sm.threads_max : thr,
+           lws ? "libwebsockets --stream-listen" : "civetweb", ws_max);
+    printf("latencies kept: every %zu%s delta (%zu of them)\n", g.lat_stride, g.lat_stride == 1 ? "st" : "th",
+           g.lat_n < g.lat_cap ? g.lat_n : g.lat_cap);
     printf("CPU while streaming (%.1f s, 2 cores = %.0f core-s): towerd serve %.1f s, towerd projector %.1f s, "
            "nats-server %.1f s, this benchmark (clients, publisher) %.1f s; load average %.1f\n",
            run_s, 2 * run_s, cpu_srv, cpu_proj, cpu_nats, cpu_self, load[0]);
-    printf("the clients' thread ran %.1f s and waited %.1f s for a CPU (run queue) while streaming\n", loop_run,
-           loop_wait);
+    printf("the clients' %d thread%s ran %.1f s and waited %.1f s for a CPU (run queue) while streaming\n", g.n_grp,
+           g.n_grp > 1 ? "s" : "", loop_run, loop_wait);
     printf("projector lag: at most %.0f events (sampled every second from /metrics)\n", sm.lag_max);
     printf("server metrics: ws clients %.0f, drops %.0f, resyncs %.0f, frames %.0f, messages %.0f\n",
            metric(m, "tower_ws_clients"), metric(m, "tower_ws_drops_total"), metric(m, "tower_ws_resyncs_total"),
@@ -1049,7 +1157,13 @@ int main(int argc, char **argv)
 out:
     bus_unsubscribe(nsub);
     bus_close(notices);
-    if (g.ctx) lws_context_destroy(g.ctx);
+    g.quit = 1;
+    for (int k = 0; k < g.n_grp; k++)
+        if (g.grp[k].ctx) {
+            lws_cancel_service(g.grp[k].ctx);
+            if (g.grp[k].thread) pthread_join(g.grp[k].thread, NULL);
+            lws_context_destroy(g.grp[k].ctx);
+        }
     stop_child(srv);
     stop_child(proj);
     stop_child(nats);

@@ -1,12 +1,38 @@
 // The live stream: one websocket to /api/v1/stream with reconnect and backoff, and the live model built
-// from its snapshots, deltas and summaries (with gap detection and resync).
-import { token } from './api.js';
+// from its snapshots, deltas and summaries (with gap detection and resync). The server may serve the stream
+// on a listener of its own (towerd serve --stream-listen): GET /api/v1/me then says where ("stream"), and
+// the page connects there; otherwise, or when /me cannot be asked, to /api/v1/stream on its own origin.
+import { api, token } from './api.js';
 import { setServerNow } from './clock.js';
 import { itemKey } from './views.js';
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 const RESYNC_MIN_INTERVAL_MS = 5000;
+const STREAM_PATH = '/api/v1/stream';
+
+function wsProto() {
+  return location.protocol === 'https:' ? 'wss:' : 'ws:';
+}
+
+/** The websocket URL (without token) the server advertised: {url} or {port, path}; null if none or unusable. */
+export function advertisedBase(s) {
+  if (!s || typeof s !== 'object') return null;
+  if (typeof s.url === 'string' && s.url) {
+    if (s.url.startsWith('/') && !s.url.startsWith('//')) return `${wsProto()}//${location.host}${s.url}`;
+    if (/^wss?:\/\/[^/]+/.test(s.url)) return s.url;
+    return null;
+  }
+  if (Number.isInteger(s.port) && s.port > 0 && s.port < 65536) {
+    const path = typeof s.path === 'string' && s.path.startsWith('/') ? s.path : STREAM_PATH;
+    return `${wsProto()}//${location.hostname}:${s.port}${path}`;
+  }
+  return null;
+}
+
+function sameOrigin() {
+  return `${wsProto()}//${location.host}${STREAM_PATH}`;
+}
 
 /**
  * The live model. Events (CustomEvent, detail = the message or state):
@@ -33,6 +59,8 @@ class Live extends EventTarget {
     this.messages = 0;
     this.timer = null;
     this.started = false;
+    this.base = null;          // where the stream is (advertisedBase or sameOrigin), asked once per token
+    this.baseToken = null;
   }
 
   /** Opens the connection (once); it then stays open, reconnecting on its own. */
@@ -74,10 +102,24 @@ class Live extends EventTarget {
     }
   }
 
-  url() {
-    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  url(base) {
     const t = token();
-    return `${proto}//${location.host}/api/v1/stream` + (t ? '?token=' + encodeURIComponent(t) : '');
+    return (base || sameOrigin()) + (t ? '?token=' + encodeURIComponent(t) : '');
+  }
+
+  /** Where to connect: asked of GET /api/v1/me once per token, and again after failed attempts (the server
+   *  may have restarted without its stream listener). */
+  async resolveBase() {
+    const t = token();
+    if (this.base && this.baseToken === t && this.attempt < 3) return this.base;
+    let base = null;
+    try {
+      const m = await api('/me', { noPrompt: true });
+      base = advertisedBase(m && m.stream);
+    } catch { /* no /me, no token yet, or offline: this origin */ }
+    this.base = base || sameOrigin();
+    this.baseToken = t;
+    return this.base;
   }
 
   setState(state, extra = {}) {
@@ -93,9 +135,14 @@ class Live extends EventTarget {
   connect() {
     clearTimeout(this.timer);
     this.timer = null;
+    const gen = (this.connectGen = (this.connectGen || 0) + 1);
+    this.resolveBase().then((base) => { if (gen === this.connectGen) this.open(base); });
+  }
+
+  open(base) {
     let ws;
     try {
-      ws = new WebSocket(this.url());
+      ws = new WebSocket(this.url(base));
     } catch {
       this.scheduleReconnect();
       return;

@@ -55,7 +55,7 @@ void stream__enqueue(http_server *s, ws_client *c, hub_batch *b)
     }
     /* No wake-up for changes: the flusher wakes senders with work, at most once per coalescing interval
      * (a wake-up per client per commit is what costs, not the writes). A resync is sent now. */
-    if (c->resync[0]) pthread_cond_signal(&c->cv);
+    if (c->resync[0]) c->tr->wake(c);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -71,7 +71,7 @@ static void resync_locked(http_server *s, const char *reason)
             c->want_snapshot |= c->views;
             __atomic_fetch_add(&h->resyncs, 1, __ATOMIC_RELAXED);
         }
-        pthread_cond_signal(&c->cv);
+        c->tr->wake(c);
         pthread_mutex_unlock(&c->mu);
     }
 }
@@ -83,6 +83,24 @@ void stream__resync_all(http_server *s, const char *reason)
     pthread_mutex_unlock(&s->hub->mu);
 }
 
+/* Ask the flusher for a pass (at the end of the current coalescing interval at the latest). */
+static void flush_soon(stream_hub *h)
+{
+    pthread_mutex_lock(&h->tick_mu);
+    if (!h->flush_due) {
+        h->flush_due = 1;
+        pthread_cond_signal(&h->flush_cv);
+    }
+    pthread_mutex_unlock(&h->tick_mu);
+}
+
+/* Queue a batch to every client it concerns, and have it flushed soon. With more than SUMMARY_WAIT_CLIENTS
+ * clients a summary waits up to SUMMARY_WAIT_NS for the next flush of deltas, so that it leaves in their
+ * frame rather than in one of its own (with 10,000 clients a frame per client per summary costs as much as
+ * the deltas); with fewer, dashboards' counts follow at once. */
+#define SUMMARY_WAIT_NS 1000000000LL
+#define SUMMARY_WAIT_CLIENTS 1000
+
 static void broadcast(http_server *s, hub_batch *b)
 {
     stream_hub *h = s->hub;
@@ -92,13 +110,10 @@ static void broadcast(http_server *s, hub_batch *b)
             stream__enqueue(s, c, b);
             queued = 1;
         }
-    if (queued) {
-        pthread_mutex_lock(&h->tick_mu);
-        if (!h->flush_due) {
-            h->flush_due = 1;
-            pthread_cond_signal(&h->flush_cv);
-        }
-        pthread_mutex_unlock(&h->tick_mu);
+    if (queued && b->kind == HUB_SUMMARY && h->n_clients > SUMMARY_WAIT_CLIENTS) {
+        if (!h->summary_wait_mono) h->summary_wait_mono = ct_mono_ns();
+    } else if (queued) {
+        flush_soon(h);
     }
 }
 
@@ -133,6 +148,7 @@ static hub_batch *batch_of(uint64_t seq, json_t *changes)
         const char *wh = json_string_value(json_object_get(item, "warehouseId"));
         d->warehouse = wh && *wh ? ct_strdup(wh) : NULL;
         b->views |= 1u << v;
+        b->bytes += d->len + 1;
         b->n++;
     }
     return b;
@@ -257,6 +273,11 @@ static void tick(http_server *s)
     /* Summaries go to every client: at most one a second (a dashboard's counts need no more). */
     int changed = ss.applied_seq != h->summary_seq && mono - h->summary_mono >= 1000000000LL;
     if (changed) h->summary_mono = mono;
+    pthread_mutex_lock(&h->mu);
+    int summary_due = h->summary_wait_mono && mono - h->summary_wait_mono >= SUMMARY_WAIT_NS;
+    if (summary_due) h->summary_wait_mono = 0;
+    pthread_mutex_unlock(&h->mu);
+    if (summary_due) flush_soon(h); /* no deltas came to carry the last summary */
     server__end(s, r);
 
     pthread_mutex_lock(&h->mu);
@@ -287,6 +308,7 @@ static void tick(http_server *s)
         b->text = stream__summary_text(s, &seq);
         b->seq = seq;
         b->len = b->text ? strlen(b->text) : 0;
+        b->bytes = b->len + 1;
         if (b->text) {
             pthread_mutex_lock(&h->mu);
             broadcast(s, b);
@@ -329,7 +351,7 @@ static int wake_senders(stream_hub *h)
         pthread_mutex_lock(&c->mu);
         if (c->qn && c->idle) {
             c->flush = 1;
-            pthread_cond_signal(&c->cv);
+            c->tr->wake(c);
         } else if (c->qn) {
             busy = 1;
         }
@@ -425,7 +447,7 @@ void stream__hub_stop(http_server *s)
     for (ws_client *c = h->clients; c; c = c->next) {
         pthread_mutex_lock(&c->mu);
         c->closing = 1;
-        pthread_cond_signal(&c->cv);
+        c->tr->wake(c);
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_unlock(&h->mu);
