@@ -13,22 +13,28 @@ static const ct_opt_def own_defs[] = {
      "the destinations (INI, one [destination NAME] section each; see docs/outbound.md)", 0, 0},
     {"state", 0, "TOWER_RELAY_STATE", "relay.state", CT_OPT_STRING, "./tower-data/relay", "DIR",
      "checkpoints, delivery dead letters and status per destination", 0, 0},
+    {"data", 0, "TOWER_DATA", "store.data", CT_OPT_STRING, NULL, "DIR",
+     "the projector's store, read-only: needed by destinations with exceptions = (exception changes)", 0, 0},
     {"redrive", 0, NULL, NULL, CT_OPT_STRING, NULL, "NAME",
-     "deliver NAME's dead letters once more, then exit (0 all delivered, 1 some still dead)", 0, 0},
+     "deliver NAME's dead letters once more (a route planner's: back in its queue), then exit (0 all delivered, 1 some still dead)", 0, 0},
 };
 
 static const char *const ignore[] = {"store", "server", "sla", "sim", "publish", "up", "projector", NULL};
 
 static const towerd_spec spec = {
     .cmd = "towerd relay",
-    .usage = "usage: towerd relay --relay FILE [--state DIR] [--nats URL] [--redrive NAME]\n\n"
+    .usage = "usage: towerd relay --relay FILE [--state DIR] [--data STORE] [--nats URL] [--redrive NAME]\n\n"
              "Delivers business events from TOWER_EVENTS to the destinations of FILE: each destination\n"
              "has its own JetStream consumer and checkpoint (a dead destination holds up no other; a\n"
              "restart resumes where it stopped), signs webhooks in the Standard Webhooks form, retries\n"
              "with exponential backoff and jitter (Retry-After honoured on 429 and 503), opens a circuit\n"
              "breaker on repeated failures, and keeps a delivery it gave up as a dead letter in\n"
-             "DIR/NAME.dead.ndjson. DIR/NAME.status.json says how each destination is doing. Runs until\n"
-             "SIGINT or SIGTERM.\n\n"
+             "DIR/NAME.dead.ndjson. DIR/NAME.status.json says how each destination is doing. A kind =\n"
+             "route_planner destination gets a route request for each shipment that is ready and not\n"
+             "blocked, once per shipment set, held while its breaker is open, and recorded on the stream\n"
+             "as routeRequested once taken (its fold and queue in DIR/relay.lmdb). A destination with\n"
+             "exceptions = ... gets exception changes (opened, acknowledged, breached, resolved) read from\n"
+             "the projector's store given with --data. Runs until SIGINT or SIGTERM.\n\n"
              "Exit codes: 0 stopped (or --redrive delivered everything); 1 failure (or --redrive left\n"
              "dead letters); 2 usage or a bad relay file.",
     .defs = own_defs,
@@ -56,6 +62,15 @@ int towerd_relay(int argc, char **argv)
         towerd_end(&c);
         return st == CT_IO ? TOWERD_EXIT_FAIL : TOWERD_EXIT_USAGE;
     }
+    const char *data = ct_config_str(c.cfg, "data");
+    for (size_t i = 0; i < conf.n && !data && !ct_config_str(c.cfg, "redrive"); i++)
+        if (conf.v[i].exceptions) {
+            fprintf(stderr, "%s: destination %s has exceptions: --data DIR (the projector's store) is required\n",
+                    c.cmd, conf.v[i].name);
+            relay_conf_free(&conf);
+            towerd_end(&c);
+            return TOWERD_EXIT_USAGE;
+        }
     towerd_handle_signals();
     bus_opts bo;
     towerd_bus_opts(c.cfg, &bo, "towerd relay");
@@ -71,7 +86,7 @@ int towerd_relay(int argc, char **argv)
         goto out;
     }
     relay_figures *fig = ct_calloc(conf.n, sizeof *fig);
-    relay_opts ro = {.conf = &conf, .state_dir = state, .instance = "tower-relay"};
+    relay_opts ro = {.conf = &conf, .state_dir = state, .instance = "tower-relay", .store_dir = data};
     relay *r = NULL;
     if (relay_start(&r, b, &ro, fig) == CT_OK) {
         ct_log(CT_LOG_INFO, "relay", "relaying to %zu destination(s); state in %s", conf.n, state);

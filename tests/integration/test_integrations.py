@@ -268,7 +268,9 @@ class T2NoRelay(IntegrationsTest):
         self.ctl(srv.url, "relay", "redrive", "erp", token="operator", check=4)
 
         # --no-nats: the list works, a redrive cannot (503).
-        conf = self.relay_file([("erp", dict(url="http://127.0.0.1:9/x", events="*"))])
+        conf = self.relay_file([("erp", dict(url="http://127.0.0.1:9/x", events="*")),
+                                ("ops", dict(url="http://127.0.0.1:9/y", exceptions="opened,resolved",
+                                             views="blocked", warehouses="dc-2"))])
         os.makedirs(self.state, exist_ok=True)
         with open(os.path.join(self.state, "erp.dead.ndjson"), "w") as f:
             f.write(json.dumps({"seq": 7, "eventId": "e-7", "type": "routeDispatched", "destination": "erp",
@@ -283,6 +285,11 @@ class T2NoRelay(IntegrationsTest):
         d = doc["destinations"][0]
         self.assertEqual((d["breaker"], d["deadLetters"], d["delivered"], d["endpoint"]),
                          ("unknown", 2, None, "http://127.0.0.1:9"), d)
+        # An exception destination says which changes and views it takes, not "events: []".
+        ops = doc["destinations"][1]
+        self.assertEqual((ops["name"], ops["events"], ops["exceptions"], ops["views"], ops["warehouses"]),
+                         ("ops", [], ["opened", "resolved"], ["blocked"], ["dc-2"]), ops)
+        self.assertNotIn("exceptions", d, "an event destination has no exceptions key")
         st, dl, _ = srv2.request("GET", "/api/v1/integrations/erp/dead-letters", token=self.tok["viewer"])
         self.assertEqual((st, dl["count"], dl["unreadable"], [x["eventId"] for x in dl["items"]]), (200, 2, 1, ["e-7"]))
         st, e, _ = srv2.request("POST", "/api/v1/integrations/erp/redrive", token=self.tok["operator"])

@@ -254,7 +254,7 @@ static void conf_errors(void)
          1, "must be 1-64 characters"},
         {"[destination]\nurl = http://x\n", 1, "[destination] needs a name"},
         {"[destination a\nurl = http://x\n", 1, "section header without ']'"},
-        {"[destination a]\nurl = http://x\nkind = teams\n", 3, "kind \"teams\" is not webhook, slack or email"},
+        {"[destination a]\nurl = http://x\nkind = teams\n", 3, "kind \"teams\" is not webhook, slack, email or route_planner"},
         {"[destination a]\nurl = http://x\nmax_attempts = 0\n", 3, "max_attempts \"0\" is not a positive integer"},
         {"[destination a]\nurl = http://x\nbreaker_failures = many\n", 3, "breaker_failures \"many\" is not"},
         {"[destination a]\nurl = http://x\nurl = http://y\n", 3, "key \"url\" given twice (first on line 2)"},
@@ -358,6 +358,30 @@ static void conf_errors_whole(void)
     free(want);
     free(text);
     free(secret);
+
+    /* A route planner takes no events; batch is for webhooks only, 1..RELAY_BATCH_MAX. */
+    static const struct {
+        const char *text, *problem;
+    } kinds[] = {
+        {"[destination p]\nkind = route_planner\nurl = http://x\nevents = *\n", ":4: destination p: a route_planner gets route requests"},
+        {"[destination p]\nkind = route_planner\nurl = http://x\nbatch = 10\n", ":4: destination p: batch is only for kind = webhook"},
+        {"[destination s]\nkind = slack\nurl = http://x\nevents = *\nbatch = 2\n", ":5: destination s: batch is only for kind = webhook"},
+        {"[destination w]\nurl = http://x\nevents = *\nbatch = 501\n", ":4: batch 501 is more than 500"},
+        {"[destination w]\nurl = http://x\nevents = *\nbatch = 0\n", ":4: batch \"0\" is not a positive integer"},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        T_EQ_INT(load(kinds[i].text, &c, err, sizeof err), CT_INVALID);
+        if (!strstr(err, kinds[i].problem)) T_FAIL("case %zu: \"%s\" lacks \"%s\"", i, err, kinds[i].problem);
+    }
+    T_EQ_INT(load("[destination p]\nkind = route_planner\nurl = http://x\nwarehouses = dc-1\n"
+                  "[destination w]\nurl = http://y\nevents = *\nbatch = 500\n", &c, err, sizeof err), CT_OK);
+    T_EQ_INT(c.n, 2);
+    if (c.n == 2) {
+        T_EQ_INT(c.v[0].kind, RELAY_ROUTE_PLANNER);
+        T_EQ_INT(c.v[0].batch, 1);
+        T_EQ_INT(c.v[1].batch, 500);
+    }
+    relay_conf_free(&c);
 
     /* No destination at all: nothing to relay. */
     T_EQ_INT(load("; nothing here\n\n", &c, err, sizeof err), CT_INVALID);
@@ -945,6 +969,310 @@ static void breaker(void)
     T_EQ_INT(b.state, RELAY_BREAKER_OPEN);
 }
 
+/* ---- readiness orchestration (relay_ready.c) ---- */
+
+static evt_event *ev_json(const char *json)
+{
+    evt_event *e = NULL;
+    evt_error err;
+    if (evt_from_json_text(&e, json, strlen(json), &err) != CT_OK) T_FAIL("bad test event %s", json);
+    return e;
+}
+
+/* Fold the events (JSON, NULL-terminated) into one shipment's state. */
+static relay_ship fold_ship(const char *sid, const char *const *evs)
+{
+    relay_ship s;
+    memset(&s, 0, sizeof s);
+    for (size_t i = 0; evs[i]; i++) {
+        evt_event *e = ev_json(evs[i]);
+        const char *ids[8];
+        size_t n = e ? relay_ready_ids(e, ids, 8) : 0;
+        for (size_t k = 0; k < n; k++)
+            if (!strcmp(ids[k], sid)) relay_ready_apply(&s, e);
+        evt_free(e);
+    }
+    return s;
+}
+
+#define RV(id, sec, rest) "{\"eventId\":\"" id "\",\"occurredAt\":\"2026-11-27T10:00:" sec "Z\",\"source\":{\"system\":\"wms\"}," rest "}"
+#define READY(id, sec) RV(id, sec, "\"orderId\":\"O1\",\"shipmentId\":\"S1\",\"shipmentReady\":{\"warehouseId\":\"dc-1\"}")
+#define BLOCK(id, sec, why) RV(id, sec, "\"shipmentId\":\"S1\",\"shipmentBlocked\":{\"reason\":\"" why "\"}")
+#define UNBLOCK(id, sec) RV(id, sec, "\"shipmentId\":\"S1\",\"shipmentUnblocked\":{}")
+
+static void ready_fold(void)
+{
+    /* Ready, nothing else: due, once (queued or requested is not due again). */
+    relay_ship s = fold_ship("S1", (const char *const[]){READY("r", "01"), NULL});
+    T_ASSERT(relay_ready_due(&s, 0));
+    T_EQ_STR(s.order_id, "O1");
+    T_EQ_STR(s.warehouse_id, "dc-1");
+    T_ASSERT(!relay_ready_due(&s, 1)); /* its order cancelled */
+    s.queued = 1;
+    T_ASSERT(!relay_ready_due(&s, 0));
+    /* Blocked for dock capacity or carrier: not due; for inventory (not a routing block): due. */
+    s = fold_ship("S1", (const char *const[]){BLOCK("b", "00", "DOCK_CAPACITY"), READY("r", "01"), NULL});
+    T_ASSERT(!relay_ready_due(&s, 0));
+    s = fold_ship("S1", (const char *const[]){READY("r", "01"), BLOCK("b", "02", "CARRIER"), NULL});
+    T_ASSERT(!relay_ready_due(&s, 0));
+    s = fold_ship("S1", (const char *const[]){READY("r", "01"), BLOCK("b", "02", "INVENTORY"), NULL});
+    T_ASSERT(relay_ready_due(&s, 0));
+    /* The latest of block and unblock by occurredAt, whatever the arrival order. */
+    s = fold_ship("S1", (const char *const[]){READY("r", "01"), BLOCK("b", "02", "CARRIER"), UNBLOCK("u", "03"), NULL});
+    T_ASSERT(relay_ready_due(&s, 0));
+    s = fold_ship("S1", (const char *const[]){READY("r", "01"), UNBLOCK("u", "03"), BLOCK("b", "02", "CARRIER"), NULL});
+    T_ASSERT(relay_ready_due(&s, 0));
+    s = fold_ship("S1", (const char *const[]){READY("r", "01"), BLOCK("b", "04", "CARRIER"), UNBLOCK("u", "03"), NULL});
+    T_ASSERT(!relay_ready_due(&s, 0));
+    /* Routed (a routePlanned stop, confirmed, delivered) or requested by anyone: not due. */
+    s = fold_ship("S1", (const char *const[]){READY("r", "01"),
+                                              RV("p", "02", "\"routeId\":\"R1\",\"routePlanned\":{\"stops\":[{\"shipmentId\":\"S0\"},{\"shipmentId\":\"S1\"}]}"), NULL});
+    T_ASSERT(s.routed && !relay_ready_due(&s, 0));
+    s = fold_ship("S1", (const char *const[]){RV("q", "00", "\"routeRequested\":{\"shipmentIds\":[\"S2\",\"S1\"]}"), READY("r", "01"), NULL});
+    T_ASSERT(s.requested && !relay_ready_due(&s, 0));
+    s = fold_ship("S1", (const char *const[]){READY("r", "01"), RV("c", "02", "\"shipmentId\":\"S1\",\"shipmentConfirmed\":{}"), NULL});
+    T_ASSERT(!relay_ready_due(&s, 0));
+    /* A routeFailed does not ask again (once per set); not ready: not due. */
+    s = fold_ship("S1", (const char *const[]){READY("r", "01"), RV("f", "02", "\"routeFailed\":{\"shipmentIds\":[\"S1\"],\"reason\":\"x\"}"), NULL});
+    T_ASSERT(relay_ready_due(&s, 0));
+    s = fold_ship("S1", (const char *const[]){BLOCK("b", "02", "OTHER"), NULL});
+    T_ASSERT(!relay_ready_due(&s, 0));
+}
+
+static void ready_ids_bounded(void)
+{
+    /* A routePlanned with more stops than the caller's room, and a repeated id: bounded, no duplicates. */
+    ct_buf b = {0};
+    ct_buf_adds(&b, "{\"eventId\":\"p\",\"occurredAt\":\"2026-11-27T10:00:01Z\",\"source\":{\"system\":\"tms\"},"
+                    "\"routeId\":\"R1\",\"shipmentId\":\"S1\",\"routePlanned\":{\"stops\":[");
+    ct_buf_adds(&b, "{\"shipmentId\":\"S0\"}");
+    for (int i = 0; i < 40; i++) ct_buf_addf(&b, ",{\"shipmentId\":\"S%d\"}", i % 20);
+    ct_buf_adds(&b, "]}}");
+    evt_event *e = ev_json(b.data);
+    const char *ids[8];
+    T_EQ_INT(e ? relay_ready_ids(e, ids, 8) : 0, 8);
+    T_EQ_STR(ids[0], "S1");
+    T_EQ_STR(ids[1], "S0");
+    T_EQ_STR(ids[2], "S2"); /* S0 and S1 not twice */
+    evt_free(e);
+    ct_buf_free(&b);
+}
+
+static void request_ids(void)
+{
+    char a[32], b[32], c[32];
+    relay_request_id((const char *const[]){"S1", "S2"}, 2, a);
+    relay_request_id((const char *const[]){"S2", "S1"}, 2, b);
+    relay_request_id((const char *const[]){"S1"}, 1, c);
+    T_EQ_STR(a, b); /* the set, not its order */
+    T_ASSERT(strcmp(a, c) != 0);
+    T_EQ_INT(strlen(a), 27);
+    T_ASSERT(!strncmp(a, "rr-", 3));
+    /* The event: valid by the contract, its id from the set, source tms. */
+    json_t *j = relay_request_event((const char *const[]){"S1"}, 1, "dc-1", S(1795860000), "tower-relay");
+    evt_event *e = NULL;
+    evt_error err;
+    T_EQ_INT(evt_from_json(&e, j, &err), CT_OK);
+    T_ASSERT(e && e->payload_case == TOWER__V1__EVENT__PAYLOAD_ROUTE_REQUESTED);
+    if (e) {
+        T_EQ_STR(e->event_id, c);
+        T_EQ_STR(e->source->system, "tms");
+        T_EQ_STR(e->route_requested->shipment_ids[0], "S1");
+        T_EQ_STR(e->route_requested->warehouse_id, "dc-1");
+    }
+    evt_free(e);
+    json_decref(j);
+}
+
+/* ---- exception changes (relay_exc_diff.c) ---------------------------------------------------------------- */
+
+static json_t *item(const char *exid, const char *view, const char *wh, const char *ack, const char *due)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "exceptionId", exid, "view", view, "warehouseId", wh, "shipmentId", "S1");
+    if (ack) json_object_set_new(o, "acknowledgedAt", json_string(ack));
+    if (due) json_object_set_new(o, "slaDueAt", json_string(due));
+    return o;
+}
+
+/* The changes as "change exid n" lines. */
+static char *change_list(const json_t *changes)
+{
+    ct_buf b = {0};
+    size_t i;
+    json_t *c;
+    json_array_foreach((json_t *)changes, i, c)
+        ct_buf_addf(&b, "%s %s %lld;", json_string_value(json_object_get(c, "change")),
+                    json_string_value(json_object_get(c, "exceptionId")),
+                    (long long)json_integer_value(json_object_get(c, "n")));
+    ct_buf_addc(&b, '\0');
+    return b.data;
+}
+
+/* Diff known against the items; known is replaced by the new knowledge; the changes as change_list. */
+static char *step(json_t **known, json_t *items, int64_t at_ns)
+{
+    json_t *ch = json_array();
+    json_t *next = relay_exc_diff(*known, items, at_ns, ch);
+    json_decref(*known);
+    json_decref(items);
+    *known = next;
+    char *txt = change_list(ch);
+    json_decref(ch);
+    return txt;
+}
+
+static void check_step(json_t **known, json_t *items, int64_t at_ns, const char *want)
+{
+    char *got = step(known, items, at_ns);
+    T_EQ_STR(got, want);
+    free(got);
+}
+
+static void exc_diff(void)
+{
+    json_t *k = NULL;
+    const int64_t t0 = S(1764237600); /* 2025-11-27T10:00:00Z */
+    /* Nothing known, nothing open: nothing. Then one opens (with no due), one opens acknowledged already. */
+    check_step(&k, json_array(), t0, "");
+    check_step(&k, json_pack("[o, o]", item("s~S1~blocked~1", "blocked", "dc-1", NULL, NULL),
+                             item("s~S1~pending_route~2", "pending_route", "dc-1", "2025-11-27T09:00:00Z",
+                                  "2025-11-27T11:00:00Z")),
+               t0, "opened s~S1~blocked~1 1;opened s~S1~pending_route~2 1;acknowledged s~S1~pending_route~2 1;");
+    /* The same again: no change (an idempotent diff). The due passes: breached, once. */
+    check_step(&k, json_pack("[o, o]", item("s~S1~blocked~1", "blocked", "dc-1", NULL, NULL),
+                             item("s~S1~pending_route~2", "pending_route", "dc-1", "2025-11-27T09:00:00Z",
+                                  "2025-11-27T11:00:00Z")),
+               t0, "");
+    check_step(&k, json_pack("[o, o]", item("s~S1~blocked~1", "blocked", "dc-1", "2025-11-27T12:00:00Z", NULL),
+                             item("s~S1~pending_route~2", "pending_route", "dc-1", "2025-11-27T09:00:00Z",
+                                  "2025-11-27T11:00:00Z")),
+               t0 + S(7200), "acknowledged s~S1~blocked~1 1;breached s~S1~pending_route~2 1;");
+    check_step(&k, json_pack("[o, o]", item("s~S1~blocked~1", "blocked", "dc-1", "2025-11-27T12:00:00Z", NULL),
+                             item("s~S1~pending_route~2", "pending_route", "dc-1", "2025-11-27T09:00:00Z",
+                                  "2025-11-27T11:00:00Z")),
+               t0 + S(9000), "");
+    /* One leaves: resolved, with its item as last known; a reopen is opening 2 (another webhook-id). */
+    json_t *ch = json_array(), *one = json_pack("[o]", item("s~S1~pending_route~2", "pending_route", "dc-1",
+                                                            "2025-11-27T09:00:00Z", "2025-11-27T11:00:00Z"));
+    json_t *next = relay_exc_diff(k, one, t0, ch);
+    json_decref(one);
+    T_EQ_INT(json_array_size(ch), 1);
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(json_array_get(ch, 0), "item"), "view")), "blocked");
+    json_decref(ch);
+    json_decref(next);
+    check_step(&k, json_pack("[o]", item("s~S1~pending_route~2", "pending_route", "dc-1", "2025-11-27T09:00:00Z",
+                                         "2025-11-27T11:00:00Z")),
+               t0, "resolved s~S1~blocked~1 1;");
+    check_step(&k, json_pack("[o, o]", item("s~S1~blocked~1", "blocked", "dc-1", NULL, NULL),
+                             item("s~S1~pending_route~2", "pending_route", "dc-1", "2025-11-27T09:00:00Z",
+                                  "2025-11-27T11:00:00Z")),
+               t0, "opened s~S1~blocked~1 2;");
+    /* Everything leaves; items without an exceptionId and duplicates are ignored; garbage knowledge is none. */
+    check_step(&k, json_pack("[{s:s}, i]", "view", "blocked", 3), t0,
+               "resolved s~S1~blocked~1 2;resolved s~S1~pending_route~2 1;");
+    json_decref(k);
+    k = json_pack("{s:[], s:s}", "open", "gone", "x");
+    check_step(&k, json_pack("[o, o]", item("o~O1~posting_failed~9", "posting_failed", "dc-2", NULL, NULL),
+                             item("o~O1~posting_failed~9", "posting_failed", "dc-2", NULL, NULL)),
+               t0, "opened o~O1~posting_failed~9 1;");
+    json_decref(k);
+}
+
+static void exc_gone_bounded(void)
+{
+    json_t *k = NULL;
+    char id[64];
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "s~S%d~blocked~1", i);
+        free(step(&k, json_pack("[o]", item(id, "blocked", "dc-1", NULL, NULL)), 0));
+    }
+    free(step(&k, json_array(), 0));
+    T_ASSERT(json_object_size(json_object_get(k, "gone")) <= 32);
+    T_EQ_INT(json_object_size(json_object_get(k, "open")), 0);
+    json_decref(k);
+}
+
+static void exc_filters_and_ids(void)
+{
+    relay_conf c = {0};
+    char err[512];
+    T_EQ_INT(load("[destination ops-chat]\nurl = http://127.0.0.1:9002/hook\nkind = slack\n"
+                  "exceptions = opened, breached,resolved\nviews = blocked,pending_route\nwarehouses = dc-2\n"
+                  "customers = C-1\n",
+                  &c, err, sizeof err),
+             CT_OK);
+    T_EQ_STR(err, "");
+    const relay_dest *d = &c.v[0];
+    T_EQ_INT(d->exceptions, RELAY_EXC_OPENED | RELAY_EXC_BREACHED | RELAY_EXC_RESOLVED);
+    json_t *ch = json_pack("{s:s, s:s, s:i, s:o}", "change", "opened", "exceptionId", "s~S1~blocked~1", "n", 1,
+                           "item", item("s~S1~blocked~1", "blocked", "dc-2", NULL, NULL));
+    T_EQ_INT(relay_exc_wants(d, ch, "C-1"), 1);
+    T_EQ_INT(relay_exc_wants(d, ch, "C-2"), 0);
+    T_EQ_INT(relay_exc_wants(d, ch, NULL), 0);
+    char id[300];
+    relay_exc_id(d, ch, id, sizeof id);
+    T_EQ_STR(id, "s~S1~blocked~1.opened.ops-chat");
+    json_object_set_new(ch, "n", json_integer(3));
+    relay_exc_id(d, ch, id, sizeof id);
+    T_EQ_STR(id, "s~S1~blocked~1.opened-3.ops-chat");
+    json_object_set_new(ch, "change", json_string("acknowledged"));
+    T_EQ_INT(relay_exc_wants(d, ch, "C-1"), 0);
+    json_object_set_new(ch, "change", json_string("resolved"));
+    json_object_set_new(json_object_get(ch, "item"), "warehouseId", json_string("dc-1"));
+    T_EQ_INT(relay_exc_wants(d, ch, "C-1"), 0);
+    json_object_set_new(json_object_get(ch, "item"), "warehouseId", json_string("dc-2"));
+    json_object_set_new(json_object_get(ch, "item"), "view", json_string("missing_pod"));
+    T_EQ_INT(relay_exc_wants(d, ch, "C-1"), 0);
+    json_object_set_new(ch, "change", json_string("exploded"));
+    T_EQ_INT(relay_exc_wants(d, ch, "C-1"), 0);
+    json_decref(ch);
+    /* An exception destination receives no events. */
+    evt_event *e = NULL;
+    evt_error ee;
+    const char *txt = "{\"eventId\":\"e1\",\"occurredAt\":\"2026-11-27T10:00:00Z\",\"source\":{\"system\":\"wms\"},"
+                      "\"shipmentId\":\"S1\",\"shipmentBlocked\":{\"reason\":\"DAMAGE\"}}";
+    T_EQ_INT(evt_from_json_text(&e, txt, strlen(txt), &ee), CT_OK);
+    T_EQ_INT(relay_dest_wants(d, e), 0);
+    evt_free(e);
+    relay_conf_free(&c);
+    T_EQ_STR(relay_exc_change_name(RELAY_EXC_ACKNOWLEDGED), "acknowledged");
+    T_ASSERT(relay_exc_change_name(3) == NULL);
+    T_EQ_INT(relay_exc_change_bit("resolved"), RELAY_EXC_RESOLVED);
+    T_EQ_INT(relay_exc_change_bit("cleared"), 0);
+}
+
+static void exc_conf_errors(void)
+{
+    static const struct {
+        const char *text;
+        int line;
+        const char *problem;
+    } cases[] = {
+        {"[destination a]\nurl = http://x\nexceptions = opened, closed\n", 3, "exceptions: unknown change \"closed\""},
+        {"[destination a]\nurl = http://x\nexceptions = opened,,resolved\n", 3, "exceptions has an empty item"},
+        {"[destination a]\nurl = http://x\nexceptions = opened\nviews = blocked, blokced\n", 4,
+         "views: \"blokced\" is not a view"},
+        {"[destination a]\nurl = http://x\nexceptions = opened\nviews = dead_letters\n", 4,
+         "views: \"dead_letters\" is not a view of orders or shipments"},
+        {"[destination a]\nurl = http://x\nexceptions = opened\ncustomers = C 1\n", 4, "customer \"C 1\" is not an id"},
+        {"[destination a]\nurl = http://x\nexceptions = opened\nevents = *\n", 3,
+         "exceptions and events exclude each other"},
+        {"[destination a]\nurl = http://x\nkind = route_planner\nexceptions = opened\n", 4,
+         "a route_planner gets no exception changes"},
+        {"[destination a]\nurl = http://x\nexceptions = opened\nbatch = 5\n", 3, "batch is not for exception"},
+        {"[destination a]\nurl = http://x\nevents = *\nviews = blocked\n", 4, "views and customers filter exception"},
+        {"[destination a]\nurl = http://x\nevents = *\ncustomers = C-1\n", 4, "views and customers filter exception"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        relay_conf c = {0};
+        char err[512], want[300];
+        T_EQ_INT(load(cases[i].text, &c, err, sizeof err), CT_INVALID);
+        snprintf(want, sizeof want, "relay.ini:%d: ", cases[i].line);
+        if (!strstr(err, want) || !strstr(err, cases[i].problem)) T_FAIL("case %zu: %s", i, err);
+        relay_conf_free(&c);
+    }
+}
+
 int main(void)
 {
     dir = t_tmpdir();
@@ -959,6 +1287,13 @@ int main(void)
     T_RUN(backoff);
     T_RUN(retry_after);
     T_RUN(breaker);
+    T_RUN(ready_fold);
+    T_RUN(ready_ids_bounded);
+    T_RUN(request_ids);
+    T_RUN(exc_diff);
+    T_RUN(exc_gone_bounded);
+    T_RUN(exc_filters_and_ids);
+    T_RUN(exc_conf_errors);
     t_rmdir(dir);
     return t_done();
 }

@@ -23,12 +23,13 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: bench_relay [--events N] [--trickle N] [--towerd PATH] [--dir DIR]\n\n"
+            "usage: bench_relay [--events N] [--trickle N] [--batch N] [--towerd PATH] [--dir DIR]\n\n"
             "Starts nats-server -js on a free loopback port, publishes N routeDispatched events (default\n"
             "20000), then measures in the same run:\n"
             "  raw:      a pull consumer reading the whole stream (what the relay reads), events/s\n"
             "  relay:    `towerd relay` delivering them to a local HTTP receiver (keep-alive, answers 200\n"
             "            at once): events/s from the first to the last received\n"
+            "  batch:    with --batch N (> 1): the same with batch = N (up to N events per request)\n"
             "  dead:     the same with a second destination whose URL refuses connections (it retries\n"
             "            for ever): the live destination's events/s\n"
             "  trickle:  N more events (default 200), one every 20 ms, whose occurredAt is the publish\n"
@@ -57,6 +58,7 @@ typedef struct receiver {
     int fd, port;
     _Atomic uint64_t got;
     _Atomic int64_t first_ns, last_ns;
+    _Atomic uint64_t first_k; /* events in the first body (not timed: the rate runs from its arrival) */
     uint32_t *lat_us; /* trickle latencies */
     _Atomic size_t lat_n;
     size_t lat_cap;
@@ -65,24 +67,36 @@ typedef struct receiver {
 
 static receiver R;
 
+/* The events of a body: one, or a batch's (each envelope's event has one eventId). */
+static uint64_t events_in(const char *body, size_t len)
+{
+    uint64_t k = 0;
+    for (const char *p = body; (p = memmem(p, len - (size_t)(p - body), "\"eventId\":\"", 11)) != NULL; p += 11) k++;
+    return k ? k : 1;
+}
+
 static void on_body(const char *body, size_t len)
 {
     int64_t now = wall_ns();
-    uint64_t n = atomic_fetch_add(&R.got, 1) + 1;
-    if (n == 1) atomic_store(&R.first_ns, mono_ns());
+    uint64_t k = events_in(body, len), n = atomic_fetch_add(&R.got, k) + k;
+    if (n == k) {
+        atomic_store(&R.first_k, k);
+        atomic_store(&R.first_ns, mono_ns());
+    }
     atomic_store(&R.last_ns, mono_ns());
     if (!atomic_load(&R.measure)) return;
-    const char *p = memmem(body, len, "\"occurredAt\":\"", 14);
-    if (!p) return;
-    char t[48];
-    size_t k = 0;
-    for (p += 14; p < body + len && *p != '"' && k < sizeof t - 1; p++) t[k++] = *p;
-    t[k] = 0;
-    int64_t s;
-    int32_t ns;
-    if (evt_time_parse(t, &s, &ns) != 0) return;
-    size_t i = atomic_fetch_add(&R.lat_n, 1);
-    if (i < R.lat_cap) R.lat_us[i] = (uint32_t)((now - (s * 1000000000LL + ns)) / 1000);
+    /* Every event of the body: its latency from its occurredAt (the publish time). */
+    for (const char *p = body; (p = memmem(p, len - (size_t)(p - body), "\"occurredAt\":\"", 14)) != NULL;) {
+        char t[48];
+        size_t tl = 0;
+        for (p += 14; p < body + len && *p != '"' && tl < sizeof t - 1; p++) t[tl++] = *p;
+        t[tl] = 0;
+        int64_t s;
+        int32_t ns;
+        if (evt_time_parse(t, &s, &ns) != 0) continue;
+        size_t i = atomic_fetch_add(&R.lat_n, 1);
+        if (i < R.lat_cap) R.lat_us[i] = (uint32_t)((now - (s * 1000000000LL + ns)) / 1000);
+    }
 }
 
 static void *conn_main(void *arg)
@@ -235,7 +249,7 @@ static double wait_rate(uint64_t want)
     while (atomic_load(&R.got) < want && mono_ns() < deadline) usleep(2000);
     if (atomic_load(&R.got) < want) return 0;
     double s = (double)(atomic_load(&R.last_ns) - atomic_load(&R.first_ns)) / 1e9;
-    return s > 0 ? (double)(want - 1) / s : 0;
+    return s > 0 ? (double)(want - atomic_load(&R.first_k)) / s : 0;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -244,10 +258,10 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void write_conf(const char *path, int port, int with_dead)
+static void write_conf(const char *path, int port, int with_dead, int batch)
 {
     FILE *f = fopen(path, "w");
-    fprintf(f, "[destination live]\nurl = http://127.0.0.1:%d/hook\nevents = routeDispatched\n", port);
+    fprintf(f, "[destination live]\nurl = http://127.0.0.1:%d/hook\nevents = routeDispatched\nbatch = %d\n", port, batch);
     if (with_dead)
         fprintf(f, "\n[destination dead]\nurl = http://127.0.0.1:%d/hook\nevents = routeDispatched\n"
                    "max_attempts = 1000000\nbackoff_min = 10ms\nbackoff_max = 100ms\nbreaker_failures = 1000000\n",
@@ -270,22 +284,25 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"events", required_argument, 0, 'n'}, {"trickle", required_argument, 0, 't'},
                                          {"towerd", required_argument, 0, 'T'}, {"dir", required_argument, 0, 'd'},
+                                         {"batch", required_argument, 0, 'b'},
                                          {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     size_t n = 20000, trickle = 200;
+    int batch = 1;
     const char *base = "/tmp";
     char *towerd = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "n:t:T:d:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:t:T:d:b:h", opts, NULL)) != -1) {
         switch (c) {
         case 'n': n = strtoull(optarg, NULL, 10); break;
         case 't': trickle = strtoull(optarg, NULL, 10); break;
         case 'T': towerd = ct_strdup(optarg); break;
         case 'd': base = optarg; break;
+        case 'b': batch = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!n) {
+    if (!n || batch < 1 || batch > 500) {
         usage(stderr);
         return 2;
     }
@@ -308,15 +325,26 @@ int main(int argc, char **argv)
     double raw = raw_consume(b, n);
 
     char *file = ct_sprintf("%s/relay.ini", dir), *state = ct_sprintf("%s/state", dir), *log = ct_sprintf("%s/relay.log", dir);
-    write_conf(file, R.port, 0);
+    write_conf(file, R.port, 0, 1);
     relay = start_relay(towerd, url, file, state, log);
     double rate = wait_rate(n);
     stop_child(relay);
 
+    /* Again from scratch with batch = N. */
+    double rate_batch = 0;
+    char *state3 = ct_sprintf("%s/state3", dir);
+    if (batch > 1) {
+        atomic_store(&R.got, 0);
+        write_conf(file, R.port, 0, batch);
+        relay = start_relay(towerd, url, file, state3, log);
+        rate_batch = wait_rate(n);
+        stop_child(relay);
+    }
+
     /* Again from scratch, with a dead destination beside. */
     atomic_store(&R.got, 0);
     char *state2 = ct_sprintf("%s/state2", dir);
-    write_conf(file, R.port, 1);
+    write_conf(file, R.port, 1, batch);
     relay = start_relay(towerd, url, file, state2, log);
     double rate_dead = wait_rate(n);
 
@@ -336,14 +364,18 @@ int main(int argc, char **argv)
     printf("| | events/s | ratio to raw |\n|---|---|---|\n");
     printf("| raw: a pull consumer reading and decoding the stream | %.0f | 1.00 |\n", raw);
     printf("| relay -> receiver | %.0f | **%.2f** |\n", rate, raw > 0 ? rate / raw : 0);
-    printf("| relay -> receiver, a dead destination beside | %.0f | %.2f (%.2f of the run without) |\n", rate_dead,
-           raw > 0 ? rate_dead / raw : 0, rate > 0 ? rate_dead / rate : 0);
+    if (batch > 1)
+        printf("| relay -> receiver, batch = %d | %.0f | **%.2f** |\n", batch, rate_batch, raw > 0 ? rate_batch / raw : 0);
+    double base_rate = batch > 1 ? rate_batch : rate;
+    printf("| relay -> receiver%s, a dead destination beside | %.0f | %.2f (%.2f of the run without) |\n",
+           batch > 1 ? ", batch" : "", rate_dead, raw > 0 ? rate_dead / raw : 0, base_rate > 0 ? rate_dead / base_rate : 0);
     printf("\ntrickle (one event every 20 ms, dead destination beside): %zu received, publish -> webhook received "
            "p50 %.2f ms, p99 **%.2f ms**, max %.2f ms\n", ln, p50, p99, mx);
     rc = rate > 0 && rate_dead > 0 && ln == trickle ? 0 : 3;
     free(file);
     free(state);
     free(state2);
+    free(state3);
     free(log);
 out:
     stop_child(relay);

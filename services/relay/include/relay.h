@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "bus.h"
 #include "ct.h"
 #include "evt.h"
@@ -23,7 +25,8 @@ extern "C" {
 typedef enum relay_kind {
     RELAY_WEBHOOK, /**< POST of the JSON payload (docs/outbound.md), signed when a secret is set */
     RELAY_SLACK,   /**< POST of {"text": "..."} to a Slack-compatible incoming webhook */
-    RELAY_EMAIL    /**< one email per event over SMTP (libcurl): relay_email_message */
+    RELAY_EMAIL,   /**< one email per event over SMTP (libcurl): relay_email_message */
+    RELAY_ROUTE_PLANNER /**< route requests for ready, unblocked shipments (readiness orchestration, relay_ready.c) */
 } relay_kind;
 
 /** One destination: a [destination NAME] section of the relay file. */
@@ -44,6 +47,7 @@ typedef struct relay_dest {
     int64_t backoff_min_ns;   /**< backoff_min = 1s: the first retry's delay bound */
     int64_t backoff_max_ns;   /**< backoff_max = 5m: no delay is longer (Retry-After included) */
     int breaker_failures;     /**< breaker_failures = 5: consecutive failed attempts that open the breaker */
+    int batch;                /**< batch = 1: kind = webhook only: up to this many events per request (1..RELAY_BATCH_MAX) */
     int64_t breaker_cooldown_ns; /**< breaker_cooldown = 30s: open this long, then one half-open probe */
     /* kind = email only (the keys are refused on other kinds, as secret_file and secret_env are on email): */
     char *mail_from;          /**< from = the sender (envelope and From:), local@domain */
@@ -52,7 +56,15 @@ typedef struct relay_dest {
     char *subject_prefix;     /**< subject_prefix = "[tower]": 1-64 printable ASCII characters */
     char *smtp_user;          /**< from the variable named by username_env, or NULL (never logged) */
     char *smtp_password;      /**< from the variable named by password_env, or NULL (never logged) */
+    /* exceptions = ...: an exception destination (relay_exc.c; no events key): */
+    unsigned exceptions;      /**< the changes it receives: RELAY_EXC_* bits (0: an event destination) */
+    char **views;             /**< only exceptions of these views (none: any) */
+    size_t n_views;
+    char **customers;         /**< only exceptions of orders created for these customers (none: any) */
+    size_t n_customers;
 } relay_dest;
+
+#define RELAY_BATCH_MAX 500 /**< the largest batch = N */
 
 typedef struct relay_conf {
     relay_dest *v;
@@ -71,6 +83,42 @@ typedef struct relay_conf {
 ct_status relay_conf_load(const char *path, relay_conf *out, char *err, size_t errcap);
 void relay_conf_free(relay_conf *c);
 
+/* ---- exception changes (relay_exc_diff.c, pure; docs/outbound.md "Exception changes") ----------------- */
+
+/** The changes of an exception a destination may receive (exceptions = opened, breached, ...). */
+enum {
+    RELAY_EXC_OPENED = 1,       /**< a new exceptionId in the entity's open items (also a reopen) */
+    RELAY_EXC_ACKNOWLEDGED = 2, /**< an open exception got its first acknowledgement or assignment */
+    RELAY_EXC_BREACHED = 4,     /**< an open exception's slaDueAt is at or before the event's occurredAt */
+    RELAY_EXC_RESOLVED = 8      /**< the exceptionId left the open items (a person resolved it, or it cleared) */
+};
+
+/** \brief "opened", "acknowledged", "breached", "resolved" for one bit; NULL for another value. */
+const char *relay_exc_change_name(unsigned bit);
+/** \brief The bit of a change name; 0 if unknown. */
+unsigned relay_exc_change_bit(const char *name);
+
+/**
+ * \brief Diff what a destination last knew of one entity (an order or a shipment) against its open items now.
+ * \param known {"open": {exceptionId: {"item", "ack", "breached", "n"}}, "gone": {exceptionId: n}} or NULL
+ *        (nothing known); borrowed.
+ * \param current the entity's open items now (store_item_to_json shape, each with "exceptionId" and "view");
+ *        borrowed. Items without an exceptionId are ignored.
+ * \param at_ns the instant a slaDueAt is judged at (the event's occurredAt).
+ * \param changes receives, appended in order, {"change", "exceptionId", "n" (1, or the how-many-th opening of
+ *        a reopened exception), "item"}: per current item opened, acknowledged, breached; then resolved for each
+ *        known one that left (with its item as last known).
+ * \return the new knowledge (a new reference; "gone" keeps at most 32 ids).
+ */
+json_t *relay_exc_diff(const json_t *known, const json_t *current, int64_t at_ns, json_t *changes);
+
+/** \brief Whether destination d wants a change (relay_exc_diff's shape) of an exception of an order created for
+ * customer (NULL: unknown): its exceptions, views, warehouses, carriers and customers filters. */
+int relay_exc_wants(const relay_dest *d, const json_t *change, const char *customer);
+
+/** \brief The webhook-id of a change: "<exceptionId>.<change>[-<n> when n > 1].<destination>". */
+void relay_exc_id(const relay_dest *d, const json_t *change, char *out, size_t cap);
+
 /** \brief 1 if the destination receives this event (its type, warehouse and carrier filters). */
 int relay_dest_wants(const relay_dest *d, const evt_event *e);
 
@@ -82,6 +130,47 @@ int relay_dest_wants(const relay_dest *d, const evt_event *e);
  * facts, then its canonical JSON on one (soft-wrapped) line.
  */
 void relay_email_message(const relay_dest *d, const evt_event *e, uint64_t seq, int64_t now_s, ct_buf *out);
+
+/* ---- readiness orchestration (relay_ready.c, pure) ---------------------------------------------------- */
+
+#define RELAY_ID_MAX 64 /**< the contract's longest order, shipment or warehouse id */
+
+/** One shipment as a kind = route_planner destination sees it: a fold of the few event types readiness needs. */
+typedef struct relay_ship {
+    uint8_t ready;                          /**< a shipmentReady seen */
+    uint8_t blocked;                        /**< the latest shipmentBlocked/shipmentUnblocked (by occurredAt) is a
+                                                 block for DOCK_CAPACITY or CARRIER */
+    uint8_t requested;                      /**< a routeRequested names it (ours once the planner took it, or any) */
+    uint8_t routed;                         /**< a routePlanned stop, shipmentConfirmed or deliveryCompleted names it */
+    uint8_t queued;                         /**< a request for it waits in the destination's queue */
+    uint8_t refused;                        /**< the planner refused its request (not asked again) */
+    int64_t block_at_ns;                    /**< occurredAt of the latest block/unblock applied (0: none) */
+    char order_id[RELAY_ID_MAX + 1];        /**< its order ("" until an event links it) */
+    char warehouse_id[RELAY_ID_MAX + 1];    /**< from shipmentReady ("" when not given) */
+} relay_ship;
+
+/** \brief The shipments an event concerns for readiness: the envelope's shipmentId, routePlanned stops,
+ * routeRequested and routeFailed lists. \param ids receives borrowed pointers into e (at most cap).
+ * \return how many. */
+size_t relay_ready_ids(const evt_event *e, const char **ids, size_t cap);
+
+/** \brief Fold an event into the state of one shipment it concerns (relay_ready_ids). \return 1 if s changed. */
+int relay_ready_apply(relay_ship *s, const evt_event *e);
+
+/** \brief Whether a route request is due for the shipment now: ready, not blocked, not routed, not requested,
+ * queued or refused, and its order not cancelled. */
+int relay_ready_due(const relay_ship *s, int order_cancelled);
+
+/** \brief The request id (= the routeRequested eventId, the webhook-id's left part) of a shipment set:
+ * "rr-" + 24 hex digits of SHA-256 over the sorted ids joined by newlines: the same set, the same id. */
+void relay_request_id(const char *const *ids, size_t n, char out[32]);
+
+/**
+ * \brief The routeRequested event of a request (canonical JSON object, new reference): eventId from the set,
+ * source {"system": "tms", "instance": instance}, occurredAt at_ns, shipmentIds, warehouseId when known.
+ */
+json_t *relay_request_event(const char *const *ids, size_t n, const char *warehouse, int64_t at_ns,
+                            const char *instance);
 
 /* ---- signing (relay_sign.c, pure) --------------------------------------------------------------------- */
 
@@ -131,6 +220,7 @@ typedef struct relay_figures {
     _Atomic uint64_t skipped;       /**< events the destination does not receive */
     _Atomic uint64_t checkpoint;    /**< the last stream sequence done (delivered, dead or skipped) */
     _Atomic uint64_t backlog;       /**< stream messages still after the checkpoint, as last seen */
+    _Atomic uint64_t held;          /**< kind = route_planner: route requests waiting in its queue */
     atomic_int breaker;             /**< relay_breaker_state */
     _Atomic int64_t last_ok_ns;     /**< wall clock of the last delivery, 0 if none */
     _Atomic int64_t failing_since_ns; /**< wall clock of the first failure of the current run, 0 if none */
@@ -141,6 +231,7 @@ typedef struct relay_opts {
     const relay_conf *conf;  /**< the destinations (borrowed while running) */
     const char *state_dir;   /**< checkpoints and delivery dead letters: STATE/<name>.seq, STATE/<name>.dead.ndjson */
     const char *instance;    /**< the relay's name in logs and consumer names (default "tower-relay") */
+    const char *store_dir;   /**< the projector's store (read-only), which exception destinations need; NULL: none */
 } relay_opts;
 
 typedef struct relay relay;
@@ -159,6 +250,19 @@ void relay_stop(relay *r);
  * \return 0 all delivered (or none); 1 some still dead; 2 no such destination.
  */
 int relay_redrive(bus *b, const relay_conf *conf, const char *state_dir, const char *name, FILE *report);
+
+/* ---- what the destinations did about an entity (relay_db.c: STATE/relay.lmdb, read-only here) ---------- */
+
+typedef struct relay_reader relay_reader;
+/** \brief A read snapshot of STATE/relay.lmdb. \return NULL when the relay has no state there yet. */
+relay_reader *relay_reader_open(const char *state_dir);
+/**
+ * \brief What each destination last did about an order ('o'), a shipment ('s') or a route ('r'): a new array
+ * of {"destination", "status": delivered | failing | dead | queued | requested | refused, "type", "eventId",
+ * "at", "since" (failing, queued), "error"}; empty when none (or rd is NULL).
+ */
+json_t *relay_reader_entity(relay_reader *rd, char kind, const char *id);
+void relay_reader_close(relay_reader *rd);
 
 /** \brief Prometheus text of the destinations' figures (tower_relay_*). */
 void relay_metrics(const relay_conf *conf, const relay_figures *figures, ct_buf *out);

@@ -21,32 +21,9 @@
 #define FETCH_WAIT_MS 500
 #define STATUS_EVERY_NS 1000000000LL
 
-typedef struct worker {
-    relay *r;
-    const relay_dest *d;
-    relay_figures *f;
-    pthread_t thread;
-    int started;
-    uint64_t rng;
-    relay_breaker br;
-    relay__http http;
-    int64_t status_ns;        /* when the status file was last written (monotonic) */
-    uint64_t seq;             /* the checkpoint */
-    int seq_fd;               /* STATE/NAME.seq, open: the checkpoint is rewritten in place after each event */
-} worker;
+typedef relay__worker worker;
 
-struct relay {
-    bus *b;
-    const relay_opts *o;
-    char *state_dir;
-    char *instance;
-    worker *w;
-    size_t n;
-    atomic_int stop;
-    pthread_mutex_t err_lock; /* guards figures[].last_error */
-};
-
-static int64_t mono_ns(void)
+int64_t relay__mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -54,11 +31,11 @@ static int64_t mono_ns(void)
 }
 
 /* Sleep up to ns, in short steps so that a stop is seen within 50 ms. 0: slept; -1: stopping. */
-static int nap(relay *r, int64_t ns)
+int relay__nap(relay *r, int64_t ns)
 {
-    int64_t end = mono_ns() + ns;
+    int64_t end = relay__mono_ns() + ns;
     while (!atomic_load(&r->stop)) {
-        int64_t left = end - mono_ns();
+        int64_t left = end - relay__mono_ns();
         if (left <= 0) return 0;
         struct timespec t = {0, (long)(left < 50000000LL ? left : 50000000LL)};
         nanosleep(&t, NULL);
@@ -102,7 +79,7 @@ uint64_t relay__read_checkpoint(const char *dir, const char *name)
 /* The checkpoint: one fixed-width line written in place at offset 0 with one pwrite (a few µs, where a
  * rename per delivery cost as much as a third of a delivery); a kill cannot tear a write of 21 bytes at the
  * start of a page. Not fsynced: a host crash may repeat deliveries, with the same webhook-ids. */
-static void write_checkpoint(worker *w)
+void relay__write_checkpoint(worker *w)
 {
     if (w->seq_fd < 0) {
         char *p = relay__state_path(w->r->state_dir, w->d->name, ".seq");
@@ -117,7 +94,7 @@ static void write_checkpoint(worker *w)
     atomic_store(&w->f->checkpoint, w->seq);
 }
 
-static void time_json(json_t *o, const char *k, int64_t ns)
+void relay__time_json(json_t *o, const char *k, int64_t ns)
 {
     if (!ns) {
         json_object_set_new(o, k, json_null());
@@ -128,9 +105,9 @@ static void time_json(json_t *o, const char *k, int64_t ns)
     json_object_set_new(o, k, json_string(buf));
 }
 
-static void write_status(worker *w, int force)
+void relay__write_status(worker *w, int force)
 {
-    int64_t now = mono_ns();
+    int64_t now = relay__mono_ns();
     if (!force && now - w->status_ns < STATUS_EVERY_NS) return;
     w->status_ns = now;
     relay_figures *f = w->f;
@@ -147,8 +124,13 @@ static void write_status(worker *w, int force)
     pthread_mutex_lock(&w->r->err_lock);
     json_object_set_new(o, "lastError", f->last_error[0] ? json_string(f->last_error) : json_null());
     pthread_mutex_unlock(&w->r->err_lock);
-    time_json(o, "lastOkAt", atomic_load(&f->last_ok_ns));
-    time_json(o, "failingSince", atomic_load(&f->failing_since_ns));
+    relay__time_json(o, "lastOkAt", atomic_load(&f->last_ok_ns));
+    relay__time_json(o, "failingSince", atomic_load(&f->failing_since_ns));
+    if (w->status_extra) {
+        json_t *x = w->status_extra(w);
+        if (x) json_object_update(o, x);
+        json_decref(x);
+    }
     char *txt = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     char *p = relay__state_path(w->r->state_dir, w->d->name, ".status.json");
@@ -159,25 +141,25 @@ static void write_status(worker *w, int force)
 
 /* ---- one delivery ------------------------------------------------------------------------------------- */
 
-static void set_error(worker *w, const char *msg)
+void relay__set_error(worker *w, const char *msg)
 {
     pthread_mutex_lock(&w->r->err_lock);
     snprintf(w->f->last_error, sizeof w->f->last_error, "%.250s", msg);
     pthread_mutex_unlock(&w->r->err_lock);
 }
 
-static void set_breaker(worker *w, relay_breaker_state before)
+void relay__set_breaker(worker *w, relay_breaker_state before)
 {
     atomic_store(&w->f->breaker, (int)w->br.state);
     if (w->br.state != before) {
         ct_log(w->br.state == RELAY_BREAKER_CLOSED ? CT_LOG_INFO : CT_LOG_WARN, "relay", "%s: breaker %s",
                w->d->name, relay_breaker_name(w->br.state));
-        write_status(w, 1);
+        relay__write_status(w, 1);
     }
 }
 
 /* Whether an outcome is worth another attempt: no answer; HTTP 408, 429 and 5xx; an SMTP 4xx (transient). */
-static int retryable(const relay_dest *d, int status)
+int relay__retryable(const relay_dest *d, int status)
 {
     if (d->kind == RELAY_EMAIL) return status == 0 || (status >= 400 && status < 500);
     return status == 0 || status == 408 || status == 429 || status >= 500;
@@ -191,7 +173,7 @@ static void dead_letter(worker *w, const evt_event *e, uint64_t seq, json_t *att
     json_object_set_new(o, "eventId", json_string(e->event_id));
     json_object_set_new(o, "type", json_string(evt_type_name(e)));
     json_object_set_new(o, "destination", json_string(w->d->name));
-    time_json(o, "deadAt", ct_now_ns());
+    relay__time_json(o, "deadAt", ct_now_ns());
     json_object_set(o, "attempts", attempts);
     char *txt = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -209,75 +191,181 @@ static void dead_letter(worker *w, const evt_event *e, uint64_t seq, json_t *att
            e->event_id, (unsigned long long)seq, json_array_size(attempts));
 }
 
-/* Deliver one event until it is answered 2xx, given up (a dead letter), or the relay stops.
- * 0: done (delivered or dead); -1: stopping (not done: it goes again after a restart). */
-int relay__deliver(relay *r, void *vw, const evt_event *e, uint64_t seq, int redrive)
+/* What the destination did about the events, for the order page (one LMDB transaction). */
+static void note(worker *w, const evt_event *const *evs, size_t n, const char *status, const char *error)
 {
-    worker *w = vw;
+    relay__note nt = {.dest = w->d->name, .status = status, .error = error, .at_ns = ct_now_ns()};
+    relay__db_note_many(w->r->db, evs, n, &nt);
+}
+
+/* The counters and the breaker after an attempt (the counters first, so that the status written at a breaker
+ * change agrees with them). */
+static void count_outcome(worker *w, int ok, size_t n)
+{
+    relay_breaker_state before = w->br.state;
+    if (ok) {
+        atomic_fetch_add(&w->f->delivered, n);
+        atomic_store(&w->f->last_ok_ns, ct_now_ns());
+        atomic_store(&w->f->failing_since_ns, 0);
+    } else {
+        atomic_fetch_add(&w->f->failed, 1);
+        if (!atomic_load(&w->f->failing_since_ns)) atomic_store(&w->f->failing_since_ns, ct_now_ns());
+    }
+    relay_breaker_result(&w->br, ok, relay__mono_ns());
+    relay__set_breaker(w, before);
+}
+
+/* One attempt, when the breaker lets it go. 0 done (oc filled); -1 stopping. */
+static int attempt_once(relay *r, worker *w, const char *id, const ct_buf *body, const evt_event *e, uint64_t seq,
+                        relay__outcome *oc, json_t *attempts)
+{
+    int64_t wait = 0;
+    relay_breaker_state before = w->br.state;
+    while (!relay_breaker_allow(&w->br, relay__mono_ns(), &wait)) {
+        relay__write_status(w, 0);
+        if (relay__nap(r, wait < 200000000LL ? wait : 200000000LL) != 0) return -1;
+    }
+    relay__set_breaker(w, before);
+    if (w->d->kind == RELAY_EMAIL && !e) relay__smtp_send_msg(&w->http, w->d, body, oc);
+    else if (w->d->kind == RELAY_EMAIL) relay__smtp_send(&w->http, w->d, id, e, seq, oc);
+    else relay__http_post(&w->http, w->d, id, body->data, body->len, oc);
+    atomic_fetch_add(&w->f->attempts, 1);
+    json_t *a = json_object();
+    relay__time_json(a, "at", ct_now_ns());
+    json_object_set_new(a, "status", json_integer(oc->status));
+    if (oc->error[0]) json_object_set_new(a, "error", json_string(oc->error));
+    json_array_append_new(attempts, a);
+    return 0;
+}
+
+/* Deliver a body carrying n events (one, or a batch) until it is answered 2xx, given up (each event a dead
+ * letter), or the relay stops. 0: done (delivered or dead; a redrive: 0 delivered, 1 not); -1: stopping (not
+ * done: it goes again after a restart). */
+int relay__deliver_body(relay *r, worker *w, const char *id, const ct_buf *body, const evt_event *const *evs,
+                        const uint64_t *seqs, size_t n, int redrive, json_t **given_up)
+{
     const relay_dest *d = w->d;
-    ct_buf body = {0};
-    relay__payload(d, e, seq, &body);
-    char id[EVT_MAX_EVENT_ID + 80];
-    snprintf(id, sizeof id, "%s.%s", e->event_id, d->name);
     json_t *attempts = json_array();
     int rc = -1;
     for (int attempt = 1; !atomic_load(&r->stop); attempt++) {
-        int64_t wait = 0;
-        relay_breaker_state before = w->br.state;
-        while (!relay_breaker_allow(&w->br, mono_ns(), &wait)) {
-            write_status(w, 0);
-            if (nap(r, wait < 200000000LL ? wait : 200000000LL) != 0) goto out;
-        }
-        set_breaker(w, before);
         relay__outcome oc;
-        if (d->kind == RELAY_EMAIL) relay__smtp_send(&w->http, d, id, e, seq, &oc);
-        else relay__http_post(&w->http, d, id, body.data, body.len, &oc);
-        atomic_fetch_add(&w->f->attempts, 1);
-        json_t *a = json_object();
-        time_json(a, "at", ct_now_ns());
-        json_object_set_new(a, "status", json_integer(oc.status));
-        if (oc.error[0]) json_object_set_new(a, "error", json_string(oc.error));
-        json_array_append_new(attempts, a);
-        before = w->br.state;
+        if (attempt_once(r, w, id, body, evs ? evs[0] : NULL, seqs[0], &oc, attempts) != 0) break;
         int ok = oc.status >= 200 && oc.status < 300;
-        /* The counters first, so that the status written at a breaker change agrees with them. */
+        count_outcome(w, ok, n);
         if (ok) {
-            atomic_fetch_add(&w->f->delivered, 1);
-            atomic_store(&w->f->last_ok_ns, ct_now_ns());
-            atomic_store(&w->f->failing_since_ns, 0);
-        } else {
-            atomic_fetch_add(&w->f->failed, 1);
-            if (!atomic_load(&w->f->failing_since_ns)) atomic_store(&w->f->failing_since_ns, ct_now_ns());
-        }
-        relay_breaker_result(&w->br, ok, mono_ns());
-        set_breaker(w, before);
-        if (ok) {
+            if (evs) note(w, evs, n, "delivered", NULL);
             rc = 0;
             break;
         }
         char msg[300];
-        snprintf(msg, sizeof msg, "%s: %s", e->event_id, oc.error[0] ? oc.error : "HTTP error");
-        set_error(w, msg);
-        ct_log(CT_LOG_INFO, "relay", "%s: attempt %d of %s failed: %s", d->name, attempt, e->event_id, msg);
-        if (!retryable(d, oc.status) || attempt >= d->max_attempts || redrive) {
-            if (!redrive) dead_letter(w, e, seq, attempts);
-            rc = redrive ? 1 : 0;
+        const char *what = n == 1 && evs ? evs[0]->event_id : id;
+        snprintf(msg, sizeof msg, "%s: %s", what, oc.error[0] ? oc.error : "HTTP error");
+        relay__set_error(w, msg);
+        ct_log(CT_LOG_INFO, "relay", "%s: attempt %d of %s failed: %s", d->name, attempt, what, msg);
+        if (!relay__retryable(d, oc.status) || attempt >= d->max_attempts || redrive) {
+            if (evs) note(w, evs, n, redrive ? "failing" : "dead", msg);
+            for (size_t i = 0; i < n && !redrive && evs; i++) dead_letter(w, evs[i], seqs[i], attempts);
+            if (!evs && !redrive && given_up) *given_up = json_incref(attempts);
+            rc = redrive ? 1 : evs ? 0 : 2;
             break;
         }
+        if (attempt == 1 && evs) note(w, evs, n, "failing", msg);
         int64_t delay = relay_backoff_ns(attempt, d->backoff_min_ns, d->backoff_max_ns, &w->rng);
         if ((oc.status == 429 || oc.status == 503) && oc.retry_after_ns >= 0)
             delay = oc.retry_after_ns < d->backoff_max_ns ? oc.retry_after_ns : d->backoff_max_ns;
-        write_status(w, 1);
-        if (nap(r, delay) != 0) break;
+        relay__write_status(w, 1);
+        if (relay__nap(r, delay) != 0) break;
     }
-out:
     json_decref(attempts);
+    relay__write_status(w, rc != 0); /* a delivery: at most once a second (the loop writes the rest) */
+    return rc;
+}
+
+int relay__deliver(relay *r, void *vw, const evt_event *e, uint64_t seq, int redrive)
+{
+    worker *w = vw;
+    ct_buf body = {0};
+    relay__payload(w->d, e, seq, &body);
+    char id[EVT_MAX_EVENT_ID + 80];
+    snprintf(id, sizeof id, "%s.%s", e->event_id, w->d->name);
+    int rc = relay__deliver_body(r, w, id, &body, &e, &seq, 1, redrive, NULL);
     ct_buf_free(&body);
-    write_status(w, 1);
+    return rc;
+}
+
+/* A batch = N destination's events: one request for up to N of them, in stream order. */
+static int deliver_batch(relay *r, worker *w, evt_event *const *evs, const uint64_t *seqs, size_t n)
+{
+    ct_buf body = {0};
+    relay__payload_batch(w->d, (const evt_event *const *)evs, seqs, n, &body);
+    char id[160];
+    snprintf(id, sizeof id, "batch-%llu-%llu.%s", (unsigned long long)seqs[0], (unsigned long long)seqs[n - 1],
+             w->d->name);
+    int rc = relay__deliver_body(r, w, id, &body, (const evt_event *const *)evs, seqs, n, 0, NULL);
+    ct_buf_free(&body);
     return rc;
 }
 
 /* ---- the destination's loop ------------------------------------------------------------------------------ */
+
+/* The group of wanted events waiting to go out together (batch = N), with their sequences. */
+typedef struct group {
+    evt_event *ev[RELAY_BATCH_MAX];
+    uint64_t seq[RELAY_BATCH_MAX];
+    size_t n;
+    uint64_t upto;   /* the last sequence looked at (skipped ones after the group's last event included) */
+    uint64_t pending;
+} group;
+
+/* Send the group: then the checkpoint moves to what it covers. 0, or -1 (stopping: nothing moved). */
+static int flush(worker *w, group *g)
+{
+    int rc = 0;
+    if (g->n == 1 && w->d->batch <= 1) rc = relay__deliver(w->r, w, g->ev[0], g->seq[0], 0);
+    else if (g->n) rc = deliver_batch(w->r, w, g->ev, g->seq, g->n);
+    for (size_t i = 0; i < g->n; i++) evt_free(g->ev[i]);
+    int sent = g->n > 0;
+    g->n = 0;
+    if (rc != 0) return -1;
+    if (g->upto > w->seq) {
+        w->seq = g->upto;
+        atomic_store(&w->f->backlog, g->pending);
+        if (sent) relay__write_checkpoint(w);
+    }
+    return 0;
+}
+
+/* A fetched batch: each wanted event delivered (alone, or with the next ones up to the destination's batch
+ * size), in stream order; the checkpoint after each delivery and at the end. */
+static void take_batch(worker *w, const bus_batch *batch)
+{
+    relay *r = w->r;
+    size_t cap = w->d->batch > 1 ? (size_t)w->d->batch : 1;
+    group *g = ct_calloc(1, sizeof *g);
+    int moved = 0, stopped = 0;
+    for (size_t i = 0; i < batch->n && !atomic_load(&r->stop) && !stopped; i++) {
+        const bus_msg *m = &batch->v[i];
+        if (m->seq <= w->seq || m->seq <= g->upto) continue;
+        atomic_store(&w->f->backlog, m->pending + 1); /* this one is not done yet */
+        evt_event *e = NULL;
+        evt_error err;
+        if (evt_from_protobuf(&e, m->data, m->len, &err) == CT_OK && relay_dest_wants(w->d, e)) {
+            g->ev[g->n] = e;
+            g->seq[g->n++] = m->seq;
+        } else {
+            evt_free(e);
+            atomic_fetch_add(&w->f->skipped, 1);
+        }
+        g->upto = m->seq;
+        g->pending = m->pending;
+        moved = 1;
+        if (g->n >= cap || (g->n && w->d->batch <= 1)) stopped = flush(w, g) != 0;
+    }
+    if (!stopped && !atomic_load(&r->stop)) stopped = flush(w, g) != 0;
+    for (size_t i = 0; i < g->n; i++) evt_free(g->ev[i]); /* stopping: they go again after a restart */
+    if (moved && !stopped) relay__write_checkpoint(w);
+    free(g);
+}
 
 static void *worker_main(void *arg)
 {
@@ -286,51 +374,32 @@ static void *worker_main(void *arg)
     char cname[200];
     snprintf(cname, sizeof cname, "%s-%s", r->instance, w->d->name);
     bus_consumer *c = NULL;
-    write_status(w, 1);
+    relay__write_status(w, 1);
     while (!atomic_load(&r->stop)) {
         if (!c && bus_consumer_open(&c, r->b, cname, w->seq + 1) != CT_OK) {
             c = NULL;
-            nap(r, 1000000000LL);
+            relay__nap(r, 1000000000LL);
             continue;
         }
         bus_batch batch = {0};
-        ct_status st = bus_consumer_fetch(c, FETCH_MAX, FETCH_WAIT_MS, &batch);
+        size_t want = w->d->batch > FETCH_MAX ? (size_t)w->d->batch : FETCH_MAX; /* a whole batch at once */
+        ct_status st = bus_consumer_fetch(c, want, FETCH_WAIT_MS, &batch);
         if (st == CT_TIMEOUT) {
-            write_status(w, 0);
+            relay__write_status(w, 0);
             continue;
         }
         if (st != CT_OK) {
             bus_consumer_close(c);
             c = NULL;
-            nap(r, 500000000LL);
+            relay__nap(r, 500000000LL);
             continue;
         }
-        int moved = 0;
-        for (size_t i = 0; i < batch.n && !atomic_load(&r->stop); i++) {
-            const bus_msg *m = &batch.v[i];
-            if (m->seq <= w->seq) continue;
-            atomic_store(&w->f->backlog, m->pending + 1); /* this one is not done yet */
-            evt_event *e = NULL;
-            evt_error err;
-            int wanted = evt_from_protobuf(&e, m->data, m->len, &err) == CT_OK && relay_dest_wants(w->d, e);
-            if (!wanted) {
-                atomic_fetch_add(&w->f->skipped, 1);
-            } else if (relay__deliver(r, w, e, m->seq, 0) != 0) {
-                evt_free(e);
-                break; /* stopping: this one goes again after a restart */
-            }
-            evt_free(e);
-            w->seq = m->seq;
-            moved = 1;
-            atomic_store(&w->f->backlog, m->pending);
-            if (wanted) write_checkpoint(w);
-        }
-        if (moved) write_checkpoint(w);
+        take_batch(w, &batch);
         bus_batch_free(&batch);
-        write_status(w, 0);
+        relay__write_status(w, 0);
     }
     bus_consumer_close(c);
-    write_status(w, 1);
+    relay__write_status(w, 1);
     return NULL;
 }
 
@@ -375,15 +444,24 @@ ct_status relay_start(relay **out, bus *b, const relay_opts *o, relay_figures *f
     r->o = o;
     r->state_dir = ct_strdup(o->state_dir);
     r->instance = ct_strdup(o->instance ? o->instance : "tower-relay");
+    r->store_dir = o->store_dir ? ct_strdup(o->store_dir) : NULL;
     pthread_mutex_init(&r->err_lock, NULL);
+    r->db = relay__db_open(r->state_dir, 1);
+    if (!r->db) ct_log(CT_LOG_WARN, "relay", "no %s/relay.lmdb: deliveries are not recorded per order", r->state_dir);
     r->n = o->conf->n;
     r->w = ct_calloc(r->n ? r->n : 1, sizeof *r->w);
     for (size_t i = 0; i < r->n; i++) {
         worker_init(r, &r->w[i], &o->conf->v[i], &figures[i], i);
-        r->w[i].started = pthread_create(&r->w[i].thread, NULL, worker_main, &r->w[i]) == 0;
-        ct_log(CT_LOG_INFO, "relay", "%s: %s %s from sequence %llu", o->conf->v[i].name,
-               o->conf->v[i].kind == RELAY_SLACK ? "slack" : o->conf->v[i].kind == RELAY_EMAIL ? "email" : "webhook",
-               o->conf->v[i].url,
+        void *(*fn)(void *) = o->conf->v[i].kind == RELAY_ROUTE_PLANNER ? relay__planner_main
+                              : o->conf->v[i].exceptions                ? relay__exc_main
+                                                                         : worker_main;
+        r->w[i].started = pthread_create(&r->w[i].thread, NULL, fn, &r->w[i]) == 0;
+        ct_log(CT_LOG_INFO, "relay", "%s: %s%s %s from sequence %llu", o->conf->v[i].name,
+               o->conf->v[i].kind == RELAY_SLACK           ? "slack"
+               : o->conf->v[i].kind == RELAY_EMAIL         ? "email"
+               : o->conf->v[i].kind == RELAY_ROUTE_PLANNER ? "route planner"
+                                                           : "webhook",
+               o->conf->v[i].exceptions ? " (exception changes)" : "", o->conf->v[i].url,
                (unsigned long long)r->w[i].seq + 1);
     }
     *out = r;
@@ -400,13 +478,40 @@ void relay_stop(relay *r)
         if (r->w[i].seq_fd >= 0) close(r->w[i].seq_fd);
     }
     pthread_mutex_destroy(&r->err_lock);
+    relay__db_close(r->db);
     free(r->w);
     free(r->state_dir);
     free(r->instance);
+    free(r->store_dir);
     free(r);
 }
 
 /* ---- redrive: the dead letters of one destination, once more ---------------------------------------------- */
+
+/* One dead letter once more: read back from the stream by its sequence, one attempt. 1 delivered, 0 not. */
+static int redrive_one(relay *r, worker *w, const char *line, size_t n, FILE *report)
+{
+    json_error_t je;
+    json_t *o = json_loadb(line, n, 0, &je);
+    if (json_object_get(o, "change")) { /* an exception change's (relay_exc.c) */
+        int done = relay__exc_redrive_one(r, w, o);
+        json_decref(o);
+        return done;
+    }
+    uint64_t seq = o ? (uint64_t)json_integer_value(json_object_get(o, "seq")) : 0;
+    ct_buf raw = {0};
+    evt_event *e = NULL;
+    evt_error err;
+    int ok = seq && bus_stream_get(r->b, seq, &raw) == CT_OK &&
+             evt_from_protobuf(&e, (const uint8_t *)raw.data, raw.len, &err) == CT_OK &&
+             relay__deliver(r, w, e, seq, 1) == 0;
+    fprintf(report, "%s seq %llu (%s): %s\n", w->d->name, (unsigned long long)seq, e ? e->event_id : "?",
+            ok ? "delivered" : w->f->last_error[0] ? w->f->last_error : "not delivered");
+    evt_free(e);
+    ct_buf_free(&raw);
+    json_decref(o);
+    return ok;
+}
 
 int relay_redrive(bus *b, const relay_conf *conf, const char *state_dir, const char *name, FILE *report)
 {
@@ -417,6 +522,7 @@ int relay_redrive(bus *b, const relay_conf *conf, const char *state_dir, const c
         fprintf(report, "no destination %s in the relay file\n", name);
         return 2;
     }
+    if (d->kind == RELAY_ROUTE_PLANNER) return relay__planner_redrive(d, state_dir, report);
     char *path = relay__state_path(state_dir, name, ".dead.ndjson");
     FILE *f = fopen(path, "r+");
     /* Held for the whole redrive: a running relay appending a new dead letter waits for it. */
@@ -428,15 +534,10 @@ int relay_redrive(bus *b, const relay_conf *conf, const char *state_dir, const c
     }
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, relay__http_global);
-    relay r = {0};
-    r.b = b;
-    r.state_dir = (char *)state_dir;
+    relay r = {.b = b, .state_dir = (char *)state_dir, .db = relay__db_open(state_dir, 0), .instance = "tower-relay"};
     pthread_mutex_init(&r.err_lock, NULL);
-    relay_figures fig;
-    memset(&fig, 0, sizeof fig);
-    worker w;
-    memset(&w, 0, sizeof w);
-    r.instance = "tower-relay";
+    relay_figures fig = {0};
+    worker w = {0};
     worker_init(&r, &w, d, &fig, 0);
     w.br.threshold = 1 << 30; /* a redrive tries each once, whatever the breaker */
     ct_buf keep = {0};
@@ -444,25 +545,11 @@ int relay_redrive(bus *b, const relay_conf *conf, const char *state_dir, const c
     size_t cap = 0, done = 0, left = 0;
     ssize_t n;
     while ((n = getline(&line, &cap, f)) > 0) {
-        json_error_t je;
-        json_t *o = json_loadb(line, (size_t)n, 0, &je);
-        uint64_t seq = o ? (uint64_t)json_integer_value(json_object_get(o, "seq")) : 0;
-        ct_buf raw = {0};
-        evt_event *e = NULL;
-        evt_error err;
-        int ok = seq && bus_stream_get(b, seq, &raw) == CT_OK &&
-                 evt_from_protobuf(&e, (const uint8_t *)raw.data, raw.len, &err) == CT_OK &&
-                 relay__deliver(&r, &w, e, seq, 1) == 0;
-        fprintf(report, "%s seq %llu (%s): %s\n", name, (unsigned long long)seq, e ? e->event_id : "?",
-                ok ? "delivered" : fig.last_error[0] ? fig.last_error : "not delivered");
-        if (ok) done++;
+        if (redrive_one(&r, &w, line, (size_t)n, report)) done++;
         else {
             ct_buf_add(&keep, line, (size_t)n);
             left++;
         }
-        evt_free(e);
-        ct_buf_free(&raw);
-        json_decref(o);
     }
     free(line);
     /* Rewritten in place, under the lock: only what is still dead stays. */
@@ -475,6 +562,7 @@ int relay_redrive(bus *b, const relay_conf *conf, const char *state_dir, const c
     ct_buf_free(&keep);
     free(path);
     relay__http_free(&w.http);
+    relay__db_close(r.db);
     pthread_mutex_destroy(&r.err_lock);
     char *st = relay__state_path(state_dir, name, ".status.json");
     unlink(st); /* the running relay, if any, writes its own */
@@ -499,6 +587,8 @@ void relay_metrics(const relay_conf *conf, const relay_figures *figures, ct_buf 
          offsetof(relay_figures, checkpoint)},
         {"tower_relay_backlog_events", "gauge", "Stream messages after the checkpoint, per destination.",
          offsetof(relay_figures, backlog)},
+        {"tower_relay_held_requests", "gauge", "Route requests a route planner destination holds (0 for others).",
+         offsetof(relay_figures, held)},
     };
     for (size_t k = 0; k < sizeof fam / sizeof fam[0]; k++) {
         ct_metrics_family(b, fam[k].name, fam[k].type, fam[k].help);

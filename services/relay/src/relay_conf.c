@@ -21,14 +21,15 @@
 
 enum {
     K_URL, K_KIND, K_SECRET_FILE, K_SECRET_ENV, K_EVENTS, K_WAREHOUSES, K_CARRIERS, K_TIMEOUT, K_MAX_ATTEMPTS,
-    K_BACKOFF_MIN, K_BACKOFF_MAX, K_BREAKER_FAILURES, K_BREAKER_COOLDOWN,
+    K_BACKOFF_MIN, K_BACKOFF_MAX, K_BREAKER_FAILURES, K_BREAKER_COOLDOWN, K_BATCH,
     K_FROM, K_TO, K_SUBJECT_PREFIX, K_USERNAME_ENV, K_PASSWORD_ENV, /* kind = email only */
+    K_EXCEPTIONS, K_VIEWS, K_CUSTOMERS, /* exception destinations */
     K_COUNT
 };
 static const char *const keys[K_COUNT] = {
     "url", "kind", "secret_file", "secret_env", "events", "warehouses", "carriers", "timeout", "max_attempts",
-    "backoff_min", "backoff_max", "breaker_failures", "breaker_cooldown",
-    "from", "to", "subject_prefix", "username_env", "password_env"};
+    "backoff_min", "backoff_max", "breaker_failures", "breaker_cooldown", "batch",
+    "from", "to", "subject_prefix", "username_env", "password_env", "exceptions", "views", "customers"};
 
 #define MAIL_TO_MAX 20
 #define SUBJECT_PREFIX_MAX 64
@@ -70,6 +71,8 @@ static void dest_free(relay_dest *d)
     free(d->mail_from);
     free_list(d->mail_to, d->n_mail_to);
     free(d->subject_prefix);
+    free_list(d->views, d->n_views);
+    free_list(d->customers, d->n_customers);
     if (d->smtp_user) OPENSSL_cleanse(d->smtp_user, strlen(d->smtp_user));
     free(d->smtp_user);
     if (d->smtp_password) OPENSSL_cleanse(d->smtp_password, strlen(d->smtp_password));
@@ -173,7 +176,7 @@ static int address_ok(const char *s)
     return 1;
 }
 
-typedef enum list_kind { L_EVENTS, L_WAREHOUSES, L_CARRIERS, L_ADDRESSES } list_kind;
+typedef enum list_kind { L_EVENTS, L_WAREHOUSES, L_CARRIERS, L_ADDRESSES, L_EXCEPTIONS, L_VIEWS, L_CUSTOMERS } list_kind;
 
 /* What is wrong with one item of a list, or NULL. */
 static char *item_problem(list_kind k, const char *item, size_t n_items)
@@ -189,6 +192,18 @@ static char *item_problem(list_kind k, const char *item, size_t n_items)
         if (!id_ok(item))
             return ct_sprintf("%s \"%s\" is not an id (1-%d characters of [A-Za-z0-9._:-])",
                               k == L_WAREHOUSES ? "warehouse" : "carrier", item, EVT_MAX_ID);
+        return NULL;
+    case L_EXCEPTIONS:
+        if (!relay_exc_change_bit(item))
+            return ct_sprintf("exceptions: unknown change \"%s\" (opened, acknowledged, breached, resolved)", item);
+        return NULL;
+    case L_VIEWS:
+        if (!evt_exid_view_known(item, strlen(item)) || !strcmp(item, "dead_letters"))
+            return ct_sprintf("views: \"%s\" is not a view of orders or shipments (e.g. blocked, pending_route)", item);
+        return NULL;
+    case L_CUSTOMERS:
+        if (!id_ok(item))
+            return ct_sprintf("customer \"%s\" is not an id (1-%d characters of [A-Za-z0-9._:-])", item, EVT_MAX_ID);
         return NULL;
     case L_ADDRESSES:
         if (n_items > MAIL_TO_MAX) return ct_sprintf("to has %zu addresses: at most %d", n_items, MAIL_TO_MAX);
@@ -253,6 +268,32 @@ static int parse_count(parse_ctx *pc, const char *key, const char *value, int *o
         return -1;
     }
     *out = (int)v;
+    return 0;
+}
+
+static int parse_kind(parse_ctx *pc, const char *value, relay_kind *out)
+{
+    static const struct {
+        const char *name;
+        relay_kind kind;
+    } kinds[] = {{"webhook", RELAY_WEBHOOK}, {"slack", RELAY_SLACK}, {"email", RELAY_EMAIL},
+                 {"route_planner", RELAY_ROUTE_PLANNER}};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(value, kinds[i].name)) {
+            *out = kinds[i].kind;
+            return 0;
+        }
+    fail(pc, ct_sprintf("kind \"%s\" is not webhook, slack, email or route_planner", value));
+    return -1;
+}
+
+static int parse_batch(parse_ctx *pc, const char *value, int *out)
+{
+    if (parse_count(pc, "batch", value, out) != 0) return -1;
+    if (*out > RELAY_BATCH_MAX) {
+        fail(pc, ct_sprintf("batch %d is more than %d", *out, RELAY_BATCH_MAX));
+        return -1;
+    }
     return 0;
 }
 
@@ -352,7 +393,8 @@ static relay_dest *dest_add(parse_ctx *pc, const char *name)
                       .backoff_min_ns = 1 * NS_PER_S,
                       .backoff_max_ns = 300 * NS_PER_S,
                       .breaker_failures = 5,
-                      .breaker_cooldown_ns = 30 * NS_PER_S};
+                      .breaker_cooldown_ns = 30 * NS_PER_S,
+                      .batch = 1};
     return d;
 }
 
@@ -398,6 +440,17 @@ static char *read_line(char *str, int num, void *stream)
     return got;
 }
 
+/* exceptions = opened, breached, ...: the bits of d->exceptions. */
+static int parse_exceptions(parse_ctx *pc, relay_dest *d, const char *value)
+{
+    char **v = NULL;
+    size_t n = 0;
+    if (parse_list(pc, "exceptions", L_EXCEPTIONS, value, &v, &n) != 0) return -1;
+    for (size_t i = 0; i < n; i++) d->exceptions |= relay_exc_change_bit(v[i]);
+    free_list(v, n);
+    return 0;
+}
+
 /* One key of a destination; its line is recorded already. Returns 0, or -1 after fail. */
 static int set_key(parse_ctx *pc, relay_dest *d, const dest_lines *at, int k, const char *value)
 {
@@ -410,13 +463,7 @@ static int set_key(parse_ctx *pc, relay_dest *d, const dest_lines *at, int k, co
         }
         d->url = ct_strdup(value);
         return 0;
-    case K_KIND:
-        if (strcmp(value, "webhook") != 0 && strcmp(value, "slack") != 0 && strcmp(value, "email") != 0) {
-            fail(pc, ct_sprintf("kind \"%s\" is not webhook, slack or email", value));
-            return -1;
-        }
-        d->kind = strcmp(value, "slack") == 0 ? RELAY_SLACK : strcmp(value, "email") == 0 ? RELAY_EMAIL : RELAY_WEBHOOK;
-        return 0;
+    case K_KIND: return parse_kind(pc, value, &d->kind);
     case K_FROM:
         if (!address_ok(value)) {
             fail(pc, ct_sprintf("from \"%s\" is not an email address (local@domain)", value));
@@ -458,6 +505,10 @@ static int set_key(parse_ctx *pc, relay_dest *d, const dest_lines *at, int k, co
     case K_BACKOFF_MAX: return parse_duration(pc, keys[k], value, &d->backoff_max_ns);
     case K_BREAKER_FAILURES: return parse_count(pc, keys[k], value, &d->breaker_failures);
     case K_BREAKER_COOLDOWN: return parse_duration(pc, keys[k], value, &d->breaker_cooldown_ns);
+    case K_BATCH: return parse_batch(pc, value, &d->batch);
+    case K_EXCEPTIONS: return parse_exceptions(pc, d, value);
+    case K_VIEWS: return parse_list(pc, keys[k], L_VIEWS, value, &d->views, &d->n_views);
+    case K_CUSTOMERS: return parse_list(pc, keys[k], L_CUSTOMERS, value, &d->customers, &d->n_customers);
     }
     return 0;
 }
@@ -475,8 +526,9 @@ static int on_pair(void *user, const char *section, const char *name, const char
     while (k < K_COUNT && strcmp(keys[k], name) != 0) k++;
     if (k == K_COUNT) {
         fail(pc, ct_sprintf("unknown key \"%s\" (url, kind, secret_file, secret_env, events, warehouses, carriers, "
-                            "timeout, max_attempts, backoff_min, backoff_max, breaker_failures, breaker_cooldown; "
-                            "for kind = email from, to, subject_prefix, username_env, password_env)",
+                            "timeout, max_attempts, backoff_min, backoff_max, breaker_failures, breaker_cooldown, batch, "
+                            "exceptions, views, customers; for kind = email from, to, subject_prefix, username_env, "
+                            "password_env)",
                             name));
         return 0;
     }
@@ -504,6 +556,24 @@ static int foreign_key(const dest_lines *at, relay_kind kind, int *key)
         }
     }
     return line;
+}
+
+/* An exception destination's keys together: exceptions excludes events, batch and route_planner; views and
+ * customers need it. 1 after fail, else 0. */
+static int check_exc(parse_ctx *pc, const relay_dest *d, const dest_lines *at)
+{
+    const char *why = NULL;
+    int line = at->key[K_EXCEPTIONS];
+    if (d->exceptions && d->events) why = "exceptions and events exclude each other (one destination per kind of feed)";
+    else if (d->exceptions && d->kind == RELAY_ROUTE_PLANNER) why = "a route_planner gets no exception changes";
+    else if (d->exceptions && d->batch > 1) why = "batch is not for exception destinations";
+    else if (!d->exceptions && (at->key[K_VIEWS] || at->key[K_CUSTOMERS])) {
+        why = "views and customers filter exception changes: they need exceptions";
+        line = at->key[K_VIEWS] ? at->key[K_VIEWS] : at->key[K_CUSTOMERS];
+    }
+    if (!why) return 0;
+    fail_at(pc, line, CT_INVALID, ct_sprintf("destination %s: %s", d->name, why));
+    return 1;
 }
 
 /* What no single line shows: a missing url or events, backoff bounds the wrong way round, a signed Slack
@@ -544,7 +614,15 @@ static void check_dests(parse_ctx *pc)
             fail_at(pc, line, CT_INVALID,
                     ct_sprintf("destination %s: a slack destination is not signed (no secret_file or secret_env)",
                                d->name));
-        } else if (!d->events) {
+        } else if (d->kind != RELAY_WEBHOOK && at->key[K_BATCH] && d->batch > 1) {
+            fail_at(pc, at->key[K_BATCH], CT_INVALID,
+                    ct_sprintf("destination %s: batch is only for kind = webhook", d->name));
+        } else if (check_exc(pc, d, at)) {
+        } else if (d->kind == RELAY_ROUTE_PLANNER && d->events) {
+            fail_at(pc, at->key[K_EVENTS], CT_INVALID,
+                    ct_sprintf("destination %s: a route_planner gets route requests, not events (no events key)",
+                               d->name));
+        } else if (!d->events && !d->exceptions && d->kind != RELAY_ROUTE_PLANNER) {
             fail_at(pc, at->section, CT_INVALID,
                     ct_sprintf("destination %s has no events (event types such as routeDispatched, or * for all)",
                                d->name));
@@ -615,6 +693,7 @@ static int listed(char *const *v, size_t n, const char *s)
 
 int relay_dest_wants(const relay_dest *d, const evt_event *e)
 {
+    if (d->exceptions) return 0; /* an exception destination: relay_exc_wants */
     if (!listed(d->events, d->n_events, "*") && !listed(d->events, d->n_events, evt_type_name(e))) return 0;
     /* A filter on warehouses (carriers) takes only events that name one of them, in the payload or the
      * envelope, as the views attribute them. */

@@ -40,6 +40,16 @@ void relay__payload(const relay_dest *d, const evt_event *e, uint64_t seq, ct_bu
     json_decref(o);
 }
 
+void relay__payload_batch(const relay_dest *d, const evt_event *const *evs, const uint64_t *seqs, size_t n, ct_buf *out)
+{
+    ct_buf_addf(out, "{\"version\":1,\"destination\":\"%s\",\"batch\":[", d->name);
+    for (size_t i = 0; i < n; i++) {
+        if (i) ct_buf_addc(out, ',');
+        relay__payload(d, evs[i], seqs[i], out);
+    }
+    ct_buf_adds(out, "]}");
+}
+
 /* ---- kind = email ------------------------------------------------------------------------------------- */
 
 /* The Message-ID's left part: "<eventId>.<name>" as a dot-atom (RFC 5322): event ids are [A-Za-z0-9._:-],
@@ -153,4 +163,84 @@ void relay_email_message(const relay_dest *d, const evt_event *e, uint64_t seq, 
     free(txt);
     quoted_printable(text.data, text.len, out);
     ct_buf_free(&text);
+}
+
+/* ---- exception changes (relay_exc.c) ------------------------------------------------------------------------ */
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* "blocked shipment S-1" / "pending_route order O-1": what a Slack line and a subject name. */
+static void exc_subject(const json_t *env, char *out, size_t cap)
+{
+    const json_t *item = json_object_get(env, "item");
+    const char *s = jstr(item, "shipmentId"), *o = jstr(item, "orderId");
+    const char *view = jstr(env, "view");
+    snprintf(out, cap, "%s %s %s", view ? view : "?", s ? "shipment" : "order", s ? s : o ? o : "?");
+}
+
+/* The Slack line: "exception.opened: blocked shipment S-1 (dc-2, CARRIER: no truck)" and how it closed. */
+static void exc_slack(const json_t *env, ct_buf *out)
+{
+    const json_t *item = json_object_get(env, "item");
+    char subj[200], text[700];
+    exc_subject(env, subj, sizeof subj);
+    const char *wh = jstr(item, "warehouseId"), *why = jstr(item, "reason");
+    if (!why) why = jstr(item, "lastFailure");
+    if (!why) why = jstr(item, "rule");
+    const char *closed = jstr(env, "closedAs"), *res = jstr(env, "resolution");
+    const char *type = jstr(env, "type");
+    snprintf(text, sizeof text, "%s: %s%s%s%s%s%s%s%s", type ? type : "exception", subj, wh || why ? " (" : "",
+             wh ? wh : "", wh && why ? ", " : "", why ? why : "", wh || why ? ")" : "", closed ? ": " : "",
+             closed ? closed : "");
+    if (res) snprintf(text + strlen(text), sizeof text - strlen(text), " as %s", res);
+    json_t *o = json_pack("{s:s}", "text", text);
+    char *txt = json_dumps(o, JSON_COMPACT);
+    ct_buf_adds(out, txt ? txt : "{}");
+    free(txt);
+    json_decref(o);
+}
+
+/* The email of a change: as relay_email_message, Subject "<prefix> exception.<change> <view> <entity> <id>",
+ * Message-ID from the change's webhook-id as a dot-atom ('~' is atext; ':' written '=', a leading or repeated
+ * '.' written '_': neither occurs in an id). */
+static void exc_email(const relay_dest *d, const json_t *env, int64_t now_s, ct_buf *out)
+{
+    char date[40], subj[200];
+    mail_date(now_s, date);
+    exc_subject(env, subj, sizeof subj);
+    const char *type = jstr(env, "type"), *id = jstr(env, "id");
+    ct_buf_addf(out, "Date: %s\r\nFrom: <%s>\r\nTo: ", date, d->mail_from ? d->mail_from : "");
+    for (size_t i = 0; i < d->n_mail_to; i++) ct_buf_addf(out, "%s<%s>", i ? ",\r\n " : "", d->mail_to[i]);
+    ct_buf_addf(out, "\r\nSubject: %s %s %s\r\nMessage-ID: <", d->subject_prefix ? d->subject_prefix : "[tower]",
+                type ? type : "exception", subj);
+    for (const char *p = id ? id : "x"; *p; p++)
+        ct_buf_addc(out, *p == ':' ? '=' : (*p == '.' && (p == id || p[-1] == '.')) ? '_' : *p);
+    ct_buf_adds(out, "@tower>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Transfer-Encoding: quoted-printable\r\n");
+    ct_buf_addf(out, "X-Tower-Event-Type: %s\r\n\r\n", type ? type : "exception");
+    ct_buf text = {0};
+    ct_buf_addf(&text, "%s: %s\n\n", type ? type : "exception", subj);
+    fact(&text, "exception", jstr(env, "exceptionId"));
+    fact(&text, "state", jstr(env, "state"));
+    fact(&text, "closed as", jstr(env, "closedAs"));
+    fact(&text, "resolution", jstr(env, "resolution"));
+    fact(&text, "customer", jstr(env, "customerId"));
+    fact(&text, "destination", d->name);
+    char *txt = json_dumps(env, JSON_COMPACT);
+    ct_buf_addf(&text, "\nThe change (JSON):\n%s\n", txt ? txt : "{}");
+    free(txt);
+    quoted_printable(text.data, text.len, out);
+    ct_buf_free(&text);
+}
+
+void relay__exc_payload(const relay_dest *d, const json_t *env, int64_t now_s, ct_buf *out)
+{
+    if (d->kind == RELAY_SLACK) return exc_slack(env, out);
+    if (d->kind == RELAY_EMAIL) return exc_email(d, env, now_s, out);
+    char *txt = json_dumps(env, JSON_COMPACT);
+    ct_buf_adds(out, txt ? txt : "{}");
+    free(txt);
 }

@@ -27,14 +27,21 @@ void relay__smtp_send(relay__http *h, const relay_dest *d, const char *id, const
                       relay__outcome *out)
 {
     (void)id; /* the Message-ID carries it (relay_email_message) */
+    ct_buf msg = {0};
+    relay_email_message(d, e, seq, (int64_t)time(NULL), &msg);
+    relay__smtp_send_msg(h, d, &msg, out);
+    ct_buf_free(&msg);
+}
+
+void relay__smtp_send_msg(relay__http *h, const relay_dest *d, const ct_buf *msgp, relay__outcome *out)
+{
     memset(out, 0, sizeof *out);
     out->retry_after_ns = -1;
     if (!h->curl) {
         snprintf(out->error, sizeof out->error, "no SMTP client (curl_easy_init failed)");
         return;
     }
-    ct_buf msg = {0};
-    relay_email_message(d, e, seq, (int64_t)time(NULL), &msg);
+    const ct_buf msg = *msgp;
     upload u = {msg.data, msg.len};
     CURL *c = h->curl;
     curl_easy_reset(c);
@@ -75,5 +82,4 @@ void relay__smtp_send(relay__http *h, const relay_dest *d, const char *id, const
         snprintf(out->error, sizeof out->error, "%.190s", why);
     }
     curl_slist_free_all(rcpt);
-    ct_buf_free(&msg);
 }

@@ -123,7 +123,7 @@ static json_t *str_list(char **v, size_t n)
 
 static const char *kind_name(relay_kind k)
 {
-    return k == RELAY_WEBHOOK ? "webhook" : k == RELAY_SLACK ? "slack" : "email";
+    return k == RELAY_WEBHOOK ? "webhook" : k == RELAY_SLACK ? "slack" : k == RELAY_EMAIL ? "email" : "route_planner";
 }
 
 static char *dest_path(const http_server *s, const char *name, const char *suffix)
@@ -175,6 +175,11 @@ static void add_status(json_t *o, const http_server *s, const relay_dest *d, con
     } else {
         json_object_set_new(o, "statusAt", json_null());
     }
+    if (d->kind == RELAY_ROUTE_PLANNER) { /* the held requests (docs/outbound.md "Route planner") */
+        json_t *h = st ? json_object_get(st, "held") : NULL, *hs = st ? json_object_get(st, "heldSince") : NULL;
+        json_object_set_new(o, "held", json_is_integer(h) ? json_integer(json_integer_value(h)) : json_null());
+        json_object_set_new(o, "heldSince", json_is_string(hs) ? json_string(json_string_value(hs)) : json_null());
+    }
     json_decref(st);
 }
 
@@ -209,6 +214,14 @@ static json_t *dest_json(const http_server *s, const relay_dest *d)
     json_object_set_new(o, "events", str_list(d->events, d->n_events));
     json_object_set_new(o, "warehouses", str_list(d->warehouses, d->n_warehouses));
     json_object_set_new(o, "carriers", str_list(d->carriers, d->n_carriers));
+    if (d->exceptions) { /* an exception destination (docs/outbound.md "Exception changes") */
+        json_t *ch = json_array();
+        for (unsigned bit = 1; bit <= RELAY_EXC_RESOLVED; bit <<= 1)
+            if (d->exceptions & bit) json_array_append_new(ch, json_string(relay_exc_change_name(bit)));
+        json_object_set_new(o, "exceptions", ch);
+        json_object_set_new(o, "views", str_list(d->views, d->n_views));
+        json_object_set_new(o, "customers", str_list(d->customers, d->n_customers));
+    }
     json_object_set_new(o, "maxAttempts", json_integer(d->max_attempts));
     json_object_set_new(o, "breakerFailures", json_integer(d->breaker_failures));
     json_object_set_new(o, "breakerCooldownSeconds", json_integer((json_int_t)(d->breaker_cooldown_ns / 1000000000LL)));
@@ -384,4 +397,174 @@ int server__integration_redrive(struct mg_connection *c, http_server *s, const s
     json_object_set_new(body, "ok", json_boolean(rc == 0));
     json_object_set_new(body, "report", lines);
     return server__json(c, s, route, 200, body);
+}
+
+/* ---- the relay on the entities: what each destination did about an order, a shipment (docs/outbound.md) ---- */
+
+/* "HH:MM" (UTC) of an RFC 3339 time, or "?". */
+static void hhmm(const char *iso, char out[8])
+{
+    if (iso && strlen(iso) >= 16 && iso[13] == ':') snprintf(out, 8, "%.5s", iso + 11);
+    else snprintf(out, 8, "?");
+}
+
+/* A record's line for people: "notify: deliveryCompleted delivered 10:42", "erp: routeDispatched failing
+ * since 10:40 (HTTP 503)". */
+static void record_text(json_t *rec)
+{
+    const char *dest = json_string_value(json_object_get(rec, "destination"));
+    const char *st = json_string_value(json_object_get(rec, "status"));
+    const char *type = json_string_value(json_object_get(rec, "type"));
+    const char *err = json_string_value(json_object_get(rec, "error"));
+    char at[8], since[8];
+    hhmm(json_string_value(json_object_get(rec, "at")), at);
+    hhmm(json_string_value(json_object_get(rec, "since")), since);
+    int failing = st && (!strcmp(st, "failing") || !strcmp(st, "queued"));
+    char *t = ct_sprintf("%s: %s %s %s%s%s%.80s%s", dest ? dest : "?", type ? type : "?", st ? st : "?",
+                         failing ? "since " : "", failing ? since : at, err ? " (" : "", err ? err : "", err ? ")" : "");
+    json_object_set_new(rec, "text", json_string(t));
+    free(t);
+}
+
+/* Whether out has a record of the same destination and event (an event about the order and its shipment). */
+static int listed_already(json_t *out, json_t *rec)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(out, i, x)
+    {
+        if (json_equal(json_object_get(x, "destination"), json_object_get(rec, "destination")) &&
+            json_equal(json_object_get(x, "eventId"), json_object_get(rec, "eventId")))
+            return 1;
+    }
+    return 0;
+}
+
+/* The records of one entity into out, each with "about" ("order O1", "shipment S1"), errors redacted. */
+static void add_records(const http_server *s, relay_reader *rd, char kind, const char *id, json_t *out)
+{
+    json_t *recs = relay_reader_entity(rd, kind, id);
+    size_t i;
+    json_t *rec;
+    json_array_foreach(recs, i, rec)
+    {
+        const relay_dest *d = find_dest(s, json_string_value(json_object_get(rec, "destination")));
+        if (!d || listed_already(out, rec)) continue; /* no longer in the relay file; or said for the order */
+        const char *err = json_string_value(json_object_get(rec, "error"));
+        if (err) {
+            url_parts *u = ct_malloc(sizeof *u);
+            url_split(d->url, u);
+            json_object_set_new(rec, "error", redacted(u, err));
+            free(u);
+        }
+        char *about = ct_sprintf("%s %s", kind == 'o' ? "order" : kind == 's' ? "shipment" : "route", id);
+        json_object_set_new(rec, "about", json_string(about));
+        free(about);
+        record_text(rec);
+        json_array_append(out, rec);
+    }
+    json_decref(recs);
+}
+
+static void planner_state(const http_server *s, const relay_dest *d, char breaker[16], char since[48]);
+static json_t *route_request(const relay_dest *d, json_t *rec, const char *breaker, const char *failing);
+
+/* A route planner's records say why a request waits ("route planner unavailable since 10:42"). */
+static void planner_reasons(const http_server *s, json_t *out)
+{
+    size_t i;
+    json_t *rec;
+    json_array_foreach(out, i, rec)
+    {
+        const relay_dest *d = find_dest(s, json_string_value(json_object_get(rec, "destination")));
+        if (!d || d->kind != RELAY_ROUTE_PLANNER) continue;
+        char breaker[16], failing[48];
+        planner_state(s, d, breaker, failing);
+        json_t *rr = route_request(d, rec, breaker, failing);
+        json_object_set(rec, "reason", json_object_get(rr, "reason"));
+        json_object_set(rec, "text", json_object_get(rr, "reason"));
+        json_decref(rr);
+    }
+}
+
+void server__integrations_entity(http_server *s, char kind, const char *id, json_t *body)
+{
+    if (!s->relay || !json_is_object(body)) return;
+    relay_reader *rd = relay_reader_open(state_dir(s));
+    json_t *out = json_array();
+    if (rd) {
+        add_records(s, rd, kind, id, out);
+        size_t i;
+        json_t *x;
+        json_array_foreach(json_object_get(body, "shipments"), i, x)
+        {
+            const char *sid = json_string_value(json_object_get(x, "shipmentId"));
+            if (sid && (kind != 's' || strcmp(sid, id)) && i < 100) add_records(s, rd, 's', sid, out);
+        }
+        relay_reader_close(rd);
+    }
+    planner_reasons(s, out);
+    json_object_set_new(body, "deliveries", out);
+}
+
+/* A route planner destination's breaker and failingSince from its status file ("" when unknown). */
+static void planner_state(const http_server *s, const relay_dest *d, char breaker[16], char since[48])
+{
+    json_t *o = json_object();
+    url_parts *u = ct_malloc(sizeof *u);
+    url_split(d->url, u);
+    add_status(o, s, d, u);
+    free(u);
+    snprintf(breaker, 16, "%s", json_string_value(json_object_get(o, "breaker")));
+    const char *f = json_string_value(json_object_get(o, "failingSince"));
+    snprintf(since, 48, "%s", f ? f : "");
+    json_decref(o);
+}
+
+/* Why a pending_route shipment waits, from the planner's record of it and its breaker. */
+static json_t *route_request(const relay_dest *d, json_t *rec, const char *breaker, const char *failing)
+{
+    const char *st = json_string_value(json_object_get(rec, "status"));
+    const char *at = json_string_value(json_object_get(rec, "at"));
+    char t[8], reason[160];
+    const char *state = st;
+    if (st && !strcmp(st, "queued")) {
+        int down = strcmp(breaker, "open") == 0 || strcmp(breaker, "half-open") == 0;
+        hhmm(failing[0] ? failing : json_string_value(json_object_get(rec, "since")), t);
+        state = down || failing[0] ? "held" : "queued";
+        snprintf(reason, sizeof reason, down ? "route planner unavailable since %s" : failing[0] ? "route planner failing since %s" : "route request queued since %s", t);
+    } else {
+        hhmm(at, t);
+        snprintf(reason, sizeof reason, "route %s %s", st && !strcmp(st, "refused") ? "request refused" : "requested", t);
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s}", "destination", d->name, "state", state ? state : "?", "reason", reason);
+    json_object_set(o, "since", json_object_get(rec, st && !strcmp(st, "queued") ? "since" : "at"));
+    return o;
+}
+
+void server__integrations_pending(http_server *s, json_t *items)
+{
+    const relay_dest *d = NULL;
+    for (size_t i = 0; s->relay && i < s->relay->n && !d; i++)
+        if (s->relay->v[i].kind == RELAY_ROUTE_PLANNER) d = &s->relay->v[i];
+    relay_reader *rd = d ? relay_reader_open(state_dir(s)) : NULL;
+    if (!rd) return;
+    char breaker[16], failing[48];
+    planner_state(s, d, breaker, failing);
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        const char *sid = json_string_value(json_object_get(it, "shipmentId"));
+        json_t *recs = sid ? relay_reader_entity(rd, 's', sid) : NULL;
+        size_t k;
+        json_t *rec;
+        json_array_foreach(recs, k, rec)
+        {
+            const char *dn = json_string_value(json_object_get(rec, "destination"));
+            if (dn && !strcmp(dn, d->name)) json_object_set_new(it, "routeRequest", route_request(d, rec, breaker, failing));
+        }
+        json_decref(recs);
+    }
+    relay_reader_close(rd);
 }

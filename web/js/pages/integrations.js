@@ -1,7 +1,7 @@
 // Integrations: the outbound relay's destinations (docs/outbound.md) — each one's circuit breaker, figures,
 // last error, its delivery dead letters with every attempt, and a Redrive button for operators.
 import { api, whoami } from '../api.js';
-import { h, fmtTime, fmtCount, announce } from '../util.js';
+import { h, fmtTime, fmtCount, announce, fmtWhen, zoneName } from '../util.js';
 
 const REFRESH_MS = 3000;
 const DEAD_SHOWN = 20;
@@ -60,7 +60,7 @@ export function mount(main) {
     if (!dl.items.length) return h('p', { class: 'ok-note small' }, 'No dead letter.');
     const rows = dl.items.slice().reverse().map((x) => h('li', { class: 'int-dead', 'data-seq': String(x.seq) },
       h('div', {}, h('span', { class: 'mono' }, x.eventId || '?'), ' ', h('span', { class: 'muted' }, `${x.type || ''} · seq ${x.seq}`),
-        ' · given up ', x.deadAt ? h('time', { datetime: x.deadAt }, fmtTime(x.deadAt) + ' UTC') : '?'),
+        ' · given up ', x.deadAt ? h('time', { datetime: x.deadAt }, fmtWhen(x.deadAt)) : '?'),
       h('ol', { class: 'attempts', 'aria-label': `Attempts of event ${x.eventId || x.seq}` },
         ...(x.attempts || []).map((a) => h('li', {},
           h('span', { class: 'num' }, a.at ? fmtTime(a.at).slice(11) : '?'), ' ',
@@ -92,14 +92,17 @@ export function mount(main) {
         fig('Delivered', num(d.delivered)), fig('Failed', num(d.failed), d.failed ? 'warn' : ''),
         fig('Dead', num(d.deadLetters), d.deadLetters ? 'bad' : ''), fig('Backlog', num(d.backlog), d.backlog ? 'warn' : '')),
       h('p', { class: 'small' },
-        'Events: ', (d.events || []).join(', ') || '—',
+        d.exceptions ? ['Exception changes: ', d.exceptions.join(', '),
+          d.views && d.views.length ? ` · views ${d.views.join(', ')}` : '',
+          d.customers && d.customers.length ? ` · customers ${d.customers.join(', ')}` : '']
+          : ['Events: ', (d.events || []).join(', ') || '—'],
         d.warehouses && d.warehouses.length ? ` · warehouses ${d.warehouses.join(', ')}` : '',
         d.carriers && d.carriers.length ? ` · carriers ${d.carriers.join(', ')}` : ''),
       d.lastError ? h('p', { class: 'int-error' }, 'Last error: ', h('code', {}, d.lastError),
-        d.failingSince ? [' · failing since ', h('time', { datetime: d.failingSince }, fmtTime(d.failingSince) + ' UTC'),
+        d.failingSince ? [' · failing since ', h('time', { datetime: d.failingSince }, fmtWhen(d.failingSince)),
           ' (', h('span', { class: 'num', 'data-since': d.failingSince }, ''), ')'] : '') : null,
       h('p', { class: 'muted small' }, 'Last delivered: ',
-        d.lastOkAt ? h('time', { datetime: d.lastOkAt }, fmtTime(d.lastOkAt) + ' UTC') : 'never'),
+        d.lastOkAt ? h('time', { datetime: d.lastOkAt }, fmtWhen(d.lastOkAt)) : 'never'),
       h('p', { class: 'next-step' }, h('strong', {}, 'Next step: '), nextStep(d)),
       h('div', { class: 'int-actions' }, redrive,
         result ? h('p', { class: 'int-result', role: 'status' }, result) : null,
@@ -130,7 +133,7 @@ export function mount(main) {
       }
       const bad = dests.filter((d) => d.breaker === 'open').length;
       status.textContent = b.configured ? `${dests.length} destination${dests.length === 1 ? '' : 's'}` +
-        (bad ? ` · ${bad} open breaker${bad === 1 ? '' : 's'}` : '') + ` · updated ${fmtTime(b.now || new Date().toISOString()).slice(11)} UTC`
+        (bad ? ` · ${bad} open breaker${bad === 1 ? '' : 's'}` : '') + ` · updated ${fmtTime(b.now || new Date().toISOString()).slice(11)} ${zoneName()}`
         : 'No relay configured';
       list.dataset.loaded = 'true';
     } catch (e) {
