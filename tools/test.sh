@@ -3,7 +3,8 @@
 # Usage: tools/test.sh [ctest arguments...]   e.g. tools/test.sh -L unit
 set -eu
 cd "$(dirname "$0")/.."
-sh tools/setup.sh
+sh tools/setup.sh --test # the build's packages and the tests'
+sh tools/buf/setup.sh # buf, for the contract checks (tests/contract.cmake)
 
 jobs=$(nproc 2>/dev/null || echo 2)
 # The test files are independent (each starts its own servers on free loopback ports, in its own temp

@@ -23,7 +23,7 @@ static const ct_opt_def own_defs[] = {
      "SLA rules file (default: the built-in rules; see docs/sla.md)", 0, 0},
 };
 
-static const char *const ignore[] = {"server", "sla", "sim", "publish", NULL};
+static const char *const ignore[] = {"server", "sla", "sim", "publish", "relay", NULL};
 
 static const towerd_spec projector_spec = {
     .cmd = "towerd projector",
@@ -31,9 +31,11 @@ static const towerd_spec projector_spec = {
              "Consumes TOWER_EVENTS from the store's checkpoint and folds each batch into the store in one\n"
              "LMDB transaction together with the new checkpoint, then publishes change notices\n"
              "(tower.changes.<view>) and dead letters (TOWER_DLQ). Runs until SIGINT or SIGTERM and\n"
-             "reconnects on its own.\n\n"
+             "reconnects on its own. A store of another format (an older build's) is first rebuilt from\n"
+             "the stream into a new generation, as towerd rebuild does.\n\n"
              "Exit codes: 0 stopped; 1 failure; 2 usage; 4 the store cannot follow the stream (it was\n"
-             "recreated, lost events, or dropped events not yet applied): run towerd rebuild.",
+             "recreated, lost events, or dropped events not yet applied): run towerd rebuild; or a\n"
+             "store of another format and no stream to rebuild it from.",
     .defs = own_defs,
     .ndefs = sizeof own_defs / sizeof own_defs[0],
     .nats = 1,
@@ -193,6 +195,47 @@ static int rebuild(proj_cmd *pc, projector_opts *po)
     return TOWERD_EXIT_OK;
 }
 
+/* Upgrades: a store of another format than this build's (an older build's) is rebuilt from the stream into a
+ * new generation, as towerd rebuild does, before projecting goes on into it; servers of a build that reads the
+ * old generation keep answering from it until the swap. TOWERD_CONTINUE to go on projecting, else the exit
+ * code (4 when there is no stream to rebuild from). */
+static int upgrade_store(proj_cmd *pc, const projector_opts *live)
+{
+    store *s = NULL;
+    store_opts so = {.dir = live->data_dir, .read_only = 1, .probe = 1}; /* a new store is no error */
+    ct_status opened = store_open(&s, &so);
+    store_close(s);
+    if (opened != CT_STORE_VERSION) return TOWERD_CONTINUE;
+    ct_log(CT_LOG_WARN, "projector", "the store %s has another format than this build's (version %d): rebuilding it "
+           "from the stream into a new generation, then projecting on from there", live->data_dir, STORE_FORMAT_VERSION);
+    bus_stream_state st;
+    ct_status got;
+    while ((got = bus_stream_info(pc->b, &st)) != CT_OK && got != CT_NOT_FOUND && !towerd_stop) usleep(250000);
+    if (towerd_stop) return TOWERD_EXIT_OK;
+    if (got == CT_NOT_FOUND) {
+        ct_log(CT_LOG_ERROR, "projector", "there is no %s stream to rebuild the store from: move %s aside to start "
+               "afresh, or use the towerd build that wrote it", BUS_EVENTS_STREAM, live->data_dir);
+        return TOWERD_EXIT_REBUILD;
+    }
+    projector_opts po = *live;
+    po.notify = 0;
+    po.dead_letter_stream = 0;
+    char own[64];
+    snprintf(own, sizeof own, "%s", pc->consumer);
+    if (!ct_config_str(pc->c.cfg, "consumer")) {
+        char *name = towerd_consumer_name("rebuild", live->data_dir);
+        snprintf(pc->consumer, sizeof pc->consumer, "%s", name);
+        free(name);
+    }
+    pc->rebuild = 1;
+    int rc = rebuild(pc, &po);
+    pc->rebuild = 0;
+    snprintf(pc->consumer, sizeof pc->consumer, "%s", own);
+    if (rc != TOWERD_EXIT_OK) return rc;
+    ct_log(CT_LOG_INFO, "projector", "the store was rebuilt in this build's format; projecting on");
+    return TOWERD_CONTINUE;
+}
+
 static int run(int argc, char **argv, int rebuilding)
 {
     proj_cmd pc = {.rebuild = rebuilding};
@@ -210,7 +253,8 @@ static int run(int argc, char **argv, int rebuilding)
                              .dead_letter_stream = !rebuilding,
                              .sla_rules = sla_rules_fold(pc.rules)};
         if (!rebuilding) ct_log(CT_LOG_INFO, "projector", "store %s", data);
-        rc = rebuilding ? rebuild(&pc, &po) : projector_run(pc.b, &po, &towerd_stop, NULL);
+        rc = rebuilding ? TOWERD_CONTINUE : upgrade_store(&pc, &po);
+        if (rc == TOWERD_CONTINUE) rc = rebuilding ? rebuild(&pc, &po) : projector_run(pc.b, &po, &towerd_stop, NULL);
     }
     free(pc.gen);
     bus_close(pc.b);

@@ -19,6 +19,7 @@
 #include "relay.h"
 #include "towerd.h"
 #include "up_nats.h"
+#include "up_planner.h"
 #include "up_supervisor.h"
 
 static const ct_opt_def own_defs[] = {
@@ -37,6 +38,9 @@ static const ct_opt_def own_defs[] = {
      "SLA rules (INI, docs/sla.md; default: the contract's six rules)", 0, 0},
     {"relay", 0, "TOWER_RELAY", "relay.file", CT_OPT_STRING, NULL, "FILE",
      "deliver business events to the destinations of FILE (docs/outbound.md; state in DIR/relay)", 0, 0},
+    {"planner-sim", 0, "TOWER_UP_PLANNER_SIM", "up.planner_sim", CT_OPT_STRING, NULL, "KNOBS",
+     "the route planner simulator behind --relay's route_planner destinations on 127.0.0.1 (docs/outbound.md): "
+     "fail=0.05,latency=50ms,outage=40s/180s,route_fail=0.05,plan_delay=2s", 0, 0},
     {"alertmanager", 0, "TOWER_SLA_ALERTMANAGER", "sla.alertmanager", CT_OPT_STRING, NULL, "URL",
      "Alertmanager's base URL: one alert per open SLA breach (default: no alerts)", 0, 0},
     {"nats-server", 0, "TOWER_NATS_SERVER", "up.nats_server", CT_OPT_STRING, NULL, "PATH",
@@ -53,7 +57,8 @@ static const char usage_fmt[] =
     "Runs the whole control tower in one process: starts nats-server with JetStream on a free loopback\n"
     "port (config, store and log under DIR/nats; it dies with us), then the projector (store under\n"
     "DIR/store), the HTTP server (dashboard, REST API, /metrics) and, unless --no-sim, the simulators and\n"
-    "the simulated supervisors, who work the open exceptions (--supervisor-rate);\n"
+    "the simulated supervisors, who work the open exceptions (--supervisor-rate). A new trace opens on\n"
+    "--history (default 36h) of business played at once, so that every view has items within seconds;\n"
     "prints the dashboard's URL. SIGINT or SIGTERM (Ctrl-C) stops everything cleanly. Started again on\n"
     "the same DIR it resumes: the same stream, the same store, the simulators' trace where it was, and\n"
     "business time where it was (DIR/clock). With --nats URL it uses that NATS instead of starting one.\n"
@@ -116,6 +121,22 @@ static void up_metrics(ct_buf *out, void *vctx)
     const up_metrics_ctx *m = vctx;
     if (m->sla) sla_engine_metrics(out, m->sla);
     if (m->relay) relay_metrics(m->relay, m->relay_fig, out);
+}
+
+/* The duplicates dropped at publish that the simulators and the supervisors counted, for the server's /metrics
+   and summary (their figures are atomics: read from any request thread). */
+typedef struct up_dups_ctx {
+    const sim_run_figures *sim;      /* NULL without the simulators */
+    const up_supervisor_figures *sup; /* NULL without the supervisors */
+} up_dups_ctx;
+
+static size_t up_publish_dups(void *vctx, server_pub_dups *out, size_t max)
+{
+    const up_dups_ctx *d = vctx;
+    size_t n = 0;
+    if (d->sim && n < max) out[n++] = (server_pub_dups){"simulators", atomic_load(&d->sim->duplicates)};
+    if (d->sup && n < max) out[n++] = (server_pub_dups){"supervisors", atomic_load(&d->sup->duplicates)};
+    return n;
 }
 
 /* Each role's thread: the main thread sets stop (the roles' API takes a volatile sig_atomic_t flag); the
@@ -239,8 +260,14 @@ typedef struct up_run {
     relay *rel;
     bus *brel;
     char *relay_dir;                  /* DIR/relay */
+    up_planner *planner;              /* the route planner simulator (--relay with a route_planner on loopback) */
     up_metrics_ctx metrics;
+    up_dups_ctx dups;
 } up_run;
+
+/* Business time a new trace starts before now (--history): long enough for every kind of exception, posting
+   failures of the nightly invoicing included, to be on the dashboard within seconds of the start. */
+#define UP_HISTORY_DEFAULT "36h"
 
 /* The option table: up's own, the server's, the simulators' and the NATS ones (out has UP_MAX_DEFS). */
 #define UP_MAX_DEFS (NOWN + 32 + TOWERD_SIM_MAX_DEFS)
@@ -251,7 +278,10 @@ static size_t up_defs(ct_opt_def *out)
     n += NOWN;
     memcpy(out + n, towerd_server_defs, towerd_server_nshared * sizeof *out);
     n += towerd_server_nshared;
+    size_t sim0 = n;
     n += towerd_sim_defs(out + n, "60", 0);
+    for (size_t i = sim0; i < n; i++) /* a demo opens on a day of business history, not on an empty dashboard */
+        if (strcmp(out[i].flag, "history") == 0) out[i].def = UP_HISTORY_DEFAULT;
     if (n + towerd_nats_ndefs > UP_MAX_DEFS) abort(); /* a bug: UP_MAX_DEFS too small */
     memcpy(out + n, towerd_nats_defs, towerd_nats_ndefs * sizeof *out);
     /* Without --nats, up starts its own server: the shared option has no default here. */
@@ -391,6 +421,7 @@ static int up_roles(up_run *u)
     server_opts srvo;
     towerd_server_opts_shared(cfg, &srvo);
     srvo.data_dir = u->store_dir;
+    srvo.sla_rules = ct_config_str(cfg, "sla-rules") ? sla_rules_fold(u->rules) : NULL;
     if (u->rconf.n) { /* the Integrations page: up's relay file and state */
         u->relay_dir = ct_sprintf("%s/relay", u->data);
         srvo.relay_file = ct_config_str(cfg, "relay");
@@ -401,6 +432,9 @@ static int up_roles(up_run *u)
     u->metrics = (up_metrics_ctx){u->with_sla ? &u->sla.fig : NULL, u->rconf.n ? &u->rconf : NULL, u->rfig};
     srvo.metrics_extra = up_metrics;
     srvo.metrics_ctx = &u->metrics;
+    u->dups = (up_dups_ctx){u->with_sim ? &u->sim.fig : NULL, u->sup_rate > 0 ? &u->sup.fig : NULL};
+    srvo.publish_dups = up_publish_dups;
+    srvo.publish_dups_ctx = &u->dups;
     sigset_t old;
     signals_block(&old);
     ct_status cs = http_server_start(&u->srv, &srvo);
@@ -421,8 +455,16 @@ static int up_roles(up_run *u)
         if (!(u->sim_started = thread_start(&u->sim.th, sim_main, &u->sim))) return TOWERD_EXIT_FAIL;
     }
     if (u->rconf.n) {
-        relay_opts ro = {.conf = &u->rconf, .state_dir = u->relay_dir, .instance = "tower-relay-up"};
+        relay_opts ro = {.conf = &u->rconf, .state_dir = u->relay_dir, .instance = "tower-relay-up",
+                         .store_dir = u->store_dir}; /* exception destinations read the projector's store */
         if (relay_start(&u->rel, u->brel, &ro, u->rfig) != CT_OK) return TOWERD_EXIT_FAIL;
+        up_planner_knobs pk;
+        char perr[256];
+        if (up_planner_parse(ct_config_str(cfg, "planner-sim"), &pk, perr, sizeof perr) != 0) {
+            fprintf(stderr, "towerd up: %s\n", perr);
+            return TOWERD_EXIT_USAGE;
+        }
+        if (u->with_sim && up_planner_start(&u->planner, &u->rconf, &u->bo, &pk) != CT_OK) return TOWERD_EXIT_FAIL;
     }
     if (u->sup_rate > 0) {
         u->sup.so = (up_supervisor_opts){.store_dir = u->store_dir,
@@ -457,8 +499,10 @@ static void print_banner(const up_run *u)
     printf("  data        %s (views %s, simulator state %s)\n", u->data, u->store_dir, u->state);
     if (so->warp != 1.0) printf("  time warp   %gx: %g business minutes per real minute\n", so->warp, so->warp);
     if (u->with_sim)
-        printf("  simulators  %g orders per minute, seed %" PRIu64 "%s\n", so->rate, so->trace.seed,
-               so->trace.orders ? "" : ", endless");
+        printf("  simulators  %g orders per minute, seed %" PRIu64 "%s%s%s%s\n", so->rate, so->trace.seed,
+               so->trace.orders ? "" : ", endless", so->history_ns ? ", history " : "",
+               so->history_ns ? ct_config_str(cfg, "history") : "",
+               so->history_ns ? " (a new trace opens on it, played at once)" : "");
     else
         printf("  simulators  off (--no-sim)\n");
     if (u->sup_rate > 0)
@@ -525,6 +569,7 @@ static void up_shutdown(up_run *u)
         u->sla.stop = 1;
         pthread_join(u->sla.th, NULL);
     }
+    up_planner_stop(u->planner);
     relay_stop(u->rel);
     http_server_stop(u->srv);
     if (u->proj_started) {

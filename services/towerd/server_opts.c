@@ -7,6 +7,8 @@ const ct_opt_def towerd_server_defs[] = {
     {"http", 0, "TOWER_HTTP", "server.http", CT_OPT_STRING, "127.0.0.1:8080", "HOST:PORT",
      "listen address (beyond loopback only with --tokens)", 0, 0},
     {"web", 0, "TOWER_WEB", "server.web", CT_OPT_STRING, "./web", "DIR", "the dashboard's static files", 0, 0},
+    {"runbooks", 0, "TOWER_RUNBOOKS", "server.runbooks", CT_OPT_STRING, "./docs/runbooks", "DIR",
+     "the runbooks (Markdown, one per view, reason, code, rule and alert; docs/runbooks/README.md)", 0, 0},
     {"threads", 0, "TOWER_HTTP_THREADS", "server.threads", CT_OPT_INT, "32", "N",
      "worker threads for requests (the live stream's clients get theirs on top)", 0, 0},
     {"ready-max-lag", 0, "TOWER_READY_MAX_LAG", "server.ready_max_lag", CT_OPT_INT, "10000", "N",
@@ -31,6 +33,27 @@ const ct_opt_def towerd_server_defs[] = {
      "a live-stream client silent this long is pinged; one that answers no two pings is dropped", 0, 0},
     {"request-timeout", 0, "TOWER_HTTP_REQUEST_TIMEOUT", "server.request_timeout", CT_OPT_DURATION, "10s", "DURATION",
      "a request (headers and body) must arrive within this, and an answer be taken; slower clients are cut off", 0, 0},
+    {"stream-listen", 0, "TOWER_STREAM_LISTEN", "server.stream_listen", CT_OPT_STRING, NULL, "HOST:PORT",
+     "also serve the live stream (/api/v1/stream) on this address with libwebsockets: a few service threads for "
+     "thousands of clients (beyond loopback only with --tokens); the dashboard is told to use it", 0, 0},
+    {"stream-threads", 0, "TOWER_STREAM_THREADS", "server.stream_threads", CT_OPT_INT, "2", "N",
+     "service threads of the --stream-listen listener (1-16)", 0, 0},
+    {"stream-max-clients", 0, "TOWER_STREAM_MAX_CLIENTS", "server.stream_max_clients", CT_OPT_INT, "10000", "N",
+     "live-stream connections at once on the --stream-listen listener; more get 503", 0, 0},
+    {"stream-url", 0, "TOWER_STREAM_URL", "server.stream_url", CT_OPT_STRING, NULL, "URL",
+     "the live stream's URL the dashboard is told (GET /api/v1/me): /api/v1/stream when a proxy routes it to the "
+     "--stream-listen listener on the page's own origin, or ws(s)://HOST[:PORT]/api/v1/stream", 0, 0},
+    {"trusted-proxies", 0, "TOWER_TRUSTED_PROXIES", "server.trusted_proxies", CT_OPT_STRING, NULL, "CIDRS",
+     "SSO: addresses of reverse proxies (comma-separated CIDRs, e.g. 127.0.0.1/32) whose user and groups headers "
+     "name the caller; those headers from any other address are refused (403)", 0, 0},
+    {"proxy-user-header", 0, "TOWER_PROXY_USER_HEADER", "server.proxy_user_header", CT_OPT_STRING, "X-Forwarded-User",
+     "NAME", "SSO: the header in which the trusted proxy names the signed-in user (recorded as the actor of writes)", 0, 0},
+    {"proxy-groups-header", 0, "TOWER_PROXY_GROUPS_HEADER", "server.proxy_groups_header", CT_OPT_STRING,
+     "X-Forwarded-Groups", "NAME", "SSO: the header in which the trusted proxy lists the user's groups (comma-separated)",
+     0, 0},
+    {"proxy-roles", 0, "TOWER_PROXY_ROLES", "server.proxy_roles", CT_OPT_STRING, NULL, "GROUP=ROLE,...",
+     "SSO: the role of each group (viewer, operator, ingest; '*' any signed-in user); a user gets the highest of "
+     "theirs, none: 403", 0, 0},
     /* Last: towerd up has its own --relay and keeps the relay's state in DIR/relay (towerd_server_nshared). */
     {"relay", 0, "TOWER_RELAY", "relay.file", CT_OPT_STRING, NULL, "FILE",
      "the outbound relay's destinations (docs/outbound.md), shown at /api/v1/integrations with their dead letters "
@@ -53,15 +76,25 @@ void towerd_server_opts_shared(const ct_config *c, server_opts *o)
     memset(o, 0, sizeof *o);
     o->listen = ct_config_str(c, "http");
     o->web_root = ct_config_str(c, "web");
+    o->runbooks = ct_config_str(c, "runbooks");
     o->threads = (unsigned)ct_config_int(c, "threads");
     o->ready_max_lag = (uint64_t)ct_config_int(c, "ready-max-lag");
     o->tokens_file = ct_config_str(c, "tokens");
     o->allowed_hosts = ct_config_str(c, "allowed-hosts");
+    o->trusted_proxies = ct_config_str(c, "trusted-proxies");
+    o->proxy_user_header = ct_config_str(c, "proxy-user-header");
+    o->proxy_groups_header = ct_config_str(c, "proxy-groups-header");
+    o->proxy_roles = ct_config_str(c, "proxy-roles");
     o->max_future_skew_ns = ct_config_duration_ns(c, "max-future-skew");
     o->ws_max_clients = (unsigned)ct_config_int(c, "ws-max-clients");
     o->ws_queue = (size_t)ct_config_int(c, "ws-queue");
     o->ws_snapshot_max = (unsigned)ct_config_int(c, "ws-snapshot-max");
     o->ws_coalesce_ms = (int)(ct_config_duration_ns(c, "ws-coalesce") / 1000000);
+    o->stream_listen = ct_config_str(c, "stream-listen");
+    int64_t st = ct_config_int(c, "stream-threads"), sm = ct_config_int(c, "stream-max-clients");
+    o->stream_threads = st > 0 ? (unsigned)(st < 16 ? st : 16) : 2;
+    o->stream_max_clients = sm > 0 ? (unsigned)(sm < 1000000 ? sm : 1000000) : 10000;
+    o->stream_url = ct_config_str(c, "stream-url");
     int64_t ping = ct_config_duration_ns(c, "ws-ping") / 1000000;
     o->ws_ping_ms = ping > 0 && ping < 3600000 ? (int)ping : ping >= 3600000 ? 3600000 : 0;
     int64_t rt = ct_config_duration_ns(c, "request-timeout") / 1000000;

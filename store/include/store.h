@@ -56,6 +56,7 @@ typedef struct store_opts {
     size_t map_size;        /**< initial map size in bytes (default 256 MiB); grown on demand */
     unsigned max_readers;   /**< reader slots (default 1024) */
     int read_only;          /**< open for reading only (dump, server) */
+    int probe;              /**< with read_only: no error is logged when there is no store (CT_NOT_FOUND) */
     int no_sync;            /**< skip fsync at commit (tests only: loses durability on a host crash) */
     int flat;               /**< dir itself is the environment, without generations (a rebuild's new generation) */
     const fold_sla_rules *sla_rules; /**< the SLA rules the fold computes dues with (borrowed for the store's
@@ -281,9 +282,42 @@ typedef struct store_query {
     const char *assignee;    /**< only items assigned to this name; "" only unassigned ones; NULL: any */
     int64_t now_ns;          /**< the instant the state filter judges snoozes at */
     const char *code;        /**< dead letters: only those of this code, e.g. "INVALID_VALUE" (NULL: any) */
+    /* Filters judged on each item (store_read_filter.c), NULL or 0: any. */
+    const char *customer;    /**< only items of orders created for this customer (exact; an index lookup per item) */
+    const char *channel;     /**< only items of orders of this channel, "ECOMMERCE", "EDI" or "SERVICE" (reads
+                                  the order's orderCreated: its timeline per item) */
+    const char *reason;      /**< only items whose reason or lastFailure is this text (case-insensitive) */
+    int sla;                 /**< a store_sla_state: only items in this SLA state at now_ns (0: any) */
     const char *cursor;      /**< continue after this cursor (from a previous page), or NULL */
     size_t limit;            /**< at most this many items (0: no limit) */
 } store_query;
+
+/** The SLA state of an item at an instant (store_query.sla, store_item_sla). */
+typedef enum store_sla_state {
+    STORE_SLA_ANY = 0,    /**< no filter */
+    STORE_SLA_BREACHED,   /**< its slaDueAt is at or before now (every item of sla_breaches) */
+    STORE_SLA_DUE_SOON,   /**< not breached, but STORE_SLA_SOON_SHARE or more of the time allowed has passed */
+    STORE_SLA_WITHIN,     /**< less than that has passed */
+    STORE_SLA_NONE        /**< no SLA rule covers the item (no slaDueAt) */
+} store_sla_state;
+
+/** The share of an SLA's time allowed from which an item is due soon (the dashboard's "Warning"). */
+#define STORE_SLA_SOON_SHARE 0.75
+
+/** \brief The SLA state of an item at now_ns (never STORE_SLA_ANY). */
+store_sla_state store_item_sla(const Tower__V1__ViewItem *it, int64_t now_ns);
+
+/**
+ * \brief The distinct customer ids of orderCreated events in the store, in id order, at most limit
+ * (fn is called with each, borrowed for the call). \return 1 when more exist than limit, else 0.
+ */
+int store_reader_customers(store_reader *r, size_t limit, void (*fn)(void *ctx, const char *id), void *ctx);
+
+/**
+ * \brief The stored customer id equal to id ignoring case (an exact match first), copied into out
+ * (cap bytes). Reads at most 100000 ids. \return 1 found, 0 none.
+ */
+int store_reader_customer_resolve(store_reader *r, const char *id, char *out, size_t cap);
 
 /** Called per item; the item is borrowed until the call returns. Return non-zero to stop. */
 typedef int (*store_item_fn)(void *ctx, const Tower__V1__ViewItem *item);

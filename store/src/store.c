@@ -492,7 +492,7 @@ static ct_status open_once(store **out, const store_opts *opts)
         int missing = stat(path, &sb) != 0;
         free(path);
         if (missing) {
-            ct_log(CT_LOG_ERROR, "store", "no store in %s: fold or run the projector first", opts->dir);
+            if (!opts->probe) ct_log(CT_LOG_ERROR, "store", "no store in %s: fold or run the projector first", opts->dir);
             st = CT_NOT_FOUND;
             goto out;
         }

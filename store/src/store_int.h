@@ -144,6 +144,13 @@ int store__closed_del_key(MDB_txn *txn, const store *s, const char *ckey);
 /* Make the closed records under the given key prefixes ("o:<id>|", ...) exactly nw[0..n_new). */
 int store__closed_diff(MDB_txn *txn, const store *s, char *const *prefixes, size_t n_prefixes, const fold_item *nw,
                        size_t n_new);
+/* ---- the filters judged on each item (store_read_filter.c) ---- */
+
+/* 1 when the query has a customer, channel, reason or SLA-state filter. */
+int store__filter_extra(const store_query *q);
+/* Whether an item passes those filters (reads the customer index, or the order's timeline for a channel). */
+int store__filter_wants(store_reader *r, const store_query *q, const Tower__V1__ViewItem *it);
+
 
 /* A batch's observations of time to acknowledge (0) and to close (1) per view. */
 typedef struct store__life {

@@ -1,8 +1,9 @@
 // The dashboard shell: hash routing, the header (search, connection state, server clock), the ticking ages.
 import { live } from './stream.js';
 import { whoami } from './api.js';
-import { ageMs, now, warpFactor } from './clock.js';
-import { fmtAge, fmtTime, sayAge } from './util.js';
+import { ageMs, now, warpFactor, warpLabel } from './clock.js';
+import { fmtAge, fmtTime, sayAge, useUtc, setUseUtc, zoneName } from './util.js';
+import { loadSlaRules, slaRulesLoaded } from './views.js';
 import * as overview from './pages/overview.js';
 import * as viewPage from './pages/view.js';
 import * as entityPage from './pages/entity.js';
@@ -11,6 +12,8 @@ import * as deadLetters from './pages/deadletters.js';
 import * as minePage from './pages/mine.js';
 import * as exceptionPage from './pages/exception.js';
 import * as integrationsPage from './pages/integrations.js';
+import * as runbookPage from './pages/runbook.js';
+import * as contractPage from './pages/contract.js';
 
 const main = document.getElementById('main');
 let current = null;   // the mounted page: {unmount(), tick()}
@@ -44,6 +47,9 @@ function route() {
     case 'mine': page = minePage; nav = 'mine'; break;
     case 'exception': page = exceptionPage; arg = parts.slice(1).join('/'); break;
     case 'integrations': page = integrationsPage; nav = 'integrations'; break;
+    case 'runbook': page = runbookPage; arg = parts.slice(1).join('/') || null; break;
+    case 'runbooks': page = runbookPage; arg = 'list'; nav = 'runbooks'; break;
+    case 'contract': page = contractPage; nav = 'contract'; break;
     default: break;
   }
   for (const a of document.querySelectorAll('.mainnav a')) {
@@ -57,6 +63,9 @@ function route() {
   current = page.mount(main, arg, params) || {};
   if (id === routeId) tick();
   showCaller();
+  // The SLA rules the server uses (asked before the first page; again here when a token was missing then):
+  // rows and tiles take them at the next tick, captions at the next page.
+  if (!slaRulesLoaded()) loadSlaRules();
 }
 
 /** Who is using the dashboard, and whether they may act (the token's role). */
@@ -81,15 +90,36 @@ function tick() {
   }
   if (current && current.tick) current.tick();
   const clock = document.getElementById('clock');
-  const txt = fmtTime(now()).slice(11) + ' UTC';
+  const txt = fmtTime(now()).slice(11) + ' ' + zoneName(now());
   if (clock.textContent !== txt) clock.textContent = txt;
   clock.setAttribute('datetime', new Date(now()).toISOString());
   const w = warpFactor();
   const warpEl = document.getElementById('warp');
   warpEl.hidden = !(w > 1);
-  if (w > 1) warpEl.textContent = `×${w} demo clock`;
+  if (w > 1) {
+    const wt = warpLabel(w);
+    if (warpEl.textContent !== wt) warpEl.textContent = wt;
+    warpEl.title = `Demo clock: business time runs ${wt.replace(' speed', '')} faster than real time`;
+  }
   renderConn();
 }
+
+/** The time-zone toggle: local time (the default, its zone named) or UTC, kept in this browser. */
+function renderTz() {
+  const b = document.getElementById('tz-toggle');
+  if (!b) return;
+  b.setAttribute('aria-pressed', useUtc() ? 'true' : 'false');
+  b.textContent = useUtc() ? 'Local time' : 'UTC';
+  b.title = useUtc() ? 'Times are in UTC: show them in your local time instead'
+    : `Times are in your local time (${zoneName()}): show them in UTC instead`;
+  b.setAttribute('aria-label', useUtc() ? 'Times shown in UTC; switch to local time' : `Times shown in local time, ${zoneName()}; switch to UTC`);
+}
+document.getElementById('tz-toggle').addEventListener('click', () => {
+  setUseUtc(!useUtc());
+  renderTz();
+  route(); // every page draws its times again in the zone chosen
+});
+renderTz();
 
 const CONN_TEXT = {
   connecting: 'Connecting…',
@@ -151,7 +181,8 @@ document.addEventListener('keydown', (e) => {
 
 window.addEventListener('hashchange', route);
 live.start();
-route();
+// The first page waits for the SLA rules (one request; without them, the built-in defaults).
+loadSlaRules().finally(route);
 let tickTimer = null;
 function scheduleTick() {
   // Every second, or four times a second when the demo clock runs faster than real time.

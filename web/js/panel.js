@@ -3,9 +3,10 @@
 // "My queue", and as the page #/exception/ID; it follows the live stream.
 import { api, canWrite } from './api.js';
 import { live } from './stream.js';
+import { runbookHref } from './pages/runbook.js';
 import { ageMs } from './clock.js';
-import { h, fmtAge, fmtTime, throttle } from './util.js';
-import { VIEW_BY_ID, slaState, stateLabel, stateIcon, itemDetail } from './views.js';
+import { h, fmtAge, fmtTime, throttle, fmtWhen, zoned } from './util.js';
+import { VIEW_BY_ID, itemSla, stateLabel, stateIcon, itemDetail } from './views.js';
 import {
   stateChip, stateNextStep, viewNextStep, viewOfException, actionBar,
 } from './exceptions.js';
@@ -67,7 +68,7 @@ export function mountPanel(el, id, { onClose, onAction, headingLevel = 'h2' } = 
     const it = ex.item || {};
     const view = ex.view || viewOfException(id);
     const live_ = ex.state !== 'closed' && ex.state !== 'resolved';
-    const sla = live_ ? slaState(view, ageMs(it.since || ex.openedAt)) : null;
+    const sla = live_ ? itemSla(view, { ...it, since: it.since || ex.openedAt }) : null;
     const facts = [];
     const link = (kind, v) => h('a', { href: `#/${kind}/${encodeURIComponent(v)}` }, v);
     if (it.orderId) facts.push(['Order', link('order', it.orderId)]);
@@ -78,14 +79,14 @@ export function mountPanel(el, id, { onClose, onAction, headingLevel = 'h2' } = 
     if (it.warehouseId) facts.push(['Warehouse', it.warehouseId]);
     if (it.carrierId) facts.push(['Carrier', it.carrierId]);
     const opened = ex.openedAt || it.since;
-    facts.push(['Opened', h('span', {}, `${fmtTime(opened)} UTC`, live_ ? [' · age ', h('span', { class: 'age num', 'data-since': opened }, fmtAge(ageMs(opened)))] : null)]);
-    if (it.slaDueAt) facts.push(['SLA due', `${fmtTime(it.slaDueAt)} UTC`]);
+    facts.push(['Opened', h('span', {}, `${fmtWhen(opened)}`, live_ ? [' · age ', h('span', { class: 'age num', 'data-since': opened }, fmtAge(ageMs(opened)))] : null)]);
+    if (it.slaDueAt) facts.push(['SLA due', `${fmtWhen(it.slaDueAt)}`]);
     if (sla) facts.push(['SLA', h('span', { class: 'badge small', 'data-state': sla }, stateIcon(sla), h('span', {}, stateLabel(view, sla)))]);
     facts.push(['Assignee', h('span', { id: 'panel-assignee' }, ex.assignee || h('span', { class: 'muted' }, 'nobody'))]);
-    facts.push(['Acknowledged', ex.acknowledgedAt ? `${fmtTime(ex.acknowledgedAt)} UTC${ex.acknowledgedBy ? ' by ' + ex.acknowledgedBy : ''}` : h('span', { class: 'muted' }, 'not yet')]);
-    if (ex.state === 'snoozed' && ex.snoozedUntil) facts.push(['Snoozed until', `${fmtTime(ex.snoozedUntil)} UTC`]);
+    facts.push(['Acknowledged', ex.acknowledgedAt ? `${fmtWhen(ex.acknowledgedAt)}${ex.acknowledgedBy ? ' by ' + ex.acknowledgedBy : ''}` : h('span', { class: 'muted' }, 'not yet')]);
+    if (ex.state === 'snoozed' && ex.snoozedUntil) facts.push(['Snoozed until', `${fmtWhen(ex.snoozedUntil)}`]);
     if (ex.resolution) facts.push(['Resolution', ex.resolution]);
-    if (ex.closedAt) facts.push(['Closed', `${fmtTime(ex.closedAt)} UTC${ex.closedBy && ex.closedBy.type ? ' by ' + ex.closedBy.type : ''}`]);
+    if (ex.closedAt) facts.push(['Closed', `${fmtWhen(ex.closedAt)}${ex.closedBy && ex.closedBy.type ? ' by ' + ex.closedBy.type : ''}`]);
 
     const notes = ex.notes || [];
     const history = ex.history || [];
@@ -95,7 +96,8 @@ export function mountPanel(el, id, { onClose, onAction, headingLevel = 'h2' } = 
     const parts = [
       head(ex),
       h('section', { class: 'next-step', id: 'next-step', 'aria-label': 'What to do next' },
-        h('strong', {}, 'Next step: '), next.filter(Boolean).join(' ')),
+        h('strong', {}, 'Next step: '), next.filter(Boolean).join(' '), ' ',
+        h('a', { href: runbookHref(view, it), id: 'panel-runbook', class: 'runbook-link' }, 'Open the runbook')),
     ];
     if (st.write) {
       parts.push(bar.el);
@@ -115,13 +117,13 @@ export function mountPanel(el, id, { onClose, onAction, headingLevel = 'h2' } = 
         h('h3', { id: 'hist-h' }, `Audit trail (${history.length})`),
         history.length ? h('table', { class: 'grid history', id: 'panel-history' },
           h('caption', { class: 'sr-only' }, 'Every action on this exception, oldest first'),
-          h('thead', {}, h('tr', {}, ['When (UTC)', 'Action', 'By', 'What', 'Seq'].map((c) => h('th', { scope: 'col', class: c === 'Seq' ? 'num' : null }, c)))),
+          h('thead', {}, h('tr', {}, [zoned('When'), 'Action', 'By', 'What', 'Seq'].map((c) => h('th', { scope: 'col', class: c === 'Seq' ? 'num' : null }, c)))),
           h('tbody', {}, history.map((x) => h('tr', { 'data-action': x.action },
             h('td', { class: 'num' }, fmtTime(x.at)),
             h('td', {}, HISTORY_WORDS[x.action] || x.action),
             h('td', {}, x.actor || '—'),
             h('td', { class: 'wrap' }, [x.assignee !== undefined ? (x.assignee ? `to ${x.assignee}` : 'unassigned') : null,
-              x.until ? `until ${fmtTime(x.until)} UTC` : null, x.resolution || null, x.note ? `“${x.note}”` : null].filter(Boolean).join(' · ')),
+              x.until ? `until ${fmtWhen(x.until)}` : null, x.resolution || null, x.note ? `“${x.note}”` : null].filter(Boolean).join(' · ')),
             h('td', { class: 'num' }, x.seq ? String(x.seq) : '—')))))
           : h('p', { class: 'muted', id: 'panel-history' }, 'Nobody has acted on it yet.')),
       h('p', { class: 'muted small mono' }, 'Exception ', id),

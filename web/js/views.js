@@ -1,4 +1,8 @@
-// What the views are, how they are labelled, and their SLA state (the default durations of docs/contract.md).
+// What the views are, how they are labelled, and their SLA state: by the SLA rules the server serves
+// (GET /api/v1/sla/rules, the same rules the projector dates items with), and by each item's slaDueAt.
+import { api } from './api.js';
+import { now } from './clock.js';
+import { parseTime } from './util.js';
 
 const MIN = 60000, HOUR = 60 * MIN;
 
@@ -14,7 +18,9 @@ export const VIEWS = [
     what: 'Approved orders not yet released to a warehouse', sla: { rule: 'release', ms: 15 * MIN } },
   { id: 'blocked', label: 'Blocked', entity: 'order',
     next: 'Clear the hold or the inventory short at the warehouse: replenish, substitute or split the order.',
-    what: 'Order holds, inventory shorts and blocked shipments', sla: { rule: 'readiness', ms: 4 * HOUR } },
+    // No SLA of its own (the server dates no blocked item: a block is not a milestone); late readiness
+    // shows as an item of sla_breaches.
+    what: 'Order holds, inventory shorts and blocked shipments', sla: null },
   { id: 'pending_route', label: 'Pending route', entity: 'shipment',
     next: 'Plan a route for the shipment in the route planner, or hand it to a carrier.',
     what: 'Ready shipments without a planned route', sla: { rule: 'routing', ms: 1 * HOUR } },
@@ -40,14 +46,81 @@ export const VIEWS = [
 
 export const VIEW_BY_ID = Object.fromEntries(VIEWS.map((v) => [v.id, v]));
 
-/** Share of the SLA duration from which an item is "warning". */
-export const WARNING_SHARE = 0.75;
+/** Share of the SLA duration from which an item is "warning" (the server's dueSoonShare replaces it). */
+export let WARNING_SHARE = 0.75;
+
+let rulesState = { loaded: false, source: 'built-in', pending: null };
+
+/**
+ * Takes the SLA rules the server serves (GET /api/v1/sla/rules): each view's rule and its duration replace
+ * the built-in defaults, so that the colours agree with the breaches the server raises.
+ */
+export function setSlaRules(body) {
+  if (!body || !body.views) return;
+  for (const v of VIEWS) {
+    const r = body.views[v.id];
+    if (!r || v.alwaysBreached) continue;
+    v.sla = r.rule && Number.isFinite(r.withinSeconds) ? { rule: r.rule, ms: r.withinSeconds * 1000 } : null;
+    v.slaOff = !!r.rule && !Number.isFinite(r.withinSeconds); // the rule is disabled: no SLA for this view
+  }
+  if (Number.isFinite(body.dueSoonShare) && body.dueSoonShare > 0 && body.dueSoonShare < 1) WARNING_SHARE = body.dueSoonShare;
+  rulesState.loaded = true;
+  rulesState.source = body.source || 'server';
+}
+
+/** Asks the server for its SLA rules once (no token prompt); resolves true when they were taken. */
+export function loadSlaRules() {
+  if (rulesState.loaded) return Promise.resolve(true);
+  if (!rulesState.pending) {
+    rulesState.pending = api('/sla/rules', { noPrompt: true })
+      .then((b) => { setSlaRules(b); return true; })
+      .catch(() => false)
+      .finally(() => { rulesState.pending = null; });
+  }
+  return rulesState.pending;
+}
+
+export function slaRulesLoaded() { return rulesState.loaded; }
+/** Where the SLA durations come from: "file" or "defaults" (the server's), or "built-in" (not asked yet). */
+export function slaRulesSource() { return rulesState.source; }
+
+/**
+ * The SLA state of one item: from its slaDueAt when it has one (the projector dated it with the server's
+ * rules, scopes included): breached from the due time, warning from WARNING_SHARE of the time allowed;
+ * else by its age against its view's rule.
+ */
+export function itemSla(viewId, it) {
+  const v = VIEW_BY_ID[viewId];
+  if (!v) return 'ok';
+  if (v.alwaysBreached) return 'breached';
+  const due = parseTime(it && it.slaDueAt), since = parseTime(it && it.since);
+  if (Number.isFinite(due)) {
+    const t = now();
+    if (t >= due) return 'breached';
+    if (Number.isFinite(since) && due > since && t - since >= WARNING_SHARE * (due - since)) return 'warning';
+    return 'ok';
+  }
+  return slaState(viewId, Number.isFinite(since) ? Math.max(0, now() - since) : NaN);
+}
+
+/**
+ * The SLA state of a tile from the summary of its view: breached when the server counts breached items
+ * (their due time passed), else by the oldest item's age against the view's rule.
+ */
+export function tileSla(viewId, s) {
+  if (!s || !s.count) return 'ok';
+  const v = VIEW_BY_ID[viewId];
+  if (v && v.sla && typeof s.breached === 'number' && s.breached > 0) return 'breached';
+  const a = s.oldestSince ? Math.max(0, now() - parseTime(s.oldestSince)) : NaN;
+  return slaState(viewId, a, s.count);
+}
 
 /** The SLA state of an item (or of a tile, given its oldest item's age): 'ok' | 'warning' | 'breached'. */
 export function slaState(viewId, ageMs, count = 1) {
   const v = VIEW_BY_ID[viewId];
   if (!v || !count) return 'ok';
   if (v.alwaysBreached) return 'breached';
+  if (v.slaOff) return 'ok';
   if (!v.sla) return 'warning';
   if (!Number.isFinite(ageMs)) return 'ok';
   if (ageMs >= v.sla.ms) return 'breached';
@@ -59,7 +132,7 @@ export function slaState(viewId, ageMs, count = 1) {
 export function stateLabel(viewId, state) {
   const v = VIEW_BY_ID[viewId];
   if (state === 'breached') return 'Breached';
-  if (state === 'warning') return v && !v.sla && !v.alwaysBreached ? 'Review' : 'Warning';
+  if (state === 'warning') return v && !v.sla && !v.slaOff && !v.alwaysBreached ? 'Review' : 'Due soon';
   return 'OK';
 }
 
@@ -111,5 +184,16 @@ export function itemHref(it) {
 
 /** A one-line reason for an item ("ORDER_HOLD · CREDIT", "release", ...). */
 export function itemDetail(it) {
-  return [it.kind, it.reason, it.sku, it.lastFailure, it.interface, it.rule, it.code].filter(Boolean).join(' · ');
+  return [it.kind, it.reason, it.sku, it.lastFailure, it.routeRequest && it.routeRequest.reason, it.interface, it.rule, it.code].filter(Boolean).join(' · ');
+}
+
+/** Words that are acronyms in event names ("slaBreached" is "SLA breached", not "Sla breached"). */
+const ACRONYMS = { sla: 'SLA', pod: 'POD', eta: 'ETA', erp: 'ERP', wms: 'WMS', tms: 'TMS', id: 'ID', edi: 'EDI', sku: 'SKU' };
+
+/** "orderHoldReleased" -> "Order hold released"; "slaBreached" -> "SLA breached"; "podCaptured" -> "POD captured". */
+export function eventLabel(type) {
+  const words = String(type || '').replace(/([A-Z])/g, ' $1').toLowerCase().trim().split(/\s+/).filter(Boolean)
+    .map((w) => ACRONYMS[w] || w);
+  const s = words.join(' ');
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }

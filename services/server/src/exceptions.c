@@ -486,5 +486,7 @@ int server__me(struct mg_connection *c, http_server *s)
     if (server__caller(c, s, name, sizeof name, &role) != 0) return server__deny(c, s, SERVER_ROUTE_ME, 401, HTTP_ROLE_VIEWER);
     json_t *o = json_pack("{s:s, s:s, s:b}", "name", name, "role", server__role_name(role), "canAct",
                           role == HTTP_ROLE_OPERATOR);
+    json_t *stream = stream__advertise(s); /* where the live stream is, when not at /api/v1/stream here */
+    if (stream) json_object_set_new(o, "stream", stream);
     return server__json(c, s, SERVER_ROUTE_ME, 200, o);
 }

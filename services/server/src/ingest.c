@@ -1,4 +1,5 @@
 /* POST /api/v1/events: the ingest gateway — validate, publish to JetStream, answer per event only after the acks. */
+#include "access.h"
 #include "server_int.h"
 
 #include <stdio.h>
@@ -46,14 +47,39 @@ static void on_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
     }
 }
 
+/* An ack on its way to the caller's callback: duplicates counted (publish_dups). */
+typedef struct dup_count {
+    void (*fn)(void *ctx, size_t tag, const bus_pub_ack *ack);
+    void *ctx;
+    uint64_t dups;
+} dup_count;
+
+static void count_dups(void *ctx, size_t tag, const bus_pub_ack *ack)
+{
+    dup_count *d = ctx;
+    if (ack->result == BUS_PUB_DUPLICATE) d->dups++;
+    d->fn(d->ctx, tag, ack);
+}
+
 void server__publish(http_server *s, evt_event *const *evs, size_t n,
                      void (*fn)(void *ctx, size_t tag, const bus_pub_ack *ack), void *ctx)
 {
+    dup_count d = {fn, ctx, 0};
     pthread_mutex_lock(&publish_lock);
     for (size_t i = 0; i < n; i++)
         if (evs[i]) bus_publish_event(s->o.bus, evs[i], i);
-    bus_publish_wait(s->o.bus, ACK_TIMEOUT_MS, fn, ctx);
+    bus_publish_wait(s->o.bus, ACK_TIMEOUT_MS, count_dups, &d);
     pthread_mutex_unlock(&publish_lock);
+    if (d.dups) __atomic_add_fetch(&s->publish_dups, d.dups, __ATOMIC_RELAXED);
+}
+
+size_t server__publish_dups(http_server *s, server_pub_dups *out, size_t max)
+{
+    if (!max) return 0;
+    out[0] = (server_pub_dups){"server", __atomic_load_n(&s->publish_dups, __ATOMIC_RELAXED)};
+    size_t n = 1;
+    if (s->o.publish_dups) n += s->o.publish_dups(s->o.publish_dups_ctx, out + 1, max - 1);
+    return n < max ? n : max;
 }
 
 int server__read_body(struct mg_connection *c, size_t max, ct_buf *body)
@@ -110,6 +136,9 @@ int server__ingest(struct mg_connection *c, http_server *s)
         return server__error(c, s, route, 503, "NO_BUS", NULL, "this server has no NATS connection to publish to");
     if (ri->content_length > MAX_BODY)
         return server__error(c, s, route, 413, "TOO_LARGE", NULL, "the body is over %d bytes", MAX_BODY);
+    const access_policy *pol = NULL; /* the token's rate and source systems (auth.c) */
+    int admit = server__ingest_admit(c, s, &pol);
+    if (admit) return admit;
 
     /* A publisher makes sure the streams exist (a projector may not have started yet). */
     if (!__atomic_load_n(&s->streams_ok, __ATOMIC_ACQUIRE) && bus_ensure_streams(s->o.bus) == CT_OK)
@@ -137,6 +166,11 @@ int server__ingest(struct mg_connection *c, http_server *s)
     int got;
     int64_t latest = s->o.max_future_skew_ns > 0 ? ct_now_ns() / 1000000000LL + s->o.max_future_skew_ns / 1000000000LL : 0;
     while ((got = evt_reader_next(rd, &rec)) == 1 && count < MAX_EVENTS) {
+        const char *refused = rec.event ? server__source_refused(pol, rec.event, &rec.error) : NULL;
+        if (refused) {
+            evt_free(rec.event);
+            rec.event = NULL;
+        }
         json_t *o = json_object();
         json_object_set_new(o, "index", json_integer((json_int_t)count));
         if (rec.event && latest && rec.event->occurred_at->seconds > latest) {
@@ -170,10 +204,11 @@ int server__ingest(struct mg_connection *c, http_server *s)
         } else {
             if (*rec.error.event_id) json_object_set_new(o, "eventId", json_string(rec.error.event_id));
             json_t *e = json_object();
-            json_object_set_new(e, "code", json_string(evt_code_str(rec.error.code)));
+            json_object_set_new(e, "code", json_string(refused ? refused : evt_code_str(rec.error.code)));
             json_object_set_new(e, "message", json_string(rec.error.message));
             if (*rec.error.field) json_object_set_new(e, "field", json_string(rec.error.field));
             json_object_set_new(o, "status", json_string("rejected"));
+            server__conform_reject(rec.raw, rec.raw_len, &rec.error); /* by producer (conformance.c) */
             json_object_set_new(o, "error", e);
             json_array_append_new(res.arr, o);
             rejected++;

@@ -267,6 +267,7 @@ static void store_metrics(ct_buf *b, http_server *s, const bus_health *nh, int64
     projector_metrics(b, r, now);
     stream_metrics(b, s, r, nh, ss.applied_seq);
     sla_metrics(b, r, now);
+    server__conform_metrics(b, r);
     server__end(s, r);
 }
 
@@ -327,6 +328,19 @@ static void http_metrics(ct_buf *b, http_server *s)
         }
 }
 
+/* Duplicates dropped at publish by this process's publishers (never in the store's tower_duplicates_total). */
+static void publish_dup_metrics(ct_buf *b, http_server *s)
+{
+    server_pub_dups rows[8];
+    size_t n = server__publish_dups(s, rows, 8);
+    family(b, "tower_publish_duplicates_total", "counter",
+           "Publishes JetStream dropped as duplicates (ack duplicate: the message id was in the stream already), "
+           "counted by this process since it started, by publisher; the projector never sees them.");
+    for (size_t i = 0; i < n; i++)
+        ct_buf_addf(b, "tower_publish_duplicates_total{source=\"%s\"} %llu\n", rows[i].source,
+                    (unsigned long long)rows[i].count);
+}
+
 int server__metrics(struct mg_connection *c, void *cbdata)
 {
     http_server *s = cbdata;
@@ -343,6 +357,8 @@ int server__metrics(struct mg_connection *c, void *cbdata)
     store_metrics(&b, s, &nh, now);
     space_metrics(&b, s);
     ws_metrics(&b, s->hub);
+    server__conform_ingest_metrics(&b);
+    if (s->o.bus || s->o.publish_dups) publish_dup_metrics(&b, s);
     if (s->o.metrics_extra) s->o.metrics_extra(&b, s->o.metrics_ctx);
     /* This request is counted before the text is written, so that it is in it. */
     server__count(s, SERVER_ROUTE_METRICS, 200);

@@ -84,6 +84,10 @@ static server_route route_of(const char *uri, uint64_t *seq)
     if (!strcmp(uri, "/api/v1/trend")) return SERVER_ROUTE_TREND;
     if (!strcmp(uri, "/api/v1/stream")) return SERVER_ROUTE_STREAM;
     if (!strcmp(uri, "/api/v1/me")) return SERVER_ROUTE_ME;
+    if (!strcmp(uri, "/api/v1/producers")) return SERVER_ROUTE_PRODUCERS;
+    if (!strcmp(uri, "/api/v1/values")) return SERVER_ROUTE_VALUES;
+    if (!strcmp(uri, "/api/v1/sla/rules")) return SERVER_ROUTE_SLA_RULES;
+    if (!strcmp(uri, "/api/v1/runbooks") || !strncmp(uri, "/api/v1/runbooks/", 17)) return SERVER_ROUTE_RUNBOOKS;
     if (!strcmp(uri, "/api/v1/integrations") || !strncmp(uri, "/api/v1/integrations/", 21)) {
         /* /api/v1/integrations/{name}/dead-letters or /redrive; any other shape is no route (404, any method). */
         const char *slash = uri[20] ? strchr(uri + 21, '/') : NULL;
@@ -150,14 +154,50 @@ static int life_params(const char *qs, server_query *out, server_query_err *err)
     return 0;
 }
 
-static int view_params(const char *qs, server_query *out, server_query_err *err)
+/* sort=: one of the server_sort names. */
+static int sort_param(const char *qs, server_query *out, server_query_err *err)
 {
-    if (life_params(qs, out, err)) return -1;
+    static const char *const names[] = {"age", "newest", "priority", "warehouse", "carrier"};
     char sort[16];
     int gs = server_query_var(qs, "sort", sort, sizeof sort);
-    if (gs < 0 || (gs && strcmp(sort, "age") != 0 && strcmp(sort, "priority") != 0))
-        return fail(err, 400, "INVALID_PARAMETER", "sort", "sort must be age or priority");
-    out->sort_priority = gs && !strcmp(sort, "priority");
+    if (gs == 0) return 0;
+    for (size_t i = 0; gs > 0 && i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(sort, names[i])) {
+            out->sort = (server_sort)i;
+            out->sort_priority = out->sort == SERVER_SORT_PRIORITY;
+            return 0;
+        }
+    return fail(err, 400, "INVALID_PARAMETER", "sort", "sort must be age, newest, priority, warehouse or carrier");
+}
+
+/* customer=, channel=, reason= and sla= (judged on each item; docs/api.md). */
+static int item_filter_params(const char *qs, server_query *out, server_query_err *err)
+{
+    static const char *const channels[] = {"ECOMMERCE", "EDI", "SERVICE"};
+    static const char *const slas[] = {"breached", "due_soon", "within", "none"};
+    char buf[16];
+    if (str_param(qs, "customer", out->customer, sizeof out->customer, err) ||
+        str_param(qs, "reason", out->reason, sizeof out->reason, err))
+        return -1;
+    if (strlen(out->customer) > EVT_MAX_ID)
+        return fail(err, 400, "INVALID_PARAMETER", "customer", "customer is too long: a customer id has at most %d bytes",
+                    EVT_MAX_ID);
+    int got = server_query_var(qs, "channel", buf, sizeof buf);
+    for (size_t i = 0; got > 0 && buf[0] && i < sizeof channels / sizeof channels[0]; i++)
+        if (!strcasecmp(buf, channels[i])) strcpy(out->channel, channels[i]);
+    if (got < 0 || (got > 0 && buf[0] && !out->channel[0]))
+        return fail(err, 400, "INVALID_PARAMETER", "channel", "channel must be ECOMMERCE, EDI or SERVICE");
+    got = server_query_var(qs, "sla", buf, sizeof buf);
+    for (size_t i = 0; got > 0 && i < sizeof slas / sizeof slas[0]; i++)
+        if (!strcmp(buf, slas[i])) out->sla = (int)i + 1;
+    if (got < 0 || (got > 0 && buf[0] && !out->sla))
+        return fail(err, 400, "INVALID_PARAMETER", "sla", "sla must be breached, due_soon, within or none");
+    return 0;
+}
+
+static int view_params(const char *qs, server_query *out, server_query_err *err)
+{
+    if (life_params(qs, out, err) || sort_param(qs, out, err) || item_filter_params(qs, out, err)) return -1;
     int gc = server_query_var(qs, "code", out->code, sizeof out->code);
     int code_ok = gc >= 0;
     for (const char *p = out->code; code_ok && *p; p++) code_ok = (*p >= 'A' && *p <= 'Z') || *p == '_';
@@ -269,6 +309,14 @@ int server_query_parse(const char *uri, const char *qs, server_query *out, serve
         return 0;
     case SERVER_ROUTE_ME:
         return 0;
+    case SERVER_ROUTE_VALUES: {
+        char buf[64];
+        int got = server_query_var(qs, "view", buf, sizeof buf);
+        if (got < 0 || (got && fold_view_parse(buf, &out->view) != 0))
+            return fail(err, 400, "INVALID_PARAMETER", "view", "view must be one of the views, e.g. blocked");
+        out->has_view = got > 0;
+        return 0;
+    }
     case SERVER_ROUTE_INTEGRATIONS:
     case SERVER_ROUTE_INTEGRATION_REDRIVE:
         return integration_params(uri, qs, out, err);

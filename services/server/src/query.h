@@ -16,7 +16,9 @@
     X(SEARCH, "search") X(DEAD_LETTERS, "dead_letters") X(INGEST, "ingest") X(OTHER_API, "other_api")  \
     X(STREAM, "stream") X(TREND, "trend") X(REDRIVE, "redrive") X(HEALTHZ, "healthz") X(READYZ, "readyz") X(METRICS, "metrics") \
     X(EXCEPTIONS, "exceptions") X(ACTIONS, "actions") X(ME, "me") \
-    X(INTEGRATIONS, "integrations") X(INTEGRATION_REDRIVE, "integration_redrive")
+    X(VALUES, "values") X(SLA_RULES, "sla_rules") \
+    X(INTEGRATIONS, "integrations") X(INTEGRATION_REDRIVE, "integration_redrive") \
+    X(PRODUCERS, "producers") X(RUNBOOKS, "runbooks")
 
 typedef enum server_route {
 #define SERVER_X(id, name) SERVER_ROUTE_##id,
@@ -24,6 +26,16 @@ typedef enum server_route {
 #undef SERVER_X
     SERVER_ROUTE_COUNT
 } server_route;
+
+/** The orders a view page may be sorted in (sort=): age (oldest first, the default), newest, priority,
+ *  warehouse, carrier (by id, then oldest first). */
+typedef enum server_sort {
+    SERVER_SORT_AGE = 0,
+    SERVER_SORT_NEWEST,
+    SERVER_SORT_PRIORITY,
+    SERVER_SORT_WAREHOUSE,
+    SERVER_SORT_CARRIER
+} server_sort;
 
 /** Default and largest `limit` of a view page. */
 #define SERVER_QUERY_DEFAULT_LIMIT 100
@@ -56,6 +68,11 @@ typedef struct server_query {
     int has_assignee;         /**< assignee was given ("none" is stored as "") */
     int assignee_me;          /**< assignee=me: the caller's name (the handler knows it) */
     int sort_priority;        /**< views: sort=priority */
+    server_sort sort;         /**< views: the sort= key (SERVER_SORT_AGE when absent) */
+    char customer[EVT_MAX_ID + 2]; /**< views: the customer filter ("" for none) */
+    char channel[16];         /**< views: the channel filter, upper case: ECOMMERCE, EDI, SERVICE ("" for none) */
+    char reason[EVT_MAX_TEXT + 1]; /**< views: the reason filter: a reason or lastFailure ("" for none) */
+    int sla;                  /**< views: the sla= filter, a store_sla_state (0: none) */
     int closed;               /**< exceptions: closed=1, the closed list */
     int has_view;             /**< exceptions: view=V was given (then view is set) */
     int64_t since_ns;         /**< exceptions?closed=1: since (0 for none) */

@@ -48,6 +48,8 @@ static int collect(void *vctx, const Tower__V1__ViewItem *it)
 
 typedef struct prio {
     json_t *item;
+    server_sort by; /* what the page is sorted by (the same in every element: qsort takes no context) */
+    const char *part; /* sort=warehouse or carrier: the item's id ("" for none; borrowed from item) */
     int breached;
     double share;
     int64_t since;
@@ -58,6 +60,7 @@ typedef struct prio_ctx {
     prio *v;
     size_t n, cap;
     int64_t now_ns;
+    server_sort by;
 } prio_ctx;
 
 static int64_t ts_ns(const Tower__V1__Timestamp *t) { return t ? t->seconds * 1000000000LL + t->nanos : 0; }
@@ -71,7 +74,10 @@ static int prio_collect(void *vctx, const Tower__V1__ViewItem *it)
         c->v = ct_realloc(c->v, c->cap * sizeof *c->v);
     }
     int64_t since = ts_ns(it->since), due = ts_ns(it->sla_due_at);
-    c->v[c->n++] = (prio){store_item_to_json(it, c->now_ns), due && due <= c->now_ns,
+    const char *part = c->by == SERVER_SORT_WAREHOUSE ? it->warehouse_id : c->by == SERVER_SORT_CARRIER ? it->carrier_id : NULL;
+    json_t *o = store_item_to_json(it, c->now_ns);
+    json_t *pj = json_object_get(o, c->by == SERVER_SORT_WAREHOUSE ? "warehouseId" : "carrierId");
+    c->v[c->n++] = (prio){o, c->by, part && pj ? json_string_value(pj) : "", due && due <= c->now_ns,
                           due > since ? (double)(c->now_ns - since) / (double)(due - since) : -1.0, since,
                           it->has_seq ? it->seq : 0};
     return 0;
@@ -80,13 +86,22 @@ static int prio_collect(void *vctx, const Tower__V1__ViewItem *it)
 static int prio_cmp(const void *a, const void *b)
 {
     const prio *x = a, *y = b;
-    if (x->breached != y->breached) return y->breached - x->breached;
-    if (x->share != y->share) return x->share > y->share ? -1 : 1;
+    if (x->by == SERVER_SORT_WAREHOUSE || x->by == SERVER_SORT_CARRIER) {
+        /* By id (items without one last), then oldest first. */
+        int c = (!*x->part) - (!*y->part);
+        if (!c) c = strcmp(x->part, y->part);
+        if (c) return c;
+    } else if (x->by == SERVER_SORT_NEWEST) {
+        if (x->since != y->since) return x->since > y->since ? -1 : 1;
+    } else {
+        if (x->breached != y->breached) return y->breached - x->breached;
+        if (x->share != y->share) return x->share > y->share ? -1 : 1;
+    }
     if (x->since != y->since) return x->since < y->since ? -1 : 1;
     return strcmp(json_string_value(json_object_get(x->item, "key")), json_string_value(json_object_get(y->item, "key")));
 }
 
-static ct_status priority_page(store_reader *r, const store_query *q0, collect_ctx *cc, char **next)
+static ct_status priority_page(store_reader *r, const store_query *q0, server_sort by, collect_ctx *cc, char **next)
 {
     store_query q = *q0;
     size_t offset = 0;
@@ -96,7 +111,7 @@ static ct_status priority_page(store_reader *r, const store_query *q0, collect_c
     }
     q.cursor = NULL;
     q.limit = PRIORITY_MAX;
-    prio_ctx pc = {NULL, 0, 0, cc->now_ns};
+    prio_ctx pc = {NULL, 0, 0, cc->now_ns, by};
     ct_status st = store_view_scan(r, &q, prio_collect, &pc, NULL);
     if (pc.n) qsort(pc.v, pc.n, sizeof *pc.v, prio_cmp);
     for (size_t i = offset; i < pc.n && i < offset + q0->limit; i++) {
@@ -122,14 +137,18 @@ static int view_page(struct mg_connection *c, http_server *s, const server_query
     char me[EVT_MAX_ACTOR + 1] = "";
     http_role role;
     if (pq->assignee_me) server__caller(c, s, me, sizeof me, &role);
-    store_query q = {.view = v, .warehouse = *pq->warehouse ? pq->warehouse : NULL,
-                     .carrier = *pq->carrier ? pq->carrier : NULL, .since_before_ns = before,
+    server_ids ids;
+    server__resolve_ids(r, pq, &ids);
+    store_query q = {.view = v, .warehouse = *ids.warehouse ? ids.warehouse : NULL,
+                     .carrier = *ids.carrier ? ids.carrier : NULL, .since_before_ns = before,
+                     .customer = *ids.customer ? ids.customer : NULL, .channel = *pq->channel ? pq->channel : NULL,
+                     .reason = *pq->reason ? pq->reason : NULL, .sla = pq->sla,
                      .cursor = *pq->cursor ? pq->cursor : NULL, .limit = (size_t)pq->limit,
                      .state = *pq->state ? pq->state : NULL,
                      .assignee = pq->has_assignee ? (pq->assignee_me ? me : pq->assignee) : NULL, .now_ns = now,
                      .code = *pq->code ? pq->code : NULL};
     char *next = NULL;
-    if (pq->sort_priority) st = priority_page(r, &q, &cc, &next);
+    if (pq->sort != SERVER_SORT_AGE) st = priority_page(r, &q, pq->sort, &cc, &next);
     else st = store_view_scan(r, &q, collect, &cc, &next);
     store_stats ss;
     store_reader_stats(r, &ss);
@@ -150,6 +169,7 @@ static int view_page(struct mg_connection *c, http_server *s, const server_query
     json_object_set_new(body, "view", json_string(fold_view_name(v)));
     json_object_set_new(body, "count", json_integer((json_int_t)count));
     json_object_set_new(body, "asOfSeq", json_integer((json_int_t)ss.applied_seq));
+    if (v == FOLD_VIEW_PENDING_ROUTE && !raw) server__integrations_pending(s, cc.items); /* held, and why */
     json_object_set_new(body, "items", cc.items);
     json_object_set_new(body, "nextCursor", next ? json_string(next) : json_null());
     free(next);
@@ -223,6 +243,8 @@ void server__now_json(json_t *o, int64_t now)
     char buf[48];
     evt_time_format(now / 1000000000LL, (int32_t)(now % 1000000000LL), buf);
     json_object_set_new(o, "now", json_string(buf));
+    /* A demo clock (towerd up --warp): how many business seconds pass per real second, for the dashboard. */
+    if (ct_clock_factor() != 1.0) json_object_set_new(o, "warp", json_real(ct_clock_factor()));
 }
 
 static int summary(struct mg_connection *c, http_server *s)
@@ -248,6 +270,12 @@ static int summary(struct mg_connection *c, http_server *s)
     json_object_set_new(body, "events", json_integer((json_int_t)ss.events));
     json_object_set_new(body, "duplicates", json_integer((json_int_t)ss.duplicates));
     json_object_set_new(body, "deadLetters", json_integer((json_int_t)ss.dead_letters));
+    /* Dropped at publish by this process's publishers since it started (README "publishDuplicates"). */
+    server_pub_dups pd[8];
+    size_t npd = server__publish_dups(s, pd, 8);
+    json_t *pdj = json_object();
+    for (size_t i = 0; i < npd; i++) json_object_set_new(pdj, pd[i].source, json_integer((json_int_t)pd[i].count));
+    json_object_set_new(body, "publishDuplicates", pdj);
     server__now_json(body, now);
     json_object_set_new(body, "views", views);
     return server__json(c, s, SERVER_ROUTE_SUMMARY, 200, body);
@@ -265,6 +293,7 @@ static int entity(struct mg_connection *c, http_server *s, server_route route, c
         return server__error(c, s, route, 404, "NOT_FOUND", NULL, "no %s \"%s\" in the store",
                              kind == 'o' ? "order" : "shipment", id);
     if (st != CT_OK) return server__error(c, s, route, 500, "STORE_ERROR", NULL, "reading failed");
+    server__integrations_entity(s, kind, id, body); /* the relay's deliveries about it */
     return server__json(c, s, route, 200, body);
 }
 
@@ -327,11 +356,16 @@ int server__api(struct mg_connection *c, void *cbdata)
     case SERVER_ROUTE_EXCEPTIONS: rc = server__exceptions_list(c, s, pq); break;
     case SERVER_ROUTE_ACTIONS: rc = server__act(c, s, pq); break;
     case SERVER_ROUTE_ME: rc = server__me(c, s); break;
+    case SERVER_ROUTE_VALUES: rc = server__values(c, s, pq); break;
+    case SERVER_ROUTE_SLA_RULES: rc = server__sla_rules(c, s); break;
     case SERVER_ROUTE_INTEGRATIONS: rc = server__integrations(c, s, pq); break;
     case SERVER_ROUTE_INTEGRATION_REDRIVE: rc = server__integration_redrive(c, s, pq); break;
+    case SERVER_ROUTE_PRODUCERS: rc = server__producers(c, s); break;
+    case SERVER_ROUTE_RUNBOOKS: rc = server__runbooks(c, s, uri, ri->query_string); break;
     default: rc = server__error(c, s, route, 404, "NOT_FOUND", NULL, "no route %.200s", uri); break;
     }
 out:
+    if (strcmp(ri->request_method, "GET")) server__access_log(c, s, rc); /* every write: who did it, or tried */
     free(pq);
     return rc;
 }

@@ -349,6 +349,10 @@ ct_status http_server_start(http_server **out, const server_opts *o)
         ct_log(CT_LOG_INFO, "server", "%zu API tokens loaded from %s; every API route needs one", s->n_tokens,
                o->tokens_file);
     }
+    if (server__proxy_init(s) != CT_OK) {
+        http_server_stop(s);
+        return CT_USAGE;
+    }
     if (server__integrations_init(s) != CT_OK) {
         http_server_stop(s);
         return CT_USAGE;
@@ -383,8 +387,10 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     opts[n++] = "connection_queue";
     opts[n++] = "1024";
     opts[n++] = "additional_header"; /* on static files and civetweb's own answers; ours add them too */
-    opts[n++] = "Content-Security-Policy: " SERVER_CSP "\r\nX-Content-Type-Options: nosniff\r\n"
-                "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer";
+    s->csp = stream__csp(s); /* the live stream on another port (--stream-listen) is another origin */
+    char *extra_headers = ct_sprintf("Content-Security-Policy: %s\r\nX-Content-Type-Options: nosniff\r\n"
+                                     "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer", s->csp ? s->csp : SERVER_CSP);
+    opts[n++] = extra_headers;
     struct stat sb;
     if (o->web_root && stat(o->web_root, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         opts[n++] = "document_root";
@@ -402,12 +408,20 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     mg_init_library(0);
     ct_log(CT_LOG_DEBUG, "server", "worker threads get at least %zu KiB of stack", server__min_stack() / 1024);
     s->ctx = mg_start(&cb, s, opts);
+    free(extra_headers);
     if (!s->ctx) {
         ct_log(CT_LOG_ERROR, "server", "cannot listen on %s (in use, or not an address of this host)", listen);
         http_server_stop(s);
         return CT_IO;
     }
     stream__hub_start(s);
+    if (o->stream_listen && *o->stream_listen) {
+        ct_status st = stream__lws_start(s);
+        if (st != CT_OK) {
+            http_server_stop(s);
+            return st;
+        }
+    }
     mg_set_websocket_handler(s->ctx, "/api/v1/stream", stream__connect, stream__ready, stream__data, stream__close, s);
     mg_set_request_handler(s->ctx, "/api", server__api, s);
     mg_set_request_handler(s->ctx, "/metrics", server__metrics, s);
@@ -423,14 +437,17 @@ void http_server_stop(http_server *s)
 {
     if (!s) return;
     stream__hub_stop(s); /* every sender wakes and ends, or mg_stop would wait on them */
+    stream__lws_stop(s);
     if (s->ctx) mg_stop(s->ctx);
     stream__hub_free(s);
     free(s->tokens);
+    server__proxy_free(s);
     server__integrations_free(s);
     store_close(s->st);
     pthread_rwlock_destroy(&s->lock);
     free(s->data_dir);
     free(s->web_real);
+    free(s->csp);
     for (size_t i = 0; i < s->n_hosts; i++) free(s->hosts[i]);
     free(s->hosts);
     free(s);

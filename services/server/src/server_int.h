@@ -28,8 +28,11 @@ struct http_server {
     uint64_t requests[SERVER_ROUTE_COUNT][SERVER_N_CODES];
     ct_hist durations[SERVER_ROUTE_COUNT]; /* request durations, counted with requests (server__count) */
     int streams_ok;          /* the events streams were ensured (ingest) */
+    uint64_t publish_dups;   /* publishes JetStream acked as duplicates since start (server__publish; atomic) */
     struct stream_hub *hub;  /* the live stream (stream_hub.c) */
+    char *csp;               /* Content-Security-Policy when the stream is on another origin (--stream-listen), else NULL: SERVER_CSP */
     server_token *tokens;    /* API tokens (auth.c); none: open, loopback only */
+    struct server_proxy *proxy; /* the trusted SSO proxy (auth.c), or NULL: none */
     size_t n_tokens;
     char *web_real;          /* the web root's real path (symbolic links resolved), or NULL */
     char **hosts;            /* Host values (lowercase host:port) allowed in loopback mode (guard.c) */
@@ -107,16 +110,45 @@ int server__redrive(struct mg_connection *c, http_server *s, uint64_t seq);
 /* Publish events (tag = index) and wait for their acks (ingest.c: one publish set at a time). */
 void server__publish(http_server *s, evt_event *const *evs, size_t n,
                      void (*fn)(void *ctx, size_t tag, const bus_pub_ack *ack), void *ctx);
+/* Publishes dropped as duplicates at publish, counted by this process since it started: {"server", this
+ * server's (server__publish)}, then the rows of o.publish_dups; fills up to max rows, returns how many. */
+size_t server__publish_dups(http_server *s, server_pub_dups *out, size_t max);
 /* ---- exceptions.c: the exception lifecycle's routes (docs/exceptions.md) ---- */
 int server__exception_get(struct mg_connection *c, http_server *s, const server_query *pq);
 int server__exceptions_list(struct mg_connection *c, http_server *s, const server_query *pq);
 int server__act(struct mg_connection *c, http_server *s, const server_query *pq);
 int server__me(struct mg_connection *c, http_server *s);
+/* ---- facets.c: filter values, SLA rules, case-insensitive filters (docs/api.md) ---- */
+/* A view page's warehouse, carrier and customer filters as stored (matched ignoring case). */
+typedef struct server_ids {
+    char warehouse[80];
+    char carrier[80];
+    char customer[EVT_MAX_ID + 2];
+} server_ids;
+void server__resolve_ids(store_reader *r, const server_query *pq, server_ids *ids);
+int server__values(struct mg_connection *c, http_server *s, const server_query *pq);
+int server__sla_rules(struct mg_connection *c, http_server *s);
+/* ---- conformance.c: rejections by producer (docs/contract/conformance.md) ---- */
+/* Count an event the ingest refused (its raw JSON, borrowed) under its producer and code. Any thread. */
+void server__conform_reject(const char *raw, size_t len, const evt_error *err);
+/* GET /api/v1/producers; the tower_producer_* metric families (dead letters from r; the ingest's). */
+int server__producers(struct mg_connection *c, http_server *s);
+/* GET /api/v1/runbooks[/KIND/NAME | /match?...] (runbooks.c; uri decoded, qs raw). */
+int server__runbooks(struct mg_connection *c, http_server *s, const char *uri, const char *qs);
+/* A runbook kind (alert, rule, code, reason, view) and name (1-64 of [A-Za-z0-9_.-], no leading '.'). */
+int server_runbook_kind_ok(const char *kind);
+int server_runbook_name_ok(const char *name);
+void server__conform_metrics(ct_buf *b, store_reader *r);
+void server__conform_ingest_metrics(ct_buf *b);
 /* ---- integrations.c: the outbound relay's destinations (docs/outbound.md) ---- */
 /* Load the relay file (o.relay_file); CT_USAGE after logging FILE:LINE when it is bad. */
 ct_status server__integrations_init(http_server *s);
 void server__integrations_free(http_server *s);
 int server__integrations(struct mg_connection *c, http_server *s, const server_query *pq);
+/* The relay on the entities: "deliveries" (what each destination did about the order or shipment and its
+ * shipments) added to an entity answer; "routeRequest" (held, and why) added to pending_route items. */
+void server__integrations_entity(http_server *s, char kind, const char *id, json_t *body);
+void server__integrations_pending(http_server *s, json_t *items);
 int server__integration_redrive(struct mg_connection *c, http_server *s, const server_query *pq);
 /* Build an action event (exceptionAcknowledged ... exceptionReopened) from an API body; NULL with *err for a
  * field at fault (code INVALID_PARAMETER). The caller frees it with evt_free. */
@@ -137,15 +169,44 @@ int server__healthz(struct mg_connection *c, void *cbdata);
 int server__readyz(struct mg_connection *c, void *cbdata);
 const char *server__route_name(server_route r);
 
+/* The live stream's address for the dashboard, from --stream-url or --stream-listen (stream_lws.c):
+ * {"url":...} or {"port":N,"path":"/api/v1/stream"} (new reference), or NULL: /api/v1/stream on this origin. */
+json_t *stream__advertise(http_server *s);
+
 /* Tokens (auth.c). server__auth: 0 allowed, 401 no or unknown token, 403 wrong role. */
 ct_status server__tokens_load(http_server *s, const char *path);
 int server__auth(struct mg_connection *c, http_server *s, http_role need);
+/* The same for a token presented some other way (tok: NULL or "" when none), e.g. on the libwebsockets listener. */
+int server__auth_token(http_server *s, const char *tok, http_role need);
 int server__allowed(struct mg_connection *c, http_server *s, http_role need);
 /* Who calls: the token's name and role ("local" and operator without tokens). 0, or -1 (no valid token). */
 int server__caller(struct mg_connection *c, http_server *s, char *name, size_t cap, http_role *role);
 const char *server__role_name(http_role r);
 /* Answer 401 or 403 as JSON. */
 int server__deny(struct mg_connection *c, http_server *s, server_route route, int status, http_role need);
+/* Who calls (auth.c): a trusted proxy's user (via "proxy"), a token ("token"), or "local" in loopback
+ * mode. server__identify: 0 with *id, 401 (no or unknown token, a bad user header), 403 (a proxy user
+ * whose groups map to no role). token points into the server's tokens (valid until it stops). */
+typedef struct server_ident {
+    char name[EVT_MAX_ACTOR + 1];
+    http_role role;
+    const char *via;
+    server_token *token;
+} server_ident;
+int server__identify(struct mg_connection *c, http_server *s, server_ident *id);
+/* The SSO proxy's options (o.trusted_proxies ...): CT_USAGE after logging what is wrong. */
+ct_status server__proxy_init(http_server *s);
+void server__proxy_free(http_server *s);
+/* A request carrying the proxy's user or groups header from an untrusted address: 403 answered
+ * (PROXY_HEADER_REFUSED, the header as field). 0: go on. */
+int server__proxy_guard(struct mg_connection *c, http_server *s);
+/* One "access" log line for a write: method, path, status, who and from where. */
+void server__access_log(struct mg_connection *c, http_server *s, int status);
+/* Ingest: the caller token's policy in *pol (NULL: none) and its rate: 0 go on, or 429 answered. */
+struct access_policy;
+int server__ingest_admit(struct mg_connection *c, http_server *s, const struct access_policy **pol);
+/* NULL when pol lets e be published, else the error code ("SOURCE_NOT_ALLOWED") with *err filled. */
+const char *server__source_refused(const struct access_policy *pol, const evt_event *e, evt_error *err);
 
 /* ---- NATS health (nats_watch.c) -------------------------------------------------------------
  * What the server knows of NATS comes from the bus's watch (a background thread refreshing the

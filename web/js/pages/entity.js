@@ -2,18 +2,13 @@
 import { api } from '../api.js';
 import { live } from '../stream.js';
 import { ageMs, now } from '../clock.js';
-import { h, fmtAge, fmtTime, parseTime, throttle } from '../util.js';
-import { VIEW_BY_ID, slaState, stateLabel, stateIcon, itemDetail } from '../views.js';
+import { h, fmtAge, fmtTime, parseTime, throttle, fmtWhen, zoned } from '../util.js';
+import { VIEW_BY_ID, itemSla, stateLabel, stateIcon, itemDetail, eventLabel } from '../views.js';
 import { stateChip, exceptionHref, viewOfException } from '../exceptions.js';
+import { runbookHref } from './runbook.js';
 
 const STAGES = ['CREATED', 'APPROVED', 'RELEASED', 'PICKING', 'PACKED', 'READY', 'ROUTED', 'SHIPPED', 'DELIVERED', 'POD', 'INVOICED'];
 const ENVELOPE = new Set(['eventId', 'occurredAt', 'source', 'orderId', 'shipmentId', 'routeId']);
-
-/** "orderHoldReleased" -> "Order hold released". */
-function humanType(t) {
-  const s = String(t || '').replace(/([A-Z])/g, ' $1').toLowerCase().trim();
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}
 
 const ACTION_VERB = {
   exceptionAcknowledged: 'acknowledged', exceptionAssigned: 'assigned', exceptionSnoozed: 'snoozed',
@@ -28,7 +23,7 @@ function saidAction(type, p, at) {
   if (type === 'exceptionAssigned') text = p.assignee ? `${text} to ${p.assignee}` : `${p.actor || 'someone'} unassigned ${what}`;
   if (type === 'exceptionSnoozed' && p.until) {
     // An until in the past un-snoozes (docs/exceptions.md).
-    text = parseTime(p.until) <= parseTime(at) ? `${p.actor || 'someone'} ended the snooze of ${what}` : `${text} until ${fmtTime(p.until)} UTC`;
+    text = parseTime(p.until) <= parseTime(at) ? `${p.actor || 'someone'} ended the snooze of ${what}` : `${text} until ${fmtWhen(p.until)}`;
   }
   if (type === 'exceptionResolved' && p.resolution) text += ` as ${p.resolution}`;
   return [text + (p.note ? ': ' : ''), p.note ? h('q', {}, p.note) : null, ' ',
@@ -56,6 +51,23 @@ function said(type, p, at) {
     }
   }
   return parts.join(' · ');
+}
+
+/** What the outbound relay did about this order or shipment (docs/outbound.md): "notify: deliveryCompleted
+ * delivered 10:42", "erp: routeDispatched failing since 10:40 (HTTP 503)". None without a relay. */
+function deliveriesPanel(list) {
+  if (!list || !list.length) return null;
+  const verb = { delivered: 'delivered', failing: 'failing since', dead: 'given up', queued: 'held since',
+    requested: 'requested', refused: 'refused' };
+  const line = (r) => {
+    if (r.reason) return `${r.destination}: ${r.reason}`; /* a route planner: "route planner unavailable since 10:42" */
+    const waiting = r.status === 'failing' || r.status === 'queued';
+    return `${r.destination}: ${r.type} ${verb[r.status] || r.status} ${fmtTime(waiting ? (r.since || r.at) : r.at)}` +
+      (waiting && r.error ? ` (${r.error})` : '');
+  };
+  return h('section', { 'aria-labelledby': 'dl-h', class: 'panel', id: 'deliveries' }, h('h2', { id: 'dl-h' }, 'Integrations'),
+    h('ul', { class: 'delivery-list' }, list.map((r) => h('li', { 'data-status': r.status || '', 'data-destination': r.destination || '' },
+      line(r), ' ', h('span', { class: 'muted small' }, r.about || '')))));
 }
 
 export function mount(main, arg) {
@@ -96,7 +108,7 @@ export function mount(main, arg) {
       STAGES.map((s, i) => h('li', {
         class: i < at ? 'done' : i === at ? 'current' : 'todo',
         'aria-current': i === at ? 'step' : null,
-      }, h('span', { class: 'stage-name' }, s.charAt(0) + s.slice(1).toLowerCase()))));
+      }, h('span', { class: 'stage-name' }, eventLabel(s.toLowerCase())))));
   }
 
   function render(d) {
@@ -110,7 +122,7 @@ export function mount(main, arg) {
     if (d.channel) facts.push(['Channel', d.channel]);
     if (d.promisedBy) {
       const late = parseTime(d.promisedBy) < now() && !['DELIVERED', 'POD', 'INVOICED', 'CANCELLED'].includes(stage);
-      facts.push(['Promised by', h('span', {}, fmtTime(d.promisedBy) + ' UTC', late ? h('strong', { class: 'late' }, ' · past due') : null)]);
+      facts.push(['Promised by', h('span', {}, fmtWhen(d.promisedBy), late ? h('strong', { class: 'late' }, ' · past due') : null)]);
     }
     const ms = d.milestones || {};
     const timeline = d.timeline || [];
@@ -122,9 +134,9 @@ export function mount(main, arg) {
     const exTable = ex.length
       ? h('table', { class: 'grid', id: 'exceptions' },
         h('caption', { class: 'sr-only' }, 'Open exceptions, oldest first'),
-        h('thead', {}, h('tr', {}, ['View', 'Age', 'Since (UTC)', 'Concerns', 'Detail', 'State', 'Assignee', 'SLA', 'Exception'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('thead', {}, h('tr', {}, ['View', 'Age', zoned('Since'), 'Concerns', 'Detail', 'State', 'Assignee', 'SLA', 'Exception'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, ex.map((it) => {
-          const state = slaState(it.view, ageMs(it.since));
+          const state = itemSla(it.view, it);
           const badge = h('span', { class: 'badge small', 'data-state': state }, stateIcon(state), h('span', {}, stateLabel(it.view, state)));
           const tr = h('tr', { 'data-state': state, 'data-view': it.view, 'data-ex': it.exceptionId || '', 'data-xstate': it.state || '' },
             h('td', {}, h('a', { href: '#/view/' + it.view }, (VIEW_BY_ID[it.view] || { label: it.view }).label)),
@@ -162,15 +174,17 @@ export function mount(main, arg) {
             h('dt', {}, 'Milestones'), h('dd', {}, Object.keys(ms).length ? `${Object.keys(ms).length} kinds, first ${fmtTime(Object.values(ms).sort()[0])}` : '—'))),
         h('section', { 'aria-labelledby': 'ex-h', class: 'panel wide' }, h('h2', { id: 'ex-h' }, `Open exceptions (${ex.length})`),
           ex.length ? h('p', { class: 'next-step compact', id: 'entity-next' }, h('strong', {}, 'Next step: '),
-            (VIEW_BY_ID[ex[0].view] || {}).next || '', ' ', ex.some((x) => !x.assignee) ? 'Take the unassigned ones (Work it).' : '') : null,
+            (VIEW_BY_ID[ex[0].view] || {}).next || '', ' ', ex.some((x) => !x.assignee) ? 'Take the unassigned ones (Work it).' : '',
+            ' ', h('a', { href: runbookHref(ex[0].view, ex[0]), id: 'entity-runbook', class: 'runbook-link' }, 'Open the runbook')) : null,
           exTable),
         h('section', { 'aria-labelledby': 'sh-h', class: 'panel' }, h('h2', { id: 'sh-h' }, `Shipments (${shipments.length})`), shipList),
-        h('section', { 'aria-labelledby': 'rt-h', class: 'panel wide' }, h('h2', { id: 'rt-h' }, 'Route'), routes)),
+        h('section', { 'aria-labelledby': 'rt-h', class: 'panel wide' }, h('h2', { id: 'rt-h' }, 'Route'), routes),
+        deliveriesPanel(d.deliveries)),
       h('section', { 'aria-labelledby': 'tl-h', class: 'panel' },
         h('h2', { id: 'tl-h' }, `Timeline (${timeline.length} events)`),
         h('table', { class: 'grid timeline', id: 'timeline' },
           h('caption', { class: 'sr-only' }, 'Every event of this process, oldest first'),
-          h('thead', {}, h('tr', {}, ['Occurred (UTC)', 'System', 'Instance', 'Event', 'Concerns', 'What it said', 'Seq'].map((c) =>
+          h('thead', {}, h('tr', {}, [zoned('Occurred'), 'System', 'Instance', 'Event', 'Concerns', 'What it said', 'Seq'].map((c) =>
             h('th', { scope: 'col', class: c === 'Seq' ? 'num' : null }, c)))),
           h('tbody', {}, timeline.map((t) => {
             const e = t.event || {};
@@ -181,7 +195,7 @@ export function mount(main, arg) {
               h('td', { class: 'num' }, fmtTime(e.occurredAt)),
               h('td', {}, h('span', { class: 'sys', 'data-sys': (e.source && e.source.system) || '' }, (e.source && e.source.system) || '—')),
               h('td', {}, (e.source && e.source.instance) || '—'),
-              h('td', {}, humanType(t.type)),
+              h('td', {}, eventLabel(t.type)),
               h('td', { class: 'mono small' }, concerns),
               h('td', { class: 'wrap' }, said(t.type, payload, e.occurredAt), extra.length ? ` · ${extra.join(', ')}` : '',
                 h('details', { class: 'raw' }, h('summary', {}, 'Event'), h('pre', {}, JSON.stringify(e, null, 2)))),
@@ -235,7 +249,7 @@ export function mount(main, arg) {
   return {
     tick() {
       for (const r of st.exRows) {
-        const state = slaState(r.it.view, ageMs(r.it.since));
+        const state = itemSla(r.it.view, r.it);
         if (r.tr.dataset.state !== state) {
           r.tr.dataset.state = state;
           r.badge.dataset.state = state;
