@@ -15,6 +15,8 @@
 static const ct_opt_def own_defs[] = {
     {"data", 'd', "TOWER_DATA", "store.data", CT_OPT_STRING, "./tower-data", "DIR", "the store directory", 0, 0},
     {"batch", 0, "TOWER_PROJECTOR_BATCH", "projector.batch", CT_OPT_INT, "1000", "N", "events per commit at most", 0, 0},
+    {"batch-behind", 0, "TOWER_PROJECTOR_BATCH_BEHIND", "projector.batch_behind", CT_OPT_INT, "0", "N",
+     "events per commit at most while behind the stream (0: 10 x --batch; a rebuild: 50 x --batch)", 0, 0},
     {"quiet", 0, "TOWER_PROJECTOR_QUIET", "projector.quiet", CT_OPT_DURATION, "5ms", "DURATION",
      "commit what arrived after this long without more", 0, 0},
     {"consumer", 0, "TOWER_PROJECTOR_CONSUMER", "projector.consumer", CT_OPT_STRING, NULL, "NAME",
@@ -241,6 +243,13 @@ static int run(int argc, char **argv, int rebuilding)
     proj_cmd pc = {.rebuild = rebuilding};
     int rc = towerd_start(&pc.c, rebuilding ? &rebuild_spec : &projector_spec, argc, argv);
     if (rc != TOWERD_CONTINUE) return rc;
+    int64_t batch = ct_config_int(pc.c.cfg, "batch"), behind = ct_config_int(pc.c.cfg, "batch-behind");
+    if (batch > PROJECTOR_BATCH_MAX || behind > PROJECTOR_BATCH_MAX) {
+        fprintf(stderr, "%s: %s: at most %d events per commit\n", pc.c.cmd,
+                batch > PROJECTOR_BATCH_MAX ? "--batch" : "--batch-behind", PROJECTOR_BATCH_MAX);
+        towerd_end(&pc.c);
+        return TOWERD_EXIT_USAGE;
+    }
     rc = proj_prepare(&pc);
     if (rc == TOWERD_CONTINUE) {
         const char *data = ct_config_str(pc.c.cfg, "data");
@@ -248,6 +257,7 @@ static int run(int argc, char **argv, int rebuilding)
         projector_opts po = {.data_dir = data,
                              .consumer = pc.consumer,
                              .batch = (size_t)ct_config_int(pc.c.cfg, "batch"),
+                             .batch_behind = (size_t)ct_config_int(pc.c.cfg, "batch-behind"),
                              .quiet_ms = ct_config_duration_ns(pc.c.cfg, "quiet") / 1000000,
                              .notify = !rebuilding,
                              .dead_letter_stream = !rebuilding,

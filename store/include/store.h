@@ -180,6 +180,14 @@ void store_changes_free(store_changes *c);
 ct_status store_apply(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,
                       store_changes *changes);
 
+/**
+ * \brief Bound the decoded events the writer keeps from one batch to the next (default 256 MiB): the events of
+ * the processes still moving are then read from LMDB and decoded once, not at every batch that touches them.
+ * A bound under 8 MiB also makes the blocks smaller (tests use a few KiB to exercise the eviction). Writer
+ * thread only.
+ */
+void store_writer_cache(store *s, size_t bytes);
+
 /** A named figure kept in the store's meta table (e.g. the projector's stream identity). */
 typedef struct store_meta {
     const char *key;   /**< a short name, e.g. "bus/stream_created_ns" */

@@ -3,6 +3,8 @@
 #include "fold.h"
 #include "fold_int.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,25 +169,44 @@ static const ProtobufCMessage *payload_of(ev e)
     return *(const ProtobufCMessage *const *)((const char *)e + f->offset);
 }
 
-static const char *payload_string(ev e, const char *field)
+/* The string field `which` (0: warehouse_id, 1: carrier_id) of an event's payload message, through its
+ * descriptor. The lookup by name is remembered per payload case (the fold asks it for every event it reads):
+ * a table of atomics that any thread may fill, every writer of a slot storing the same value. */
+#define FIELD_MEMO 128
+static _Atomic(const ProtobufCFieldDescriptor *) memo_field[2][FIELD_MEMO];
+static const ProtobufCFieldDescriptor memo_none; /* "no such string field" */
+
+static const ProtobufCFieldDescriptor *string_field(const ProtobufCMessage *m, unsigned pcase, int which)
+{
+    static const char *const names[2] = {"warehouse_id", "carrier_id"};
+    const ProtobufCFieldDescriptor *f = NULL;
+    if (pcase < FIELD_MEMO) f = atomic_load_explicit(&memo_field[which][pcase], memory_order_acquire);
+    if (f) return f;
+    f = protobuf_c_message_descriptor_get_field_by_name(m->descriptor, names[which]);
+    if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED) f = &memo_none;
+    if (pcase < FIELD_MEMO) atomic_store_explicit(&memo_field[which][pcase], f, memory_order_release);
+    return f;
+}
+
+static const char *payload_string(ev e, int which)
 {
     const ProtobufCMessage *m = payload_of(e);
     if (!m) return NULL;
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(m->descriptor, field);
-    if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED) return NULL;
+    const ProtobufCFieldDescriptor *f = string_field(m, (unsigned)e->payload_case, which);
+    if (f == &memo_none) return NULL;
     const char *s = *(const char *const *)((const char *)m + f->offset);
     return s && *s ? s : NULL;
 }
 
 const char *fold_event_warehouse(const evt_event *e)
 {
-    const char *s = payload_string(e, "warehouse_id");
+    const char *s = payload_string(e, 0);
     return s ? s : (e->warehouse_id && *e->warehouse_id ? e->warehouse_id : NULL);
 }
 
 const char *fold_event_carrier(const evt_event *e)
 {
-    const char *s = payload_string(e, "carrier_id");
+    const char *s = payload_string(e, 1);
     return s ? s : (e->carrier_id && *e->carrier_id ? e->carrier_id : NULL);
 }
 

@@ -570,6 +570,8 @@ void store_close(store *s)
     if (s->env) mdb_env_close(s->env);
     if (s->lock_fd >= 0) close(s->lock_fd);
     pthread_rwlock_destroy(&s->txn_lock);
+    if (s->wload) store__loader_free(s->wload);
+    free(s->wload);
     free(s->dir);
     free(s->root);
     free(s->gen);

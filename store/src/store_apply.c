@@ -77,13 +77,16 @@ typedef struct wtx {
     int64_t latest_ns; /* the latest occurredAt of the batch's new events (when an item it removed closed) */
     store__life life;  /* time to acknowledge and to close, observed in this batch */
     store_changes *changes;
-    /* Loads the processes the batch touched; it decodes each event once for the whole batch
-     * (an event named by an order and its shipments, or by several processes). */
-    store__loader load;
+    /* Loads the processes the batch touched; it decodes each event once for the whole batch (an event named
+     * by an order and its shipments, or by several processes) and keeps it for the next batches (s->wload). */
+    store__loader *load;
 } wtx;
 
-/* The loader's memory blocks: large, a batch decodes many events. */
+/* The writer's loader's memory blocks: large, a batch decodes many events. */
 #define BATCH_ARENA_CHUNK ((size_t)1 << 20)
+/* The decoded events the writer keeps across batches, in bytes: the events of the processes that are still
+ * moving (a process's events come close together in the stream) are then read and decoded once. */
+#define WRITER_CACHE_BYTES ((size_t)256 << 20)
 
 /* ---- items and their indexes ---------------------------------------------------- */
 
@@ -92,7 +95,17 @@ static int view_of(const Tower__V1__ViewItem *it, fold_view *v) { return fold_vi
 static void part_count(wtx *w, fold_view v, char kind, const char *part, int64_t d)
 {
     char key[64 + EVT_MAX_ID];
-    snprintf(key, sizeof key, "count/%s/%c/%s", fold_view_name(v), kind, part);
+    /* "count/<view>/<kind>/<part>" (parts are at most EVT_MAX_ID bytes, view names short), without printf:
+     * this runs for every index entry written. */
+    const char *vn = fold_view_name(v);
+    size_t vl = strlen(vn), pl = strnlen(part, EVT_MAX_ID);
+    memcpy(key, "count/", 6);
+    memcpy(key + 6, vn, vl);
+    key[6 + vl] = '/';
+    key[7 + vl] = kind;
+    key[8 + vl] = '/';
+    memcpy(key + 9 + vl, part, pl);
+    key[9 + vl + pl] = '\0';
     for (size_t i = 0; i < w->n_parts; i++)
         if (!strcmp(w->parts[i].key, key)) {
             w->parts[i].delta += d;
@@ -177,10 +190,34 @@ typedef struct kv {
 static int kv_cmp(const void *a, const void *b) { return strcmp(((const kv *)a)->key, ((const kv *)b)->key); }
 
 /* The items an entity holds now, copied out (LMDB memory may move on the next write). */
+/* "<kind>:<id>|" into buf (cap bytes): its length, or -1 when it does not fit. */
+static int entity_prefix(char *buf, size_t cap, char kind, const char *id)
+{
+    int n = store__entity_key(buf, cap - 1, kind, id);
+    if (n < 0) return -1;
+    buf[n] = '|';
+    buf[n + 1] = '\0';
+    return n + 1;
+}
+
+/* "<kind>:<id>|<rest>", allocated (caller frees); no printf: it runs for every process derived. */
+static char *entity_key_dup(char kind, const char *id, const char *rest)
+{
+    size_t il = strlen(id), rl = strlen(rest);
+    char *k = ct_malloc(il + rl + 4);
+    k[0] = kind;
+    k[1] = ':';
+    memcpy(k + 2, id, il);
+    k[2 + il] = '|';
+    memcpy(k + 3 + il, rest, rl + 1);
+    return k;
+}
+
 static int old_items(wtx *w, char kind, const char *id, kv **arr, size_t *n, size_t *cap)
 {
     char prefix[EVT_MAX_ID + 8];
-    int pl = snprintf(prefix, sizeof prefix, "%c:%s|", kind, id);
+    int pl = entity_prefix(prefix, sizeof prefix, kind, id);
+    if (pl < 0) return 0;
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(w->txn, w->s->items, &c);
     if (rc) return rc;
@@ -218,6 +255,39 @@ static int item_remove(wtx *w, const kv *old)
 static int item_put(wtx *w, const kv *nw)
 {
     int rc = index_item(w, nw->pb, nw->key, 0);
+    if (rc) return rc;
+    MDB_val k = {strlen(nw->key), nw->key}, v = {nw->len, nw->val};
+    return mdb_put(w->txn, w->s->items, &k, &v, 0);
+}
+
+static int ts_eq(const Tower__V1__Timestamp *a, const Tower__V1__Timestamp *b)
+{
+    if (!a || !b) return a == b;
+    return a->seconds == b->seconds && a->nanos == b->nanos;
+}
+
+static int str_eq(const char *a, const char *b) { return a && b ? strcmp(a, b) == 0 : a == b; }
+
+/* Do two items of one key have the very same index entries and counts (index_item, store__life_index)? */
+static int same_index(const Tower__V1__ViewItem *a, const Tower__V1__ViewItem *b)
+{
+    return str_eq(a->view, b->view) && ts_eq(a->since, b->since) && str_eq(a->warehouse_id, b->warehouse_id) &&
+           str_eq(a->carrier_id, b->carrier_id) && str_eq(a->rule, b->rule) &&
+           !a->acknowledged_at == !b->acknowledged_at && ts_eq(a->sla_due_at, b->sla_due_at) &&
+           ts_eq(a->snoozed_until, b->snoozed_until);
+}
+
+/* An item whose content changed under its key: its index entries are rewritten only if they differ. */
+static int item_update(wtx *w, const kv *old, const kv *nw)
+{
+    Tower__V1__ViewItem *it = tower__v1__view_item__unpack(NULL, old->len, old->val);
+    if (!it) return MDB_CORRUPTED;
+    int rc = 0;
+    if (!same_index(it, nw->pb)) {
+        rc = index_item(w, it, old->key, 1);
+        if (!rc) rc = index_item(w, nw->pb, nw->key, 0);
+    }
+    tower__v1__view_item__free_unpacked(it, NULL);
     if (rc) return rc;
     MDB_val k = {strlen(nw->key), nw->key}, v = {nw->len, nw->val};
     return mdb_put(w->txn, w->s->items, &k, &v, 0);
@@ -288,8 +358,7 @@ static int diff_items(wtx *w, kv *old, size_t n_old, const fold_result *res)
         } else {
             if (old[i].len != nw[j].len || memcmp(old[i].val, nw[j].val, old[i].len) != 0) {
                 observe_ack(w, &old[i], &nw[j]);
-                rc = item_remove(w, &old[i]);
-                if (!rc) rc = item_put(w, &nw[j]);
+                rc = item_update(w, &old[i], &nw[j]);
                 if (!rc) change_add(w, STORE_OP_UPDATE, nw[j].val, nw[j].len);
             }
             i++;
@@ -315,8 +384,8 @@ typedef struct due_rec {
 static int old_dues(wtx *w, char kind, const char *id, due_rec **arr, size_t *n)
 {
     char prefix[EVT_MAX_ID + 8];
-    int pl = snprintf(prefix, sizeof prefix, "%c:%s|", kind, id);
-    if (pl < 0 || (size_t)pl >= sizeof prefix) return 0;
+    int pl = entity_prefix(prefix, sizeof prefix, kind, id);
+    if (pl < 0) return 0;
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(w->txn, w->s->duek, &c);
     if (rc) return rc;
@@ -362,7 +431,7 @@ static int diff_dues(wtx *w, const char *order_id, char **sids, size_t ns, const
         nw = ct_realloc(nw, (n_new + 1) * sizeof *nw);
         due_rec *x = &nw[n_new++];
         memset(x, 0, sizeof *x);
-        x->key = ct_sprintf("%c:%s|%s", d->kind, d->entity, d->rule);
+        x->key = entity_key_dup(d->kind, d->entity, d->rule);
         store__time_key(x->tk, &d->due);
         Tower__V1__ViewItem it = TOWER__V1__VIEW_ITEM__INIT;
         Tower__V1__Timestamp due = d->due;
@@ -441,7 +510,7 @@ static int derive_process(wtx *w, const char *order_id, const char *lone_shipmen
     fold_result res = {0};
     kv *old = NULL;
     size_t n_old = 0;
-    int rc = store__load_process(&w->load, order_id, lone_shipment, &p);
+    int rc = store__load_process(w->load, order_id, lone_shipment, &p);
     if (!rc) {
         fold_process fp = store__process_fold(&p);
         fold_derive_sla(&fp, w->s->sla, &res);
@@ -452,8 +521,8 @@ static int derive_process(wtx *w, const char *order_id, const char *lone_shipmen
     if (!rc) {
         char **prefixes = ct_calloc(p.ns + 1, sizeof *prefixes);
         size_t np = 0;
-        if (order_id) prefixes[np++] = ct_sprintf("o:%s|", order_id);
-        for (size_t i = 0; i < p.ns; i++) prefixes[np++] = ct_sprintf("s:%s|", p.sids[i]);
+        if (order_id) prefixes[np++] = entity_key_dup('o', order_id, "");
+        for (size_t i = 0; i < p.ns; i++) prefixes[np++] = entity_key_dup('s', p.sids[i], "");
         rc = store__closed_diff(w->txn, w->s, prefixes, np, res.closed, res.n_closed);
         for (size_t i = 0; i < np; i++) free(prefixes[i]);
         free(prefixes);
@@ -484,7 +553,7 @@ static int place(wtx *w, const char *sid, strset *lone)
 static int relink(wtx *w, const char *sid, strset *lone)
 {
     store__events l = {0};
-    int rc = store__load_entity(&w->load, 's', sid, &l);
+    int rc = store__load_entity(w->load, 's', sid, &l);
     if (rc) goto out;
     fold_entity e = {sid, l.ev, l.n};
     const char *now = fold_link(&e);
@@ -690,7 +759,7 @@ static int dl_derive(wtx *w, const char *seq_dec)
     evt_exid_build(exid, sizeof exid, it->key, it->since);
     it->exception_id = exid;
     store__events acts = {0};
-    rc = store__load_entity(&w->load, 'd', seq_dec, &acts);
+    rc = store__load_entity(w->load, 'd', seq_dec, &acts);
     const evt_event *resolved = rc ? NULL : fold_life_apply(it, acts.ev, acts.n);
 
     kv old = {0};
@@ -846,7 +915,9 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     w.changes = changes;
     int rc = mdb_txn_begin(s->env, NULL, 0, &w.txn);
     if (rc) return rc;
-    store__loader_init(&w.load, w.txn, s, BATCH_ARENA_CHUNK);
+    if (!s->wload) store_writer_cache(s, WRITER_CACHE_BYTES);
+    w.load = s->wload;
+    w.load->txn = w.txn;
 
     uint64_t seq = store__meta_u64(w.txn, s, "applied_seq");
     for (size_t i = 0; i < n && !rc; i++) {
@@ -882,9 +953,25 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     strset_free(&w.relinks);
     strset_free(&w.dls);
     strset_free(&lone);
-    store__loader_free(&w.load);
+    /* A failed batch stored none of its events: forget them all. */
+    if (rc) store__loader_free(w.load);
+    else store__loader_trim(w.load);
+    w.load->txn = NULL;
     ct_buf_free(&pb);
     return rc;
+}
+
+void store_writer_cache(store *s, size_t bytes)
+{
+    size_t chunk = bytes / 8 < BATCH_ARENA_CHUNK ? bytes / 8 : BATCH_ARENA_CHUNK;
+    if (chunk < 4096) chunk = 4096;
+    if (!s->wload) {
+        s->wload = ct_malloc(sizeof *s->wload);
+        store__loader_init(s->wload, NULL, s, chunk);
+    }
+    s->wload->chunk = chunk;
+    s->wload->budget = bytes;
+    store__loader_trim(s->wload);
 }
 
 ct_status store_apply(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,

@@ -40,6 +40,9 @@ struct store {
     MDB_dbi vdue;    /* view (1) + SLA due time key + item key -> "": items an SLA rule covers */
     MDB_dbi vsnz;    /* view (1) + snoozed-until time key + item key -> "": items ever snoozed */
     const fold_sla_rules *sla; /* the rules the fold computes dues with (borrowed; NULL: defaults) */
+    /* The writer's decoded events, kept across batches (store_apply.c; owned, freed by store_close; emptied
+     * when a batch fails, since its events were never stored). */
+    struct store__loader *wload;
 };
 
 struct store_reader {
@@ -81,20 +84,30 @@ typedef struct store__loader {
     MDB_txn *txn;             /* the transaction read (borrowed; must outlive the loader's use) */
     const store *s;           /* its store (borrowed) */
     size_t chunk;             /* the size of the loader's memory blocks */
+    size_t budget;            /* store__loader_trim keeps at most this many bytes of blocks (0: no bound) */
     struct {
-        char **id;            /* eventId per slot (owned), NULL for a free slot */
+        char **id;            /* eventId per slot (in the blocks below), NULL for a free slot */
         evt_event **ev;       /* the decoded event (in the blocks below) */
         uint64_t *seq;        /* its stream sequence */
+        uint64_t *blk;        /* the serial of the newest block when it was decoded: it lives in that one or later */
         size_t cap, n;
     } cache;
-    struct store__arena *arena; /* the blocks the events are decoded into (owned) */
+    struct store__arena *arena; /* the blocks the events are decoded into, newest first (owned) */
+    uint64_t blocks;          /* the serial of the newest block (0: none yet) */
+    size_t bytes;             /* the blocks' total size */
+    uint64_t hits, misses;    /* events found decoded / read and decoded (for profiling) */
 } store__loader;
 
 /* Start a loader on txn; chunk is the size of its memory blocks (a batch wants large ones, a single
  * read small ones). Nothing is allocated until the first event. */
 void store__loader_init(store__loader *l, MDB_txn *txn, const store *s, size_t chunk);
-/* Free every event the loader handed out, and its index. */
+/* Free every event the loader handed out, and its index; the loader is empty and reusable afterwards. */
 void store__loader_free(store__loader *l);
+/* The writer's loader lives across its transactions: an event, once stored, never changes (a later copy
+ * of its eventId is a duplicate or a dead letter), so a decoded event stays true for every later batch.
+ * Between batches (no event handed out is in use), drop the oldest blocks, and the events decoded into
+ * them, until at most half the budget is left, once the blocks exceed the budget. */
+void store__loader_trim(store__loader *l);
 
 /* The events of one entity, oldest first by timeline key, with their stream sequences. The arrays are
  * owned by the list; the events are borrowed from the loader. Zero-initialise. */
@@ -131,6 +144,13 @@ fold_process store__process_fold(const store__process *p);
 /* Free what the process owns (not the events: those belong to the loader); NULL members are fine. */
 void store__process_free(store__process *p);
 
+/* ---- the filters judged on each item (store_read_filter.c) ---- */
+
+/* 1 when the query has a customer, channel, reason or SLA-state filter. */
+int store__filter_extra(const store_query *q);
+/* Whether an item passes those filters (reads the customer index, or the order's timeline for a channel). */
+int store__filter_wants(store_reader *r, const store_query *q, const Tower__V1__ViewItem *it);
+
 /* ---- the exception lifecycle (store_life.c) ---- */
 
 /* Add (del 0) or remove (del 1) the lifecycle index entries of an item of view `view`. */
@@ -144,13 +164,6 @@ int store__closed_del_key(MDB_txn *txn, const store *s, const char *ckey);
 /* Make the closed records under the given key prefixes ("o:<id>|", ...) exactly nw[0..n_new). */
 int store__closed_diff(MDB_txn *txn, const store *s, char *const *prefixes, size_t n_prefixes, const fold_item *nw,
                        size_t n_new);
-/* ---- the filters judged on each item (store_read_filter.c) ---- */
-
-/* 1 when the query has a customer, channel, reason or SLA-state filter. */
-int store__filter_extra(const store_query *q);
-/* Whether an item passes those filters (reads the customer index, or the order's timeline for a channel). */
-int store__filter_wants(store_reader *r, const store_query *q, const Tower__V1__ViewItem *it);
-
 
 /* A batch's observations of time to acknowledge (0) and to close (1) per view. */
 typedef struct store__life {

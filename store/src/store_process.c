@@ -7,14 +7,19 @@
 
 int store__entity_key(char *buf, size_t cap, char kind, const char *id)
 {
-    int n = snprintf(buf, cap, "%c:%s", kind, id);
-    return n < 0 || (size_t)n >= cap ? -1 : n;
+    size_t il = strlen(id);
+    if (il + 3 > cap) return -1;
+    buf[0] = kind;
+    buf[1] = ':';
+    memcpy(buf + 2, id, il + 1);
+    return (int)(il + 2);
 }
 
 /* ---- a bump allocator for the decoded events ------------------------------------------ */
 
 struct store__arena {
-    struct store__arena *next;
+    struct store__arena *next; /* the next older block */
+    uint64_t serial;           /* 1 for the loader's first block, then counting up */
     size_t used, cap;
     max_align_t data[];
 };
@@ -28,8 +33,10 @@ static void *arena_alloc(void *ctx, size_t n)
         size_t cap = n > l->chunk ? n : l->chunk;
         struct store__arena *b = ct_malloc(sizeof *b + cap);
         b->next = a;
+        b->serial = ++l->blocks;
         b->used = 0;
         b->cap = cap;
+        l->bytes += cap;
         l->arena = a = b;
     }
     void *p = (char *)a->data + a->used;
@@ -43,6 +50,19 @@ static void arena_free(void *ctx, void *p)
     (void)p; /* freed with the whole arena */
 }
 
+/* Free the blocks of serial <= cutoff (all of them for UINT64_MAX). */
+static void arena_drop(store__loader *l, uint64_t cutoff)
+{
+    struct store__arena **link = &l->arena;
+    while (*link && (*link)->serial > cutoff) link = &(*link)->next;
+    for (struct store__arena *a = *link, *next; a; a = next) {
+        next = a->next;
+        l->bytes -= a->cap;
+        free(a);
+    }
+    *link = NULL;
+}
+
 /* ---- the loader: events by id, each decoded once ---------------------------------------- */
 
 void store__loader_init(store__loader *l, MDB_txn *txn, const store *s, size_t chunk)
@@ -53,18 +73,19 @@ void store__loader_init(store__loader *l, MDB_txn *txn, const store *s, size_t c
     l->chunk = chunk;
 }
 
-void store__loader_free(store__loader *l)
+static void cache_arrays_free(store__loader *l)
 {
-    for (size_t i = 0; i < l->cache.cap; i++) free(l->cache.id[i]);
     free(l->cache.id);
     free(l->cache.ev);
     free(l->cache.seq);
+    free(l->cache.blk);
     memset(&l->cache, 0, sizeof l->cache);
-    for (struct store__arena *a = l->arena, *next; a; a = next) {
-        next = a->next;
-        free(a);
-    }
-    l->arena = NULL;
+}
+
+void store__loader_free(store__loader *l)
+{
+    cache_arrays_free(l);
+    arena_drop(l, UINT64_MAX);
 }
 
 static size_t cache_slot(const store__loader *l, const char *id, size_t len)
@@ -75,36 +96,58 @@ static size_t cache_slot(const store__loader *l, const char *id, size_t len)
     return h;
 }
 
-static void cache_grow(store__loader *l)
+/* Re-index into cap slots the cached events (with drop: only those decoded after block `cutoff`). */
+static void cache_rehash(store__loader *l, size_t cap, int drop, uint64_t cutoff)
 {
-    size_t old_cap = l->cache.cap;
-    char **old_id = l->cache.id;
-    evt_event **old_ev = l->cache.ev;
-    uint64_t *old_seq = l->cache.seq;
-    l->cache.cap = old_cap ? old_cap * 2 : 1024;
-    l->cache.id = ct_calloc(l->cache.cap, sizeof *l->cache.id);
-    l->cache.ev = ct_calloc(l->cache.cap, sizeof *l->cache.ev);
-    l->cache.seq = ct_calloc(l->cache.cap, sizeof *l->cache.seq);
-    for (size_t i = 0; i < old_cap; i++) {
-        if (!old_id[i]) continue;
-        size_t h = cache_slot(l, old_id[i], strlen(old_id[i]));
-        l->cache.id[h] = old_id[i];
-        l->cache.ev[h] = old_ev[i];
-        l->cache.seq[h] = old_seq[i];
+    store__loader old = *l;
+    l->cache.cap = cap;
+    l->cache.n = 0;
+    l->cache.id = ct_calloc(cap, sizeof *l->cache.id);
+    l->cache.ev = ct_calloc(cap, sizeof *l->cache.ev);
+    l->cache.seq = ct_calloc(cap, sizeof *l->cache.seq);
+    l->cache.blk = ct_calloc(cap, sizeof *l->cache.blk);
+    for (size_t i = 0; i < old.cache.cap; i++) {
+        if (!old.cache.id[i] || (drop && old.cache.blk[i] <= cutoff)) continue;
+        size_t h = cache_slot(l, old.cache.id[i], strlen(old.cache.id[i]));
+        l->cache.id[h] = old.cache.id[i];
+        l->cache.ev[h] = old.cache.ev[i];
+        l->cache.seq[h] = old.cache.seq[i];
+        l->cache.blk[h] = old.cache.blk[i];
+        l->cache.n++;
     }
-    free(old_id);
-    free(old_ev);
-    free(old_seq);
+    cache_arrays_free(&old);
 }
 
-/* Remember a decoded event; returns its slot. */
-static size_t cache_put(store__loader *l, const char *id, size_t len, evt_event *e, uint64_t seq)
+void store__loader_trim(store__loader *l)
 {
-    if ((l->cache.n + 1) * 2 > l->cache.cap) cache_grow(l);
+    if (!l->budget || l->bytes <= l->budget) return;
+    /* Keep the newest blocks that fit in half the budget: what the next batches most likely name again. */
+    size_t kept = 0;
+    uint64_t cutoff = 0;
+    for (const struct store__arena *a = l->arena; a; a = a->next) {
+        if (kept + a->cap > l->budget / 2) {
+            cutoff = a->serial;
+            break;
+        }
+        kept += a->cap;
+    }
+    if (!cutoff) return;
+    cache_rehash(l, l->cache.cap, 1, cutoff);
+    arena_drop(l, cutoff);
+}
+
+/* Remember a decoded event (its id copied into the blocks); returns its slot. blk: see cache.blk. */
+static size_t cache_put(store__loader *l, const char *id, size_t len, evt_event *e, uint64_t seq, uint64_t blk)
+{
+    if ((l->cache.n + 1) * 2 > l->cache.cap) cache_rehash(l, l->cache.cap ? l->cache.cap * 2 : 1024, 0, 0);
     size_t h = cache_slot(l, id, len);
-    l->cache.id[h] = ct_strndup(id, len);
+    char *copy = arena_alloc(l, len + 1);
+    memcpy(copy, id, len);
+    copy[len] = '\0';
+    l->cache.id[h] = copy;
     l->cache.ev[h] = e;
     l->cache.seq[h] = seq;
+    l->cache.blk[h] = blk;
     l->cache.n++;
     return h;
 }
@@ -115,6 +158,7 @@ static int event_slot(store__loader *l, const char *id, size_t len, size_t *slot
     if (l->cache.cap) {
         size_t h = cache_slot(l, id, len);
         if (l->cache.ev[h]) {
+            l->hits++;
             *slot = h;
             return 0;
         }
@@ -122,11 +166,14 @@ static int event_slot(store__loader *l, const char *id, size_t len, size_t *slot
     MDB_val ek = {len, (void *)id}, ev;
     int rc = mdb_get(l->txn, l->s->events, &ek, &ev);
     if (rc) return rc;
+    l->misses++;
+    /* Everything decoded from here on lands in the newest block or a later one. */
+    uint64_t blk = l->blocks;
     ProtobufCAllocator alloc = {arena_alloc, arena_free, l};
     evt_event *e = (evt_event *)protobuf_c_message_unpack(&tower__v1__event__descriptor, &alloc, ev.mv_size - 8,
                                                           (uint8_t *)ev.mv_data + 8);
     if (!e) return MDB_CORRUPTED;
-    *slot = cache_put(l, id, len, e, store__get_u64(ev.mv_data));
+    *slot = cache_put(l, id, len, e, store__get_u64(ev.mv_data), blk);
     return 0;
 }
 

@@ -970,6 +970,17 @@ class T8Config(TowerTest):
         check("flag over env", self.path("d-flag"), args=["--nats", url, "--data", self.path("d-flag")],
               env={"TOWER_NATS_URL": bogus, "TOWER_DATA": self.path("d-never")}, absent=[self.path("d-never")])
 
+    def test_8c_batch_bounds(self):
+        """--batch and --batch-behind past their bound, or not a number: usage errors naming the flag."""
+        for cmd in ("projector", "rebuild"):
+            for flag, value, want in (("--batch-behind", "1000001", "--batch-behind: at most 1000000"),
+                                      ("--batch", "99999999", "--batch: at most 1000000"),
+                                      ("--batch-behind", "-3", "--batch-behind: \"-3\" is not a positive integer")):
+                data = self.path("never-%s" % cmd)
+                r = self.t.run(cmd, "--nats", self.nats.url, "--data", data, flag, value, check=2)
+                self.assertIn(want, r.err, "%s %s %s" % (cmd, flag, value))
+                self.assertFalse(os.path.exists(os.path.join(data, "current")), "no store made")
+
     def test_8b_stream_replicas_on_a_single_server(self):
         """--stream-replicas 3 against one nats-server: a warning naming both counts, and it still works."""
         warning = re.compile(r"stream TOWER_EVENTS has 1 replica\(s\), not the 3 asked \(--stream-replicas\)")

@@ -42,6 +42,8 @@ static char *fold(char **lines, size_t n, int random_batches)
 {
     fx f;
     fx_open(&f);
+    /* Half the permutations with a writer cache of a few KiB: decoded events evicted between batches. */
+    if (random_batches && next_rand() % 2) store_writer_cache(f.s, 48 << 10);
     size_t i = 0;
     while (i < n) {
         size_t batch = random_batches ? 1 + next_rand() % 300 : 256;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <lmdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +26,39 @@
 
 
 static double secs_since(int64_t t0) { return (double)(ct_mono_ns() - t0) / 1e9; }
+
+/* bench_fold's raw baseline, in this run: LMDB durable puts of n random 16-byte keys with 200-byte values
+ * (an event's average size), 1,000 per write transaction, one fsync per commit. */
+static double raw_lmdb_puts(const char *dir, size_t n)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    mdb_env_create(&env);
+    mdb_env_set_mapsize(env, (size_t)8 << 30);
+    if (mdb_env_open(env, dir, 0, 0644) != 0) return 0;
+    char val[200];
+    memset(val, 'x', sizeof val);
+    uint64_t x = 88172645463325252ULL;
+    int64_t t0 = ct_mono_ns();
+    for (size_t i = 0; i < n;) {
+        mdb_txn_begin(env, NULL, 0, &txn);
+        mdb_dbi_open(txn, NULL, 0, &dbi);
+        for (size_t j = 0; j < 1000 && i < n; j++, i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char key[24];
+            int kl = snprintf(key, sizeof key, "%016" PRIx64, x);
+            MDB_val k = {(size_t)kl, key}, v = {sizeof val, val};
+            mdb_put(txn, dbi, &k, &v, 0);
+        }
+        if (mdb_txn_commit(txn) != 0) return 0;
+    }
+    double r = (double)n / secs_since(t0);
+    mdb_env_close(env);
+    return r;
+}
 
 typedef struct counts {
     uint64_t stored, dups, failed;
@@ -40,23 +75,28 @@ static void on_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
 
 int main(int argc, char **argv)
 {
-    size_t target = 1000000;
+    size_t target = 1000000, behind = 0;
     const char *base = "/tmp";
     int c;
     static const struct option opts[] = {{"events", required_argument, 0, 'n'}, {"dir", required_argument, 0, 'd'},
+                                         {"batch-behind", required_argument, 0, 'B'},
                                          {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    while ((c = getopt_long(argc, argv, "n:d:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:d:B:h", opts, NULL)) != -1) {
         if (c == 'n') target = strtoull(optarg, NULL, 10);
+        else if (c == 'B') behind = strtoull(optarg, NULL, 10);
         else if (c == 'd') base = optarg;
         else {
-            printf("usage: bench_projector [--events N] [--dir DIR]\n\n"
+            printf("usage: bench_projector [--events N] [--dir DIR] [--batch-behind N]\n\n"
                    "Starts nats-server -js on a free loopback port (store under DIR, default /tmp) and measures,\n"
                    "in one run, on a generated trace of N events (default 1000000):\n"
                    "  raw publish:   async JetStream publishes of the pre-encoded protobuf events\n"
                    "  raw consume:   pull-fetching the whole stream, batch 1000, doing nothing with it\n"
                    "  projector:     decode + validate + fold + durable commit of the whole stream\n"
                    "  rebuild:       towerd rebuild's path: a new generation, the whole stream, the swap\n"
-                   "  publish:       towerd publish's path: JSON decode + validate + encode + publish + acks\n");
+                   "  publish:       towerd publish's path: JSON decode + validate + encode + publish + acks\n"
+                   "  raw LMDB:      durable LMDB puts of N 200-byte records, 1000 per commit (bench_fold's baseline)\n"
+                   "The projector and the rebuild commit --batch-behind events at most while behind (default: the\n"
+                   "projector's, 10 x its batch of 1000, and 50 x for the rebuild).\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -137,7 +177,8 @@ int main(int argc, char **argv)
     /* Projector: the whole stream into a fresh store, durable commits. */
     volatile sig_atomic_t stop = 0;
     char *data = ct_sprintf("%s/data", dir);
-    projector_opts po = {.data_dir = data, .consumer = "bench-projector", .batch = BATCH, .stop_at_seq = st.last_seq};
+    projector_opts po = {.data_dir = data, .consumer = "bench-projector", .batch = BATCH, .batch_behind = behind,
+                         .stop_at_seq = st.last_seq};
     t0 = ct_mono_ns();
     int rc = projector_run(b, &po, &stop, NULL);
     double proj_s = secs_since(t0);
@@ -147,10 +188,16 @@ int main(int argc, char **argv)
     char *gen = NULL;
     t0 = ct_mono_ns();
     store_rebuild_begin(data, &gen);
-    projector_opts ro = {.data_dir = gen, .flat = 1, .consumer = "bench-rebuild", .batch = BATCH, .stop_at_seq = st.last_seq};
+    projector_opts ro = {.data_dir = gen, .flat = 1, .consumer = "bench-rebuild", .batch = BATCH,
+                         .batch_behind = behind, .stop_at_seq = st.last_seq};
     int rc2 = projector_run(b, &ro, &stop, NULL);
     store_rebuild_commit(data, gen);
     double rebuild_s = secs_since(t0);
+
+    /* The raw LMDB baseline, after the two runs it is compared with. */
+    char *raw_dir = ct_sprintf("%s/raw-lmdb", dir);
+    mkdir(raw_dir, 0755);
+    double raw_puts = raw_lmdb_puts(raw_dir, n);
 
     /* towerd publish's path, into a new stream. */
     bus_stream_delete(b);
@@ -171,8 +218,11 @@ int main(int argc, char **argv)
     printf("events %zu; stream last sequence %" PRIu64 "; projector rc %d, rebuild rc %d\n", n, st.last_seq, rc, rc2);
     printf("raw JetStream pull consume:  %8.0f events/s\n", raw_consume);
     printf("projector (durable commits): %8.0f events/s (%.1f s)  ratio %.2f\n", proj, proj_s, proj / raw_consume);
-    printf("rebuild of the whole stream: %8.1f s  (raw consume time %.1f s, ratio %.2f)\n", rebuild_s,
-           (double)got / raw_consume, rebuild_s / ((double)got / raw_consume));
+    printf("rebuild of the whole stream: %8.0f events/s (%.1f s)  ratio %.2f  (raw consume time %.1f s)\n",
+           (double)st.last_seq / rebuild_s, rebuild_s, ((double)st.last_seq / rebuild_s) / raw_consume,
+           (double)got / raw_consume);
+    printf("raw LMDB durable puts:       %8.0f puts/s (bench_fold's baseline: 1,000 per commit); projector / raw "
+           "%.2f, rebuild / raw %.2f\n", raw_puts, proj / raw_puts, ((double)st.last_seq / rebuild_s) / raw_puts);
     printf("raw async publish:           %8.0f events/s\n", raw_pub);
     printf("towerd publish path:         %8.0f events/s  ratio %.2f (%" PRIu64 " stored, %" PRIu64 " failed)\n",
            tower_pub, tower_pub / raw_pub, pc.stored, pc.failed);
@@ -189,6 +239,7 @@ int main(int argc, char **argv)
     free(lines);
     free(ev);
     free(gen);
+    free(raw_dir);
     free(data);
     free(url);
     free(dir);

@@ -21,13 +21,20 @@ enum {
     PROJECTOR_NEED_REBUILD = 4 /**< the store cannot follow this stream: run towerd rebuild */
 };
 
+/** The largest batch and batch_behind that towerd accepts (events per commit). */
+#define PROJECTOR_BATCH_MAX 1000000
+
 /* The meta keys the projector keeps in the store (PROJECTOR_META_*) are named in store.h. */
 
 typedef struct projector_opts {
     const char *data_dir;     /**< the store directory */
     int flat;                 /**< data_dir is one environment (a rebuild's new generation) */
     const char *consumer;     /**< durable consumer name (default "tower-projector") */
-    size_t batch;             /**< events per commit at most (default 1000) */
+    size_t batch;             /**< events per commit at most while caught up (default 1000) */
+    size_t batch_behind;      /**< events per commit at most while the stream holds more than was fetched (a
+                                   projector behind, a rebuild): fewer, larger commits, each committed on a
+                                   second thread while the next is fetched and decoded (default 10 x batch;
+                                   50 x batch for a rebuild: flat with stop_at_seq) */
     int64_t quiet_ms;         /**< commit what arrived after this long without more (default 5) */
     int notify;               /**< publish change notices on BUS_CHANGES_SUBJECT (tower.changes) after each
                                    commit: one subject for every view, the view named in each change */

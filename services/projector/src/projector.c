@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,18 @@
 
 #define WAIT_IDLE_MS 100
 #define FETCH 1000
+#define REBUILD_CACHE_BYTES ((size_t)1 << 30)
 
+/* One batch: the inputs gathered for a commit and the fetched messages they borrow from. The projector has
+ * two: while one is committed (on a thread of its own, while the projector is behind), the next is gathered. */
 typedef struct batch {
     store_input *in;
     evt_error *err;
     store_outcome *out;
-    size_t n;
+    size_t n;                  /* inputs gathered */
+    bus_batch *lists;          /* the fetched messages they borrow from */
+    size_t n_lists, cap_lists;
+    store_changes changes;     /* the commit's view changes (for the notices) */
 } batch;
 
 /* Is the store able to follow this stream? Never skip events silently. */
@@ -245,20 +252,25 @@ typedef struct proj {
     volatile sig_atomic_t *stop;
     projector_figures *fig;
     const char *consumer;
-    size_t max;                /* events per commit at most */
+    size_t max;                /* events per commit at most while caught up */
+    size_t max_behind;         /* events per commit at most while the consumer has a backlog (>= max) */
     int64_t quiet;             /* ms without more that end a batch */
     int64_t max_delay_ns;      /* the longest a caught-up projector holds a batch's first event */
     store_opts so;
     store *s;
     bus_consumer *c;
-    batch bt;
-    store_changes changes;
+    batch bts[2];
+    batch *bt;                 /* the batch being gathered (one of bts) */
+    batch *fly;                /* the batch being committed on the commit thread, or NULL */
+    pthread_t commit_th;       /* that thread, while fly is set */
+    atomic_int fly_done;       /* set by that thread when it is done: the projector joins it at its next step */
+    ct_status fly_status;      /* its store_apply_meta's status (written by the thread, read after the join) */
+    int64_t fly_ns;            /* how long that took */
+    int64_t fly_now;           /* the commit's wall-clock time */
+    store_meta fly_meta[6 + COMMIT_META]; /* the figures it writes with the batch */
     bus_stream_state st;
-    size_t n;                  /* inputs gathered for the next commit */
-    int64_t batch_t0;          /* when the first of them arrived (monotonic) */
+    int64_t batch_t0;          /* when the first input of bt arrived (monotonic) */
     uint64_t backlog;          /* messages still in the stream after the last one fetched */
-    bus_batch *lists;          /* the fetched messages they borrow from */
-    size_t n_lists, cap_lists;
     uint64_t gap_seen;         /* the sequence a gap was last seen at */
     int reread;                /* reopen the consumer at once, without waiting */
     int need_open;             /* (re)open the consumer from the checkpoint */
@@ -280,6 +292,9 @@ static int proj_open_store(proj *p)
     ct_status opened = store_open(&p->s, &p->so);
     /* A damaged store cannot follow the stream either: the way out is the same, a rebuild. */
     if (opened != CT_OK) return opened == CT_STORE_CORRUPT ? PROJECTOR_NEED_REBUILD : PROJECTOR_FAIL;
+    /* A rebuild replays the whole stream in one go, nobody else in its process: it keeps more decoded events
+     * between its commits than a live projector does (the store's default, 256 MiB). */
+    if (o->flat && o->stop_at_seq) store_writer_cache(p->s, REBUILD_CACHE_BYTES);
     p->sla_hash = rules_hash(o->sla_rules);
     store_reader *r0 = NULL;
     if (store_reader_begin(p->s, &r0) == CT_OK) {
@@ -291,9 +306,11 @@ static int proj_open_store(proj *p)
                    "new rules as orders and shipments get new events; towerd rebuild recomputes them all now",
                    o->data_dir);
     }
-    p->bt.in = ct_calloc(p->max + FETCH, sizeof *p->bt.in);
-    p->bt.err = ct_calloc(p->max + FETCH, sizeof *p->bt.err);
-    p->bt.out = ct_calloc(p->max + FETCH, sizeof *p->bt.out);
+    for (int i = 0; i < 2; i++) {
+        p->bts[i].in = ct_calloc(p->max_behind + FETCH, sizeof *p->bts[i].in);
+        p->bts[i].err = ct_calloc(p->max_behind + FETCH, sizeof *p->bts[i].err);
+        p->bts[i].out = ct_calloc(p->max_behind + FETCH, sizeof *p->bts[i].out);
+    }
     return PROJECTOR_OK;
 }
 
@@ -373,10 +390,18 @@ static void explain_json(const void *data, size_t len, evt_error *err)
              "(a redrive of this dead letter re-encodes it)");
 }
 
+/* The last sequence taken into a batch: gathered, being committed, or applied. */
+static uint64_t proj_last_in(const proj *p)
+{
+    if (p->bt->n) return p->bt->in[p->bt->n - 1].seq;
+    return p->fly ? p->fly->in[p->fly->n - 1].seq : p->applied;
+}
+
 /* Add one fetch's messages to the batch; a gap makes the consumer re-read from the checkpoint. */
 static void proj_take(proj *p, bus_batch *msgs)
 {
-    uint64_t last_in = p->n ? p->bt.in[p->n - 1].seq : p->applied;
+    batch *bt = p->bt;
+    uint64_t last_in = proj_last_in(p);
     for (size_t i = 0; i < msgs->n; i++) {
         const bus_msg *m = &msgs->v[i];
         if (m->seq <= last_in) continue; /* redelivered after a reconnect */
@@ -394,28 +419,29 @@ static void proj_take(proj *p, bus_batch *msgs)
                    last_in + 1, m->seq - 1);
         evt_event *e = NULL;
         const char *ctype = "application/x-protobuf";
-        if (evt_from_protobuf(&e, m->data, m->len, &p->bt.err[p->n]) != CT_OK && json_record(m->data, m->len)) {
-            explain_json(m->data, m->len, &p->bt.err[p->n]);
+        if (evt_from_protobuf(&e, m->data, m->len, &bt->err[bt->n]) != CT_OK && json_record(m->data, m->len)) {
+            explain_json(m->data, m->len, &bt->err[bt->n]);
             ctype = "application/json"; /* so that a redrive reads it as JSON */
         }
-        p->bt.in[p->n] = (store_input){m->seq, e, &p->bt.err[p->n], m->data, m->len, ctype};
+        bt->in[bt->n] = (store_input){m->seq, e, &bt->err[bt->n], m->data, m->len, ctype};
         last_in = m->seq;
-        p->n++;
+        bt->n++;
     }
-    if (p->n_lists == p->cap_lists) {
-        p->cap_lists = p->cap_lists ? p->cap_lists * 2 : 8;
-        p->lists = ct_realloc(p->lists, p->cap_lists * sizeof *p->lists);
+    if (bt->n_lists == bt->cap_lists) {
+        bt->cap_lists = bt->cap_lists ? bt->cap_lists * 2 : 8;
+        bt->lists = ct_realloc(bt->lists, bt->cap_lists * sizeof *bt->lists);
     }
-    p->lists[p->n_lists++] = *msgs;
-    if (p->n && !p->batch_t0) p->batch_t0 = ct_mono_ns();
+    bt->lists[bt->n_lists++] = *msgs;
+    if (bt->n && !p->batch_t0) p->batch_t0 = ct_mono_ns();
     if (msgs->n) p->backlog = msgs->v[msgs->n - 1].pending;
 }
 
 /* What one gather step ended with. */
 enum { GATHER_MORE, GATHER_COMMIT, GATHER_IDLE, GATHER_RETRY };
 
-/* One fetch: the batch grows until it is full or the stream is quiet for a few ms (or, caught up, at the
- * latest max_delay_ns after its first event). Always the same fetch size: cnats 3.4 crashes in _fetch when
+/* One fetch: the batch grows until it is full (max events, or max_behind while the consumer has a backlog:
+ * a projector behind commits fewer, larger transactions) or the stream is quiet for a few ms (or, caught up,
+ * at the latest max_delay_ns after its first event). Always the same fetch size: cnats 3.4 crashes in _fetch when
  * a later fetch on a subscription asks for fewer messages than an earlier one; the arrays have FETCH slots
  * of slack, so a batch may exceed max by less than one fetch. */
 static int proj_gather(proj *p)
@@ -423,59 +449,85 @@ static int proj_gather(proj *p)
     const projector_opts *o = p->o;
     bus_batch msgs;
     int64_t wait = WAIT_IDLE_MS;
-    if (p->n && p->backlog > 0) {
+    size_t n = p->bt->n;
+    if (n && p->backlog > 0) {
         wait = p->quiet;
-    } else if (p->n) {
+    } else if (n) {
         int64_t left = (p->batch_t0 + p->max_delay_ns - ct_mono_ns()) / 1000000LL;
         wait = left < p->quiet ? (left > 1 ? left : 1) : p->quiet;
     }
+    if (p->fly && wait > p->quiet) wait = p->quiet; /* back soon to finish the commit in flight */
     ct_status fs = bus_consumer_fetch(p->c, FETCH, wait, &msgs);
     if (fs == CT_OK) {
         proj_take(p, &msgs);
-        if (p->need_open && !p->n) return GATHER_COMMIT; /* nothing to commit: on to the re-read */
-        uint64_t last_in = p->n ? p->bt.in[p->n - 1].seq : p->applied;
-        if (!p->need_open && p->n < p->max && !(o->stop_at_seq && last_in >= o->stop_at_seq) &&
+        n = p->bt->n;
+        if (p->need_open && !n) return GATHER_COMMIT; /* nothing to commit: on to the re-read */
+        uint64_t last_in = proj_last_in(p);
+        size_t max = p->backlog > 0 ? p->max_behind : p->max;
+        if (!p->need_open && n < max && !(o->stop_at_seq && last_in >= o->stop_at_seq) &&
             (p->backlog > 0 || ct_mono_ns() - p->batch_t0 < p->max_delay_ns))
             return GATHER_MORE;
         return GATHER_COMMIT;
     }
-    if (fs == CT_TIMEOUT) return p->n ? GATHER_COMMIT : GATHER_IDLE;
+    if (fs == CT_TIMEOUT) return n ? GATHER_COMMIT : GATHER_IDLE;
     p->need_open = 1;
-    return p->n ? GATHER_COMMIT : GATHER_RETRY;
+    return n ? GATHER_COMMIT : GATHER_RETRY;
 }
 
-/* The batch in one durable transaction with the checkpoint and the projector's figures. */
-static int proj_commit(proj *p)
+/* The commit thread: the batch in one durable transaction with the checkpoint and the projector's figures.
+ * It alone uses the store until the projector joins it (proj_drain). */
+static void *commit_main(void *arg)
 {
-    const projector_opts *o = p->o;
-    int64_t now = ct_now_ns();
+    proj *p = arg;
+    batch *b = p->fly;
+    int64_t t0 = ct_mono_ns();
+    p->fly_status = store_apply_meta(p->s, b->in, b->n, p->fly_now, b->out, p->o->notify ? &b->changes : NULL,
+                                     p->fly_meta, sizeof p->fly_meta / sizeof p->fly_meta[0]);
+    p->fly_ns = ct_mono_ns() - t0;
+    atomic_store_explicit(&p->fly_done, 1, memory_order_release);
+    return NULL;
+}
+
+/* Hand the gathered batch to the commit thread and gather the next one into the other batch. The figures
+ * written with it are taken now, on the projector's thread. Returns PROJECTOR_OK, or PROJECTOR_FAIL when no
+ * thread could be started (then nothing is committed and the batch is still p->bt). */
+static int proj_commit_start(proj *p)
+{
+    batch *b = p->bt;
+    p->fly_now = ct_now_ns();
     double rate = atomic_load_explicit(&p->fig->rate, memory_order_relaxed);
-    uint64_t last = p->bt.in[p->n - 1].seq;
-    store_meta meta[6 + COMMIT_META] = {{PROJECTOR_META_STREAM_CREATED, (uint64_t)p->st.created_ns},
-                                        {PROJECTOR_META_STREAM_LAST, p->st.last_seq > last ? p->st.last_seq : last},
-                                        {PROJECTOR_META_COMMIT_NS, (uint64_t)now},
-                                        {PROJECTOR_META_RATE, (uint64_t)(rate * 1000)},
-                                        {PROJECTOR_META_DLQ_PUBLISHED, p->dlq_published},
-                                        {PROJECTOR_META_SLA_RULES, p->sla_hash}};
-    p->cf.events += p->n;
-    figures_meta(&p->cf, meta + 6);
-    int64_t commit_t0 = ct_mono_ns();
-    ct_status as = store_apply_meta(p->s, p->bt.in, p->n, now, p->bt.out, o->notify ? &p->changes : NULL, meta,
-                                    sizeof meta / sizeof meta[0]);
-    figures_commit(&p->cf, ct_mono_ns() - commit_t0);
-    if (as == CT_OK) atomic_store_explicit(&p->fig->last_commit_ns, now, memory_order_relaxed);
-    return as == CT_OK ? PROJECTOR_OK : PROJECTOR_FAIL;
+    uint64_t last = b->in[b->n - 1].seq;
+    store_meta head[6] = {{PROJECTOR_META_STREAM_CREATED, (uint64_t)p->st.created_ns},
+                          {PROJECTOR_META_STREAM_LAST, p->st.last_seq > last ? p->st.last_seq : last},
+                          {PROJECTOR_META_COMMIT_NS, (uint64_t)p->fly_now},
+                          {PROJECTOR_META_RATE, (uint64_t)(rate * 1000)},
+                          {PROJECTOR_META_DLQ_PUBLISHED, p->dlq_published},
+                          {PROJECTOR_META_SLA_RULES, p->sla_hash}};
+    memcpy(p->fly_meta, head, sizeof head);
+    p->cf.events += b->n;
+    figures_meta(&p->cf, p->fly_meta + 6);
+    p->fly = b;
+    atomic_store_explicit(&p->fly_done, 0, memory_order_relaxed);
+    if (pthread_create(&p->commit_th, NULL, commit_main, p) != 0) {
+        ct_log(CT_LOG_ERROR, "projector", "cannot start the commit thread");
+        p->cf.events -= b->n;
+        p->fly = NULL;
+        return PROJECTOR_FAIL;
+    }
+    p->bt = b == &p->bts[0] ? &p->bts[1] : &p->bts[0];
+    p->batch_t0 = 0;
+    return PROJECTOR_OK;
 }
 
 /* After a commit: the outcomes counted, the change notices and dead letters sent, the figures. */
-static void proj_after_commit(proj *p)
+static void proj_after_commit(proj *p, batch *b)
 {
     const projector_opts *o = p->o;
     projector_figures *fig = p->fig;
     uint64_t prev_applied = p->applied;
-    p->applied = p->bt.in[p->n - 1].seq;
-    for (size_t i = 0; i < p->n; i++) {
-        switch (p->bt.out[i]) {
+    p->applied = b->in[b->n - 1].seq;
+    for (size_t i = 0; i < b->n; i++) {
+        switch (b->out[i]) {
         case STORE_APPLIED: atomic_fetch_add_explicit(&fig->events, 1, memory_order_relaxed); break;
         case STORE_DUPLICATE: atomic_fetch_add_explicit(&fig->duplicates, 1, memory_order_relaxed); break;
         case STORE_DEAD_LETTER:
@@ -483,20 +535,21 @@ static void proj_after_commit(proj *p)
             /* A rebuild re-derives dead letters the live projector reported already: it
              * counts them (below) rather than logging each again. */
             ct_log(o->stop_at_seq ? CT_LOG_DEBUG : CT_LOG_WARN, "projector",
-                   "dead letter at sequence %" PRIu64 ": %s: %s", p->bt.in[i].seq,
-                   p->bt.in[i].event ? "CONFLICTING_DUPLICATE" : evt_code_str(p->bt.err[i].code),
-                   p->bt.in[i].event ? "eventId already applied with different content" : p->bt.err[i].message);
+                   "dead letter at sequence %" PRIu64 ": %s: %s", b->in[i].seq,
+                   b->in[i].event ? "CONFLICTING_DUPLICATE" : evt_code_str(b->err[i].code),
+                   b->in[i].event ? "eventId already applied with different content" : b->err[i].message);
             break;
         case STORE_SKIPPED: break;
         }
-        evt_free(p->bt.in[i].event);
+        evt_free(b->in[i].event);
+        b->in[i].event = NULL;
     }
-    if (o->notify) notify(p->b, &p->changes, prev_applied);
+    if (o->notify) notify(p->b, &b->changes, prev_applied);
     if (o->dead_letter_stream) flush_dlq(p->b, p->s, &p->dlq_published);
     atomic_store_explicit(&fig->applied_seq, p->applied, memory_order_relaxed);
     if (p->applied > p->st.last_seq) p->st.last_seq = p->applied;
     atomic_store_explicit(&fig->stream_last_seq, p->st.last_seq, memory_order_relaxed);
-    p->rate_n += p->n;
+    p->rate_n += b->n;
     int64_t mono = ct_mono_ns();
     if (mono - p->rate_t > 1000000000LL) {
         atomic_store_explicit(&fig->rate, (double)p->rate_n / ((double)(mono - p->rate_t) / 1e9), memory_order_relaxed);
@@ -506,20 +559,51 @@ static void proj_after_commit(proj *p)
     if (o->progress) progress(&p->ps, p->applied, p->first_applied, o->stop_at_seq, p->t0, 0);
 }
 
-/* The batch's inputs (their events after a failed commit) and the fetched lists they borrowed from. */
-static void proj_release(proj *p, int free_events)
+/* A batch's inputs (their events after a failed commit) and the fetched lists they borrowed from. */
+static void proj_release(batch *b, int free_events)
 {
-    for (size_t i = 0; free_events && i < p->n; i++) evt_free(p->bt.in[i].event);
-    p->n = 0;
-    p->batch_t0 = 0;
-    for (size_t i = 0; i < p->n_lists; i++) bus_batch_free(&p->lists[i]);
-    p->n_lists = 0;
+    for (size_t i = 0; free_events && i < b->n; i++) evt_free(b->in[i].event);
+    b->n = 0;
+    for (size_t i = 0; i < b->n_lists; i++) bus_batch_free(&b->lists[i]);
+    b->n_lists = 0;
+}
+
+/* Wait for the commit in flight, if any, and finish it: PROJECTOR_OK, or PROJECTOR_FAIL if it failed
+ * (nothing of it applied). Afterwards the store is the projector thread's again. */
+static int proj_drain(proj *p)
+{
+    if (!p->fly) return PROJECTOR_OK;
+    batch *b = p->fly;
+    pthread_join(p->commit_th, NULL);
+    p->fly = NULL;
+    figures_commit(&p->cf, p->fly_ns);
+    if (p->fly_status != CT_OK) {
+        proj_release(b, 1);
+        return PROJECTOR_FAIL;
+    }
+    atomic_store_explicit(&p->fig->last_commit_ns, p->fly_now, memory_order_relaxed);
+    proj_after_commit(p, b);
+    proj_release(b, 0);
+    return PROJECTOR_OK;
+}
+
+/* Commit the gathered batch. While the consumer has a backlog of at least a caught-up batch (a projector
+ * behind, a rebuild) the commit runs beside the gathering of the next batch: the fetch and decoding on this
+ * thread, the fold and the fsync on the commit thread. Otherwise it is waited for at once, so that its
+ * notices leave without delay. */
+static int proj_commit(proj *p)
+{
+    int rc = proj_drain(p);
+    if (rc == PROJECTOR_OK) rc = proj_commit_start(p);
+    if (rc == PROJECTOR_OK && p->backlog < p->max) rc = proj_drain(p);
+    return rc;
 }
 
 /* A rebuild swapped in a new generation: continue from its checkpoint. 0, or -1 when it cannot be opened. */
 static int proj_follow_swap(proj *p)
 {
     if (p->o->flat || !store_generation_changed(p->s)) return 0;
+    if (proj_drain(p) != PROJECTOR_OK) return -1;
     ct_log(CT_LOG_INFO, "projector", "the store was rebuilt; reopening %s", p->o->data_dir);
     store_close(p->s);
     p->s = NULL;
@@ -536,14 +620,78 @@ static void proj_pause(proj *p)
 
 static void proj_free(proj *p)
 {
-    proj_release(p, 1);
-    free(p->lists);
-    store_changes_free(&p->changes);
+    proj_drain(p);
+    for (int i = 0; i < 2; i++) {
+        batch *b = &p->bts[i];
+        proj_release(b, 1);
+        free(b->lists);
+        store_changes_free(&b->changes);
+        free(b->in);
+        free(b->err);
+        free(b->out);
+    }
     bus_consumer_close(p->c);
     store_close(p->s);
-    free(p->bt.in);
-    free(p->bt.err);
-    free(p->bt.out);
+}
+
+/* After a gather that ended a batch: commit it (if it has inputs), then what the gather asked for (a re-read,
+ * a reopen). 0 to go on; 1 to end the run, with *rc. */
+static int proj_after_gather(proj *p, int *rc)
+{
+    const projector_opts *o = p->o;
+    if (p->bt->n) {
+        *rc = proj_commit(p);
+        if (*rc != PROJECTOR_OK) return 1;
+    } else {
+        proj_release(p->bt, 0); /* fetched lists whose messages were all taken before */
+        p->batch_t0 = 0;
+    }
+    if (p->reread) {
+        p->reread = 0;
+        return 0;
+    }
+    if (p->need_open) {
+        proj_pause(p);
+        return 0;
+    }
+    if (o->stop_at_seq && proj_last_in(p) >= o->stop_at_seq) {
+        *rc = proj_drain(p);
+        return 1;
+    }
+    if (proj_follow_swap(p) != 0) *rc = PROJECTOR_FAIL;
+    return *rc != PROJECTOR_OK;
+}
+
+/* The consumer (re)opened: 0 to gather, 1 to go round again, 2 to end the run with *rc. */
+static int proj_reopen(proj *p, int *rc)
+{
+    *rc = proj_drain(p); /* the checkpoint it reopens from must be committed */
+    if (*rc != PROJECTOR_OK) return 2;
+    int step = proj_open_consumer(p);
+    if (step < 0) {
+        *rc = -step;
+        return 2;
+    }
+    if (step == STEP_DONE) return 2;
+    if (step == STEP_AGAIN) return 1;
+    if (step == STEP_RETRY) {
+        proj_pause(p);
+        return 1;
+    }
+    return 0;
+}
+
+static void proj_finish(proj *p)
+{
+    const projector_opts *o = p->o;
+    uint64_t target = o->stop_at_seq ? o->stop_at_seq : p->applied;
+    if (o->progress) progress(&p->ps, p->applied, p->first_applied, target, p->t0, 1);
+    if (o->stop_at_seq && !*p->stop)
+        ct_log(CT_LOG_INFO, "projector", "replayed up to sequence %" PRIu64 ": %" PRIu64 " events applied, %" PRIu64
+               " duplicates, %" PRIu64 " dead letters (GET /api/v1/dead-letters lists them)", p->applied,
+               atomic_load_explicit(&p->fig->events, memory_order_relaxed),
+               atomic_load_explicit(&p->fig->duplicates, memory_order_relaxed),
+               atomic_load_explicit(&p->fig->dead_letters, memory_order_relaxed));
 }
 
 int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, projector_figures *fig)
@@ -552,6 +700,10 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     proj p = {.b = b, .o = o, .stop = stop, .fig = fig ? fig : &local};
     p.consumer = o->consumer ? o->consumer : "tower-projector";
     p.max = o->batch ? o->batch : 1000;
+    /* Behind, larger commits: fewer fsyncs, and a process that several events of the batch touch is derived
+     * once. A rebuild (a new generation, nobody waiting for its commits) takes larger ones still. */
+    size_t behind_x = o->flat && o->stop_at_seq ? 50 : 10;
+    p.max_behind = o->batch_behind > p.max ? o->batch_behind : o->batch_behind ? p.max : behind_x * p.max;
     p.quiet = o->quiet_ms > 0 ? o->quiet_ms : 5;
     /* A batch is committed when full, when the stream is quiet for `quiet` ms, or, while the projector is
      * caught up, at the latest this long after its first event arrived: a steady flow never holds an event
@@ -561,60 +713,38 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
     p.t0 = p.rate_t = ct_mono_ns();
     p.ps = (progress_state){isatty(STDERR_FILENO), UINT64_MAX, 0};
     p.need_open = 1;
+    p.bt = &p.bts[0];
     int rc = proj_open_store(&p);
     while (rc == PROJECTOR_OK && !*stop) {
         if (p.need_open) {
-            int step = proj_open_consumer(&p);
-            if (step < 0) {
-                rc = -step;
-                break;
-            }
-            if (step == STEP_DONE) break;
-            if (step == STEP_AGAIN) continue;
-            if (step == STEP_RETRY) {
-                proj_pause(&p);
-                continue;
-            }
+            int step = proj_reopen(&p, &rc);
+            if (step == 2) break;
+            if (step == 1) continue;
         }
         atomic_store_explicit(&p.fig->connected, bus_is_connected(b), memory_order_relaxed);
         int g = proj_gather(&p);
-        if (g == GATHER_MORE) continue;
-        if (g == GATHER_RETRY) {
-            proj_pause(&p);
+        if (g == GATHER_MORE) {
+            /* A commit that finished meanwhile: its notices leave now, not after the batch being gathered. */
+            if (p.fly && atomic_load_explicit(&p.fly_done, memory_order_acquire)) rc = proj_drain(&p);
             continue;
         }
-        if (g == GATHER_IDLE) {
+        if (g == GATHER_RETRY || g == GATHER_IDLE) {
+            /* Nothing more for now: finish the commit in flight (its notices), then wait or look around. */
+            rc = proj_drain(&p);
+            if (rc != PROJECTOR_OK) break;
+            if (g == GATHER_RETRY) {
+                proj_pause(&p);
+                continue;
+            }
             if (o->progress) progress(&p.ps, p.applied, p.first_applied, o->stop_at_seq, p.t0, 0);
             /* Idle, a rebuild may have swapped generations: follow it now, not at the next event. */
             if (proj_follow_swap(&p) != 0) rc = PROJECTOR_FAIL;
             continue;
         }
-        if (p.n) {
-            rc = proj_commit(&p);
-            if (rc != PROJECTOR_OK) break;
-            proj_after_commit(&p);
-        }
-        proj_release(&p, 0);
-        if (p.reread) {
-            p.reread = 0;
-            continue;
-        }
-        if (p.need_open) {
-            proj_pause(&p);
-            continue;
-        }
-        if (o->stop_at_seq && p.applied >= o->stop_at_seq) break;
-        if (proj_follow_swap(&p) != 0) rc = PROJECTOR_FAIL;
+        if (proj_after_gather(&p, &rc)) break;
     }
-    if (rc == PROJECTOR_OK) {
-        if (o->progress) progress(&p.ps, p.applied, p.first_applied, o->stop_at_seq ? o->stop_at_seq : p.applied, p.t0, 1);
-        if (o->stop_at_seq && !*stop)
-            ct_log(CT_LOG_INFO, "projector", "replayed up to sequence %" PRIu64 ": %" PRIu64 " events applied, %" PRIu64
-                   " duplicates, %" PRIu64 " dead letters (GET /api/v1/dead-letters lists them)", p.applied,
-                   atomic_load_explicit(&p.fig->events, memory_order_relaxed),
-                   atomic_load_explicit(&p.fig->duplicates, memory_order_relaxed),
-                   atomic_load_explicit(&p.fig->dead_letters, memory_order_relaxed));
-    }
+    if (rc == PROJECTOR_OK) rc = proj_drain(&p);
+    if (rc == PROJECTOR_OK) proj_finish(&p);
     proj_free(&p);
     return rc;
 }
