@@ -269,7 +269,11 @@ static ct_status locate(store *s, const char *root, int flat_wanted)
         ct_log(CT_LOG_ERROR, "store", "cannot create %s: %s", s->dir, strerror(errno));
         return CT_IO;
     }
-    return point_current(root, "gen-1");
+    /* DIR/current is made only once the generation's tables are committed (open_once): a reader never
+       finds a current generation that is not a store yet (a writer killed in between leaves gen-1 without
+       current, and the next writer opens it again). */
+    s->new_gen = 1;
+    return CT_OK;
 }
 
 const char *store_env_dir(const store *s) { return s->dir; }
@@ -531,6 +535,7 @@ static ct_status open_once(store **out, const store_opts *opts)
         if (st != CT_OK) goto out;
     }
     st = open_tables(s);
+    if (st == CT_OK && s->new_gen) st = point_current(s->root, s->gen);
 out:
     if (st != CT_OK) {
         store_close(s);

@@ -12,6 +12,7 @@ struct store {
     char *dir;       /* the environment directory (DIR/gen-N, or a flat DIR) */
     char *root;      /* DIR as given */
     char *gen;       /* the generation DIR/current pointed at when opened ("" for a flat DIR) */
+    int new_gen;     /* a first generation made by this open: DIR/current points at it once its tables exist */
     int lock_fd;     /* DIR/writer.lock, held by the one writer process (-1 for readers) */
     /* Read transactions hold it shared; changing the map size (growing it, or adopting the size
      * another process grew it to) needs it exclusive: LMDB forbids that with a transaction open. */
