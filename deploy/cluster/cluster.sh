@@ -81,6 +81,20 @@ wait_http() { # NAME URL: until URL answers 200 (30 s), else show NAME's log and
     die "$1 did not answer $2"
 }
 
+wait_stream() { # until the events stream exists on the cluster (60 s), else show the projectors' logs
+    i=0
+    while [ $i -lt 600 ]; do
+        for n in 1 2 3; do
+            curl -fs --max-time 2 "http://127.0.0.1:$(mon_port "$n")/jsz?streams=1" 2>/dev/null |
+                grep -q '"name": *"TOWER_EVENTS"' && return 0
+        done
+        sleep 0.1
+        i=$((i + 1))
+    done
+    tail -n 20 "$dir/log/projector-1.log" "$dir/log/projector-2.log" >&2 || true
+    die "the projectors did not create the TOWER_EVENTS stream"
+}
+
 # ---- configuration ------------------------------------------------------------------------------
 render() {
     mkdir -p "$dir/run" "$dir/log" "$dir/secrets" "$dir/tls"
@@ -206,6 +220,8 @@ up() {
     for i in 1 2 3; do wait_http "nats-$i" "http://127.0.0.1:$(mon_port "$i")/healthz"; done
     start_one alertmanager
     for r in 1 2; do start_one "projector-$r"; done
+    # The projectors create the streams (3 replicas): ingest before that would find no stream.
+    wait_stream
     for r in 1 2; do start_one "serve-$r"; done
     for r in 1 2; do start_one "sla-$r"; done
     start_one nginx

@@ -173,7 +173,13 @@ class ClusterTest(unittest.TestCase):
     def ingest(self, path):
         with open(path, "rb") as f:
             body = f.read()
-        st, out = self.http(self.cenv["HTTPS"] + "/api/v1/events", self.erp, body, "application/x-ndjson", 60)
+        deadline = time.monotonic() + fx.tmo(30)
+        while True:
+            st, out = self.http(self.cenv["HTTPS"] + "/api/v1/events", self.erp, body, "application/x-ndjson", 60)
+            # 503: nothing was stored (e.g. the stream's leader is being elected); a client sends it again
+            if st != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         self.assertEqual(st, 200, out[:500])
         res = json.loads(out)
         self.assertEqual(res["failed"], 0, res)
