@@ -28,7 +28,8 @@ PKGS="build-essential cmake pkg-config git ca-certificates
   libcivetweb-dev libwebsockets-dev libjansson-dev libinih-dev libcurl4-openssl-dev libssl-dev"
 
 # The tests only:
-# - clang and its runtime: the fuzz stage (libFuzzer); valgrind, lmdb-utils: debugging aids;
+# - clang and its runtime: the fuzz stage (libFuzzer); valgrind, lmdb-utils: debugging aids; gdb: the
+#   threads of a process that hangs in a test are printed with the failure;
 # - curl, python3, openssl: the integration tests and their certificates; python3-aiosmtpd is the
 #   SMTP server of the relay's email tests (tests/integration/test_relay.py);
 # - nginx (the TLS front in a test), prometheus (for promtool) and prometheus-alertmanager (the cluster
@@ -39,7 +40,7 @@ PKGS="build-essential cmake pkg-config git ca-certificates
 #   no node is on PATH.
 if [ -n "$tests" ]; then
     PKGS="$PKGS lmdb-utils
-  clang libclang-rt-14-dev valgrind curl python3 python3-aiosmtpd openssl
+  clang libclang-rt-14-dev valgrind gdb curl python3 python3-aiosmtpd openssl
   nginx prometheus prometheus-alertmanager systemd
   chromium"
     command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"

@@ -142,6 +142,19 @@ def install_signal_cleanup():
         signal.signal(s, _on_term)
 
 
+def thread_stacks(pid, timeout=30):
+    """Every thread's backtrace of a live process (gdb, when installed), for the report of a hang."""
+    gdb = shutil.which("gdb")
+    if not gdb:
+        return "(no gdb to show them)"
+    try:
+        r = subprocess.run([gdb, "-p", str(pid), "-batch", "-nx", "-ex", "thread apply all bt 30"],
+                           capture_output=True, text=True, timeout=timeout)
+        return "\n".join(l for l in r.stdout.splitlines() if l.startswith(("Thread", "#"))) or r.stderr[-2000:]
+    except (OSError, subprocess.SubprocessError) as e:
+        return "(gdb failed: %s)" % e
+
+
 def tail(path, n=40):
     try:
         with open(path, "rb") as f:

@@ -381,11 +381,13 @@ class Relay:
         try:
             rc = p.wait(timeout=fx.tmo(timeout))
         except subprocess.TimeoutExpired:
+            stacks = fx.thread_stacks(p.pid)  # where it hangs, for the report
             p.kill()
             p.wait(timeout=10)
             fx.reap(p)
             self.proc = None
-            raise AssertionError("the relay did not exit within %.0fs of signal %d\n%s" % (fx.tmo(timeout), sig, self.log()))
+            raise AssertionError("the relay did not exit within %.0fs of signal %d\n%s\n--- its threads:\n%s"
+                                 % (fx.tmo(timeout), sig, self.log(), stacks))
         fx.reap(p)
         self.proc = None
         return rc
