@@ -14,10 +14,10 @@
 
 #include "batch.h"
 #include "nats_opts.h"
+#include "mapping_file.h"
 #include "towerd.h"
 
 #define WINDOW 4096       /* publishes in flight before waiting for their acks */
-#define MAX_MAPPING (1024 * 1024)
 #define MAX_REPORTED 1000 /* rejected rows listed in a watch report */
 
 static const ct_opt_def own_defs[] = {
@@ -511,29 +511,6 @@ static int run_watch(ictx *x, const char *dir)
 
 /* ---- the command ---------------------------------------------------------------------------------- */
 
-/* Read and parse the mapping file; NULL after saying why. */
-static batch_mapping *load_mapping(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "towerd import: cannot read mapping %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    char *text = ct_malloc(MAX_MAPPING + 1);
-    size_t n = fread(text, 1, MAX_MAPPING + 1, f);
-    int err = ferror(f);
-    fclose(f);
-    batch_mapping *m = NULL;
-    char *why = NULL;
-    if (err || n > MAX_MAPPING)
-        fprintf(stderr, "towerd import: %s: %s\n", path, err ? "read error" : "mapping larger than 1 MiB");
-    else if (batch_mapping_parse(&m, text, n, path, &why) != CT_OK)
-        fprintf(stderr, "towerd import: %s\n", why);
-    free(why);
-    free(text);
-    return m;
-}
-
 /* Check the arguments against the mode; 0 or an exit code. */
 static int check_mode(const towerd_ctx *c)
 {
@@ -582,7 +559,7 @@ int towerd_import(int argc, char **argv)
     const char *watch = ct_config_str(c.cfg, "watch");
     x.watch = watch != NULL;
     rc = TOWERD_EXIT_USAGE;
-    if (!(x.m = load_mapping(ct_config_str(c.cfg, "mapping")))) goto out;
+    if (!(x.m = towerd_mapping_load("towerd import", ct_config_str(c.cfg, "mapping"), 0))) goto out;
     for (int i = 0; i < c.nargs; i++) {
         int bad = precheck(&x, c.args[i]);
         if (bad) {

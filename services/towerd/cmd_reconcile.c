@@ -12,9 +12,9 @@
 
 #include "batch_reconcile.h"
 #include "store.h"
+#include "mapping_file.h"
 #include "towerd.h"
 
-#define MAX_MAPPING (1024 * 1024)
 #define READER_ROWS 256 /* rows compared per store read transaction (readers must be short) */
 
 static const ct_opt_def own_defs[] = {
@@ -426,28 +426,6 @@ static int missing_from_snapshot(rctx *x, const char *file)
 
 /* ---- the command -------------------------------------------------------------------------------------- */
 
-static batch_mapping *load_mapping(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "towerd reconcile: cannot read mapping %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    char *text = ct_malloc(MAX_MAPPING + 1);
-    size_t n = fread(text, 1, MAX_MAPPING + 1, f);
-    int err = ferror(f);
-    fclose(f);
-    batch_mapping *m = NULL;
-    char *why = NULL;
-    if (err || n > MAX_MAPPING)
-        fprintf(stderr, "towerd reconcile: %s: %s\n", path, err ? "read error" : "mapping larger than 1 MiB");
-    else if (batch_mapping_parse_flags(&m, text, n, path, BATCH_MAPPING_RECONCILE, &why) != CT_OK)
-        fprintf(stderr, "towerd reconcile: %s\n", why);
-    free(why);
-    free(text);
-    return m;
-}
-
 /* Every file, then --full; the exit code. */
 static int run(rctx *x, char **files, int n)
 {
@@ -485,7 +463,8 @@ int towerd_reconcile(int argc, char **argv)
         fprintf(stderr, "towerd reconcile: --mapping FILE is required (see --help)\n");
         goto out;
     }
-    if (!(x.m = load_mapping(ct_config_str(c.cfg, "mapping")))) goto out;
+    x.m = towerd_mapping_load("towerd reconcile", ct_config_str(c.cfg, "mapping"), BATCH_MAPPING_RECONCILE);
+    if (!x.m) goto out;
     x.spec = batch_mapping_reconcile(x.m);
     x.system = batch_mapping_system(x.m);
     x.cap_found = BATCH_REC_MAX_LIST + x.spec->nrf + 1;
