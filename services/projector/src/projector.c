@@ -272,6 +272,9 @@ typedef struct proj {
     int64_t batch_t0;          /* when the first input of bt arrived (monotonic) */
     uint64_t backlog;          /* messages still in the stream after the last one fetched */
     uint64_t gap_seen;         /* the sequence a gap was last seen at */
+    int64_t tail_checked;      /* when the idle projector last compared itself with the stream's end (monotonic) */
+    int64_t tail_behind;       /* since when it is idle and behind it at tail_seq (0: it is not) */
+    uint64_t tail_seq;         /* the last sequence in then */
     int reread;                /* reopen the consumer at once, without waiting */
     int need_open;             /* (re)open the consumer from the checkpoint */
     uint64_t dlq_published;    /* dead letters up to this sequence are in TOWER_DLQ */
@@ -395,6 +398,37 @@ static uint64_t proj_last_in(const proj *p)
 {
     if (p->bt->n) return p->bt->in[p->bt->n - 1].seq;
     return p->fly ? p->fly->in[p->fly->n - 1].seq : p->applied;
+}
+
+/* Idle, but is the stream ahead? Acks are not used (the checkpoint is the position), so messages the
+ * consumer sent and NATS then lost (a node killed while delivering) are not sent again, and when no later
+ * message arrives nothing shows the hole: seen as a projector stuck a few events behind after a node loss.
+ * Compare with the stream's end now and then; behind it, with nothing arriving for TAIL_STALL_NS: re-read
+ * from the checkpoint. */
+#define TAIL_CHECK_NS 1000000000LL
+#define TAIL_STALL_NS 3000000000LL
+static void proj_check_tail(proj *p)
+{
+    int64_t now = ct_mono_ns();
+    if (now - p->tail_checked < TAIL_CHECK_NS) return;
+    p->tail_checked = now;
+    bus_stream_state st;
+    if (bus_stream_info(p->b, &st) != CT_OK) return;
+    uint64_t last_in = proj_last_in(p);
+    if (st.last_seq <= last_in || (p->o->stop_at_seq && last_in >= p->o->stop_at_seq)) {
+        p->tail_behind = 0;
+        return;
+    }
+    if (!p->tail_behind || p->tail_seq != last_in) {
+        p->tail_behind = now;
+        p->tail_seq = last_in;
+        return;
+    }
+    if (now - p->tail_behind < TAIL_STALL_NS) return;
+    ct_log(CT_LOG_WARN, "projector", "the stream ends at %" PRIu64 " but nothing after %" PRIu64
+           " arrived for %llds; re-reading from there", st.last_seq, last_in, (long long)(TAIL_STALL_NS / 1000000000LL));
+    p->tail_behind = 0;
+    p->need_open = p->reread = 1;
 }
 
 /* Add one fetch's messages to the batch; a gap makes the consumer re-read from the checkpoint. */
@@ -739,6 +773,7 @@ int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, 
             if (o->progress) progress(&p.ps, p.applied, p.first_applied, o->stop_at_seq, p.t0, 0);
             /* Idle, a rebuild may have swapped generations: follow it now, not at the next event. */
             if (proj_follow_swap(&p) != 0) rc = PROJECTOR_FAIL;
+            proj_check_tail(&p);
             continue;
         }
         if (proj_after_gather(&p, &rc)) break;
