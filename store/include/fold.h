@@ -93,6 +93,9 @@ typedef enum fold_sla_pair {
 int fold_sla_pair_parse(const char *from, const char *to, fold_sla_pair *out);
 /** \brief The from-milestone of a pair, e.g. "orderApproved" (static storage). */
 const char *fold_sla_pair_from(fold_sla_pair p);
+/** The pair whose awaited milestone ends a view's condition (its items' slaDueAt = since + within), or -1:
+ *  the view has no SLA of its own (blocked: a block is not a milestone; late readiness is an sla_breaches item). */
+int fold_view_sla_pair(fold_view v);
 /** \brief The awaited milestone of a pair, e.g. "orderReleased" (static storage). */
 const char *fold_sla_pair_to(fold_sla_pair p);
 /** \brief 'o' if the pair is measured on the order, 's' if on each shipment. */

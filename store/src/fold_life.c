@@ -67,8 +67,7 @@ const evt_event *fold_life_apply(Tower__V1__ViewItem *pb, evt_event *const *acts
 
 /* ---- SLA due times -------------------------------------------------------------------------------- */
 
-/* The pair whose awaited milestone ends a view's condition, or -1 (the view has no SLA of its own). */
-static int view_pair(fold_view v)
+int fold_view_sla_pair(fold_view v)
 {
     switch (v) {
     case FOLD_VIEW_AWAITING_RELEASE: return FOLD_SLA_RELEASE;
@@ -88,7 +87,7 @@ static void set_due(fold_item *it, const fold_sla_rules *rules, const char *chan
         it->pb.sla_due_at = it->due;
         return;
     }
-    int pair = view_pair(it->view);
+    int pair = fold_view_sla_pair(it->view);
     if (pair < 0) return;
     for (size_t i = 0; i < rules->n; i++) {
         if ((int)rules->v[i].pair != pair) continue;

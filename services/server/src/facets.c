@@ -141,20 +141,6 @@ int server__values(struct mg_connection *c, http_server *s, const server_query *
 
 /* ---- GET /api/v1/sla/rules ---- */
 
-/* The pair whose from-milestone starts each view's items, as the fold dates them (due = since + within; the
- * same mapping as fold_life.c's). blocked has none: a block is not a milestone; late readiness is an
- * sla_breaches item. */
-static int view_pair(fold_view v)
-{
-    switch (v) {
-    case FOLD_VIEW_AWAITING_RELEASE: return FOLD_SLA_RELEASE;
-    case FOLD_VIEW_PENDING_ROUTE: return FOLD_SLA_ROUTING;
-    case FOLD_VIEW_MISSING_POD: return FOLD_SLA_POD;
-    case FOLD_VIEW_POSTING_FAILED: return FOLD_SLA_POSTING_RECOVERY;
-    default: return -1;
-    }
-}
-
 static void set_scope(json_t *o, const char *k, const char *v) { json_object_set_new(o, k, v ? json_string(v) : json_null()); }
 
 static json_t *rule_json(const fold_sla_rule *x)
@@ -179,7 +165,7 @@ static json_t *views_json(const fold_sla_rules *rules)
     json_t *views = json_object();
     for (int v = 0; v < FOLD_VIEW_COUNT; v++) {
         json_t *o = json_object();
-        int pair = view_pair((fold_view)v);
+        int pair = fold_view_sla_pair((fold_view)v);
         const fold_sla_rule *x = NULL;
         for (size_t i = 0; pair >= 0 && !x && i < rules->n; i++)
             if ((int)rules->v[i].pair == pair) x = fold_sla_resolve(rules, rules->v[i].name, NULL, NULL, NULL);
