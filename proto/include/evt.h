@@ -144,23 +144,32 @@ typedef struct evt_exid {
 } evt_exid;
 
 /**
- * rief The exception id of a view item, from its key ("o:<order>|<view>[|<sub>]", "s:...",
+ * \brief The exception id of a view item, from its key ("o:<order>|<view>[|<sub>]", "s:...",
  * "d:<seq>|dead_letters") and since (ignored for a dead letter): "o~<order>~<view>[~<sub>]~<sinceNs>".
  * A sub part of id characters is kept (its '|' become '~'); any other is replaced by "h-<16 hex>", a hash
- * of it. eturn its length (0 and "" for a key that is not an item key).
+ * of it.
+ * \return its length (0 and "" for a key that is not an item key).
  */
 size_t evt_exid_build(char *out, size_t cap, const char *key, const Tower__V1__Timestamp *since);
 
 /**
- * rief Parse an exception id. eturn 0 with *out filled; -1 with *why (static, e.g. "names no known
+ * \brief Parse an exception id.
+ * \return 0 with *out filled; -1 with *why (static, e.g. "names no known
  * view after the entity id") for an id that is malformed.
  */
 int evt_exid_parse(const char *id, evt_exid *out, const char **why);
 
-/** rief 1 if name[0..len) is a view an exception id may name. */
+/** \brief 1 if name[0..len) is a view an exception id may name. */
 int evt_exid_view_known(const char *name, size_t len);
 
-/** rief 1 if the event is an exception action (exceptionAcknowledged ... exceptionReopened). */
+/**
+ * \brief The code a reference-data event defines (contract v1.2): warehouseDefined's warehouse id,
+ * carrierDefined's carrier id (the payload's, else the envelope's), skuDefined's sku; NULL for another
+ * event or one without its code. The string belongs to the event.
+ */
+const char *evt_defined_code(const evt_event *e);
+
+/** \brief 1 if the event is an exception action (exceptionAcknowledged ... exceptionReopened). */
 int evt_is_action(const evt_event *e);
 
 /** The fields every action shares, or NULL members for an event that is no action. */
@@ -170,7 +179,7 @@ typedef struct evt_action {
     const char *note;         /**< the note, or NULL */
 } evt_action;
 
-/** rief The shared fields of an action (all NULL for another event). */
+/** \brief The shared fields of an action (all NULL for another event). */
 evt_action evt_action_of(const evt_event *e);
 
 /* ---- reading files and bodies: NDJSON or a JSON array ----------------- */

@@ -5,7 +5,7 @@
 #include <string.h>
 
 /* Payload names indexed by payload case - 20; the test checks them against the descriptor. */
-static const char *const type_names[30] = {
+static const char *const type_names[35] = {
     "orderCreated",      "orderApproved",     "orderHeld",         "orderHoldReleased",
     "orderReleased",     "orderCancelled",    "pickStarted",       "pickShort",
     "inventoryResolved", "packCompleted",     "shipmentReady",     "shipmentBlocked",
@@ -14,12 +14,14 @@ static const char *const type_names[30] = {
     "podCaptured",       "invoicePosted",     "postingFailed",     "slaBreached",
     "exceptionAcknowledged", "exceptionAssigned", "exceptionSnoozed", "exceptionNoted",
     "exceptionResolved", "exceptionReopened",
+    "orderAtRisk",       "orderBackOnTrack",  "warehouseDefined",  "carrierDefined",
+    "skuDefined",
 };
 
 static const ProtobufCFieldDescriptor *payload_field(const evt_event *e)
 {
     if (!e || e->payload_case < TOWER__V1__EVENT__PAYLOAD_ORDER_CREATED ||
-        e->payload_case > TOWER__V1__EVENT__PAYLOAD_EXCEPTION_REOPENED)
+        e->payload_case > TOWER__V1__EVENT__PAYLOAD_SKU_DEFINED)
         return NULL;
     return protobuf_c_message_descriptor_get_field(&tower__v1__event__descriptor,
                                                    (unsigned)e->payload_case);

@@ -117,6 +117,23 @@ int evt_exid_parse(const char *id, evt_exid *out, const char **why)
     return 0;
 }
 
+const char *evt_defined_code(const evt_event *e)
+{
+    if (!e) return NULL;
+    switch (e->payload_case) {
+    case TOWER__V1__EVENT__PAYLOAD_WAREHOUSE_DEFINED:
+        return e->warehouse_defined && e->warehouse_defined->warehouse_id
+                   ? e->warehouse_defined->warehouse_id
+                   : e->warehouse_id;
+    case TOWER__V1__EVENT__PAYLOAD_CARRIER_DEFINED:
+        return e->carrier_defined && e->carrier_defined->carrier_id ? e->carrier_defined->carrier_id
+                                                                    : e->carrier_id;
+    case TOWER__V1__EVENT__PAYLOAD_SKU_DEFINED:
+        return e->sku_defined ? e->sku_defined->sku : NULL;
+    default: return NULL;
+    }
+}
+
 int evt_is_action(const evt_event *e)
 {
     return e && e->payload_case >= TOWER__V1__EVENT__PAYLOAD_EXCEPTION_ACKNOWLEDGED &&

@@ -269,6 +269,9 @@ static int is_required(const ProtobufCMessageDescriptor *d, const char *name)
         {&tower__v1__exception_resolved__descriptor, "resolution"},
         {&tower__v1__exception_reopened__descriptor, "exception_id"},
         {&tower__v1__exception_reopened__descriptor, "actor"},
+        /* Contract v1.2. */
+        {&tower__v1__order_at_risk__descriptor, "predicted_by"},
+        {&tower__v1__sku_defined__descriptor, "sku"},
     };
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
         if (req[i].d == d && strcmp(req[i].name, name) == 0) return 1;
@@ -276,8 +279,9 @@ static int is_required(const ProtobufCMessageDescriptor *d, const char *name)
 }
 
 /* Which envelope keys each payload needs, indexed by payload case - 20 (docs/contract.md, "Payloads"). */
-enum { K_ORDER = 1, K_SHIPMENT = 2, K_ROUTE = 4, K_ORDER_OR_SHIPMENT = 8 };
-static const unsigned char required_keys[30] = {
+enum { K_ORDER = 1, K_SHIPMENT = 2, K_ROUTE = 4, K_ORDER_OR_SHIPMENT = 8, K_WAREHOUSE = 16,
+       K_CARRIER = 32 };
+static const unsigned char required_keys[35] = {
     K_ORDER,               /* order_created */
     K_ORDER,               /* order_approved */
     K_ORDER,               /* order_held */
@@ -303,6 +307,11 @@ static const unsigned char required_keys[30] = {
     K_ORDER,               /* posting_failed */
     K_ORDER_OR_SHIPMENT,   /* sla_breached */
     0, 0, 0, 0, 0, 0,      /* the exception actions: their exception_id names what they act on */
+    K_ORDER,               /* order_at_risk */
+    K_ORDER,               /* order_back_on_track */
+    K_WAREHOUSE,           /* warehouse_defined: the payload's id or the envelope's */
+    K_CARRIER,             /* carrier_defined: likewise */
+    0,                     /* sku_defined: its sku is a required payload field */
 };
 
 static ct_status check_id(const char *s, size_t max, const char *path, evt_error *err)
@@ -355,12 +364,12 @@ static ct_status check_text(char **ps, const ProtobufCFieldDescriptor *f, int in
     size_t len = strlen(s);
     char q[100];
     if (strcmp(f->name, "system") == 0) {
-        static const char *const systems[] = {"erp", "wms", "tms", "carrier", "finance", "tower"};
+        static const char *const systems[] = {"erp", "wms", "tms", "carrier", "finance", "mdm", "tower"};
         for (size_t i = 0; i < sizeof systems / sizeof systems[0]; i++)
             if (strcmp(s, systems[i]) == 0) return CT_OK;
         evt__quote(s, q, sizeof q);
         return evt__fail(err, EVT_INVALID_VALUE, path,
-                         "must be one of erp, wms, tms, carrier, finance, tower, got %s", q);
+                         "must be one of erp, wms, tms, carrier, finance, mdm, tower, got %s", q);
     }
     if (strcmp(f->name, "exception_id") == 0) {
         evt_exid x;
@@ -545,6 +554,12 @@ static ct_status check_keys(const evt_event *e, const char *type, evt_error *err
     if ((k & K_ORDER_OR_SHIPMENT) && !e->order_id && !e->shipment_id)
         return evt__fail(err, EVT_MISSING_FIELD, "orderId",
                          "is required for %s events unless shipmentId is given", type);
+    if ((k & K_WAREHOUSE) && !evt_defined_code(e))
+        return evt__fail(err, EVT_MISSING_FIELD, "warehouseDefined.warehouseId",
+                         "is required (or the envelope's warehouseId) for %s events", type);
+    if ((k & K_CARRIER) && !evt_defined_code(e))
+        return evt__fail(err, EVT_MISSING_FIELD, "carrierDefined.carrierId",
+                         "is required (or the envelope's carrierId) for %s events", type);
     return CT_OK;
 }
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const known_systems[] = {"erp", "wms", "tms", "carrier", "finance", "tower"};
+static const char *const known_systems[] = {"erp", "wms", "tms", "carrier", "finance", "mdm", "tower"};
 
 static void set_system(const char *v, size_t n, char out[STORE_CONFORM_SYSTEM])
 {

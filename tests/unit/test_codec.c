@@ -182,7 +182,7 @@ static void test_time_format(void)
     test_checks++;
 }
 
-/* ---- the 24 payloads -------------------------------------------------------------- */
+/* ---- the payloads -------------------------------------------------------------- */
 
 typedef struct example {
     const char *type;     /* evt_type_name */
@@ -270,13 +270,33 @@ static const example examples[] = {
      "{" ENV "\"source\":{\"system\":\"tower\"},\"orderId\":\"SO-1\",\"slaBreached\":{\"rule\":\"release\","
      "\"dueAt\":\"2026-11-27T08:30:00Z\"}}",
      {"orderId", "slaBreached.rule"}},
+    /* Contract v1.2. */
+    {"orderAtRisk", "order_at_risk",
+     "{" ENV "\"source\":{\"system\":\"tower\"},\"orderId\":\"SO-1\",\"orderAtRisk\":{"
+     "\"predictedBy\":\"2026-11-27T14:20:00Z\",\"promisedBy\":\"2026-11-27T12:00:00Z\",\"stage\":\"PICKING\","
+     "\"basis\":\"p80 of 412 orders from PICKING at dc-2\"}}",
+     {"orderId", "orderAtRisk.predictedBy"}},
+    {"orderBackOnTrack", "order_back_on_track",
+     "{" ENV "\"source\":{\"system\":\"tower\"},\"orderId\":\"SO-1\",\"orderBackOnTrack\":{"
+     "\"predictedBy\":\"2026-11-27T11:20:00Z\"}}",
+     {"orderId"}},
+    {"warehouseDefined", "warehouse_defined",
+     "{" ENV "\"source\":{\"system\":\"mdm\"},\"warehouseDefined\":{\"warehouseId\":\"dc-2\","
+     "\"name\":\"Leipzig DC\",\"region\":\"EU-Central\",\"timeZone\":\"Europe/Berlin\"}}",
+     {"warehouseDefined.warehouseId"}},
+    {"carrierDefined", "carrier_defined",
+     "{" ENV "\"source\":{\"system\":\"mdm\"},\"carrierDefined\":{\"carrierId\":\"dhl\",\"name\":\"DHL\"}}",
+     {"carrierDefined.carrierId"}},
+    {"skuDefined", "sku_defined",
+     "{" ENV "\"source\":{\"system\":\"mdm\"},\"skuDefined\":{\"sku\":\"A-1\",\"unit\":\"EA\"}}",
+     {"skuDefined.sku"}},
 };
 #define N_EXAMPLES (sizeof examples / sizeof examples[0])
 
 /* JSON -> event -> JSON -> event packs to the same bytes, and so does a protobuf round trip. */
 static void test_payload_round_trips(void)
 {
-    T_EQ_INT(N_EXAMPLES, 24);
+    T_EQ_INT(N_EXAMPLES, 29);
     for (size_t i = 0; i < N_EXAMPLES; i++) {
         evt_event *a = MUST(examples[i].json);
         if (!a) continue;
@@ -324,6 +344,12 @@ static void test_required_keys(void)
             json_decref(root);
         }
     }
+    /* A definition's code may come from the envelope instead (contract v1.2). */
+    evt_event *w = MUST("{" ENV "\"source\":{\"system\":\"mdm\"},\"warehouseId\":\"dc-9\",\"warehouseDefined\":{}}");
+    T_EQ_STR(w ? evt_defined_code(w) : NULL, "dc-9");
+    evt_free(w);
+    REJECT("{" ENV "\"source\":{\"system\":\"mdm\"},\"carrierDefined\":{\"carrierId\":\"bad id\"}}",
+           EVT_INVALID_ID, "carrierDefined.carrierId");
     /* slaBreached is satisfied by a shipmentId alone. */
     evt_free(MUST("{" ENV "\"source\":{\"system\":\"tower\"},\"shipmentId\":\"SH-1\",\"slaBreached\":{\"rule\":\"pod\"}}"));
     /* The envelope's own required fields. */
@@ -876,7 +902,7 @@ static void test_type_names(void)
     evt_event e = TOWER__V1__EVENT__INIT;
     T_EQ_STR(evt_type_name(&e), "");
     T_EQ_STR(evt_type_subject(&e), "");
-    for (unsigned c = 20; c <= 43; c++) {
+    for (unsigned c = 20; c <= 54; c++) {
         const ProtobufCFieldDescriptor *f =
             protobuf_c_message_descriptor_get_field(&tower__v1__event__descriptor, c);
         e.payload_case = (Tower__V1__Event__PayloadCase)c;

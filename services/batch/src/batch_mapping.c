@@ -111,7 +111,7 @@ static int delim_of(const char *v)
     return -1;
 }
 
-static const char *const systems[] = {"erp", "wms", "tms", "carrier", "finance", "tower", NULL};
+static const char *const systems[] = {"erp", "wms", "tms", "carrier", "finance", "mdm", "tower", NULL};
 
 static const char *const import_keys[] = {"name", "system", "instance", "format", "delimiter", "header",
                                           "time_format", "time_zone", "kind", "skip", NULL};
@@ -176,7 +176,7 @@ static int import_value(parse_ctx *pc, int k, const char *v)
     case 1:
         while (systems[i] && strcmp(systems[i], v)) i++;
         if (!systems[i])
-            return fail(pc, ct_sprintf("system \"%s\" is not one of erp, wms, tms, carrier, finance, tower", v)), 0;
+            return fail(pc, ct_sprintf("system \"%s\" is not one of erp, wms, tms, carrier, finance, mdm, tower", v)), 0;
         m->system = ct_strdup(v);
         return 1;
     case 2: m->instance = *v ? ct_strdup(v) : NULL; return 1;

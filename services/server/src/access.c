@@ -184,7 +184,7 @@ static int parse_rate(const char *v, access_policy *p, char *why, size_t cap)
 
 static int parse_systems(const char *v, access_policy *p, char *why, size_t cap)
 {
-    static const char *const known[] = {"erp", "wms", "tms", "carrier", "finance", "tower"};
+    static const char *const known[] = {"erp", "wms", "tms", "carrier", "finance", "mdm", "tower"};
     size_t len;
     const char *item;
     p->n_systems = 0;
@@ -193,7 +193,7 @@ static int parse_systems(const char *v, access_policy *p, char *why, size_t cap)
         for (size_t k = 0; k < sizeof known / sizeof known[0] && !ok; k++)
             ok = strlen(known[k]) == len && !memcmp(known[k], item, len);
         if (!ok)
-            return fail(why, cap, "systems: '%.*s' is not one of erp, wms, tms, carrier, finance, tower",
+            return fail(why, cap, "systems: '%.*s' is not one of erp, wms, tms, carrier, finance, mdm, tower",
                         (int)(len > 40 ? 40 : len), item);
         if (p->n_systems == ACCESS_MAX_SYSTEMS) return fail(why, cap, "systems: a system is named twice");
         memcpy(p->systems[p->n_systems], item, len);
