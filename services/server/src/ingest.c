@@ -128,6 +128,114 @@ int server__read_body(struct mg_connection *c, size_t max, ct_buf *body)
     return 0;
 }
 
+/* Refuse a record the codec accepted but this server does not: an occurredAt too far ahead of its
+ * clock (latest, 0 for no limit), or an exception action (only the server vouches for an actor). The
+ * event is freed and rec->error filled. */
+static void ingest_refuse_checked(http_server *s, evt_record *rec, int64_t latest)
+{
+    evt_event *e = rec->event;
+    if (!e) return;
+    if (latest && e->occurred_at->seconds > latest) {
+        snprintf(rec->error.event_id, sizeof rec->error.event_id, "%s", e->event_id);
+        rec->error.code = EVT_INVALID_TIME;
+        snprintf(rec->error.field, sizeof rec->error.field, "occurredAt");
+        snprintf(rec->error.message, sizeof rec->error.message,
+                 "occurredAt is %lld s ahead of this server's clock; at most %lld s are accepted (a wrong clock or "
+                 "time zone at the producer?)",
+                 (long long)(e->occurred_at->seconds - latest + s->o.max_future_skew_ns / 1000000000LL),
+                 (long long)(s->o.max_future_skew_ns / 1000000000LL));
+    } else if (evt_is_action(e)) {
+        /* An action names its actor, which only the server vouches for (docs/exceptions.md "Producers"). */
+        snprintf(rec->error.event_id, sizeof rec->error.event_id, "%s", e->event_id);
+        rec->error.code = EVT_INVALID_VALUE;
+        snprintf(rec->error.field, sizeof rec->error.field, "%s", evt_type_name(e));
+        snprintf(rec->error.message, sizeof rec->error.message,
+                 "%s is an exception action: act through POST /api/v1/exceptions/{id}/{action}, which records "
+                 "the caller as its actor", evt_type_name(e));
+    } else {
+        return;
+    }
+    evt_free(e);
+    rec->event = NULL;
+}
+
+/* The result line of a rejected record (code: the policy's refusal, or the codec's code). */
+static json_t *ingest_rejection(json_t *o, const evt_record *rec, const char *refused)
+{
+    if (*rec->error.event_id) json_object_set_new(o, "eventId", json_string(rec->error.event_id));
+    json_t *e = json_object();
+    json_object_set_new(e, "code", json_string(refused ? refused : evt_code_str(rec->error.code)));
+    json_object_set_new(e, "message", json_string(rec->error.message));
+    if (*rec->error.field) json_object_set_new(e, "field", json_string(rec->error.field));
+    json_object_set_new(o, "status", json_string("rejected"));
+    json_object_set_new(o, "error", e);
+    return o;
+}
+
+/* What reading a body gave: the events to publish (evs[0..count), NULL where rejected), the per-record
+ * results, and how the read ended. */
+typedef struct ingest_batch {
+    evt_event **evs;
+    size_t count, rejected, to_publish;
+    int whole_bad, too_many;
+    evt_error whole_err; /* the reader's error when whole_bad */
+} ingest_batch;
+
+/* Read and check every record of the body before anything is published: a body over a limit is
+ * refused whole, with nothing stored. */
+static void ingest_read(http_server *s, const access_policy *pol, const ct_buf *body, result *res,
+                        ingest_batch *b)
+{
+    evt_reader *rd = NULL;
+    evt_reader_open_mem(&rd, body->data, body->len);
+    b->evs = ct_calloc(MAX_EVENTS, sizeof *b->evs);
+    evt_record rec;
+    int got;
+    int64_t latest = s->o.max_future_skew_ns > 0
+                         ? ct_now_ns() / 1000000000LL + s->o.max_future_skew_ns / 1000000000LL
+                         : 0;
+    while ((got = evt_reader_next(rd, &rec)) == 1 && b->count < MAX_EVENTS) {
+        const char *refused = rec.event ? server__source_refused(pol, rec.event, &rec.error) : NULL;
+        if (refused) {
+            evt_free(rec.event);
+            rec.event = NULL;
+        }
+        ingest_refuse_checked(s, &rec, latest);
+        json_t *o = json_object();
+        json_object_set_new(o, "index", json_integer((json_int_t)b->count));
+        if (rec.event) {
+            json_object_set_new(o, "eventId", json_string(rec.event->event_id));
+            b->evs[b->count] = rec.event;
+            b->to_publish++;
+        } else {
+            ingest_rejection(o, &rec, refused);
+            server__conform_reject(rec.raw, rec.raw_len, &rec.error); /* by producer (conformance.c) */
+            b->rejected++;
+        }
+        json_array_append_new(res->arr, o);
+        b->count++;
+    }
+    b->whole_bad = got < 0;
+    b->too_many = got == 1 && b->count >= MAX_EVENTS;
+    if (b->too_many) evt_free(rec.event);
+    if (b->whole_bad) b->whole_err = rec.error;
+    evt_reader_destroy(rd);
+}
+
+/* The answer: 2xx only when every event is in JetStream; 503 when some could not be stored (resend
+ * them); 400 when some were invalid (the good ones are stored all the same). */
+static int ingest_reply(struct mg_connection *c, http_server *s, result *res, size_t rejected)
+{
+    json_t *out = json_object();
+    json_object_set_new(out, "accepted", json_integer((json_int_t)res->stored));
+    json_object_set_new(out, "duplicates", json_integer((json_int_t)res->dups));
+    json_object_set_new(out, "rejected", json_integer((json_int_t)rejected));
+    json_object_set_new(out, "failed", json_integer((json_int_t)res->failed));
+    json_object_set_new(out, "results", res->arr);
+    int status = res->failed ? 503 : rejected ? 400 : 200;
+    return server__json(c, s, SERVER_ROUTE_INGEST, status, out);
+}
+
 int server__ingest(struct mg_connection *c, http_server *s)
 {
     const server_route route = SERVER_ROUTE_INGEST;
@@ -155,94 +263,21 @@ int server__ingest(struct mg_connection *c, http_server *s)
         return server__error(c, s, route, 400, "EMPTY_BODY", NULL, "send NDJSON or a JSON array of events");
     }
 
-    /* Every record is read and checked before anything is published: a body over a limit is
-     * refused whole, with nothing stored. */
-    evt_reader *rd = NULL;
-    evt_reader_open_mem(&rd, body.data, body.len);
     result res = {json_array(), 0, 0, 0};
-    size_t rejected = 0, count = 0, to_publish = 0;
-    evt_event **evs = ct_calloc(MAX_EVENTS, sizeof *evs);
-    evt_record rec;
-    int got;
-    int64_t latest = s->o.max_future_skew_ns > 0 ? ct_now_ns() / 1000000000LL + s->o.max_future_skew_ns / 1000000000LL : 0;
-    while ((got = evt_reader_next(rd, &rec)) == 1 && count < MAX_EVENTS) {
-        const char *refused = rec.event ? server__source_refused(pol, rec.event, &rec.error) : NULL;
-        if (refused) {
-            evt_free(rec.event);
-            rec.event = NULL;
-        }
-        json_t *o = json_object();
-        json_object_set_new(o, "index", json_integer((json_int_t)count));
-        if (rec.event && latest && rec.event->occurred_at->seconds > latest) {
-            snprintf(rec.error.event_id, sizeof rec.error.event_id, "%s", rec.event->event_id);
-            rec.error.code = EVT_INVALID_TIME;
-            snprintf(rec.error.field, sizeof rec.error.field, "occurredAt");
-            snprintf(rec.error.message, sizeof rec.error.message,
-                     "occurredAt is %lld s ahead of this server's clock; at most %lld s are accepted (a wrong clock or "
-                     "time zone at the producer?)",
-                     (long long)(rec.event->occurred_at->seconds - latest + s->o.max_future_skew_ns / 1000000000LL),
-                     (long long)(s->o.max_future_skew_ns / 1000000000LL));
-            evt_free(rec.event);
-            rec.event = NULL;
-        }
-        if (rec.event && evt_is_action(rec.event)) {
-            /* An action names its actor, which only the server vouches for (docs/exceptions.md "Producers"). */
-            snprintf(rec.error.event_id, sizeof rec.error.event_id, "%s", rec.event->event_id);
-            rec.error.code = EVT_INVALID_VALUE;
-            snprintf(rec.error.field, sizeof rec.error.field, "%s", evt_type_name(rec.event));
-            snprintf(rec.error.message, sizeof rec.error.message,
-                     "%s is an exception action: act through POST /api/v1/exceptions/{id}/{action}, which records "
-                     "the caller as its actor", evt_type_name(rec.event));
-            evt_free(rec.event);
-            rec.event = NULL;
-        }
-        if (rec.event) {
-            json_object_set_new(o, "eventId", json_string(rec.event->event_id));
-            json_array_append_new(res.arr, o);
-            evs[count] = rec.event;
-            to_publish++;
-        } else {
-            if (*rec.error.event_id) json_object_set_new(o, "eventId", json_string(rec.error.event_id));
-            json_t *e = json_object();
-            json_object_set_new(e, "code", json_string(refused ? refused : evt_code_str(rec.error.code)));
-            json_object_set_new(e, "message", json_string(rec.error.message));
-            if (*rec.error.field) json_object_set_new(e, "field", json_string(rec.error.field));
-            json_object_set_new(o, "status", json_string("rejected"));
-            server__conform_reject(rec.raw, rec.raw_len, &rec.error); /* by producer (conformance.c) */
-            json_object_set_new(o, "error", e);
-            json_array_append_new(res.arr, o);
-            rejected++;
-        }
-        count++;
-    }
-    int whole_bad = got < 0;
-    int too_many = got == 1 && count >= MAX_EVENTS;
-    if (too_many) evt_free(rec.event);
-    if (!whole_bad && !too_many && to_publish) server__publish(s, evs, count, on_ack, &res);
-    for (size_t i = 0; i < count; i++) evt_free(evs[i]);
-    free(evs);
-    evt_reader_destroy(rd);
+    ingest_batch b = {0};
+    ingest_read(s, pol, &body, &res, &b);
+    if (!b.whole_bad && !b.too_many && b.to_publish) server__publish(s, b.evs, b.count, on_ack, &res);
+    for (size_t i = 0; i < b.count; i++) evt_free(b.evs[i]);
+    free(b.evs);
     ct_buf_free(&body);
 
-    if (whole_bad) {
-        json_decref(res.arr);
-        return server__error(c, s, route, 400, evt_code_str(rec.error.code), NULL, "%s", rec.error.message);
-    }
-    if (too_many) {
-        json_decref(res.arr);
+    if (b.whole_bad || b.too_many) json_decref(res.arr);
+    if (b.whole_bad)
+        return server__error(c, s, route, 400, evt_code_str(b.whole_err.code), NULL, "%s", b.whole_err.message);
+    if (b.too_many)
         return server__error(c, s, route, 413, "TOO_MANY_EVENTS", NULL, "at most %d events per request; nothing was "
                              "stored, resend in smaller bodies", MAX_EVENTS);
-    }
-    json_t *out = json_object();
-    json_object_set_new(out, "accepted", json_integer((json_int_t)res.stored));
-    json_object_set_new(out, "duplicates", json_integer((json_int_t)res.dups));
-    json_object_set_new(out, "rejected", json_integer((json_int_t)rejected));
-    json_object_set_new(out, "failed", json_integer((json_int_t)res.failed));
-    json_object_set_new(out, "results", res.arr);
-    /* 2xx only when every event is in JetStream; 503 when some could not be stored (resend them);
-     * 400 when some were invalid (the good ones are stored all the same). */
-    int status = res.failed ? 503 : rejected ? 400 : 200;
-    return server__json(c, s, route, status, out);
+    return ingest_reply(c, s, &res, b.rejected);
 }
 
 /* Publish one event and wait for its ack: 200 accepted or duplicate, 503 not stored. */
