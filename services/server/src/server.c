@@ -328,6 +328,91 @@ static ct_status check_listen(http_server *s, const char *listen, const server_o
     return CT_OK;
 }
 
+/* Everything the server checks and loads before it listens: the listen addresses, the tokens, the
+ * proxy's trust and the relay's database. */
+static ct_status prepare(http_server *s, const char *listen, const server_opts *o)
+{
+    ct_status st = check_listen(s, listen, o);
+    if (st != CT_OK) return st;
+    if (o->tokens_file) {
+        st = server__tokens_load(s, o->tokens_file);
+        if (st != CT_OK) return st == CT_IO ? CT_IO : CT_USAGE;
+        ct_log(CT_LOG_INFO, "server", "%zu API tokens loaded from %s; every API route needs one", s->n_tokens,
+               o->tokens_file);
+    }
+    if (server__proxy_init(s) != CT_OK || server__integrations_init(s) != CT_OK) return CT_USAGE;
+    return CT_OK;
+}
+
+/* civetweb's option strings, kept alive until mg_start has read them. */
+typedef struct civet_opts {
+    const char *v[32];
+    char threads[16], timeout[16];
+    char *extra_headers; /* owned */
+} civet_opts;
+
+static void civet_opts_build(civet_opts *co, http_server *s, const char *listen, const server_opts *o)
+{
+    /* civetweb holds a worker thread per open websocket: room for every live client and the requests. */
+    unsigned ws_max = o->ws_max_clients ? o->ws_max_clients : 256;
+    snprintf(co->threads, sizeof co->threads, "%u", (o->threads ? o->threads : 32) + ws_max);
+    snprintf(co->timeout, sizeof co->timeout, "%d", s->o.request_timeout_ms);
+    const char **v = co->v;
+    int n = 0;
+    v[n++] = "listening_ports"; /* "127.0.0.1:8080"; a bracketed IPv6 address is passed as is */
+    v[n++] = listen;
+    v[n++] = "num_threads";
+    v[n++] = co->threads;
+    v[n++] = "request_timeout_ms";
+    v[n++] = co->timeout;
+    v[n++] = "enable_directory_listing";
+    v[n++] = "no";
+    v[n++] = "enable_keep_alive";
+    v[n++] = "yes";
+    v[n++] = "tcp_nodelay";
+    v[n++] = "1"; /* answers and stream frames go out now, not after the peer's delayed ACK */
+    v[n++] = "enable_websocket_ping_pong";
+    v[n++] = "no"; /* ours (stream_ws.c): civetweb's answers any ping, however large, and hides them */
+    v[n++] = "websocket_timeout_ms";
+    v[n++] = "30000";
+    v[n++] = "listen_backlog";
+    v[n++] = "1024"; /* dashboards reconnect together after a restart */
+    v[n++] = "connection_queue";
+    v[n++] = "1024";
+    v[n++] = "additional_header"; /* on static files and civetweb's own answers; ours add them too */
+    s->csp = stream__csp(s);      /* the live stream on another port (--stream-listen) is another origin */
+    co->extra_headers = ct_sprintf("Content-Security-Policy: %s\r\nX-Content-Type-Options: nosniff\r\n"
+                                   "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer",
+                                   s->csp ? s->csp : SERVER_CSP);
+    v[n++] = co->extra_headers;
+    struct stat sb;
+    if (o->web_root && stat(o->web_root, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        v[n++] = "document_root";
+        v[n++] = o->web_root;
+        s->web_real = realpath(o->web_root, NULL);
+    } else if (o->web_root) {
+        ct_log(CT_LOG_WARN, "server", "no dashboard: %s is not a directory", o->web_root);
+    }
+    v[n] = NULL;
+}
+
+/* Once civetweb listens: the stream hub, the optional libwebsockets listener, the handlers. */
+static ct_status serve(http_server *s, const server_opts *o)
+{
+    stream__hub_start(s);
+    if (o->stream_listen && *o->stream_listen) {
+        ct_status st = stream__lws_start(s);
+        if (st != CT_OK) return st;
+    }
+    mg_set_websocket_handler(s->ctx, "/api/v1/stream", stream__connect, stream__ready, stream__data, stream__close, s);
+    mg_set_request_handler(s->ctx, "/api", server__api, s);
+    mg_set_request_handler(s->ctx, "/metrics", server__metrics, s);
+    mg_set_request_handler(s->ctx, "/healthz", server__healthz, s);
+    mg_set_request_handler(s->ctx, "/readyz", server__readyz, s);
+    refresh(s); /* the store may not exist yet: requests will try again */
+    return CT_OK;
+}
+
 ct_status http_server_start(http_server **out, const server_opts *o)
 {
     const char *listen = o->listen ? o->listen : "127.0.0.1:8080";
@@ -336,98 +421,32 @@ ct_status http_server_start(http_server **out, const server_opts *o)
     if (s->o.request_timeout_ms <= 0) s->o.request_timeout_ms = 10000;
     s->data_dir = ct_strdup(o->data_dir);
     pthread_rwlock_init(&s->lock, NULL);
-    if (check_listen(s, listen, o) != CT_OK) {
+    ct_status st = prepare(s, listen, o);
+    if (st != CT_OK) {
         http_server_stop(s);
-        return CT_USAGE;
-    }
-    if (o->tokens_file) {
-        ct_status ts = server__tokens_load(s, o->tokens_file);
-        if (ts != CT_OK) {
-            http_server_stop(s);
-            return ts == CT_IO ? CT_IO : CT_USAGE;
-        }
-        ct_log(CT_LOG_INFO, "server", "%zu API tokens loaded from %s; every API route needs one", s->n_tokens,
-               o->tokens_file);
-    }
-    if (server__proxy_init(s) != CT_OK) {
-        http_server_stop(s);
-        return CT_USAGE;
-    }
-    if (server__integrations_init(s) != CT_OK) {
-        http_server_stop(s);
-        return CT_USAGE;
+        return st;
     }
 
-    char threads[16], timeout[16];
-    /* civetweb holds a worker thread per open websocket: room for every live client and the requests. */
-    unsigned ws_max = o->ws_max_clients ? o->ws_max_clients : 256;
-    snprintf(threads, sizeof threads, "%u", (o->threads ? o->threads : 32) + ws_max);
-    snprintf(timeout, sizeof timeout, "%d", s->o.request_timeout_ms);
-    /* civetweb wants "127.0.0.1:8080"; a bracketed IPv6 address is passed as is. */
-    const char *opts[32];
-    int n = 0;
-    opts[n++] = "listening_ports";
-    opts[n++] = listen;
-    opts[n++] = "num_threads";
-    opts[n++] = threads;
-    opts[n++] = "request_timeout_ms";
-    opts[n++] = timeout;
-    opts[n++] = "enable_directory_listing";
-    opts[n++] = "no";
-    opts[n++] = "enable_keep_alive";
-    opts[n++] = "yes";
-    opts[n++] = "tcp_nodelay";
-    opts[n++] = "1"; /* answers and stream frames go out now, not after the peer's delayed ACK */
-    opts[n++] = "enable_websocket_ping_pong";
-    opts[n++] = "no"; /* ours (stream_ws.c): civetweb's answers any ping, however large, and hides them */
-    opts[n++] = "websocket_timeout_ms";
-    opts[n++] = "30000";
-    opts[n++] = "listen_backlog";
-    opts[n++] = "1024"; /* dashboards reconnect together after a restart */
-    opts[n++] = "connection_queue";
-    opts[n++] = "1024";
-    opts[n++] = "additional_header"; /* on static files and civetweb's own answers; ours add them too */
-    s->csp = stream__csp(s); /* the live stream on another port (--stream-listen) is another origin */
-    char *extra_headers = ct_sprintf("Content-Security-Policy: %s\r\nX-Content-Type-Options: nosniff\r\n"
-                                     "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer", s->csp ? s->csp : SERVER_CSP);
-    opts[n++] = extra_headers;
-    struct stat sb;
-    if (o->web_root && stat(o->web_root, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        opts[n++] = "document_root";
-        opts[n++] = o->web_root;
-        s->web_real = realpath(o->web_root, NULL);
-    } else if (o->web_root) {
-        ct_log(CT_LOG_WARN, "server", "no dashboard: %s is not a directory", o->web_root);
-    }
-    opts[n] = NULL;
-
+    civet_opts co;
+    civet_opts_build(&co, s, listen, o);
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
     cb.begin_request = begin_request;
     mg_init_library(0);
     ct_log(CT_LOG_DEBUG, "server", "worker threads get at least %zu KiB of stack", server__min_stack() / 1024);
-    s->ctx = mg_start(&cb, s, opts);
-    free(extra_headers);
+    s->ctx = mg_start(&cb, s, co.v);
+    free(co.extra_headers);
     if (!s->ctx) {
         ct_log(CT_LOG_ERROR, "server", "cannot listen on %s (in use, or not an address of this host)", listen);
         http_server_stop(s);
         return CT_IO;
     }
-    stream__hub_start(s);
-    if (o->stream_listen && *o->stream_listen) {
-        ct_status st = stream__lws_start(s);
-        if (st != CT_OK) {
-            http_server_stop(s);
-            return st;
-        }
+    st = serve(s, o);
+    if (st != CT_OK) {
+        http_server_stop(s);
+        return st;
     }
-    mg_set_websocket_handler(s->ctx, "/api/v1/stream", stream__connect, stream__ready, stream__data, stream__close, s);
-    mg_set_request_handler(s->ctx, "/api", server__api, s);
-    mg_set_request_handler(s->ctx, "/metrics", server__metrics, s);
-    mg_set_request_handler(s->ctx, "/healthz", server__healthz, s);
-    mg_set_request_handler(s->ctx, "/readyz", server__readyz, s);
-    refresh(s); /* the store may not exist yet: requests will try again */
     ct_log(CT_LOG_INFO, "server", "listening on http://%s (store %s)", listen, o->data_dir);
     *out = s;
     return CT_OK;
