@@ -15,8 +15,9 @@ extern "C" {
 #endif
 
 /** The on-disk format this code reads and writes; a store of another version is refused at open. */
-#define STORE_FORMAT_VERSION 4 /* 3: the SLA due index (dues, duek) and the rule index (vrule); 4: the exception
-                                  lifecycle (closed, cidx, vuna, vdue, vsnz; lifecycle fields on every item) */
+#define STORE_FORMAT_VERSION 5 /* 3: the SLA due index (dues, duek) and the rule index (vrule); 4: the exception
+                                  lifecycle (closed, cidx, vuna, vdue, vsnz; lifecycle fields on every item);
+                                  5: hourly item counts per view and part (meta hcnt/..., what olderThan counts read) */
 
 /*
  * Processes, threads and transactions (read this first, as lmdb.h's caveats):

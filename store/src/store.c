@@ -97,6 +97,14 @@ uint64_t store__meta_u64(MDB_txn *txn, const store *s, const char *key)
     return store__get_u64(v.mv_data);
 }
 
+size_t store__hour_count_key(char *buf, size_t cap, int view, char kind, const char *part, int64_t hour)
+{
+    int n = hour < 0 ? snprintf(buf, cap, "hcnt/%s/%c/%s/", fold_view_name((fold_view)view), kind, part)
+                     : snprintf(buf, cap, "hcnt/%s/%c/%s/%08lld", fold_view_name((fold_view)view), kind, part,
+                                (long long)hour);
+    return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
 int store__meta_put_u64(MDB_txn *txn, const store *s, const char *key, uint64_t val)
 {
     unsigned char b[8];

@@ -71,6 +71,8 @@ typedef struct wtx {
         int64_t delta;
     } *parts;
     size_t n_parts, cap_parts;
+    uint32_t *part_slot; /* open addressing over parts: index + 1, 0 empty; slot_cap a power of two */
+    size_t slot_cap;
     uint64_t n_events, n_dups, n_dead;
     strset dls;       /* dead letters (their sequence, decimal) to derive: new ones, or acted on */
     int64_t unacked_delta[FOLD_VIEW_COUNT];
@@ -92,6 +94,52 @@ typedef struct wtx {
 
 static int view_of(const Tower__V1__ViewItem *it, fold_view *v) { return fold_view_parse(it->view, v); }
 
+static uint32_t part_hash(const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* Add d to the count kept under key, found through part_slot (a batch touches many keys when items
+ * are counted per hour). */
+static void part_delta_add(wtx *w, const char *key, int64_t d)
+{
+    size_t mask = w->slot_cap - 1, h = w->slot_cap ? part_hash(key) & mask : 0;
+    for (; w->slot_cap && w->part_slot[h]; h = (h + 1) & mask)
+        if (!strcmp(w->parts[w->part_slot[h] - 1].key, key)) {
+            w->parts[w->part_slot[h] - 1].delta += d;
+            return;
+        }
+    if (w->n_parts == w->cap_parts) {
+        w->cap_parts = w->cap_parts ? w->cap_parts * 2 : 16;
+        w->parts = ct_realloc(w->parts, w->cap_parts * sizeof *w->parts);
+    }
+    w->parts[w->n_parts].key = ct_strdup(key);
+    w->parts[w->n_parts++].delta = d;
+    if (w->n_parts * 2 > w->slot_cap) { /* grow and re-place every key */
+        free(w->part_slot);
+        w->slot_cap = w->slot_cap ? w->slot_cap * 2 : 64;
+        w->part_slot = ct_calloc(w->slot_cap, sizeof *w->part_slot);
+        for (size_t i = 0; i < w->n_parts; i++) {
+            size_t j = part_hash(w->parts[i].key) & (w->slot_cap - 1);
+            while (w->part_slot[j]) j = (j + 1) & (w->slot_cap - 1);
+            w->part_slot[j] = (uint32_t)i + 1;
+        }
+    } else {
+        w->part_slot[h] = (uint32_t)w->n_parts;
+    }
+}
+
+/* Items per view [and part] and hour of since (store_int.h STORE_HOUR_NS): what makes a count
+ * with olderThan cheap (store_read.c). kind '-' and part "" for the whole view. */
+static void hour_count(wtx *w, fold_view v, char kind, const char *part, int64_t since_ns, int64_t d)
+{
+    char key[96 + EVT_MAX_ID];
+    store__hour_count_key(key, sizeof key, v, kind, part, since_ns / STORE_HOUR_NS);
+    part_delta_add(w, key, d);
+}
+
 static void part_count(wtx *w, fold_view v, char kind, const char *part, int64_t d)
 {
     char key[64 + EVT_MAX_ID];
@@ -106,17 +154,7 @@ static void part_count(wtx *w, fold_view v, char kind, const char *part, int64_t
     key[8 + vl] = '/';
     memcpy(key + 9 + vl, part, pl);
     key[9 + vl + pl] = '\0';
-    for (size_t i = 0; i < w->n_parts; i++)
-        if (!strcmp(w->parts[i].key, key)) {
-            w->parts[i].delta += d;
-            return;
-        }
-    if (w->n_parts == w->cap_parts) {
-        w->cap_parts = w->cap_parts ? w->cap_parts * 2 : 16;
-        w->parts = ct_realloc(w->parts, w->cap_parts * sizeof *w->parts);
-    }
-    w->parts[w->n_parts].key = ct_strdup(key);
-    w->parts[w->n_parts++].delta = d;
+    part_delta_add(w, key, d);
 }
 
 /* Add (del = 0) or remove (del = 1) the index entries of an item. */
@@ -155,6 +193,7 @@ static int index_item(wtx *w, const Tower__V1__ViewItem *it, const char *key, in
         int rc = del ? mdb_del(w->txn, idx[i].dbi, &k, NULL) : mdb_put(w->txn, idx[i].dbi, &k, &val, 0);
         if (rc && !(del && rc == MDB_NOTFOUND)) return rc;
         if (i > 0) part_count(w, v, kinds[i], idx[i].part, del ? -1 : 1);
+        hour_count(w, v, i ? kinds[i] : '-', i ? idx[i].part : "", store__ts_ns(it->since), del ? -1 : 1);
     }
     int rc = store__life_index(w->txn, w->s, it, (int)v, key, del);
     if (rc) return rc;
@@ -948,6 +987,7 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     if (!rc) *applied = seq;
     for (size_t i = 0; i < w.n_parts; i++) free(w.parts[i].key);
     free(w.parts);
+    free(w.part_slot);
     strset_free(&w.orders);
     strset_free(&w.ships);
     strset_free(&w.relinks);

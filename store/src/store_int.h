@@ -78,6 +78,13 @@ int store__meta_put_u64(MDB_txn *txn, const store *s, const char *key, uint64_t 
  * processes of one batch, is read and unpacked once. Every event it hands out is borrowed from the
  * loader until store__loader_free. Functions returning int give 0 or an MDB_* code. */
 
+/* Items per view [and warehouse, carrier or rule] and hour of their since, kept in meta by the writer
+ * under "hcnt/<view>/<kind>/<part>/<hour, 8 digits>" (kind '-' and part "" for the whole view), so
+ * that a count with olderThan reads whole hours and walks the index of one hour only. */
+#define STORE_HOUR_NS (3600LL * 1000000000LL)
+/* The key into buf (cap bytes); hour < 0 gives the prefix alone ("hcnt/<view>/<kind>/<part>/"). */
+size_t store__hour_count_key(char *buf, size_t cap, int view, char kind, const char *part, int64_t hour);
+
 /* The key of an entity's timeline, "<kind>:<id>": its length, or -1 when it does not fit in cap. */
 int store__entity_key(char *buf, size_t cap, char kind, const char *id);
 

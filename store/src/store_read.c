@@ -203,6 +203,68 @@ ct_status store_view_scan(store_reader *r, const store_query *q, store_item_fn f
     return st;
 }
 
+/* Count the index keys of sc's range from `from` (a time key) up to sc's cutoff. */
+static ct_status count_keys_from(store_reader *r, view_scan *sc, const store_query *q, const unsigned char *from,
+                                 uint64_t *out)
+{
+    memcpy(sc->start, sc->prefix, sc->pl);
+    memcpy(sc->start + sc->pl, from, STORE__TIME_KEY);
+    sc->sl = sc->pl + STORE__TIME_KEY;
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(r->txn, sc->dbi, &c);
+    if (rc) return store__fail(r->s, rc, "open a view cursor");
+    MDB_val k, v;
+    uint64_t n = 0;
+    for (rc = scan_first(c, sc, &k, &v); rc == 0 && scan_in_range(sc, q, &k); rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        n++;
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND) return store__fail(r->s, rc, "count a view");
+    *out += n;
+    return CT_OK;
+}
+
+/* The count of items older than q->since_before_ns in the view or one part of it (kind, part): the kept
+ * hourly counts of the hours before the cutoff's, plus the index keys of the cutoff's own hour before the
+ * cutoff, counted from the nearer end of that hour (its kept count minus the keys after the cutoff). */
+static ct_status count_older(store_reader *r, const store_query *q, char kind, const char *part, uint64_t *out)
+{
+    view_scan sc = {0};
+    if (scan_choose_index(r->s, q, &sc) != 0) return CT_OK;
+    int64_t cut_hour = q->since_before_ns / STORE_HOUR_NS;
+    char pre[96 + EVT_MAX_ID], end[96 + EVT_MAX_ID];
+    size_t pl = store__hour_count_key(pre, sizeof pre, (int)q->view, kind, part, -1);
+    size_t el = store__hour_count_key(end, sizeof end, (int)q->view, kind, part, cut_hour);
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(r->txn, r->s->meta, &c);
+    if (rc) return store__fail(r->s, rc, "open the meta cursor");
+    MDB_val k = {pl, pre}, v;
+    uint64_t n = 0, in_hour = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != el || memcmp(k.mv_data, pre, pl) != 0) break;
+        int cmp = memcmp(k.mv_data, end, el);
+        if (cmp > 0) break;
+        if (v.mv_size == 8) *(cmp == 0 ? &in_hour : &n) += store__get_u64(v.mv_data);
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND) return store__fail(r->s, rc, "count a view");
+    unsigned char from[STORE__TIME_KEY];
+    int64_t hour_start = cut_hour * STORE_HOUR_NS;
+    *out = n;
+    if (q->since_before_ns - hour_start <= STORE_HOUR_NS / 2) { /* from the hour's start up to the cutoff */
+        store__ns_time_key(sc.cutoff, q->since_before_ns);
+        store__ns_time_key(from, hour_start);
+        return count_keys_from(r, &sc, q, from, out);
+    }
+    uint64_t after = 0; /* from the cutoff to the hour's end */
+    store__ns_time_key(sc.cutoff, hour_start + STORE_HOUR_NS);
+    store__ns_time_key(from, q->since_before_ns);
+    store_query qe = *q;
+    qe.since_before_ns = hour_start + STORE_HOUR_NS;
+    ct_status st = count_keys_from(r, &sc, &qe, from, &after);
+    if (st == CT_OK) *out = n + (in_hour > after ? in_hour - after : 0);
+    return st;
+}
+
 ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out)
 {
     *out = 0;
@@ -230,6 +292,8 @@ ct_status store_view_count(store_reader *r, const store_query *q, uint64_t *out)
         *out = store__meta_u64(r->txn, r->s, key);
         return CT_OK;
     }
+    if (q->since_before_ns > 0 && n_parts <= 1 && !life)
+        return count_older(r, q, which < 0 ? '-' : kinds[which], which < 0 ? "" : parts[which], out);
     /* No kept count: walk the range of the narrowest index (the part's items, or the view's), cut at
      * since_before_ns (the index is in since order). The cost is O(items in that range): one key read
      * each, plus reading and decoding the item only when a filter the index cannot apply is checked
