@@ -504,10 +504,14 @@ class RelayTest(unittest.TestCase):
         return info["state"]["last_seq"] if info else 0
 
     def relay_file(self, dests, name="relay.ini"):
-        """dests: [(NAME, {key: value})] in order; returns the file's path."""
+        """dests: [(NAME, {key: value})] in order; returns the file's path. These tests check one request at a
+        time in stream order: a webhook or slack event destination gets lanes = 1 unless the test gives lanes
+        (test_relay_lanes.py checks the default, lanes = 8)."""
         path = os.path.join(self.root, name)
         with open(path, "w") as f:
             for n, kv in dests:
+                if kv.get("kind", "webhook") in ("webhook", "slack") and "events" in kv and "batch" not in kv:
+                    kv = dict(kv, lanes=kv.get("lanes", 1))
                 f.write("[destination %s]\n" % n)
                 for k, v in kv.items():
                     f.write("%s = %s\n" % (k, v))

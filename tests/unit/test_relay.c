@@ -1273,6 +1273,192 @@ static void exc_conf_errors(void)
     }
 }
 
+/* ---- lanes (relay_lanes.c) ---------------------------------------------------------------------------- */
+
+/* The lane of an event: same order, same first key; the order before its shipments; an event naming nothing is
+ * keyed by its id; one naming more shipments than fit is a barrier (0 keys). */
+static void lane_keys(void)
+{
+    evt_event *a = event(EV("a", "\"orderId\":\"O1\",\"orderApproved\":{}"));
+    evt_event *b = event(EV("b", "\"orderId\":\"O1\",\"shipmentId\":\"S1\",\"shipmentReady\":{}"));
+    evt_event *c = event(EV("c", "\"shipmentId\":\"S1\",\"routeRequested\":{\"shipmentIds\":[\"S1\"]}"));
+    evt_event *d = event(EV("d", "\"routeId\":\"R1\",\"routeDispatched\":{}"));
+    uint64_t ka[RELAY_LANE_KEYS], kb[RELAY_LANE_KEYS], kc[RELAY_LANE_KEYS], kd[RELAY_LANE_KEYS];
+    T_EQ_INT(relay_lane_keys(a, ka), 1);
+    T_EQ_INT(relay_lane_keys(b, kb), 2);
+    T_EQ_INT(relay_lane_keys(c, kc), 1); /* S1 once */
+    T_EQ_INT(relay_lane_keys(d, kd), 1);
+    T_ASSERT(ka[0] == kb[0]);  /* the order first */
+    T_ASSERT(kb[1] == kc[0]);  /* the shipment's key is the same without the order */
+    T_ASSERT(ka[0] != kc[0] && kc[0] != kd[0]);
+    ct_buf big = {0};
+    ct_buf_adds(&big, "{\"eventId\":\"p\",\"occurredAt\":\"2026-11-27T10:00:01Z\",\"source\":{\"system\":\"tms\"},"
+                      "\"routeId\":\"R2\",\"routePlanned\":{\"stops\":[");
+    for (int i = 0; i < 20; i++) ct_buf_addf(&big, "%s{\"shipmentId\":\"S%d\"}", i ? "," : "", i);
+    ct_buf_adds(&big, "]}}");
+    ct_buf_addc(&big, '\0');
+    evt_event *p = event(big.data);
+    uint64_t kp[RELAY_LANE_KEYS];
+    T_EQ_INT(relay_lane_keys(p, kp), 0);
+    ct_buf_free(&big);
+    evt_free(a);
+    evt_free(b);
+    evt_free(c);
+    evt_free(d);
+    evt_free(p);
+}
+
+/* Conflicts: an event goes to the lane where its entities wait, waits when they wait on two lanes, and a lane
+ * or the window that is full makes it wait. */
+static void lane_pick(void)
+{
+    relay_window w;
+    relay_window_init(&w, 8, 0);
+    uint64_t o1s1[] = {101, 201}, s1[] = {201}, s2[] = {202}, s1s2[] = {201, 202}, o9[] = {109};
+    int la = relay_window_pick(&w, o1s1, 2);
+    T_EQ_INT(la, 101 % 8);
+    size_t a = relay_window_add(&w, 1, o1s1, 2, (unsigned)la);
+    T_EQ_INT(relay_window_pick(&w, s1, 1), la); /* not 201 % 8: where S1 waits */
+    int lb = relay_window_pick(&w, s2, 1);
+    T_EQ_INT(lb, 202 % 8);
+    relay_window_add(&w, 2, s2, 1, (unsigned)lb);
+    T_EQ_INT(relay_window_pick(&w, s1s2, 2), -1); /* S1 on one lane, S2 on another: after them */
+    T_EQ_INT(relay_window_pick(&w, NULL, 0), -1); /* a barrier waits for two lanes too */
+    relay_window_done(&w, a);
+    T_EQ_INT(relay_window_pick(&w, s1s2, 2), lb); /* only S2 waits now */
+    T_EQ_INT(relay_window_pick(&w, NULL, 0), lb);
+    T_EQ_INT(relay_window_pick(&w, o9, 1), 109 % 8);
+    for (uint64_t q = 3; q < 3 + RELAY_LANE_DEPTH; q++) relay_window_add(&w, q, o9, 1, 109 % 8);
+    T_EQ_INT(relay_window_pick(&w, o9, 1), -1); /* its lane holds RELAY_LANE_DEPTH */
+    relay_window_free(&w);
+    relay_window_init(&w, 1, 0);
+    for (uint64_t q = 1; q <= RELAY_LANE_DEPTH; q++) {
+        uint64_t k[] = {q};
+        relay_window_done(&w, relay_window_add(&w, q, k, 1, 0));
+    }
+    T_EQ_INT(relay_window_pick(&w, o9, 1), -1); /* the window is full until advanced */
+    T_EQ_INT(relay_window_advance(&w), RELAY_LANE_DEPTH);
+    T_EQ_INT(relay_window_pick(&w, o9, 1), 0);
+    relay_window_free(&w);
+}
+
+/* The checkpoint: only over a prefix of done events, skipped sequences carried by the event before them. */
+static void lane_checkpoint(void)
+{
+    relay_window w;
+    relay_window_init(&w, 4, 10);
+    relay_window_skip(&w, 11); /* nothing waits: done at once */
+    T_EQ_INT(relay_window_advance(&w), 11);
+    uint64_t k1[] = {1}, k2[] = {2}, k3[] = {3};
+    size_t s12 = relay_window_add(&w, 12, k1, 1, 1);
+    size_t s13 = relay_window_add(&w, 13, k2, 1, 2);
+    relay_window_skip(&w, 14);
+    relay_window_skip(&w, 15);
+    size_t s16 = relay_window_add(&w, 16, k3, 1, 3);
+    relay_window_done(&w, s13);
+    relay_window_done(&w, s16);
+    T_EQ_INT(relay_window_advance(&w), 11); /* 12 is in flight: a crash sends 12 (13, 16 again) */
+    relay_window_done(&w, s12);
+    T_EQ_INT(relay_window_advance(&w), 16);
+    T_EQ_INT(w.n, 0);
+    relay_window_skip(&w, 17);
+    T_EQ_INT(relay_window_advance(&w), 17);
+    relay_window_free(&w);
+}
+
+/* A simulation: 4000 events over 40 entities (an event names one or two), 8 lanes, each lane finishing its
+ * head event at random; every entity sees its events in stream order, and the checkpoint is always the last
+ * sequence before the first event not done. */
+static void lane_order_sim(void)
+{
+    enum { N = 4000, E = 40, L = 8 };
+    relay_window w;
+    relay_window_init(&w, L, 0);
+    size_t q[L][RELAY_LANE_DEPTH], qh[L] = {0}, qn[L] = {0};
+    uint64_t last_seen[E + 1] = {0}, keys[N + 1][2], rng = 42;
+    size_t nk[N + 1];
+    unsigned char done[N + 1] = {0};
+    int bad_order = 0, bad_cp = 0;
+    uint64_t next = 1;
+    while (next <= N || w.n) {
+        for (; next <= N; next++) { /* place what may go, in stream order */
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            keys[next][0] = 1 + (rng >> 33) % E;
+            keys[next][1] = 1 + (rng >> 45) % E;
+            nk[next] = (rng >> 60) & 1 ? 2 : 1;
+            int ln = relay_window_pick(&w, keys[next], nk[next]);
+            if (ln < 0) break;
+            q[ln][(qh[ln] + qn[ln]++) % RELAY_LANE_DEPTH] = relay_window_add(&w, next, keys[next], nk[next], (unsigned)ln);
+        }
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        unsigned ln = (unsigned)(rng >> 40) % L;
+        if (!qn[ln]) continue;
+        size_t slot = q[ln][qh[ln]++ % RELAY_LANE_DEPTH];
+        qn[ln]--;
+        uint64_t seq = w.v[slot].seq;
+        for (size_t k = 0; k < nk[seq]; k++) {
+            if (last_seen[keys[seq][k]] > seq) bad_order++;
+            last_seen[keys[seq][k]] = seq;
+        }
+        done[seq] = 1;
+        relay_window_done(&w, slot);
+        uint64_t cp = relay_window_advance(&w), want = 0;
+        while (want < N && done[want + 1]) want++;
+        if (cp != want) bad_cp++;
+    }
+    T_EQ_INT(bad_order, 0);
+    T_EQ_INT(bad_cp, 0);
+    T_EQ_INT(w.checkpoint, N);
+    relay_window_free(&w);
+}
+
+/* lanes = N: the default where it applies, 1 elsewhere; hostile values refused naming the key. */
+static void lane_conf(void)
+{
+    relay_conf c = {0};
+    char err[512];
+    T_EQ_INT(load("[destination a]\nurl = http://x\nevents = *\n[destination b]\nurl = http://x\nevents = *\nlanes = 1\n"
+                  "[destination c]\nurl = http://x\nevents = *\nbatch = 50\n[destination d]\nkind = slack\nurl = http://x\n"
+                  "events = *\nlanes = 64\n[destination m]\nkind = email\nurl = smtp://x\nevents = *\n"
+                  "from = a@b.c\nto = d@e.f\n",
+                  &c, err, sizeof err),
+             CT_OK);
+    T_EQ_INT(c.n, 5);
+    if (c.n == 5) {
+        T_EQ_INT(c.v[0].lanes, RELAY_LANES_DEFAULT);
+        T_EQ_INT(c.v[1].lanes, 1);
+        T_EQ_INT(c.v[2].lanes, 1);
+        T_EQ_INT(c.v[3].lanes, 64);
+        T_EQ_INT(c.v[4].lanes, 1);
+    }
+    relay_conf_free(&c);
+    static const struct {
+        const char *value, *problem;
+    } bad[] = {{"0", "lanes \"0\" is not a positive integer"}, {"-1", "lanes \"-1\" is not a positive integer"},
+               {"abc", "lanes \"abc\" is not a positive integer"}, {"8x", "lanes \"8x\" is not a positive integer"},
+               {"", "lanes \"\" is not a positive integer"}, {"1e3", "lanes \"1e3\" is not a positive integer"},
+               {"99999999999999999999", "lanes \"99999999999999999999\" is not a positive integer"},
+               {"65", "lanes 65 is more than 64"}, {"2147483648", "is not a positive integer"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *text = ct_sprintf("[destination a]\nurl = http://x\nevents = *\nlanes = %s\n", bad[i].value);
+        T_EQ_INT(load(text, &c, err, sizeof err), CT_INVALID);
+        if (!strstr(err, bad[i].problem) || !strstr(err, ":4: ")) T_FAIL("lanes = %s: %s", bad[i].value, err);
+        free(text);
+        relay_conf_free(&c);
+    }
+    static const char *const whole[][2] = {
+        {"[destination a]\nurl = http://x\nevents = *\nlanes = 4\nbatch = 10\n", "lanes and batch exclude each other"},
+        {"[destination m]\nkind = email\nurl = smtp://x\nevents = *\nfrom = a@b.c\nto = d@e.f\nlanes = 2\n",
+         "lanes is only for kind = webhook or slack event destinations"},
+        {"[destination x]\nurl = http://x\nexceptions = opened\nlanes = 2\n", "lanes is only for kind = webhook"},
+        {"[destination p]\nkind = route_planner\nurl = http://x\nlanes = 2\n", "lanes is only for kind = webhook"}};
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
+        T_EQ_INT(load(whole[i][0], &c, err, sizeof err), CT_INVALID);
+        if (!strstr(err, whole[i][1])) T_FAIL("%s: %s", whole[i][0], err);
+        relay_conf_free(&c);
+    }
+}
+
 int main(void)
 {
     dir = t_tmpdir();
@@ -1294,6 +1480,11 @@ int main(void)
     T_RUN(exc_gone_bounded);
     T_RUN(exc_filters_and_ids);
     T_RUN(exc_conf_errors);
+    T_RUN(lane_keys);
+    T_RUN(lane_pick);
+    T_RUN(lane_checkpoint);
+    T_RUN(lane_order_sim);
+    T_RUN(lane_conf);
     t_rmdir(dir);
     return t_done();
 }

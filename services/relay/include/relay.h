@@ -48,6 +48,8 @@ typedef struct relay_dest {
     int64_t backoff_max_ns;   /**< backoff_max = 5m: no delay is longer (Retry-After included) */
     int breaker_failures;     /**< breaker_failures = 5: consecutive failed attempts that open the breaker */
     int batch;                /**< batch = 1: kind = webhook only: up to this many events per request (1..RELAY_BATCH_MAX) */
+    int lanes;                /**< lanes = 8 (kind = webhook or slack event destinations with batch = 1; else 1):
+                                   requests in flight at once, events spread by entity (1..RELAY_LANES_MAX) */
     int64_t breaker_cooldown_ns; /**< breaker_cooldown = 30s: open this long, then one half-open probe */
     /* kind = email only (the keys are refused on other kinds, as secret_file and secret_env are on email): */
     char *mail_from;          /**< from = the sender (envelope and From:), local@domain */
@@ -65,6 +67,8 @@ typedef struct relay_dest {
 } relay_dest;
 
 #define RELAY_BATCH_MAX 500 /**< the largest batch = N */
+#define RELAY_LANES_MAX 64  /**< the most lanes = N */
+#define RELAY_LANES_DEFAULT 8 /**< lanes when not given (where lanes apply) */
 
 typedef struct relay_conf {
     relay_dest *v;
@@ -75,7 +79,8 @@ typedef struct relay_conf {
  * \brief Read a relay file: INI, one [destination NAME] section per destination, keys url, kind, secret_file
  * (a file holding whsec_...), secret_env (an environment variable holding it), events (comma-separated types
  * or *), warehouses, carriers, timeout, max_attempts, backoff_min, backoff_max, breaker_failures,
- * breaker_cooldown; for kind = email also from, to, subject_prefix, username_env, password_env. Durations as
+ * breaker_cooldown, batch, lanes (defaults to 1 where lanes do not apply); exceptions, views, customers; for
+ * kind = email also from, to, subject_prefix, username_env, password_env. Durations as
  * 500ms, 5s, 2m. Unknown keys and sections are errors, and so are keys of another kind.
  * \param err receives "FILE:LINE: the problem" on failure (never the secret).
  * \return CT_OK; CT_IO if a file cannot be read; CT_INVALID for a bad file.
@@ -130,6 +135,64 @@ int relay_dest_wants(const relay_dest *d, const evt_event *e);
  * facts, then its canonical JSON on one (soft-wrapped) line.
  */
 void relay_email_message(const relay_dest *d, const evt_event *e, uint64_t seq, int64_t now_s, ct_buf *out);
+
+/* ---- delivery lanes (relay_lanes.c, pure; docs/outbound.md "Lanes") ----------------------------------- */
+
+#define RELAY_LANE_DEPTH 32 /**< events waiting on one lane at most (the window is lanes * this) */
+#define RELAY_LANE_KEYS 16  /**< the most entities one event is ordered by */
+
+/**
+ * \brief The entities an event is ordered by, as 64-bit hashes: its order first, then its shipments
+ * (relay_ready_ids: the envelope's, route stops and lists) and its route; an event naming none, its event id.
+ * keys[0] chooses its lane. \return how many (1..RELAY_LANE_KEYS), or 0 for an event naming more entities
+ * than fit: it is then ordered after (and before) every event around it, a barrier.
+ */
+size_t relay_lane_keys(const evt_event *e, uint64_t keys[RELAY_LANE_KEYS]);
+
+/** One event of the window: delivered, given up, or not yet. */
+typedef struct relay_window_item {
+    uint64_t seq;                    /**< its stream sequence */
+    uint64_t upto;                   /**< the last sequence looked at before the next item (skipped ones) */
+    uint64_t keys[RELAY_LANE_KEYS];  /**< relay_lane_keys */
+    uint8_t nkeys;                   /**< 0: a barrier (shares an entity with every event) */
+    uint8_t done;                    /**< delivered or a dead letter */
+    uint16_t lane;
+} relay_window_item;
+
+/**
+ * The events of a destination between its checkpoint and what it has read, in stream order, each on its
+ * lane. The checkpoint only moves over a prefix of done events: a crash sends again at most what was in
+ * flight or waiting, never skips one.
+ */
+typedef struct relay_window {
+    relay_window_item *v;  /**< a ring of cap items (owned) */
+    size_t cap, head, n;   /**< the ring: items head .. head + n - 1 (mod cap) */
+    uint64_t checkpoint;   /**< every sequence up to it is done */
+    unsigned lanes;
+    unsigned queued[RELAY_LANES_MAX]; /**< not-done items per lane */
+} relay_window;
+
+/** \brief An empty window of lanes (1..RELAY_LANES_MAX) * RELAY_LANE_DEPTH items after checkpoint. */
+void relay_window_init(relay_window *w, unsigned lanes, uint64_t checkpoint);
+void relay_window_free(relay_window *w);
+/**
+ * \brief The lane of an event with these keys (nkeys 0: a barrier): the lane of the not-done events sharing
+ * one of its keys (so that each entity's events go through one lane, in stream order), else keys[0] mod
+ * lanes (a barrier with none: lane 0).
+ * \return the lane, or -1: it must wait (its entities are waiting on two lanes, its lane is full, or the
+ * window is).
+ */
+int relay_window_pick(const relay_window *w, const uint64_t *keys, size_t nkeys);
+/** \brief Append the event at seq (after every item) on lane (relay_window_pick's). \return its slot, valid
+ * until relay_window_advance passes it. */
+size_t relay_window_add(relay_window *w, uint64_t seq, const uint64_t *keys, size_t nkeys, unsigned lane);
+/** \brief A sequence the destination does not take (after every item): done at once. */
+void relay_window_skip(relay_window *w, uint64_t seq);
+/** \brief The event at slot is done (delivered, or a dead letter). */
+void relay_window_done(relay_window *w, size_t slot);
+/** \brief Drop the done events at the head. \return the checkpoint: the last sequence up to which every
+ * event is done. */
+uint64_t relay_window_advance(relay_window *w);
 
 /* ---- readiness orchestration (relay_ready.c, pure) ---------------------------------------------------- */
 

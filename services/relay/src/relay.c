@@ -166,7 +166,7 @@ int relay__retryable(const relay_dest *d, int status)
 }
 
 /* Append the dead letter: the event and every attempt. */
-static void dead_letter(worker *w, const evt_event *e, uint64_t seq, json_t *attempts)
+void relay__dead_letter(worker *w, const evt_event *e, uint64_t seq, json_t *attempts)
 {
     json_t *o = json_object();
     json_object_set_new(o, "seq", json_integer((json_int_t)seq));
@@ -200,7 +200,7 @@ static void note(worker *w, const evt_event *const *evs, size_t n, const char *s
 
 /* The counters and the breaker after an attempt (the counters first, so that the status written at a breaker
  * change agrees with them). */
-static void count_outcome(worker *w, int ok, size_t n)
+void relay__count_outcome(worker *w, int ok, size_t n)
 {
     relay_breaker_state before = w->br.state;
     if (ok) {
@@ -251,7 +251,7 @@ int relay__deliver_body(relay *r, worker *w, const char *id, const ct_buf *body,
         relay__outcome oc;
         if (attempt_once(r, w, id, body, evs ? evs[0] : NULL, seqs[0], &oc, attempts) != 0) break;
         int ok = oc.status >= 200 && oc.status < 300;
-        count_outcome(w, ok, n);
+        relay__count_outcome(w, ok, n);
         if (ok) {
             if (evs) note(w, evs, n, "delivered", NULL);
             rc = 0;
@@ -264,7 +264,7 @@ int relay__deliver_body(relay *r, worker *w, const char *id, const ct_buf *body,
         ct_log(CT_LOG_INFO, "relay", "%s: attempt %d of %s failed: %s", d->name, attempt, what, msg);
         if (!relay__retryable(d, oc.status) || attempt >= d->max_attempts || redrive) {
             if (evs) note(w, evs, n, redrive ? "failing" : "dead", msg);
-            for (size_t i = 0; i < n && !redrive && evs; i++) dead_letter(w, evs[i], seqs[i], attempts);
+            for (size_t i = 0; i < n && !redrive && evs; i++) relay__dead_letter(w, evs[i], seqs[i], attempts);
             if (!evs && !redrive && given_up) *given_up = json_incref(attempts);
             rc = redrive ? 1 : evs ? 0 : 2;
             break;
@@ -367,38 +367,26 @@ static void take_batch(worker *w, const bus_batch *batch)
     free(g);
 }
 
+void relay__consumer_name(const worker *w, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s-%s", w->r->instance, w->d->name);
+}
+
+/* The destination's loop: batches from its reader (relay_feed.c, which fetches ahead), delivered in order. */
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     relay *r = w->r;
-    char cname[200];
-    snprintf(cname, sizeof cname, "%s-%s", r->instance, w->d->name);
-    bus_consumer *c = NULL;
     relay__write_status(w, 1);
+    size_t want = w->d->batch > FETCH_MAX ? (size_t)w->d->batch : FETCH_MAX; /* a whole batch at once */
+    relay__feed *feed = relay__feed_start(w, w->seq + 1, want, NULL, NULL);
     while (!atomic_load(&r->stop)) {
-        if (!c && bus_consumer_open(&c, r->b, cname, w->seq + 1) != CT_OK) {
-            c = NULL;
-            relay__nap(r, 1000000000LL);
-            continue;
-        }
         bus_batch batch = {0};
-        size_t want = w->d->batch > FETCH_MAX ? (size_t)w->d->batch : FETCH_MAX; /* a whole batch at once */
-        ct_status st = bus_consumer_fetch(c, want, FETCH_WAIT_MS, &batch);
-        if (st == CT_TIMEOUT) {
-            relay__write_status(w, 0);
-            continue;
-        }
-        if (st != CT_OK) {
-            bus_consumer_close(c);
-            c = NULL;
-            relay__nap(r, 500000000LL);
-            continue;
-        }
-        take_batch(w, &batch);
+        if (relay__feed_next(feed, FETCH_WAIT_MS, &batch) == CT_OK) take_batch(w, &batch);
         bus_batch_free(&batch);
         relay__write_status(w, 0);
     }
-    bus_consumer_close(c);
+    relay__feed_stop(feed);
     relay__write_status(w, 1);
     return NULL;
 }
@@ -454,15 +442,16 @@ ct_status relay_start(relay **out, bus *b, const relay_opts *o, relay_figures *f
         worker_init(r, &r->w[i], &o->conf->v[i], &figures[i], i);
         void *(*fn)(void *) = o->conf->v[i].kind == RELAY_ROUTE_PLANNER ? relay__planner_main
                               : o->conf->v[i].exceptions                ? relay__exc_main
+                              : o->conf->v[i].lanes > 1                 ? relay__lanes_main
                                                                          : worker_main;
         r->w[i].started = pthread_create(&r->w[i].thread, NULL, fn, &r->w[i]) == 0;
-        ct_log(CT_LOG_INFO, "relay", "%s: %s%s %s from sequence %llu", o->conf->v[i].name,
+        ct_log(CT_LOG_INFO, "relay", "%s: %s%s %s from sequence %llu, %d lane(s)", o->conf->v[i].name,
                o->conf->v[i].kind == RELAY_SLACK           ? "slack"
                : o->conf->v[i].kind == RELAY_EMAIL         ? "email"
                : o->conf->v[i].kind == RELAY_ROUTE_PLANNER ? "route planner"
                                                            : "webhook",
                o->conf->v[i].exceptions ? " (exception changes)" : "", o->conf->v[i].url,
-               (unsigned long long)r->w[i].seq + 1);
+               (unsigned long long)r->w[i].seq + 1, o->conf->v[i].lanes);
     }
     *out = r;
     return CT_OK;

@@ -21,14 +21,14 @@
 
 enum {
     K_URL, K_KIND, K_SECRET_FILE, K_SECRET_ENV, K_EVENTS, K_WAREHOUSES, K_CARRIERS, K_TIMEOUT, K_MAX_ATTEMPTS,
-    K_BACKOFF_MIN, K_BACKOFF_MAX, K_BREAKER_FAILURES, K_BREAKER_COOLDOWN, K_BATCH,
+    K_BACKOFF_MIN, K_BACKOFF_MAX, K_BREAKER_FAILURES, K_BREAKER_COOLDOWN, K_BATCH, K_LANES,
     K_FROM, K_TO, K_SUBJECT_PREFIX, K_USERNAME_ENV, K_PASSWORD_ENV, /* kind = email only */
     K_EXCEPTIONS, K_VIEWS, K_CUSTOMERS, /* exception destinations */
     K_COUNT
 };
 static const char *const keys[K_COUNT] = {
     "url", "kind", "secret_file", "secret_env", "events", "warehouses", "carriers", "timeout", "max_attempts",
-    "backoff_min", "backoff_max", "breaker_failures", "breaker_cooldown", "batch",
+    "backoff_min", "backoff_max", "breaker_failures", "breaker_cooldown", "batch", "lanes",
     "from", "to", "subject_prefix", "username_env", "password_env", "exceptions", "views", "customers"};
 
 #define MAIL_TO_MAX 20
@@ -297,6 +297,16 @@ static int parse_batch(parse_ctx *pc, const char *value, int *out)
     return 0;
 }
 
+static int parse_lanes(parse_ctx *pc, const char *value, int *out)
+{
+    if (parse_count(pc, "lanes", value, out) != 0) return -1;
+    if (*out > RELAY_LANES_MAX) {
+        fail(pc, ct_sprintf("lanes %d is more than %d", *out, RELAY_LANES_MAX));
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- secrets -------------------------------------------------------------------------------------------- */
 
 /* Decode a secret's text, trimmed of blanks, into d. The text is never quoted: where names its origin. */
@@ -394,7 +404,8 @@ static relay_dest *dest_add(parse_ctx *pc, const char *name)
                       .backoff_max_ns = 300 * NS_PER_S,
                       .breaker_failures = 5,
                       .breaker_cooldown_ns = 30 * NS_PER_S,
-                      .batch = 1};
+                      .batch = 1,
+                      .lanes = RELAY_LANES_DEFAULT};
     return d;
 }
 
@@ -506,6 +517,7 @@ static int set_key(parse_ctx *pc, relay_dest *d, const dest_lines *at, int k, co
     case K_BREAKER_FAILURES: return parse_count(pc, keys[k], value, &d->breaker_failures);
     case K_BREAKER_COOLDOWN: return parse_duration(pc, keys[k], value, &d->breaker_cooldown_ns);
     case K_BATCH: return parse_batch(pc, value, &d->batch);
+    case K_LANES: return parse_lanes(pc, value, &d->lanes);
     case K_EXCEPTIONS: return parse_exceptions(pc, d, value);
     case K_VIEWS: return parse_list(pc, keys[k], L_VIEWS, value, &d->views, &d->n_views);
     case K_CUSTOMERS: return parse_list(pc, keys[k], L_CUSTOMERS, value, &d->customers, &d->n_customers);
@@ -526,7 +538,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
     while (k < K_COUNT && strcmp(keys[k], name) != 0) k++;
     if (k == K_COUNT) {
         fail(pc, ct_sprintf("unknown key \"%s\" (url, kind, secret_file, secret_env, events, warehouses, carriers, "
-                            "timeout, max_attempts, backoff_min, backoff_max, breaker_failures, breaker_cooldown, batch, "
+                            "timeout, max_attempts, backoff_min, backoff_max, breaker_failures, breaker_cooldown, batch, lanes, "
                             "exceptions, views, customers; for kind = email from, to, subject_prefix, username_env, "
                             "password_env)",
                             name));
@@ -576,6 +588,23 @@ static int check_exc(parse_ctx *pc, const relay_dest *d, const dest_lines *at)
     return 1;
 }
 
+/* lanes = N > 1 is for webhook and slack event destinations with batch = 1 (1 after fail); where lanes do not
+ * apply and the key is not given, a destination has one. */
+static int check_lanes(parse_ctx *pc, relay_dest *d, const dest_lines *at)
+{
+    int fits = (d->kind == RELAY_WEBHOOK || d->kind == RELAY_SLACK) && !d->exceptions && d->batch <= 1;
+    if (fits || !at->key[K_LANES] || d->lanes <= 1) {
+        if (!fits) d->lanes = 1;
+        return 0;
+    }
+    fail_at(pc, at->key[K_LANES], CT_INVALID,
+            d->batch > 1 ? ct_sprintf("destination %s: lanes and batch exclude each other (a batch goes in stream "
+                                      "order on one lane): give one", d->name)
+                         : ct_sprintf("destination %s: lanes is only for kind = webhook or slack event destinations",
+                                      d->name));
+    return 1;
+}
+
 /* What no single line shows: a missing url or events, backoff bounds the wrong way round, a signed Slack
  * destination, keys of another kind, an email destination without sender or recipients. */
 static void check_dests(parse_ctx *pc)
@@ -617,6 +646,7 @@ static void check_dests(parse_ctx *pc)
         } else if (d->kind != RELAY_WEBHOOK && at->key[K_BATCH] && d->batch > 1) {
             fail_at(pc, at->key[K_BATCH], CT_INVALID,
                     ct_sprintf("destination %s: batch is only for kind = webhook", d->name));
+        } else if (check_lanes(pc, d, at)) {
         } else if (check_exc(pc, d, at)) {
         } else if (d->kind == RELAY_ROUTE_PLANNER && d->events) {
             fail_at(pc, at->key[K_EVENTS], CT_INVALID,

@@ -34,6 +34,13 @@ void relay__http_free(relay__http *h);
 void relay__http_post(relay__http *h, const relay_dest *d, const char *id, const char *body, size_t len,
                       relay__outcome *out);
 
+/* The same in two halves, for a transfer run by a curl multi handle (relay_lanes_run.c): the options of the
+ * POST on c (the headers into *hd; body borrowed until the transfer ends), then, when it ended with rc, the
+ * outcome (and *hd freed). */
+void relay__http_setup(CURL *c, const relay_dest *d, const char *id, const char *body, size_t len,
+                       relay__outcome *out, struct curl_slist **hd);
+void relay__http_done(CURL *c, CURLcode rc, relay__outcome *out, struct curl_slist **hd);
+
 /* ---- SMTP (relay_smtp.c) ---- */
 
 /* Send the event as one email (relay_email_message) to a kind = email destination over the same libcurl
@@ -127,6 +134,32 @@ void relay__set_error(relay__worker *w, const char *msg);
 void relay__set_breaker(relay__worker *w, relay_breaker_state before);
 int relay__retryable(const relay_dest *d, int status);
 void relay__time_json(json_t *o, const char *k, int64_t ns);
+
+/* Append the dead letter of one event: the event and every attempt (relay.c). */
+void relay__dead_letter(relay__worker *w, const evt_event *e, uint64_t seq, json_t *attempts);
+/* The counters and the breaker after an attempt (relay.c). */
+void relay__count_outcome(relay__worker *w, int ok, size_t n);
+/* A consumer name: "<instance>-<destination>". */
+void relay__consumer_name(const relay__worker *w, char *out, size_t cap);
+
+/* A destination's reader (relay_feed.c): a thread fetching the events stream from start_seq ahead of the
+ * deliveries (`want` messages per fetch, a few fetches ahead), so that NATS delivers the next messages while the
+ * destination works on the last ones. wake (or NULL) is called from the reader's thread after each batch it
+ * queues (the lanes' curl_multi_wakeup). */
+typedef struct relay__feed relay__feed;
+relay__feed *relay__feed_start(relay__worker *w, uint64_t start_seq, size_t want, void (*wake)(void *),
+                               void *wake_arg);
+/* The next fetched batch, in stream order, moved to *out (the caller frees it), waiting up to wait_ms (or a relay
+ * stop). CT_OK or CT_TIMEOUT. */
+ct_status relay__feed_next(relay__feed *f, int64_t wait_ms, bus_batch *out);
+/* Whether a batch is queued (relay__feed_next would not wait). */
+int relay__feed_ready(relay__feed *f);
+/* Stop the reader (within 0.5 s) and free the batches it holds; NULL is a no-op. */
+void relay__feed_stop(relay__feed *f);
+
+/* An event destination's thread with lanes > 1 (relay_lanes_run.c): one curl multi handle, one request in flight
+ * per lane. */
+void *relay__lanes_main(void *arg);
 
 /* The route planner destination's thread (relay_planner.c). */
 void *relay__planner_main(void *arg);
