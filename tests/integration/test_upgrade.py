@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Upgrades: `towerd projector` rebuilds a store of another format from the stream by itself.
+"""Upgrades: `towerd projector` and `towerd up` rebuild a store of another format from the stream by themselves.
 
 usage: test_upgrade.py TOWERD
 
@@ -8,6 +8,9 @@ A real nats-server and projector fold a trace; the store's format version is the
 The projector started on it rebuilds the store from the stream into a new generation, swaps it in
 and goes on projecting: the views are those of the original fold, events published afterwards are
 applied, and the old generation is gone. Without a stream to rebuild from, it exits 4 saying so.
+`towerd up` started on a data directory whose store has the older format does the same on its projector's
+thread, saying so in its log with the rebuild's progress, while its server answers 503 (this build cannot read
+the old generation) until the swap, and then goes on as usual.
 Python 3 standard library only; mdb_load comes with lmdb-utils (tools/setup.sh).
 """
 
@@ -139,6 +142,54 @@ class Upgrade(unittest.TestCase):
         self.assertIn("no TOWER_EVENTS stream to rebuild the store from", r.err)
 
 
+class UpUpgrade(unittest.TestCase):
+    def setUp(self):
+        self.root = fx.make_tempdir("tower-it-upgrade-up-")
+        self.addCleanup(fx.remove_tempdir, self.root)
+        self.nats = fx.NatsServer(root=os.path.join(self.root, "nats"))
+        self.addCleanup(self.nats.close)
+        self.nats.start()
+        self.t = fx.Towerd(TOWERD, self.nats)
+        self.t.cwd = self.root
+        self.nc = fx.NatsClient(self.nats.port)
+        self.addCleanup(self.nc.close)
+        self.data = os.path.join(self.root, "data")
+        self.store = os.path.join(self.data, "store")
+
+    def up(self):
+        u = fx.Up(self.t, self.root, self.data, ["--no-sim", "--no-sla", "--nats", self.nats.url, "--web", self.root])
+        self.addCleanup(u.close)
+        u.start()
+        return u
+
+    def test_3_up_rebuilds_an_old_store(self):
+        self.t.publish(self.t.gen(os.path.join(self.root, "a.ndjson"), 8, fx.scaled(200, 50)))
+        u = self.up()
+        fx.wait_caught_up(self.t, self.store, self.nc)
+        self.assertEqual(u.stop(), 0, u.logs())
+        before = self.t.dump(self.store)
+        gen = os.path.realpath(os.path.join(self.store, "current"))
+        set_format(gen, store_format() - 1)
+
+        u.start()
+        last = fx.wait_caught_up(self.t, self.store, self.nc, timeout=120)[1]["state"]["last_seq"]
+        st, body = wait_summary(u.port, lambda st, b: st == 200 and b.get("appliedSeq") == last)
+        self.assertEqual((st, body.get("appliedSeq")), (200, last), u.logs())
+        self.assertIsNone(u.proc.poll(), u.logs())
+        log = fx.tail(u.err_path, 400)
+        self.assertIn("has another format than this build's", log)
+        self.assertIn("upgrade: replaying TOWER_EVENTS", log)
+        self.assertIn("rebuild [", log, "the rebuild's progress is in the log")
+        self.assertIn("upgrade: done", log)
+        self.assertEqual(self.t.dump(self.store), before, "the rebuilt store holds what the first fold did")
+        self.assertNotEqual(os.path.realpath(os.path.join(self.store, "current")), gen)
+        self.assertFalse(os.path.exists(gen), "the old generation is removed after the swap")
+        # It goes on projecting.
+        self.t.publish(self.t.gen(os.path.join(self.root, "b.ndjson"), 9, fx.scaled(20, 10)))
+        fx.wait_caught_up(self.t, self.store, self.nc)
+        self.assertEqual(u.stop(), 0, u.logs())
+
+
 def main():
     global TOWERD
     if len(sys.argv) < 2:
@@ -147,9 +198,11 @@ def main():
     if not shutil.which("mdb_load"):
         sys.exit("test_upgrade: mdb_load is missing (Debian package lmdb-utils; tools/setup.sh installs it)")
     fx.install_signal_cleanup()
-    suite = unittest.TestLoader().loadTestsFromTestCase(Upgrade)
+    fx.stretch_for_sanitizer(TOWERD)  # an ASan build's servers take longer to come up and answer
+    suite = unittest.TestSuite([unittest.TestLoader().loadTestsFromTestCase(Upgrade),
+                                unittest.TestLoader().loadTestsFromTestCase(UpUpgrade)])
     if len(sys.argv) > 2:
-        suite = unittest.TestSuite(t for t in suite if any(s in t.id() for s in sys.argv[2:]))
+        suite = unittest.TestSuite(t for c in suite for t in c if any(s in t.id() for s in sys.argv[2:]))
     res = unittest.TextTestRunner(verbosity=2).run(suite)
     sys.exit(0 if res.wasSuccessful() else 1)
 

@@ -1,5 +1,5 @@
 /* The live stream's hub: change notices in, one shared batch per commit out to every subscribed
- * client's bounded queue; a ticker for summaries, the trend, and catching missed notices. */
+ * client's bounded queue; a ticker for summaries and catching missed notices; the trend, read from the store. */
 #include "stream_int.h"
 
 #include <inttypes.h>
@@ -214,17 +214,6 @@ static void on_notice(void *ctx, const char *data, size_t len)
     stream__batch_unref(b);
 }
 
-static void trend_sample(stream_hub *h, store_reader *r, int64_t now)
-{
-    pthread_mutex_lock(&h->trend_mu);
-    struct trend_sample *t = &h->trend[(h->trend_head + h->trend_n) % TREND_SAMPLES];
-    if (h->trend_n == TREND_SAMPLES) h->trend_head = (h->trend_head + 1) % TREND_SAMPLES;
-    else h->trend_n++;
-    t->t_ns = now;
-    for (int v = 0; v < FOLD_VIEW_COUNT; v++) t->counts[v] = store_reader_count(r, (fold_view)v);
-    pthread_mutex_unlock(&h->trend_mu);
-}
-
 char *stream__summary_text(http_server *s, uint64_t *seq)
 {
     store_reader *r = NULL;
@@ -244,7 +233,7 @@ char *stream__summary_text(http_server *s, uint64_t *seq)
     return txt;
 }
 
-/* Every 250 ms: a summary when the store moved, a trend sample every TREND_INTERVAL_S, and a
+/* Every 250 ms: a summary when the store moved, and a
  * resync when the store moved on but no notice came for STALE_NS (notices are not stored: the
  * last one lost while NATS reconnected would otherwise leave clients stale until the next). */
 #define STALE_NS 5000000000LL
@@ -265,11 +254,7 @@ static void tick(http_server *s)
     }
     store_stats ss;
     store_reader_stats(r, &ss);
-    int64_t now = ct_now_ns(), mono = ct_mono_ns();
-    if (!h->trend_last_mono || mono - h->trend_last_mono >= TREND_INTERVAL_S * 1000000000LL) {
-        trend_sample(h, r, now);
-        h->trend_last_mono = mono;
-    }
+    int64_t mono = ct_mono_ns();
     /* Summaries go to every client: at most one a second (a dashboard's counts need no more). */
     int changed = ss.applied_seq != h->summary_seq && mono - h->summary_mono >= 1000000000LL;
     if (changed) h->summary_mono = mono;
@@ -406,10 +391,8 @@ void stream__hub_start(http_server *s)
     s->hub = h;
     pthread_mutex_init(&h->mu, NULL);
     pthread_mutex_init(&h->tick_mu, NULL);
-    pthread_mutex_init(&h->trend_mu, NULL);
     pthread_cond_init(&h->tick_cv, NULL);
     pthread_cond_init(&h->flush_cv, NULL);
-    h->trend = ct_calloc(TREND_SAMPLES, sizeof *h->trend);
     h->last_seen_mono = ct_mono_ns();
     if (s->o.bus && bus_subscribe(s->o.bus, BUS_CHANGES_SUBJECT, on_notice, s, &h->sub) != CT_OK) {
         ct_log(CT_LOG_WARN, "stream", "cannot subscribe to change notices: the live stream follows the store by resyncs every 5 s");
@@ -459,33 +442,51 @@ void stream__hub_free(http_server *s)
     if (!h) return;
     pthread_mutex_destroy(&h->mu);
     pthread_mutex_destroy(&h->tick_mu);
-    pthread_mutex_destroy(&h->trend_mu);
     pthread_cond_destroy(&h->tick_cv);
     pthread_cond_destroy(&h->flush_cv);
-    free(h->trend);
     free(h);
     s->hub = NULL;
 }
 
+/* The trend's rows (store.h) as the API's samples. */
+static int trend_row_json(void *ctx, const store_trend_row *row)
+{
+    json_t *o = json_object(), *counts = json_object();
+    char buf[48];
+    evt_time_format(row->t_ns / 1000000000LL, (int32_t)(row->t_ns % 1000000000LL), buf);
+    json_object_set_new(o, "t", json_string(buf));
+    for (int v = 0; v < FOLD_VIEW_COUNT; v++)
+        json_object_set_new(counts, fold_view_name((fold_view)v), json_integer((json_int_t)row->counts[v]));
+    json_object_set_new(o, "counts", counts);
+    json_array_append_new(ctx, o);
+    return 0;
+}
+
 int stream__trend(struct mg_connection *c, http_server *s)
 {
-    stream_hub *h = s->hub;
+    store_reader *r = NULL;
+    if (server__begin(s, &r) != CT_OK)
+        return server__error(c, s, SERVER_ROUTE_TREND, 503, "STORE_UNAVAILABLE", NULL, "the store is not readable yet");
+    store_stats ss;
+    store_reader_stats(r, &ss);
+    int64_t clock = store_reader_trend_clock(r);
     json_t *samples = json_array();
-    pthread_mutex_lock(&h->trend_mu);
-    for (size_t i = 0; i < h->trend_n; i++) {
-        const struct trend_sample *t = &h->trend[(h->trend_head + i) % TREND_SAMPLES];
-        json_t *o = json_object(), *counts = json_object();
-        char buf[48];
-        evt_time_format(t->t_ns / 1000000000LL, (int32_t)(t->t_ns % 1000000000LL), buf);
-        json_object_set_new(o, "t", json_string(buf));
-        for (int v = 0; v < FOLD_VIEW_COUNT; v++)
-            json_object_set_new(counts, fold_view_name((fold_view)v), json_integer((json_int_t)t->counts[v]));
-        json_object_set_new(o, "counts", counts);
-        json_array_append_new(samples, o);
+    ct_status st = CT_OK;
+    if (clock > 0) st = store_reader_trend(r, clock - TREND_ANSWER_S * 1000000000LL, trend_row_json, samples);
+    server__end(s, r);
+    if (st != CT_OK) {
+        json_decref(samples);
+        return server__error(c, s, SERVER_ROUTE_TREND, 500, "STORE_ERROR", NULL, "the trend could not be read");
     }
-    pthread_mutex_unlock(&h->trend_mu);
     json_t *body = json_object();
-    json_object_set_new(body, "intervalSeconds", json_integer(TREND_INTERVAL_S));
+    json_object_set_new(body, "intervalSeconds", json_integer(STORE_TREND_BUCKET_S));
+    json_object_set_new(body, "keepHours", json_integer(STORE_TREND_KEEP_BUCKETS * STORE_TREND_BUCKET_S / 3600));
+    json_object_set_new(body, "appliedSeq", json_integer((json_int_t)ss.applied_seq));
+    if (clock > 0) {
+        char buf[48];
+        evt_time_format(clock / 1000000000LL, (int32_t)(clock % 1000000000LL), buf);
+        json_object_set_new(body, "clock", json_string(buf));
+    }
     json_object_set_new(body, "samples", samples);
     return server__json(c, s, SERVER_ROUTE_TREND, 200, body);
 }

@@ -154,21 +154,13 @@ struct stream_hub {
     int64_t summary_mono;      /* when it was sent (monotonic) */
     int64_t summary_wait_mono; /* under mu: since when a queued summary waits for a flush (0: none waits) */
     int64_t next_open_ns;      /* no store yet: when the ticker looks for it again (monotonic) */
-    /* The trend: a count per view every TREND_INTERVAL, for TREND_SAMPLES samples (in memory). */
-    struct trend_sample {
-        int64_t t_ns;
-        uint64_t counts[FOLD_VIEW_COUNT];
-    } *trend;
-    size_t trend_n, trend_head;
-    pthread_mutex_t trend_mu;
-    int64_t trend_last_mono;
     struct stream_lws *lws;    /* the libwebsockets listener (stream_lws.c), or NULL */
     /* figures for /metrics */
     uint64_t accepted, rejected, drops, resyncs, frames, messages;
 };
 
-#define TREND_INTERVAL_S 10
-#define TREND_SAMPLES 2160 /* six hours */
+/* GET /api/v1/trend answers the store's trend rows (store.h) of the last TREND_ANSWER_S before its clock. */
+#define TREND_ANSWER_S (6 * 3600)
 
 /* Start/stop the hub: subscribe to notices (when the server has a bus), start the ticker. */
 void stream__hub_start(http_server *s);
@@ -198,7 +190,7 @@ void stream__close(const struct mg_connection *conn, void *cbdata);
 /* A {"type":"summary",...} message as of the store now (caller frees; NULL without a store). */
 char *stream__summary_text(http_server *s, uint64_t *seq);
 
-/* GET /api/v1/trend */
+/* GET /api/v1/trend: from the store's trend (store.h), any thread. */
 int stream__trend(struct mg_connection *c, http_server *s);
 
 #endif
