@@ -33,6 +33,7 @@ static const ct_opt_def own_defs[] = {
     {"once", 0, NULL, NULL, CT_OPT_BOOL, "false", NULL,
      "one cycle: raise what is overdue now, post the alerts once, print a JSON summary, exit", 0, 0},
     {"check-rules", 0, NULL, NULL, CT_OPT_BOOL, "false", NULL, "check the rules file, print the rules, exit", 0, 0},
+    SLA_RISK_OPT_DEFS,
 };
 
 static const char *const ignore[] = {"server", "projector", "sim", "publish", "up", "relay", NULL};
@@ -47,6 +48,11 @@ static const char usage[] =
     "--resend) and resolves it when the awaited milestone arrives; failed posts back off and a\n"
     "circuit breaker stops hammering a dead Alertmanager; nothing is lost meanwhile, since the\n"
     "alerts are re-derived from the store's sla_breaches view each cycle.\n\n"
+    "Predicted risk (docs/risk.md): every few seconds it predicts when each open order with a\n"
+    "promisedBy will be delivered, from the lead times of recent deliveries the store keeps, and\n"
+    "publishes orderAtRisk / orderBackOnTrack when the prediction crosses the promise (with\n"
+    "hysteresis: --risk-raise-late, --risk-confirm, --risk-clear-late, --risk-dwell); open at_risk\n"
+    "items are TowerOrderAtRisk alerts of severity --risk-severity.\n\n"
     "The rules file format is described in docs/sla.md; a bad file is refused with FILE:LINE.\n"
     "--rules FILE still works as a deprecated name of --sla-rules FILE.\n"
     "The clock is the process clock (time-warped under towerd up), shifted by --now or\n"
@@ -138,9 +144,11 @@ static void print_once(const sla_engine_figures *fig)
         evt_time_format(fig->next_due_ns / 1000000000LL, (int32_t)(fig->next_due_ns % 1000000000LL), next);
     printf("{\"overdue\":%" PRIu64 ",\"published\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"failed\":%" PRIu64
            ",\"alertPosts\":%" PRIu64 ",\"alertFailures\":%" PRIu64 ",\"alertsFiring\":%" PRIu64
-           ",\"nextDueAt\":%s%s%s}\n",
+           ",\"nextDueAt\":%s%s%s,\"riskOpen\":%" PRIu64 ",\"riskRaised\":%" PRIu64 ",\"riskCleared\":%" PRIu64
+           ",\"riskFailed\":%" PRIu64 "}\n",
            fig->overdue, fig->published, fig->duplicates, fig->publish_failures, fig->alert_posts, fig->alert_failures,
-           fig->alerts_firing, *next ? "\"" : "", *next ? next : "null", *next ? "\"" : "");
+           fig->alerts_firing, *next ? "\"" : "", *next ? next : "null", *next ? "\"" : "", fig->risk_open,
+           fig->risk_raised, fig->risk_cleared, fig->risk_failures);
 }
 
 /* Connect and run the engine until stopped (or one cycle with --once). */
@@ -184,6 +192,13 @@ int towerd_sla(int argc, char **argv)
                          .once = ct_config_bool(c.cfg, "once"),
                          .breaker_failures = (unsigned)ct_config_int(c.cfg, "breaker-failures"),
                          .breaker_open_ns = ct_config_duration_ns(c.cfg, "breaker-open")};
+    sla_risk_opts risk;
+    char rerr[160];
+    if (sla_risk_opts_config(c.cfg, &risk, rerr, sizeof rerr) != 0) {
+        fprintf(stderr, "towerd sla: %s\n", rerr);
+        goto out;
+    }
+    o.risk = &risk;
     if (clock_and_alerts(c.cfg, &o) == 0) rc = engine(c.cfg, &o, rules);
 out:
     sla_rules_destroy(rules);

@@ -10,8 +10,8 @@
  * (commutative), and a key keeps exactly the days in (newest day seen - window_days, newest day seen]:
  * a sample older than that is dropped when it arrives or when a newer day evicts it, so after any
  * sequence of adds the state is the same function of the set of samples (tests/unit/test_risk.c checks
- * permutations). Phase 2 can persist one (stage, warehouse, carrier, day) slice per LMDB value and
- * delete days that leave the window.
+ * permutations). The store keeps the same statistics as one (stage, warehouse, carrier, day) slice per LMDB
+ * value (store/include/store_risk.h), read back as windows for risk_predict_hist.
  *
  * Thread-safety: a risk_stats is not synchronised. Adds need exclusive access; the const queries
  * (risk_stats_window, risk_predict) may run concurrently with each other when nothing adds.
@@ -148,7 +148,7 @@ typedef struct {
  * now <= 0, a bad config). */
 int risk_predict(const risk_stats *st, const risk_config *c, const risk_query *q, risk_prediction *out,
                  char *err, size_t errlen);
-/* The same from windows the caller already has (a cache, or phase 2's stored windows): carrier_h is the
+/* The same from windows the caller already has (a cache, or the store's windows: store_risk_window): carrier_h is the
  * (stage, warehouse, carrier) window or NULL, warehouse_h the (stage, warehouse) window or NULL. */
 int risk_predict_hist(const risk_hist *carrier_h, const risk_hist *warehouse_h, const risk_config *c,
                       const risk_query *q, risk_prediction *out, char *err, size_t errlen);

@@ -9,6 +9,8 @@
 #include "bus.h"
 #include "ct.h"
 #include "sla.h"
+#include "sla_risk.h"
+#include "store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,6 +31,8 @@ typedef struct sla_engine_opts {
     unsigned breaker_failures;   /**< consecutive failures that open the circuit (default 5) */
     int64_t breaker_open_ns;     /**< how long the circuit stays open before one trial (default 60 s) */
     int64_t backoff_cap_ns;      /**< the longest pause between two failed attempts (default 30 s) */
+    const sla_risk_opts *risk;   /**< predicted risk (docs/risk.md; NULL: sla_risk_opts_default, enabled) */
+    int64_t risk_every_ns;       /**< real time between two risk evaluations (default 5 s; --once: one) */
 } sla_engine_opts;
 
 /** What the engine did. The alert fields are atomic: another thread (the HTTP server's /metrics, through
@@ -43,7 +47,26 @@ typedef struct sla_engine_figures {
     _Atomic uint64_t alerts_firing;  /**< alerts firing as last delivered */
     atomic_int breaker_open;     /**< 1 while the circuit to Alertmanager is open */
     int64_t next_due_ns;         /**< the next due time (0: none) */
+    uint64_t risk_open;          /**< open orders with a promise evaluated in the last risk cycle */
+    uint64_t risk_raised;        /**< orderAtRisk events JetStream stored */
+    uint64_t risk_cleared;       /**< orderBackOnTrack events JetStream stored */
+    uint64_t risk_failures;      /**< risk events not stored (decided again next cycle) */
+    _Atomic uint64_t risk_alerts_firing; /**< TowerOrderAtRisk alerts firing as last delivered */
 } sla_engine_figures;
+
+/** The engine's predicted-risk state: the pending memory of sla_risk.h and the changes published but not
+ *  folded yet. One per engine; not thread-safe. */
+typedef struct sla_risk_runner sla_risk_runner;
+/** \brief A runner with these options (copied; NULL: defaults). Free with sla_risk_runner_free. */
+sla_risk_runner *sla_risk_runner_new(const sla_risk_opts *o);
+void sla_risk_runner_free(sla_risk_runner *r);
+/**
+ * \brief One risk cycle at now_ns: read the store's open orders with a promise and their lead-time windows in
+ * one snapshot, decide each (sla_risk_decide), publish the orderAtRisk / orderBackOnTrack events (stable ids:
+ * a restart or a second engine publish the same change once) and wait for their acks.
+ * \return 0, or -1 when the store could not be read or some event was not stored.
+ */
+int sla_risk_cycle(sla_risk_runner *r, bus *b, store *s, int64_t now_ns, sla_engine_figures *fig);
 
 /**
  * \brief Append the engine's families in the Prometheus text format:

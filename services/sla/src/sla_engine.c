@@ -33,6 +33,8 @@ typedef struct engine {
     unsigned failures;
     int64_t next_attempt_mono, next_resend_mono, breaker_until_mono;
     int store_missing_logged;
+    sla_risk_runner *risk;       /* predicted risk (sla_risk_engine.c) */
+    int64_t next_risk_mono;
 } engine;
 
 static int64_t now_of(const engine *e) { return ct_now_ns() + e->o->clock_offset_ns; }
@@ -254,6 +256,18 @@ static void lifecycle_annotations(json_t *alert, const Tower__V1__ViewItem *it, 
     json_object_set_new(ann, "state", json_string(store_item_state(it, business_ns)));
 }
 
+/* An at_risk item: a TowerOrderAtRisk alert with the risk severity. */
+static int on_at_risk(void *ctx, const Tower__V1__ViewItem *it)
+{
+    open_ctx *c = ctx;
+    if (!it->key) return 0;
+    const char *sev = c->e->o->risk ? c->e->o->risk->severity : NULL;
+    json_t *a = sla_risk_alert_json(it, c->ao, &c->now, sev);
+    lifecycle_annotations(a, it, c->now.business_ns);
+    json_object_set_new(c->firing, it->key, a);
+    return json_object_size(c->firing) >= MAX_ALERTS;
+}
+
 static int on_breach(void *ctx, const Tower__V1__ViewItem *it)
 {
     open_ctx *c = ctx;
@@ -303,6 +317,10 @@ static void alert_cycle(engine *e)
     }
     store_query q = {.view = FOLD_VIEW_SLA_BREACHES};
     ct_status st = store_view_scan(c.r, &q, on_breach, &c, NULL);
+    if (st == CT_OK && (!e->o->risk || e->o->risk->enabled)) {
+        store_query rq = {.view = FOLD_VIEW_AT_RISK};
+        st = store_view_scan(c.r, &rq, on_at_risk, &c, NULL);
+    }
     store_reader_end(c.r);
     json_decref(e->channels);
     e->channels = c.channels; /* only the orders breaching now */
@@ -409,6 +427,7 @@ int sla_engine_run(bus *b, const sla_engine_opts *o, volatile sig_atomic_t *stop
     e.acked = json_object();
     e.sent = json_object();
     e.channels = json_object();
+    e.risk = sla_risk_runner_new(o->risk);
     e.alerting = o->alertmanager && *o->alertmanager;
     int rc = 0;
     if (e.alerting) curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -423,6 +442,10 @@ int sla_engine_run(bus *b, const sla_engine_opts *o, volatile sig_atomic_t *stop
         } else {
             int64_t now = now_of(&e);
             if (breach_cycle(&e, now) != 0 && o->once) rc = 1;
+            if (o->once || ct_mono_ns() >= e.next_risk_mono) {
+                if (sla_risk_cycle(e.risk, b, e.s, now, e.fig) != 0 && o->once) rc = 1;
+                e.next_risk_mono = ct_mono_ns() + (o->risk_every_ns > 0 ? o->risk_every_ns : 5 * SEC);
+            }
             if (e.alerting) alert_cycle(&e);
         }
         if (o->once) break;
@@ -447,6 +470,7 @@ int sla_engine_run(bus *b, const sla_engine_opts *o, volatile sig_atomic_t *stop
     json_decref(e.acked);
     json_decref(e.sent);
     json_decref(e.channels);
+    sla_risk_runner_free(e.risk);
     store_close(e.s);
     return rc;
 }
