@@ -6,13 +6,17 @@ usage: test_reconcile.py TOWERD [TEST_NAME_SUBSTRING...]
 A trace is published (`towerd publish`) and folded by the projector; a constructed ERP snapshot with one row of
 each kind of disagreement among matching rows is compared through the example mapping: the exact report, --json,
 --full, the metrics file, bad rows reported FILE:LINE, a bad mapping (exit 2); the example files agree but for
-the one order the tower never heard of.
+the one order the tower never heard of. With --publish (and `towerd serve`): a constructed disagreement becomes
+an item of the mismatches view over REST, an acknowledgement through the API works on it, running the same
+snapshot again publishes nothing, and a corrected snapshot clears it; a malformed row is reported and the rest
+still published.
 """
 
 import json
 import os
 import sys
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import natsfx as fx  # noqa: E402
@@ -244,6 +248,66 @@ class Reconcile(unittest.TestCase):
         self.t.run("reconcile", "--data", os.path.join(self.root, "nowhere"), "-m", MAP, snap, check=1)
         self.rec("-m", MAP, check=2)
         self.rec("-m", MAP, os.path.join(self.root, "missing.csv"), check=1)
+
+    def api(self, serve, path, body=None):
+        req = urllib.request.Request(serve.url + path, data=None if body is None else json.dumps(body).encode(),
+                                     method="GET" if body is None else "POST",
+                                     headers={"Content-Type": "application/json"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=fx.tmo(30)) as r:
+            return r.status, json.loads(r.read())
+
+    def mismatches(self, serve):
+        st, page = self.api(serve, "/api/v1/views/mismatches?limit=1000")
+        self.assertEqual(st, 200, page)
+        return {(i["orderId"], i["check"]): i for i in page["items"]}
+
+    def publish_run(self, snap, check, at_ns):
+        os.utime(snap, ns=(at_ns, at_ns))  # the snapshot's time is the events' occurredAt
+        r = self.rec("-m", MAP, "--publish", "--nats", self.nats.url, "--json", snap, check=check)
+        objs = [json.loads(x) for x in r.out.splitlines()]
+        fx.wait_caught_up(self.t, self.data, self.client, self.proj)
+        return objs[:-1], objs[-1]["summary"]["published"], r
+
+    def test_publish_mismatches_view_lifecycle(self):
+        self.feed(TRACE)
+        serve = fx.TowerServe(self.t, self.data, os.path.join(self.root, "serve.log"),
+                              args=["--nats", self.nats.url]).start()
+        self.addCleanup(serve.stop)
+        t1, t2 = 1796177400 * 10**9, 1796263800 * 10**9  # 2026-12-02T02:10:00Z, a day later
+        # A constructed disagreement (the ERP says RELEASED, the tower never saw orderReleased), an order the
+        # tower never heard of, an agreeing row and a malformed one among them.
+        snap = self.write("erp-status-1202.csv", HEADER + "SO-OK1;RELEASED;;\nSO-\"Q;RELEASED;;\nSO-MM;RELEASED;;\n"
+                          "SO-NONE;RELEASED;;\n")
+        found, pub, r = self.publish_run(snap, 3, t1)
+        self.assertEqual([(o["line"], o.get("orderId"), o["kind"]) for o in found],
+                         [(3, None, "bad_row"), (4, "SO-MM", "missing_milestone"), (5, "SO-NONE", "unknown_order")])
+        self.assertEqual(pub, {"snapshot": "erp-status-1202.csv 2026-12-02T02:10:00Z", "found": 2, "cleared": 0,
+                               "unchanged": 0, "stored": 2, "duplicates": 0, "failed": 0}, r.describe())
+        items = self.mismatches(serve)
+        self.assertEqual(sorted(items), [("SO-MM", "missing_milestone:orderReleased"), ("SO-NONE", "unknown_order")])
+        mm = items[("SO-MM", "missing_milestone:orderReleased")]
+        self.assertEqual((mm["system"], mm["theirs"], mm["ours"], mm["snapshot"], mm["since"], mm["state"]),
+                         ("erp", "RELEASED", "stage APPROVED; orderReleased not seen",
+                          "erp-status-1202.csv 2026-12-02T02:10:00Z", "2026-12-02T02:10:00Z", "open"))
+        self.assertIn("the tower has not seen orderReleased", mm["message"])
+        # Worked like every exception: an acknowledgement through the API.
+        st, body = self.api(serve, "/api/v1/exceptions/%s/ack" % mm["exceptionId"], {"note": "asked the ERP team"})
+        self.assertEqual((st, body["exception"]["state"]), (200, "acknowledged"), body)
+        last = self.client.stream_info("TOWER_EVENTS")["state"]["last_seq"]
+        # The same snapshot again: nothing new on the stream, the item unchanged.
+        found, pub, r = self.publish_run(snap, 3, t1)
+        self.assertEqual((pub["found"], pub["cleared"], pub["unchanged"], pub["stored"]), (0, 0, 2, 0), r.describe())
+        self.assertEqual(self.client.stream_info("TOWER_EVENTS")["state"]["last_seq"], last)
+        # A corrected snapshot: SO-MM agrees now and is cleared; SO-NONE is still unknown (its mismatch events
+        # do not make the tower know the order), so it stays.
+        fixed = self.write("erp-status-1203.csv", HEADER + "SO-MM;APPROVED;;\nSO-NONE;RELEASED;;\n")
+        found, pub, r = self.publish_run(fixed, 3, t2)
+        self.assertEqual((pub["found"], pub["cleared"], pub["unchanged"], pub["stored"]), (0, 1, 1, 1), r.describe())
+        self.assertEqual(sorted(self.mismatches(serve)), [("SO-NONE", "unknown_order")])
+        st, ex = self.api(serve, "/api/v1/exceptions/%s" % mm["exceptionId"])
+        self.assertEqual((ex["state"], ex["closedBy"]["type"], ex["history"][0]["action"]),
+                         ("closed", "mismatchCleared", "acknowledged"), ex)
 
 
 if __name__ == "__main__":

@@ -283,6 +283,52 @@ static void test_finding_json(void)
     for (int k = 0; k < BATCH_REC_KIND_COUNT; k++) T_ASSERT(strcmp(batch_rec_kind_name((batch_rec_kind)k), "unknown"));
 }
 
+/* --publish: the checks, the two sides, cleaning, and event ids that are stable per content. */
+static void test_mismatch_events(void)
+{
+    char c[96];
+    batch_rec_finding mm = {BATCH_REC_MISSING_MILESTONE, "orderReleased"}, uo = {BATCH_REC_UNKNOWN_ORDER, NULL};
+    batch_rec_finding bad = {BATCH_REC_BAD_ROW, NULL}, dup = {BATCH_REC_DUPLICATE, NULL};
+    T_ASSERT(batch_rec_check(&mm, c, sizeof c));
+    T_EQ_STR(c, "missing_milestone:orderReleased");
+    T_ASSERT(batch_rec_check(&uo, c, sizeof c));
+    T_EQ_STR(c, "unknown_order");
+    T_ASSERT(!batch_rec_check(&bad, c, sizeof c) && !batch_rec_check(&dup, c, sizeof c));
+    json_t *doc = json_pack("{s:s,s:{s:s}}", "stage", "APPROVED", "milestones", "orderApproved", "2026-11-27T08:00:00Z");
+    char *theirs, *ours;
+    batch_rec_sides(&mm, "RELEASED", doc, &theirs, &ours);
+    T_EQ_STR(theirs, "RELEASED");
+    T_EQ_STR(ours, "stage APPROVED; orderReleased not seen");
+    free(theirs);
+    free(ours);
+    json_decref(doc);
+    /* Control bytes become '?'; a cut never splits a UTF-8 character; bytes that are not UTF-8 become '?'. */
+    char *k = batch_rec_clean("a\x1b" "b\xc3\xa9\xc3\xa9", 4);
+    T_EQ_STR(k, "a?b");
+    free(k);
+    k = batch_rec_clean("x\xe9y", 10);
+    T_EQ_STR(k, "x?y");
+    free(k);
+    batch_rec_mismatch m = {0, "SO-1", "erp", "missing_milestone:orderReleased", "RELEASED", "stage APPROVED", "msg",
+                            "erp.csv 2026-12-02T02:10:00Z", 42, 1796177400, 0};
+    json_t *a = batch_rec_mismatch_event(&m), *b = batch_rec_mismatch_event(&m);
+    T_ASSERT(json_equal(a, b));
+    const char *ida = json_string_value(json_object_get(a, "eventId"));
+    T_ASSERT(ida && !strncmp(ida, "rec-erp-f-", 10));
+    T_EQ_STR(json_string_value(json_object_get(a, "occurredAt")), "2026-12-02T02:10:00Z");
+    m.ours = "stage PICKING";
+    json_t *d = batch_rec_mismatch_event(&m); /* changed content: another event */
+    T_ASSERT(strcmp(ida, json_string_value(json_object_get(d, "eventId"))) != 0);
+    m.cleared = 1;
+    json_t *e = batch_rec_mismatch_event(&m);
+    T_ASSERT(!strncmp(json_string_value(json_object_get(e, "eventId")), "rec-erp-c-", 10));
+    T_ASSERT(json_object_get(e, "mismatchCleared") && !json_object_get(json_object_get(e, "mismatchCleared"), "ours"));
+    json_decref(a);
+    json_decref(b);
+    json_decref(d);
+    json_decref(e);
+}
+
 int main(void)
 {
     T_RUN(test_mapping_section);
@@ -291,5 +337,6 @@ int main(void)
     T_RUN(test_mapping_errors);
     T_RUN(test_compare_every_kind);
     T_RUN(test_finding_json);
+    T_RUN(test_mismatch_events);
     return t_done();
 }

@@ -8,6 +8,7 @@
 #define BATCH_RECONCILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -116,6 +117,48 @@ int batch_rec_is_open(const batch_rec_spec *s, const json_t *milestones);
  */
 json_t *batch_rec_finding_json(const batch_rec_finding *f, const char *system, const char *file, size_t line,
                                const char *order, const char *status, const json_t *entity, const char *detail);
+
+/* ---- mismatches as events (towerd reconcile --publish; contract v1.2 mismatchFound / mismatchCleared) ---- */
+
+/**
+ * \brief The check a finding is published as: "missing_milestone:MILESTONE", "not_reflected:MILESTONE",
+ * "unknown_order" or "missing_from_snapshot", written to out (cap bytes, 80 is always enough).
+ * \return 1; 0 for the export's own problems (unknown_status, bad_row, duplicate), which are no mismatch.
+ */
+int batch_rec_check(const batch_rec_finding *f, char *out, size_t cap);
+
+/**
+ * \brief What the system says (its status, or "not listed") and what the tower has (e.g. "stage APPROVED;
+ * orderReleased not seen") for a finding batch_rec_check accepts. \param entity store_entity_json's document
+ * of the order, or NULL. *theirs and *ours are new strings (the caller frees them), cleaned like
+ * batch_rec_clean.
+ */
+void batch_rec_sides(const batch_rec_finding *f, const char *status, const json_t *entity, char **theirs,
+                     char **ours);
+
+/** \brief A copy of untrusted text fit for an event: control bytes as '?', every non-ASCII byte as '?' when it
+ *  is not UTF-8, cut to at most max bytes on a character boundary (a new string). */
+char *batch_rec_clean(const char *s, size_t max);
+
+/** One mismatch event to build (every string borrowed; NULL for an absent optional field). */
+typedef struct batch_rec_mismatch {
+    int cleared;            /**< 0: mismatchFound; 1: mismatchCleared (theirs, ours and message unused) */
+    const char *order;      /**< the order that disagrees (the envelope's orderId) */
+    const char *system;     /**< the system reconciled, "erp" */
+    const char *check;      /**< batch_rec_check's */
+    const char *theirs, *ours, *message;
+    const char *snapshot;   /**< the snapshot's name and time, as people read it */
+    uint64_t snapshot_id;   /**< a hash of what identifies the snapshot (names, sizes, times, contents) */
+    int64_t at_s;           /**< occurredAt: the snapshot's time */
+    int32_t at_ns;
+} batch_rec_mismatch;
+
+/**
+ * \brief The event as JSON (a new reference), source "tower". Its eventId, "rec-SYSTEM-f-HEX" or
+ * "rec-SYSTEM-c-HEX", is a hash of the snapshot id, the order and every field: the same disagreement in the
+ * same snapshot is the same event (published again, it is a duplicate), a changed one a new event.
+ */
+json_t *batch_rec_mismatch_event(const batch_rec_mismatch *m);
 
 #ifdef __cplusplus
 }

@@ -163,3 +163,86 @@ json_t *batch_rec_finding_json(const batch_rec_finding *f, const char *system, c
     json_object_set_new(o, "action", json_string(actions[(unsigned)f->kind < BATCH_REC_KIND_COUNT ? f->kind : 0]));
     return o;
 }
+
+/* ---- mismatches as events ------------------------------------------------------------------------------ */
+
+int batch_rec_check(const batch_rec_finding *f, char *out, size_t cap)
+{
+    switch (f->kind) {
+    case BATCH_REC_MISSING_MILESTONE:
+    case BATCH_REC_NOT_REFLECTED:
+        snprintf(out, cap, "%s:%s", batch_rec_kind_name(f->kind), f->milestone ? f->milestone : "");
+        return 1;
+    case BATCH_REC_UNKNOWN_ORDER:
+    case BATCH_REC_MISSING_FROM_SNAPSHOT: snprintf(out, cap, "%s", batch_rec_kind_name(f->kind)); return 1;
+    default: return 0;
+    }
+}
+
+char *batch_rec_clean(const char *s, size_t max)
+{
+    json_t *j = text(s, strlen(s));
+    const char *t = json_string_value(j);
+    size_t n = json_string_length(j);
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)t[n] & 0xC0) == 0x80) n--; /* t[n] is the first byte left out */
+    }
+    char *c = ct_strndup(t ? t : "", t ? n : 0);
+    json_decref(j);
+    return c;
+}
+
+void batch_rec_sides(const batch_rec_finding *f, const char *status, const json_t *entity, char **theirs,
+                     char **ours)
+{
+    const char *stage = entity ? stage_of(entity) : NULL;
+    const char *at = f->milestone ? json_string_value(json_object_get(json_object_get(entity, "milestones"),
+                                                                      f->milestone)) : NULL;
+    char *t = NULL, *o = NULL;
+    switch (f->kind) {
+    case BATCH_REC_MISSING_MILESTONE:
+        o = ct_sprintf("stage %s; %s not seen", stage ? stage : "none", f->milestone);
+        break;
+    case BATCH_REC_NOT_REFLECTED:
+        o = ct_sprintf("%s at %s (stage %s)", f->milestone, at ? at : "?", stage ? stage : "none");
+        break;
+    case BATCH_REC_UNKNOWN_ORDER: o = ct_strdup("no event of the order"); break;
+    case BATCH_REC_MISSING_FROM_SNAPSHOT:
+        t = ct_strdup("not listed");
+        o = ct_sprintf("open, stage %s", stage ? stage : "none");
+        break;
+    default: o = ct_strdup("");
+    }
+    *theirs = batch_rec_clean(t ? t : status ? status : "", EVT_MAX_TEXT);
+    *ours = batch_rec_clean(o, EVT_MAX_TEXT);
+    free(t);
+    free(o);
+}
+
+static void hash_str(uint64_t *h, const char *s)
+{
+    const char *v = s ? s : "";
+    uint64_t x[2] = {*h, ct_hash64(v, strlen(v) + 1)}; /* the NUL tells "ab","c" from "a","bc" */
+    *h = ct_hash64(x, sizeof x);
+}
+
+json_t *batch_rec_mismatch_event(const batch_rec_mismatch *m)
+{
+    uint64_t h = m->snapshot_id ^ (m->cleared ? 0x9e3779b97f4a7c15ULL : 0);
+    const char *const parts[] = {m->order, m->system, m->check, m->snapshot, m->cleared ? NULL : m->theirs,
+                                 m->cleared ? NULL : m->ours, m->cleared ? NULL : m->message};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) hash_str(&h, parts[i]);
+    char id[96], at[48];
+    snprintf(id, sizeof id, "rec-%s-%c-%016llx", m->system, m->cleared ? 'c' : 'f', (unsigned long long)h);
+    evt_time_format(m->at_s, m->at_ns, at);
+    json_t *p = json_pack("{s:s,s:s}", "system", m->system, "check", m->check);
+    if (m->snapshot) json_object_set_new(p, "snapshot", json_string(m->snapshot));
+    if (!m->cleared) {
+        if (m->theirs && *m->theirs) json_object_set_new(p, "theirs", json_string(m->theirs));
+        if (m->ours && *m->ours) json_object_set_new(p, "ours", json_string(m->ours));
+        if (m->message && *m->message) json_object_set_new(p, "message", json_string(m->message));
+    }
+    return json_pack("{s:s,s:s,s:{s:s},s:s,s:o}", "eventId", id, "occurredAt", at, "source", "system", "tower",
+                     "orderId", m->order, m->cleared ? "mismatchCleared" : "mismatchFound", p);
+}
