@@ -5,7 +5,7 @@
 #include <string.h>
 
 /* Payload names indexed by payload case - 20; the test checks them against the descriptor. */
-static const char *const type_names[35] = {
+static const char *const type_names[37] = {
     "orderCreated",      "orderApproved",     "orderHeld",         "orderHoldReleased",
     "orderReleased",     "orderCancelled",    "pickStarted",       "pickShort",
     "inventoryResolved", "packCompleted",     "shipmentReady",     "shipmentBlocked",
@@ -15,13 +15,13 @@ static const char *const type_names[35] = {
     "exceptionAcknowledged", "exceptionAssigned", "exceptionSnoozed", "exceptionNoted",
     "exceptionResolved", "exceptionReopened",
     "orderAtRisk",       "orderBackOnTrack",  "warehouseDefined",  "carrierDefined",
-    "skuDefined",
+    "skuDefined",        "mismatchFound",     "mismatchCleared",
 };
 
 static const ProtobufCFieldDescriptor *payload_field(const evt_event *e)
 {
     if (!e || e->payload_case < TOWER__V1__EVENT__PAYLOAD_ORDER_CREATED ||
-        e->payload_case > TOWER__V1__EVENT__PAYLOAD_SKU_DEFINED)
+        e->payload_case > TOWER__V1__EVENT__PAYLOAD_MISMATCH_CLEARED)
         return NULL;
     return protobuf_c_message_descriptor_get_field(&tower__v1__event__descriptor,
                                                    (unsigned)e->payload_case);

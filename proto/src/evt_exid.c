@@ -10,7 +10,8 @@
 /* The views an exception id may name; fold.h's FOLD_VIEW_MAP lists the same (test_views checks it). */
 static const char *const views[] = {"awaiting_release", "blocked",   "pending_route",
                                     "missing_pod",      "posting_failed", "orphans",
-                                    "anomalies",        "dead_letters",   "sla_breaches"};
+                                    "anomalies",        "dead_letters",   "sla_breaches",
+                                    "at_risk", "mismatches"};
 
 int evt_exid_view_known(const char *name, size_t len)
 {

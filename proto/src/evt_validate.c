@@ -272,6 +272,10 @@ static int is_required(const ProtobufCMessageDescriptor *d, const char *name)
         /* Contract v1.2. */
         {&tower__v1__order_at_risk__descriptor, "predicted_by"},
         {&tower__v1__sku_defined__descriptor, "sku"},
+        {&tower__v1__mismatch_found__descriptor, "system"},
+        {&tower__v1__mismatch_found__descriptor, "check"},
+        {&tower__v1__mismatch_cleared__descriptor, "system"},
+        {&tower__v1__mismatch_cleared__descriptor, "check"},
     };
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
         if (req[i].d == d && strcmp(req[i].name, name) == 0) return 1;
@@ -281,7 +285,7 @@ static int is_required(const ProtobufCMessageDescriptor *d, const char *name)
 /* Which envelope keys each payload needs, indexed by payload case - 20 (docs/contract.md, "Payloads"). */
 enum { K_ORDER = 1, K_SHIPMENT = 2, K_ROUTE = 4, K_ORDER_OR_SHIPMENT = 8, K_WAREHOUSE = 16,
        K_CARRIER = 32 };
-static const unsigned char required_keys[35] = {
+static const unsigned char required_keys[37] = {
     K_ORDER,               /* order_created */
     K_ORDER,               /* order_approved */
     K_ORDER,               /* order_held */
@@ -312,6 +316,8 @@ static const unsigned char required_keys[35] = {
     K_WAREHOUSE,           /* warehouse_defined: the payload's id or the envelope's */
     K_CARRIER,             /* carrier_defined: likewise */
     0,                     /* sku_defined: its sku is a required payload field */
+    K_ORDER_OR_SHIPMENT,   /* mismatch_found */
+    K_ORDER_OR_SHIPMENT,   /* mismatch_cleared */
 };
 
 static ct_status check_id(const char *s, size_t max, const char *path, evt_error *err)

@@ -164,7 +164,7 @@ typedef struct stuck_ctx {
 
 static char *detail(const json_t *it)
 {
-    static const char *const keys[] = {"kind", "reason", "sku", "lastFailure", "interface", "rule", NULL};
+    static const char *const keys[] = {"kind", "reason", "sku", "lastFailure", "interface", "rule", "check", NULL};
     ct_buf b = {0};
     for (size_t i = 0; keys[i]; i++) {
         char *v = ctl_cell(json_object_get(it, keys[i]));
@@ -325,7 +325,8 @@ int ctl_cmd_stuck(int argc, char **argv)
         "                           [--assignee NAME|me|none] [--sort age|priority] [--limit N] [--all]\n\n"
         "The items of a view, oldest first, with their age: what is stuck where. VIEW is one of\n"
         "awaiting_release, blocked, pending_route, missing_pod, posting_failed, orphans, anomalies,\n"
-        "dead_letters, sla_breaches. Each item is an exception: its STATE, ASSIGNEE and EXCEPTION id\n"
+        "dead_letters, sla_breaches, at_risk, mismatches. Each item is an exception: its STATE, ASSIGNEE\n"
+        "and EXCEPTION id "
         "(what ack, assign, snooze, note and resolve take) are shown. One page (GET /api/v1/views/VIEW)\n"
         "unless --all; the line under the table gives the cursor of the next page. With --json --all, one\n"
         "answer holds every page's items. Resolved exceptions are not in the views.",

@@ -36,6 +36,7 @@ static const struct {
     {"relay", ctl_cmd_relay_list, "the outbound relay's destinations: breaker, delivered, failed, dead, backlog"},
     {"relay dead", ctl_cmd_relay_dead, "a destination's delivery dead letters, with every attempt"},
     {"relay redrive", ctl_cmd_relay_redrive, "try a destination's delivery dead letters once more"},
+    {"reference", ctl_cmd_reference, "reference data: warehouses (time zones), carriers, skus, unknown codes"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

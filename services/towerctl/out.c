@@ -188,6 +188,8 @@ const char *const *ctl_view_columns(const char *view)
     static const char *const rule[] = {COMMON, "rule", LIFE, NULL};
     static const char *const dead[] = {"seq", "receivedAt", "since", "ageSeconds", "code", "message", "eventId",
                                        "orderId", "shipmentId", "warehouseId", "carrierId", LIFE, NULL};
+    static const char *const mismatch[] = {COMMON, "system", "check", "theirs", "ours", "snapshot", LIFE, NULL};
+    static const char *const risk[] = {COMMON, "stage", "predictedBy", "promisedBy", "basis", LIFE, NULL};
     static const char *const other[] = {COMMON, LIFE, NULL};
 #undef COMMON
 #undef LIFE
@@ -196,5 +198,7 @@ const char *const *ctl_view_columns(const char *view)
     if (!strcmp(view, "posting_failed")) return posting;
     if (!strcmp(view, "anomalies") || !strcmp(view, "sla_breaches")) return rule;
     if (!strcmp(view, "dead_letters")) return dead;
+    if (!strcmp(view, "mismatches")) return mismatch;
+    if (!strcmp(view, "at_risk")) return risk;
     return other;
 }

@@ -214,6 +214,8 @@ int ctl_cmd_reopen(int argc, char **argv);
 int ctl_cmd_exception(int argc, char **argv);
 int ctl_cmd_mine(int argc, char **argv);
 int ctl_cmd_relay_list(int argc, char **argv);
+/* towerctl reference (cmd_reference.c): GET /api/v1/reference. */
+int ctl_cmd_reference(int argc, char **argv);
 int ctl_cmd_relay_dead(int argc, char **argv);
 int ctl_cmd_relay_redrive(int argc, char **argv);
 

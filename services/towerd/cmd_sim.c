@@ -38,6 +38,8 @@ static const rate_def rates[] = {
          "an eventId reused with other content (dead letters)"),
     RATE("anomalies", "TOWER_SIM_ANOMALIES", "sim.anomalies", p_drift,
          "orders whose milestones come out of sequence"),
+    RATE("undefined-codes", "TOWER_SIM_UNDEFINED_CODES", "sim.undefined_codes", p_undefined,
+         "orders naming a sku the master data never defines (UNKNOWN_CODE anomalies)"),
 };
 #define NRATES (sizeof rates / sizeof rates[0])
 
@@ -76,6 +78,12 @@ size_t towerd_sim_defs(ct_opt_def *out, const char *warp_default, int standalone
     out[n++] = (ct_opt_def){"sla-breaches", 0, "TOWER_SIM_SLA_BREACHES", "sim.sla_breaches", CT_OPT_BOOL, "true",
                             NULL, "also play the tower's SLA engine (slaBreached events); --sla-breaches=false "
                             "once towerd sla runs", 0, 0};
+    out[n++] = (ct_opt_def){"bad-days", 0, "TOWER_SIM_BAD_DAYS", "sim.bad_days", CT_OPT_BOOL, "true", NULL,
+                            "warehouses and carriers have slow days (orders at risk, docs/risk.md); --bad-days=false: "
+                            "the records of towerd gen", 0, 0};
+    out[n++] = (ct_opt_def){"master-data", 0, "TOWER_SIM_MASTER_DATA", "sim.master_data", CT_OPT_BOOL, "true", NULL,
+                            "also play the master-data system (warehouses, carriers and skus defined first; "
+                            "docs/contract/reference.md); --master-data=false: the records of towerd gen", 0, 0};
     out[n++] = (ct_opt_def){"history", 0, "TOWER_SIM_HISTORY", "sim.history", CT_OPT_DURATION, "0", "DURATION",
                             "start a new trace this long (business time) before now: its history goes out at once, "
                             "then the simulators play live (at most 30d)", 0, 0};
@@ -127,6 +135,8 @@ int towerd_sim_config(const ct_config *c, const char *cmd, sim_run_opts *o)
     o->trace.orders = (uint32_t)orders;
     o->trace.warehouses = (uint32_t)wh;
     o->sla_breaches = ct_config_bool(c, "sla-breaches");
+    o->trace.bad_days = ct_config_bool(c, "bad-days");
+    o->trace.mdm = ct_config_bool(c, "master-data");
     o->progress_ns = ct_config_duration_ns(c, "progress");
     o->history_ns = ct_config_duration_ns(c, "history");
     if (o->history_ns < 0 || o->history_ns > SIM_HISTORY_MAX_NS) {

@@ -43,6 +43,7 @@ static const ct_opt_def own_defs[] = {
      "fail=0.05,latency=50ms,outage=40s/180s,route_fail=0.05,plan_delay=2s", 0, 0},
     {"alertmanager", 0, "TOWER_SLA_ALERTMANAGER", "sla.alertmanager", CT_OPT_STRING, NULL, "URL",
      "Alertmanager's base URL: one alert per open SLA breach (default: no alerts)", 0, 0},
+    SLA_RISK_OPT_DEFS, /* predicted risk in the SLA engine (docs/risk.md) */
     {"nats-server", 0, "TOWER_NATS_SERVER", "up.nats_server", CT_OPT_STRING, NULL, "PATH",
      "the nats-server binary (default: found in PATH, /usr/sbin, /usr/bin)", 0, 0},
     {"nats-max-memory", 0, "TOWER_UP_NATS_MAX_MEMORY", "up.nats_max_memory", CT_OPT_SIZE, "256MiB", "SIZE",
@@ -69,7 +70,9 @@ static const char usage_fmt[] =
     "In `up` the warp (default 60) applies to the whole process: the projector, the server's ages and\n"
     "the simulators see the same \"now\". Read the store with `towerd dump --data DIR/store`.\n\n"
     "Exit codes: 0 stopped; 1 failure (no nats-server, cannot listen, NATS or store failure); 2 usage;\n"
-    "4 the store cannot follow the stream (run towerd rebuild --data DIR/store).";
+    "4 the store cannot follow the stream (run towerd rebuild --data DIR/store).\n"
+    "A store of an older build's format is rebuilt from the stream by itself at start (progress in the log;\n"
+    "the API answers 503 until the new generation is swapped in).";
 
 /* ---- business time across restarts ---- */
 
@@ -151,10 +154,92 @@ typedef struct proj_thread {
     pthread_t th;
 } proj_thread;
 
+/* ---- upgrading a store of another format (docs/deploy.md "Upgrading") ---- */
+
+/* 1 if dir holds a store of another format than this build's (a new or missing store: 0). */
+static int up_store_old(const char *dir)
+{
+    store *s = NULL;
+    store_opts so = {.dir = dir, .read_only = 1, .probe = 1};
+    ct_status st = store_open(&s, &so);
+    store_close(s);
+    return st == CT_STORE_VERSION;
+}
+
+/* An empty stream: an empty generation that has seen it up to its last sequence. */
+static int up_upgrade_empty(const char *gen, const bus_stream_state *st, const fold_sla_rules *rules)
+{
+    store *s = NULL;
+    store_opts so = {.dir = gen, .flat = 1, .sla_rules = rules};
+    if (store_open(&s, &so) != CT_OK) return PROJECTOR_FAIL;
+    store_meta meta[] = {{"applied_seq", st->last_seq}, {PROJECTOR_META_STREAM_CREATED, (uint64_t)st->created_ns},
+                         {PROJECTOR_META_STREAM_LAST, st->last_seq}};
+    ct_status as = store_apply_meta(s, NULL, 0, ct_now_ns(), NULL, NULL, meta, 3);
+    store_close(s);
+    return as == CT_OK ? PROJECTOR_OK : PROJECTOR_FAIL;
+}
+
+/* Replay the whole stream into gen (progress on stderr), with a consumer of its own. */
+static int up_replay(proj_thread *p, const char *gen, const bus_stream_state *st)
+{
+    if (!st->msgs) return up_upgrade_empty(gen, st, p->po.sla_rules);
+    projector_opts po = p->po;
+    char *consumer = towerd_consumer_name("rebuild", p->po.data_dir);
+    po.data_dir = gen;
+    po.flat = 1;
+    po.consumer = consumer;
+    po.stop_at_seq = st->last_seq;
+    po.progress = 1;
+    po.notify = 0;
+    po.dead_letter_stream = 0;
+    int rc = projector_run(p->b, &po, &p->stop, NULL);
+    free(consumer);
+    return rc;
+}
+
+/* A store of an older build's format is rebuilt from the stream into a new generation and swapped in, on the
+ * projector's thread before it projects (this build cannot read the old generation: readers answer 503 until
+ * the swap). PROJECTOR_OK to go on (or stopped meanwhile), else the projector's exit code. */
+static int up_upgrade(proj_thread *p)
+{
+    const char *dir = p->po.data_dir;
+    if (!up_store_old(dir)) return PROJECTOR_OK;
+    ct_log(CT_LOG_WARN, "up", "upgrade: the store %s has another format than this build's (version %d): rebuilding it "
+           "from the stream into a new generation, then projecting on from there. Until the swap the dashboard and "
+           "the API answer 503 (this build cannot read the old generation) and the readers' \"format version\" "
+           "errors are expected; progress follows", dir, STORE_FORMAT_VERSION);
+    bus_stream_state st;
+    ct_status got;
+    while ((got = bus_stream_info(p->b, &st)) != CT_OK && got != CT_NOT_FOUND && !p->stop) usleep(250000);
+    if (p->stop) return PROJECTOR_OK;
+    if (got == CT_NOT_FOUND) {
+        ct_log(CT_LOG_ERROR, "up", "upgrade: there is no %s stream to rebuild the store from: move %s aside to start "
+               "afresh, or use the towerd build that wrote it", BUS_EVENTS_STREAM, dir);
+        return PROJECTOR_NEED_REBUILD;
+    }
+    char *gen = NULL;
+    if (store_rebuild_begin(dir, &gen) != CT_OK) return PROJECTOR_FAIL;
+    ct_log(CT_LOG_INFO, "up", "upgrade: replaying %s (sequences %" PRIu64 "..%" PRIu64 ", %" PRIu64 " messages) into %s",
+           BUS_EVENTS_STREAM, st.first_seq, st.last_seq, st.msgs, gen);
+    int rc = up_replay(p, gen, &st);
+    if (rc == PROJECTOR_OK && p->stop)
+        ct_log(CT_LOG_WARN, "up", "upgrade: interrupted; the old store is untouched (partial generation left in %s: "
+               "remove it; the next start rebuilds anew)", gen);
+    else if (rc == PROJECTOR_OK && store_rebuild_commit(dir, gen) != CT_OK)
+        rc = PROJECTOR_FAIL;
+    else if (rc == PROJECTOR_OK)
+        ct_log(CT_LOG_INFO, "up", "upgrade: done, the store was rebuilt in this build's format (%s/current -> %s); "
+               "projecting on", dir, strrchr(gen, '/') + 1);
+    free(gen);
+    return rc;
+}
+
 static void *proj_main(void *arg)
 {
     proj_thread *p = arg;
-    atomic_store(&p->rc, projector_run(p->b, &p->po, &p->stop, NULL));
+    int rc = up_upgrade(p);
+    if (rc == PROJECTOR_OK && !p->stop) rc = projector_run(p->b, &p->po, &p->stop, NULL);
+    atomic_store(&p->rc, rc);
     atomic_store(&p->done, 1);
     return NULL;
 }
@@ -162,6 +247,7 @@ static void *proj_main(void *arg)
 typedef struct sla_thread {
     bus *b;
     sla_engine_opts so;
+    sla_risk_opts risk;     /* so.risk points here */
     sla_engine_figures fig; /* shown by the server's /metrics */
     volatile sig_atomic_t stop;
     atomic_int done;
@@ -446,7 +532,13 @@ static int up_roles(up_run *u)
         u->sla.so = (sla_engine_opts){.data_dir = u->store_dir,
                                       .rules = u->rules,
                                       .alertmanager = ct_config_str(cfg, "alertmanager"),
-                                      .link_base = u->link_base};
+                                      .link_base = u->link_base,
+                                      .risk = &u->sla.risk};
+        char rerr[160];
+        if (sla_risk_opts_config(cfg, &u->sla.risk, rerr, sizeof rerr) != 0) {
+            fprintf(stderr, "towerd up: %s\n", rerr);
+            return TOWERD_EXIT_USAGE;
+        }
         if (!(u->sla_started = thread_start(&u->sla.th, sla_main, &u->sla))) return TOWERD_EXIT_FAIL;
     }
     if (u->with_sim) {

@@ -33,7 +33,9 @@ extern "C" {
     X(ORPHANS, "orphans")                                                      \
     X(ANOMALIES, "anomalies")                                                  \
     X(DEAD_LETTERS, "dead_letters")                                            \
-    X(SLA_BREACHES, "sla_breaches")
+    X(SLA_BREACHES, "sla_breaches")                                            \
+    X(AT_RISK, "at_risk")                                                      \
+    X(MISMATCHES, "mismatches")
 
 typedef enum fold_view {
 #define FOLD_X(id, name) FOLD_VIEW_##id,
@@ -231,6 +233,36 @@ const char *fold_resolution_name(const evt_event *resolve);
 
 /** \brief Free what a result owns; the result is empty afterwards. */
 void fold_result_free(fold_result *r);
+
+/* ---- reference data (contract v1.2; store_ref_fold.c, docs/contract/reference.md) ---- */
+
+/** The kinds of code reference data defines: 'w' warehouse, 'c' carrier, 'k' sku. */
+#define FOLD_REF_KINDS "wck"
+
+/** What the reference data holds, as the fold asks it (the store answers from its reference table). */
+typedef struct fold_ref {
+    int (*defined)(void *ctx, char kind, const char *code); /**< 1 if a definition covers the code */
+    int (*any)(void *ctx, char kind);                       /**< 1 if any definition of that kind exists */
+    void *ctx;                                              /**< passed to both */
+} fold_ref;
+
+/** \brief "warehouse", "carrier" or "sku" for 'w', 'c', 'k' ("" otherwise; static storage). */
+const char *fold_ref_kind_name(char kind);
+
+/**
+ * \brief The codes an event names, fn called once per (kind, code) (strings borrowed from the event):
+ * warehouseId and carrierId of its payload and envelope, the skus of orderCreated lines, pickShort and
+ * inventoryResolved. Actions and definitions name none.
+ */
+void fold_event_codes(const evt_event *e, void (*fn)(void *ctx, char kind, const char *code), void *ctx);
+
+/**
+ * \brief fold_derive_sla, plus the UNKNOWN_CODE anomalies: per entity and code its events name that no
+ * definition covers (once a definition of that kind exists). An event with an envelope orderId counts for
+ * the order, any other for the shipments whose timeline holds it. since = the earliest such event, which
+ * also gives eventId, producer and producerInstance. \param ref NULL: none (fold_derive_sla).
+ */
+void fold_derive_ref(const fold_process *p, const fold_sla_rules *rules, const fold_ref *ref, fold_result *out);
 
 /**
  * \brief The order a shipment belongs to: that of the earliest event (by

@@ -17,7 +17,9 @@ extern "C" {
 /** The on-disk format this code reads and writes; a store of another version is refused at open. */
 #define STORE_FORMAT_VERSION 5 /* 3: the SLA due index (dues, duek) and the rule index (vrule); 4: the exception
                                   lifecycle (closed, cidx, vuna, vdue, vsnz; lifecycle fields on every item);
-                                  5: hourly item counts per view and part (meta hcnt/..., what olderThan counts read) */
+                                  5: the trend (table trend, meta trend/clock_ns; store_trend.c); the
+                                  predicted-risk tables (risk_h, risk_samp, risk_open; store_risk.c); reference data (ref, refuse:
+                                  store_ref.c); hourly item counts per view and part (meta hcnt/..., what olderThan counts read) */
 
 /*
  * Processes, threads and transactions (read this first, as lmdb.h's caveats):
@@ -467,6 +469,41 @@ typedef struct store_life_fig {
     uint64_t breached;                /**< items whose SLA due time has passed at now */
 } store_life_fig;
 
+/* ---- the trend (store_trend.c; docs/deploy.md "Trends") ----
+ * The open count of every view, kept in the store by the writer, one row per 5 minutes of business time: the
+ * trend clock is the latest occurredAt of the events applied so far, in stream order, moving forward by at
+ * most STORE_TREND_LEAP_S per event (one event far in the future cannot end the trend) and never back; a row
+ * holds the counts after the last stream message applied while the clock was in its bucket. The writer
+ * closes a row before the first event of the next bucket, whatever its batches: two stores that applied
+ * the same stream have the same rows (a rebuild too). Rows older than STORE_TREND_KEEP_BUCKETS buckets
+ * before the clock's are dropped (and not written on the way in a batch that goes past them). */
+#define STORE_TREND_BUCKET_S 300
+#define STORE_TREND_KEEP_BUCKETS 576 /* 48 hours */
+#define STORE_TREND_LEAP_S 3600
+/** The meta key of the trend clock (ns since the epoch; 0: no event yet). */
+#define STORE_META_TREND_CLOCK "trend/clock_ns"
+
+/** One row of the trend: the counts per view as of t_ns, the clock after the last event of its bucket. */
+typedef struct store_trend_row {
+    int64_t bucket_ns;                 /**< the start of its bucket (STORE_TREND_BUCKET_S) */
+    int64_t t_ns;                      /**< the trend clock when the row was last written */
+    uint64_t counts[FOLD_VIEW_COUNT];  /**< per fold_view (0 for a view the row does not name) */
+} store_trend_row;
+
+/**
+ * \brief Visit the trend rows whose bucket starts at or after since_ns, oldest first (the row is borrowed
+ * until fn returns; return non-zero to stop). \return CT_OK; CT_STORE_CORRUPT for a row that does not
+ * decode; CT_STORE.
+ */
+ct_status store_reader_trend(store_reader *r, int64_t since_ns, int (*fn)(void *ctx, const store_trend_row *row),
+                             void *ctx);
+
+/** \brief The trend clock as of the snapshot (ns since the epoch; 0 before the first event). */
+int64_t store_reader_trend_clock(store_reader *r);
+
+/** \brief The trend clock after an event occurred at occurred_ns, from clock (pure; see above). */
+int64_t store_trend_advance(int64_t clock, int64_t occurred_ns);
+
 /** \brief The lifecycle figures of view v at now_ns: O(snoozed + breached items) key reads. */
 void store_life_figures(store_reader *r, fold_view v, int64_t now_ns, store_life_fig *out);
 
@@ -485,6 +522,21 @@ enum {
  * first, from one read transaction.
  */
 ct_status store_dump(store *s, int flags, FILE *out);
+
+/* ---- reference data (store_ref*.c; docs/contract/reference.md) ---- */
+
+/** Called per code with its latest definition (borrowed until the call returns) and its stream sequence;
+ *  kind 'w', 'c' or 'k' (fold.h FOLD_REF_KINDS). Return non-zero to stop. */
+typedef int (*store_ref_fn)(void *ctx, char kind, const char *code, const evt_event *def, uint64_t seq);
+
+/**
+ * \brief Visit the codes of one kind that have a definition, in code order, each with its latest definition
+ * (greatest occurredAt, ties by eventId). The UNKNOWN_CODE items are anomalies with rule UNKNOWN_CODE
+ * (store_view_scan). \return CT_OK; CT_INVALID for another kind; CT_STORE on LMDB failure.
+ */
+ct_status store_reference_scan(store_reader *r, char kind, store_ref_fn fn, void *ctx);
+/** \brief How many codes of a kind have a definition (0 on failure). */
+uint64_t store_reference_count(store_reader *r, char kind);
 
 /* ---- backup (store_backup.c; any process, beside a running writer) ---- */
 

@@ -248,6 +248,7 @@ typedef struct breaches {
 typedef struct order_facts {
     ev created, approved_first, released_first, pick_first, hold_latest, posting_latest;
     ev invoice_first, cancel_first, wh_latest, ca_latest;
+    ev risk_latest; /* latest of orderAtRisk / orderBackOnTrack (the at_risk view) */
     sku_fact *skus;
     size_t n_skus;
     breaches sla;
@@ -308,6 +309,8 @@ static void order_collect(const fold_entity *o, order_facts *f)
             take_latest(&f->posting_latest, e);
             break;
         case TOWER__V1__EVENT__PAYLOAD_POSTING_FAILED: take_latest(&f->posting_latest, e); break;
+        case TOWER__V1__EVENT__PAYLOAD_ORDER_AT_RISK:
+        case TOWER__V1__EVENT__PAYLOAD_ORDER_BACK_ON_TRACK: take_latest(&f->risk_latest, e); break;
         case TOWER__V1__EVENT__PAYLOAD_SLA_BREACHED:
             if (!e->shipment_id) breach_add(&f->sla, e);
             break;
@@ -338,7 +341,7 @@ static void ship_collect(const fold_entity *s, ship_facts *f)
     for (size_t i = 0; i < s->n_events; i++) {
         ev e = s->events[i];
         if (evt_is_action(e)) continue;
-        take_earliest(&f->named_first, e);
+        if (!fold__is_mismatch(e)) take_earliest(&f->named_first, e);
         if (fold_event_warehouse(e)) take_latest(&f->wh_latest, e);
         if (fold_event_carrier(e)) take_latest(&f->ca_latest, e);
         switch (e->payload_case) {
@@ -382,7 +385,8 @@ const char *fold_link(const fold_entity *shipment)
     ev best = NULL;
     for (size_t i = 0; i < shipment->n_events; i++) {
         ev e = shipment->events[i];
-        if (!evt_is_action(e) && e->order_id && *e->order_id && e->shipment_id && strcmp(e->shipment_id, shipment->id) == 0)
+        if (!evt_is_action(e) && !fold__is_mismatch(e) && e->order_id && *e->order_id && e->shipment_id &&
+            strcmp(e->shipment_id, shipment->id) == 0)
             take_earliest(&best, e);
     }
     return best ? best->order_id : NULL;
@@ -445,6 +449,18 @@ static fold_item *ship_item(fold_result *r, fold_view v, const char *sid, const 
     it->pb.warehouse_id = str(wh);
     it->pb.carrier_id = str(ca);
     return it;
+}
+
+fold_item *fold__order_item(fold_result *r, fold_view v, const char *oid, const char *sub, ev since, const char *wh,
+                            const char *ca)
+{
+    return order_item(r, v, oid, sub, since, wh, ca);
+}
+
+fold_item *fold__ship_item(fold_result *r, fold_view v, const char *sid, const char *oid, const char *sub, ev since,
+                           const char *wh, const char *ca)
+{
+    return ship_item(r, v, sid, oid, sub, since, wh, ca);
 }
 
 static const char *enum_name(const ProtobufCEnumDescriptor *d, int has, int v)
@@ -531,6 +547,23 @@ static fold_item *item_since(fold_item *it, const Tower__V1__Timestamp *t)
     return it;
 }
 
+/* at_risk: the order's latest of orderAtRisk / orderBackOnTrack is orderAtRisk, and the order is not delivered
+ * (every shipment deliveryCompleted; called only when not cancelled). since = that event. */
+static void derive_at_risk(const fold_process *p, const order_facts *of, const ship_facts *sf, const char *wh,
+                           const char *ca, fold_result *r)
+{
+    ev e = of->risk_latest;
+    if (!e || !is(e, TOWER__V1__EVENT__PAYLOAD_ORDER_AT_RISK)) return;
+    size_t delivered = 0;
+    for (size_t i = 0; i < p->n_shipments; i++) delivered += sf[i].delivered_first != NULL;
+    if (p->n_shipments && delivered == p->n_shipments) return;
+    fold_item *it = order_item(r, FOLD_VIEW_AT_RISK, p->order.id, NULL, e, wh, ca);
+    it->pb.predicted_by = e->order_at_risk->predicted_by;
+    it->pb.promised_by = e->order_at_risk->promised_by;
+    it->pb.stage = e->order_at_risk->stage;
+    it->pb.basis = e->order_at_risk->basis;
+}
+
 static void derive_order(const fold_process *p, const fold_sla_rules *rules, const order_facts *of,
                          const ship_facts *sf, const char *wh, const char *ca, fold_result *r)
 {
@@ -567,6 +600,7 @@ static void derive_order(const fold_process *p, const fold_sla_rules *rules, con
             fold_item *it = order_item(r, FOLD_VIEW_SLA_BREACHES, oid, of->sla.v[i].rule, b, wh, ca);
             item_since(it, due_at(b))->pb.rule = str(of->sla.v[i].rule);
         }
+        derive_at_risk(p, of, sf, wh, ca, r);
     }
 
     /* Anomalies stay whether or not the order is cancelled. */
@@ -794,6 +828,9 @@ void fold__derive_raw(const fold_process *p, const fold_sla_rules *rules, fold_r
     for (size_t i = 0; i < p->n_shipments; i++)
         derive_shipment(rules, &p->shipments[i], &sf[i], p->order.id ? &of : NULL, p->order.id, cancelled, wh, ca,
                         out);
+    /* Reconciliation mismatches, whether or not the order is cancelled. */
+    if (p->order.id) fold__mismatches(&p->order, 'o', NULL, wh, ca, out);
+    for (size_t i = 0; i < p->n_shipments; i++) fold__mismatches(&p->shipments[i], 's', p->order.id, wh, ca, out);
 
     /* SLA: the open dues (none for a cancelled order), and every breach with whether it closed. */
     if (p->order.id && of.created && of.created->order_created->has_channel)

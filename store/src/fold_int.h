@@ -10,4 +10,16 @@ void fold__derive_raw(const fold_process *p, const fold_sla_rules *rules, fold_r
  * (fold_life.c). */
 void fold__lifecycle(const fold_process *p, const fold_sla_rules *rules, fold_result *out);
 
+/* A new item of view v for an order / a shipment, since = since's occurredAt, sub NULL or the rest of its key
+ * (fold.c; strings borrowed, like every item's). */
+fold_item *fold__order_item(fold_result *r, fold_view v, const char *oid, const char *sub, const evt_event *since,
+                            const char *wh, const char *ca);
+fold_item *fold__ship_item(fold_result *r, fold_view v, const char *sid, const char *oid, const char *sub,
+                           const evt_event *since, const char *wh, const char *ca);
+/* 1 for mismatchFound / mismatchCleared: no milestone, no link, no orphan (fold_mismatch.c). */
+int fold__is_mismatch(const evt_event *e);
+/* The mismatches items of one entity (kind 'o' or 's'; oid: a shipment's order or NULL) (fold_mismatch.c). */
+void fold__mismatches(const fold_entity *ent, char kind, const char *oid, const char *wh, const char *ca,
+                      fold_result *out);
+
 #endif

@@ -139,7 +139,9 @@ static ct_status open_tables(store *s)
         {"cust", MDB_DUPSORT, &s->cust},
         {"vrule", 0, &s->vrule},        {"dues", 0, &s->dues},       {"duek", 0, &s->duek},
         {"closed", 0, &s->closed},      {"cidx", 0, &s->cidx},       {"vuna", 0, &s->vuna},
-        {"vdue", 0, &s->vdue},          {"vsnz", 0, &s->vsnz},
+        {"vdue", 0, &s->vdue},          {"vsnz", 0, &s->vsnz},       {"trend", 0, &s->trend},
+        {"risk_h", 0, &s->risk_h},      {"risk_samp", 0, &s->risk_samp}, {"risk_open", 0, &s->risk_open},
+        {"ref", 0, &s->ref},            {"refuse", 0, &s->refuse},
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         rc = open_dbi(txn, tables[i].name, tables[i].flags | create, tables[i].dbi);
@@ -511,7 +513,7 @@ static ct_status open_once(store **out, const store_opts *opts)
     }
 
     int rc = mdb_env_create(&s->env);
-    if (!rc) rc = mdb_env_set_maxdbs(s->env, 24);
+    if (!rc) rc = mdb_env_set_maxdbs(s->env, 32);
     if (!rc) rc = mdb_env_set_maxreaders(s->env, opts->max_readers ? opts->max_readers : 1024);
     if (!rc) rc = mdb_env_set_mapsize(s->env, s->map_size);
     if (rc) {

@@ -1,6 +1,8 @@
 /* The store's write path: one batch of events in one LMDB transaction, with its view changes and checkpoint. */
 #include "store_int.h"
 #include "store_conform_int.h"
+#include "store_ref_int.h"
+#include "store_risk_int.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -78,6 +80,9 @@ typedef struct wtx {
     int64_t unacked_delta[FOLD_VIEW_COUNT];
     int64_t latest_ns; /* the latest occurredAt of the batch's new events (when an item it removed closed) */
     store__life life;  /* time to acknowledge and to close, observed in this batch */
+    store__refb refb;  /* what the batch's reference-data definitions make derive again (store_ref.c) */
+    int64_t trend_clock; /* the trend clock (store.h): a row is closed before an event moves it to another bucket */
+    int64_t trend_keep;  /* rows of buckets before this are dropped at the end of the batch: not closed on the way */
     store_changes *changes;
     /* Loads the processes the batch touched; it decodes each event once for the whole batch (an event named
      * by an order and its shipments, or by several processes) and keeps it for the next batches (s->wload). */
@@ -552,11 +557,19 @@ static int derive_process(wtx *w, const char *order_id, const char *lone_shipmen
     int rc = store__load_process(w->load, order_id, lone_shipment, &p);
     if (!rc) {
         fold_process fp = store__process_fold(&p);
-        fold_derive_sla(&fp, w->s->sla, &res);
+        store__refq rq;
+        fold_derive_ref(&fp, w->s->sla, store__ref_fold(&rq, w->txn, w->s), &res);
         rc = process_items(w, &p, &old, &n_old);
     }
     if (!rc) rc = diff_items(w, old, n_old, &res);
     if (!rc) rc = diff_dues(w, order_id, p.sids, p.ns, &res);
+    if (!rc && order_id) {
+        /* Predicted risk: the order's lead-time sample and open record (store_risk.c). */
+        fold_process fp = store__process_fold(&p);
+        store__risk_facts rf;
+        store__risk_facts_of(&fp, res.stage, &rf);
+        rc = store__risk_update(w->txn, w->s, order_id, &rf);
+    }
     if (!rc) {
         char **prefixes = ct_calloc(p.ns + 1, sizeof *prefixes);
         size_t np = 0;
@@ -897,6 +910,7 @@ static int apply_one(wtx *w, uint64_t seq, const store_input *in, int64_t now_ns
     v.mv_data = pb->data;
     rc = mdb_put(w->txn, w->s->events, &k, &v, 0);
     if (!rc) rc = index_event(w, e);
+    if (!rc && !evt_is_action(e)) rc = store__ref_event(w->txn, w->s, e, &w->refb);
     if (!rc) {
         /* Breaches ever raised, per rule (for /metrics); a rule too long for a key is not counted. */
         if (e->payload_case == TOWER__V1__EVENT__PAYLOAD_SLA_BREACHED && e->sla_breached->rule &&
@@ -927,6 +941,8 @@ static int flush_meta(wtx *w, uint64_t seq)
             snprintf(key, sizeof key, "%s/%s", u ? "unacked" : "count", fold_view_name((fold_view)v));
             int64_t n = (int64_t)store__meta_u64(w->txn, w->s, key) + d;
             rc = store__meta_put_u64(w->txn, w->s, key, n < 0 ? 0 : (uint64_t)n);
+            if (u) w->unacked_delta[v] = 0; /* flushed once per trend row (apply_batch) */
+            else w->count_delta[v] = 0;
         }
     }
     for (size_t i = 0; i < w->n_parts && !rc; i++) {
@@ -939,8 +955,85 @@ static int flush_meta(wtx *w, uint64_t seq)
             rc = mdb_del(w->txn, w->s->meta, &k, NULL);
             if (rc == MDB_NOTFOUND) rc = 0;
         }
+        w->parts[i].delta = 0;
     }
+    w->n_events = w->n_dups = w->n_dead = 0;
     return rc;
+}
+
+static void ref_touch(void *ctx, char ek, const char *id)
+{
+    wtx *w = ctx;
+    strset_add(ek == 'o' ? &w->orders : &w->ships, id);
+}
+
+/* Derive every process and dead letter the inputs so far touched, and forget them. */
+static int derive_touched(wtx *w)
+{
+    strset lone = {0};
+    /* Entities naming a code the inputs defined for the first time (or of a kind defined for the first time). */
+    int rc = store__ref_touched(w->txn, w->s, &w->refb, ref_touch, w);
+    store__refb_free(&w->refb);
+    /* Links first (only an event carrying both ids can change one), then every touched process. */
+    for (size_t i = 0; i < w->relinks.n && !rc; i++) rc = relink(w, w->relinks.order[i], &lone);
+    for (size_t i = 0; i < w->ships.n && !rc; i++)
+        if (!strset_has(&w->relinks, w->ships.order[i])) rc = place(w, w->ships.order[i], &lone);
+    for (size_t i = 0; i < w->orders.n && !rc; i++) rc = derive_process(w, w->orders.order[i], NULL);
+    for (size_t i = 0; i < lone.n && !rc; i++) rc = derive_process(w, NULL, lone.order[i]);
+    for (size_t i = 0; i < w->dls.n && !rc; i++) rc = dl_derive(w, w->dls.order[i]);
+    strset_free(&w->orders);
+    strset_free(&w->ships);
+    strset_free(&w->relinks);
+    strset_free(&w->dls);
+    strset_free(&lone);
+    return rc;
+}
+
+/* The views as of the inputs so far, and the trend row of the clock's bucket (store_trend.c). */
+static int close_rows(wtx *w, uint64_t seq)
+{
+    int rc = derive_touched(w);
+    if (!rc) rc = flush_meta(w, seq);
+    if (!rc && w->trend_clock > 0) rc = store__trend_put(w->txn, w->s, w->trend_clock);
+    return rc;
+}
+
+/* The trend clock after the batch: advanced over exactly the events apply_one will apply (ids not stored yet,
+ * at their first copy in the batch). The rows of buckets before its kept window would be dropped at the end
+ * of the batch, so they are not closed on the way (a batch over more than the kept window derives less). */
+static int trend_window(wtx *w, const store_input *in, size_t n, uint64_t seq)
+{
+    strset seen = {0};
+    int64_t clock = w->trend_clock;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (in[i].seq && in[i].seq <= seq) continue;
+        seq = in[i].seq ? in[i].seq : seq + 1;
+        const evt_event *e = in[i].event;
+        if (!e || !strset_add(&seen, e->event_id)) continue;
+        MDB_val k = {strlen(e->event_id), e->event_id}, v;
+        rc = mdb_get(w->txn, w->s->events, &k, &v);
+        if (rc == MDB_NOTFOUND) clock = store_trend_advance(clock, store__ts_ns(e->occurred_at));
+        if (rc == MDB_NOTFOUND || rc == 0) rc = 0;
+    }
+    strset_free(&seen);
+    int64_t b = (int64_t)STORE_TREND_BUCKET_S * 1000000000LL;
+    w->trend_keep = clock - clock % b - (int64_t)STORE_TREND_KEEP_BUCKETS * b;
+    return rc;
+}
+
+/* Before input in: when it is a new event that moves the trend clock to another bucket, the row of the
+ * clock's bucket is closed first, so that every batching of the stream gives the same rows. */
+static int trend_before(wtx *w, const store_input *in, uint64_t seq)
+{
+    if (!in->event || w->trend_clock <= 0 || w->trend_clock < w->trend_keep) return 0;
+    int64_t next = store_trend_advance(w->trend_clock, store__ts_ns(in->event->occurred_at));
+    int64_t b = (int64_t)STORE_TREND_BUCKET_S * 1000000000LL;
+    if (next / b == w->trend_clock / b) return 0;
+    MDB_val k = {strlen(in->event->event_id), in->event->event_id}, v;
+    int rc = mdb_get(w->txn, w->s->events, &k, &v);
+    if (rc == 0) return 0; /* a duplicate or a conflicting copy: it moves nothing */
+    return rc == MDB_NOTFOUND ? close_rows(w, seq) : rc;
 }
 
 /* One attempt at the batch; MDB_MAP_FULL makes the caller grow the map and retry. */
@@ -948,7 +1041,6 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
                        store_changes *changes, const store_meta *meta, size_t n_meta, uint64_t *applied)
 {
     wtx w = {0};
-    strset lone = {0};
     ct_buf pb = {0};
     w.s = s;
     w.changes = changes;
@@ -959,24 +1051,25 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     w.load->txn = w.txn;
 
     uint64_t seq = store__meta_u64(w.txn, s, "applied_seq");
+    w.trend_clock = (int64_t)store__meta_u64(w.txn, s, STORE_META_TREND_CLOCK);
+    int64_t clock0 = w.trend_clock;
+    rc = trend_window(&w, in, n, seq);
     for (size_t i = 0; i < n && !rc; i++) {
         store_outcome o = STORE_SKIPPED;
         if (in[i].seq && in[i].seq <= seq) {
             /* Already applied before a restart: exactly-once effect. */
         } else {
+            rc = trend_before(&w, &in[i], seq);
             seq = in[i].seq ? in[i].seq : seq + 1;
-            rc = apply_one(&w, seq, &in[i], now_ns, &pb, &o);
+            if (!rc) rc = apply_one(&w, seq, &in[i], now_ns, &pb, &o);
+            if (!rc && o == STORE_APPLIED)
+                w.trend_clock = store_trend_advance(w.trend_clock, store__ts_ns(in[i].event->occurred_at));
         }
         if (outcomes) outcomes[i] = o;
     }
-    /* Links first (only an event carrying both ids can change one), then every touched process. */
-    for (size_t i = 0; i < w.relinks.n && !rc; i++) rc = relink(&w, w.relinks.order[i], &lone);
-    for (size_t i = 0; i < w.ships.n && !rc; i++)
-        if (!strset_has(&w.relinks, w.ships.order[i])) rc = place(&w, w.ships.order[i], &lone);
-    for (size_t i = 0; i < w.orders.n && !rc; i++) rc = derive_process(&w, w.orders.order[i], NULL);
-    for (size_t i = 0; i < lone.n && !rc; i++) rc = derive_process(&w, NULL, lone.order[i]);
-    for (size_t i = 0; i < w.dls.n && !rc; i++) rc = dl_derive(&w, w.dls.order[i]);
-    if (!rc) rc = flush_meta(&w, seq);
+    if (!rc) rc = close_rows(&w, seq);
+    if (!rc && w.trend_clock != clock0)
+        rc = store__meta_put_u64(w.txn, s, STORE_META_TREND_CLOCK, (uint64_t)w.trend_clock);
     if (!rc) rc = store__life_flush(w.txn, s, &w.life);
     for (size_t i = 0; i < n_meta && !rc; i++) rc = store__meta_put_u64(w.txn, s, meta[i].key, meta[i].value);
     if (!rc) {
@@ -992,7 +1085,7 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     strset_free(&w.ships);
     strset_free(&w.relinks);
     strset_free(&w.dls);
-    strset_free(&lone);
+    store__refb_free(&w.refb);
     /* A failed batch stored none of its events: forget them all. */
     if (rc) store__loader_free(w.load);
     else store__loader_trim(w.load);

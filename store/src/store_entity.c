@@ -1,5 +1,5 @@
 /* Reading one order or shipment whole (stage, milestones, shipments, open exceptions, timeline) and searching ids. */
-#include "store_int.h"
+#include "store_ref_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -232,7 +232,8 @@ ct_status store_entity_json(store_reader *r, char kind, const char *id, int64_t 
         goto out;
     }
     fold_process fp = store__process_fold(&p);
-    fold_derive_sla(&fp, r->s->sla, &res);
+    store__refq rq;
+    fold_derive_ref(&fp, r->s->sla, store__ref_fold(&rq, r->txn, r->s), &res);
     *out = entity_doc(r, kind, id, &p, &res, now_ns);
 out:
     fold_result_free(&res);

@@ -40,6 +40,13 @@ struct store {
     MDB_dbi vuna;    /* view (1) + time key + item key -> "": items with no acknowledgement */
     MDB_dbi vdue;    /* view (1) + SLA due time key + item key -> "": items an SLA rule covers */
     MDB_dbi vsnz;    /* view (1) + snoozed-until time key + item key -> "": items ever snoozed */
+    /* Reference data (format 5, store_ref_int.h): */
+    MDB_dbi ref;     /* kind (1) + code -> time key + eventId of its latest definition */
+    MDB_dbi refuse;  /* kind (1) + code + NUL + "o:<id>" / "s:<id>" -> "": the entities naming a code */
+    MDB_dbi trend;   /* format 5: u64 bucket start in s (BE) -> trend row (store_trend.c) */
+    MDB_dbi risk_h;    /* format 5: lead-time histogram slices, stage + wh + carrier + day -> counts (store_risk.c) */
+    MDB_dbi risk_samp; /* format 5: orderId -> the delivered order's lead-time sample (store_risk.c) */
+    MDB_dbi risk_open; /* format 5: orderId -> the open order with a promise, as the SLA engine predicts it */
     const fold_sla_rules *sla; /* the rules the fold computes dues with (borrowed; NULL: defaults) */
     /* The writer's decoded events, kept across batches (store_apply.c; owned, freed by store_close; emptied
      * when a batch fails, since its events were never stored). */
@@ -71,19 +78,19 @@ void store__json_time(json_t *o, const char *k, const Tower__V1__Timestamp *t);
 uint64_t store__meta_u64(MDB_txn *txn, const store *s, const char *key);
 int store__meta_put_u64(MDB_txn *txn, const store *s, const char *key, uint64_t v);
 
-/* ---- loading a process (store_process.c) ------------------------------------------
- * Both the write path (re-deriving the processes a batch touched) and the read path (one order or
- * shipment whole) load a process from one transaction through a loader. The loader decodes each event
- * once, by eventId, into memory of its own: an event named by an order and its shipments, or by several
- * processes of one batch, is read and unpacked once. Every event it hands out is borrowed from the
- * loader until store__loader_free. Functions returning int give 0 or an MDB_* code. */
-
 /* Items per view [and warehouse, carrier or rule] and hour of their since, kept in meta by the writer
  * under "hcnt/<view>/<kind>/<part>/<hour, 8 digits>" (kind '-' and part "" for the whole view), so
  * that a count with olderThan reads whole hours and walks the index of one hour only. */
 #define STORE_HOUR_NS (3600LL * 1000000000LL)
 /* The key into buf (cap bytes); hour < 0 gives the prefix alone ("hcnt/<view>/<kind>/<part>/"). */
 size_t store__hour_count_key(char *buf, size_t cap, int view, char kind, const char *part, int64_t hour);
+
+/* ---- loading a process (store_process.c) ------------------------------------------
+ * Both the write path (re-deriving the processes a batch touched) and the read path (one order or
+ * shipment whole) load a process from one transaction through a loader. The loader decodes each event
+ * once, by eventId, into memory of its own: an event named by an order and its shipments, or by several
+ * processes of one batch, is read and unpacked once. Every event it hands out is borrowed from the
+ * loader until store__loader_free. Functions returning int give 0 or an MDB_* code. */
 
 /* The key of an entity's timeline, "<kind>:<id>": its length, or -1 when it does not fit in cap. */
 int store__entity_key(char *buf, size_t cap, char kind, const char *id);
@@ -185,5 +192,11 @@ void store__life_observe_ack(store__life *l, const Tower__V1__ViewItem *it, int 
 void store__life_observe_close(store__life *l, const Tower__V1__ViewItem *it, int view, int64_t closed_ns);
 /* Add the batch's observations to the counters in the meta table. */
 int store__life_flush(MDB_txn *txn, const store *s, const store__life *l);
+
+/* ---- the trend (store_trend.c) ---- */
+
+/* Write the row of the clock's bucket: the view counts in the meta table now, t = clock_ns; drop the rows
+ * that fell out of the kept window. 0 or an MDB_* code. */
+int store__trend_put(MDB_txn *txn, const store *s, int64_t clock_ns);
 
 #endif

@@ -468,6 +468,8 @@ json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns)
     set_str(o, "message", it->message);
     store__json_time(o, "receivedAt", it->received_at);
     set_str(o, "eventId", it->event_id);
+    set_str(o, "producer", it->producer);
+    set_str(o, "producerInstance", it->producer_instance);
     set_str(o, "exceptionId", it->exception_id);
     if (now_ns > 0 && it->exception_id) json_object_set_new(o, "state", json_string(store_item_state(it, now_ns)));
     set_str(o, "assignee", it->assignee);
@@ -480,6 +482,15 @@ json_t *store_item_to_json(const Tower__V1__ViewItem *it, int64_t now_ns)
     set_str(o, "closedBy", it->closed_by);
     set_str(o, "resolution", it->resolution);
     set_str(o, "resolvedBy", it->resolved_by);
+    store__json_time(o, "predictedBy", it->predicted_by);
+    store__json_time(o, "promisedBy", it->promised_by);
+    set_str(o, "stage", it->stage);
+    set_str(o, "basis", it->basis);
+    set_str(o, "system", it->system);
+    set_str(o, "check", it->check);
+    set_str(o, "theirs", it->theirs);
+    set_str(o, "ours", it->ours);
+    set_str(o, "snapshot", it->snapshot);
     if (now_ns > 0 && it->since) {
         int64_t age = now_ns / 1000000000LL - it->since->seconds;
         json_object_set_new(o, "ageSeconds", json_integer(age < 0 ? 0 : age));

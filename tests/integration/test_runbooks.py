@@ -28,7 +28,8 @@ import natsfx as fx  # noqa: E402
 TOWERD = None
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 VIEWS = ["awaiting_release", "blocked", "pending_route", "missing_pod", "posting_failed", "orphans",
-         "anomalies", "dead_letters", "sla_breaches"]
+         "anomalies", "dead_letters", "sla_breaches",
+         "at_risk", "mismatches"]
 SLA_RULES = ["release", "readiness", "routing", "pod", "invoicing", "posting_recovery"]
 
 

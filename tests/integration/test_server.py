@@ -37,7 +37,8 @@ import natsfx as fx  # noqa: E402
 TOWERD = None
 SEED = int(os.environ.get("TOWER_IT_SEED", "20261127"))
 VIEWS = ["awaiting_release", "blocked", "pending_route", "missing_pod", "posting_failed", "orphans",
-         "anomalies", "dead_letters", "sla_breaches"]
+         "anomalies", "dead_letters", "sla_breaches",
+         "at_risk", "mismatches"]
 STAGES = {"CREATED", "APPROVED", "RELEASED", "PICKING", "PACKED", "READY", "ROUTED", "SHIPPED", "DELIVERED",
           "POD", "INVOICED", "CANCELLED"}
 ENVELOPE = {"eventId", "occurredAt", "source", "orderId", "shipmentId", "routeId"}

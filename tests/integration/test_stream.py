@@ -26,7 +26,8 @@ import natsfx as fx  # noqa: E402
 
 TOWERD = None
 VIEWS = ["awaiting_release", "blocked", "pending_route", "missing_pod", "posting_failed", "orphans",
-         "anomalies", "dead_letters", "sla_breaches"]
+         "anomalies", "dead_letters", "sla_breaches",
+         "at_risk", "mismatches"]
 
 
 class Mirror:

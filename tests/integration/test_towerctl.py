@@ -42,7 +42,8 @@ import natsfx as fx  # noqa: E402
 TOWERD = TOWERCTL = None
 SEED = int(os.environ.get("TOWER_IT_SEED", "20261128"))
 VIEWS = ["awaiting_release", "blocked", "pending_route", "missing_pod", "posting_failed", "orphans",
-         "anomalies", "dead_letters", "sla_breaches"]
+         "anomalies", "dead_letters", "sla_breaches",
+         "at_risk", "mismatches"]
 COMMANDS = ["summary", "stuck", "order", "shipment", "search", "publish", "dlq list", "dlq redrive", "export",
             "watch", "mine", "exception", "ack", "assign", "snooze", "note", "resolve", "reopen"]
 SANITIZER = re.compile(r"(?m)^.*(AddressSanitizer|LeakSanitizer|runtime error:).*$")

@@ -290,13 +290,22 @@ static const example examples[] = {
     {"skuDefined", "sku_defined",
      "{" ENV "\"source\":{\"system\":\"mdm\"},\"skuDefined\":{\"sku\":\"A-1\",\"unit\":\"EA\"}}",
      {"skuDefined.sku"}},
+    {"mismatchFound", "mismatch_found",
+     "{" ENV "\"source\":{\"system\":\"tower\"},\"orderId\":\"SO-1\",\"mismatchFound\":{\"system\":\"erp\","
+     "\"check\":\"missing_milestone:orderReleased\",\"theirs\":\"RELEASED\",\"ours\":\"stage APPROVED; orderReleased "
+     "not seen\",\"snapshot\":\"erp-status.csv 2026-11-27T02:10:00Z\",\"message\":\"erp says RELEASED\"}}",
+     {"orderId", "mismatchFound.system", "mismatchFound.check"}},
+    {"mismatchCleared", "mismatch_cleared",
+     "{" ENV "\"source\":{\"system\":\"tower\"},\"orderId\":\"SO-1\",\"mismatchCleared\":{\"system\":\"wms\","
+     "\"check\":\"unknown_order\",\"snapshot\":\"wms.csv 2026-11-28T02:10:00Z\"}}",
+     {"orderId", "mismatchCleared.system", "mismatchCleared.check"}},
 };
 #define N_EXAMPLES (sizeof examples / sizeof examples[0])
 
 /* JSON -> event -> JSON -> event packs to the same bytes, and so does a protobuf round trip. */
 static void test_payload_round_trips(void)
 {
-    T_EQ_INT(N_EXAMPLES, 29);
+    T_EQ_INT(N_EXAMPLES, 31);
     for (size_t i = 0; i < N_EXAMPLES; i++) {
         evt_event *a = MUST(examples[i].json);
         if (!a) continue;

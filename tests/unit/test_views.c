@@ -528,6 +528,129 @@ static void stages(void)
     for (int i = 0; i < 10; i++) evt_free(ev[i]);
 }
 
+/* Reconciliation mismatches: per (entity, system, check), an item while the latest of found / cleared is found. */
+#define MM(id, at, ent, type, check, rest)                                                          \
+    EV(id, at, "tower", ent ",\"" type "\":{\"system\":\"erp\",\"check\":\"" check "\"" rest "}")
+#define MR "missing_milestone:orderReleased"
+
+static void mismatches(void)
+{
+    fx f;
+    fx_open(&f);
+    fx_feed(&f, MM("f1", T1, "\"orderId\":\"O1\"", "mismatchFound", MR,
+                   ",\"theirs\":\"RELEASED\",\"ours\":\"stage APPROVED\",\"snapshot\":\"erp.csv\",\"message\":\"m1\""));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_MISMATCHES), 1);
+    T_EQ_INT(fx_count(&f, FOLD_VIEW_MISMATCHES), 1);
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "key"), "o:O1|mismatches|erp|" MR);
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "system"), "erp");
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "check"), MR);
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "theirs"), "RELEASED");
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "ours"), "stage APPROVED");
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "snapshot"), "erp.csv");
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "message"), "m1");
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "since"), T1);
+    /* A later found of the same check: fields from the latest, since stays the first of the run. */
+    fx_feed(&f, MM("f2", T2, "\"orderId\":\"O1\"", "mismatchFound", MR, ",\"theirs\":\"SHIPPED\""));
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "theirs"), "SHIPPED");
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "ours"), "");
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "since"), T1);
+    /* A clear dated before the latest found changes nothing; one after it removes the item. */
+    fx_feed(&f, MM("c0", T0, "\"orderId\":\"O1\"", "mismatchCleared", MR, ""));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_MISMATCHES), 1);
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "since"), T1); /* no found after c0 is earlier than f1 */
+    fx_feed(&f, MM("c3", T3, "\"orderId\":\"O1\"", "mismatchCleared", MR, ""));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_MISMATCHES), 0);
+    T_EQ_INT(fx_count(&f, FOLD_VIEW_MISMATCHES), 0);
+    T_EQ_INT(f.changes.n ? (int)f.changes.v[0].op : -1, STORE_OP_REMOVE);
+    /* The other arrival order: the clear first, then an earlier found: nothing; then a later one: a new run. */
+    fx_feed(&f, MM("c2", T2, "\"orderId\":\"O2\"", "mismatchCleared", MR, ""));
+    fx_feed(&f, MM("f9", T1, "\"orderId\":\"O2\"", "mismatchFound", MR, ""));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_MISMATCHES), 0);
+    fx_feed(&f, MM("fa", T3, "\"orderId\":\"O2\"", "mismatchFound", MR, ""));
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "since"), T3);
+    /* Same time: the greater eventId is the latest ("fa" < "fb" found, "zz" clear wins over both). */
+    fx_feed(&f, MM("zz", T3, "\"orderId\":\"O2\"", "mismatchCleared", MR, ""));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_MISMATCHES), 0);
+    /* Checks and systems are apart: another check of O1 is its own item. */
+    fx_feed(&f, MM("u1", T1, "\"orderId\":\"O3\"", "mismatchFound", "unknown_order", ""));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_MISMATCHES), 1);
+    /* An order known only through mismatches has no stage and no other item; a shipment's mismatch (with an
+     * orderId too) belongs to the shipment, links nothing and makes no orphan. */
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_ANOMALIES) + fx_n(&f, FOLD_VIEW_AWAITING_RELEASE), 0);
+    fx_feed(&f, MM("s1", T1, "\"orderId\":\"O9\",\"shipmentId\":\"S9\"", "mismatchFound", "unknown_order", ""));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_MISMATCHES), 2);
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_ORPHANS), 0);
+    json_t *v = fx_view(&f, FOLD_VIEW_MISMATCHES);
+    int ship = 0;
+    for (size_t i = 0; i < json_array_size(v); i++)
+        ship += json_string_value(json_object_get(json_array_get(v, i), "shipmentId")) != NULL;
+    T_EQ_INT(ship, 1);
+    json_decref(v);
+    /* Hostile checks: 500 bytes of '|', '~', spaces and non-ASCII make a bounded key and a parseable id; a system
+     * outside the contract's list and a missing check are rejected by the codec (dead letters, no item). */
+    char big[1200], chk[501];
+    for (int i = 0; i < 500; i++) chk[i] = "|~ /x"[i % 5];
+    chk[500] = '\0';
+    snprintf(big, sizeof big, EV("h1", T1, "tower", "\"orderId\":\"O7\",\"mismatchFound\":{\"system\":\"wms\","
+                                 "\"check\":\"%s\"}"), chk);
+    fx_feed(&f, big);
+    fx_feed(&f, MM("h2", T1, "\"orderId\":\"O8\"", "mismatchFound", "x", "") /* valid */
+                EV("h3", T1, "tower", "\"orderId\":\"O8\",\"mismatchFound\":{\"system\":\"sap\",\"check\":\"y\"}")
+                EV("h4", T1, "tower", "\"orderId\":\"O8\",\"mismatchCleared\":{\"system\":\"erp\"}"));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_MISMATCHES), 4);
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_DEAD_LETTERS), 2);
+    v = fx_view(&f, FOLD_VIEW_MISMATCHES);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const char *k = json_string_value(json_object_get(json_array_get(v, i), "key"));
+        const char *x = json_string_value(json_object_get(json_array_get(v, i), "exceptionId"));
+        evt_exid ex;
+        T_ASSERT(k && strlen(k) < 200 && x && evt_exid_parse(x, &ex, NULL) == 0);
+        const char *o = json_string_value(json_object_get(json_array_get(v, i), "orderId"));
+        if (o && !strcmp(o, "O7"))
+            T_EQ_STR(json_string_value(json_object_get(json_array_get(v, i), "check")), chk);
+    }
+    json_decref(v);
+    fx_close(&f);
+}
+
+/* The exception lifecycle applies to a mismatch like to every item (docs/exceptions.md). */
+#define MMX "o~O1~mismatches~erp~" MR "~1795770000000000000" /* since T1 */
+#define MACT(id, at, type, rest) EV(id, at, "tower", "\"" type "\":{\"exceptionId\":\"" MMX "\",\"actor\":\"ana\"" rest "}")
+
+static void mismatch_lifecycle(void)
+{
+    fx f;
+    fx_open(&f);
+    fx_feed(&f, MM("f1", T1, "\"orderId\":\"O1\"", "mismatchFound", MR, ""));
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "exceptionId"), MMX);
+    fx_feed(&f, MACT("a1", T2, "exceptionAcknowledged", ""));
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "acknowledgedAt"), T2);
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "acknowledgedBy"), "ana");
+    fx_feed(&f, MACT("n1", T2, "exceptionAssigned", ",\"assignee\":\"ben\",\"note\":\"asked the ERP team\""));
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "assignee"), "ben");
+    /* The same disagreement in a later snapshot is the same instance: the actions stay. */
+    fx_feed(&f, MM("f2", T2, "\"orderId\":\"O1\"", "mismatchFound", MR, ""));
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_MISMATCHES, 0, "assignee"), "ben");
+    /* Resolved by a person: it leaves the view although the snapshots still disagree; reopened: back. */
+    fx_feed(&f, MACT("r1", T3, "exceptionResolved", ",\"resolution\":\"NOT_AN_ISSUE\""));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_MISMATCHES), 0);
+    fx_feed(&f, MACT("z1", T3, "exceptionReopened", "")); /* same time: "z1" > "r1" is the latest */
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_MISMATCHES), 1);
+    /* Cleared: it closes, closedBy the clear, and keeps its history. */
+    fx_feed(&f, MM("c3", T3, "\"orderId\":\"O1\"", "mismatchCleared", MR, ""));
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_MISMATCHES), 0);
+    store_reader *r = NULL;
+    store_reader_begin(f.s, &r);
+    json_t *ex = NULL;
+    T_EQ_INT(store_exception_json(r, MMX, 0, &ex), CT_OK);
+    T_EQ_STR(json_string_value(json_object_get(ex, "state")), "closed");
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(ex, "closedBy"), "eventId")), "c3");
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(ex, "openedBy"), "eventId")), "f1");
+    json_decref(ex);
+    store_reader_end(r);
+    fx_close(&f);
+}
+
 int main(void)
 {
     T_RUN(awaiting_release);
@@ -548,5 +671,7 @@ int main(void)
     T_RUN(stages);
     T_RUN(timelines);
     T_RUN(entity_and_search);
+    T_RUN(mismatches);
+    T_RUN(mismatch_lifecycle);
     return t_done();
 }

@@ -14,6 +14,7 @@ import * as exceptionPage from './pages/exception.js';
 import * as integrationsPage from './pages/integrations.js';
 import * as runbookPage from './pages/runbook.js';
 import * as contractPage from './pages/contract.js';
+import * as referencePage from './pages/reference.js';
 
 const main = document.getElementById('main');
 let current = null;   // the mounted page: {unmount(), tick()}
@@ -50,6 +51,7 @@ function route() {
     case 'runbook': page = runbookPage; arg = parts.slice(1).join('/') || null; break;
     case 'runbooks': page = runbookPage; arg = 'list'; nav = 'runbooks'; break;
     case 'contract': page = contractPage; nav = 'contract'; break;
+    case 'reference': page = referencePage; nav = 'reference'; break;
     default: break;
   }
   for (const a of document.querySelectorAll('.mainnav a')) {
@@ -66,6 +68,7 @@ function route() {
   // The SLA rules the server uses (asked before the first page; again here when a token was missing then):
   // rows and tiles take them at the next tick, captions at the next page.
   if (!slaRulesLoaded()) loadSlaRules();
+  referencePage.loadWarehouseZones(); // warehouse times: new definitions show from the next page on
 }
 
 /** Who is using the dashboard, and whether they may act (the token's role). */
@@ -182,7 +185,7 @@ document.addEventListener('keydown', (e) => {
 window.addEventListener('hashchange', route);
 live.start();
 // The first page waits for the SLA rules (one request; without them, the built-in defaults).
-loadSlaRules().finally(route);
+Promise.allSettled([loadSlaRules(), referencePage.loadWarehouseZones()]).finally(route);
 let tickTimer = null;
 function scheduleTick() {
   // Every second, or four times a second when the demo clock runs faster than real time.

@@ -5,7 +5,7 @@ import { api, canWrite } from './api.js';
 import { live } from './stream.js';
 import { runbookHref } from './pages/runbook.js';
 import { ageMs } from './clock.js';
-import { h, fmtAge, fmtTime, throttle, fmtWhen, zoned } from './util.js';
+import { h, fmtAge, fmtTime, throttle, fmtWhen, zoned, warehouseZone, fmtAtWarehouse } from './util.js';
 import { VIEW_BY_ID, itemSla, stateLabel, stateIcon, itemDetail } from './views.js';
 import {
   stateChip, stateNextStep, viewNextStep, viewOfException, actionBar,
@@ -77,6 +77,7 @@ export function mountPanel(el, id, { onClose, onAction, headingLevel = 'h2' } = 
     const detail = itemDetail(it) || it.message;
     if (detail) facts.push(['Detail', detail]);
     if (it.warehouseId) facts.push(['Warehouse', it.warehouseId]);
+    if (warehouseZone(it.warehouseId)) facts.push(['Opened, warehouse time', h('span', { class: 'wh-time' }, fmtAtWarehouse(ex.openedAt || it.since, it.warehouseId))]);
     if (it.carrierId) facts.push(['Carrier', it.carrierId]);
     const opened = ex.openedAt || it.since;
     facts.push(['Opened', h('span', {}, `${fmtWhen(opened)}`, live_ ? [' · age ', h('span', { class: 'age num', 'data-since': opened }, fmtAge(ageMs(opened)))] : null)]);

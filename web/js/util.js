@@ -126,6 +126,46 @@ export function fmtWhen(s) {
   return Number.isFinite(t) ? `${fmtTime(t)} ${zoneName(t)}` : '—';
 }
 
+// --- warehouse time zones (reference data, GET /api/v1/reference: pages/reference.js loads them): a time at a
+// warehouse is shown in the warehouse's own zone, named; the browser's zone (or UTC) when it has none defined.
+const whZones = new Map();
+
+/** Takes the warehouses' definitions ([{warehouseId, timeZone}...]); a zone this browser does not know is left out. */
+export function setWarehouseZones(list) {
+  whZones.clear();
+  for (const w of list || []) {
+    if (!w || !w.warehouseId || !w.timeZone) continue;
+    try { new Intl.DateTimeFormat('en-GB', { timeZone: w.timeZone }); } catch { continue; }
+    whZones.set(w.warehouseId, w.timeZone);
+  }
+}
+
+/** The IANA zone of a warehouse ("Europe/Berlin"), or null when none is defined. */
+export function warehouseZone(id) { return (id && whZones.get(id)) || null; }
+
+/** "2026-11-27 10:30:00 CET" in IANA zone tz; fmtWhen(s) without a zone or when UTC is chosen. */
+export function fmtInZone(s, tz) {
+  const t = typeof s === 'number' ? s : parseTime(s);
+  if (!Number.isFinite(t)) return '—';
+  if (!tz || utc) return fmtWhen(t);
+  try {
+    const parts = {};
+    for (const p of new Intl.DateTimeFormat('en-GB', {
+      timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+      second: '2-digit', hourCycle: 'h23', timeZoneName: 'short',
+    }).formatToParts(new Date(t))) parts[p.type] = p.value;
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${parts.timeZoneName}`;
+  } catch {
+    return fmtWhen(t);
+  }
+}
+
+/** A time at a warehouse, in its zone with the zone named ("… CET, Europe/Paris"); else as fmtWhen. */
+export function fmtAtWarehouse(s, warehouseId) {
+  const tz = warehouseZone(warehouseId);
+  return tz && !utc ? `${fmtInZone(s, tz)} (${tz})` : fmtWhen(s);
+}
+
 /** A column heading naming the zone: "Since (CET)". */
 export function zoned(label) { return `${label} (${zoneName()})`; }
 

@@ -3,6 +3,7 @@
 import { api } from './api.js';
 import { now } from './clock.js';
 import { parseTime } from './util.js';
+import { riskDetail } from './pages/risk.js';
 
 const MIN = 60000, HOUR = 60 * MIN;
 
@@ -42,6 +43,12 @@ export const VIEWS = [
   { id: 'sla_breaches', label: 'SLA breaches', entity: 'order',
     next: 'Act on the late milestone now, and warn the customer if the promise is at risk.',
     what: 'Open breaches of a milestone SLA', sla: null, alwaysBreached: true },
+  { id: 'at_risk', label: 'At risk', entity: 'order',
+    next: 'Speed the order up (expedite picking, change the carrier), or tell the customer the promise will slip.',
+    what: 'Open orders predicted to miss their promised delivery', sla: null },
+  { id: 'mismatches', label: 'Mismatches', entity: 'order',
+    next: 'Compare what the system says with the order page: re-send the event the tower lacks, or correct the system; the next reconciliation clears it.',
+    what: 'Orders a system\'s snapshot disagrees with the tower on (towerd reconcile)', sla: null },
 ];
 
 export const VIEW_BY_ID = Object.fromEntries(VIEWS.map((v) => [v.id, v]));
@@ -184,7 +191,9 @@ export function itemHref(it) {
 
 /** A one-line reason for an item ("ORDER_HOLD · CREDIT", "release", ...). */
 export function itemDetail(it) {
-  return [it.kind, it.reason, it.sku, it.lastFailure, it.routeRequest && it.routeRequest.reason, it.interface, it.rule, it.code].filter(Boolean).join(' · ');
+  return [riskDetail(it), it.kind, it.reason, it.sku, it.lastFailure, it.routeRequest && it.routeRequest.reason, it.interface, it.rule, it.code,
+    it.check && [it.system, it.check, it.theirs && 'says ' + it.theirs].filter(Boolean).join(' '),
+    it.producer && 'from ' + [it.producer, it.producerInstance].filter(Boolean).join(' / ')].filter(Boolean).join(' · ');
 }
 
 /** Words that are acronyms in event names ("slaBreached" is "SLA breached", not "Sla breached"). */

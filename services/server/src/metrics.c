@@ -1,6 +1,7 @@
 /* /metrics in the Prometheus text format, and the /healthz and /readyz probes. */
 #include "server_int.h"
 #include "stream_int.h"
+#include "leadtimes.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,7 +268,11 @@ static void store_metrics(ct_buf *b, http_server *s, const bus_health *nh, int64
     projector_metrics(b, r, now);
     stream_metrics(b, s, r, nh, ss.applied_seq);
     sla_metrics(b, r, now);
+    family(b, "tower_orders_at_risk", "gauge",
+           "Open orders predicted to miss their promisedBy (the at_risk view) per warehouse (\"\": none).");
+    server__risk_metrics(b, r);
     server__conform_metrics(b, r);
+    server__reference_metrics(b, r);
     server__end(s, r);
 }
 

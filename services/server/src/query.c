@@ -85,7 +85,9 @@ static server_route route_of(const char *uri, uint64_t *seq)
     if (!strcmp(uri, "/api/v1/stream")) return SERVER_ROUTE_STREAM;
     if (!strcmp(uri, "/api/v1/me")) return SERVER_ROUTE_ME;
     if (!strcmp(uri, "/api/v1/producers")) return SERVER_ROUTE_PRODUCERS;
+    if (!strcmp(uri, "/api/v1/reference")) return SERVER_ROUTE_REFERENCE;
     if (!strcmp(uri, "/api/v1/values")) return SERVER_ROUTE_VALUES;
+    if (!strcmp(uri, "/api/v1/leadtimes")) return SERVER_ROUTE_LEADTIMES;
     if (!strcmp(uri, "/api/v1/sla/rules")) return SERVER_ROUTE_SLA_RULES;
     if (!strcmp(uri, "/api/v1/runbooks") || !strncmp(uri, "/api/v1/runbooks/", 17)) return SERVER_ROUTE_RUNBOOKS;
     if (!strcmp(uri, "/api/v1/integrations") || !strncmp(uri, "/api/v1/integrations/", 21)) {
@@ -268,6 +270,84 @@ static int integration_params(const char *uri, const char *qs, server_query *out
     return 0;
 }
 
+/* GET /api/v1/reference: kind=warehouse|carrier|sku (absent: all), limit= codes per kind (1..10000, 1000). */
+static int reference_params(const char *qs, server_query *out, server_query_err *err)
+{
+    char buf[32];
+    int got = server_query_var(qs, "kind", buf, sizeof buf);
+    if (got > 0) out->ref_kind = !strcmp(buf, "warehouse") ? 'w' : !strcmp(buf, "carrier") ? 'c' : !strcmp(buf, "sku") ? 'k' : 0;
+    if (got < 0 || (got > 0 && !out->ref_kind))
+        return fail(err, 400, "INVALID_PARAMETER", "kind", "kind must be warehouse, carrier or sku");
+    out->limit = 1000;
+    int64_t limit = 0;
+    got = server_query_var(qs, "limit", buf, 16);
+    if (got < 0 || (got && (ct_parse_int(buf, &limit) != 0 || limit < 1 || limit > 10000)))
+        return fail(err, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to 10000");
+    if (got) out->limit = limit;
+    return 0;
+}
+
+/* POST /api/v1/exceptions/actions, or /api/v1/exceptions/{id}/{action}. */
+static int action_params(const char *uri, server_query *out, server_query_err *err)
+{
+    out->method = "POST";
+    out->need = HTTP_ROLE_OPERATOR;
+    const char *rest = uri + 19;
+    if (!strcmp(rest, "actions")) return 0;
+    const char *slash = strchr(rest, '/');
+    size_t il = (size_t)(slash - rest);
+    evt_exid x;
+    if (il == 0 || il > EVT_MAX_EXID) return fail(err, 404, "NOT_FOUND", NULL, "no such exception");
+    memcpy(out->exid, rest, il);
+    out->exid[il] = '\0';
+    if (strlen(slash + 1) >= sizeof out->action || !server_action_known(slash + 1))
+        return fail(err, 404, "NOT_FOUND", NULL,
+                    "no action \"%.32s\": use ack, assign, snooze, note, resolve or reopen", slash + 1);
+    strcpy(out->action, slash + 1);
+    if (evt_exid_parse(out->exid, &x, NULL) != 0)
+        return fail(err, 404, "NOT_FOUND", NULL, "no exception \"%.200s\" (not an exception id)", out->exid);
+    return 0;
+}
+
+/* GET /api/v1/exceptions/{id}, or the list with closed, view, since, lifecycle filters, cursor and limit. */
+static int exception_params(const char *uri, const char *qs, server_query *out, server_query_err *err)
+{
+    if (uri[18] == '/') {
+        evt_exid x;
+        const char *id = uri + 19;
+        if (!*id || strlen(id) > EVT_MAX_EXID || evt_exid_parse(id, &x, NULL) != 0)
+            return fail(err, 404, "NOT_FOUND", NULL, "no exception \"%.200s\" (not an exception id)", id);
+        strcpy(out->exid, id);
+        return 0;
+    }
+    char buf[64];
+    int got = server_query_var(qs, "closed", buf, sizeof buf);
+    out->closed = got > 0 && (!strcmp(buf, "1") || !strcmp(buf, "true"));
+    if (got < 0 || (got > 0 && !out->closed && strcmp(buf, "0") && strcmp(buf, "false")))
+        return fail(err, 400, "INVALID_PARAMETER", "closed", "closed must be 1 or 0");
+    got = server_query_var(qs, "view", buf, sizeof buf);
+    if (got < 0 || (got && fold_view_parse(buf, &out->view) != 0))
+        return fail(err, 400, "INVALID_PARAMETER", "view", "view must be one of the views, e.g. blocked");
+    out->has_view = got > 0;
+    got = server_query_var(qs, "since", buf, sizeof buf);
+    if (got) {
+        int64_t sec;
+        int32_t ns;
+        if (got < 0 || evt_time_parse(buf, &sec, &ns) != 0 || sec < EVT_MIN_SECONDS || sec >= EVT_END_SECONDS)
+            return fail(err, 400, "INVALID_PARAMETER", "since", "since must be an RFC 3339 time in 2000-2099");
+        out->since_ns = sec * 1000000000LL + ns;
+    }
+    if (life_params(qs, out, err) || str_param(qs, "cursor", out->cursor, sizeof out->cursor, err)) return -1;
+    out->limit = SERVER_QUERY_DEFAULT_LIMIT;
+    got = server_query_var(qs, "limit", buf, 16);
+    int64_t limit = 0;
+    if (got < 0 || (got && (ct_parse_int(buf, &limit) != 0 || limit < 1 || limit > SERVER_QUERY_MAX_LIMIT)))
+        return fail(err, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to %d",
+                    SERVER_QUERY_MAX_LIMIT);
+    if (got) out->limit = limit;
+    return 0;
+}
+
 int server_query_parse(const char *uri, const char *qs, server_query *out, server_query_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -320,61 +400,12 @@ int server_query_parse(const char *uri, const char *qs, server_query *out, serve
     case SERVER_ROUTE_INTEGRATIONS:
     case SERVER_ROUTE_INTEGRATION_REDRIVE:
         return integration_params(uri, qs, out, err);
-    case SERVER_ROUTE_ACTIONS: {
-        out->method = "POST";
-        out->need = HTTP_ROLE_OPERATOR;
-        const char *rest = uri + 19;
-        if (!strcmp(rest, "actions")) return 0;
-        const char *slash = strchr(rest, '/');
-        size_t il = (size_t)(slash - rest);
-        evt_exid x;
-        if (il == 0 || il > EVT_MAX_EXID) return fail(err, 404, "NOT_FOUND", NULL, "no such exception");
-        memcpy(out->exid, rest, il);
-        out->exid[il] = '\0';
-        if (strlen(slash + 1) >= sizeof out->action || !server_action_known(slash + 1))
-            return fail(err, 404, "NOT_FOUND", NULL,
-                        "no action \"%.32s\": use ack, assign, snooze, note, resolve or reopen", slash + 1);
-        strcpy(out->action, slash + 1);
-        if (evt_exid_parse(out->exid, &x, NULL) != 0)
-            return fail(err, 404, "NOT_FOUND", NULL, "no exception \"%.200s\" (not an exception id)", out->exid);
-        return 0;
-    }
-    case SERVER_ROUTE_EXCEPTIONS: {
-        if (uri[18] == '/') {
-            evt_exid x;
-            const char *id = uri + 19;
-            if (!*id || strlen(id) > EVT_MAX_EXID || evt_exid_parse(id, &x, NULL) != 0)
-                return fail(err, 404, "NOT_FOUND", NULL, "no exception \"%.200s\" (not an exception id)", id);
-            strcpy(out->exid, id);
-            return 0;
-        }
-        char buf[64];
-        int got = server_query_var(qs, "closed", buf, sizeof buf);
-        out->closed = got > 0 && (!strcmp(buf, "1") || !strcmp(buf, "true"));
-        if (got < 0 || (got > 0 && !out->closed && strcmp(buf, "0") && strcmp(buf, "false")))
-            return fail(err, 400, "INVALID_PARAMETER", "closed", "closed must be 1 or 0");
-        got = server_query_var(qs, "view", buf, sizeof buf);
-        if (got < 0 || (got && fold_view_parse(buf, &out->view) != 0))
-            return fail(err, 400, "INVALID_PARAMETER", "view", "view must be one of the views, e.g. blocked");
-        out->has_view = got > 0;
-        got = server_query_var(qs, "since", buf, sizeof buf);
-        if (got) {
-            int64_t sec;
-            int32_t ns;
-            if (got < 0 || evt_time_parse(buf, &sec, &ns) != 0 || sec < EVT_MIN_SECONDS || sec >= EVT_END_SECONDS)
-                return fail(err, 400, "INVALID_PARAMETER", "since", "since must be an RFC 3339 time in 2000-2099");
-            out->since_ns = sec * 1000000000LL + ns;
-        }
-        if (life_params(qs, out, err) || str_param(qs, "cursor", out->cursor, sizeof out->cursor, err)) return -1;
-        out->limit = SERVER_QUERY_DEFAULT_LIMIT;
-        got = server_query_var(qs, "limit", buf, 16);
-        int64_t limit = 0;
-        if (got < 0 || (got && (ct_parse_int(buf, &limit) != 0 || limit < 1 || limit > SERVER_QUERY_MAX_LIMIT)))
-            return fail(err, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to %d",
-                        SERVER_QUERY_MAX_LIMIT);
-        if (got) out->limit = limit;
-        return 0;
-    }
+    case SERVER_ROUTE_REFERENCE:
+        return reference_params(qs, out, err);
+    case SERVER_ROUTE_ACTIONS:
+        return action_params(uri, out, err);
+    case SERVER_ROUTE_EXCEPTIONS:
+        return exception_params(uri, qs, out, err);
     default:
         return 0;
     }

@@ -18,7 +18,9 @@
     X(EXCEPTIONS, "exceptions") X(ACTIONS, "actions") X(ME, "me") \
     X(VALUES, "values") X(SLA_RULES, "sla_rules") \
     X(INTEGRATIONS, "integrations") X(INTEGRATION_REDRIVE, "integration_redrive") \
-    X(PRODUCERS, "producers") X(RUNBOOKS, "runbooks")
+    X(PRODUCERS, "producers") X(RUNBOOKS, "runbooks") \
+    X(REFERENCE, "reference") \
+    X(LEADTIMES, "leadtimes")
 
 typedef enum server_route {
 #define SERVER_X(id, name) SERVER_ROUTE_##id,
@@ -79,6 +81,7 @@ typedef struct server_query {
     /* The relay's destinations (docs/outbound.md): */
     char dest[SERVER_DEST_MAX + 1]; /**< integrations: the destination's name ("" for the list) */
     int dest_dead;            /**< integrations: /{name}/dead-letters (then limit is set) */
+    char ref_kind;            /**< reference: kind= 'w', 'c' or 'k' (0: every kind); limit: codes per kind */
 } server_query;
 
 /** Why a request is refused: the HTTP status and the JSON error's code, field and message. */

@@ -1,6 +1,7 @@
 /* The REST routes under /api/v1: summary, views with filters and paging, orders, shipments, search, dead letters. */
 #include "server_int.h"
 #include "stream_int.h"
+#include "leadtimes.h"
 #include "ct_config.h"
 
 #include <stdio.h>
@@ -357,10 +358,12 @@ int server__api(struct mg_connection *c, void *cbdata)
     case SERVER_ROUTE_ACTIONS: rc = server__act(c, s, pq); break;
     case SERVER_ROUTE_ME: rc = server__me(c, s); break;
     case SERVER_ROUTE_VALUES: rc = server__values(c, s, pq); break;
+    case SERVER_ROUTE_LEADTIMES: rc = server__leadtimes(c, s, ri->query_string); break;
     case SERVER_ROUTE_SLA_RULES: rc = server__sla_rules(c, s); break;
     case SERVER_ROUTE_INTEGRATIONS: rc = server__integrations(c, s, pq); break;
     case SERVER_ROUTE_INTEGRATION_REDRIVE: rc = server__integration_redrive(c, s, pq); break;
     case SERVER_ROUTE_PRODUCERS: rc = server__producers(c, s); break;
+    case SERVER_ROUTE_REFERENCE: rc = server__reference(c, s, pq); break;
     case SERVER_ROUTE_RUNBOOKS: rc = server__runbooks(c, s, uri, ri->query_string); break;
     default: rc = server__error(c, s, route, 404, "NOT_FOUND", NULL, "no route %.200s", uri); break;
     }

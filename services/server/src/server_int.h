@@ -133,6 +133,9 @@ int server__sla_rules(struct mg_connection *c, http_server *s);
 void server__conform_reject(const char *raw, size_t len, const evt_error *err);
 /* GET /api/v1/producers; the tower_producer_* metric families (dead letters from r; the ingest's). */
 int server__producers(struct mg_connection *c, http_server *s);
+/* GET /api/v1/reference (reference.c): definitions and the unknown codes; tower_unknown_codes from r. */
+int server__reference(struct mg_connection *c, http_server *s, const server_query *pq);
+void server__reference_metrics(ct_buf *b, store_reader *r);
 /* GET /api/v1/runbooks[/KIND/NAME | /match?...] (runbooks.c; uri decoded, qs raw). */
 int server__runbooks(struct mg_connection *c, http_server *s, const char *uri, const char *qs);
 /* A runbook kind (alert, rule, code, reason, view) and name (1-64 of [A-Za-z0-9_.-], no leading '.'). */

@@ -48,6 +48,17 @@ typedef struct sim_trace_opts {
                                    generator makes carries "RN-" ("SO-R3-100000", "erp-R3-1", "RT-R3-000001"),
                                    so that several runs of one seed can share a stream without colliding.
                                    Changes only the ids: the story and the faults stay the same. */
+    int mdm;                  /**< when non-zero, also play the master-data system (source "mdm", instance "mdm-1",
+                                   the last source): before the first order it defines every warehouse (name,
+                                   region, time zone), carrier and sku the trace names (trace_mdm.c). Default 0:
+                                   the trace is the same as without it. */
+    double p_undefined;       /**< with mdm: an order's first line names a sku the master data never defines
+                                   (SKU-90000..SKU-90049; drawn from a stream of its own, so the rest of the trace
+                                   stays the same). Default 0.01 */
+    int bad_days;             /**< when non-zero, warehouses and carriers have bad days (predicted risk, docs/risk.md):
+                                   picking starts 3-6 h late on about one day in five per warehouse, deliveries are
+                                   4-9 h late on about one day in six per carrier (a hash of seed, site and day, not
+                                   the random sequence). Default 0 (towerd gen); the simulators turn it on. */
 } sim_trace_opts;
 
 /** \brief Fill *o with realistic defaults (all fault rates small but non-zero, p_conflict 0). */

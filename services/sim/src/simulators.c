@@ -52,6 +52,8 @@ void sim_run_opts_default(sim_run_opts *o)
     o->rate = 60;
     o->warp = 1;
     o->sla_breaches = 1;
+    o->trace.mdm = 1; /* the simulators play the master-data system too */
+    o->trace.bad_days = 1; /* and slow days, so that the demo has orders at risk (docs/risk.md) */
 }
 
 /* ---- publishing ---- */
@@ -216,6 +218,16 @@ static uint64_t trace_digest(const sim_trace_opts *t)
                          t->p_multi_shipment, t->p_block, t->p_route_fail, t->p_cancel, t->p_missing_pod,
                          t->p_attempt_fail, t->p_posting_fail, t->p_stuck, t->p_late, t->p_duplicate, t->p_bad,
                          t->p_conflict, t->p_drift, t->offsets);
+    if (t->mdm) { /* the master data changes the trace: a trace without it keeps its digest */
+        char *m = ct_sprintf("%s mdm=%d undefined=%.17g", s, t->mdm, t->p_undefined);
+        free(s);
+        s = m;
+    }
+    if (t->bad_days) { /* so do the bad days */
+        char *m = ct_sprintf("%s bad_days=%d", s, t->bad_days);
+        free(s);
+        s = m;
+    }
     uint64_t h = ct_hash64(s, strlen(s));
     free(s);
     return h;

@@ -36,6 +36,7 @@ void sim_trace_opts_default(sim_trace_opts *o)
     o->p_conflict = 0;
     o->offsets = 1;
     o->p_drift = 0.01;
+    o->p_undefined = 0.01;
 }
 
 static int prob_ok(double p) { return p >= 0 && p <= 1; }
@@ -44,7 +45,7 @@ static int opts_ok(const sim_trace_opts *o)
 {
     const double ps[] = {o->p_hold, o->p_short_pick, o->p_multi_shipment, o->p_block, o->p_route_fail,
                          o->p_cancel, o->p_missing_pod, o->p_attempt_fail, o->p_posting_fail, o->p_stuck,
-                         o->p_late, o->p_duplicate, o->p_bad, o->p_conflict, o->p_drift};
+                         o->p_late, o->p_duplicate, o->p_bad, o->p_conflict, o->p_drift, o->p_undefined};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         if (!prob_ok(ps[i])) return 0;
     if (o->warehouses < 1 || o->warehouses > 999 || !isfinite(o->orders_per_minute) || o->orders_per_minute <= 0)
@@ -75,7 +76,7 @@ static void insts_init(sim_trace *t)
     const int off = t->o.offsets != 0;
     const int64_t ms = SIM__SEC / 1000, us = ms / 1000;
     uint32_t w = t->o.warehouses;
-    t->ninst = SIM__INST_WMS0 + (int)w + SIM__NCARRIERS;
+    t->ninst = SIM__INST_WMS0 + (int)w + SIM__NCARRIERS + (t->o.mdm != 0);
     t->inst = ct_calloc((size_t)t->ninst, sizeof *t->inst);
     /* Without offsets every clock speaks whole seconds in Z; with them each keeps its own habit. */
     inst_set(&t->inst[SIM__INST_ERP], "erp-eu", "erp", "erp", 0, 1, SIM__SEC, 200 * ms, 3 * SIM__SEC);
@@ -96,6 +97,7 @@ static void insts_init(sim_trace *t)
     for (int c = 0; c < SIM__NCARRIERS; c++)
         inst_set(&t->inst[SIM__INST_WMS0 + (int)w + c], carrier_names[c], carrier_names[c], "carrier",
                  off ? carrier_offsets[c] : 0, 1, SIM__SEC, 2 * SIM__SEC, 10 * SIM__MIN);
+    if (t->o.mdm) sim__mdm_inst(t, &t->inst[t->ninst - 1]);
 }
 
 ct_status sim_trace_create(sim_trace **out, const sim_trace_opts *o)
@@ -106,11 +108,13 @@ ct_status sim_trace_create(sim_trace **out, const sim_trace_opts *o)
     if (o->run) snprintf(t->tag, sizeof t->tag, "R%u-", (unsigned)o->run);
     sim__rng_seed(&t->rng, o->seed);
     sim__rng_seed(&t->frng, o->seed ^ 0x5DEECE66DF00DULL);
+    sim__rng_seed(&t->mrng, o->seed ^ 0x6D646D2D72656600ULL);
     t->acts.elsz = sizeof(sim__action);
     t->ems.elsz = sizeof(sim__emission);
     insts_init(t);
     t->pools = ct_calloc(o->warehouses, sizeof *t->pools);
     t->now = o->start_ns;
+    if (o->mdm) sim__mdm_start(t);
     sim__flow_start(t);
     *out = t;
     return CT_OK;

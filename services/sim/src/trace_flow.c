@@ -135,6 +135,22 @@ static int64_t pick(sim_trace *t, int64_t lo, int64_t hi) { return sim__rng_rang
 
 static int chance(sim_trace *t, double p) { return sim__rng_chance(&t->rng, p); }
 
+/* Bad days (sim_trace_opts.bad_days; predicted risk, docs/simulators.md): a warehouse starts picking 3-6 h late on about one day in five,
+ * a carrier delivers 4-9 h late on about one day in six. Decided by a hash of the seed, the site and the day,
+ * not by the random sequence. kind 0: warehouse, 1: carrier. */
+static int64_t bad_day_delay(const sim_trace *t, int kind, int site, int64_t at)
+{
+    if (!t->o.bad_days) return 0;
+    /* Days counted from the trace's start, not the calendar: the trace stays a function of its options. */
+    int64_t day = (at - t->o.start_ns) / SIM__DAY - (at < t->o.start_ns);
+    uint64_t h = t->o.seed * 0x9E3779B97F4A7C15ULL ^ (uint64_t)kind << 56 ^ (uint64_t)site << 40 ^ (uint64_t)day;
+    h ^= h >> 31;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 29;
+    if (h % (kind ? 6 : 5)) return 0;
+    return (int64_t)((kind ? 4 : 3) + (h >> 8) % (kind ? 6 : 4)) * SIM__HOUR;
+}
+
 static int wms(const sim__order *o) { return SIM__INST_WMS0 + o->wh; }
 
 static int carrier_inst(const sim_trace *t, int c) { return SIM__INST_WMS0 + (int)t->o.warehouses + c; }
@@ -178,6 +194,7 @@ static void fate(sim_trace *t, sim__order *o)
         o->qty[i] = (uint16_t)(o->channel == 1 ? 12 * pick(t, 1, 20) : pick(t, 1, o->channel == 0 ? 3 : 10));
         o->amount_cents += o->qty[i] * unit_price_cents(sku);
     }
+    if (t->o.mdm) sim__mdm_skus(t, o);
     c = pick(t, 0, 99);
     o->currency = c < 60 ? 0 : c < 85 ? 1 : 2;
     o->hold = (uint8_t)chance(t, p->p_hold);
@@ -261,8 +278,13 @@ static void on_arrive(sim_trace *t)
         put(t, l, "sku", buf);
         sim__doc_int(&t->doc, l, "qty", o->qty[i]);
     }
-    int64_t day = t->now / SIM__DAY;
-    sim__doc_time(&t->doc, p, "promisedBy", (day + pick(t, 2, o->channel == 1 ? 7 : 4)) * SIM__DAY + 17 * SIM__HOUR);
+    /* The promise: delivery within 9 h (e-commerce), 12 h (EDI) or 7 h (service), to the next whole hour; most
+       orders make it, not those of a warehouse's or carrier's bad day (bad_day_delay). The draw that once set a
+       promise days ahead is kept, so that the rest of the trace is the same. */
+    static const int64_t promise_h[] = {9, 12, 7};
+    (void)pick(t, 2, o->channel == 1 ? 7 : 4);
+    int64_t promise = t->now + promise_h[o->channel % 3] * SIM__HOUR;
+    sim__doc_time(&t->doc, p, "promisedBy", (promise + SIM__HOUR - 1) / SIM__HOUR * SIM__HOUR);
     sim__ev_finish(t);
     int stray = chance(t, t->o.p_stuck * 0.5);
     if (stray) stray_blocked(t, (int)pick(t, 0, (int64_t)t->o.warehouses - 1));
@@ -309,7 +331,7 @@ static void release(sim_trace *t, sim__order *o, int64_t at)
     if (o->cancel_at == CS_RELEASED)
         sched(t, after(t, 5 * SIM__MIN, 30 * SIM__MIN), OP_CANCEL, o, 0);
     else if (o->stuck != ST_RELEASED)
-        sched(t, after(t, 10 * SIM__MIN, 60 * SIM__MIN), OP_PICK, o, 0);
+        sched(t, after(t, 10 * SIM__MIN, 60 * SIM__MIN) + bad_day_delay(t, 0, o->wh, t->now), OP_PICK, o, 0);
 }
 
 static void on_approve(sim_trace *t, sim__order *o)
@@ -641,6 +663,7 @@ static void on_confirm(sim_trace *t, sim__ship *s)
     }
     int attempt = chance(t, t->o.p_attempt_fail);
     int64_t at = s->eta + pick(t, -20 * SIM__MIN, 45 * SIM__MIN);
+    at += bad_day_delay(t, 1, s->carrier, at);
     if (at < t->now + 10 * SIM__MIN) at = t->now + 10 * SIM__MIN;
     if (o->stuck == ST_CONFIRMED && s->idx == 0) return; /* Lost in the carrier's network. */
     sched(t, at, attempt ? OP_ATTEMPT : OP_DELIVER, s, 0);

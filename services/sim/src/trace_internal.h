@@ -184,6 +184,7 @@ struct sim_trace {
     sim_trace_opts o;
     sim__rng rng;  /* the story: which orders, which fates, which delays */
     sim__rng frng; /* faults and report latency, apart so that fault rates do not change the story */
+    sim__rng mrng; /* the master data's undefined codes (trace_mdm.c), apart so that they change nothing else */
     sim__heap acts;
     sim__heap ems;
     uint64_t seq;
@@ -212,6 +213,12 @@ void sim__ev_finish(sim_trace *t);
 int sim__fault_bad(sim_trace *t, sim__rng *r, ct_buf *out);
 /* Change the document's content (a warehouse) while keeping its eventId. */
 void sim__fault_conflict(sim_trace *t, sim__rng *r);
+
+/* With opts.mdm: the master-data system's instance (set up last) and its definitions, before any order; an
+   order's undefined sku (trace_mdm.c). */
+void sim__mdm_inst(sim_trace *t, sim__inst *in);
+void sim__mdm_start(sim_trace *t);
+void sim__mdm_skus(sim_trace *t, sim__order *o);
 
 /* Schedule the first order arrival. */
 void sim__flow_start(sim_trace *t);

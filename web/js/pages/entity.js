@@ -2,10 +2,11 @@
 import { api } from '../api.js';
 import { live } from '../stream.js';
 import { ageMs, now } from '../clock.js';
-import { h, fmtAge, fmtTime, parseTime, throttle, fmtWhen, zoned } from '../util.js';
+import { h, fmtAge, fmtTime, parseTime, throttle, fmtWhen, zoned, warehouseZone, fmtAtWarehouse } from '../util.js';
 import { VIEW_BY_ID, itemSla, stateLabel, stateIcon, itemDetail, eventLabel } from '../views.js';
 import { stateChip, exceptionHref, viewOfException } from '../exceptions.js';
 import { runbookHref } from './runbook.js';
+import { riskBanner } from './risk.js';
 
 const STAGES = ['CREATED', 'APPROVED', 'RELEASED', 'PICKING', 'PACKED', 'READY', 'ROUTED', 'SHIPPED', 'DELIVERED', 'POD', 'INVOICED'];
 const ENVELOPE = new Set(['eventId', 'occurredAt', 'source', 'orderId', 'shipmentId', 'routeId']);
@@ -141,7 +142,8 @@ export function mount(main, arg) {
           const tr = h('tr', { 'data-state': state, 'data-view': it.view, 'data-ex': it.exceptionId || '', 'data-xstate': it.state || '' },
             h('td', {}, h('a', { href: '#/view/' + it.view }, (VIEW_BY_ID[it.view] || { label: it.view }).label)),
             h('td', { class: 'num' }, h('span', { class: 'age num', 'data-since': it.since }, fmtAge(ageMs(it.since)))),
-            h('td', { class: 'num' }, fmtTime(it.since)),
+            h('td', { class: 'num' }, fmtTime(it.since), warehouseZone(it.warehouseId)
+              ? h('div', { class: 'small muted wh-time' }, `${it.warehouseId}: ${fmtAtWarehouse(it.since, it.warehouseId)}`) : null),
             h('td', {}, it.shipmentId ? h('a', { href: '#/shipment/' + encodeURIComponent(it.shipmentId) }, it.shipmentId) : 'the order'),
             h('td', { class: 'wrap' }, itemDetail(it) || '—'),
             h('td', { class: 'c-xstate' }, stateChip(it)),
@@ -167,6 +169,7 @@ export function mount(main, arg) {
         h('h1', { tabindex: '-1' }, `${noun} `, h('span', { class: 'mono' }, id)),
         h('span', { class: 'stage-chip big', id: 'stage', 'data-stage': stage || '' }, stage || 'no stage')),
       stageBar(stage),
+      riskBanner(ex),
       h('div', { class: 'entity-grid' },
         h('section', { 'aria-labelledby': 'facts-h', class: 'panel' }, h('h2', { id: 'facts-h' }, 'Facts'),
           h('dl', { class: 'facts' }, facts.map(([k, val]) => [h('dt', {}, k), h('dd', {}, val)]),

@@ -5,6 +5,7 @@ import { ageMs, setServerNow, now } from '../clock.js';
 import { sparkline } from '../chart.js';
 import { h, fmtAge, fmtCount, fmtDuration, parseTime, sayAge, throttle, announce } from '../util.js';
 import { VIEWS, VIEW_BY_ID, tileSla, stateLabel, stateIcon } from '../views.js';
+import { fillRiskTile, leadTimesPanel } from './risk.js';
 
 const TREND_WINDOW_MS = 3 * 3600 * 1000;   // what the sparklines show
 const LOCAL_INTERVAL_MS = 10000;            // sampling when the server keeps no trend
@@ -34,6 +35,7 @@ export function mount(main) {
   const whBox = h('div', { class: 'breakdown-body', id: 'by-warehouse' });
   const caBox = h('div', { class: 'breakdown-body', id: 'by-carrier' });
   const trendNote = h('p', { class: 'note', id: 'trend-note' });
+  const leadTimes = leadTimesPanel();
   main.append(
     h('div', { class: 'page-head' },
       h('h1', {}, 'Exceptions now'),
@@ -45,8 +47,12 @@ export function mount(main) {
         tiles, trendNote),
       h('aside', { class: 'breakdown', 'aria-label': 'Breakdowns' },
         h('section', { 'aria-labelledby': 'wh-h' }, h('h2', { id: 'wh-h' }, 'By warehouse'), whBox),
-        h('section', { 'aria-labelledby': 'ca-h' }, h('h2', { id: 'ca-h' }, 'By carrier'), caBox))),
+        h('section', { 'aria-labelledby': 'ca-h' }, h('h2', { id: 'ca-h' }, 'By carrier'), caBox),
+        leadTimes.section)),
   );
+  const refreshRiskTop = throttle(() => {
+    if (st.alive && st.views.at_risk) fillRiskTile(main.querySelector('#risk-top'), st.views.at_risk.count);
+  }, 3000);
 
   function tile(v) {
     const count = h('span', { class: 'tile-count num', 'data-count': '', 'aria-hidden': 'true' }, '—');
@@ -64,6 +70,7 @@ export function mount(main) {
         h('div', { class: 'tile-oldest' }, h('span', { class: 'muted' }, 'oldest'), age)),
       unack,
       spark,
+      v.id === 'at_risk' ? h('div', { class: 'tile-risk', id: 'risk-top' }) : null,
       h('div', { class: 'tile-foot' }, h('span', {}, v.what), h('span', { class: 'muted' }, foot)));
     return { el, count, badge, age, spark, unack, unackN, unackAge };
   }
@@ -78,6 +85,7 @@ export function mount(main) {
       t.el.classList.remove('bump');
       void t.el.offsetWidth; // restart the highlight animation
       t.el.classList.add('bump');
+      if (id === 'at_risk') refreshRiskTop();
     }
     if (s.oldestSince && n > 0) {
       t.age.dataset.since = s.oldestSince;
@@ -264,7 +272,7 @@ export function mount(main) {
           if (typeof c === 'number') st.trend[v.id].push({ t, v: c });
         }
       }
-      trendNote.textContent = `Trends: the last ${Math.round(TREND_WINDOW_MS / 3600000)} hours, one sample every ${tr.intervalSeconds || 10} s (kept by the server).`;
+      trendNote.textContent = `Trends: the last ${Math.round(TREND_WINDOW_MS / 3600000)} hours, one point per ${Math.round((tr.intervalSeconds || 300) / 60)} minutes of event time, kept in the store (the same on every replica, and after a restart).`;
     } catch (e) {
       if (!st.alive) return;
       st.trendFromServer = false;
@@ -311,6 +319,8 @@ export function mount(main) {
       status.classList.add('error');
     });
     loadTrend();
+    leadTimes.load();
+    refreshRiskTop();
   }
 
   function onOpen(e) { if (e.detail.reconnected) reload(); }

@@ -28,7 +28,7 @@ const SLA_OF_STATE = { breached: 'breached', due_soon: 'warning', within: 'ok' }
 const AGE_CHOICES = [['', 'Any age'], ['15m', '≥ 15 min'], ['1h', '≥ 1 h'], ['2h', '≥ 2 h'], ['4h', '≥ 4 h'], ['1d', '≥ 1 day'], ['2d', '≥ 2 days']];
 const CSV_COLUMNS = ['since', 'ageSeconds', 'orderId', 'shipmentId', 'warehouseId', 'carrierId', 'kind', 'reason', 'sku',
   'lastFailure', 'interface', 'rule', 'seq', 'code', 'message', 'eventId', 'receivedAt', 'exceptionId', 'state', 'assignee',
-  'acknowledgedAt', 'acknowledgedBy', 'snoozedUntil', 'notes', 'slaDueAt'];
+  'acknowledgedAt', 'acknowledgedBy', 'snoozedUntil', 'notes', 'slaDueAt', 'system', 'check', 'theirs', 'ours', 'snapshot'];
 
 export function mount(main, viewId, params) {
   const v = VIEW_BY_ID[viewId];
