@@ -3,7 +3,9 @@
 # `towerd projector` and `towerd serve --web web/` fed a generated trace. test_browser_exceptions works
 # exceptions (docs/exceptions.md) with operator and viewer tokens. Screenshots of the overview and
 # of an order page go to <build>/browser-artifacts. No skip: a missing node, Chromium or playwright-core
-# is a failure (setup installs them). TOWER_IT_SLOW stretches the waits for the sanitizer build.
+# is a failure (setup installs them). TOWER_IT_SLOW stretches the waits for the sanitizer build. What the
+# files share (command line, checks and watchdog, Chromium, nats-server + projector + serve, tokens) is in
+# browser/harness.mjs.
 find_program(TOWER_NODE node)
 if(NOT TOWER_NODE)
   set(TOWER_NODE node)
@@ -16,7 +18,7 @@ endif()
 add_test(NAME test_browser
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_dashboard.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
-set_tests_properties(test_browser PROPERTIES LABELS integration TIMEOUT 120)
+set_tests_properties(test_browser PROPERTIES LABELS integration TIMEOUT 240)
 add_test(NAME test_browser_exceptions
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_exceptions.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})

@@ -1,4 +1,4 @@
 # Integration tests of the exception lifecycle API: real nats-server, projector and `towerd serve` with tokens.
-add_test(NAME test_exceptions COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_exceptions.py $<TARGET_FILE:towerd>)
-set_tests_properties(test_exceptions PROPERTIES LABELS integration TIMEOUT 600)
-set_tests_properties(test_exceptions PROPERTIES COST 40)
+# The rebuild and kill -9 class as a ctest of its own, the API's tests together (tests/cases.cmake).
+tower_it_cases(test_exceptions ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_exceptions.py ARGS $<TARGET_FILE:towerd>
+               CASES T2Durability:20 PROPERTIES LABELS integration TIMEOUT 600 COST 25)

@@ -1,13 +1,14 @@
 # Integration tests of the live stream (websocket), API tokens and roles, and dead-letter redrive:
 # real nats-server, projector and `towerd serve`, a websocket client written in the test (stdlib only).
-add_test(NAME test_stream COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_stream.py $<TARGET_FILE:towerd>)
-set_tests_properties(test_stream PROPERTIES LABELS integration TIMEOUT 600)
-set_tests_properties(test_stream PROPERTIES COST 45)
+# One ctest per test class (tests/cases.cmake): test_stream.T2SlowClient, ..., test_stream.rest.
+tower_it_cases(test_stream ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_stream.py ARGS $<TARGET_FILE:towerd>
+               CASES T1SnapshotAndDeltas:10 T2SlowClient:20 T5Coalescing:15
+               PROPERTIES LABELS integration TIMEOUT 600 COST 10)
 # The same protocol checks on the libwebsockets listener (--stream-listen), and its own: hostile frames,
 # Origin/Host, a stuck client closed while others get every delta, threads that do not grow with clients.
-add_test(NAME test_stream_lws COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_stream_lws.py $<TARGET_FILE:towerd>)
-set_tests_properties(test_stream_lws PROPERTIES LABELS integration TIMEOUT 600)
-set_tests_properties(test_stream_lws PROPERTIES COST 50)
+tower_it_cases(test_stream_lws ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_stream_lws.py ARGS $<TARGET_FILE:towerd>
+               CASES L1SnapshotAndDeltas:10 L2SlowClient:20 L5Coalescing:15 L6Listener:15
+               PROPERTIES LABELS integration TIMEOUT 600 COST 10)
 # The dashboard in Chromium on the listener: it learns the stream's port from /api/v1/me and connects there
 # (as tests/browser.cmake's tests, with playwright-core from tests/browser/node_modules).
 if(NOT TOWER_NODE)

@@ -3,9 +3,10 @@
 # nats-server + projector for publish, dead-letter redrive, watch and working exceptions (ack, assign,
 # snooze, note, resolve, reopen, exception, mine: one id and many, roles, 404/409/403 exit codes). Python 3
 # standard library only; TOWER_IT_SLOW stretches the timeouts (set to 4 automatically for a sanitizer build).
+# One ctest per class for the longer classes, one for the rest (tests/cases.cmake).
 if(TARGET towerctl)
-  add_test(NAME test_towerctl COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_towerctl.py
-           $<TARGET_FILE:towerd> $<TARGET_FILE:towerctl>)
-  set_tests_properties(test_towerctl PROPERTIES LABELS integration TIMEOUT 600)
+  tower_it_cases(test_towerctl ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_towerctl.py
+                 ARGS $<TARGET_FILE:towerd> $<TARGET_FILE:towerctl>
+                 CASES T02Read:15 T03Errors:15 T04Publish:15 T07Exceptions:25
+                 PROPERTIES LABELS integration TIMEOUT 600 COST 15)
 endif()
-set_tests_properties(test_towerctl PROPERTIES COST 12)

@@ -7,11 +7,11 @@ sh tools/setup.sh --test # the build's packages and the tests'
 sh tools/buf/setup.sh # buf, for the contract checks (tests/contract.cmake)
 
 jobs=$(nproc 2>/dev/null || echo 2)
-# The test files are independent (each starts its own servers on free loopback ports, in its own temp
-# dirs) and mostly wait on their servers (the CPU is about half busy with one per core): ctest runs one
-# more at once than there are cores. Two per core was tried: servers of test_ingest then came up too
-# late for it. TOWER_TEST_JOBS=1 runs them one by one.
-tjobs=${TOWER_TEST_JOBS:-$((jobs + 1))}
+# The tests are independent (each starts its own servers on free loopback ports, in its own temp dirs;
+# the long integration files run as one ctest per case, tests/cases.cmake) and mostly wait on their
+# servers, polling for what they wait for with timeouts stretched for the sanitizer build: ctest runs
+# two per core. TOWER_TEST_JOBS=N runs N at once (1: one by one).
+tjobs=${TOWER_TEST_JOBS:-$((jobs * 2))}
 
 # Most integration tests wait on servers more than they compute: the next stage's build runs in the
 # background while a stage's tests run (its output in build-*.log, shown if it fails).
@@ -22,7 +22,7 @@ background_build() { # LOG COMMAND...: start it; its pid in $bg
     bg=$!
 }
 wait_build() { # PID LOG
-    wait "$1" || { cat "$2" >&2; echo "test.sh: the build logged in $2 failed" >&2; exit 1; }
+    wait "$1" || { cat "$2" >&2; echo "test.sh: what $2 logged failed" >&2; exit 1; }
 }
 
 echo "== build (RelWithDebInfo) ==" >&2
@@ -35,15 +35,17 @@ asan_bg=$bg
 
 echo "== build (ASan+UBSan) ==" >&2
 wait_build "$asan_bg" build-asan.log
-# The fuzz stage's build (clang + libFuzzer) meanwhile.
+# The fuzz stage meanwhile, in the background: its build (clang + libFuzzer), then a short run of each
+# target from its seed corpus (which replays every crash found before), one at a time (each runs for a
+# fixed time: TOWER_FUZZ_SECONDS); see tests/fuzz and the README for long runs. Its output goes to
+# build-fuzz.log, shown at the end.
 background_build build-fuzz.log sh -c 'CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOWER_FUZZ=ON >/dev/null &&
-    cmake --build build-fuzz -j'"$jobs"' --target fuzz'
+    cmake --build build-fuzz -j'"$jobs"' --target fuzz &&
+    echo "== fuzz (clang, libFuzzer) ==" && cd build-fuzz && ctest --output-on-failure -L fuzz -j1'
 fuzz_bg=$bg
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --output-on-failure -j"$tjobs" "$@") || { kill "$fuzz_bg" 2>/dev/null; exit 1; }
 
-# The fuzz stage: a short run of each target from its seed corpus (which replays every crash found
-# before); see tests/fuzz and the README for long runs.
-echo "== fuzz (clang, libFuzzer) ==" >&2
+echo "== fuzz (clang, libFuzzer): build-fuzz.log ==" >&2
 wait_build "$fuzz_bg" build-fuzz.log
-(cd build-fuzz && ctest --output-on-failure -L fuzz -j"$jobs")
+sed -n '/^== fuzz/,$p' build-fuzz.log

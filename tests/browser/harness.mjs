@@ -1,12 +1,14 @@
-// The browser test's harness: a private nats-server, `towerd projector` and `towerd serve` as child
-// processes on free loopback ports, HTTP helpers, and cleanup of everything we started.
-// Node's standard library only.
+// The browser tests' harness: a private nats-server, `towerd projector` and `towerd serve` as child
+// processes on free loopback ports (startStack: the fixture most tests share), HTTP helpers, Chromium
+// (playwright-core), the command line, the checks with their watchdog and summary, and cleanup of
+// everything we started. Node's standard library and playwright-core only.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, openSync, closeSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, writeFileSync, appendFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { chromium } from 'playwright-core';
 
 const T0 = Date.now();
 export function log(...args) {
@@ -197,6 +199,198 @@ export class Serve {
 export function sanitizerReport(path) {
   const m = /^.*(AddressSanitizer|LeakSanitizer|runtime error:).*$/m.exec(tail(path, 400));
   return m ? m[0] : null;
+}
+
+// --- Chromium
+
+export const CHROMIUM = process.env.TOWER_CHROMIUM || '/usr/bin/chromium';
+export const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+
+/** Debian's Chromium, headless, through playwright-core. */
+export function launchChromium(args = CHROMIUM_FLAGS) {
+  return chromium.launch({ executablePath: CHROMIUM, args, headless: true });
+}
+
+// --- the command line
+
+/**
+ * The command line of a browser test: TOWERD [--artifacts DIR] [--slow N] [OPTION VALUE...] [CHECK...].
+ * `options` names the file's own options that take a value (e.g. ['--docs-shot']). Prints the usage and
+ * exits 2 without TOWERD. Returns {towerd, artifacts, SLOW (>= 1; TOWER_IT_SLOW by default), slow(ms):
+ * ms stretched by SLOW, only: the CHECK substrings, opts: {option: value}}.
+ */
+export function parseArgs(file, options = []) {
+  const argv = process.argv.slice(2);
+  const a = { towerd: argv.shift(), artifacts: resolve('browser-artifacts'), SLOW: Number(process.env.TOWER_IT_SLOW || 1),
+    only: [], opts: {} };
+  while (argv.length) {
+    const x = argv.shift();
+    if (x === '--artifacts') a.artifacts = resolve(argv.shift());
+    else if (x === '--slow') a.SLOW = Number(argv.shift());
+    else if (options.includes(x)) a.opts[x] = argv.shift();
+    else a.only.push(x);
+  }
+  if (!a.towerd) {
+    const more = options.map((o) => ` [${o} VALUE]`).join('');
+    process.stderr.write(`usage: node ${file} TOWERD [--artifacts DIR] [--slow N]${more} [CHECK...]\n`);
+    process.exit(2);
+  }
+  if (!(a.SLOW >= 1)) a.SLOW = 1;
+  a.slow = (ms) => Math.round(ms * a.SLOW);
+  return a;
+}
+
+// --- checks
+
+export function assert(cond, msg) { if (!cond) throw new Error(msg); }
+export function assertEq(got, want, what) {
+  const g = JSON.stringify(got), w = JSON.stringify(want);
+  if (g !== w) throw new Error(`${what}:\n  got  ${g.slice(0, 1500)}\n  want ${w.slice(0, 1500)}`);
+}
+
+/**
+ * A test file's checks: check(name, fn) runs one (unless the command line chose others) and records
+ * it; a watchdog stops everything after `watchdogMs`; main(setup, checks, teardown, logs) runs the file
+ * and exits 0 only when some check ran and none failed. `onFail(name)` runs after a failed check (e.g.
+ * screenshots); `logs()` gives [label, path, lines] of the logs to show when something failed.
+ */
+export class Checks {
+  constructor({ only = [], watchdogMs, onFail = null }) {
+    Object.assign(this, { only, watchdogMs, onFail, results: [], phase: 'starting' });
+    this.watchdog = setTimeout(() => {
+      log(`FAIL: the test did not finish within ${watchdogMs / 1000} s (while: ${this.phase}); stopping everything`);
+      for (const r of this.results) if (!r.ok) log(`FAIL ${r.name}: ${r.why}`);
+      cleanup();
+      process.exit(1);
+    }, watchdogMs);
+  }
+
+  async check(name, fn) {
+    if (this.only.length && !this.only.some((s) => name.includes(s))) return;
+    const t0 = Date.now();
+    this.phase = `check "${name}"`;
+    try {
+      await fn();
+      this.results.push({ name, ok: true });
+      log(`ok   ${name} (${Date.now() - t0} ms)`);
+    } catch (e) {
+      this.results.push({ name, ok: false, why: e.stack || String(e) });
+      log(`FAIL ${name} (${Date.now() - t0} ms): ${e.message}`);
+      if (this.onFail) await this.onFail(name);
+    }
+  }
+
+  fail(name, why) { this.results.push({ name, ok: false, why }); }
+
+  async main(setup, checks, teardown, logs = () => []) {
+    try {
+      await setup();
+      await checks();
+    } catch (e) {
+      log('FAIL setup:', e.stack || e);
+      this.fail('setup', e.stack || String(e));
+    }
+    try {
+      for (const p of await teardown()) this.fail('clean shutdown', p);
+    } catch (e) {
+      this.fail('teardown', e.stack || String(e));
+    }
+    const failed = this.results.filter((r) => !r.ok);
+    let code = 0;
+    if (failed.length) {
+      code = 1;
+      process.stderr.write(`\n${failed.length} of ${this.results.length} checks failed:\n`);
+      for (const f of failed) process.stderr.write(`\n--- ${f.name}\n${f.why}\n`);
+      for (const [what, path, n] of logs()) if (path) process.stderr.write(`\n--- ${what} (tail)\n${tail(path, n)}\n`);
+    } else if (!this.results.length) {
+      code = 1;
+      process.stderr.write('no check ran\n');
+    } else {
+      process.stderr.write(`\nall ${this.results.length} checks passed\n`);
+    }
+    clearTimeout(this.watchdog);
+    cleanup();
+    process.exit(code);
+  }
+}
+
+// --- the fixture most tests share
+
+/** The tokens file of `towerd serve --tokens` (0600): a line "NAME ROLE SHA-256" per [name, role, token]. */
+export function writeTokens(path, entries) {
+  const sha = (t) => createHash('sha256').update(t).digest('hex');
+  writeFileSync(path, entries.map(([name, role, token]) => `${name} ${role} ${sha(token)}\n`).join(''), { mode: 0o600 });
+  return path;
+}
+
+/**
+ * Into S: a nats-server (S.nats), a trace from `towerd gen GEN...` with `lines` appended, published
+ * (S.trace; none when `gen` is null), `towerd projector` (S.projector, S.data, S.projLog) and `towerd
+ * serve` (S.serve), then waits until the projector has applied the whole stream (S.summary). `headers`
+ * go with the summary requests (a token). `setPhase(what)` is told each step for the watchdog's message.
+ */
+export async function startStack(S, { towerd, slow, web, gen = null, lines = () => [], projectorExtra = [],
+  serveExtra = [], headers = {}, setPhase = () => {} }) {
+  setPhase('starting nats-server');
+  S.nats = await new Nats(S.root).start(slow(15000));
+  if (gen) {
+    setPhase('generating and publishing the trace');
+    S.trace = join(S.root, 'trace.ndjson');
+    let r = await run([towerd, 'gen', ...gen, '-o', S.trace], { timeoutMs: slow(30000) });
+    assert(r.code === 0, `towerd gen exited ${r.code}: ${r.err}`);
+    const more = lines();
+    if (more.length) appendFileSync(S.trace, more.join('\n') + '\n');
+    r = await run([towerd, 'publish', '--nats', S.nats.url, S.trace], { timeoutMs: slow(40000) });
+    assert(r.code === 0 || r.code === 3, `towerd publish exited ${r.code}: ${r.err.slice(-2000)}`);
+  }
+  setPhase('starting the projector and towerd serve');
+  S.data = join(S.root, 'store');
+  S.projLog = join(S.root, 'projector.log');
+  S.projector = start([towerd, 'projector', '--nats', S.nats.url, '--data', S.data, ...projectorExtra], S.projLog);
+  S.serve = new Serve(towerd, { data: S.data, web, nats: S.nats.url, logPath: join(S.root, 'serve.log'), extra: serveExtra });
+  await S.serve.start(slow(20000));
+  if (gen) {
+    setPhase('waiting for the projector to catch up');
+    await caughtUp(S, slow(30000), headers);
+  }
+  return S;
+}
+
+/** Waits until the projector applied everything the stream holds, as the server reports it: S.summary. */
+export async function caughtUp(S, timeoutMs, headers = {}) {
+  S.summary = await until('the projector to catch up', async () => {
+    if (S.projector.exitCode !== null) throw new Error(`the projector exited ${S.projector.exitCode}:\n${tail(S.projLog)}`);
+    const r = await http(S.serve.port, '/api/v1/summary', { headers });
+    if (r.status !== 200) throw new Error(`summary -> ${r.status} ${r.text.slice(0, 200)}`);
+    const b = r.body;
+    if (!(b.streamLastSeq > 0 && b.appliedSeq === b.streamLastSeq && b.lag === 0)) {
+      throw new Error(`applied ${b.appliedSeq}, stream ${b.streamLastSeq}, lag ${b.lag}`);
+    }
+    return b;
+  }, timeoutMs, 100);
+  return S.summary;
+}
+
+/** Stops what startStack started (S.browser first, when there): the problems, as exit codes on SIGTERM
+ *  other than 0 and sanitizer reports in the logs. */
+export async function stopStack(S) {
+  if (S.browser) await S.browser.close().catch(() => {});
+  const problems = [];
+  if (S.serve && S.serve.proc) {
+    const r = await S.serve.stop();
+    if (r.code !== 0) problems.push(`towerd serve exited ${JSON.stringify(r)} on SIGTERM`);
+  }
+  if (S.projector) {
+    const r = await stop(S.projector, 'SIGTERM');
+    if (r && r.code !== 0) problems.push(`the projector exited ${JSON.stringify(r)} on SIGTERM`);
+  }
+  for (const [what, path] of [['towerd serve', S.serve && S.serve.logPath], ['the projector', S.projLog]]) {
+    const rep = path && sanitizerReport(path);
+    if (rep) problems.push(`${what} reported: ${rep}\n${tail(path, 60)}`);
+  }
+  if (S.nats && S.nats.proc) await stop(S.nats.proc, 'SIGTERM');
+  return problems;
 }
 
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {

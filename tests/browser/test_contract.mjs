@@ -8,68 +8,30 @@
 // Checks: the navigation links the page; one row per producer and code with its count, first and last seen,
 // the latest example and a link to that dead letter; a producer's hostile instance shows as "(invalid)" and
 // its text nowhere as markup; no uncaught JavaScript error. TOWER_IT_KEEP=1 keeps the temporary directory.
-import { chromium } from 'playwright-core';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { log, start, stop, cleanup, tempdir, http, until, tail, freePort, run, sanitizerReport } from './harness.mjs';
+import {
+  log, start, stop, tempdir, http, until, tail, freePort, run, sanitizerReport, parseArgs, Checks, assert, assertEq,
+  launchChromium,
+} from './harness.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..', '..');
 const WEB = join(REPO, 'web');
-const CHROMIUM = process.env.TOWER_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
 const WATCHDOG_MS = 60000;
 
-const argv = process.argv.slice(2);
-const TOWERD = argv.shift();
-let ARTIFACTS = resolve('browser-artifacts');
-let SLOW = Number(process.env.TOWER_IT_SLOW || 1);
-const only = [];
-while (argv.length) {
-  const a = argv.shift();
-  if (a === '--artifacts') ARTIFACTS = resolve(argv.shift());
-  else if (a === '--slow') SLOW = Number(argv.shift());
-  else only.push(a);
-}
-if (!TOWERD) {
-  process.stderr.write('usage: node test_contract.mjs TOWERD [--artifacts DIR] [--slow N] [CHECK...]\n');
-  process.exit(2);
-}
-if (!(SLOW >= 1)) SLOW = 1;
-const slow = (ms) => Math.round(ms * SLOW);
-
-let phase = 'starting';
-const results = [];
-const watchdog = setTimeout(() => {
-  log(`FAIL: the test did not finish within ${WATCHDOG_MS / 1000} s (while: ${phase}); stopping everything`);
-  cleanup();
-  process.exit(1);
-}, Math.min(slow(WATCHDOG_MS), 110000));
-
+const { towerd: TOWERD, artifacts: ARTIFACTS, slow, only } = parseArgs('test_contract.mjs');
 const S = { pages: {} };
-async function check(name, fn) {
-  if (only.length && !only.some((s) => name.includes(s))) return;
-  const t0 = Date.now();
-  phase = `check "${name}"`;
-  try {
-    await fn();
-    results.push({ name, ok: true });
-    log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    results.push({ name, ok: false, why: e.stack || String(e) });
-    log(`FAIL ${name} (${Date.now() - t0} ms): ${e.message}`);
+const C = new Checks({
+  only, watchdogMs: Math.min(slow(WATCHDOG_MS), 110000),
+  onFail: async () => {
     for (const [n, p] of Object.entries(S.pages)) {
       try { mkdirSync(ARTIFACTS, { recursive: true }); await p.screenshot({ path: join(ARTIFACTS, `contract-fail-${n}.png`) }); } catch { /* closed */ }
     }
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-function assertEq(got, want, what) {
-  const g = JSON.stringify(got), w = JSON.stringify(want);
-  if (g !== w) throw new Error(`${what}:\n  got  ${g.slice(0, 1500)}\n  want ${w.slice(0, 1500)}`);
-}
+  },
+});
+const check = C.check.bind(C);
 
 const at = '2026-11-27T08:00:00Z';
 const ev = (id, system, instance, rest) => JSON.stringify({ eventId: id, occurredAt: at, source: instance ? { system, instance } : { system }, ...rest });
@@ -88,19 +50,19 @@ async function setup() {
   const file = join(S.root, 'bad.ndjson');
   writeFileSync(file, LINES.join('\n') + '\n');
   S.data = join(S.root, 'store');
-  phase = 'towerd fold';
+  C.phase = 'towerd fold';
   const f = await run([TOWERD, 'fold', '--data', S.data, '--quiet', file], { timeoutMs: slow(30000) });
   assert(f.code === 0 || f.code === 3, `towerd fold exited ${f.code}: ${f.err}`);
   S.port = await freePort();
   S.logPath = join(S.root, 'serve.log');
-  phase = 'starting towerd serve';
+  C.phase = 'starting towerd serve';
   S.serve = start([TOWERD, 'serve', '--no-nats', '--data', S.data, '--http', `127.0.0.1:${S.port}`, '--web', WEB], S.logPath);
   await until('towerd serve answering /healthz', async () => {
     if (S.serve.exitCode !== null) throw new Error(`towerd serve exited ${S.serve.exitCode}:\n${tail(S.logPath)}`);
     return (await http(S.port, '/healthz', { timeoutMs: 1000 })).status === 200;
   }, slow(20000), 50);
-  phase = 'launching Chromium';
-  S.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
+  C.phase = 'launching Chromium';
+  S.browser = await launchChromium();
   S.errors = [];
   S.ctx = await S.browser.newContext({ viewport: { width: 1600, height: 1000 } });
   S.ctx.setDefaultTimeout(slow(10000));
@@ -151,7 +113,7 @@ async function checks() {
 }
 
 async function teardown() {
-  phase = 'teardown';
+  C.phase = 'teardown';
   if (S.browser) await S.browser.close().catch(() => {});
   const problems = [];
   if (S.serve) {
@@ -163,31 +125,4 @@ async function teardown() {
   return problems;
 }
 
-try {
-  await setup();
-  await checks();
-} catch (e) {
-  log('FAIL setup:', e.stack || e);
-  results.push({ name: 'setup', ok: false, why: e.stack || String(e) });
-}
-try {
-  for (const p of await teardown()) results.push({ name: 'clean shutdown', ok: false, why: p });
-} catch (e) {
-  results.push({ name: 'teardown', ok: false, why: e.stack || String(e) });
-}
-const failed = results.filter((r) => !r.ok);
-let code = 0;
-if (failed.length) {
-  code = 1;
-  process.stderr.write(`\n${failed.length} of ${results.length} checks failed:\n`);
-  for (const f of failed) process.stderr.write(`\n--- ${f.name}\n${f.why}\n`);
-  if (S.logPath) process.stderr.write(`\n--- towerd serve log (tail)\n${tail(S.logPath, 30)}\n`);
-} else if (!results.length) {
-  code = 1;
-  process.stderr.write('no check ran\n');
-} else {
-  process.stderr.write(`\nall ${results.length} checks passed\n`);
-}
-clearTimeout(watchdog);
-cleanup();
-process.exit(code);
+await C.main(setup, checks, teardown, () => [['towerd serve log', S.logPath, 30]]);

@@ -11,75 +11,35 @@
 // trail and takes a note, a resolution and a reopen; "My queue" lists what is assigned to me; the overview
 // shows unacknowledged counts; the order page shows the exception's state, assignee and actions; a redriven
 // dead letter leaves the dead letters page. TOWER_IT_KEEP=1 keeps the temporary directory.
-import { chromium } from 'playwright-core';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
-  log, run, start, stop, cleanup, tempdir, http, until, tail, Nats, Serve, sanitizerReport,
+  log, run, start, stop, tempdir, http, until, tail, parseArgs, Checks, assert, assertEq, launchChromium,
+  startStack, stopStack, writeTokens,
 } from './harness.mjs';
 import { VIEWS, itemKey } from '../../web/js/views.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..', '..');
 const WEB = join(REPO, 'web');
-const CHROMIUM = process.env.TOWER_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
 const LIVE_BOUND_MS = 5000; // an action on one page shows on the other within this
-const WATCHDOG_MS = 70000; // times --slow, at most 220 s (ctest's TIMEOUT is 240)
+// A guard against a hang (each check waits on its own bounds): times --slow, at most 220 s (ctest's TIMEOUT
+// is 240). 70 s was too short with two test files per core on a busy machine.
+const WATCHDOG_MS = 150000;
 const VIEW = 'blocked';
 
-// --- arguments
-const argv = process.argv.slice(2);
-const TOWERD = argv.shift();
-let ARTIFACTS = resolve('browser-artifacts');
-let SLOW = Number(process.env.TOWER_IT_SLOW || 1);
-const only = [];
-while (argv.length) {
-  const a = argv.shift();
-  if (a === '--artifacts') ARTIFACTS = resolve(argv.shift());
-  else if (a === '--slow') SLOW = Number(argv.shift());
-  else only.push(a);
-}
-if (!TOWERD) {
-  process.stderr.write('usage: node test_exceptions.mjs TOWERD [--artifacts DIR] [--slow N] [CHECK...]\n');
-  process.exit(2);
-}
-if (!(SLOW >= 1)) SLOW = 1;
-const slow = (ms) => Math.round(ms * SLOW);
-
-let phase = 'starting';
-const results = [];
-const watchdog = setTimeout(() => {
-  log(`FAIL: the test did not finish within ${WATCHDOG_MS / 1000} s (while: ${phase}); stopping everything`);
-  for (const r of results) if (!r.ok) log(`FAIL ${r.name}: ${r.why}`);
-  cleanup();
-  process.exit(1);
-}, Math.min(slow(WATCHDOG_MS), 220000));
-
-async function check(name, fn) {
-  if (only.length && !only.some((s) => name.includes(s))) return;
-  const t0 = Date.now();
-  phase = `check "${name}"`;
-  try {
-    await fn();
-    results.push({ name, ok: true });
-    log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    results.push({ name, ok: false, why: e.stack || String(e) });
-    log(`FAIL ${name} (${Date.now() - t0} ms): ${e.message}`);
+const { towerd: TOWERD, artifacts: ARTIFACTS, slow, only } = parseArgs('test_exceptions.mjs');
+const C = new Checks({
+  only, watchdogMs: Math.min(slow(WATCHDOG_MS), 220000),
+  onFail: async () => {
     for (const [n, p] of Object.entries(S.pages || {})) {
       try { mkdirSync(ARTIFACTS, { recursive: true }); await p.screenshot({ path: join(ARTIFACTS, `exceptions-fail-${n}.png`) }); } catch { /* closed */ }
     }
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-function assertEq(got, want, what) {
-  const g = JSON.stringify(got), w = JSON.stringify(want);
-  if (g !== w) throw new Error(`${what}:\n  got  ${g.slice(0, 1500)}\n  want ${w.slice(0, 1500)}`);
-}
+  },
+});
+const check = C.check.bind(C);
 
 // --- the fixture
 const S = { pages: {} };
@@ -105,32 +65,11 @@ const exception = (id) => api('/exceptions/' + encodeURIComponent(id));
 async function setup() {
   S.root = tempdir('tower-bx-');
   log('fixture in', S.root);
-  phase = 'starting nats-server';
-  S.nats = await new Nats(S.root).start(slow(15000));
-  phase = 'generating and publishing the trace';
-  S.trace = join(S.root, 'trace.ndjson');
-  let r = await run([TOWERD, 'gen', '--seed', '20261206', '--orders', '120', '--conflicts', '0.03', '-o', S.trace], { timeoutMs: slow(30000) });
-  assert(r.code === 0, `towerd gen exited ${r.code}: ${r.err}`);
-  r = await run([TOWERD, 'publish', '--nats', S.nats.url, S.trace], { timeoutMs: slow(40000) });
-  assert(r.code === 0 || r.code === 3, `towerd publish exited ${r.code}: ${r.err.slice(-2000)}`);
-  phase = 'starting the projector and towerd serve';
-  S.data = join(S.root, 'store');
-  S.projLog = join(S.root, 'projector.log');
-  S.projector = start([TOWERD, 'projector', '--nats', S.nats.url, '--data', S.data], S.projLog);
-  const tokens = join(S.root, 'tokens');
-  const sha = (t) => createHash('sha256').update(t).digest('hex');
-  writeFileSync(tokens, `ops operator ${sha(TOKENS.ops)}\nwall viewer ${sha(TOKENS.wall)}\n`, { mode: 0o600 });
-  S.serve = new Serve(TOWERD, { data: S.data, web: WEB, nats: S.nats.url, logPath: join(S.root, 'serve.log'), extra: ['--tokens', tokens] });
-  await S.serve.start(slow(20000));
-  phase = 'waiting for the projector to catch up';
-  await until('the projector to catch up', async () => {
-    if (S.projector.exitCode !== null) throw new Error(`the projector exited ${S.projector.exitCode}:\n${tail(S.projLog)}`);
-    const b = await api('/summary');
-    if (!(b.streamLastSeq > 0 && b.appliedSeq === b.streamLastSeq)) throw new Error(`applied ${b.appliedSeq}, stream ${b.streamLastSeq}`);
-    return b;
-  }, slow(30000));
-  phase = 'launching Chromium';
-  S.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
+  const tokens = writeTokens(join(S.root, 'tokens'), [['ops', 'operator', TOKENS.ops], ['wall', 'viewer', TOKENS.wall]]);
+  await startStack(S, { towerd: TOWERD, slow, web: WEB, gen: ['--seed', '20261206', '--orders', '120', '--conflicts', '0.03'],
+    serveExtra: ['--tokens', tokens], headers: { Authorization: 'Bearer ' + TOKENS.ops }, setPhase: (p) => { C.phase = p; } });
+  C.phase = 'launching Chromium';
+  S.browser = await launchChromium();
   S.errors = [];
   S.base = `http://127.0.0.1:${S.serve.port}`;
   S.ctx = {};
@@ -500,51 +439,9 @@ async function checks() {
 }
 
 async function teardown() {
-  phase = 'teardown';
-  if (S.browser) await S.browser.close().catch(() => {});
-  const problems = [];
-  if (S.serve && S.serve.proc) {
-    const r = await S.serve.stop();
-    if (r.code !== 0) problems.push(`towerd serve exited ${JSON.stringify(r)} on SIGTERM`);
-  }
-  if (S.projector) {
-    const r = await stop(S.projector, 'SIGTERM');
-    if (r && r.code !== 0) problems.push(`the projector exited ${JSON.stringify(r)} on SIGTERM`);
-  }
-  for (const [what, path] of [['towerd serve', S.serve && S.serve.logPath], ['the projector', S.projLog]]) {
-    const rep = path && sanitizerReport(path);
-    if (rep) problems.push(`${what} reported: ${rep}\n${tail(path, 60)}`);
-  }
-  if (S.nats && S.nats.proc) await stop(S.nats.proc, 'SIGTERM');
-  return problems;
+  C.phase = 'teardown';
+  return stopStack(S);
 }
 
-let code = 0;
-try {
-  await setup();
-  await checks();
-} catch (e) {
-  log('FAIL setup:', e.stack || e);
-  results.push({ name: 'setup', ok: false, why: e.stack || String(e) });
-}
-try {
-  for (const p of await teardown()) results.push({ name: 'clean shutdown', ok: false, why: p });
-} catch (e) {
-  results.push({ name: 'teardown', ok: false, why: e.stack || String(e) });
-}
-const failed = results.filter((r) => !r.ok);
-if (failed.length) {
-  code = 1;
-  process.stderr.write(`\n${failed.length} of ${results.length} checks failed:\n`);
-  for (const f of failed) process.stderr.write(`\n--- ${f.name}\n${f.why}\n`);
-  if (S.serve) process.stderr.write(`\n--- towerd serve log (tail)\n${tail(S.serve.logPath, 30)}\n`);
-  if (S.projLog) process.stderr.write(`\n--- projector log (tail)\n${tail(S.projLog, 15)}\n`);
-} else if (!results.length) {
-  code = 1;
-  process.stderr.write('no check ran\n');
-} else {
-  process.stderr.write(`\nall ${results.length} checks passed\n`);
-}
-clearTimeout(watchdog);
-cleanup();
-process.exit(code);
+await C.main(setup, checks, teardown, () => [['towerd serve log', S.serve && S.serve.logPath, 30],
+  ['projector log', S.projLog, 15]]);

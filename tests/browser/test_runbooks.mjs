@@ -9,28 +9,20 @@
 // code; the most specific runbook is chosen for a view and reason, the view's when the reason has none;
 // a runbook with HTML, a javascript: link and an onerror image shows them as text (no script element,
 // no image, no such link; no dialog, no page error); a missing runbook says what to do instead.
-import { chromium } from 'playwright-core';
 import { cpSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { log, start, stop, cleanup, tempdir, http, until, tail, freePort, sanitizerReport } from './harness.mjs';
+import {
+  log, start, stop, cleanup, tempdir, http, until, tail, freePort, sanitizerReport, parseArgs, assert, launchChromium,
+} from './harness.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..', '..');
-const CHROMIUM = process.env.TOWER_CHROMIUM || '/usr/bin/chromium';
-const argv = process.argv.slice(2);
-const TOWERD = argv.shift();
-let SLOW = 1;
-for (let i = 0; i < argv.length; i++) if (argv[i] === '--slow') SLOW = Math.max(1, Number(argv[++i]) || 1);
-if (!TOWERD) {
-  process.stderr.write('usage: node test_runbooks.mjs TOWERD [--artifacts DIR] [--slow N]\n');
-  process.exit(2);
-}
+const { towerd: TOWERD, SLOW } = parseArgs('test_runbooks.mjs');
 const watchdog = setTimeout(() => { log('FAIL: no end within 90 s'); cleanup(); process.exit(1); }, 90000 * SLOW);
 const results = [];
 const errors = [];
 const dialogs = [];
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
 async function check(name, fn) {
   try { await fn(); results.push({ name, ok: true }); log(`ok   ${name}`); }
   catch (e) { results.push({ name, ok: false, why: e.stack || String(e) }); log(`FAIL ${name}: ${e.message}`); }
@@ -51,7 +43,7 @@ try {
     if (serve.exitCode !== null) throw new Error(`towerd serve exited:\n${tail(logPath)}`);
     return (await http(port, '/healthz', { timeoutMs: 1000 })).status === 200;
   }, 20000 * SLOW, 50);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'], headless: true });
+  browser = await launchChromium();
   const page = await browser.newPage();
   page.setDefaultTimeout(10000 * SLOW);
   page.on('pageerror', (e) => errors.push(e.message));

@@ -5,43 +5,23 @@
 // lets it), shows the connection live, and an event POSTed to the API appears on the open view without reload.
 //
 // usage: node test_stream_lws.mjs TOWERD [--slow N]
-import { chromium } from 'playwright-core';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { log, start, stop, cleanup, tempdir, http, until, tail, freePort, Nats, Serve, sanitizerReport } from './harness.mjs';
+import { log, cleanup, tempdir, http, tail, freePort, parseArgs, assert, launchChromium, startStack, stopStack } from './harness.mjs';
 
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'web');
-const CHROMIUM = process.env.TOWER_CHROMIUM || '/usr/bin/chromium';
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
-const argv = process.argv.slice(2);
-const TOWERD = argv.shift();
-let SLOW = 1;
-while (argv.length) if (argv.shift() === '--slow') SLOW = Number(argv.shift()) || 1;
-if (!TOWERD) {
-  process.stderr.write('usage: node test_stream_lws.mjs TOWERD [--slow N]\n');
-  process.exit(2);
-}
-const slow = (ms) => Math.round(ms * SLOW);
+const { towerd: TOWERD, slow } = parseArgs('test_stream_lws.mjs');
 const watchdog = setTimeout(() => { log('FAIL: not within 80 s'); cleanup(); process.exit(1); }, slow(80000));
-
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
 
 const S = {};
 let failure = null;
 try {
   S.root = tempdir('tower-bt-lws-');
-  S.nats = await new Nats(S.root).start(slow(15000));
-  S.data = join(S.root, 'store');
-  S.projLog = join(S.root, 'projector.log');
-  S.projector = start([TOWERD, 'projector', '--nats', S.nats.url, '--data', S.data], S.projLog);
   S.sport = await freePort();
-  S.serve = new Serve(TOWERD, { data: S.data, web: WEB, nats: S.nats.url, logPath: join(S.root, 'serve.log'),
-    extra: ['--stream-listen', `127.0.0.1:${S.sport}`] });
-  await S.serve.start(slow(20000));
+  await startStack(S, { towerd: TOWERD, slow, web: WEB, serveExtra: ['--stream-listen', `127.0.0.1:${S.sport}`] });
   const base = `http://127.0.0.1:${S.serve.port}`;
 
-  S.browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  S.browser = await launchChromium();
   const page = await S.browser.newPage();
   const sockets = [], problems = [];
   page.on('websocket', (ws) => sockets.push(ws.url()));
@@ -67,15 +47,8 @@ try {
   failure = e;
 }
 try {
-  if (S.browser) await S.browser.close();
-  if (S.serve && S.serve.proc) {
-    const r = await S.serve.stop();
-    if (!failure && r && r.code !== 0) failure = new Error(`towerd serve exited ${JSON.stringify(r)} on SIGTERM`);
-  }
-  if (S.projector) await stop(S.projector, 'SIGTERM');
-  if (S.nats && S.nats.proc) await stop(S.nats.proc, 'SIGTERM');
-  const rep = S.serve && sanitizerReport(S.serve.logPath);
-  if (!failure && rep) failure = new Error(`towerd serve reported: ${rep}`);
+  const problems = await stopStack(S);
+  if (!failure && problems.length) failure = new Error(problems.join('\n'));
 } catch (e) {
   failure = failure || e;
 }

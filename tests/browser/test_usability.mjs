@@ -11,12 +11,12 @@
 // are whole and the clock stays on one line; the demo clock says "60× speed"; the timeline says "SLA
 // breached"; times are local with the zone named, UTC on request (kept across reloads); an empty filtered
 // page says why and offers what to try; the overview says where to start. Exit 0 when every check passed.
-import { chromium } from 'playwright-core';
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  log, run, start, stop, cleanup, tempdir, http, until, tail, Nats, Serve, sanitizerReport,
+  log, run, start, stop, tempdir, http, until, tail, parseArgs, Checks, assert, assertEq, launchChromium,
+  startStack, stopStack,
 } from './harness.mjs';
 import { warpLabel } from '../../web/js/clock.js';
 import { eventLabel } from '../../web/js/views.js';
@@ -24,56 +24,11 @@ import { eventLabel } from '../../web/js/views.js';
 const HERE = dirname(fileURLToPath(import.meta.url));
 // TOWER_TEST_WEB: another copy of the dashboard (to see these checks fail on the files before a fix).
 const WEB = process.env.TOWER_TEST_WEB || join(resolve(HERE, '..', '..'), 'web');
-const CHROMIUM = process.env.TOWER_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
 const ZONE = 'America/New_York'; // local time that is not UTC, so that a page showing UTC is told apart
 
-const argv = process.argv.slice(2);
-const TOWERD = argv.shift();
-let ARTIFACTS = resolve('browser-artifacts');
-let SLOW = Number(process.env.TOWER_IT_SLOW || 1);
-const only = [];
-while (argv.length) {
-  const a = argv.shift();
-  if (a === '--artifacts') ARTIFACTS = resolve(argv.shift());
-  else if (a === '--slow') SLOW = Number(argv.shift());
-  else only.push(a);
-}
-if (!TOWERD) {
-  process.stderr.write('usage: node test_usability.mjs TOWERD [--artifacts DIR] [--slow N] [CHECK...]\n');
-  process.exit(2);
-}
-if (!(SLOW >= 1)) SLOW = 1;
-const slow = (ms) => Math.round(ms * SLOW);
-const WATCHDOG_MS = slow(100000);
-let phase = 'starting';
-const results = [];
-const watchdog = setTimeout(() => {
-  log(`FAIL: the test did not finish within ${WATCHDOG_MS / 1000} s (while: ${phase})`);
-  for (const r of results) if (!r.ok) log(`FAIL ${r.name}: ${r.why}`);
-  cleanup();
-  process.exit(1);
-}, WATCHDOG_MS);
-
-async function check(name, fn) {
-  if (only.length && !only.some((s) => name.includes(s))) return;
-  const t0 = Date.now();
-  phase = `check "${name}"`;
-  try {
-    await fn();
-    results.push({ name, ok: true });
-    log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    results.push({ name, ok: false, why: e.stack || String(e) });
-    log(`FAIL ${name} (${Date.now() - t0} ms): ${e.message}`);
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-function assertEq(got, want, what) {
-  const g = JSON.stringify(got), w = JSON.stringify(want);
-  if (g !== w) throw new Error(`${what}:\n  got  ${g.slice(0, 1500)}\n  want ${w.slice(0, 1500)}`);
-}
+const { towerd: TOWERD, artifacts: ARTIFACTS, slow, only } = parseArgs('test_usability.mjs');
+const C = new Checks({ only, watchdogMs: slow(100000) });
+const check = C.check.bind(C);
 
 // --- the fixture
 const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -105,32 +60,14 @@ async function api(path) {
 async function setup() {
   S.root = tempdir('tower-ux-');
   log('fixture in', S.root);
-  phase = 'starting nats-server';
-  S.nats = await new Nats(S.root).start(slow(15000));
-  phase = 'generating and publishing the trace';
-  S.trace = join(S.root, 'trace.ndjson');
-  let r = await run([TOWERD, 'gen', '--seed', '20261206', '--orders', '80', '-o', S.trace], { timeoutMs: slow(30000) });
-  assert(r.code === 0, `towerd gen exited ${r.code}: ${r.err}`);
-  appendFileSync(S.trace, ownLines(Date.now()).join('\n') + '\n');
-  r = await run([TOWERD, 'publish', '--nats', S.nats.url, S.trace], { timeoutMs: slow(40000) });
-  assert(r.code === 0 || r.code === 3, `towerd publish exited ${r.code}: ${r.err.slice(-2000)}`);
   // Release within 1000 days: nothing of the trace is late for release, although the built-in 15 min says so.
   S.rules = join(S.root, 'sla.rules');
   writeFileSync(S.rules, '[rule release]\nwithin = 1000d\n');
-  S.data = join(S.root, 'store');
-  S.projLog = join(S.root, 'projector.log');
-  S.projector = start([TOWERD, 'projector', '--nats', S.nats.url, '--data', S.data, '--sla-rules', S.rules], S.projLog);
-  S.serve = new Serve(TOWERD, { data: S.data, web: WEB, nats: S.nats.url, logPath: join(S.root, 'serve.log'),
-    extra: ['--sla-rules', S.rules] });
-  await S.serve.start(slow(20000));
-  phase = 'waiting for the projector to catch up';
-  await until('the projector to catch up', async () => {
-    if (S.projector.exitCode !== null) throw new Error(`the projector exited ${S.projector.exitCode}:\n${tail(S.projLog)}`);
-    const s = (await http(S.serve.port, '/api/v1/summary')).body;
-    return s && s.streamLastSeq > 0 && s.appliedSeq === s.streamLastSeq;
-  }, slow(30000), 100);
-  phase = 'launching Chromium';
-  S.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
+  await startStack(S, { towerd: TOWERD, slow, web: WEB, gen: ['--seed', '20261206', '--orders', '80'],
+    lines: () => ownLines(Date.now()), projectorExtra: ['--sla-rules', S.rules], serveExtra: ['--sla-rules', S.rules],
+    setPhase: (p) => { C.phase = p; } });
+  C.phase = 'launching Chromium';
+  S.browser = await launchChromium();
   S.context = await S.browser.newContext({ viewport: { width: 1920, height: 1080 }, timezoneId: ZONE });
   S.context.setDefaultTimeout(slow(10000));
   S.errors = [];
@@ -360,50 +297,8 @@ async function checks() {
 }
 
 async function teardown() {
-  phase = 'teardown';
-  if (S.browser) await S.browser.close().catch(() => {});
-  const problems = [];
-  if (S.serve && S.serve.proc) {
-    const r = await S.serve.stop();
-    if (r.code !== 0) problems.push(`towerd serve exited ${JSON.stringify(r)} on SIGTERM`);
-  }
-  if (S.projector) {
-    const r = await stop(S.projector, 'SIGTERM');
-    if (r && r.code !== 0) problems.push(`the projector exited ${JSON.stringify(r)} on SIGTERM`);
-  }
-  for (const [what, path] of [['towerd serve', S.serve && S.serve.logPath], ['the projector', S.projLog]]) {
-    const rep = path && sanitizerReport(path);
-    if (rep) problems.push(`${what} reported: ${rep}\n${tail(path, 60)}`);
-  }
-  if (S.nats && S.nats.proc) await stop(S.nats.proc, 'SIGTERM');
-  return problems;
+  C.phase = 'teardown';
+  return stopStack(S);
 }
 
-try {
-  await setup();
-  await checks();
-} catch (e) {
-  log('FAIL setup:', e.stack || e);
-  results.push({ name: 'setup', ok: false, why: e.stack || String(e) });
-}
-try {
-  for (const p of await teardown()) results.push({ name: 'clean shutdown', ok: false, why: p });
-} catch (e) {
-  results.push({ name: 'teardown', ok: false, why: e.stack || String(e) });
-}
-const failed = results.filter((r) => !r.ok);
-let code = 0;
-if (failed.length) {
-  code = 1;
-  process.stderr.write(`\n${failed.length} of ${results.length} checks failed:\n`);
-  for (const f of failed) process.stderr.write(`\n--- ${f.name}\n${f.why}\n`);
-  if (S.serve) process.stderr.write(`\n--- towerd serve log (tail)\n${tail(S.serve.logPath, 30)}\n`);
-} else if (!results.length) {
-  code = 1;
-  process.stderr.write('no check ran\n');
-} else {
-  process.stderr.write(`\nall ${results.length} checks passed\n`);
-}
-clearTimeout(watchdog);
-cleanup();
-process.exit(code);
+await C.main(setup, checks, teardown, () => [['towerd serve log', S.serve && S.serve.logPath, 30]]);

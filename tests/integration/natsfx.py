@@ -1265,7 +1265,7 @@ def stretch_for_sanitizer(binary):
 
 
 def main(module, binaries=("TOWERD",), seed=0, prepare=None, finish=None):
-    """The command line of an integration test file: BINARY... [TEST_NAME_SUBSTRING...].
+    """The command line of an integration test file: BINARY... [PATTERN...] (see select()).
 
     Sets the module's globals named in `binaries` to the binaries' absolute paths (each must be an
     executable), stretches the timeouts for a sanitizer build (judged by the last binary), calls
@@ -1304,10 +1304,29 @@ class LoggingResult(unittest.TextTestResult):
         super().stopTest(test)
 
 
+def select(tests, patterns):
+    """The tests that `patterns` choose: NAME keeps the tests whose id contains NAME, =NAME those whose
+    class or method is named NAME exactly, ~NAME leaves out those whose class or method is named NAME.
+    With no pattern of the first two kinds, every test not left out. tests/cases.cmake registers one
+    ctest per case of a long file with =CASE, and its other tests with ~CASE..., so none is missed."""
+    def names(t):
+        return t.id().split(".")[1:]  # class and method, without the module
+
+    keep = [p for p in patterns if not p.startswith("~")]
+    drop = [p[1:] for p in patterns if p.startswith("~")]
+
+    def kept(t, p):
+        return p[1:] in names(t) if p.startswith("=") else p in t.id()
+
+    return [t for t in tests if (not keep or any(kept(t, p) for p in keep))
+            and not any(d in names(t) for d in drop)]
+
+
 def run_module(module, patterns, seed, finish=None):
-    """Run the tests of a module whose id contains one of `patterns` (all when none), sorted by name;
-    kill every child and call finish() at the end; print "N passed, M failed". A failure of
-    setUpModule or tearDownModule counts. Returns the exit code: 0 only when some ran and none failed."""
+    """Run the tests of a module that select(patterns) chooses, sorted by name; kill every child and
+    call finish() at the end; print "N passed, M failed". A failure of setUpModule or tearDownModule
+    counts. Returns the exit code: 0 only when some ran and none failed, or when the patterns only
+    left tests out and none was left (the rest of a file whose cases all run as their own ctests)."""
     tests = []
 
     def flatten(s):
@@ -1318,8 +1337,12 @@ def run_module(module, patterns, seed, finish=None):
                 tests.append(t)
 
     flatten(unittest.TestLoader().loadTestsFromModule(module))
-    if patterns:
-        tests = [t for t in tests if any(p in t.id() for p in patterns)]
+    tests = select(tests, patterns)
+    if not tests and patterns and all(p.startswith("~") for p in patterns):
+        print("0 tests left: every test of this file runs in a ctest of its own")
+        if finish is not None:
+            finish()
+        return 0
     tests.sort(key=lambda t: t.id().rsplit(".", 1)[1])
     runner = unittest.TextTestRunner(verbosity=2, resultclass=LoggingResult, stream=sys.stdout)
     t0 = time.monotonic()

@@ -703,6 +703,7 @@ def main():
         return 2
     TOWERD = os.path.abspath(sys.argv[1])
     fx.install_signal_cleanup()
+    fx.stretch_for_sanitizer(TOWERD)  # an ASan build's servers take longer to come up and answer
     loader = unittest.TestLoader()
     suite = unittest.TestSuite()
     only = sys.argv[2:]

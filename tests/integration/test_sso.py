@@ -219,6 +219,7 @@ def main():
         sys.exit(__doc__)
     TOWERD = os.path.abspath(sys.argv[1])
     fx.install_signal_cleanup()
+    fx.stretch_for_sanitizer(TOWERD)  # an ASan build's servers take longer to come up and answer
     loader = unittest.TestLoader()
     suite = unittest.TestSuite()
     for cls in (T1Proxy, T2Policy):

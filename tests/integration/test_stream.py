@@ -155,15 +155,21 @@ class StreamTest(unittest.TestCase):
         self.serve = fx.spawn(argv, stdout=log, stderr=log)
         log.close()
         self.addCleanup(self.stop_serve, self.serve)
+        # Ready, not only alive: /readyz answers 200 once the store is readable (the projector started in
+        # setUp creates it, later than that on a busy machine) and NATS is connected; a client
+        # subscribing before would get no snapshot.
         deadline = time.monotonic() + fx.tmo(30)
+        last = "no answer"
         while time.monotonic() < deadline:
             try:
-                if self.request("GET", "/healthz")[0] == 200:
+                st, body = self.request("GET", "/readyz")
+                if st == 200:
                     return
-            except (OSError, ValueError):
-                pass
+                last = "%s %s" % (st, body)
+            except (OSError, ValueError) as e:
+                last = repr(e)
             time.sleep(0.1)
-        self.fail("towerd serve did not answer /healthz:\n" + fx.tail(self.serve_log))
+        self.fail("towerd serve was not ready (/readyz): %s\n%s" % (last, fx.tail(self.serve_log)))
 
     def stop_serve(self, p):
         if p.poll() is None:

@@ -678,6 +678,13 @@ def live():
     lv.proj = fx.Projector(lv.t, lv.data, log_path=os.path.join(lv.root, "projector.log")).start()
     lv.serve = fx.TowerServe(lv.t, lv.data, os.path.join(lv.root, "serve.log"), args=["--nats", lv.nats.url])
     lv.serve.start()
+    # Ready, not only alive: the store readable (the projector creates it) and NATS connected; the first
+    # test to use this fixture may be a write (test_15's redrive), not only a publish that waits.
+    deadline = time.monotonic() + fx.tmo(30)
+    while api(lv.serve.url, "/readyz")[0] != 200:
+        if time.monotonic() > deadline:
+            raise AssertionError("towerd serve not ready: %s\n%s" % (api(lv.serve.url, "/readyz"), lv.serve.log()))
+        time.sleep(0.1)
     lv.client = fx.NatsClient(lv.nats.url)
     L = lv
     return lv

@@ -617,7 +617,9 @@ def main():
     fx.stretch_for_sanitizer(TOWERD)
     fx.log("towerd %s, slow %s" % (TOWERD, fx.SLOW))
     suite = unittest.TestLoader().loadTestsFromTestCase(UpTest)
-    tests = [t for t in suite if not patterns or any(p in t.id() for p in patterns)]
+    tests = fx.select(list(suite), patterns)  # NAME, =NAME, ~NAME (tests/cases.cmake)
+    if not tests and patterns and all(p.startswith("~") for p in patterns):
+        return 0  # every test of this file runs in a ctest of its own
     res = unittest.TextTestRunner(verbosity=2, resultclass=Result, stream=sys.stdout).run(unittest.TestSuite(tests))
     fx.kill_all_children()
     return 0 if res.wasSuccessful() and res.testsRun > 0 else 1
