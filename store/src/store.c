@@ -483,6 +483,25 @@ static ct_status lock_writer(store *s)
     return st;
 }
 
+/* The map size a new or growing environment starts from: TOWER_STORE_MAP_MIB (1-1048576) when set, else
+ * DEFAULT_MAP_SIZE. The writer doubles it whenever it fills (store_apply.c), so this only says where the
+ * doubling starts: a smaller start makes small stores smaller on disk; tests use it to cross a growth with
+ * little data. */
+static size_t default_map_size(void)
+{
+    const char *v = getenv("TOWER_STORE_MAP_MIB");
+    if (!v || !*v) return DEFAULT_MAP_SIZE;
+    char *end = NULL;
+    errno = 0;
+    long long mib = strtoll(v, &end, 10);
+    if (errno || end == v || *end || mib < 1 || mib > 1048576) {
+        ct_log(CT_LOG_WARN, "store", "TOWER_STORE_MAP_MIB=%.32s is not a number of MiB from 1 to 1048576: using %zu",
+               v, DEFAULT_MAP_SIZE >> 20);
+        return DEFAULT_MAP_SIZE;
+    }
+    return (size_t)mib << 20;
+}
+
 static ct_status open_once(store **out, const store_opts *opts)
 {
     ct_status st = CT_OK;
@@ -491,7 +510,7 @@ static ct_status open_once(store **out, const store_opts *opts)
     pthread_rwlock_init(&s->txn_lock, NULL);
     s->root = opts->flat ? ct_strdup(opts->dir) : resolve_root(opts->dir);
     s->read_only = opts->read_only;
-    s->map_size = opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE;
+    s->map_size = opts->map_size ? opts->map_size : default_map_size();
     s->sla = opts->sla_rules;
 
     struct stat sb;

@@ -709,6 +709,18 @@ def trace_event_ids(path):
 # ---------------------------------------------------------------------------------------------
 # towerd
 
+# Environment a test sets for every towerd it starts (e.g. TOWER_STORE_MAP_MIB): Tower.env adds it after
+# dropping the caller's TOWER_* variables. Use with_test_env() so that it is undone after the test.
+TEST_ENV = {}
+
+
+def with_test_env(test, **kv):
+    """Set TEST_ENV's keys for the rest of a unittest test (undone by its cleanup)."""
+    old = dict(TEST_ENV)
+    TEST_ENV.update(kv)
+    test.addCleanup(lambda: (TEST_ENV.clear(), TEST_ENV.update(old)))
+
+
 class Result:
     def __init__(self, argv, rc, out, err, secs):
         self.argv, self.rc, self.out, self.err, self.secs = argv, rc, out, err, secs
@@ -737,6 +749,7 @@ class Towerd:
             for k in list(e):
                 if k.startswith("TOWER_") and not k.startswith("TOWER_IT_"):
                     del e[k]
+        e.update(TEST_ENV)  # what the running test itself sets for every towerd it starts
         e.setdefault("TOWER_LOG", "info")
         if extra:
             e.update(extra)
