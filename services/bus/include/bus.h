@@ -109,6 +109,10 @@ typedef struct bus_stream_state {
  * once (CT_BUS not connected, CT_TIMEOUT no answer for BUS_WATCH_STALE_MS) when there is none.
  */
 ct_status bus_stream_info(bus *b, bus_stream_state *out);
+/** \brief bus_stream_info waiting at most timeout_ms (> 0) for the answer, and not at all while the connection
+ * is down (CT_BUS); a failure is logged at debug level only: for a caller that must stay responsive and tries
+ * again soon, such as a loop that also watches for a stop. */
+ct_status bus_stream_info_wait(bus *b, bus_stream_state *out, int64_t timeout_ms);
 
 /* ---- watching (for readers that must never wait on NATS) ------------------------------------- */
 

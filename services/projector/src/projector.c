@@ -407,13 +407,16 @@ static uint64_t proj_last_in(const proj *p)
  * from the checkpoint. */
 #define TAIL_CHECK_NS 1000000000LL
 #define TAIL_STALL_NS 3000000000LL
+#define TAIL_INFO_WAIT_MS 1000
 static void proj_check_tail(proj *p)
 {
     int64_t now = ct_mono_ns();
     if (now - p->tail_checked < TAIL_CHECK_NS) return;
     p->tail_checked = now;
     bus_stream_state st;
-    if (bus_stream_info(p->b, &st) != CT_OK) return;
+    /* At most TAIL_INFO_WAIT_MS, and not while NATS is down: a stop must not wait on it (a 10 s JetStream
+     * timeout held SIGTERM past its 10 s bound with nats-server killed). */
+    if (bus_stream_info_wait(p->b, &st, TAIL_INFO_WAIT_MS) != CT_OK) return;
     uint64_t last_in = proj_last_in(p);
     if (st.last_seq <= last_in || (p->o->stop_at_seq && last_in >= p->o->stop_at_seq)) {
         p->tail_behind = 0;
