@@ -10,6 +10,7 @@
 #include "nats_opts.h"
 #include "projector.h"
 #include "sla.h"
+#include "store_upgrade.h"
 #include "towerd.h"
 
 static const ct_opt_def own_defs[] = {
@@ -99,19 +100,6 @@ static void proj_consumer(proj_cmd *pc, const char *data)
     free(name);
 }
 
-/* Nothing to replay: an empty generation that has seen the stream up to its last sequence. */
-static int rebuild_empty(proj_cmd *pc, const bus_stream_state *st)
-{
-    store *empty = NULL;
-    store_opts so = {.dir = pc->gen, .flat = 1, .sla_rules = sla_rules_fold(pc->rules)};
-    if (store_open(&empty, &so) != CT_OK) return TOWERD_EXIT_FAIL;
-    store_meta meta[] = {{"applied_seq", st->last_seq}, {PROJECTOR_META_STREAM_CREATED, (uint64_t)st->created_ns},
-                         {PROJECTOR_META_STREAM_LAST, st->last_seq}};
-    ct_status as = store_apply_meta(empty, NULL, 0, ct_now_ns(), NULL, NULL, meta, 3);
-    store_close(empty);
-    return as == CT_OK ? PROJECTOR_OK : TOWERD_EXIT_FAIL;
-}
-
 /* The applied sequence of a store (dir, or a flat generation) and the stream it follows (the stream's
  * creation time), or zeros. */
 static void applied_of(const char *dir, int flat, uint64_t *seq, uint64_t *stream_created)
@@ -177,7 +165,8 @@ static int rebuild(proj_cmd *pc, projector_opts *po)
            BUS_EVENTS_STREAM, st.first_seq, st.last_seq, st.msgs, pc->gen);
     int rc;
     if (st.msgs == 0) {
-        rc = rebuild_empty(pc, &st);
+        rc = towerd_empty_generation(pc->gen, &st, sla_rules_fold(pc->rules)) == CT_OK ? PROJECTOR_OK
+                                                                                       : TOWERD_EXIT_FAIL;
     } else {
         po->data_dir = pc->gen;
         po->flat = 1;
@@ -203,16 +192,11 @@ static int rebuild(proj_cmd *pc, projector_opts *po)
  * code (4 when there is no stream to rebuild from). */
 static int upgrade_store(proj_cmd *pc, const projector_opts *live)
 {
-    store *s = NULL;
-    store_opts so = {.dir = live->data_dir, .read_only = 1, .probe = 1}; /* a new store is no error */
-    ct_status opened = store_open(&s, &so);
-    store_close(s);
-    if (opened != CT_STORE_VERSION) return TOWERD_CONTINUE;
+    if (!towerd_store_is_old(live->data_dir)) return TOWERD_CONTINUE;
     ct_log(CT_LOG_WARN, "projector", "the store %s has another format than this build's (version %d): rebuilding it "
            "from the stream into a new generation, then projecting on from there", live->data_dir, STORE_FORMAT_VERSION);
     bus_stream_state st;
-    ct_status got;
-    while ((got = bus_stream_info(pc->b, &st)) != CT_OK && got != CT_NOT_FOUND && !towerd_stop) usleep(250000);
+    ct_status got = towerd_wait_stream(pc->b, &st, &towerd_stop);
     if (towerd_stop) return TOWERD_EXIT_OK;
     if (got == CT_NOT_FOUND) {
         ct_log(CT_LOG_ERROR, "projector", "there is no %s stream to rebuild the store from: move %s aside to start "

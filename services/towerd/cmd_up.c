@@ -16,6 +16,7 @@
 #include "server.h"
 #include "server_opts.h"
 #include "sla_engine.h"
+#include "store_upgrade.h"
 #include "relay.h"
 #include "towerd.h"
 #include "up_nats.h"
@@ -156,33 +157,11 @@ typedef struct proj_thread {
 
 /* ---- upgrading a store of another format (docs/deploy.md "Upgrading") ---- */
 
-/* 1 if dir holds a store of another format than this build's (a new or missing store: 0). */
-static int up_store_old(const char *dir)
-{
-    store *s = NULL;
-    store_opts so = {.dir = dir, .read_only = 1, .probe = 1};
-    ct_status st = store_open(&s, &so);
-    store_close(s);
-    return st == CT_STORE_VERSION;
-}
-
-/* An empty stream: an empty generation that has seen it up to its last sequence. */
-static int up_upgrade_empty(const char *gen, const bus_stream_state *st, const fold_sla_rules *rules)
-{
-    store *s = NULL;
-    store_opts so = {.dir = gen, .flat = 1, .sla_rules = rules};
-    if (store_open(&s, &so) != CT_OK) return PROJECTOR_FAIL;
-    store_meta meta[] = {{"applied_seq", st->last_seq}, {PROJECTOR_META_STREAM_CREATED, (uint64_t)st->created_ns},
-                         {PROJECTOR_META_STREAM_LAST, st->last_seq}};
-    ct_status as = store_apply_meta(s, NULL, 0, ct_now_ns(), NULL, NULL, meta, 3);
-    store_close(s);
-    return as == CT_OK ? PROJECTOR_OK : PROJECTOR_FAIL;
-}
-
 /* Replay the whole stream into gen (progress on stderr), with a consumer of its own. */
 static int up_replay(proj_thread *p, const char *gen, const bus_stream_state *st)
 {
-    if (!st->msgs) return up_upgrade_empty(gen, st, p->po.sla_rules);
+    if (!st->msgs)
+        return towerd_empty_generation(gen, st, p->po.sla_rules) == CT_OK ? PROJECTOR_OK : PROJECTOR_FAIL;
     projector_opts po = p->po;
     char *consumer = towerd_consumer_name("rebuild", p->po.data_dir);
     po.data_dir = gen;
@@ -203,14 +182,13 @@ static int up_replay(proj_thread *p, const char *gen, const bus_stream_state *st
 static int up_upgrade(proj_thread *p)
 {
     const char *dir = p->po.data_dir;
-    if (!up_store_old(dir)) return PROJECTOR_OK;
+    if (!towerd_store_is_old(dir)) return PROJECTOR_OK;
     ct_log(CT_LOG_WARN, "up", "upgrade: the store %s has another format than this build's (version %d): rebuilding it "
            "from the stream into a new generation, then projecting on from there. Until the swap the dashboard and "
            "the API answer 503 (this build cannot read the old generation) and the readers' \"format version\" "
            "errors are expected; progress follows", dir, STORE_FORMAT_VERSION);
     bus_stream_state st;
-    ct_status got;
-    while ((got = bus_stream_info(p->b, &st)) != CT_OK && got != CT_NOT_FOUND && !p->stop) usleep(250000);
+    ct_status got = towerd_wait_stream(p->b, &st, &p->stop);
     if (p->stop) return PROJECTOR_OK;
     if (got == CT_NOT_FOUND) {
         ct_log(CT_LOG_ERROR, "up", "upgrade: there is no %s stream to rebuild the store from: move %s aside to start "
