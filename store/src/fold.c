@@ -451,6 +451,8 @@ static fold_item *ship_item(fold_result *r, fold_view v, const char *sid, const 
     return it;
 }
 
+fold_item *fold__item_add(fold_result *r, fold_view v, char *key, ev since) { return item_add(r, v, key, since); }
+
 fold_item *fold__order_item(fold_result *r, fold_view v, const char *oid, const char *sub, ev since, const char *wh,
                             const char *ca)
 {

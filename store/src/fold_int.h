@@ -10,6 +10,8 @@ void fold__derive_raw(const fold_process *p, const fold_sla_rules *rules, fold_r
  * (fold_life.c). */
 void fold__lifecycle(const fold_process *p, const fold_sla_rules *rules, fold_result *out);
 
+/* A new item of view v under key (owned by the result from now on), since = since's occurredAt (fold.c). */
+fold_item *fold__item_add(fold_result *r, fold_view v, char *key, const evt_event *since);
 /* A new item of view v for an order / a shipment, since = since's occurredAt, sub NULL or the rest of its key
  * (fold.c; strings borrowed, like every item's). */
 fold_item *fold__order_item(fold_result *r, fold_view v, const char *oid, const char *sub, const evt_event *since,

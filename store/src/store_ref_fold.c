@@ -136,18 +136,8 @@ typedef struct place {
 
 static void unknown_item(fold_result *r, const place *at, const named *n)
 {
-    if (r->n_items == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 16;
-        r->items = ct_realloc(r->items, r->cap * sizeof *r->items);
-    }
-    fold_item *it = &r->items[r->n_items++];
-    memset(it, 0, sizeof *it);
-    tower__v1__view_item__init(&it->pb);
-    it->view = FOLD_VIEW_ANOMALIES;
-    it->key = at->shipment ? item_key('s', at->shipment, n->kind, n->code) : item_key('o', at->order, n->kind, n->code);
-    it->pb.key = it->key;
-    it->pb.view = (char *)fold_view_name(FOLD_VIEW_ANOMALIES);
-    it->pb.since = n->first->occurred_at;
+    char *key = at->shipment ? item_key('s', at->shipment, n->kind, n->code) : item_key('o', at->order, n->kind, n->code);
+    fold_item *it = fold__item_add(r, FOLD_VIEW_ANOMALIES, key, n->first);
     it->pb.order_id = (char *)at->order;
     it->pb.shipment_id = (char *)at->shipment;
     it->pb.warehouse_id = (char *)at->wh;
