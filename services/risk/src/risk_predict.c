@@ -1,18 +1,9 @@
 /* The prediction for an open order, its fallback, and the per-order hysteresis. */
 #include "risk.h"
+#include "risk_int.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-static void set_err(char *err, size_t len, const char *fmt, ...)
-{
-    if (!err || !len) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 void risk_fallback_from_sla(int64_t approve, int64_t release, int64_t readiness, int64_t routing,
                             int64_t dispatch, int64_t transit, int64_t out[RISK_STAGE_COUNT])
@@ -84,19 +75,19 @@ static int check_query(const risk_config *c, const risk_query *q, char *err, siz
 {
     const char *bad = risk_config_check(c);
     if (bad) {
-        set_err(err, errlen, "config: %s", bad);
+        risk__set_err(err, errlen, "config: %s", bad);
         return -1;
     }
     if ((unsigned)q->stage >= RISK_STAGE_COUNT) {
-        set_err(err, errlen, "stage: %d is not a stage an open order waits in", (int)q->stage);
+        risk__set_err(err, errlen, "stage: %d is not a stage an open order waits in", (int)q->stage);
         return -1;
     }
     if (q->now <= 0) {
-        set_err(err, errlen, "now: must be a time after 1970");
+        risk__set_err(err, errlen, "now: must be a time after 1970");
         return -1;
     }
     if ((q->warehouse && strlen(q->warehouse) > RISK_ID_MAX) || (q->carrier && strlen(q->carrier) > RISK_ID_MAX)) {
-        set_err(err, errlen, "%s: longer than %d characters",
+        risk__set_err(err, errlen, "%s: longer than %d characters",
                 q->warehouse && strlen(q->warehouse) > RISK_ID_MAX ? "warehouse" : "carrier", RISK_ID_MAX);
         return -1;
     }

@@ -1,5 +1,6 @@
 /* Lead-time statistics: log-scale buckets, per-key rings of day slices, the window sum, percentiles. */
 #include "risk.h"
+#include "risk_int.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -74,7 +75,7 @@ int64_t risk_bucket_value(int b)
     return lo + (risk_bucket_hi(b) - lo) / 2;
 }
 
-static void set_err(char *err, size_t len, const char *fmt, ...)
+void risk__set_err(char *err, size_t len, const char *fmt, ...)
 {
     if (!err || !len) return;
     va_list ap;
@@ -210,7 +211,7 @@ static void key_add(risk_key *k, int window, int32_t d, int64_t seconds)
 static int check_id(const char *id, const char *field, char *err, size_t errlen)
 {
     if (id && strlen(id) > RISK_ID_MAX) {
-        set_err(err, errlen, "%s: longer than %d characters", field, RISK_ID_MAX);
+        risk__set_err(err, errlen, "%s: longer than %d characters", field, RISK_ID_MAX);
         return -1;
     }
     return 0;
@@ -219,7 +220,7 @@ static int check_id(const char *id, const char *field, char *err, size_t errlen)
 int risk_stats_add(risk_stats *st, const risk_sample *s, char *err, size_t errlen)
 {
     if (s->delivered_at <= 0) {
-        set_err(err, errlen, "delivered_at: must be a time after 1970 (got %lld)", (long long)s->delivered_at);
+        risk__set_err(err, errlen, "delivered_at: must be a time after 1970 (got %lld)", (long long)s->delivered_at);
         return -1;
     }
     if (check_id(s->warehouse, "warehouse", err, errlen) || check_id(s->carrier, "carrier", err, errlen))
@@ -236,7 +237,7 @@ int risk_stats_add(risk_stats *st, const risk_sample *s, char *err, size_t errle
         risk_key *kc = k && *ca ? key_get(st, stage, wh, ca) : NULL;
         if (kc) key_add(kc, st->window, d, s->delivered_at - t);
         if (!k || (*ca && !kc)) {
-            set_err(err, errlen, "out of memory");
+            risk__set_err(err, errlen, "out of memory");
             return -1;
         }
         added++;
