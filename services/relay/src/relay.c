@@ -372,6 +372,31 @@ void relay__consumer_name(const worker *w, char *out, size_t cap)
     snprintf(out, cap, "%s-%s", w->r->instance, w->d->name);
 }
 
+int relay__consume(worker *w, bus_consumer **c, uint64_t from_seq, size_t max, int wait_ms,
+                   int (*take)(void *ctx, bus_batch *b), void *ctx)
+{
+    relay *r = w->r;
+    if (!*c) {
+        char cname[200];
+        relay__consumer_name(w, cname, sizeof cname);
+        if (bus_consumer_open(c, r->b, cname, from_seq) != CT_OK) {
+            *c = NULL;
+            relay__nap(r, 1000000000LL);
+            return -1;
+        }
+    }
+    bus_batch batch = {0};
+    ct_status st = bus_consumer_fetch(*c, max, wait_ms, &batch);
+    int failed = st == CT_OK ? take(ctx, &batch) != 0 : st != CT_TIMEOUT;
+    bus_batch_free(&batch);
+    if (failed) {
+        bus_consumer_close(*c);
+        *c = NULL;
+        relay__nap(r, st == CT_OK ? 1000000000LL : 500000000LL);
+    }
+    return 0;
+}
+
 /* The destination's loop: batches from its reader (relay_feed.c, which fetches ahead), delivered in order. */
 static void *worker_main(void *arg)
 {

@@ -563,30 +563,24 @@ static int take_batch(worker *w, exc *x, const bus_batch *batch)
     return 0;
 }
 
+typedef struct exc_take_ctx {
+    worker *w;
+    exc *x;
+} exc_take_ctx;
+
+static int exc_take(void *ctx, bus_batch *batch)
+{
+    exc_take_ctx *t = ctx;
+    return take_batch(t->w, t->x, batch); /* a failure: from the checkpoint again */
+}
+
 static void run(worker *w, exc *x)
 {
     relay *r = w->r;
-    char cname[200];
-    snprintf(cname, sizeof cname, "%s-%s", r->instance, w->d->name);
+    exc_take_ctx t = {w, x};
     bus_consumer *c = NULL;
     while (!atomic_load(&r->stop) && drain(w) == 0) {
-        if (!c && bus_consumer_open(&c, r->b, cname, w->seq + 1) != CT_OK) {
-            c = NULL;
-            relay__nap(r, 1000000000LL);
-            continue;
-        }
-        bus_batch batch = {0};
-        ct_status st = bus_consumer_fetch(c, FETCH_MAX, FETCH_WAIT_MS, &batch);
-        if (st == CT_OK && take_batch(w, x, &batch) != 0 && !atomic_load(&r->stop)) {
-            bus_consumer_close(c); /* a failure: from the checkpoint again */
-            c = NULL;
-            relay__nap(r, 1000000000LL);
-        } else if (st != CT_OK && st != CT_TIMEOUT) {
-            bus_consumer_close(c);
-            c = NULL;
-            relay__nap(r, 500000000LL);
-        }
-        bus_batch_free(&batch);
+        if (relay__consume(w, &c, w->seq + 1, FETCH_MAX, FETCH_WAIT_MS, exc_take, &t) != 0) continue;
         relay__write_status(w, 0);
     }
     bus_consumer_close(c);

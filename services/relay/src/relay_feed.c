@@ -53,28 +53,18 @@ static void push(relay__feed *f, bus_batch *b)
     if (f->wake) f->wake(f->wake_arg);
 }
 
+/* A fetched batch goes to the queue (push takes its messages); an empty one is nothing. */
+static int feed_take(void *ctx, bus_batch *b)
+{
+    if (b->n) push(ctx, b);
+    return 0;
+}
+
 static void *feed_main(void *arg)
 {
     relay__feed *f = arg;
-    char cname[200];
-    relay__consumer_name(f->w, cname, sizeof cname);
     bus_consumer *c = NULL;
-    while (wait_room(f) == 0) {
-        if (!c && bus_consumer_open(&c, f->w->r->b, cname, f->next_seq) != CT_OK) {
-            c = NULL;
-            relay__nap(f->w->r, 1000000000LL);
-            continue;
-        }
-        bus_batch b = {0};
-        ct_status st = bus_consumer_fetch(c, f->want, FEED_WAIT_MS, &b);
-        if (st == CT_OK && b.n) push(f, &b);
-        bus_batch_free(&b);
-        if (st != CT_OK && st != CT_TIMEOUT) {
-            bus_consumer_close(c);
-            c = NULL;
-            relay__nap(f->w->r, 500000000LL);
-        }
-    }
+    while (wait_room(f) == 0) relay__consume(f->w, &c, f->next_seq, f->want, FEED_WAIT_MS, feed_take, f);
     bus_consumer_close(c);
     return NULL;
 }

@@ -141,6 +141,12 @@ void relay__dead_letter(relay__worker *w, const evt_event *e, uint64_t seq, json
 void relay__count_outcome(relay__worker *w, int ok, size_t n);
 /* A consumer name: "<instance>-<destination>". */
 void relay__consumer_name(const relay__worker *w, char *out, size_t cap);
+/* One round of a destination's consumer (*c; NULL: closed): opened at from_seq when closed, then up to max
+ * messages within wait_ms handed to take. A failure closes it, so that the next round starts again from the
+ * then from_seq, and naps: 1 s when opening fails or take returns non-zero, 0.5 s when the fetch fails (not
+ * on a timeout). -1 when it could not be opened, else 0. */
+int relay__consume(relay__worker *w, bus_consumer **c, uint64_t from_seq, size_t max, int wait_ms,
+                   int (*take)(void *ctx, bus_batch *b), void *ctx);
 
 /* A destination's reader (relay_feed.c): a thread fetching the events stream from start_seq ahead of the
  * deliveries (`want` messages per fetch, a few fetches ahead), so that NATS delivers the next messages while the

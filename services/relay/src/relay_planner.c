@@ -170,6 +170,10 @@ static int fold_event(planner *p, MDB_txn *t, const evt_event *e, uint64_t *queu
 }
 
 /* Fold a batch in one transaction with the sequence reached. 0, or -1 (nothing of it kept). */
+static int fold_batch(planner *p, const bus_batch *batch);
+
+static int planner_take(void *ctx, bus_batch *batch) { return fold_batch(ctx, batch); }
+
 static int fold_batch(planner *p, const bus_batch *batch)
 {
     MDB_txn *t = NULL;
@@ -514,8 +518,6 @@ void *relay__planner_main(void *arg)
         json_decref(p.attempts);
         return NULL;
     }
-    char cname[200];
-    snprintf(cname, sizeof cname, "%s-%s", r->instance, w->d->name);
     bus_consumer *c = NULL;
     relay__write_status(w, 1);
     while (!atomic_load(&r->stop)) {
@@ -524,23 +526,8 @@ void *relay__planner_main(void *arg)
             relay__nap(r, 200000000LL);
             continue;
         }
-        if (!c && bus_consumer_open(&c, r->b, cname, p.fold_seq + 1) != CT_OK) {
-            c = NULL;
-            relay__nap(r, 1000000000LL);
-            continue;
-        }
-        bus_batch batch = {0};
-        ct_status st = bus_consumer_fetch(c, FETCH_MAX, waiting ? 100 : 500, &batch);
-        if (st == CT_OK && fold_batch(&p, &batch) != 0) { /* again from the last sequence kept */
-            bus_consumer_close(c);
-            c = NULL;
-            relay__nap(r, 1000000000LL);
-        } else if (st != CT_OK && st != CT_TIMEOUT) {
-            bus_consumer_close(c);
-            c = NULL;
-            relay__nap(r, 500000000LL);
-        }
-        bus_batch_free(&batch);
+        /* a failure of the fold: again from the last sequence kept */
+        if (relay__consume(w, &c, p.fold_seq + 1, FETCH_MAX, waiting ? 100 : 500, planner_take, &p) != 0) continue;
         relay__write_status(w, 0);
     }
     bus_consumer_close(c);
