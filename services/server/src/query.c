@@ -197,6 +197,30 @@ static int item_filter_params(const char *qs, server_query *out, server_query_er
     return 0;
 }
 
+/* limit: from 1 to max, def when absent. */
+static int limit_param(const char *qs, int64_t def, int64_t max, server_query *out, server_query_err *err)
+{
+    char buf[16];
+    int64_t limit = 0;
+    out->limit = def;
+    int got = server_query_var(qs, "limit", buf, sizeof buf);
+    if (got < 0 || (got && (ct_parse_int(buf, &limit) != 0 || limit < 1 || limit > max)))
+        return fail(err, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to %lld", (long long)max);
+    if (got) out->limit = limit;
+    return 0;
+}
+
+/* view, when given, one of the views (out->has_view says whether it was). */
+static int view_filter_param(const char *qs, server_query *out, server_query_err *err)
+{
+    char buf[64];
+    int got = server_query_var(qs, "view", buf, sizeof buf);
+    if (got < 0 || (got && fold_view_parse(buf, &out->view) != 0))
+        return fail(err, 400, "INVALID_PARAMETER", "view", "view must be one of the views, e.g. blocked");
+    out->has_view = got > 0;
+    return 0;
+}
+
 static int view_params(const char *qs, server_query *out, server_query_err *err)
 {
     if (life_params(qs, out, err) || sort_param(qs, out, err) || item_filter_params(qs, out, err)) return -1;
@@ -209,15 +233,9 @@ static int view_params(const char *qs, server_query *out, server_query_err *err)
         str_param(qs, "carrier", out->carrier, sizeof out->carrier, err) ||
         str_param(qs, "cursor", out->cursor, sizeof out->cursor, err))
         return -1;
+    if (limit_param(qs, SERVER_QUERY_DEFAULT_LIMIT, SERVER_QUERY_MAX_LIMIT, out, err)) return -1;
     char buf[32];
-    out->limit = SERVER_QUERY_DEFAULT_LIMIT;
-    int got = server_query_var(qs, "limit", buf, 16);
-    int64_t limit = 0;
-    if (got < 0 || (got && (ct_parse_int(buf, &limit) != 0 || limit < 1 || limit > SERVER_QUERY_MAX_LIMIT)))
-        return fail(err, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to %d",
-                    SERVER_QUERY_MAX_LIMIT);
-    if (got) out->limit = limit;
-    got = server_query_var(qs, "olderThan", buf, sizeof buf);
+    int got = server_query_var(qs, "olderThan", buf, sizeof buf);
     if (got) {
         int64_t d = 0;
         if (got < 0 || ct_parse_duration_ns(buf, &d) != 0 || d < 0)
@@ -259,15 +277,7 @@ static int integration_params(const char *uri, const char *qs, server_query *out
     if (strcmp(slash, "/dead-letters") != 0)
         return fail(err, 404, "NOT_FOUND", NULL, "no route %.200s", uri);
     out->dest_dead = 1;
-    char buf[32];
-    out->limit = SERVER_QUERY_DEFAULT_LIMIT;
-    int got = server_query_var(qs, "limit", buf, 16);
-    int64_t limit = 0;
-    if (got < 0 || (got && (ct_parse_int(buf, &limit) != 0 || limit < 1 || limit > SERVER_QUERY_MAX_LIMIT)))
-        return fail(err, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to %d",
-                    SERVER_QUERY_MAX_LIMIT);
-    if (got) out->limit = limit;
-    return 0;
+    return limit_param(qs, SERVER_QUERY_DEFAULT_LIMIT, SERVER_QUERY_MAX_LIMIT, out, err);
 }
 
 /* GET /api/v1/reference: kind=warehouse|carrier|sku (absent: all), limit= codes per kind (1..10000, 1000). */
@@ -278,13 +288,7 @@ static int reference_params(const char *qs, server_query *out, server_query_err 
     if (got > 0) out->ref_kind = !strcmp(buf, "warehouse") ? 'w' : !strcmp(buf, "carrier") ? 'c' : !strcmp(buf, "sku") ? 'k' : 0;
     if (got < 0 || (got > 0 && !out->ref_kind))
         return fail(err, 400, "INVALID_PARAMETER", "kind", "kind must be warehouse, carrier or sku");
-    out->limit = 1000;
-    int64_t limit = 0;
-    got = server_query_var(qs, "limit", buf, 16);
-    if (got < 0 || (got && (ct_parse_int(buf, &limit) != 0 || limit < 1 || limit > 10000)))
-        return fail(err, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to 10000");
-    if (got) out->limit = limit;
-    return 0;
+    return limit_param(qs, 1000, 10000, out, err);
 }
 
 /* POST /api/v1/exceptions/actions, or /api/v1/exceptions/{id}/{action}. */
@@ -325,10 +329,7 @@ static int exception_params(const char *uri, const char *qs, server_query *out, 
     out->closed = got > 0 && (!strcmp(buf, "1") || !strcmp(buf, "true"));
     if (got < 0 || (got > 0 && !out->closed && strcmp(buf, "0") && strcmp(buf, "false")))
         return fail(err, 400, "INVALID_PARAMETER", "closed", "closed must be 1 or 0");
-    got = server_query_var(qs, "view", buf, sizeof buf);
-    if (got < 0 || (got && fold_view_parse(buf, &out->view) != 0))
-        return fail(err, 400, "INVALID_PARAMETER", "view", "view must be one of the views, e.g. blocked");
-    out->has_view = got > 0;
+    if (view_filter_param(qs, out, err)) return -1;
     got = server_query_var(qs, "since", buf, sizeof buf);
     if (got) {
         int64_t sec;
@@ -338,13 +339,7 @@ static int exception_params(const char *uri, const char *qs, server_query *out, 
         out->since_ns = sec * 1000000000LL + ns;
     }
     if (life_params(qs, out, err) || str_param(qs, "cursor", out->cursor, sizeof out->cursor, err)) return -1;
-    out->limit = SERVER_QUERY_DEFAULT_LIMIT;
-    got = server_query_var(qs, "limit", buf, 16);
-    int64_t limit = 0;
-    if (got < 0 || (got && (ct_parse_int(buf, &limit) != 0 || limit < 1 || limit > SERVER_QUERY_MAX_LIMIT)))
-        return fail(err, 400, "INVALID_PARAMETER", "limit", "limit must be an integer from 1 to %d",
-                    SERVER_QUERY_MAX_LIMIT);
-    if (got) out->limit = limit;
+    if (limit_param(qs, SERVER_QUERY_DEFAULT_LIMIT, SERVER_QUERY_MAX_LIMIT, out, err)) return -1;
     return 0;
 }
 
@@ -389,14 +384,8 @@ int server_query_parse(const char *uri, const char *qs, server_query *out, serve
         return 0;
     case SERVER_ROUTE_ME:
         return 0;
-    case SERVER_ROUTE_VALUES: {
-        char buf[64];
-        int got = server_query_var(qs, "view", buf, sizeof buf);
-        if (got < 0 || (got && fold_view_parse(buf, &out->view) != 0))
-            return fail(err, 400, "INVALID_PARAMETER", "view", "view must be one of the views, e.g. blocked");
-        out->has_view = got > 0;
-        return 0;
-    }
+    case SERVER_ROUTE_VALUES:
+        return view_filter_param(qs, out, err);
     case SERVER_ROUTE_INTEGRATIONS:
     case SERVER_ROUTE_INTEGRATION_REDRIVE:
         return integration_params(uri, qs, out, err);
