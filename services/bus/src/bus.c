@@ -292,27 +292,26 @@ natsStatus bus__stream_info_rt(bus *b, bus_stream_state *out, int64_t timeout_ms
     return NATS_OK;
 }
 
-ct_status bus_stream_info_wait(bus *b, bus_stream_state *out, int64_t timeout_ms)
+/* The stream's state: from the watch when one runs, else a round trip of at most timeout_ms (0: the
+ * context's wait). quiet: a failure is a debug line (the caller tries again soon), else an error. */
+static ct_status stream_info(bus *b, bus_stream_state *out, int64_t timeout_ms, int quiet)
 {
     if (atomic_load(&b->watching)) return bus__watch_stream_info(b, out);
-    if (!bus_is_connected(b)) return CT_BUS;
+    if (quiet && !bus_is_connected(b)) return CT_BUS;
     jsErrCode jerr = 0;
-    natsStatus s = bus__stream_info_rt(b, out, timeout_ms > 0 ? timeout_ms : 1, &jerr);
-    if (s == NATS_OK) return CT_OK;
+    natsStatus s = bus__stream_info_rt(b, out, timeout_ms, &jerr);
     if (s == NATS_NOT_FOUND) return CT_NOT_FOUND;
-    /* The caller tries again soon: a debug line, not an error a second while NATS is away. */
+    if (!quiet || s == NATS_OK) return bus__status(s, "read the stream's state");
     ct_log(CT_LOG_DEBUG, "bus", "read the stream's state: %s", natsStatus_GetText(s));
     return s == NATS_TIMEOUT ? CT_TIMEOUT : CT_BUS;
 }
 
-ct_status bus_stream_info(bus *b, bus_stream_state *out)
+ct_status bus_stream_info_wait(bus *b, bus_stream_state *out, int64_t timeout_ms)
 {
-    if (atomic_load(&b->watching)) return bus__watch_stream_info(b, out);
-    jsErrCode jerr = 0;
-    natsStatus s = bus__stream_info_rt(b, out, 0, &jerr);
-    if (s == NATS_NOT_FOUND) return CT_NOT_FOUND;
-    return bus__status(s, "read the stream's state");
+    return stream_info(b, out, timeout_ms > 0 ? timeout_ms : 1, 1);
 }
+
+ct_status bus_stream_info(bus *b, bus_stream_state *out) { return stream_info(b, out, 0, 0); }
 
 ct_status bus_stream_delete(bus *b)
 {
