@@ -401,3 +401,50 @@ process.on('exit', () => {
     try { p.kill('SIGKILL'); } catch { /* gone */ }
   }
 });
+
+/**
+ * A test file against `towerd serve --no-nats` on a store folded offline from `lines` (NDJSON event lines):
+ * folds them, starts serve (the dashboard from repo/web, runbooks from repo/docs/runbooks) and Chromium in
+ * `timezoneId`, runs `checks(check, page, base)` through a Checks (a page error fails too), then stops it all
+ * (serve must exit 0 on SIGTERM; a sanitizer report fails) and exits 0 only when every check passed.
+ */
+export async function runOfflineServe({ towerd, slow, repo, lines, timezoneId, prefix, checks, watchdogMs = 90000 }) {
+  const C = new Checks({ watchdogMs: watchdogMs * slow });
+  const root = tempdir(prefix);
+  const logPath = join(root, 'serve.log');
+  const errors = [];
+  let serve = null, browser = null, page = null, base = '';
+  await C.main(async () => {
+    const trace = join(root, 'events.ndjson');
+    writeFileSync(trace, lines.join('\n') + '\n');
+    const data = join(root, 'store');
+    const port = await freePort();
+    const f = await run([towerd, 'fold', '--data', data, trace]);
+    assert(f.code === 0, `towerd fold: ${JSON.stringify(f).slice(0, 500)}`);
+    serve = start([towerd, 'serve', '--no-nats', '--data', data, '--http', `127.0.0.1:${port}`, '--web', join(repo, 'web'),
+      '--runbooks', join(repo, 'docs', 'runbooks')], logPath);
+    await until('towerd serve answering', async () => {
+      if (serve.exitCode !== null) throw new Error(`towerd serve exited:\n${tail(logPath)}`);
+      return (await http(port, '/healthz', { timeoutMs: 1000 })).status === 200;
+    }, 20000 * slow, 50);
+    browser = await launchChromium();
+    const ctx = await browser.newContext({ timezoneId });
+    page = await ctx.newPage();
+    page.setDefaultTimeout(10000 * slow);
+    page.on('pageerror', (e) => errors.push(e.message));
+    base = `http://127.0.0.1:${port}/`;
+  }, async () => {
+    await checks((name, fn) => C.check(name, fn), page, base);
+    if (errors.length) C.fail('no page error', errors.join('\n'));
+  }, async () => {
+    const problems = [];
+    if (browser) await browser.close().catch(() => {});
+    if (serve) {
+      const r = await stop(serve, 'SIGTERM');
+      if (r && r.code !== 0) problems.push(JSON.stringify(r));
+    }
+    const rep = sanitizerReport(logPath);
+    if (rep) C.fail('sanitizers', rep);
+    return problems;
+  }, () => [['towerd serve', logPath, 40]]);
+}

@@ -9,24 +9,13 @@
 // carriers, the skus (filtered), a hostile name and zone as text, and the unknown codes by code and producer with a runbook link; an order's
 // open exception at a warehouse with a time zone shows its since in that zone, named; one at a warehouse
 // without a zone shows none (the browser's zone only); the exception panel shows the warehouse time too.
-import { writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  log, start, stop, run, cleanup, tempdir, http, until, tail, freePort, sanitizerReport, parseArgs, assert, launchChromium,
-} from './harness.mjs';
+import { assert, parseArgs, runOfflineServe } from './harness.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..', '..');
 const { towerd: TOWERD, SLOW } = parseArgs('test_reference.mjs');
-const watchdog = setTimeout(() => { log('FAIL: no end within 90 s'); cleanup(); process.exit(1); }, 90000 * SLOW);
-const results = [];
-const errors = [];
-async function check(name, fn) {
-  try { await fn(); results.push({ name, ok: true }); log(`ok   ${name}`); }
-  catch (e) { results.push({ name, ok: false, why: e.stack || String(e) }); log(`FAIL ${name}: ${e.message}`); }
-}
-
 let n = 0;
 const ev = (system, instance, at, payload, body, env = {}) =>
   JSON.stringify({ eventId: `br-${++n}`, occurredAt: at, source: instance ? { system, instance } : { system }, ...env, [payload]: body });
@@ -50,98 +39,63 @@ const lines = [
   ev('wms', 'wms-dc9', '2026-11-27T09:30:00Z', 'pickStarted', { warehouseId: 'dc-9' }, { orderId: 'BR-O3' }),
 ];
 
-const root = tempdir('tower-br-ref-');
-const trace = join(root, 'events.ndjson');
-writeFileSync(trace, lines.join('\n') + '\n');
-const data = join(root, 'store');
-const port = await freePort();
-const logPath = join(root, 'serve.log');
-let serve = null, browser;
-try {
-  const f = await run([TOWERD, 'fold', '--data', data, trace]);
-  assert(f.code === 0, `towerd fold: ${JSON.stringify(f).slice(0, 500)}`);
-  serve = start([TOWERD, 'serve', '--no-nats', '--data', data, '--http', `127.0.0.1:${port}`, '--web', join(REPO, 'web'),
-    '--runbooks', join(REPO, 'docs', 'runbooks')], logPath);
-  await until('towerd serve answering', async () => {
-    if (serve.exitCode !== null) throw new Error(`towerd serve exited:\n${tail(logPath)}`);
-    return (await http(port, '/healthz', { timeoutMs: 1000 })).status === 200;
-  }, 20000 * SLOW, 50);
-  browser = await launchChromium();
-  const ctx = await browser.newContext({ timezoneId: 'America/Los_Angeles' });
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(10000 * SLOW);
-  page.on('pageerror', (e) => errors.push(e.message));
-  const base = `http://127.0.0.1:${port}/`;
+await runOfflineServe({
+  towerd: TOWERD, slow: SLOW, repo: REPO, lines, timezoneId: 'America/Los_Angeles', prefix: 'tower-br-ref-',
+  checks: async (check, page, base) => {
+    await check('the navigation opens the page: warehouses with zones, carriers, skus', async () => {
+      await page.goto(base + '#/');
+      await page.click('.mainnav a[data-nav="reference"]');
+      await page.waitForSelector('#main[data-loaded="reference"] #reference-warehouses');
+      const wh = await page.$$eval('#reference-warehouses tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
+      assert(wh.length === 3 && wh[0][0] === 'dc-1' && wh[0][3] === 'Asia/Tokyo', `warehouses: ${JSON.stringify(wh)}`);
+      assert(wh[2][1] === '<img src=x onerror=alert(1)>' && wh[2][3] === 'Mars/Olympus<script>', `hostile text: ${JSON.stringify(wh[2])}`);
+      assert((await page.$$('#reference-warehouses img, #reference-warehouses script')).length === 0, 'markup stays text');
+      assert(/ GMT\+9$/.test(wh[0][4]), `dc-1's local time names its zone: ${wh[0][4]}`);
+      assert(/not defined/.test(wh[1][3]) && wh[1][4] === '—', `dc-2 has no zone: ${JSON.stringify(wh[1])}`);
+      const ca = await page.$$eval('#reference-carriers tbody tr', (rs) => rs.map((r) => r.dataset.carrier));
+      assert(ca.join() === 'dhl', `carriers: ${ca}`);
+      await page.fill('#sku-filter', 'sand');
+      const skus = await page.$$eval('#reference-skus-table tbody tr', (rs) => rs.map((r) => r.textContent));
+      assert(skus.length === 1 && /SKU-2KGSand/.test(skus[0]), `filtered skus: ${skus}`);
+    });
 
-  await check('the navigation opens the page: warehouses with zones, carriers, skus', async () => {
-    await page.goto(base + '#/');
-    await page.click('.mainnav a[data-nav="reference"]');
-    await page.waitForSelector('#main[data-loaded="reference"] #reference-warehouses');
-    const wh = await page.$$eval('#reference-warehouses tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
-    assert(wh.length === 3 && wh[0][0] === 'dc-1' && wh[0][3] === 'Asia/Tokyo', `warehouses: ${JSON.stringify(wh)}`);
-    assert(wh[2][1] === '<img src=x onerror=alert(1)>' && wh[2][3] === 'Mars/Olympus<script>', `hostile text: ${JSON.stringify(wh[2])}`);
-    assert((await page.$$('#reference-warehouses img, #reference-warehouses script')).length === 0, 'markup stays text');
-    assert(/ GMT\+9$/.test(wh[0][4]), `dc-1's local time names its zone: ${wh[0][4]}`);
-    assert(/not defined/.test(wh[1][3]) && wh[1][4] === '—', `dc-2 has no zone: ${JSON.stringify(wh[1])}`);
-    const ca = await page.$$eval('#reference-carriers tbody tr', (rs) => rs.map((r) => r.dataset.carrier));
-    assert(ca.join() === 'dhl', `carriers: ${ca}`);
-    await page.fill('#sku-filter', 'sand');
-    const skus = await page.$$eval('#reference-skus-table tbody tr', (rs) => rs.map((r) => r.textContent));
-    assert(skus.length === 1 && /SKU-2KGSand/.test(skus[0]), `filtered skus: ${skus}`);
-  });
+    await check('the unknown codes by code and producer, with what to do and the runbook', async () => {
+      const rows = await page.$$eval('#reference-unknown-table tbody tr', (rs) => rs.map((r) => ({
+        kind: r.dataset.kind, code: r.dataset.code, producer: r.children[2].textContent, count: r.children[3].textContent,
+        runbook: r.querySelector('a[href^="#/runbook/"]') && r.querySelector('a[href^="#/runbook/"]').getAttribute('href'),
+        order: r.querySelector('a[href^="#/order/"]') && r.querySelector('a[href^="#/order/"]').textContent })));
+      rows.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0)); // sku, then warehouse
+      assert(rows.length === 2, `rows: ${JSON.stringify(rows)}`);
+      assert(rows[0].code === 'SKU-NOPE' && rows[0].kind === 'sku' && rows[0].producer === 'erp / erp-eu' && rows[0].count === '1' &&
+        rows[0].order === 'BR-O3', `sku row: ${JSON.stringify(rows[0])}`);
+      assert(rows[1].code === 'dc-9' && rows[1].producer === 'wms / wms-dc9' && rows[1].runbook === '#/runbook/rule/UNKNOWN_CODE',
+        `warehouse row: ${JSON.stringify(rows[1])}`);
+      await page.click('#reference-unknown-table a[href="#/runbook/rule/UNKNOWN_CODE"]');
+      await page.waitForSelector('#runbook[data-id="rule/UNKNOWN_CODE"] h2');
+    });
 
-  await check('the unknown codes by code and producer, with what to do and the runbook', async () => {
-    const rows = await page.$$eval('#reference-unknown-table tbody tr', (rs) => rs.map((r) => ({
-      kind: r.dataset.kind, code: r.dataset.code, producer: r.children[2].textContent, count: r.children[3].textContent,
-      runbook: r.querySelector('a[href^="#/runbook/"]') && r.querySelector('a[href^="#/runbook/"]').getAttribute('href'),
-      order: r.querySelector('a[href^="#/order/"]') && r.querySelector('a[href^="#/order/"]').textContent })));
-    rows.sort((a, b) => (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0)); // sku, then warehouse
-    assert(rows.length === 2, `rows: ${JSON.stringify(rows)}`);
-    assert(rows[0].code === 'SKU-NOPE' && rows[0].kind === 'sku' && rows[0].producer === 'erp / erp-eu' && rows[0].count === '1' &&
-      rows[0].order === 'BR-O3', `sku row: ${JSON.stringify(rows[0])}`);
-    assert(rows[1].code === 'dc-9' && rows[1].producer === 'wms / wms-dc9' && rows[1].runbook === '#/runbook/rule/UNKNOWN_CODE',
-      `warehouse row: ${JSON.stringify(rows[1])}`);
-    await page.click('#reference-unknown-table a[href="#/runbook/rule/UNKNOWN_CODE"]');
-    await page.waitForSelector('#runbook[data-id="rule/UNKNOWN_CODE"] h2');
-  });
+    await check('an order at a warehouse with a zone: its times in that zone, named', async () => {
+      await page.goto(base + '#/order/BR-O1');
+      await page.waitForSelector('#exceptions tbody tr');
+      const t = await page.$$eval('#exceptions .wh-time', (xs) => xs.map((x) => x.textContent));
+      assert(t.includes('dc-1: 2026-11-27 17:00:00 GMT+9 (Asia/Tokyo)'), `warehouse times: ${JSON.stringify(t)}`);
+      const plain = await page.$eval('#exceptions tbody tr td:nth-child(3)', (td) => td.firstChild.textContent);
+      assert(plain === '2026-11-27 00:00:00', `the browser's zone stays beside it: ${plain}`);
+      await page.goto(base + '#/order/BR-O2');
+      await page.waitForSelector('#exceptions tbody tr');
+      assert((await page.$$('#exceptions .wh-time')).length === 0, 'a warehouse without a zone: the browser\'s zone only');
+      await page.goto(base + '#/order/BR-O4');
+      await page.waitForSelector('#exceptions tbody tr');
+      assert((await page.$$('#exceptions .wh-time')).length === 0, 'a zone the browser does not know: the browser\'s zone only');
+    });
 
-  await check('an order at a warehouse with a zone: its times in that zone, named', async () => {
-    await page.goto(base + '#/order/BR-O1');
-    await page.waitForSelector('#exceptions tbody tr');
-    const t = await page.$$eval('#exceptions .wh-time', (xs) => xs.map((x) => x.textContent));
-    assert(t.includes('dc-1: 2026-11-27 17:00:00 GMT+9 (Asia/Tokyo)'), `warehouse times: ${JSON.stringify(t)}`);
-    const plain = await page.$eval('#exceptions tbody tr td:nth-child(3)', (td) => td.firstChild.textContent);
-    assert(plain === '2026-11-27 00:00:00', `the browser's zone stays beside it: ${plain}`);
-    await page.goto(base + '#/order/BR-O2');
-    await page.waitForSelector('#exceptions tbody tr');
-    assert((await page.$$('#exceptions .wh-time')).length === 0, 'a warehouse without a zone: the browser\'s zone only');
-    await page.goto(base + '#/order/BR-O4');
-    await page.waitForSelector('#exceptions tbody tr');
-    assert((await page.$$('#exceptions .wh-time')).length === 0, 'a zone the browser does not know: the browser\'s zone only');
-  });
-
-  await check('the exception panel shows the warehouse time', async () => {
-    await page.goto(base + '#/order/BR-O1');
-    await page.waitForSelector('#exceptions a.ex-link');
-    await page.click('#exceptions tr[data-view="awaiting_release"] a.ex-link');
-    await page.waitForSelector('.wh-time');
-    const t = await page.textContent('.panel .wh-time, #panel .wh-time, .wh-time');
-    assert(t === '2026-11-27 17:00:00 GMT+9 (Asia/Tokyo)', `panel: ${t}`);
-  });
-  if (errors.length) results.push({ name: 'no page error', ok: false, why: errors.join('\n') });
-} catch (e) {
-  results.push({ name: 'setup', ok: false, why: e.stack || String(e) });
-}
-if (browser) await browser.close().catch(() => {});
-if (serve) {
-  const r = await stop(serve, 'SIGTERM');
-  if (r && r.code !== 0) results.push({ name: 'clean shutdown', ok: false, why: JSON.stringify(r) });
-}
-const rep = sanitizerReport(logPath);
-if (rep) results.push({ name: 'sanitizers', ok: false, why: rep });
-const failed = results.filter((x) => !x.ok);
-for (const f of failed) process.stderr.write(`\n--- ${f.name}\n${f.why}\n`);
-process.stderr.write(failed.length ? `\n${failed.length} of ${results.length} checks failed\n` : `\nall ${results.length} checks passed\n`);
-clearTimeout(watchdog);
-cleanup();
-process.exit(failed.length || !results.length ? 1 : 0);
+    await check('the exception panel shows the warehouse time', async () => {
+      await page.goto(base + '#/order/BR-O1');
+      await page.waitForSelector('#exceptions a.ex-link');
+      await page.click('#exceptions tr[data-view="awaiting_release"] a.ex-link');
+      await page.waitForSelector('.wh-time');
+      const t = await page.textContent('.panel .wh-time, #panel .wh-time, .wh-time');
+      assert(t === '2026-11-27 17:00:00 GMT+9 (Asia/Tokyo)', `panel: ${t}`);
+    });
+  },
+});

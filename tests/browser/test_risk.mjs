@@ -9,22 +9,14 @@
 // (by slack, not by age); the lead-times panel shows dc-2's median from PICKING; the order page says
 // "expected 14:20, promised 12:00, waiting in PICKING at dc-2" with the basis; the view page lists the items
 // with how late they are expected; a delivered order is in none of them.
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { log, start, stop, run, cleanup, tempdir, http, until, tail, freePort, sanitizerReport, parseArgs, assert, launchChromium } from './harness.mjs';
+import { assert, parseArgs, runOfflineServe } from './harness.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..', '..');
 const { towerd: TOWERD, SLOW, artifacts: ARTIFACTS } = parseArgs('test_risk.mjs');
-const watchdog = setTimeout(() => { log('FAIL: no end within 90 s'); cleanup(); process.exit(1); }, 90000 * SLOW);
-const results = [];
-const errors = [];
-async function check(name, fn) {
-  try { await fn(); results.push({ name, ok: true }); log(`ok   ${name}`); }
-  catch (e) { results.push({ name, ok: false, why: e.stack || String(e) }); log(`FAIL ${name}: ${e.message}`); }
-}
-
 // Yesterday (UTC), so that the deliveries are in the lead-times window the server reads at its now.
 const DAY = new Date(Date.now() - 86400000).toISOString().slice(0, 10);
 const at = (hm) => `${DAY}T${hm}:00Z`;
@@ -52,79 +44,44 @@ lines.push(risk('BR-A', at('08:30'), at('14:20'), at('12:00'), 'p50 of 25 orders
   ev('wms', at('09:00'), 'packCompleted', {}, { orderId: 'BR-C', shipmentId: 'BR-C-S' }),
   ev('carrier', at('11:00'), 'deliveryCompleted', {}, { shipmentId: 'BR-C-S' }));
 
-const root = tempdir('tower-br-risk-');
-const trace = join(root, 'events.ndjson');
-writeFileSync(trace, lines.join('\n') + '\n');
-const data = join(root, 'store');
-const port = await freePort();
-const logPath = join(root, 'serve.log');
-let serve = null, browser;
-try {
-  const f = await run([TOWERD, 'fold', '--data', data, trace]);
-  assert(f.code === 0, `towerd fold: ${JSON.stringify(f).slice(0, 500)}`);
-  serve = start([TOWERD, 'serve', '--no-nats', '--data', data, '--http', `127.0.0.1:${port}`, '--web', join(REPO, 'web'),
-    '--runbooks', join(REPO, 'docs', 'runbooks')], logPath);
-  await until('towerd serve answering', async () => {
-    if (serve.exitCode !== null) throw new Error(`towerd serve exited:\n${tail(logPath)}`);
-    return (await http(port, '/healthz', { timeoutMs: 1000 })).status === 200;
-  }, 20000 * SLOW, 50);
-  browser = await launchChromium();
-  const ctx = await browser.newContext({ timezoneId: 'UTC' });
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(10000 * SLOW);
-  page.on('pageerror', (e) => errors.push(e.message));
-  const base = `http://127.0.0.1:${port}/`;
+await runOfflineServe({
+  towerd: TOWERD, slow: SLOW, repo: REPO, lines, timezoneId: 'UTC', prefix: 'tower-br-risk-',
+  checks: async (check, page, base) => {
+    await check('the At risk tile: its count, and its orders latest against their promise first', async () => {
+      await page.goto(base + '#/');
+      await page.waitForSelector('.tile[data-view="at_risk"] [data-count="2"]');
+      await page.waitForSelector('#risk-top li');
+      const rows = await page.$$eval('#risk-top li', (ls) => ls.map((l) => [l.dataset.order, l.textContent]));
+      assert(rows.length === 2 && rows[0][0] === 'BR-B' && rows[1][0] === 'BR-A', `by slack: ${JSON.stringify(rows)}`);
+      assert(/late by 5 h 20 min · PICKING/.test(rows[0][1]), `row: ${rows[0][1]}`);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, 'risk-overview.png'), fullPage: true });
+    });
 
-  await check('the At risk tile: its count, and its orders latest against their promise first', async () => {
-    await page.goto(base + '#/');
-    await page.waitForSelector('.tile[data-view="at_risk"] [data-count="2"]');
-    await page.waitForSelector('#risk-top li');
-    const rows = await page.$$eval('#risk-top li', (ls) => ls.map((l) => [l.dataset.order, l.textContent]));
-    assert(rows.length === 2 && rows[0][0] === 'BR-B' && rows[1][0] === 'BR-A', `by slack: ${JSON.stringify(rows)}`);
-    assert(/late by 5 h 20 min · PICKING/.test(rows[0][1]), `row: ${rows[0][1]}`);
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, 'risk-overview.png'), fullPage: true });
-  });
+    await check('the lead-times panel: dc-2 from PICKING', async () => {
+      await page.waitForSelector('#lead-times table tr[data-warehouse="dc-2"]');
+      const cell = await page.$eval('#lead-times tr[data-warehouse="dc-2"] td[data-stage="PICKING"]', (td) => td.textContent);
+      assert(/^(3 h 5\d min|4 h( \d min)?)$/.test(cell), `p50 from PICKING at dc-2 (4 h, within a bucket): ${cell}`);
+    });
 
-  await check('the lead-times panel: dc-2 from PICKING', async () => {
-    await page.waitForSelector('#lead-times table tr[data-warehouse="dc-2"]');
-    const cell = await page.$eval('#lead-times tr[data-warehouse="dc-2"] td[data-stage="PICKING"]', (td) => td.textContent);
-    assert(/^(3 h 5\d min|4 h( \d min)?)$/.test(cell), `p50 from PICKING at dc-2 (4 h, within a bucket): ${cell}`);
-  });
+    await check('the order page says expected, promised, stage and warehouse, with the basis', async () => {
+      await page.goto(base + '#/order/BR-A');
+      await page.waitForSelector('#risk-line');
+      const t = await page.textContent('#risk-line');
+      assert(t.includes('expected 14:20, promised 12:00, waiting in PICKING at dc-2'), `line: ${t}`);
+      assert(t.includes('Based on p50 of 25 orders from PICKING at dc-2'), `basis: ${t}`);
+      assert(await page.$('#exceptions tr[data-view="at_risk"]'), 'the at_risk exception is listed');
+      await page.screenshot({ path: join(ARTIFACTS, 'risk-order.png'), fullPage: true });
+    });
 
-  await check('the order page says expected, promised, stage and warehouse, with the basis', async () => {
-    await page.goto(base + '#/order/BR-A');
-    await page.waitForSelector('#risk-line');
-    const t = await page.textContent('#risk-line');
-    assert(t.includes('expected 14:20, promised 12:00, waiting in PICKING at dc-2'), `line: ${t}`);
-    assert(t.includes('Based on p50 of 25 orders from PICKING at dc-2'), `basis: ${t}`);
-    assert(await page.$('#exceptions tr[data-view="at_risk"]'), 'the at_risk exception is listed');
-    await page.screenshot({ path: join(ARTIFACTS, 'risk-order.png'), fullPage: true });
-  });
-
-  await check('the view page lists them; a delivered order is not at risk', async () => {
-    await page.goto(base + '#/view/at_risk');
-    await page.waitForSelector('text=late by 5 h 20 min · PICKING');
-    const body = await page.textContent('#main');
-    assert(body.includes('BR-A') && body.includes('BR-B') && !body.includes('BR-C'), 'BR-A and BR-B only');
-    await page.goto(base + '#/order/BR-C');
-    await page.waitForSelector('#entity[data-loaded="true"]');
-    assert(!(await page.$('#risk-line')), 'BR-C was delivered: no risk line');
-  });
-  if (errors.length) results.push({ name: 'no page error', ok: false, why: errors.join('\n') });
-} catch (e) {
-  results.push({ name: 'setup', ok: false, why: e.stack || String(e) });
-}
-if (browser) await browser.close().catch(() => {});
-if (serve) {
-  const r = await stop(serve, 'SIGTERM');
-  if (r && r.code !== 0) results.push({ name: 'clean shutdown', ok: false, why: JSON.stringify(r) });
-}
-const rep = sanitizerReport(logPath);
-if (rep) results.push({ name: 'sanitizers', ok: false, why: rep });
-const failed = results.filter((x) => !x.ok);
-for (const f of failed) process.stderr.write(`\n--- ${f.name}\n${f.why}\n`);
-process.stderr.write(failed.length ? `\n${failed.length} of ${results.length} checks failed\n` : `\nall ${results.length} checks passed\n`);
-clearTimeout(watchdog);
-cleanup();
-process.exit(failed.length || !results.length ? 1 : 0);
+    await check('the view page lists them; a delivered order is not at risk', async () => {
+      await page.goto(base + '#/view/at_risk');
+      await page.waitForSelector('text=late by 5 h 20 min · PICKING');
+      const body = await page.textContent('#main');
+      assert(body.includes('BR-A') && body.includes('BR-B') && !body.includes('BR-C'), 'BR-A and BR-B only');
+      await page.goto(base + '#/order/BR-C');
+      await page.waitForSelector('#entity[data-loaded="true"]');
+      assert(!(await page.$('#risk-line')), 'BR-C was delivered: no risk line');
+    });
+  },
+});
