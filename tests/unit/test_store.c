@@ -711,6 +711,28 @@ static void backup_refusals(void)
     fx_close(&f);
 }
 
+/* TOWER_STORE_MAP_MIB sets a new store's starting map size; a hostile value (not a number, 0, past the bound,
+ * trailing garbage, huge) is refused with a warning and the default (256 MiB) used: the store still opens. */
+static void map_size_env(void)
+{
+    static const struct {
+        const char *v;
+        size_t want;
+    } cases[] = {{"32", (size_t)32 << 20},   {"abc", (size_t)256 << 20}, {"0", (size_t)256 << 20},
+                 {"-5", (size_t)256 << 20},  {"12x", (size_t)256 << 20}, {"1048577", (size_t)256 << 20},
+                 {"99999999999999999999", (size_t)256 << 20}, {"", (size_t)256 << 20}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("TOWER_STORE_MAP_MIB", cases[i].v, 1);
+        char *dir = t_tmpdir();
+        store *s = NULL;
+        store_opts o = {.dir = dir, .no_sync = 1};
+        T_EQ_INT(store_open(&s, &o), CT_OK);
+        T_EQ_INT(s ? store_map_size(s) : 0, cases[i].want);
+        store_close(s);
+    }
+    unsetenv("TOWER_STORE_MAP_MIB");
+}
+
 /* towerd up keeps its store in DIR/store: every command given --data DIR finds it there, readers and
  * writers alike, and a rebuild swaps generations there (not beside). */
 static void up_layout(void)
@@ -762,5 +784,6 @@ int main(void)
     T_RUN(hot_backup);
     T_RUN(backup_refusals);
     T_RUN(up_layout);
+    T_RUN(map_size_env);
     return t_done();
 }
