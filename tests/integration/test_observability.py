@@ -224,10 +224,18 @@ class T2Serve(unittest.TestCase):
             self.assertEqual(http_get(self.srv.url + "/api/v1/views/blocked?limit=5")[0], 200)
         for i in range(orders):
             self.assertEqual(http_get(self.srv.url + "/api/v1/orders/SO-NOPE-%d" % i)[0], 404)
-        after = scrape(self.srv.url)
 
         def count(fams, route):
             return value(fams, "tower_http_request_duration_seconds_count", route=route) or 0
+
+        # A request's duration is observed once its answer is written: the client may have the last answer a
+        # moment before the server counted it. Scrape until both counts are reached (or time is up).
+        deadline = time.monotonic() + fx.tmo(5)
+        after = scrape(self.srv.url)
+        while time.monotonic() < deadline and (count(after, "views") - count(before, "views") < views or
+                                               count(after, "orders") - count(before, "orders") < orders):
+            time.sleep(0.05)
+            after = scrape(self.srv.url)
 
         def requests(fams, route):
             return sum(x for _, lab, x in fams["tower_http_requests_total"]["samples"] if lab["route"] == route)
