@@ -304,7 +304,17 @@ class ClusterTest(unittest.TestCase):
         with open(os.path.join(self.dir, "secrets", "nats.password")) as f:
             nc = fx.NatsClient(self.cenv["NATS_URLS"].split(",")[0], user="tower", password=f.read().strip())
         self.addCleanup(nc.close)
-        ids = [eid for _, eid in fx.stream_event_ids(nc) if eid]
+        # The restarted node may still be catching up with the cluster (a JetStream API request through it can
+        # go unanswered meanwhile): ask again until the stream's contents can be read.
+        deadline = time.monotonic() + fx.tmo(60)
+        while True:
+            try:
+                ids = [eid for _, eid in fx.stream_event_ids(nc) if eid]
+                break
+            except fx.NatsError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         want = set(fx.trace_event_ids(trace))
         missing = want - set(ids)
         doubled = len(ids) - len(set(ids))
