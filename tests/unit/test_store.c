@@ -729,6 +729,7 @@ static void map_size_env(void)
         T_EQ_INT(store_open(&s, &o), CT_OK);
         T_EQ_INT(s ? store_map_size(s) : 0, cases[i].want);
         store_close(s);
+        t_rmdir(dir);
     }
     unsetenv("TOWER_STORE_MAP_MIB");
 }
