@@ -867,6 +867,20 @@ static int dl_derive(wtx *w, const char *seq_dec)
     return rc;
 }
 
+/* An event the tower's SLA engine raised: a breach or a risk transition. Its id is its identity (the rule,
+ * the entity and the due time; the order and its count of transitions); the rest is what the raising engine
+ * saw at its "now": the warehouse and carrier its projector knew then, a prediction. Two engines (one per
+ * replica) raising the same one send copies that can differ there. The bus's duplicate window keeps one;
+ * a copy that reaches the stream anyway (a NATS node lost in between) is a plain duplicate: the first copy
+ * stays applied, and it is no producer's mistake to dead-letter. */
+static int engine_copy(const evt_event *e)
+{
+    return (e->payload_case == TOWER__V1__EVENT__PAYLOAD_SLA_BREACHED ||
+            e->payload_case == TOWER__V1__EVENT__PAYLOAD_ORDER_AT_RISK ||
+            e->payload_case == TOWER__V1__EVENT__PAYLOAD_ORDER_BACK_ON_TRACK) &&
+           e->source && e->source->system && strcmp(e->source->system, "tower") == 0;
+}
+
 static int apply_one(wtx *w, uint64_t seq, const store_input *in, int64_t now_ns, ct_buf *pb,
                      store_outcome *out)
 {
@@ -884,7 +898,8 @@ static int apply_one(wtx *w, uint64_t seq, const store_input *in, int64_t now_ns
     MDB_val k = {strlen(e->event_id), e->event_id}, v;
     int rc = mdb_get(w->txn, w->s->events, &k, &v);
     if (rc == 0) {
-        if (v.mv_size == pb->len && memcmp((char *)v.mv_data + 8, pb->data + 8, pb->len - 8) == 0) {
+        if ((v.mv_size == pb->len && memcmp((char *)v.mv_data + 8, pb->data + 8, pb->len - 8) == 0) ||
+            engine_copy(e)) {
             w->n_dups++;
             *out = STORE_DUPLICATE;
             return 0;

@@ -227,6 +227,44 @@ static void test_open_and_view(void)
     fx_close(&f);
 }
 
+/* Two SLA engines (one per replica) raise the same transition at different instants, or the same breach
+ * while their stores knew different things: the copies differ. The second is a duplicate, not a dead letter;
+ * the first stays applied. An event of another producer with the same id and other content still is a
+ * CONFLICTING_DUPLICATE. */
+static void test_copies_of_engines(void)
+{
+    fx f;
+    fx_open(&f);
+    order("O1", "dc-2", "dhl", D0, H, 0, 0, 4 * H);
+    risk_event("risk-O1-1", "O1", D0 + 2 * H, 1);
+    feed_all(&f);
+    T_EQ_INT(f.last, STORE_APPLIED);
+    risk_event("risk-O1-1", "O1", D0 + 2 * H + 60, 1); /* the other engine, a minute later */
+    feed_all(&f);
+    T_EQ_INT(f.last, STORE_DUPLICATE);
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_DEAD_LETTERS), 0);
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_AT_RISK), 1);
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_AT_RISK, 0, "predictedBy"), "2026-11-24T07:00:00Z");
+    /* A breach raised by both engines, one of which knew the carrier already: a duplicate too. */
+    add("sla-picking-o-O1-1", D0 + 3 * H, "tower",
+        "\"orderId\":\"O1\",\"slaBreached\":{\"rule\":\"picking\",\"dueAt\":\"2026-11-24T03:00:00Z\","
+        "\"warehouseId\":\"dc-2\"}");
+    add("sla-picking-o-O1-1", D0 + 3 * H, "tower",
+        "\"orderId\":\"O1\",\"slaBreached\":{\"rule\":\"picking\",\"dueAt\":\"2026-11-24T03:00:00Z\","
+        "\"warehouseId\":\"dc-2\",\"carrierId\":\"dhl\"}");
+    feed_all(&f);
+    T_EQ_INT(f.last, STORE_DUPLICATE);
+    T_EQ_INT(fx_n(&f, FOLD_VIEW_DEAD_LETTERS), 0);
+    /* The same id claimed by another producer: still a conflict. */
+    add("risk-O1-1", D0 + 2 * H, "erp",
+        "\"orderId\":\"O1\",\"orderAtRisk\":{\"predictedBy\":\"2026-11-24T09:00:00Z\",\"stage\":\"PICKING\","
+        "\"basis\":\"x\"}");
+    feed_all(&f);
+    T_EQ_INT(f.last, STORE_DEAD_LETTER);
+    T_EQ_STR(fx_field(&f, FOLD_VIEW_DEAD_LETTERS, 0, "code"), "CONFLICTING_DUPLICATE");
+    fx_close(&f);
+}
+
 /* A key's window of n samples of lead (s) each. */
 static risk_hist hist_of(uint32_t n, int64_t lead)
 {
@@ -485,6 +523,7 @@ int main(void)
 {
     T_RUN(test_statistics);
     T_RUN(test_open_and_view);
+    T_RUN(test_copies_of_engines);
     T_RUN(test_decide);
     T_RUN(test_event_and_alert);
     T_RUN(test_leadtimes_params);
