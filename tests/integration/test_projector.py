@@ -19,6 +19,7 @@ import json
 import os
 import random
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -782,6 +783,131 @@ class T5RemovedEvents(TowerTest):
         finally:
             proj.proc.send_signal(fx.signal.SIGCONT)
         self.expect_exit4(data, proj, "a running (paused) projector: events purged (keep 2) before it applied them")
+
+
+class DeliveryDropProxy:
+    """A TCP proxy in front of nats-server that, while `drop` is set, swallows every message a JetStream consumer
+    delivers (those carry a $JS.ACK reply subject) and passes everything else: API replies, direct reads,
+    pull-request statuses. To the client, its consumer is alive and delivers nothing."""
+
+    def __init__(self, upstream_port):
+        self.up = upstream_port
+        self.drop = threading.Event()
+        self.dropped = 0
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.socks = [self.lsock]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.up))
+            self.socks += [c, u]
+            threading.Thread(target=self._pipe, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._filter, args=(u, c), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                d = src.recv(65536)
+                if not d:
+                    break
+                dst.sendall(d)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _filter(self, src, dst):
+        """Server to client, one protocol line (and its payload) at a time."""
+        buf = b""
+        try:
+            while True:
+                d = src.recv(65536)
+                if not d:
+                    break
+                buf += d
+                out = []
+                while True:
+                    nl = buf.find(b"\r\n")
+                    if nl < 0:
+                        break
+                    head = buf[:nl].split()
+                    size = 0
+                    if head and head[0] in (b"MSG", b"HMSG"):
+                        size = int(head[-1]) + 2
+                    if len(buf) < nl + 2 + size:
+                        break
+                    frame, buf = buf[:nl + 2 + size], buf[nl + 2 + size:]
+                    reply = head[3] if len(head) >= (5 if head and head[0] == b"MSG" else 6) else b""
+                    if self.drop.is_set() and reply.startswith(b"$JS.ACK."):
+                        self.dropped += 1
+                        continue
+                    out.append(frame)
+                if out:
+                    dst.sendall(b"".join(out))
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class T5bStuckConsumer(TowerTest):
+    def test_5g_stuck_consumer_read_directly(self):
+        """A consumer that delivers nothing although the stream is ahead (as one left stuck by a NATS node's loss
+        in a cluster) does not stop the projector: it re-reads, then reads the stream directly, and goes back to
+        its consumer once that delivers again; the views are the offline fold's."""
+        trace = self.trace("trace.ndjson", 57, fx.scaled(120, 30))
+        with open(trace, "rb") as f:
+            lines = f.read().splitlines(keepends=True)
+        parts = [self.path("p%d.ndjson" % i) for i in range(3)]
+        third = len(lines) // 3
+        for i, path in enumerate(parts):
+            with open(path, "wb") as f:
+                f.writelines(lines[i * third:] if i == 2 else lines[i * third:(i + 1) * third])
+        proxy = DeliveryDropProxy(self.nats.port)
+        self.addCleanup(proxy.close)
+        data = self.path("store")
+        proj = fx.Projector(self.t, data, url="nats://127.0.0.1:%d" % proxy.port)
+        self.addCleanup(proj.close)
+        proj.start()
+        self.t.publish(parts[0])
+        self.caught_up(data, proj)
+
+        proxy.drop.set()
+        self.t.publish(parts[1])
+        self.caught_up(data, proj, timeout=60)
+        self.assertGreater(proxy.dropped, 0, "no delivery was dropped: the consumer was not stuck")
+        log = proj.log(300)
+        self.assertIn("re-reading from there", log, "the projector did not re-read first")
+        self.assertIn("reading the stream directly", log, "the projector did not read the stream itself")
+
+        proxy.drop.clear()
+        self.t.publish(parts[2])
+        self.caught_up(data, proj, timeout=60)
+        self.assertIn("the consumer delivers again", proj.log(300))
+        want, _ = self.t.offline(self.root, trace)
+        self.assertViewsEqual(self.t.dump(data), want, "a projector whose consumer was stuck")
 
 
 class T6Publish(TowerTest):

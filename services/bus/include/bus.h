@@ -5,7 +5,7 @@
  * - bus_connect and bus_close run on one thread, with no other call on the handle in progress
  *   (bus_close waits for the watch and the background connector, not for callers).
  * - Any thread, at any time: bus_servers, bus_is_connected, bus_health_get, bus_watch_start,
- *   bus_stream_info, bus_notify, bus_dead_letter, bus_stream_get, bus_subscribe, bus_unsubscribe.
+ *   bus_stream_info, bus_notify, bus_dead_letter, bus_stream_get, bus_stream_read, bus_subscribe, bus_unsubscribe.
  * - Publishing is a batch: bus_publish_event / bus_publish_raw calls, then bus_publish_wait, which
  *   reports every publish made since the last wait. The handle keeps one batch: two threads must not
  *   interleave batches on one handle (each would collect the other's acks). Serialise them (the
@@ -250,6 +250,16 @@ ct_status bus_consumer_fetch(bus_consumer *c, size_t max, int64_t wait_ms, bus_b
  * \param out receives its payload (appended). \return CT_OK; CT_NOT_FOUND; CT_BUS.
  */
 ct_status bus_stream_get(bus *b, uint64_t seq, ct_buf *out);
+
+/**
+ * \brief Messages from sequence from up to last_seq (at most max), read one by one from the stream itself
+ * rather than through a consumer: slow, but answered by the stream's leader, which holds every message. The
+ * projector's way on when its consumer delivers nothing although the stream is ahead (a consumer left stuck
+ * by a NATS node's loss). Sequences the stream no longer has are left out. Each read waits at most wait_ms.
+ * \return CT_OK with at least one message (free it with bus_batch_free); CT_NOT_FOUND when none of them is
+ *         there; CT_BUS when NATS does not answer.
+ */
+ct_status bus_stream_read(bus *b, uint64_t from, uint64_t last_seq, size_t max, int64_t wait_ms, bus_batch *out);
 
 /** \brief Release a batch. */
 void bus_batch_free(bus_batch *b);

@@ -208,3 +208,33 @@ ct_status bus_stream_get(bus *b, uint64_t seq, ct_buf *out)
     natsMsg_Destroy(m);
     return CT_OK;
 }
+
+ct_status bus_stream_read(bus *b, uint64_t from, uint64_t last_seq, size_t max, int64_t wait_ms, bus_batch *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!bus__nc(b)) return CT_BUS;
+    size_t cap = last_seq >= from && last_seq - from + 1 < max ? (size_t)(last_seq - from + 1) : max;
+    natsMsg **msgs = ct_calloc(cap + 1, sizeof *msgs); /* NULL-terminated for bus_batch_free */
+    out->v = ct_calloc(cap ? cap : 1, sizeof *out->v);
+    out->native = msgs;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = wait_ms > 0 ? wait_ms : 1000;
+    ct_status st = CT_OK;
+    for (uint64_t seq = from; seq <= last_seq && out->n < cap; seq++) {
+        natsMsg *m = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s = js_GetMsg(&m, b->js, b->stream, seq, &jo, &jerr);
+        if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) continue; /* deleted */
+        if (s != NATS_OK) {
+            st = bus__status(s, "read a message of the stream");
+            break;
+        }
+        msgs[out->n] = m;
+        out->v[out->n++] = (bus_msg){seq, natsMsg_GetSubject(m), natsMsg_GetData(m),
+                                     (size_t)natsMsg_GetDataLength(m), last_seq - seq};
+    }
+    if (out->n) return CT_OK; /* what was read before a failure is good: the next call goes on */
+    bus_batch_free(out);
+    return st != CT_OK ? st : CT_NOT_FOUND;
+}

@@ -275,6 +275,8 @@ typedef struct proj {
     int64_t tail_checked;      /* when the idle projector last compared itself with the stream's end (monotonic) */
     int64_t tail_behind;       /* since when it is idle and behind it at tail_seq (0: it is not) */
     uint64_t tail_seq;         /* the last sequence in then */
+    uint64_t stalled_at;       /* the last sequence in when a stall last made the consumer re-read */
+    int direct;                /* reading the stream directly: the consumer stays stuck (proj_read_direct) */
     int reread;                /* reopen the consumer at once, without waiting */
     int need_open;             /* (re)open the consumer from the checkpoint */
     uint64_t dlq_published;    /* dead letters up to this sequence are in TOWER_DLQ */
@@ -404,10 +406,28 @@ static uint64_t proj_last_in(const proj *p)
  * consumer sent and NATS then lost (a node killed while delivering) are not sent again, and when no later
  * message arrives nothing shows the hole: seen as a projector stuck a few events behind after a node loss.
  * Compare with the stream's end now and then; behind it, with nothing arriving for TAIL_STALL_NS: re-read
- * from the checkpoint. */
+ * from the checkpoint; still nothing at the same place TAIL_STALL_NS later: read the stream directly. */
 #define TAIL_CHECK_NS 1000000000LL
 #define TAIL_STALL_NS 3000000000LL
 #define TAIL_INFO_WAIT_MS 1000
+
+static void proj_take(proj *p, bus_batch *msgs);
+
+/* The consumer, reopened, still delivers nothing while the stream is ahead (a consumer left stuck by a NATS
+ * node's loss: seen in a cluster, a replica stuck 443 events behind for 90 s): read the next messages from the
+ * stream itself, one request each, until the consumer delivers again (p->direct ends at its next message). */
+static void proj_read_direct(proj *p, uint64_t last_in, uint64_t last_seq)
+{
+    bus_batch msgs;
+    if (!p->direct)
+        ct_log(CT_LOG_WARN, "projector", "the consumer delivers nothing after %" PRIu64 " although the stream ends at %"
+               PRIu64 "; reading the stream directly until it does", last_in, last_seq);
+    p->direct = 1;
+    p->tail_behind = 0;
+    if (p->o->stop_at_seq && last_seq > p->o->stop_at_seq) last_seq = p->o->stop_at_seq; /* a rebuild's end */
+    if (bus_stream_read(p->b, last_in + 1, last_seq, FETCH, TAIL_INFO_WAIT_MS, &msgs) == CT_OK) proj_take(p, &msgs);
+}
+
 static void proj_check_tail(proj *p)
 {
     int64_t now = ct_mono_ns();
@@ -422,15 +442,24 @@ static void proj_check_tail(proj *p)
         p->tail_behind = 0;
         return;
     }
+    if (p->direct) {
+        proj_read_direct(p, last_in, st.last_seq);
+        return;
+    }
     if (!p->tail_behind || p->tail_seq != last_in) {
         p->tail_behind = now;
         p->tail_seq = last_in;
         return;
     }
     if (now - p->tail_behind < TAIL_STALL_NS) return;
+    if (p->stalled_at == last_in) { /* re-read from here already: the consumer stays stuck */
+        proj_read_direct(p, last_in, st.last_seq);
+        return;
+    }
     ct_log(CT_LOG_WARN, "projector", "the stream ends at %" PRIu64 " but nothing after %" PRIu64
            " arrived for %llds; re-reading from there", st.last_seq, last_in, (long long)(TAIL_STALL_NS / 1000000000LL));
     p->tail_behind = 0;
+    p->stalled_at = last_in;
     p->need_open = p->reread = 1;
 }
 
@@ -496,6 +525,8 @@ static int proj_gather(proj *p)
     if (p->fly && wait > p->quiet) wait = p->quiet; /* back soon to finish the commit in flight */
     ct_status fs = bus_consumer_fetch(p->c, FETCH, wait, &msgs);
     if (fs == CT_OK) {
+        if (p->direct) ct_log(CT_LOG_INFO, "projector", "the consumer delivers again");
+        p->direct = 0;
         proj_take(p, &msgs);
         n = p->bt->n;
         if (p->need_open && !n) return GATHER_COMMIT; /* nothing to commit: on to the re-read */
