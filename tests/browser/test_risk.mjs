@@ -33,12 +33,14 @@ for (let i = 0; i < 5; i++) { // five deliveries from PICKING at dc-2, 4 h each
 }
 const risk = (o, time, predicted, promised, basis) => ev('tower', time, 'orderAtRisk',
   { predictedBy: predicted, promisedBy: promised, stage: 'PICKING', basis }, { orderId: o });
-for (const [o, promised] of [['BR-A', at('12:00')], ['BR-B', at('09:00')], ['BR-C', at('12:00')]]) {
+for (const [o, promised] of [['BR-A', at('12:00')], ['BR-B', at('09:00')], ['BR-C', at('12:00')], ['BR-E', at('13:20')]]) {
   lines.push(ev('erp', at('07:00'), 'orderCreated', { warehouseId: 'dc-2', promisedBy: promised }, { orderId: o }),
     ev('wms', at('08:00'), 'pickStarted', {}, { orderId: o }));
 }
-// BR-A: 2 h 20 min late, raised at 08:30 (the newer); BR-B: 5 h 20 min late, raised at 08:10: by slack B comes first.
+// BR-A: 2 h 20 min late, raised at 08:30 (the newest); BR-B: 5 h 20 min late, raised at 08:10; BR-E: 1 h late, raised
+// at 08:00 (the oldest): by slack B, A, E; by age E, B, A.
 lines.push(risk('BR-A', at('08:30'), at('14:20'), at('12:00'), 'p50 of 25 orders from PICKING at dc-2'),
+  risk('BR-E', at('08:00'), at('14:20'), at('13:20'), 'p50 of 25 orders from PICKING at dc-2'),
   risk('BR-B', at('08:10'), at('14:20'), at('09:00'), 'p50 of 25 orders from PICKING at dc-2'),
   risk('BR-C', at('08:20'), at('14:20'), at('12:00'), 'p50 of 25 orders from PICKING at dc-2'),
   ev('wms', at('09:00'), 'packCompleted', {}, { orderId: 'BR-C', shipmentId: 'BR-C-S' }),
@@ -49,10 +51,10 @@ await runOfflineServe({
   checks: async (check, page, base) => {
     await check('the At risk tile: its count, and its orders latest against their promise first', async () => {
       await page.goto(base + '#/');
-      await page.waitForSelector('.tile[data-view="at_risk"] [data-count="2"]');
+      await page.waitForSelector('.tile[data-view="at_risk"] [data-count="3"]');
       await page.waitForSelector('#risk-top li');
       const rows = await page.$$eval('#risk-top li', (ls) => ls.map((l) => [l.dataset.order, l.textContent]));
-      assert(rows.length === 2 && rows[0][0] === 'BR-B' && rows[1][0] === 'BR-A', `by slack: ${JSON.stringify(rows)}`);
+      assert(rows.map((r) => r[0]).join() === 'BR-B,BR-A,BR-E', `by slack: ${JSON.stringify(rows)}`);
       assert(/late by 5 h 20 min · PICKING/.test(rows[0][1]), `row: ${rows[0][1]}`);
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: join(ARTIFACTS, 'risk-overview.png'), fullPage: true });
@@ -74,11 +76,20 @@ await runOfflineServe({
       await page.screenshot({ path: join(ARTIFACTS, 'risk-order.png'), fullPage: true });
     });
 
-    await check('the view page lists them; a delivered order is not at risk', async () => {
+    await check('the view page lists them latest against their promise first; a delivered order is not at risk', async () => {
       await page.goto(base + '#/view/at_risk');
       await page.waitForSelector('text=late by 5 h 20 min · PICKING');
       const body = await page.textContent('#main');
-      assert(body.includes('BR-A') && body.includes('BR-B') && !body.includes('BR-C'), 'BR-A and BR-B only');
+      assert(body.includes('BR-A') && body.includes('BR-B') && body.includes('BR-E') && !body.includes('BR-C'),
+        'BR-A, BR-B and BR-E only');
+      assert(await page.$eval('#f-sort', (s) => s.value) === 'slack', 'the page starts sorted by slack');
+      const order = async () => page.$$eval('#main tbody tr[data-key]', (trs) => trs.map((tr) => tr.textContent.match(/BR-[A-Z]/)?.[0]));
+      const got = await order();
+      assert(got.join() === 'BR-B,BR-A,BR-E', `by slack: ${got}`);
+      await page.selectOption('#f-sort', 'age');
+      await page.waitForFunction(() => location.hash.includes('sort=age'));
+      await page.waitForFunction(() => [...document.querySelectorAll('#main tbody tr[data-key]')]
+        .map((tr) => tr.textContent.match(/BR-[A-Z]/)?.[0]).join() === 'BR-E,BR-B,BR-A');
       await page.goto(base + '#/order/BR-C');
       await page.waitForSelector('#entity[data-loaded="true"]');
       assert(!(await page.$('#risk-line')), 'BR-C was delivered: no risk line');

@@ -159,6 +159,18 @@ class Risk(unittest.TestCase):
         st, body = get(srv.url + "/api/v1/views/at_risk")
         self.assertEqual(st, 200, body)
         self.assertEqual(sorted(i["orderId"] for i in json.loads(body)["items"]), ["R1", "R5", "R6"])
+        # sort=slack: the latest against its promise first (promisedBy - predictedBy), ties oldest first.
+        st, body = get(srv.url + "/api/v1/views/at_risk?sort=slack")
+        self.assertEqual(st, 200, body)
+        got = json.loads(body)["items"]
+
+        def slack(i):
+            return fx_ts(i["promisedBy"]) - fx_ts(i["predictedBy"])
+        self.assertGreater(len({slack(i) for i in got}), 1, "the items should differ in slack")
+        self.assertEqual([i["orderId"] for i in got],
+                         [i["orderId"] for i in sorted(got, key=lambda i: (slack(i), fx_ts(i["since"]), i["key"]))])
+        st, body = get(srv.url + "/api/v1/views/at_risk?sort=late")
+        self.assertEqual((st, json.loads(body)["error"]["field"]), (400, "sort"), body)
         st, body = get(srv.url + "/api/v1/leadtimes?stage=PICKING&warehouse=dc-2&at=" + rfc3339(now))
         self.assertEqual(st, 200, body)
         keys = json.loads(body)["keys"]

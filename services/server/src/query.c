@@ -159,7 +159,7 @@ static int life_params(const char *qs, server_query *out, server_query_err *err)
 /* sort=: one of the server_sort names. */
 static int sort_param(const char *qs, server_query *out, server_query_err *err)
 {
-    static const char *const names[] = {"age", "newest", "priority", "warehouse", "carrier"};
+    static const char *const names[] = {"age", "newest", "priority", "warehouse", "carrier", "slack"};
     char sort[16];
     int gs = server_query_var(qs, "sort", sort, sizeof sort);
     if (gs == 0) return 0;
@@ -169,7 +169,7 @@ static int sort_param(const char *qs, server_query *out, server_query_err *err)
             out->sort_priority = out->sort == SERVER_SORT_PRIORITY;
             return 0;
         }
-    return fail(err, 400, "INVALID_PARAMETER", "sort", "sort must be age, newest, priority, warehouse or carrier");
+    return fail(err, 400, "INVALID_PARAMETER", "sort", "sort must be age, newest, priority, warehouse, carrier or slack");
 }
 
 /* customer=, channel=, reason= and sla= (judged on each item; docs/api.md). */

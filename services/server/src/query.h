@@ -36,7 +36,8 @@ typedef enum server_sort {
     SERVER_SORT_NEWEST,
     SERVER_SORT_PRIORITY,
     SERVER_SORT_WAREHOUSE,
-    SERVER_SORT_CARRIER
+    SERVER_SORT_CARRIER,
+    SERVER_SORT_SLACK /* at_risk: promisedBy - predictedBy, the latest against its promise first */
 } server_sort;
 
 /** Default and largest `limit` of a view page. */

@@ -43,8 +43,9 @@ static int collect(void *vctx, const Tower__V1__ViewItem *it)
     return 0;
 }
 
-/* sort=priority (docs/exceptions.md): breached first, then the share of the SLA used, then age. The
- * whole filtered view is read and sorted (at most PRIORITY_MAX items); the cursor is an offset. */
+/* sort=priority (docs/exceptions.md): breached first, then the share of the SLA used, then age; sort=slack: the
+ * least slack (promisedBy - predictedBy) first; newest, warehouse, carrier as named. The whole filtered view is
+ * read and sorted (at most PRIORITY_MAX items); the cursor is an offset. */
 #define PRIORITY_MAX 20000
 
 typedef struct prio {
@@ -55,6 +56,8 @@ typedef struct prio {
     double share;
     int64_t since;
     uint64_t seq; /* dead letters: their sequence (the raw bytes are added to the page's items only) */
+    int has_slack; /* sort=slack: the item has a prediction and a promise (at_risk items do) */
+    int64_t slack; /* promisedBy - predictedBy (ns; negative: expected late) */
 } prio;
 
 typedef struct prio_ctx {
@@ -78,9 +81,11 @@ static int prio_collect(void *vctx, const Tower__V1__ViewItem *it)
     const char *part = c->by == SERVER_SORT_WAREHOUSE ? it->warehouse_id : c->by == SERVER_SORT_CARRIER ? it->carrier_id : NULL;
     json_t *o = store_item_to_json(it, c->now_ns);
     json_t *pj = json_object_get(o, c->by == SERVER_SORT_WAREHOUSE ? "warehouseId" : "carrierId");
+    int has_slack = it->predicted_by && it->promised_by;
     c->v[c->n++] = (prio){o, c->by, part && pj ? json_string_value(pj) : "", due && due <= c->now_ns,
                           due > since ? (double)(c->now_ns - since) / (double)(due - since) : -1.0, since,
-                          it->has_seq ? it->seq : 0};
+                          it->has_seq ? it->seq : 0, has_slack,
+                          has_slack ? ts_ns(it->promised_by) - ts_ns(it->predicted_by) : 0};
     return 0;
 }
 
@@ -94,6 +99,10 @@ static int prio_cmp(const void *a, const void *b)
         if (c) return c;
     } else if (x->by == SERVER_SORT_NEWEST) {
         if (x->since != y->since) return x->since > y->since ? -1 : 1;
+    } else if (x->by == SERVER_SORT_SLACK) {
+        /* The least slack first (the latest against its promise); items without a prediction last. */
+        if (x->has_slack != y->has_slack) return y->has_slack - x->has_slack;
+        if (x->slack != y->slack) return x->slack < y->slack ? -1 : 1;
     } else {
         if (x->breached != y->breached) return y->breached - x->breached;
         if (x->share != y->share) return x->share > y->share ? -1 : 1;

@@ -18,6 +18,8 @@ const PAGE = 100;
 const EXPORT_PAGE = 1000;
 const EXPORT_MAX_PAGES = 500;
 /** The orders the server sorts a page in (sort=). */
+/** at_risk adds its own order, and starts on it: the latest against their promise first. */
+const SLACK_CHOICE = ['slack', 'Latest against promise'];
 const SORT_CHOICES = [['age', 'Oldest first'], ['newest', 'Newest first'], ['priority', 'Priority (SLA)'],
   ['warehouse', 'Warehouse'], ['carrier', 'Carrier']];
 const SLA_CHOICES = [['', 'Any SLA state'], ['breached', 'Breached'], ['due_soon', 'Due soon'], ['within', 'Within SLA'],
@@ -39,6 +41,8 @@ export function mount(main, viewId, params) {
     return {};
   }
   document.title = `${v.label} · Control tower`;
+  const sortChoices = viewId === 'at_risk' ? [SLACK_CHOICE, ...SORT_CHOICES] : SORT_CHOICES;
+  const defaultSort = sortChoices[0][0];
   const filters = {
     warehouse: params.get('warehouse') || '',
     carrier: params.get('carrier') || '',
@@ -46,7 +50,7 @@ export function mount(main, viewId, params) {
     // The dashboard starts on what needs attention (the API's default is every unresolved item).
     state: STATE_CHOICES.some(([k]) => k === params.get('state')) ? params.get('state') : 'attention',
     assignee: params.get('assignee') || '',
-    sort: SORT_CHOICES.some(([k]) => k === params.get('sort')) ? params.get('sort') : 'age',
+    sort: sortChoices.some(([k]) => k === params.get('sort')) ? params.get('sort') : defaultSort,
     customer: params.get('customer') || '',
     reason: params.get('reason') || '',
     channel: CHANNEL_CHOICES.some(([k]) => k && k === (params.get('channel') || '').toUpperCase()) ? params.get('channel').toUpperCase() : '',
@@ -85,7 +89,7 @@ export function mount(main, viewId, params) {
     filters.assignee && !ASSIGNEE_CHOICES.some(([k]) => k === filters.assignee)
       ? h('option', { value: filters.assignee, selected: true }, filters.assignee) : null);
   const sortSel = h('select', { id: 'f-sort', name: 'sort' },
-    SORT_CHOICES.map(([val, label]) => h('option', { value: val, selected: val === filters.sort }, label)));
+    sortChoices.map(([val, label]) => h('option', { value: val, selected: val === filters.sort }, label)));
   const cuList = h('datalist', { id: 'cu-list' });
   const known = { warehouses: null, carriers: null, reasons: null };   // from GET /api/v1/values
   const form = h('form', { class: 'filters', 'aria-label': 'Filters' },
@@ -115,7 +119,7 @@ export function mount(main, viewId, params) {
     };
     const p = new URLSearchParams();
     if (f.state !== 'attention') p.set('state', f.state);
-    if (f.sort !== 'age') p.set('sort', f.sort);
+    if (f.sort !== defaultSort) p.set('sort', f.sort);
     for (const k of ['assignee', 'warehouse', 'carrier', 'reason', 'customer', 'channel', 'sla', 'olderThan']) if (f[k]) p.set(k, f[k]);
     const q = p.toString();
     location.hash = '#/view/' + viewId + (q ? '?' + q : '');
@@ -164,7 +168,8 @@ export function mount(main, viewId, params) {
 
   /** "oldest first", "by priority", … */
   function sortWords() {
-    return { age: 'oldest first', newest: 'newest first', priority: 'by priority', warehouse: 'by warehouse', carrier: 'by carrier' }[filters.sort];
+    return { age: 'oldest first', newest: 'newest first', priority: 'by priority', warehouse: 'by warehouse', carrier: 'by carrier',
+      slack: 'latest against their promise first' }[filters.sort];
   }
 
   /** A heading's sort: its button asks the server for that order (age and since: oldest, then newest first). */
