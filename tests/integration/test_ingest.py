@@ -135,9 +135,20 @@ class Ingest(unittest.TestCase):
 
     def test_nothing_acknowledged_without_jetstream(self):
         self.nats.stop()
+        # Once the server knows NATS is gone (its /readyz says so), an ingest is answered at once, not after
+        # JetStream's timeouts: nothing published, each event failed naming why.
+        deadline = time.monotonic() + fx.tmo(30)
+        while True:
+            st, ready = self.get("/readyz")
+            if (st == 503 and "nats" in json.dumps(ready).lower()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(st, 503, ready)
         st, r = self.post([event("n1", "O9")])
         self.assertEqual(st, 503, r)
         self.assertEqual(r["results"][0]["status"], "failed")
+        self.assertEqual(r["results"][0]["error"]["code"], "NOT_STORED", r)
+        self.assertIn("NATS is unreachable", r["results"][0]["error"]["message"], r)
         self.nats.start()
         deadline = time.monotonic() + fx.tmo(30)
         while True:

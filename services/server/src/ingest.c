@@ -65,6 +65,15 @@ void server__publish(http_server *s, evt_event *const *evs, size_t n,
                      void (*fn)(void *ctx, size_t tag, const bus_pub_ack *ack), void *ctx)
 {
     dup_count d = {fn, ctx, 0};
+    if (!bus_is_connected(s->o.bus)) {
+        /* Published now, the events would wait in the client library's reconnect buffer and their acks time out
+         * (ACK_TIMEOUT_MS): the caller would wait that long to hear that nothing is acknowledged. */
+        bus_pub_ack a = {.result = BUS_PUB_FAILED};
+        snprintf(a.error, sizeof a.error, "NATS is unreachable (reconnecting): not published; send it again");
+        for (size_t i = 0; i < n; i++)
+            if (evs[i]) fn(ctx, i, &a);
+        return;
+    }
     pthread_mutex_lock(&publish_lock);
     for (size_t i = 0; i < n; i++)
         if (evs[i]) bus_publish_event(s->o.bus, evs[i], i);
@@ -248,8 +257,10 @@ int server__ingest(struct mg_connection *c, http_server *s)
     int admit = server__ingest_admit(c, s, &pol);
     if (admit) return admit;
 
-    /* A publisher makes sure the streams exist (a projector may not have started yet). */
-    if (!__atomic_load_n(&s->streams_ok, __ATOMIC_ACQUIRE) && bus_ensure_streams(s->o.bus) == CT_OK)
+    /* A publisher makes sure the streams exist (a projector may not have started yet); not while NATS is
+     * unreachable (that would wait out JetStream's timeout: server__publish answers at once then). */
+    if (!__atomic_load_n(&s->streams_ok, __ATOMIC_ACQUIRE) && bus_is_connected(s->o.bus) &&
+        bus_ensure_streams(s->o.bus) == CT_OK)
         __atomic_store_n(&s->streams_ok, 1, __ATOMIC_RELEASE);
 
     ct_buf body = {0};
