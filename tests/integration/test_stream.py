@@ -513,6 +513,27 @@ class T4TokensAndRedrive(StreamTest):
             self.assertNotIn(tok[4:], log)
 
 
+class T6EmptyTurns(StreamTest):
+    def test_6_a_client_whose_changes_all_filter_out_still_gets_summaries(self):
+        """A sending turn can compose no frame at all: every change taken is for another warehouse than the
+        client's filter (or one its snapshot already covers). The client must still get what comes next: the
+        summaries every client gets (a libwebsockets client was left marked busy and never woken again)."""
+        self.publish_trace("a.ndjson", 31, fx.scaled(40, 10))
+        self.start_serve()
+        other = self.mirror(warehouse="dc-none")  # no item is at this warehouse: its deltas all filter out
+        every = self.mirror()
+        self.wait_settled([other, every], 0)
+        path = self.t.gen(os.path.join(self.root, "b.ndjson"), 32, fx.scaled(300, 100))
+        for chunk in fx.split_file(path, 4, self.root, "b"):
+            self.t.publish(chunk)
+            time.sleep(0.3)  # several turns of changes, between the summaries (one a second at most)
+        fx.wait_caught_up(self.t, self.data, self.nc, self.proj)
+        self.publish_trace("c.ndjson", 33, fx.scaled(20, 5))
+        self.wait_settled([other, every], self.applied())
+        self.assertMirrors(every, VIEWS)
+        self.assertEqual(other.problems, [], "protocol problems seen by the filtered client")
+
+
 class T5Coalescing(StreamTest):
     def test_5_a_lone_change_leaves_at_once_then_one_frame_per_interval(self):
         """--ws-coalesce bounds the frames a client gets (at most one per interval) without holding a

@@ -47,6 +47,10 @@ class L5Coalescing(ts.T5Coalescing):
     lws = True
 
 
+class L6EmptyTurns(ts.T6EmptyTurns):
+    lws = True
+
+
 def threads_of(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:

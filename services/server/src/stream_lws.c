@@ -200,7 +200,14 @@ static int on_writable(lws_client *lc)
     }
     if (lc->out_head == lc->out_n) {
         int rc = start_turn(lc);
-        if (rc <= 0) return rc;
+        if (rc < 0) return -1;
+        if (!rc) {
+            /* Nothing to write: either nothing was queued (idle already), or all that was taken composed no frame
+             * (changes a snapshot already covers, an older summary, another view's). The turn ends here all the
+             * same, or the client would stay marked busy and never be woken again. */
+            if (end_turn(lc)) want_writable(lc);
+            return 0;
+        }
     }
     ct_buf *b = &lc->out[lc->out_head++];
     size_t n = b->len - STREAM_HEADROOM;
