@@ -1115,12 +1115,19 @@ class Up:
         return "--- stdout:\n%s\n--- stderr:\n%s" % (self.stdout(), tail(self.err_path, n))
 
     def summary(self):
+        """GET /api/v1/summary. Right after the banner the projector may not have created the store yet (503
+        STORE_UNAVAILABLE, seen under CI load): that is waited out, for at most 30 s."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(self.base + "/api/v1/summary", timeout=10) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            raise AssertionError("GET /api/v1/summary answered %s: %r" % (e.code, e.read()[:300]))
+        deadline = time.monotonic() + tmo(30)
+        while True:
+            try:
+                with opener.open(self.base + "/api/v1/summary", timeout=10) as r:
+                    return json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                body = e.read()[:300]
+                if e.code != 503 or b"STORE_UNAVAILABLE" not in body or time.monotonic() > deadline:
+                    raise AssertionError("GET /api/v1/summary answered %s: %r" % (e.code, body))
+            time.sleep(0.1)
 
     def stop(self, timeout=60):
         """SIGTERM and wait: the exit code."""
