@@ -65,6 +65,15 @@ typedef struct store_opts {
     const fold_sla_rules *sla_rules; /**< the SLA rules the fold computes dues with (borrowed for the store's
                                           life; NULL: fold_sla_defaults()). Readers use them only to know
                                           which milestone closes a breach of a non-default rule. */
+    int64_t trend_drop_before_ns; /**< a rebuild's hint (0: none): the trend rows of buckets that start before
+                                       this instant (ns since the epoch) will be dropped anyway by the end of
+                                       the writes this handle is opened for, so the writer does not close them
+                                       on the way (it saves a derive per 5 minutes of business time before it).
+                                       It must be at most store_trend_cutoff() of the trend clock the store
+                                       ends with, else rows that are kept are missing: the caller checks that
+                                       with store_trend_hint_held() and starts over without the hint when not.
+                                       The views, and the rows of buckets from this instant on, are the same
+                                       as without it. */
 } store_opts;
 
 /**
@@ -119,6 +128,12 @@ int store_generation_changed(const store *s);
  * the current one. \param out_dir receives its path (caller frees).
  */
 ct_status store_rebuild_begin(const char *root, char **out_dir);
+
+/**
+ * \brief Empty a rebuild's generation (gen_dir from store_rebuild_begin, closed by every handle) so that the
+ * replay can start over in it: its files are removed, the directory kept. \return CT_OK; CT_IO (logged).
+ */
+ct_status store_rebuild_reset(const char *gen_dir);
 
 /**
  * \brief Finish a rebuild: point DIR/current at gen_dir atomically (rename of a
@@ -476,7 +491,8 @@ typedef struct store_life_fig {
  * holds the counts after the last stream message applied while the clock was in its bucket. The writer
  * closes a row before the first event of the next bucket, whatever its batches: two stores that applied
  * the same stream have the same rows (a rebuild too). Rows older than STORE_TREND_KEEP_BUCKETS buckets
- * before the clock's are dropped (and not written on the way in a batch that goes past them). */
+ * before the clock's are dropped (and not written on the way in a batch that goes past them, nor before a
+ * rebuild's hint: store_opts.trend_drop_before_ns). */
 #define STORE_TREND_BUCKET_S 300
 #define STORE_TREND_KEEP_BUCKETS 576 /* 48 hours */
 #define STORE_TREND_LEAP_S 3600
@@ -503,6 +519,24 @@ int64_t store_reader_trend_clock(store_reader *r);
 
 /** \brief The trend clock after an event occurred at occurred_ns, from clock (pure; see above). */
 int64_t store_trend_advance(int64_t clock, int64_t occurred_ns);
+
+/** \brief The start of the oldest bucket kept while the trend clock is clock_ns (pure): rows of buckets
+ * before it are dropped. 0 when clock_ns <= 0 (no event yet). */
+int64_t store_trend_cutoff(int64_t clock_ns);
+
+/** \brief A guess of store_opts.trend_drop_before_ns from the occurredAt of the last n events of a stream
+ * (pure): store_trend_cutoff() of the earliest of them, one STORE_TREND_LEAP_S earlier. The trend clock a
+ * replay of the whole stream ends with is usually later: it is at least the latest occurredAt applied before
+ * them, and it trails the events only after gaps of more than an hour between them (it moves an hour at most
+ * per event), which the earliest of several events and the hour's margin absorb. Not always (all of them
+ * dated far ahead of the clock): check it with store_trend_hint_held(). 0 when n is 0. */
+int64_t store_trend_guess(const int64_t *occurred_ns, size_t n);
+
+/** \brief 1 if a store opened with store_opts.trend_drop_before_ns = hint_ns and ending with the trend clock
+ * clock_ns has exactly the rows of a store opened without it (pure): the hint is 0, at most
+ * store_trend_cutoff(clock_ns), or no event moved the clock (then no row was closed). 0: rows that are kept
+ * were not closed; replay again without the hint. */
+int store_trend_hint_held(int64_t hint_ns, int64_t clock_ns);
 
 /** \brief The lifecycle figures of view v at now_ns: O(snoozed + breached items) key reads. */
 void store_life_figures(store_reader *r, fold_view v, int64_t now_ns, store_life_fig *out);

@@ -351,19 +351,35 @@ static ct_status rebuild_begin(const char *root, char **out_dir)
     }
 }
 
-static void remove_tree(const char *dir)
+/* Remove the files in dir: 0, or -1 (errno set) when it cannot be read or a file cannot be removed. */
+static int remove_files(const char *dir)
 {
     DIR *d = opendir(dir);
-    if (!d) return;
+    if (!d) return -1;
     struct dirent *e;
+    int err = 0;
     while ((e = readdir(d)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         char *p = ct_sprintf("%s/%s", dir, e->d_name);
-        unlink(p);
+        if (unlink(p) != 0 && errno != ENOENT) err = errno;
         free(p);
     }
     closedir(d);
+    errno = err;
+    return err ? -1 : 0;
+}
+
+static void remove_tree(const char *dir)
+{
+    remove_files(dir);
     rmdir(dir);
+}
+
+ct_status store_rebuild_reset(const char *gen_dir)
+{
+    if (remove_files(gen_dir) == 0) return CT_OK;
+    ct_log(CT_LOG_ERROR, "store", "cannot empty the generation %s: %s", gen_dir, strerror(errno));
+    return CT_IO;
 }
 
 ct_status store_rebuild_commit(const char *dir, const char *gen_dir)
@@ -531,6 +547,7 @@ static ct_status open_once(store **out, const store_opts *opts)
     s->read_only = opts->read_only;
     s->map_size = opts->map_size ? opts->map_size : default_map_size();
     s->sla = opts->sla_rules;
+    s->trend_drop_before = opts->trend_drop_before_ns;
 
     struct stat sb;
     st = locate(s, s->root, opts->flat);

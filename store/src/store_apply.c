@@ -1015,7 +1015,8 @@ static int close_rows(wtx *w, uint64_t seq)
 
 /* The trend clock after the batch: advanced over exactly the events apply_one will apply (ids not stored yet,
  * at their first copy in the batch). The rows of buckets before its kept window would be dropped at the end
- * of the batch, so they are not closed on the way (a batch over more than the kept window derives less). */
+ * of the batch, so they are not closed on the way (a batch over more than the kept window derives less); nor
+ * are those before the store's trend_drop_before (a rebuild's hint, store_opts: dropped by the end of it). */
 static int trend_window(wtx *w, const store_input *in, size_t n, uint64_t seq)
 {
     strset seen = {0};
@@ -1032,8 +1033,8 @@ static int trend_window(wtx *w, const store_input *in, size_t n, uint64_t seq)
         if (rc == MDB_NOTFOUND || rc == 0) rc = 0;
     }
     strset_free(&seen);
-    int64_t b = (int64_t)STORE_TREND_BUCKET_S * 1000000000LL;
-    w->trend_keep = clock - clock % b - (int64_t)STORE_TREND_KEEP_BUCKETS * b;
+    w->trend_keep = store_trend_cutoff(clock);
+    if (w->s->trend_drop_before > w->trend_keep) w->trend_keep = w->s->trend_drop_before;
     return rc;
 }
 
@@ -1041,9 +1042,9 @@ static int trend_window(wtx *w, const store_input *in, size_t n, uint64_t seq)
  * clock's bucket is closed first, so that every batching of the stream gives the same rows. */
 static int trend_before(wtx *w, const store_input *in, uint64_t seq)
 {
-    if (!in->event || w->trend_clock <= 0 || w->trend_clock < w->trend_keep) return 0;
-    int64_t next = store_trend_advance(w->trend_clock, store__ts_ns(in->event->occurred_at));
     int64_t b = (int64_t)STORE_TREND_BUCKET_S * 1000000000LL;
+    if (!in->event || w->trend_clock <= 0 || w->trend_clock - w->trend_clock % b < w->trend_keep) return 0;
+    int64_t next = store_trend_advance(w->trend_clock, store__ts_ns(in->event->occurred_at));
     if (next / b == w->trend_clock / b) return 0;
     MDB_val k = {strlen(in->event->event_id), in->event->event_id}, v;
     int rc = mdb_get(w->txn, w->s->events, &k, &v);

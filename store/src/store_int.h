@@ -48,6 +48,7 @@ struct store {
     MDB_dbi risk_samp; /* format 5: orderId -> the delivered order's lead-time sample (store_risk.c) */
     MDB_dbi risk_open; /* format 5: orderId -> the open order with a promise, as the SLA engine predicts it */
     const fold_sla_rules *sla; /* the rules the fold computes dues with (borrowed; NULL: defaults) */
+    int64_t trend_drop_before; /* store_opts.trend_drop_before_ns: rows of buckets before it are not closed */
     /* The writer's decoded events, kept across batches (store_apply.c; owned, freed by store_close; emptied
      * when a batch fails, since its events were never stored). */
     struct store__loader *wload;

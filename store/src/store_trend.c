@@ -19,6 +19,25 @@ int64_t store_trend_advance(int64_t clock, int64_t occurred_ns)
 
 static int64_t bucket_of(int64_t ns) { return ns - ns % BUCKET_NS; }
 
+int64_t store_trend_cutoff(int64_t clock_ns)
+{
+    return clock_ns > 0 ? bucket_of(clock_ns) - (int64_t)STORE_TREND_KEEP_BUCKETS * BUCKET_NS : 0;
+}
+
+int64_t store_trend_guess(const int64_t *occurred_ns, size_t n)
+{
+    int64_t first = n ? occurred_ns[0] : 0;
+    for (size_t i = 1; i < n; i++)
+        if (occurred_ns[i] < first) first = occurred_ns[i];
+    int64_t before = first - (int64_t)STORE_TREND_LEAP_S * NS_PER_S;
+    return n && before > 0 ? store_trend_cutoff(before) : 0;
+}
+
+int store_trend_hint_held(int64_t hint_ns, int64_t clock_ns)
+{
+    return hint_ns <= 0 || clock_ns <= 0 || hint_ns <= store_trend_cutoff(clock_ns);
+}
+
 static void bucket_key(unsigned char *k, int64_t bucket_ns) { store__put_u64(k, (uint64_t)(bucket_ns / NS_PER_S)); }
 
 /* The row of the counts in the meta table now, into buf (ROW_MAX bytes): its length. */
@@ -68,7 +87,7 @@ int store__trend_put(MDB_txn *txn, const store *s, int64_t clock_ns)
     bucket_key(key, bucket);
     MDB_val k = {8, key}, v = {row_encode(txn, s, clock_ns, row), row};
     int rc = mdb_put(txn, s->trend, &k, &v, 0);
-    if (!rc) rc = trend_prune(txn, s, bucket - (int64_t)STORE_TREND_KEEP_BUCKETS * BUCKET_NS);
+    if (!rc) rc = trend_prune(txn, s, store_trend_cutoff(clock_ns));
     return rc;
 }
 
