@@ -150,6 +150,28 @@ static int catch_up(proj_cmd *pc, projector_opts *po, const char *data)
     return PROJECTOR_OK;
 }
 
+/* One replay of the stream into gen (towerd_replay_fn): up to its last message, then catching up with the
+ * live store. */
+typedef struct replay_ctx {
+    proj_cmd *pc;
+    projector_opts *po;
+    const char *data;
+    uint64_t last_seq;
+} replay_ctx;
+
+static int replay(void *vctx, const char *gen, int64_t trend_hint)
+{
+    replay_ctx *r = vctx;
+    r->po->data_dir = gen;
+    r->po->flat = 1;
+    r->po->stop_at_seq = r->last_seq;
+    r->po->progress = 1;
+    r->po->trend_drop_before_ns = trend_hint;
+    int rc = projector_run(r->pc->b, r->po, &towerd_stop, NULL);
+    if (rc == PROJECTOR_OK) rc = catch_up(r->pc, r->po, r->data);
+    return rc;
+}
+
 /* Replay the stream into a new generation, then swap it in. */
 static int rebuild(proj_cmd *pc, projector_opts *po)
 {
@@ -168,13 +190,9 @@ static int rebuild(proj_cmd *pc, projector_opts *po)
         rc = towerd_empty_generation(pc->gen, &st, sla_rules_fold(pc->rules)) == CT_OK ? PROJECTOR_OK
                                                                                        : TOWERD_EXIT_FAIL;
     } else {
-        po->data_dir = pc->gen;
-        po->flat = 1;
-        po->stop_at_seq = st.last_seq;
-        po->progress = 1;
-        rc = projector_run(pc->b, po, &towerd_stop, NULL);
+        replay_ctx r = {pc, po, data, st.last_seq};
+        rc = towerd_replay_hinted(pc->b, &st, pc->gen, replay, &r, &towerd_stop);
     }
-    if (rc == PROJECTOR_OK && st.msgs) rc = catch_up(pc, po, data);
     if (rc != PROJECTOR_OK) return rc;
     if (towerd_stop) {
         fprintf(stderr, "towerd rebuild: interrupted; the live store is untouched (partial generation left in %s)\n",

@@ -157,23 +157,37 @@ typedef struct proj_thread {
 
 /* ---- upgrading a store of another format (docs/deploy.md "Upgrading") ---- */
 
-/* Replay the whole stream into gen (progress on stderr), with a consumer of its own. */
+/* One replay of the stream up to st's last message into gen (towerd_replay_fn), with a consumer of its own. */
+typedef struct up_replay_ctx {
+    proj_thread *p;
+    const bus_stream_state *st;
+} up_replay_ctx;
+
+static int up_replay_once(void *vctx, const char *gen, int64_t trend_hint)
+{
+    up_replay_ctx *r = vctx;
+    projector_opts po = r->p->po;
+    char *consumer = towerd_consumer_name("rebuild", r->p->po.data_dir);
+    po.data_dir = gen;
+    po.flat = 1;
+    po.consumer = consumer;
+    po.stop_at_seq = r->st->last_seq;
+    po.progress = 1;
+    po.notify = 0;
+    po.dead_letter_stream = 0;
+    po.trend_drop_before_ns = trend_hint;
+    int rc = projector_run(r->p->b, &po, &r->p->stop, NULL);
+    free(consumer);
+    return rc;
+}
+
+/* Replay the whole stream into gen (progress on stderr), with the trend hint (towerd_replay_hinted). */
 static int up_replay(proj_thread *p, const char *gen, const bus_stream_state *st)
 {
     if (!st->msgs)
         return towerd_empty_generation(gen, st, p->po.sla_rules) == CT_OK ? PROJECTOR_OK : PROJECTOR_FAIL;
-    projector_opts po = p->po;
-    char *consumer = towerd_consumer_name("rebuild", p->po.data_dir);
-    po.data_dir = gen;
-    po.flat = 1;
-    po.consumer = consumer;
-    po.stop_at_seq = st->last_seq;
-    po.progress = 1;
-    po.notify = 0;
-    po.dead_letter_stream = 0;
-    int rc = projector_run(p->b, &po, &p->stop, NULL);
-    free(consumer);
-    return rc;
+    up_replay_ctx r = {p, st};
+    return towerd_replay_hinted(p->b, st, gen, up_replay_once, &r, &p->stop);
 }
 
 /* A store of an older build's format is rebuilt from the stream into a new generation and swapped in, on the

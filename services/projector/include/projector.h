@@ -42,6 +42,8 @@ typedef struct projector_opts {
     uint64_t stop_at_seq;     /**< stop once this sequence is applied (0: run until stopped) */
     int progress;             /**< a progress bar with ETA on stderr (rebuild) */
     const fold_sla_rules *sla_rules; /**< the SLA rules the fold computes dues with (borrowed; NULL: defaults) */
+    int64_t trend_drop_before_ns; /**< a rebuild's trend hint, passed to the store (store_opts.trend_drop_before_ns;
+                                       0: none): projector_trend_guess, checked with projector_trend_guess_held */
 } projector_opts;
 
 /**
@@ -71,6 +73,23 @@ typedef struct projector_figures {
  *        thread may read it meanwhile, under no lock (see projector_figures).
  */
 int projector_run(bus *b, const projector_opts *o, volatile sig_atomic_t *stop, projector_figures *figures);
+
+/**
+ * \brief A rebuild's guess of store_opts.trend_drop_before_ns: store_trend_guess() of the occurredAt of the
+ * valid events among the stream's last 32 messages (the earliest of them, an hour earlier). The trend clock a
+ * replay ends with is not simply the last event's time (it moves an hour at most per event, never back, and only
+ * with the events applied), so the guess is checked after the replay (projector_trend_guess_held); it is usually
+ * right, and when it is not the replay is done again without it. One JetStream request per message looked at.
+ * \return the guess, or 0 (no hint) when no message decodes or NATS does not answer.
+ */
+int64_t projector_trend_guess(bus *b, const bus_stream_state *st);
+
+/**
+ * \brief After a replay into the flat generation gen with the hint hint_ns: store_trend_hint_held() of the
+ * trend clock it ended with (logged). \return 1: its rows are exactly those of a replay without the hint;
+ * 0: they are not, replay again without it (logged as a warning); -1: gen cannot be read.
+ */
+int projector_trend_guess_held(const char *gen, int64_t hint_ns);
 
 /**
  * \brief Format one line of a rebuild's progress: bar, percentage, done/total, rate and ETA

@@ -293,7 +293,8 @@ typedef struct proj {
 static int proj_open_store(proj *p)
 {
     const projector_opts *o = p->o;
-    p->so = (store_opts){.dir = o->data_dir, .flat = o->flat, .sla_rules = o->sla_rules};
+    p->so = (store_opts){.dir = o->data_dir, .flat = o->flat, .sla_rules = o->sla_rules,
+                         .trend_drop_before_ns = o->trend_drop_before_ns};
     ct_status opened = store_open(&p->s, &p->so);
     /* A damaged store cannot follow the stream either: the way out is the same, a rebuild. */
     if (opened != CT_OK) return opened == CT_STORE_CORRUPT ? PROJECTOR_NEED_REBUILD : PROJECTOR_FAIL;
