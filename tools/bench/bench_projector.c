@@ -60,6 +60,63 @@ static double raw_lmdb_puts(const char *dir, size_t n)
     return r;
 }
 
+/* One rebuild of the stream into a new generation of data, then the swap, as towerd rebuild does it
+ * (towerd_replay_hinted): with the trend hint guessed from the stream's last messages (hint non-zero), checked
+ * after the replay, which runs again without it when it did not hold. Its seconds; *rc the projector's code. */
+static double rebuild_once(bus *b, const char *data, const bus_stream_state *st, size_t behind, int hint, int *rc,
+                           const char *label)
+{
+    char *gen = NULL;
+    volatile sig_atomic_t stop = 0;
+    int64_t t0 = ct_mono_ns();
+    store_rebuild_begin(data, &gen);
+    int64_t guess = hint ? projector_trend_guess(b, st) : 0;
+    projector_opts ro = {.data_dir = gen, .flat = 1, .consumer = "bench-rebuild", .batch = BATCH,
+                         .batch_behind = behind, .stop_at_seq = st->last_seq, .trend_drop_before_ns = guess};
+    *rc = projector_run(b, &ro, &stop, NULL);
+    int held = guess ? projector_trend_guess_held(gen, guess) : 1;
+    if (*rc == 0 && held == 0) {
+        store_rebuild_reset(gen);
+        ro.trend_drop_before_ns = 0;
+        *rc = projector_run(b, &ro, &stop, NULL);
+    }
+    store_rebuild_commit(data, gen);
+    double secs = secs_since(t0);
+    char h[48] = "none";
+    if (guess) evt_time_format(guess / 1000000000LL, 0, h);
+    fprintf(stderr, "rebuild (%s): %.1f s; trend hint %s%s\n", label, secs, h,
+            !guess ? "" : held == 1 ? " (held)" : " (did not hold: replayed again without it)");
+    free(gen);
+    return secs;
+}
+
+/* The business time the trace spans: its earliest and latest occurredAt, in hours. */
+static double span_hours(evt_event *const *ev, size_t n)
+{
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        int64_t t = ev[i]->occurred_at->seconds;
+        if (t < lo) lo = t;
+        if (t > hi) hi = t;
+    }
+    return n ? (double)(hi - lo) / 3600.0 : 0;
+}
+
+/* The business time in minutes the first n records of the trace so gives span (their report times). */
+static double trace_minutes(const sim_trace_opts *so, size_t n)
+{
+    sim_trace *g = NULL;
+    if (sim_trace_create(&g, so) != CT_OK) return 0;
+    sim_record rec;
+    int64_t first = 0, last = 0;
+    for (size_t i = 0; i < n && sim_trace_next(g, &rec); i++) {
+        if (!i) first = rec.emit_ns;
+        last = rec.emit_ns;
+    }
+    sim_trace_destroy(g);
+    return (double)(last - first) / 60e9;
+}
+
 typedef struct counts {
     uint64_t stored, dups, failed;
 } counts;
@@ -76,17 +133,25 @@ static void on_ack(void *ctx, size_t tag, const bus_pub_ack *ack)
 int main(int argc, char **argv)
 {
     size_t target = 1000000, behind = 0;
-    const char *base = "/tmp";
+    double days = 0;
+    const char *base = "/tmp", *hint_mode = "on";
     int c;
     static const struct option opts[] = {{"events", required_argument, 0, 'n'}, {"dir", required_argument, 0, 'd'},
                                          {"batch-behind", required_argument, 0, 'B'},
+                                         {"days", required_argument, 0, 'D'},
+                                         {"trend-hint", required_argument, 0, 'H'},
                                          {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    while ((c = getopt_long(argc, argv, "n:d:B:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:d:B:D:H:h", opts, NULL)) != -1) {
         if (c == 'n') target = strtoull(optarg, NULL, 10);
         else if (c == 'B') behind = strtoull(optarg, NULL, 10);
         else if (c == 'd') base = optarg;
+        else if (c == 'D' && (days = strtod(optarg, NULL)) > 0) continue;
+        else if (c == 'H' && (!strcmp(optarg, "on") || !strcmp(optarg, "off") || !strcmp(optarg, "both") ||
+                             !strcmp(optarg, "off-on")))
+            hint_mode = optarg;
         else {
-            printf("usage: bench_projector [--events N] [--dir DIR] [--batch-behind N]\n\n"
+            printf("usage: bench_projector [--events N] [--dir DIR] [--batch-behind N] [--days D]\n"
+                   "                       [--trend-hint on|off|both|off-on]\n\n"
                    "Starts nats-server -js on a free loopback port (store under DIR, default /tmp) and measures,\n"
                    "in one run, on a generated trace of N events (default 1000000):\n"
                    "  raw publish:   async JetStream publishes of the pre-encoded protobuf events\n"
@@ -96,7 +161,11 @@ int main(int argc, char **argv)
                    "  publish:       towerd publish's path: JSON decode + validate + encode + publish + acks\n"
                    "  raw LMDB:      durable LMDB puts of N 200-byte records, 1000 per commit (bench_fold's baseline)\n"
                    "The projector and the rebuild commit --batch-behind events at most while behind (default: the\n"
-                   "projector's, 10 x its batch of 1000, and 50 x for the rebuild).\n");
+                   "projector's, 10 x its batch of 1000, and 50 x for the rebuild).\n"
+                   "--days D spreads the orders' arrivals over D days of business time (default: 60 orders per\n"
+                   "minute, about a day for 1,000,000 events). --trend-hint: the rebuild skips closing the trend\n"
+                   "rows it drops anyway, as towerd rebuild does (on, default), or not (off); both: the rebuild\n"
+                   "twice on the same stream, with the hint and then without (off-on: without, then with).\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -118,6 +187,11 @@ int main(int argc, char **argv)
     so.seed = 1;
     so.orders = (uint32_t)(target / 8 + 1);
     so.p_bad = so.p_duplicate = 0; /* publish rejects bad lines and JetStream drops duplicates: keep N exact */
+    if (days > 0) { /* the arrival rate that spreads the first N events over the days asked (one correction) */
+        so.orders_per_minute = (double)so.orders / (days * 1440.0);
+        double got_min = trace_minutes(&so, target);
+        if (got_min > 0) so.orders_per_minute *= got_min / (days * 1440.0);
+    }
     sim_trace *g = NULL;
     sim_trace_create(&g, &so);
     char **lines = ct_malloc(target * sizeof *lines);
@@ -132,7 +206,7 @@ int main(int argc, char **argv)
         ev[n++] = e;
     }
     sim_trace_destroy(g);
-    fprintf(stderr, "trace: %zu valid events\n", n);
+    fprintf(stderr, "trace: %zu valid events over %.1f hours of business time\n", n, span_hours(ev, n));
 
     /* Raw publish: pre-encoded bytes, message ids, async, all acks awaited. */
     ct_buf pb = {0};
@@ -184,15 +258,13 @@ int main(int argc, char **argv)
     double proj_s = secs_since(t0);
     double proj = (double)st.last_seq / proj_s;
 
-    /* Rebuild: the same stream into a new generation, then the swap. */
-    char *gen = NULL;
-    t0 = ct_mono_ns();
-    store_rebuild_begin(data, &gen);
-    projector_opts ro = {.data_dir = gen, .flat = 1, .consumer = "bench-rebuild", .batch = BATCH,
-                         .batch_behind = behind, .stop_at_seq = st.last_seq};
-    int rc2 = projector_run(b, &ro, &stop, NULL);
-    store_rebuild_commit(data, gen);
-    double rebuild_s = secs_since(t0);
+    /* Rebuild: the same stream into a new generation, then the swap (twice with --trend-hint both or off-on:
+     * rebuild_s with the hint, rebuild_off_s without). */
+    int rc2 = 0, rc3 = 0, off_on = !strcmp(hint_mode, "off-on"), both = off_on || !strcmp(hint_mode, "both");
+    double rebuild_off_s = off_on ? rebuild_once(b, data, &st, behind, 0, &rc3, "no trend hint") : 0;
+    double rebuild_s = rebuild_once(b, data, &st, behind, strcmp(hint_mode, "off") != 0, &rc2,
+                                    strcmp(hint_mode, "off") ? "trend hint" : "no trend hint");
+    if (both && !off_on) rebuild_off_s = rebuild_once(b, data, &st, behind, 0, &rc3, "no trend hint");
 
     /* The raw LMDB baseline, after the two runs it is compared with. */
     char *raw_dir = ct_sprintf("%s/raw-lmdb", dir);
@@ -215,7 +287,8 @@ int main(int argc, char **argv)
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("events %zu; stream last sequence %" PRIu64 "; projector rc %d, rebuild rc %d\n", n, st.last_seq, rc, rc2);
+    printf("events %zu over %.1f hours of business time; stream last sequence %" PRIu64
+           "; projector rc %d, rebuild rc %d %d\n", n, span_hours(ev, n), st.last_seq, rc, rc2, rc3);
     printf("raw JetStream pull consume:  %8.0f events/s\n", raw_consume);
     printf("projector (durable commits): %8.0f events/s (%.1f s)  ratio %.2f\n", proj, proj_s, proj / raw_consume);
     printf("rebuild of the whole stream: %8.0f events/s (%.1f s)  ratio %.2f  (raw consume time %.1f s)\n",
@@ -223,6 +296,13 @@ int main(int argc, char **argv)
            (double)got / raw_consume);
     printf("raw LMDB durable puts:       %8.0f puts/s (bench_fold's baseline: 1,000 per commit); projector / raw "
            "%.2f, rebuild / raw %.2f\n", raw_puts, proj / raw_puts, ((double)st.last_seq / rebuild_s) / raw_puts);
+    printf("rebuild trend hint:          %s\n", !both ? hint_mode
+           : off_on ? "off (below), then on (the rebuild above)" : "on (the rebuild above), then off (below)");
+    if (both)
+        printf("rebuild without the hint:    %8.0f events/s (%.1f s)  ratio %.2f; / raw LMDB %.2f; hint speed-up "
+               "%.2f\n", (double)st.last_seq / rebuild_off_s, rebuild_off_s,
+               ((double)st.last_seq / rebuild_off_s) / raw_consume, ((double)st.last_seq / rebuild_off_s) / raw_puts,
+               rebuild_off_s / rebuild_s);
     printf("raw async publish:           %8.0f events/s\n", raw_pub);
     printf("towerd publish path:         %8.0f events/s  ratio %.2f (%" PRIu64 " stored, %" PRIu64 " failed)\n",
            tower_pub, tower_pub / raw_pub, pc.stored, pc.failed);
@@ -238,10 +318,9 @@ int main(int argc, char **argv)
     }
     free(lines);
     free(ev);
-    free(gen);
     free(raw_dir);
     free(data);
     free(url);
     free(dir);
-    return rc || rc2 ? 1 : 0;
+    return rc || rc2 || rc3 ? 1 : 0;
 }
