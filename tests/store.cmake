@@ -3,6 +3,7 @@ ct_add_test(test_store unit SOURCES unit/test_store.c LIBS store Threads::Thread
 ct_add_test(test_property unit SOURCES unit/test_property.c LIBS store sim TIMEOUT 900)
 ct_add_test(test_lifecycle unit SOURCES unit/test_lifecycle.c LIBS store)
 ct_add_test(test_store_trend unit SOURCES unit/test_store_trend.c LIBS store sim)
+set_tests_properties(test_property test_store_trend PROPERTIES COST 30) # CPU-heavy: started first (sim.cmake)
 # The trend kept in the store, through the API: the same on two replicas of one stream whatever their commit
 # batching, after a server restart and after a rebuild; a far-future event moves its clock by an hour at most.
 add_test(NAME test_trend COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_trend.py $<TARGET_FILE:towerd>)
