@@ -89,6 +89,14 @@ async function waitTable(page) {
 
 const rowKeys = (page) => page.$$eval('#items tbody tr[data-key]', (rows) => rows.map((r) => r.dataset.key));
 
+/** The rows' keys once they are `want` (or after the wait, whatever they are: the caller asserts them). A page
+ * that changed its hash remounts and reloads its table: the old table can pass waitTable just before. */
+async function settledKeys(page, want) {
+  await page.waitForFunction((w) => JSON.stringify([...document.querySelectorAll('#items tbody tr[data-key]')]
+    .map((r) => r.dataset.key)) === w, JSON.stringify(want), { timeout: slow(10000) }).catch(() => {});
+  return rowKeys(page);
+}
+
 async function checks() {
   await check('the SLA colours follow the rules the server serves', async () => {
     const rules = await api('/sla/rules');
@@ -121,7 +129,7 @@ async function checks() {
     assertEq(upper.items.map((i) => i.key), want, 'the API for warehouse=DC-2');
     const page = await newPage('#/view/awaiting_release?state=all&warehouse=DC-2');
     await waitTable(page);
-    assertEq(await rowKeys(page), want.slice(0, 100), 'the rows for warehouse=DC-2');
+    assertEq(await settledKeys(page, want.slice(0, 100)), want.slice(0, 100), 'the rows for warehouse=DC-2');
     const opts = await page.$$eval('#f-warehouse option', (os) => os.map((o) => o.value));
     for (const w of vals.warehouses) assert(opts.includes(w.id), `the warehouse choices ${JSON.stringify(opts)} lack ${w.id}`);
     const carriers = await page.$$eval('#f-carrier option', (os) => os.map((o) => o.value).filter(Boolean));
@@ -143,7 +151,7 @@ async function checks() {
       await page.waitForFunction((qq) => location.hash.includes(qq), q);
       await waitTable(page);
       const want = (await api(`/views/awaiting_release?state=all&${q}`)).items.map((i) => i.key);
-      assertEq(await rowKeys(page), want, `the rows for ${q}`);
+      assertEq(await settledKeys(page, want), want, `the rows for ${q}`);
       for (const m of mustHave || []) assert(want.some((k) => k.startsWith(m + '|')), `${q}: ${m} missing from ${JSON.stringify(want)}`);
     }
     await page.goto(S.base + '/#/view/awaiting_release?state=all');
@@ -162,7 +170,7 @@ async function checks() {
       await waitTable(page);
       const want = (await api(`/views/blocked?state=all&reason=${encodeURIComponent(r.id)}&limit=100`)).items.map((i) => i.key);
       assert(want.length === r.count || want.length === 100, `reason ${r.id}: ${want.length} items, values say ${r.count}`);
-      assertEq(await rowKeys(page), want, `the rows for reason ${r.id}`);
+      assertEq(await settledKeys(page, want), want, `the rows for reason ${r.id}`);
     }
     await page.close();
   });
@@ -177,7 +185,7 @@ async function checks() {
       await page.waitForFunction((s) => (s === 'age' ? !location.hash.includes('sort=') : location.hash.includes('sort=' + s)), sort);
       await waitTable(page);
       const want = (await api(`/views/missing_pod?state=all&sort=${sort}`)).items.map((i) => i.key);
-      assertEq(await rowKeys(page), want, `the rows sorted by ${sort}`);
+      assertEq(await settledKeys(page, want), want, `the rows sorted by ${sort}`);
       const aria = await page.getAttribute(`#items thead th${col}`, 'aria-sort');
       assert(aria === 'ascending' || aria === 'descending', `the ${sort} heading has aria-sort "${aria}"`);
     }
