@@ -18,11 +18,11 @@ endif()
 add_test(NAME test_browser
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_dashboard.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
-set_tests_properties(test_browser PROPERTIES LABELS integration TIMEOUT 240)
+set_tests_properties(test_browser PROPERTIES LABELS integration TIMEOUT 240 COST 45)
 add_test(NAME test_browser_exceptions
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_exceptions.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
-set_tests_properties(test_browser_exceptions PROPERTIES LABELS integration TIMEOUT 240)
+set_tests_properties(test_browser_exceptions PROPERTIES LABELS integration TIMEOUT 240 COST 50)
 add_test(NAME test_browser_integrations
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_integrations.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
@@ -37,4 +37,4 @@ set_tests_properties(test_browser_runbooks PROPERTIES LABELS integration TIMEOUT
 add_test(NAME test_browser_usability
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_usability.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
-set_tests_properties(test_browser_usability PROPERTIES LABELS integration TIMEOUT 150)
+set_tests_properties(test_browser_usability PROPERTIES LABELS integration TIMEOUT 150 COST 40)
