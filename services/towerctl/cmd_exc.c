@@ -605,7 +605,7 @@ static int check_choice(const ctl_ctx *c, const char *flag, const char *const *o
 }
 
 const char *const ctl_states[] = {"open", "acknowledged", "snoozed", "attention", "all", NULL};
-const char *const ctl_sorts[] = {"age", "priority", NULL};
+const char *const ctl_sorts[] = {"age", "newest", "priority", "warehouse", "carrier", "slack", NULL};
 
 int ctl_check_choices(const ctl_ctx *c, int view_filters)
 {

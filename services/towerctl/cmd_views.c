@@ -257,7 +257,8 @@ static int stuck_page(void *vctx, const ctl_resp *page)
     {"assignee", 0, NULL, NULL, CT_OPT_STRING, NULL, "NAME",                                                     \
      "only exceptions assigned to NAME, to me (the token's name), or to none", 0, 0},                            \
     {"sort", 0, NULL, NULL, CT_OPT_STRING, NULL, "ORDER",                                                        \
-     "age (oldest first, the default) or priority (breached SLA first, then the share of the SLA used)", 0, 0}
+     "age (oldest first, the default), newest, priority (breached SLA first, then the share of the SLA used), " \
+     "warehouse, carrier, or slack (at_risk: the latest against its promise first)", 0, 0}
 
 /* Whether stuck was given a filter, which makes the answer's count the filtered count (--state all is
  * the default: every exception not resolved). */
@@ -322,7 +323,7 @@ int ctl_cmd_stuck(int argc, char **argv)
     static const ctl_spec spec = {
         "towerctl stuck",
         "usage: towerctl stuck VIEW [--older-than 2h] [--warehouse W] [--carrier C] [--state S]\n"
-        "                           [--assignee NAME|me|none] [--sort age|priority] [--limit N] [--all]\n\n"
+        "                           [--assignee NAME|me|none] [--sort ORDER] [--limit N] [--all]\n\n"
         "The items of a view, oldest first, with their age: what is stuck where. VIEW is one of\n"
         "awaiting_release, blocked, pending_route, missing_pod, posting_failed, orphans, anomalies,\n"
         "dead_letters, sla_breaches, at_risk, mismatches. Each item is an exception: its STATE, ASSIGNEE\n"
@@ -404,7 +405,7 @@ int ctl_cmd_export(int argc, char **argv)
     static const ctl_spec spec = {
         "towerctl export",
         "usage: towerctl export VIEW --csv [--older-than 2h] [--warehouse W] [--carrier C] [--state S]\n"
-        "                       [--assignee NAME|me|none] [--sort age|priority] > FILE.csv\n\n"
+        "                       [--assignee NAME|me|none] [--sort ORDER] > FILE.csv\n\n"
         "Every item of a view (following the cursors to the last page) as CSV on standard output: a\n"
         "header row, then one row per item, oldest first; RFC 4180 (CRLF line ends, fields with commas,\n"
         "quotes or line breaks quoted, quotes doubled), UTF-8. The columns are the item fields of the\n"

@@ -221,7 +221,8 @@ int ctl_cmd_relay_redrive(int argc, char **argv);
 
 /** \brief The values --state takes (open, acknowledged, snoozed, attention, all), NULL-terminated. */
 extern const char *const ctl_states[];
-/** \brief The values --sort takes (age, priority), NULL-terminated. */
+/** \brief The values --sort takes, NULL-terminated: the server's sort= orders (age, newest, priority, warehouse,
+ * carrier, slack). */
 extern const char *const ctl_sorts[];
 
 /**

@@ -1250,7 +1250,8 @@ class T07Exceptions(Base):
         for args, want in ((("--assignee", "dana"), ids[:2]), (("--assignee", "none"), ids[3:]),
                            (("--assignee", "me"), ids[2:3]), (("--state", "open"), ids[3:]),
                            (("--state", "acknowledged"), ids[:3]), (("--state", "open", "--assignee", "none"), ids[3:]),
-                           (("--sort", "priority", "--state", "all"), None)):
+                           (("--sort", "priority", "--state", "all"), None),
+                           (("--sort", "newest", "--state", "all"), None), (("--sort", "slack", "--state", "all"), None)):
             r = ctl("stuck", "awaiting_release", "--warehouse", self.wh, "--json", *args, url=lv.serve.url, check=0)
             j = json.loads(r.out)
             got = [i["exceptionId"] for i in j["items"]]
@@ -1387,7 +1388,7 @@ class T07Exceptions(Base):
                            (("ack", NOPE_ID, "--note", "x" * 2001), "--note must be 1 to 2,000 bytes"),
                            (("note", NOPE_ID, ""), "TEXT (the note) must be 1 to 2,000 bytes"),
                            (("stuck", "blocked", "--state", "closed"), "--state \"closed\" must be one of"),
-                           (("stuck", "blocked", "--sort", "newest"), "--sort \"newest\" must be one of"),
+                           (("stuck", "blocked", "--sort", "oldest"), "--sort \"oldest\" must be one of"),
                            (("mine", "--state", "nope"), "--state \"nope\" must be one of")):
             r = ctl(*args, url=dead)
             self.assertEqual(r.rc, 2, r.describe())
