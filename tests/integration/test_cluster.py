@@ -236,8 +236,14 @@ class ClusterTest(unittest.TestCase):
             if not diff:
                 return
             if time.monotonic() > deadline:
-                self.fail("the live client's views differ from REST (client, REST): %s; problems %s"
-                          % (diff, m.problems[:5]))
+                detail = {}
+                for v in diff:
+                    mine, rest = m.keys(v), self.view_keys(base, v)
+                    with m.lock:
+                        extra = [m.items[v][k] for k in sorted(mine - rest)][:3]
+                    detail[v] = {"client only": extra, "REST only": sorted(rest - mine)[:3], "client seq": m.seq.get(v)}
+                self.fail("the live client's views differ from REST (client, REST): %s; problems %s; %s; REST summary %s"
+                          % (diff, m.problems[:5], json.dumps(detail)[:3000], json.dumps(self.summary(base))[:600]))
             time.sleep(0.2)
 
     def stream_leader(self):
