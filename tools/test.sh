@@ -12,6 +12,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # servers, polling for what they wait for with timeouts stretched for the sanitizer build: ctest runs
 # two per core. TOWER_TEST_JOBS=N runs N at once (1: one by one).
 tjobs=${TOWER_TEST_JOBS:-$((jobs * 2))}
+# The sanitizer build's tests wait longer still (their timeouts are stretched, their servers slower): three
+# per core there.
+ajobs=${TOWER_TEST_JOBS:-$((jobs * 3))}
 
 # Most integration tests wait on servers more than they compute: the next stage's build runs in the
 # background while a stage's tests run (its output in build-*.log, shown if it fails).
@@ -44,7 +47,7 @@ background_build build-fuzz.log sh -c 'CC=clang cmake -S . -B build-fuzz -DCMAKE
     echo "== fuzz (clang, libFuzzer) ==" && cd build-fuzz && ctest --output-on-failure -L fuzz -j1'
 fuzz_bg=$bg
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --output-on-failure -j"$tjobs" "$@") || { kill "$fuzz_bg" 2>/dev/null; exit 1; }
+    ctest --output-on-failure -j"$ajobs" "$@") || { kill "$fuzz_bg" 2>/dev/null; exit 1; }
 
 echo "== fuzz (clang, libFuzzer): build-fuzz.log ==" >&2
 wait_build "$fuzz_bg" build-fuzz.log
