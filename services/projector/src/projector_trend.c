@@ -20,8 +20,8 @@ int64_t projector_trend_guess(bus *b, const bus_stream_state *st)
     for (uint64_t seq = st->last_seq, k = 0; seq >= st->first_seq && seq > 0 && k < GUESS_MESSAGES; seq--, k++) {
         ct_buf_reset(&buf);
         ct_status got = bus_stream_get(b, seq, &buf);
-        if (got == CT_BUS) break;
-        if (got != CT_OK) continue; /* deleted */
+        if (got == CT_NOT_FOUND) continue; /* deleted */
+        if (got != CT_OK) break;           /* NATS does not answer (a timeout too): guess from what was read */
         evt_event *e = NULL;
         evt_error err;
         if (evt_from_protobuf(&e, (const uint8_t *)buf.data, buf.len, &err) != CT_OK) continue; /* a dead letter */
