@@ -14,19 +14,16 @@ library only.
 """
 
 import datetime
-import json
 import os
 import re
 import sys
-import time
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import natsfx as fx  # noqa: E402
+from test_trend import wait_trend  # noqa: E402  (the trend once the server's store applied a sequence)
 
 TOWERD = None
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 TIME = re.compile(r'"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d))"')
 STRETCH = 3  # the trace's 34 hours (60 orders, seed 5) become about 100
 
@@ -47,23 +44,6 @@ def stretch(src, dst):
         for line in f:
             g.write(TIME.sub(one, line))
     return dst
-
-
-def get_trend(serve):
-    with OPENER.open(serve.url + "/api/v1/trend", timeout=fx.tmo(10)) as r:
-        return json.loads(r.read())
-
-
-def wait_trend(serve, seq, timeout=60):
-    """The trend once the store under the server has applied seq (it follows a rebuild's swap)."""
-    deadline = time.monotonic() + fx.tmo(timeout)
-    body = {}
-    while time.monotonic() < deadline:
-        body = get_trend(serve)
-        if body.get("appliedSeq") == seq:
-            return body
-        time.sleep(0.05)
-    raise AssertionError("the trend did not reach sequence %d: %s" % (seq, str(body)[:300]))
 
 
 class RebuildTrend(unittest.TestCase):
