@@ -910,6 +910,16 @@ class Projector:
                 pass
 
 
+def wait_stream(client, name="TOWER_EVENTS", timeout=30):
+    """Until the stream exists (a projector creates it): tests that publish straight to JetStream wait for it,
+    since a server can be ready before (under load: "no responders")."""
+    deadline = time.monotonic() + tmo(timeout)
+    while client.stream_info(name) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError("the stream %s was not created within %.0fs" % (name, tmo(timeout)))
+        time.sleep(0.05)
+
+
 def wait_caught_up(towerd, data, client, projector=None, timeout=90, stream="TOWER_EVENTS"):
     """Wait until `towerd status --json` shows lag 0 and appliedSeq == the stream's last sequence
     (asked of JetStream directly). Returns (status, stream_info). Fails with a clear message."""

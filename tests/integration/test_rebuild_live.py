@@ -44,12 +44,7 @@ class RebuildLive(unittest.TestCase):
         self.addCleanup(self.serve.stop)
         self.serve.start()
         self.n = 0
-        # The tests publish straight to JetStream: wait for the projector to have created the stream (the
-        # server can be ready before that on a loaded machine: "no responders" seen in a CI run).
-        deadline = time.monotonic() + fx.tmo(30)
-        while self.nc.stream_info("TOWER_EVENTS") is None:
-            self.assertLess(time.monotonic(), deadline, "the projector did not create the stream")
-            time.sleep(0.05)
+        fx.wait_stream(self.nc)  # some tests publish straight to JetStream
 
     def get(self, path):
         with urllib.request.urlopen(self.serve.url + path, timeout=fx.tmo(10)) as r:

@@ -136,12 +136,7 @@ class StreamTest(unittest.TestCase):
         self.proj.start()
         self.serve = None
         self.mirrors = []
-        # Some tests publish straight to JetStream: the projector must have created the stream (under CI load it
-        # had not yet: "no responders").
-        deadline = time.monotonic() + fx.tmo(30)
-        while self.nc.stream_info("TOWER_EVENTS") is None:
-            self.assertLess(time.monotonic(), deadline, "the projector did not create the stream")
-            time.sleep(0.05)
+        fx.wait_stream(self.nc)  # some tests publish straight to JetStream
 
     def tearDown(self):
         for m in self.mirrors:
