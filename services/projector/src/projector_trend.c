@@ -14,21 +14,22 @@ static int64_t occurred_ns(const evt_event *e)
 
 int64_t projector_trend_guess(bus *b, const bus_stream_state *st)
 {
+    if (!st->last_seq || st->last_seq < st->first_seq) return 0;
+    uint64_t from = st->last_seq - st->first_seq >= GUESS_MESSAGES ? st->last_seq - GUESS_MESSAGES + 1 : st->first_seq;
+    if (!from) from = 1;
+    bus_batch msgs;
+    /* What was read before NATS stopped answering is guessed from; deleted messages are left out. */
+    if (bus_stream_read(b, from, st->last_seq, GUESS_MESSAGES, 10000, &msgs) != CT_OK) return 0;
     int64_t occ[GUESS_MESSAGES];
     size_t n = 0;
-    ct_buf buf = {0};
-    for (uint64_t seq = st->last_seq, k = 0; seq >= st->first_seq && seq > 0 && k < GUESS_MESSAGES; seq--, k++) {
-        ct_buf_reset(&buf);
-        ct_status got = bus_stream_get(b, seq, &buf);
-        if (got == CT_NOT_FOUND) continue; /* deleted */
-        if (got != CT_OK) break;           /* NATS does not answer (a timeout too): guess from what was read */
+    for (size_t i = 0; i < msgs.n && n < GUESS_MESSAGES; i++) {
         evt_event *e = NULL;
         evt_error err;
-        if (evt_from_protobuf(&e, (const uint8_t *)buf.data, buf.len, &err) != CT_OK) continue; /* a dead letter */
+        if (evt_from_protobuf(&e, msgs.v[i].data, msgs.v[i].len, &err) != CT_OK) continue; /* a dead letter */
         occ[n++] = occurred_ns(e);
         evt_free(e);
     }
-    ct_buf_free(&buf);
+    bus_batch_free(&msgs);
     return store_trend_guess(occ, n);
 }
 
