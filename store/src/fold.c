@@ -158,23 +158,32 @@ static void take_latest(ev *slot, ev e)
 
 /* ---- generic payload access ---------------------------------------------- */
 
+/* The lookups by descriptor below are remembered per payload case (the fold asks them for every event it
+ * reads): tables of atomics that any thread may fill, every writer of a slot storing the same value. */
+#define FIELD_MEMO 128
+static _Atomic(const ProtobufCFieldDescriptor *) memo_payload[FIELD_MEMO];
+static _Atomic(const ProtobufCFieldDescriptor *) memo_field[2][FIELD_MEMO];
+static const ProtobufCFieldDescriptor memo_none; /* "no such field" */
+
 /* The payload message of an event, found through the descriptor so that the
  * fields every payload shares (warehouse_id, carrier_id) need no switch. */
 static const ProtobufCMessage *payload_of(ev e)
 {
-    if (e->payload_case == TOWER__V1__EVENT__PAYLOAD__NOT_SET) return NULL;
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field(&tower__v1__event__descriptor, (unsigned)e->payload_case);
-    if (!f) return NULL;
+    unsigned pcase = (unsigned)e->payload_case;
+    if (pcase == TOWER__V1__EVENT__PAYLOAD__NOT_SET) return NULL;
+    const ProtobufCFieldDescriptor *f = NULL;
+    if (pcase < FIELD_MEMO) f = atomic_load_explicit(&memo_payload[pcase], memory_order_acquire);
+    if (!f) {
+        f = protobuf_c_message_descriptor_get_field(&tower__v1__event__descriptor, pcase);
+        if (!f) f = &memo_none;
+        if (pcase < FIELD_MEMO) atomic_store_explicit(&memo_payload[pcase], f, memory_order_release);
+    }
+    if (f == &memo_none) return NULL;
     return *(const ProtobufCMessage *const *)((const char *)e + f->offset);
 }
 
 /* The string field `which` (0: warehouse_id, 1: carrier_id) of an event's payload message, through its
- * descriptor. The lookup by name is remembered per payload case (the fold asks it for every event it reads):
- * a table of atomics that any thread may fill, every writer of a slot storing the same value. */
-#define FIELD_MEMO 128
-static _Atomic(const ProtobufCFieldDescriptor *) memo_field[2][FIELD_MEMO];
-static const ProtobufCFieldDescriptor memo_none; /* "no such string field" */
+ * descriptor. */
 
 static const ProtobufCFieldDescriptor *string_field(const ProtobufCMessage *m, unsigned pcase, int which)
 {

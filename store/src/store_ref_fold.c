@@ -130,12 +130,25 @@ static char *item_key(char ek, const char *entity, char kind, const char *code)
                       (unsigned long long)ct_hash64(code, strlen(code)));
 }
 
+/* Where an entity is: found only for an entity that has an unknown code (most have none). */
 typedef struct place {
+    const fold_process *p;
+    const fold_entity *s; /* the shipment, or NULL for the order */
+    int found;
     const char *order, *shipment, *wh, *ca;
 } place;
 
-static void unknown_item(fold_result *r, const place *at, const named *n)
+static void place_find(place *at)
 {
+    if (at->found) return;
+    at->found = 1;
+    at->wh = at->s ? ship_place(at->p, at->s, 0) : order_place(at->p, 0);
+    at->ca = at->s ? ship_place(at->p, at->s, 1) : order_place(at->p, 1);
+}
+
+static void unknown_item(fold_result *r, place *at, const named *n)
+{
+    place_find(at);
     char *key = at->shipment ? item_key('s', at->shipment, n->kind, n->code) : item_key('o', at->order, n->kind, n->code);
     fold_item *it = fold__item_add(r, FOLD_VIEW_ANOMALIES, key, n->first);
     it->pb.order_id = (char *)at->order;
@@ -152,7 +165,7 @@ static void unknown_item(fold_result *r, const place *at, const named *n)
 
 /* The UNKNOWN_CODE items of one entity; any[] caches whether a kind has definitions (-1: not asked). */
 static void entity_items(fold_result *r, const fold_ref *ref, int *any, const fold_entity *ent, int is_order,
-                         const place *at)
+                         place *at)
 {
     named_set s = {0};
     entity_codes(ent, is_order, &s);
@@ -168,12 +181,12 @@ static void ref_items(const fold_process *p, const fold_ref *ref, fold_result *r
 {
     int any[3] = {-1, -1, -1};
     if (p->order.id) {
-        place at = {p->order.id, NULL, order_place(p, 0), order_place(p, 1)};
+        place at = {p, NULL, 0, p->order.id, NULL, NULL, NULL};
         entity_items(r, ref, any, &p->order, 1, &at);
     }
     for (size_t i = 0; i < p->n_shipments; i++) {
         const fold_entity *s = &p->shipments[i];
-        place at = {p->order.id, s->id, ship_place(p, s, 0), ship_place(p, s, 1)};
+        place at = {p, s, 0, p->order.id, s->id, NULL, NULL};
         entity_items(r, ref, any, s, 0, &at);
     }
 }
