@@ -201,7 +201,9 @@ ct_status store_apply(store *s, const store_input *in, size_t n, int64_t now_ns,
 /**
  * \brief Bound the decoded events the writer keeps from one batch to the next (default 256 MiB): the events of
  * the processes still moving are then read from LMDB and decoded once, not at every batch that touches them.
- * A bound under 8 MiB also makes the blocks smaller (tests use a few KiB to exercise the eviction). Writer
+ * A bound under 8 MiB also makes the blocks smaller (tests use a few KiB to exercise the eviction). A quarter
+ * of it more bounds what the writer keeps of each order and shipment it touched (its timeline, items, SLA
+ * dues and risk records as last read or written), so that a process touched again is not read back. Writer
  * thread only.
  */
 void store_writer_cache(store *s, size_t bytes);

@@ -642,6 +642,7 @@ void store_close(store *s)
     pthread_rwlock_destroy(&s->txn_lock);
     if (s->wload) store__loader_free(s->wload);
     free(s->wload);
+    store__keep_free(s->wkeep);
     free(s->dir);
     free(s->root);
     free(s->gen);

@@ -257,31 +257,49 @@ static char *entity_key_dup(char kind, const char *id, const char *rest)
     return k;
 }
 
+static void kv_push(kv **arr, size_t *n, size_t *cap, const char *key, size_t kl, const void *val, size_t len)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *arr = ct_realloc(*arr, *cap * sizeof **arr);
+    }
+    kv *e = &(*arr)[(*n)++];
+    e->key = ct_strndup(key, kl);
+    e->val = ct_malloc(len ? len : 1);
+    memcpy(e->val, val, len);
+    e->len = len;
+    e->pb = NULL;
+}
+
 static int old_items(wtx *w, char kind, const char *id, kv **arr, size_t *n, size_t *cap)
 {
     char prefix[EVT_MAX_ID + 8];
     int pl = entity_prefix(prefix, sizeof prefix, kind, id);
     if (pl < 0) return 0;
+    store__kent *kept = store__keep_get(w->s->wkeep, prefix, (size_t)pl - 1, 1);
+    if (kept->has & STORE_KEEP_ITEMS) {
+        for (size_t i = 0; i < kept->n_items; i++)
+            kv_push(arr, n, cap, kept->items[i].key, strlen(kept->items[i].key), kept->items[i].val, kept->items[i].len);
+        return 0;
+    }
+    store__keep_reset(kept, STORE_KEEP_ITEMS);
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(w->txn, w->s->items, &c);
     if (rc) return rc;
     MDB_val k = {(size_t)pl, prefix}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size >= (size_t)pl && memcmp(k.mv_data, prefix, (size_t)pl) == 0) {
-        if (*n == *cap) {
-            *cap = *cap ? *cap * 2 : 16;
-            *arr = ct_realloc(*arr, *cap * sizeof **arr);
-        }
-        kv *e = &(*arr)[(*n)++];
-        e->key = ct_strndup(k.mv_data, k.mv_size);
-        e->val = ct_malloc(v.mv_size);
-        memcpy(e->val, v.mv_data, v.mv_size);
-        e->len = v.mv_size;
-        e->pb = NULL;
+        kv_push(arr, n, cap, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+        store__keep_item_add(w->s->wkeep, kept, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    if (rc != MDB_NOTFOUND) {
+        store__keep_reset(kept, STORE_KEEP_ITEMS);
+        return rc;
+    }
+    kept->has |= STORE_KEEP_ITEMS;
+    return 0;
 }
 
 static int item_remove(wtx *w, const kv *old)
@@ -370,8 +388,53 @@ static void observe_ack(wtx *w, const kv *old, const kv *nw)
     store__life_observe_ack(&w->life, nw->pb, (int)v);
 }
 
-/* Replace the items of the given entities by the derived ones; record what changed. */
-static int diff_items(wtx *w, kv *old, size_t n_old, const fold_result *res)
+/* The i-th entity of a process (its order first, if it has one): its id, and its kind in *kind. */
+static const char *process_entity(const char *order_id, char *const *sids, size_t i, char *kind)
+{
+    if (order_id && i == 0) {
+        *kind = 'o';
+        return order_id;
+    }
+    *kind = 's';
+    return sids[i - (order_id ? 1 : 0)];
+}
+
+/* Whether key is under prefix ("<kind>:<id>|", pl bytes). */
+static int under(const char *key, const char *prefix, int pl) { return strncmp(key, prefix, (size_t)pl) == 0; }
+
+/* An item or due under an entity not of the process (none is derived so): what is kept of it is dropped. */
+static void keep_stray(wtx *w, const char *key, unsigned part)
+{
+    const char *bar = strchr(key, '|');
+    store__kent *kept = bar ? store__keep_get(w->s->wkeep, key, (size_t)(bar - key), 0) : NULL;
+    if (kept) store__keep_reset(kept, part);
+}
+
+/* After diff_items: the process's entities hold exactly the new items (nw, n of them). */
+static void keep_items(wtx *w, const char *order_id, char *const *sids, size_t ns, const kv *nw, size_t n)
+{
+    char *placed = ct_calloc(n ? n : 1, 1);
+    for (size_t e = 0; e < ns + (order_id ? 1 : 0); e++) {
+        char kind, prefix[EVT_MAX_ID + 8];
+        const char *id = process_entity(order_id, sids, e, &kind);
+        int pl = entity_prefix(prefix, sizeof prefix, kind, id);
+        if (pl < 0) continue;
+        store__kent *kept = store__keep_get(w->s->wkeep, prefix, (size_t)pl - 1, 1);
+        store__keep_reset(kept, STORE_KEEP_ITEMS);
+        for (size_t j = 0; j < n; j++) {
+            if (!under(nw[j].key, prefix, pl)) continue;
+            store__keep_item_add(w->s->wkeep, kept, nw[j].key, strlen(nw[j].key), nw[j].val, nw[j].len);
+            placed[j] = 1;
+        }
+        kept->has |= STORE_KEEP_ITEMS;
+    }
+    for (size_t j = 0; j < n; j++)
+        if (!placed[j]) keep_stray(w, nw[j].key, STORE_KEEP_ITEMS);
+    free(placed);
+}
+
+/* Replace the items of the process's entities by the derived ones; record what changed. */
+static int diff_items(wtx *w, const store__process *p, kv *old, size_t n_old, const fold_result *res)
 {
     kv *nw = ct_calloc(res->n_items ? res->n_items : 1, sizeof *nw);
     for (size_t i = 0; i < res->n_items; i++) {
@@ -409,6 +472,7 @@ static int diff_items(wtx *w, kv *old, size_t n_old, const fold_result *res)
             j++;
         }
     }
+    if (!rc) keep_items(w, p->order_id, p->sids, p->ns, nw, res->n_items);
     for (size_t k = 0; k < res->n_items; k++) free(nw[k].val);
     free(nw);
     return rc;
@@ -419,10 +483,20 @@ static int diff_items(wtx *w, kv *old, size_t n_old, const fold_result *res)
 typedef struct due_rec {
     char *key;                         /* "o:<id>|<rule>" */
     unsigned char tk[STORE__TIME_KEY]; /* the due time */
-    unsigned char *val;                /* new dues: the packed item */
+    unsigned char *val;                /* new dues: the packed item; old ones: as kept (borrowed), or NULL */
     size_t len;
     int keep;
 } due_rec;
+
+static due_rec *due_push(due_rec **arr, size_t *n, const char *key, size_t kl, const unsigned char *tk)
+{
+    *arr = ct_realloc(*arr, (*n + 1) * sizeof **arr);
+    due_rec *d = &(*arr)[(*n)++];
+    memset(d, 0, sizeof *d);
+    d->key = ct_strndup(key, kl);
+    memcpy(d->tk, tk, STORE__TIME_KEY);
+    return d;
+}
 
 /* The dues an entity has now (from duek), appended to *arr. */
 static int old_dues(wtx *w, char kind, const char *id, due_rec **arr, size_t *n)
@@ -430,6 +504,16 @@ static int old_dues(wtx *w, char kind, const char *id, due_rec **arr, size_t *n)
     char prefix[EVT_MAX_ID + 8];
     int pl = entity_prefix(prefix, sizeof prefix, kind, id);
     if (pl < 0) return 0;
+    store__kent *kept = store__keep_get(w->s->wkeep, prefix, (size_t)pl - 1, 1);
+    if (kept->has & STORE_KEEP_DUES) {
+        for (size_t i = 0; i < kept->n_dues; i++) {
+            due_rec *d = due_push(arr, n, kept->dues[i].key, strlen(kept->dues[i].key), kept->dues[i].tk);
+            d->val = kept->dues[i].val;
+            d->len = kept->dues[i].len;
+        }
+        return 0;
+    }
+    store__keep_reset(kept, STORE_KEEP_DUES);
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(w->txn, w->s->duek, &c);
     if (rc) return rc;
@@ -437,16 +521,41 @@ static int old_dues(wtx *w, char kind, const char *id, due_rec **arr, size_t *n)
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size >= (size_t)pl && memcmp(k.mv_data, prefix, (size_t)pl) == 0) {
         if (v.mv_size == STORE__TIME_KEY) {
-            *arr = ct_realloc(*arr, (*n + 1) * sizeof **arr);
-            due_rec *d = &(*arr)[(*n)++];
-            memset(d, 0, sizeof *d);
-            d->key = ct_strndup(k.mv_data, k.mv_size);
-            memcpy(d->tk, v.mv_data, STORE__TIME_KEY);
+            due_rec *d = due_push(arr, n, k.mv_data, k.mv_size, v.mv_data);
+            store__keep_due_add(w->s->wkeep, kept, d->key, d->tk, NULL, 0);
         }
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    if (rc != MDB_NOTFOUND) {
+        store__keep_reset(kept, STORE_KEEP_DUES);
+        return rc;
+    }
+    kept->has |= STORE_KEEP_DUES;
+    return 0;
+}
+
+/* After diff_dues: the process's entities have exactly the new dues (nw, n of them). */
+static void keep_dues(wtx *w, const char *order_id, char *const *sids, size_t ns, const due_rec *nw, size_t n)
+{
+    char *placed = ct_calloc(n ? n : 1, 1);
+    for (size_t e = 0; e < ns + (order_id ? 1 : 0); e++) {
+        char kind, prefix[EVT_MAX_ID + 8];
+        const char *id = process_entity(order_id, sids, e, &kind);
+        int pl = entity_prefix(prefix, sizeof prefix, kind, id);
+        if (pl < 0) continue;
+        store__kent *kept = store__keep_get(w->s->wkeep, prefix, (size_t)pl - 1, 1);
+        store__keep_reset(kept, STORE_KEEP_DUES);
+        for (size_t j = 0; j < n; j++) {
+            if (!under(nw[j].key, prefix, pl)) continue;
+            store__keep_due_add(w->s->wkeep, kept, nw[j].key, nw[j].tk, nw[j].val, nw[j].len);
+            placed[j] = 1;
+        }
+        kept->has |= STORE_KEEP_DUES;
+    }
+    for (size_t j = 0; j < n; j++)
+        if (!placed[j]) keep_stray(w, nw[j].key, STORE_KEEP_DUES);
+    free(placed);
 }
 
 /* dues key: the due time, then the entity|rule key. */
@@ -493,8 +602,9 @@ static int diff_dues(wtx *w, const char *order_id, char **sids, size_t ns, const
         for (size_t j = 0; j < n_old; j++) {
             if (old[j].keep || strcmp(old[j].key, x->key) != 0 || memcmp(old[j].tk, x->tk, STORE__TIME_KEY) != 0)
                 continue;
-            MDB_val k = {due_index_key(kb, x->tk, x->key), kb}, v;
-            if (mdb_get(w->txn, w->s->dues, &k, &v) == 0 && v.mv_size == x->len && memcmp(v.mv_data, x->val, x->len) == 0)
+            MDB_val k = {due_index_key(kb, x->tk, x->key), kb}, v = {old[j].len, old[j].val};
+            if ((old[j].val || mdb_get(w->txn, w->s->dues, &k, &v) == 0) && v.mv_size == x->len &&
+                memcmp(v.mv_data, x->val, x->len) == 0)
                 old[j].keep = x->keep = 1;
             break;
         }
@@ -519,6 +629,7 @@ static int diff_dues(wtx *w, const char *order_id, char **sids, size_t ns, const
             rc = mdb_put(w->txn, w->s->duek, &ek, &ev, 0);
         }
     }
+    if (!rc) keep_dues(w, order_id, sids, ns, nw, n_new); /* after the last use of old[].val */
     for (size_t j = 0; j < n_old; j++) free(old[j].key);
     for (size_t i = 0; i < n_new; i++) {
         free(nw[i].key);
@@ -561,14 +672,17 @@ static int derive_process(wtx *w, const char *order_id, const char *lone_shipmen
         fold_derive_ref(&fp, w->s->sla, store__ref_fold(&rq, w->txn, w->s), &res);
         rc = process_items(w, &p, &old, &n_old);
     }
-    if (!rc) rc = diff_items(w, old, n_old, &res);
+    if (!rc) rc = diff_items(w, &p, old, n_old, &res);
     if (!rc) rc = diff_dues(w, order_id, p.sids, p.ns, &res);
     if (!rc && order_id) {
         /* Predicted risk: the order's lead-time sample and open record (store_risk.c). */
         fold_process fp = store__process_fold(&p);
         store__risk_facts rf;
         store__risk_facts_of(&fp, res.stage, &rf);
-        rc = store__risk_update(w->txn, w->s, order_id, &rf);
+        char ek[EVT_MAX_ID + 8];
+        int kl = store__entity_key(ek, sizeof ek, 'o', order_id);
+        store__kent *kept = kl < 0 ? NULL : store__keep_get(w->s->wkeep, ek, (size_t)kl, 1);
+        rc = store__risk_update(w->txn, w->s, order_id, &rf, w->s->wkeep, kept);
     }
     if (!rc) {
         char **prefixes = ct_calloc(p.ns + 1, sizeof *prefixes);
@@ -656,6 +770,7 @@ static int timeline_add(wtx *w, char kind, const char *id, const unsigned char *
     memcpy(val + STORE__TIME_KEY, eid, el);
     MDB_val k = {(size_t)kl, key}, v = {STORE__TIME_KEY + el, val};
     int rc = mdb_put(w->txn, w->s->tl, &k, &v, MDB_NODUPDATA);
+    if (!rc) store__keep_tl_added(w->s->wkeep, key, (size_t)kl, tk, eid);
     if (rc == MDB_KEYEXIST) rc = 0;
     if (!rc && kind == 'o') strset_add(&w->orders, id);
     if (!rc && kind == 's') strset_add(&w->ships, id);
@@ -1102,9 +1217,14 @@ static int apply_batch(store *s, const store_input *in, size_t n, int64_t now_ns
     strset_free(&w.relinks);
     strset_free(&w.dls);
     store__refb_free(&w.refb);
-    /* A failed batch stored none of its events: forget them all. */
-    if (rc) store__loader_free(w.load);
-    else store__loader_trim(w.load);
+    /* A failed batch stored none of its events, and none of what the keep learnt of it holds: forget them all. */
+    if (rc) {
+        store__loader_free(w.load);
+        store__keep_clear(s->wkeep, STORE_KEEP_ALL);
+    } else {
+        store__loader_trim(w.load);
+        store__keep_trim(s->wkeep);
+    }
     w.load->txn = NULL;
     ct_buf_free(&pb);
     return rc;
@@ -1120,7 +1240,12 @@ void store_writer_cache(store *s, size_t bytes)
     }
     s->wload->chunk = chunk;
     s->wload->budget = bytes;
+    /* The keep's timelines point into the loader's events; its items and dues are copies: a quarter more. */
+    if (!s->wkeep) s->wkeep = store__keep_new(bytes / 4);
+    store__keep_budget(s->wkeep, bytes / 4);
+    s->wload->keep = s->wkeep;
     store__loader_trim(s->wload);
+    store__keep_trim(s->wkeep);
 }
 
 ct_status store_apply(store *s, const store_input *in, size_t n, int64_t now_ns, store_outcome *outcomes,

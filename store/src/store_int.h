@@ -52,6 +52,7 @@ struct store {
     /* The writer's decoded events, kept across batches (store_apply.c; owned, freed by store_close; emptied
      * when a batch fails, since its events were never stored). */
     struct store__loader *wload;
+    struct store__keep *wkeep; /* what the writer keeps of each entity (store_keep.c; owned) */
 };
 
 struct store_reader {
@@ -96,6 +97,79 @@ size_t store__hour_count_key(char *buf, size_t cap, int view, char kind, const c
 /* The key of an entity's timeline, "<kind>:<id>": its length, or -1 when it does not fit in cap. */
 int store__entity_key(char *buf, size_t cap, char kind, const char *id);
 
+/* ---- what the writer keeps of each entity between batches (store_keep.c) --------------------------
+ * A process touched again is derived again: its entities' timelines, items and SLA dues are what the writer
+ * read or wrote the last time. It keeps them in memory (per entity, "<kind>:<id>"), so that they need not be
+ * read back from LMDB and their events looked up again. Writer thread only. What is kept is exactly what its
+ * committed transactions hold, or the open one wrote: forgotten whole when a batch fails (its transaction is
+ * aborted), the timelines when the loader drops the blocks their events are in, everything past the budget. */
+enum { STORE_KEEP_TL = 1, STORE_KEEP_ITEMS = 2, STORE_KEEP_DUES = 4, STORE_KEEP_RISK = 8, STORE_KEEP_ALL = 15 };
+
+typedef struct store__ktl {
+    unsigned char tk[STORE__TIME_KEY];  /* the timeline value: the time key, then the eventId */
+    char *eid;                          /* owned; the eventId of an entry added since (ev NULL until it is loaded) */
+    evt_event *ev;                      /* the event (borrowed from the writer's loader), NULL: not loaded yet */
+    uint64_t seq;                       /* its stream sequence */
+} store__ktl;
+
+typedef struct store__kitem {
+    char *key;          /* the item key (owned) */
+    unsigned char *val; /* the packed item as stored (owned) */
+    size_t len;
+} store__kitem;
+
+typedef struct store__kdue {
+    char *key;                          /* "<kind>:<id>|<rule>" (owned) */
+    unsigned char tk[STORE__TIME_KEY];  /* the due time */
+    unsigned char *val;                 /* the packed due as stored, or NULL (not known: read it) */
+    size_t len;
+} store__kdue;
+
+/* One record of a table keyed by the entity's id, as stored. */
+typedef struct store__krec {
+    int known;          /* 0: not known (read it) */
+    unsigned char *val; /* owned; NULL: there is no record */
+    size_t len;
+} store__krec;
+
+typedef struct store__kent {
+    char *ekey;         /* "<kind>:<id>" (owned) */
+    size_t kl;
+    unsigned has;       /* which of the parts below are known (STORE_KEEP_*) */
+    store__ktl *tl;     /* the timeline, in LMDB's order */
+    size_t n_tl, cap_tl;
+    store__kitem *items; /* the items under "<ekey>|" */
+    size_t n_items;
+    store__kdue *dues;  /* the dues under "<ekey>|" */
+    size_t n_dues;
+    store__krec risk[2]; /* an order's records in risk_samp and risk_open (STORE_KEEP_RISK: either known) */
+} store__kent;
+
+typedef struct store__keep store__keep;
+
+/* A keep that forgets everything once it holds more than budget bytes (store__keep_trim); 0: no bound. */
+store__keep *store__keep_new(size_t budget);
+void store__keep_budget(store__keep *k, size_t budget);
+void store__keep_free(store__keep *k);
+/* Forget the given parts of every entity (STORE_KEEP_ALL: the entities too). NULL k is fine. */
+void store__keep_clear(store__keep *k, unsigned parts);
+/* Between batches: forget everything when over the budget. */
+void store__keep_trim(store__keep *k);
+/* The entity of key ekey (kl bytes), created empty (has 0) when create; NULL when absent (or k NULL). */
+store__kent *store__keep_get(store__keep *k, const char *ekey, size_t kl, int create);
+/* Forget some parts of one entity. */
+void store__keep_reset(store__kent *e, unsigned parts);
+/* Append a loaded timeline entry (the caller reads them in LMDB's order). */
+void store__keep_tl_push(store__keep *k, store__kent *e, const unsigned char *tk, evt_event *ev, uint64_t seq);
+/* A new timeline entry was put: added to the kept timeline, if one is kept, at its place (loaded later). */
+void store__keep_tl_added(store__keep *k, const char *ekey, size_t kl, const unsigned char *tk, const char *eid);
+/* Append a copy of an item, or of a due (val NULL: not known). */
+void store__keep_item_add(store__keep *k, store__kent *e, const char *key, size_t kl, const void *val, size_t len);
+void store__keep_due_add(store__keep *k, store__kent *e, const char *key, const unsigned char *tk, const void *val,
+                         size_t len);
+/* Know a record as stored: val NULL for none. */
+void store__keep_rec_set(store__keep *k, store__kent *e, store__krec *r, const void *val, size_t len);
+
 typedef struct store__loader {
     MDB_txn *txn;             /* the transaction read (borrowed; must outlive the loader's use) */
     const store *s;           /* its store (borrowed) */
@@ -112,6 +186,7 @@ typedef struct store__loader {
     uint64_t blocks;          /* the serial of the newest block (0: none yet) */
     size_t bytes;             /* the blocks' total size */
     uint64_t hits, misses;    /* events found decoded / read and decoded (for profiling) */
+    store__keep *keep;        /* the writer's: the timelines it keeps (not owned; NULL for a reader's loader) */
 } store__loader;
 
 /* Start a loader on txn; chunk is the size of its memory blocks (a batch wants large ones, a single

@@ -84,6 +84,7 @@ static void cache_arrays_free(store__loader *l)
 
 void store__loader_free(store__loader *l)
 {
+    store__keep_clear(l->keep, STORE_KEEP_TL);
     cache_arrays_free(l);
     arena_drop(l, UINT64_MAX);
 }
@@ -134,6 +135,7 @@ void store__loader_trim(store__loader *l)
     if (!cutoff) return;
     cache_rehash(l, l->cache.cap, 1, cutoff);
     arena_drop(l, cutoff);
+    store__keep_clear(l->keep, STORE_KEEP_TL); /* their events may be in the blocks dropped */
 }
 
 /* Remember a decoded event (its id copied into the blocks); returns its slot. blk: see cache.blk. */
@@ -197,11 +199,38 @@ static void events_push(store__events *out, evt_event *e, uint64_t seq)
     out->seq[out->n++] = seq;
 }
 
+/* The kept timeline into *out, loading the entries added since it was read. 0, or MDB_NOTFOUND when an
+ * added entry's event is not there (then read the timeline from LMDB). */
+static int kept_entity(store__loader *l, store__kent *e, store__events *out)
+{
+    for (size_t i = 0; i < e->n_tl; i++) {
+        store__ktl *t = &e->tl[i];
+        if (t->ev) continue;
+        size_t slot;
+        int rc = event_slot(l, t->eid, strlen(t->eid), &slot);
+        if (rc) return rc;
+        t->ev = l->cache.ev[slot];
+        t->seq = l->cache.seq[slot];
+        free(t->eid);
+        t->eid = NULL;
+    }
+    for (size_t i = 0; i < e->n_tl; i++) events_push(out, e->tl[i].ev, e->tl[i].seq);
+    return 0;
+}
+
 int store__load_entity(store__loader *l, char kind, const char *id, store__events *out)
 {
     char key[EVT_MAX_ID + 8];
     int kl = store__entity_key(key, sizeof key, kind, id);
     if (kl < 0) return MDB_BAD_VALSIZE;
+    store__kent *kept = store__keep_get(l->keep, key, (size_t)kl, l->keep != NULL);
+    if (kept && (kept->has & STORE_KEEP_TL)) {
+        size_t n0 = out->n;
+        int rc = kept_entity(l, kept, out);
+        if (rc != MDB_NOTFOUND) return rc;
+        out->n = n0;
+    }
+    if (kept) store__keep_reset(kept, STORE_KEEP_TL);
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(l->txn, l->s->tl, &c);
     if (rc) return rc;
@@ -211,11 +240,17 @@ int store__load_entity(store__loader *l, char kind, const char *id, store__event
         /* A timeline value is the time key, then the eventId. */
         size_t slot;
         rc = event_slot(l, (const char *)v.mv_data + STORE__TIME_KEY, v.mv_size - STORE__TIME_KEY, &slot);
-        if (rc) break;
+        if (rc) {
+            kept = NULL; /* an event missing: the list ends there, and is not kept */
+            break;
+        }
         events_push(out, l->cache.ev[slot], l->cache.seq[slot]);
+        if (kept) store__keep_tl_push(l->keep, kept, v.mv_data, l->cache.ev[slot], l->cache.seq[slot]);
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
     }
     mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND && kept) kept->has |= STORE_KEEP_TL;
+    else if (kept) store__keep_reset(kept, STORE_KEEP_TL);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 

@@ -142,13 +142,26 @@ static int sample_count(MDB_txn *txn, const store *s, const sample *x, int delta
     return rc;
 }
 
+/* Where the writer keeps what it knows of an order's record (NULL: nothing kept). */
+typedef struct kept_rec {
+    store__keep *k;
+    store__kent *e;
+    store__krec *r;
+} kept_rec;
+
 /* Make the record at key in dbi exactly nv (n 0: none). *old_out gets the previous record when asked. */
 static int record_swap(MDB_txn *txn, MDB_dbi dbi, const char *order_id, const unsigned char *nv, size_t n,
-                       MDB_val *old_out, int *changed)
+                       MDB_val *old_out, int *changed, const kept_rec *kr)
 {
-    MDB_val k = {strlen(order_id), (void *)order_id}, v;
-    int rc = mdb_get(txn, dbi, &k, &v);
-    if (rc && rc != MDB_NOTFOUND) return rc;
+    MDB_val k = {strlen(order_id), (void *)order_id}, v = {0, NULL};
+    int rc = MDB_NOTFOUND;
+    if (kr && kr->r->known) {
+        if (kr->r->val) v = (MDB_val){kr->r->len, kr->r->val}, rc = 0;
+    } else {
+        rc = mdb_get(txn, dbi, &k, &v);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        if (kr) store__keep_rec_set(kr->k, kr->e, kr->r, rc ? NULL : v.mv_data, v.mv_size);
+    }
     int had = !rc;
     *changed = had ? !(n == v.mv_size && memcmp(v.mv_data, nv, n) == 0) : n > 0;
     if (!*changed) return 0;
@@ -159,19 +172,23 @@ static int record_swap(MDB_txn *txn, MDB_dbi dbi, const char *order_id, const un
     }
     if (n) {
         MDB_val w = {n, (void *)nv};
-        return mdb_put(txn, dbi, &k, &w, 0);
+        rc = mdb_put(txn, dbi, &k, &w, 0);
+    } else {
+        rc = mdb_del(txn, dbi, &k, NULL);
+        if (rc == MDB_NOTFOUND) rc = 0;
     }
-    rc = mdb_del(txn, dbi, &k, NULL);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    if (!rc && kr) store__keep_rec_set(kr->k, kr->e, kr->r, n ? nv : NULL, n);
+    return rc;
 }
 
-static int sample_update(MDB_txn *txn, const store *s, const char *order_id, const store__risk_facts *f)
+static int sample_update(MDB_txn *txn, const store *s, const char *order_id, const store__risk_facts *f,
+                         const kept_rec *kr)
 {
     unsigned char nv[SAMPLE_MAX];
     size_t n = sample_pack(nv, f);
     MDB_val old = {0, NULL};
     int changed = 0;
-    int rc = record_swap(txn, s->risk_samp, order_id, nv, n, &old, &changed);
+    int rc = record_swap(txn, s->risk_samp, order_id, nv, n, &old, &changed, kr);
     if (rc || !changed) {
         free(old.mv_data); /* copied before a put that failed (a full map: the batch is retried) */
         return rc;
@@ -223,15 +240,17 @@ static int open_unpack(const MDB_val *k, const MDB_val *v, char *oid, size_t cap
     return 0;
 }
 
-int store__risk_update(MDB_txn *txn, const store *s, const char *order_id, const store__risk_facts *f)
+int store__risk_update(MDB_txn *txn, const store *s, const char *order_id, const store__risk_facts *f,
+                       store__keep *keep, store__kent *kept)
 {
     if (!order_id || !*order_id || strlen(order_id) > EVT_MAX_ID) return 0;
-    int rc = sample_update(txn, s, order_id, f);
+    kept_rec ks = {keep, kept, kept ? &kept->risk[0] : NULL}, ko = {keep, kept, kept ? &kept->risk[1] : NULL};
+    int rc = sample_update(txn, s, order_id, f, kept ? &ks : NULL);
     if (rc) return rc;
     unsigned char nv[OPEN_MAX];
     size_t n = open_pack(nv, f);
     int changed = 0;
-    return record_swap(txn, s->risk_open, order_id, nv, n, NULL, &changed);
+    return record_swap(txn, s->risk_open, order_id, nv, n, NULL, &changed, kept ? &ko : NULL);
 }
 
 /* ---- reading ------------------------------------------------------------------------------------ */

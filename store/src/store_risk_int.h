@@ -29,7 +29,11 @@ typedef struct store__risk_facts {
 void store__risk_facts_of(const fold_process *p, fold_stage stage, store__risk_facts *out);
 
 /* Keep the order's sample (adjusting the histograms by the difference) and its open record in the write
- * transaction. 0 or an MDB_* code. */
-int store__risk_update(MDB_txn *txn, const struct store *s, const char *order_id, const store__risk_facts *f);
+ * transaction. 0 or an MDB_* code. With kept (the order's entity in the writer's keep, store_int.h), the
+ * records as stored are known from it, and it learns them. */
+struct store__keep;
+struct store__kent;
+int store__risk_update(MDB_txn *txn, const struct store *s, const char *order_id, const store__risk_facts *f,
+                       struct store__keep *keep, struct store__kent *kept);
 
 #endif

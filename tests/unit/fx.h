@@ -16,17 +16,20 @@ typedef struct fx {
     int64_t now_ns;           /* stamped on dead letters */
 } fx;
 
-static inline void fx_open(fx *f)
+/* A store whose map starts at map_size bytes (it grows, retrying the batch, when full). */
+static inline void fx_open_map(fx *f, size_t map_size)
 {
     memset(f, 0, sizeof *f);
     f->dir = t_tmpdir();
     f->now_ns = 1700000000LL * 1000000000LL;
-    store_opts o = {.dir = f->dir, .no_sync = 1, .map_size = 16 << 20};
+    store_opts o = {.dir = f->dir, .no_sync = 1, .map_size = map_size};
     if (store_open(&f->s, &o) != CT_OK) {
         fprintf(stderr, "fx: cannot open store in %s\n", f->dir);
         exit(2);
     }
 }
+
+static inline void fx_open(fx *f) { fx_open_map(f, 16 << 20); }
 
 static inline void fx_close(fx *f)
 {

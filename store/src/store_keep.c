@@ -1,0 +1,225 @@
+/* What the writer keeps of each entity between batches: its timeline, items and dues as last read or written. */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct store__keep {
+    store__kent **slot;  /* open addressing by entity key; cap a power of two */
+    size_t cap, n;
+    size_t bytes;        /* what the entities hold, roughly */
+    size_t budget;       /* store__keep_trim forgets everything past it */
+};
+
+store__keep *store__keep_new(size_t budget)
+{
+    store__keep *k = ct_calloc(1, sizeof *k);
+    k->budget = budget;
+    return k;
+}
+
+void store__keep_budget(store__keep *k, size_t budget) { k->budget = budget; }
+
+static void tl_free(store__kent *e)
+{
+    for (size_t i = 0; i < e->n_tl; i++) free(e->tl[i].eid);
+    free(e->tl);
+    e->tl = NULL;
+    e->n_tl = e->cap_tl = 0;
+}
+
+static void items_free(store__kent *e)
+{
+    for (size_t i = 0; i < e->n_items; i++) {
+        free(e->items[i].key);
+        free(e->items[i].val);
+    }
+    free(e->items);
+    e->items = NULL;
+    e->n_items = 0;
+}
+
+static void dues_free(store__kent *e)
+{
+    for (size_t i = 0; i < e->n_dues; i++) {
+        free(e->dues[i].key);
+        free(e->dues[i].val);
+    }
+    free(e->dues);
+    e->dues = NULL;
+    e->n_dues = 0;
+}
+
+static void risk_free(store__kent *e)
+{
+    for (int i = 0; i < 2; i++) {
+        free(e->risk[i].val);
+        memset(&e->risk[i], 0, sizeof e->risk[i]);
+    }
+}
+
+static void forget(store__kent *e, unsigned parts)
+{
+    if (parts & STORE_KEEP_RISK) risk_free(e);
+    if (parts & STORE_KEEP_TL) tl_free(e);
+    if (parts & STORE_KEEP_ITEMS) items_free(e);
+    if (parts & STORE_KEEP_DUES) dues_free(e);
+    e->has &= ~parts;
+}
+
+void store__keep_clear(store__keep *k, unsigned parts)
+{
+    if (!k) return;
+    for (size_t i = 0; i < k->cap; i++) {
+        store__kent *e = k->slot[i];
+        if (!e) continue;
+        forget(e, parts);
+        if (parts == STORE_KEEP_ALL) {
+            free(e->ekey);
+            free(e);
+            k->slot[i] = NULL;
+        }
+    }
+    if (parts == STORE_KEEP_ALL) {
+        k->n = 0;
+        k->bytes = 0;
+    }
+}
+
+void store__keep_free(store__keep *k)
+{
+    if (!k) return;
+    store__keep_clear(k, STORE_KEEP_ALL);
+    free(k->slot);
+    free(k);
+}
+
+void store__keep_trim(store__keep *k)
+{
+    if (k && k->budget && k->bytes > k->budget) store__keep_clear(k, STORE_KEEP_ALL);
+}
+
+static size_t find(const store__keep *k, const char *ekey, size_t kl)
+{
+    size_t h = ct_hash64(ekey, kl) & (k->cap - 1);
+    while (k->slot[h] && !(k->slot[h]->kl == kl && memcmp(k->slot[h]->ekey, ekey, kl) == 0)) h = (h + 1) & (k->cap - 1);
+    return h;
+}
+
+static void grow(store__keep *k)
+{
+    size_t cap = k->cap ? k->cap * 2 : 4096;
+    store__kent **old = k->slot;
+    size_t ocap = k->cap;
+    k->slot = ct_calloc(cap, sizeof *k->slot);
+    k->cap = cap;
+    for (size_t i = 0; i < ocap; i++)
+        if (old[i]) k->slot[find(k, old[i]->ekey, old[i]->kl)] = old[i];
+    free(old);
+}
+
+store__kent *store__keep_get(store__keep *k, const char *ekey, size_t kl, int create)
+{
+    if (!k || (!k->cap && !create)) return NULL;
+    if (create && (k->n + 1) * 2 > k->cap) grow(k);
+    size_t h = find(k, ekey, kl);
+    if (k->slot[h] || !create) return k->slot[h];
+    store__kent *e = ct_calloc(1, sizeof *e);
+    e->ekey = ct_strndup(ekey, kl);
+    e->kl = kl;
+    k->slot[h] = e;
+    k->n++;
+    k->bytes += sizeof *e + kl + 2 * sizeof(void *);
+    return e;
+}
+
+/* ---- timelines ---------------------------------------------------------------------------------------- */
+
+static int tl_cmp(const store__ktl *a, const unsigned char *tk, const char *eid)
+{
+    int c = memcmp(a->tk, tk, STORE__TIME_KEY);
+    if (c) return c;
+    /* LMDB's order of duplicates: bytes, then the shorter first (strcmp gives the same). */
+    return strcmp(a->ev ? a->ev->event_id : a->eid, eid);
+}
+
+static store__ktl *tl_insert(store__keep *k, store__kent *e, size_t at)
+{
+    if (e->n_tl == e->cap_tl) {
+        e->cap_tl = e->cap_tl ? e->cap_tl * 2 : 8;
+        e->tl = ct_realloc(e->tl, e->cap_tl * sizeof *e->tl);
+        k->bytes += e->cap_tl / 2 * sizeof *e->tl;
+    }
+    memmove(&e->tl[at + 1], &e->tl[at], (e->n_tl - at) * sizeof *e->tl);
+    e->n_tl++;
+    memset(&e->tl[at], 0, sizeof e->tl[at]);
+    return &e->tl[at];
+}
+
+void store__keep_tl_push(store__keep *k, store__kent *e, const unsigned char *tk, evt_event *ev, uint64_t seq)
+{
+    store__ktl *t = tl_insert(k, e, e->n_tl);
+    memcpy(t->tk, tk, STORE__TIME_KEY);
+    t->ev = ev;
+    t->seq = seq;
+}
+
+void store__keep_tl_added(store__keep *k, const char *ekey, size_t kl, const unsigned char *tk, const char *eid)
+{
+    store__kent *e = store__keep_get(k, ekey, kl, 0);
+    if (!e || !(e->has & STORE_KEEP_TL)) return; /* read whole from LMDB when next wanted */
+    size_t at = e->n_tl;
+    while (at > 0 && tl_cmp(&e->tl[at - 1], tk, eid) > 0) at--;
+    if (at > 0 && tl_cmp(&e->tl[at - 1], tk, eid) == 0) return; /* cannot happen: LMDB refused the copy */
+    store__ktl *t = tl_insert(k, e, at);
+    memcpy(t->tk, tk, STORE__TIME_KEY);
+    t->eid = ct_strdup(eid);
+    k->bytes += strlen(eid) + 1;
+}
+
+/* ---- items and dues -------------------------------------------------------------------------------- */
+
+void store__keep_item_add(store__keep *k, store__kent *e, const char *key, size_t kl, const void *val, size_t len)
+{
+    e->items = ct_realloc(e->items, (e->n_items + 1) * sizeof *e->items);
+    store__kitem *it = &e->items[e->n_items++];
+    it->key = ct_strndup(key, kl);
+    it->val = ct_malloc(len ? len : 1);
+    memcpy(it->val, val, len);
+    it->len = len;
+    k->bytes += sizeof *it + kl + len + 32;
+}
+
+void store__keep_due_add(store__keep *k, store__kent *e, const char *key, const unsigned char *tk, const void *val,
+                         size_t len)
+{
+    e->dues = ct_realloc(e->dues, (e->n_dues + 1) * sizeof *e->dues);
+    store__kdue *d = &e->dues[e->n_dues++];
+    d->key = ct_strdup(key);
+    memcpy(d->tk, tk, STORE__TIME_KEY);
+    d->val = NULL;
+    d->len = 0;
+    if (val) {
+        d->val = ct_malloc(len ? len : 1);
+        memcpy(d->val, val, len);
+        d->len = len;
+    }
+    k->bytes += sizeof *d + strlen(key) + len + 32;
+}
+
+void store__keep_rec_set(store__keep *k, store__kent *e, store__krec *r, const void *val, size_t len)
+{
+    free(r->val);
+    r->val = NULL;
+    r->len = 0;
+    if (val) {
+        r->val = ct_malloc(len ? len : 1);
+        memcpy(r->val, val, len);
+        r->len = len;
+        k->bytes += len + 16;
+    }
+    r->known = 1;
+    e->has |= STORE_KEEP_RISK;
+}
+
+void store__keep_reset(store__kent *e, unsigned parts) { forget(e, parts); }
