@@ -153,7 +153,7 @@ static ct_status fold_file(store *s, const char *path, pending *p, totals *t, in
         p->err[i] = rec.error;
         p->raw[i] = ct_strndup(rec.raw, rec.raw_len);
         p->line[i] = rec.line;
-        p->in[i] = (store_input){0, rec.event, &p->err[i], p->raw[i], rec.raw_len, "application/json"};
+        p->in[i] = (store_input){0, rec.event, &p->err[i], p->raw[i], rec.raw_len, "application/json", NULL, 0};
         t->records++;
         if (p->n == p->cap) st = flush(s, p, path, t);
         int64_t now = ct_mono_ns();

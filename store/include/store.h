@@ -151,6 +151,9 @@ typedef struct store_input {
     const void *raw;           /**< the bytes as received (borrowed), kept for dead letters */
     size_t raw_len;            /**< their length */
     const char *content_type;  /**< "application/json" or "application/x-protobuf" */
+    const void *packed;        /**< the event's canonical protobuf (evt_pack) when the caller made it already (a
+                                    thread of its own beside the writer's), borrowed; NULL: the store packs it */
+    size_t packed_len;         /**< its length */
 } store_input;
 
 /** What became of one input. */

@@ -1008,7 +1008,8 @@ static int apply_one(wtx *w, uint64_t seq, const store_input *in, int64_t now_ns
     ct_buf_reset(pb);
     unsigned char sk[8] = {0};
     ct_buf_add(pb, sk, 8);
-    evt_pack(e, pb);
+    if (in->packed) ct_buf_add(pb, in->packed, in->packed_len);
+    else evt_pack(e, pb);
 
     MDB_val k = {strlen(e->event_id), e->event_id}, v;
     int rc = mdb_get(w->txn, w->s->events, &k, &v);

@@ -52,7 +52,7 @@ static inline ct_status fx_feed(fx *f, const char *ndjson)
     while (n < 256 && evt_reader_next(r, &rec) == 1) {
         err[n] = rec.error;
         raw[n] = strndup(rec.raw, rec.raw_len);
-        in[n] = (store_input){0, rec.event, &err[n], raw[n], rec.raw_len, "application/json"};
+        in[n] = (store_input){0, rec.event, &err[n], raw[n], rec.raw_len, "application/json", NULL, 0};
         n++;
     }
     evt_reader_destroy(r);

@@ -747,7 +747,7 @@ static void up_layout(void)
     const char *ev = "{\"eventId\":\"u1\",\"occurredAt\":\"2026-11-27T08:00:00Z\",\"source\":{\"system\":\"erp\"},"
                      "\"orderId\":\"SO-1\",\"orderApproved\":{}}";
     T_EQ_INT(evt_from_json_text(&e, ev, strlen(ev), &err), CT_OK);
-    store_input in = {0, e, NULL, ev, strlen(ev), "application/json"};
+    store_input in = {0, e, NULL, ev, strlen(ev), "application/json", NULL, 0};
     T_EQ_INT(store_apply(s, &in, 1, ct_now_ns(), NULL, NULL), CT_OK);
     evt_free(e);
     store_close(s);

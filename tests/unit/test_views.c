@@ -319,7 +319,7 @@ static void exactly_once_by_seq(void)
     evt_event *e = NULL;
     const char *line = EV("a1", T1, "erp", "\"orderId\":\"O1\",\"orderApproved\":{}");
     T_EQ_INT(evt_from_json_text(&e, line, strlen(line), &err), CT_OK);
-    store_input in = {5, e, NULL, line, strlen(line), "application/json"};
+    store_input in = {5, e, NULL, line, strlen(line), "application/json", NULL, 0};
     store_outcome out;
     T_EQ_INT(store_apply(f.s, &in, 1, f.now_ns, &out, NULL), CT_OK);
     T_EQ_INT(out, STORE_APPLIED);

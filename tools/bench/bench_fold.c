@@ -137,7 +137,7 @@ int main(int argc, char **argv)
         for (; m < batch && i < n; m++, i++) {
             evt_event *e = NULL;
             evt_from_json_text(&e, lines[i], lens[i], &err[m]);
-            in[m] = (store_input){0, e, &err[m], lines[i], lens[i], "application/json"};
+            in[m] = (store_input){0, e, &err[m], lines[i], lens[i], "application/json", NULL, 0};
         }
         if (store_apply(s, in, m, ct_now_ns(), out, NULL) != CT_OK) return 1;
         for (size_t j = 0; j < m; j++) {

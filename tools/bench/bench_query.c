@@ -98,7 +98,7 @@ static void build_store(const char *dir, size_t n, size_t batch, int64_t now)
                 fprintf(stderr, "generated event rejected: %s\n", err[m].message);
                 exit(1);
             }
-            in[m] = (store_input){0, e, &err[m], txt[m], strlen(txt[m]), "application/json"};
+            in[m] = (store_input){0, e, &err[m], txt[m], strlen(txt[m]), "application/json", NULL, 0};
         }
         if (store_apply(s, in, m, ct_now_ns(), NULL, NULL) != CT_OK) exit(1);
         for (size_t j = 0; j < m; j++) {

@@ -465,6 +465,15 @@ static void proj_check_tail(proj *p)
 }
 
 /* Add one fetch's messages to the batch; a gap makes the consumer re-read from the checkpoint. */
+/* An input's event and packed bytes (the projector's own). */
+static void input_free(store_input *in)
+{
+    evt_free(in->event);
+    free((void *)in->packed);
+    in->event = NULL;
+    in->packed = NULL;
+}
+
 static void proj_take(proj *p, bus_batch *msgs)
 {
     batch *bt = p->bt;
@@ -490,7 +499,13 @@ static void proj_take(proj *p, bus_batch *msgs)
             explain_json(m->data, m->len, &bt->err[bt->n]);
             ctype = "application/json"; /* so that a redrive reads it as JSON */
         }
-        bt->in[bt->n] = (store_input){m->seq, e, &bt->err[bt->n], m->data, m->len, ctype};
+        bt->in[bt->n] = (store_input){m->seq, e, &bt->err[bt->n], m->data, m->len, ctype, NULL, 0};
+        if (e) { /* packed here, beside the commit thread, rather than by the store on it */
+            ct_buf pk = {0};
+            evt_pack(e, &pk);
+            bt->in[bt->n].packed = pk.data;
+            bt->in[bt->n].packed_len = pk.len;
+        }
         last_in = m->seq;
         bt->n++;
     }
@@ -610,8 +625,7 @@ static void proj_after_commit(proj *p, batch *b)
             break;
         case STORE_SKIPPED: break;
         }
-        evt_free(b->in[i].event);
-        b->in[i].event = NULL;
+        input_free(&b->in[i]);
     }
     if (o->notify) notify(p->b, &b->changes, prev_applied);
     if (o->dead_letter_stream) flush_dlq(p->b, p->s, &p->dlq_published);
@@ -631,7 +645,7 @@ static void proj_after_commit(proj *p, batch *b)
 /* A batch's inputs (their events after a failed commit) and the fetched lists they borrowed from. */
 static void proj_release(batch *b, int free_events)
 {
-    for (size_t i = 0; free_events && i < b->n; i++) evt_free(b->in[i].event);
+    for (size_t i = 0; free_events && i < b->n; i++) input_free(&b->in[i]);
     b->n = 0;
     for (size_t i = 0; i < b->n_lists; i++) bus_batch_free(&b->lists[i]);
     b->n_lists = 0;
