@@ -1040,6 +1040,7 @@ static int apply_one(wtx *w, uint64_t seq, const store_input *in, int64_t now_ns
     v.mv_size = pb->len;
     v.mv_data = pb->data;
     rc = mdb_put(w->txn, w->s->events, &k, &v, 0);
+    if (!rc) store__loader_adopt(w->load, e->event_id, pb->data, pb->len);
     if (!rc) rc = index_event(w, e);
     if (!rc && !evt_is_action(e)) rc = store__ref_event(w->txn, w->s, e, &w->refb);
     if (!rc) {

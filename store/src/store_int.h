@@ -167,6 +167,9 @@ void store__keep_tl_added(store__keep *k, const char *ekey, size_t kl, const uns
 void store__keep_item_add(store__keep *k, store__kent *e, const char *key, size_t kl, const void *val, size_t len);
 void store__keep_due_add(store__keep *k, store__kent *e, const char *key, const unsigned char *tk, const void *val,
                          size_t len);
+/* Keys of the reference index (entries never removed) known to be stored: a put of one is not needed. */
+int store__keep_seen(const store__keep *k, const void *key, size_t len);
+void store__keep_see(store__keep *k, const void *key, size_t len);
 /* Know a record as stored: val NULL for none. */
 void store__keep_rec_set(store__keep *k, store__kent *e, store__krec *r, const void *val, size_t len);
 
@@ -199,6 +202,10 @@ void store__loader_free(store__loader *l);
  * Between batches (no event handed out is in use), drop the oldest blocks, and the events decoded into
  * them, until at most half the budget is left, once the blocks exceed the budget. */
 void store__loader_trim(store__loader *l);
+
+/* An event the writer just stored (u64 seq + protobuf, as in the events table): decoded into the loader now,
+ * from the caller's bytes, rather than read back when its process is derived. */
+void store__loader_adopt(store__loader *l, const char *id, const void *stored, size_t size);
 
 /* The events of one entity, oldest first by timeline key, with their stream sequences. The arrays are
  * owned by the list; the events are borrowed from the loader. Zero-initialise. */

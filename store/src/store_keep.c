@@ -4,9 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A key of a table whose entries are never removed, known to be stored: len bytes follow. */
+typedef struct seen_key {
+    size_t len;
+    unsigned char key[];
+} seen_key;
+
 struct store__keep {
     store__kent **slot;  /* open addressing by entity key; cap a power of two */
     size_t cap, n;
+    seen_key **seen;     /* open addressing: keys of the reference index known to be stored */
+    size_t seen_cap, n_seen;
     size_t bytes;        /* what the entities hold, roughly */
     size_t budget;       /* store__keep_trim forgets everything past it */
 };
@@ -81,6 +89,10 @@ void store__keep_clear(store__keep *k, unsigned parts)
         }
     }
     if (parts == STORE_KEEP_ALL) {
+        for (size_t i = 0; i < k->seen_cap; i++) free(k->seen[i]);
+        free(k->seen);
+        k->seen = NULL;
+        k->seen_cap = k->n_seen = 0;
         k->n = 0;
         k->bytes = 0;
     }
@@ -131,6 +143,43 @@ store__kent *store__keep_get(store__keep *k, const char *ekey, size_t kl, int cr
     k->n++;
     k->bytes += sizeof *e + kl + 2 * sizeof(void *);
     return e;
+}
+
+/* ---- keys known to be stored ------------------------------------------------------------------------ */
+
+static size_t seen_find(const store__keep *k, const void *key, size_t len)
+{
+    size_t h = ct_hash64(key, len) & (k->seen_cap - 1);
+    while (k->seen[h] && !(k->seen[h]->len == len && memcmp(k->seen[h]->key, key, len) == 0))
+        h = (h + 1) & (k->seen_cap - 1);
+    return h;
+}
+
+int store__keep_seen(const store__keep *k, const void *key, size_t len)
+{
+    return k && k->seen_cap && k->seen[seen_find(k, key, len)] != NULL;
+}
+
+void store__keep_see(store__keep *k, const void *key, size_t len)
+{
+    if (!k) return;
+    if ((k->n_seen + 1) * 2 > k->seen_cap) {
+        seen_key **old = k->seen;
+        size_t ocap = k->seen_cap;
+        k->seen_cap = ocap ? ocap * 2 : 4096;
+        k->seen = ct_calloc(k->seen_cap, sizeof *k->seen);
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i]) k->seen[seen_find(k, old[i]->key, old[i]->len)] = old[i];
+        free(old);
+    }
+    size_t h = seen_find(k, key, len);
+    if (k->seen[h]) return;
+    seen_key *s = ct_malloc(sizeof *s + len);
+    s->len = len;
+    memcpy(s->key, key, len);
+    k->seen[h] = s;
+    k->n_seen++;
+    k->bytes += sizeof *s + len + 2 * sizeof(void *);
 }
 
 /* ---- timelines ---------------------------------------------------------------------------------------- */

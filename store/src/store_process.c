@@ -154,6 +154,20 @@ static size_t cache_put(store__loader *l, const char *id, size_t len, evt_event 
     return h;
 }
 
+/* Decode a stored event (u64 seq + protobuf) into the blocks and remember it: its slot in *slot. */
+static int decode_put(store__loader *l, const char *id, size_t len, const void *stored, size_t size, size_t *slot)
+{
+    if (size < 8) return MDB_CORRUPTED;
+    /* Everything decoded from here on lands in the newest block or a later one. */
+    uint64_t blk = l->blocks;
+    ProtobufCAllocator alloc = {arena_alloc, arena_free, l};
+    evt_event *e = (evt_event *)protobuf_c_message_unpack(&tower__v1__event__descriptor, &alloc, size - 8,
+                                                          (const uint8_t *)stored + 8);
+    if (!e) return MDB_CORRUPTED;
+    *slot = cache_put(l, id, len, e, store__get_u64(stored), blk);
+    return 0;
+}
+
 /* The slot of event id: from the cache, or read from `events` (u64 seq + protobuf) and decoded. */
 static int event_slot(store__loader *l, const char *id, size_t len, size_t *slot)
 {
@@ -169,14 +183,14 @@ static int event_slot(store__loader *l, const char *id, size_t len, size_t *slot
     int rc = mdb_get(l->txn, l->s->events, &ek, &ev);
     if (rc) return rc;
     l->misses++;
-    /* Everything decoded from here on lands in the newest block or a later one. */
-    uint64_t blk = l->blocks;
-    ProtobufCAllocator alloc = {arena_alloc, arena_free, l};
-    evt_event *e = (evt_event *)protobuf_c_message_unpack(&tower__v1__event__descriptor, &alloc, ev.mv_size - 8,
-                                                          (uint8_t *)ev.mv_data + 8);
-    if (!e) return MDB_CORRUPTED;
-    *slot = cache_put(l, id, len, e, store__get_u64(ev.mv_data), blk);
-    return 0;
+    return decode_put(l, id, len, ev.mv_data, ev.mv_size, slot);
+}
+
+void store__loader_adopt(store__loader *l, const char *id, const void *stored, size_t size)
+{
+    size_t slot;
+    if (l->cache.cap && l->cache.ev[cache_slot(l, id, strlen(id))]) return;
+    (void)decode_put(l, id, strlen(id), stored, size, &slot); /* not decodable: read when wanted, and refused then */
 }
 
 /* ---- entities and processes ------------------------------------------------------------------ */

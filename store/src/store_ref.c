@@ -103,8 +103,10 @@ static void name_one(void *ctx, char kind, const char *code)
     key[kl++] = ':';
     memcpy(key + kl, n->entity, il);
     MDB_val k = {kl + il, key}, v = {0, ""};
+    if (store__keep_seen(n->s->wkeep, key, kl + il)) return; /* an entry is never removed */
     int rc = mdb_put(n->txn, n->s->refuse, &k, &v, MDB_NOOVERWRITE);
     n->rc = rc == MDB_KEYEXIST ? 0 : rc;
+    if (!n->rc) store__keep_see(n->s->wkeep, key, kl + il);
 }
 
 static int name_for(name_ctx *n, const evt_event *e, char ek, const char *id)
