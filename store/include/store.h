@@ -181,6 +181,7 @@ typedef struct store_changes {
     store_change *v;   /**< the changes */
     size_t n, cap;     /**< count and allocation */
     uint64_t seq;      /**< the applied sequence after the batch */
+    uint64_t store_id; /**< the id of the store that made them (STORE_META_ID) */
 } store_changes;
 
 /** \brief Free the changes; the list is empty and reusable afterwards. */
@@ -501,6 +502,10 @@ typedef struct store_life_fig {
 #define STORE_TREND_BUCKET_S 300
 #define STORE_TREND_KEEP_BUCKETS 576 /* 48 hours */
 #define STORE_TREND_LEAP_S 3600
+/** The meta key of the store's id: a random number given to each store (each generation) when a writer
+ * first opens it. Change notices carry it, so that a server follows the notices of the store it reads and
+ * not those of another replica's projector on the same bus (0: a store of an older build, no id yet). */
+#define STORE_META_ID "store_id"
 /** The meta key of the trend clock (ns since the epoch; 0: no event yet). */
 #define STORE_META_TREND_CLOCK "trend/clock_ns"
 

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,19 @@ static ct_status open_tables(store *s)
             st = CT_STORE_VERSION;
             goto out;
         }
+    }
+    s->id = store__meta_u64(txn, s, STORE_META_ID);
+    if (!s->id && !s->read_only) {
+        /* Tells this store's change notices from another's on the same bus (store.h STORE_META_ID). */
+        uint64_t id = 0;
+        if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id || !id)
+            id = ct_hash64(s->dir, strlen(s->dir)) ^ (uint64_t)ct_now_ns() ^ ((uint64_t)getpid() << 32);
+        rc = store__meta_put_u64(txn, s, STORE_META_ID, id ? id : 1);
+        if (rc) {
+            st = store__fail(s, rc, "write the store's id");
+            goto out;
+        }
+        s->id = id ? id : 1;
     }
     /* Committed even when read-only: table handles opened in an aborted transaction are closed. */
     rc = mdb_txn_commit(txn);

@@ -1268,7 +1268,10 @@ ct_status store_apply_meta(store *s, const store_input *in, size_t n, int64_t no
         if (changes) store_changes_free(changes);
         int rc = apply_batch(s, in, n, now_ns, outcomes, changes, meta, n_meta, &applied);
         if (rc == 0) {
-            if (changes) changes->seq = applied;
+            if (changes) {
+                changes->seq = applied;
+                changes->store_id = s->id;
+            }
             return CT_OK;
         }
         if (rc != MDB_MAP_FULL) return store__fail(s, rc, "apply a batch");

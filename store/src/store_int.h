@@ -19,6 +19,7 @@ struct store {
     pthread_rwlock_t txn_lock;
     size_t map_size;
     int read_only;
+    uint64_t id;     /* STORE_META_ID, read (a writer: made) when opened */
     MDB_dbi meta;    /* "format", "applied_seq", "stat/<name>", "count/<view>" -> u64 */
     MDB_dbi events;  /* eventId -> u64 seq (BE) + canonical protobuf */
     MDB_dbi tl;      /* DUPSORT: "o:<id>" / "s:<id>" / "r:<id>" -> time key (12) + eventId */

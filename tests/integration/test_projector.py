@@ -1028,8 +1028,11 @@ class T7Notices(TowerTest):
         for m in msgs:
             n = m.json()
             self.assertEqual(m.subject, "tower.changes")
-            self.assertEqual(sorted(n), ["changes", "more", "prev", "seq"], n)
+            self.assertEqual(sorted(n), ["changes", "more", "prev", "seq", "store"], n)
             self.assertIsInstance(n["seq"], int)
+            # The id of the store that made the changes: 16 hex digits, the same for every commit.
+            self.assertRegex(n["store"], "^[0-9a-f]{16}$")
+            self.assertEqual(n["store"], msgs[0].json()["store"])
             # The commits chain: each notice names the sequence its commit started from; the parts
             # of one commit share seq and prev.
             if more:

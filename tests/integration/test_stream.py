@@ -6,7 +6,8 @@ usage: test_stream.py TOWERD [TEST_NAME_SUBSTRING...]
 
 A client's snapshot with the deltas after it must equal the views as the REST API gives them; a client
 that stops reading is dropped to a resync while another keeps receiving; a missed commit (a gap in the
-notice chain) and a reconnect both end in snapshots that equal the views. Every route enforces its role.
+notice chain) and a reconnect both end in snapshots that equal the views; the notices of another store (a
+replica's projector on the same bus) are not followed. Every route enforces its role.
 Coalescing: a change after a quiet spell leaves at once; later ones leave together, one frame per interval.
 """
 
@@ -412,6 +413,28 @@ class T3Gaps(StreamTest):
         self.publish_trace("c.ndjson", 33, fx.scaled(40, 10))
         self.wait_settled([b], self.applied())
         self.assertMirrors(b, VIEWS)
+
+
+class T7ForeignNotices(StreamTest):
+    def test_7_notices_of_another_store_are_not_followed(self):
+        # Replicas that share one NATS each project into their own store, and every projector notifies on
+        # tower.changes. A server follows only its own store's notices: one of another store far ahead (a
+        # replica further on), even chained to the last commit seen, must neither resync the clients nor
+        # make the server take this store's next commits for seen (their deltas would never be sent).
+        self.publish_trace("a.ndjson", 41, fx.scaled(40, 10))
+        self.start_serve()
+        a = self.mirror()
+        applied = self.applied()
+        self.wait_settled([a], applied)
+        self.nc.publish("tower.changes", json.dumps({"seq": applied + 100000, "prev": applied, "changes": [],
+                                                     "more": False, "store": "00000000deadbeef"}).encode())
+        self.nc.flush()
+        self.publish_trace("b.ndjson", 42, fx.scaled(40, 10))
+        self.wait_settled([a], self.applied())
+        self.assertEqual(a.resyncs, [], "another store's notice resynced the client")
+        self.assertMirrors(a, VIEWS)
+        with open(self.serve_log, errors="replace") as f:
+            self.assertIn("ignoring the change notices of store 00000000deadbeef", f.read())
 
 
 class T4TokensAndRedrive(StreamTest):

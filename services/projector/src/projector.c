@@ -66,18 +66,19 @@ static int check_stream(store *s, const char *dir, bus_stream_state *st, int reb
     return PROJECTOR_OK;
 }
 
-/* The change notices of one commit, on BUS_CHANGES_SUBJECT: {"seq","prev","changes":[{view,op,item}],"more"},
- * split into parts of about NOTICE_PART bytes. A commit without changes still sends one, so that
+/* The change notices of one commit, on BUS_CHANGES_SUBJECT: {"seq","prev","changes":[{view,op,item}],"more",
+ * "store"} ("store": the store's id in hex, store.h STORE_META_ID), split into parts of about NOTICE_PART bytes. A commit without changes still sends one, so that
  * the chain of prev -> seq is unbroken for readers that check it. */
 #define NOTICE_PART (256 * 1024)
 
-static void notice_send(bus *b, uint64_t seq, uint64_t prev, json_t *arr, int more)
+static void notice_send(bus *b, const store_changes *c, uint64_t prev, json_t *arr, int more)
 {
     json_t *msg = json_object();
-    json_object_set_new(msg, "seq", json_integer((json_int_t)seq));
+    json_object_set_new(msg, "seq", json_integer((json_int_t)c->seq));
     json_object_set_new(msg, "prev", json_integer((json_int_t)prev));
     json_object_set_new(msg, "changes", arr);
     json_object_set_new(msg, "more", json_boolean(more));
+    if (c->store_id) json_object_set_new(msg, "store", json_sprintf("%016" PRIx64, c->store_id));
     char *txt = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (txt) bus_notify(b, BUS_CHANGES_SUBJECT, txt, strlen(txt));
     free(txt);
@@ -96,12 +97,12 @@ static void notify(bus *b, const store_changes *c, uint64_t prev)
         json_array_append_new(arr, ch);
         bytes += 512; /* a generous estimate of one change's JSON */
         if (bytes >= NOTICE_PART && i + 1 < c->n) {
-            notice_send(b, c->seq, prev, arr, 1);
+            notice_send(b, c, prev, arr, 1);
             arr = json_array();
             bytes = 0;
         }
     }
-    notice_send(b, c->seq, prev, arr, 0);
+    notice_send(b, c, prev, arr, 0);
 }
 
 /* A rebuild's progress on stderr: a bar redrawn in place on a terminal; in a log (not a terminal),

@@ -154,6 +154,15 @@ static hub_batch *batch_of(uint64_t seq, json_t *changes)
     return b;
 }
 
+/* The store id a notice names ("store": 16 hex digits), or 0 when it names none (an older projector) or
+ * a malformed one (then it is checked like any notice of unknown origin: by its chain). */
+static uint64_t notice_store(const json_t *v)
+{
+    const char *t = json_string_value(v);
+    if (!t || strlen(t) != 16 || strspn(t, "0123456789abcdef") != 16) return 0;
+    return strtoull(t, NULL, 16);
+}
+
 /* A change notice from the projector (bus thread): check the chain, fan the deltas out. */
 static void on_notice(void *ctx, const char *data, size_t len)
 {
@@ -170,6 +179,19 @@ static void on_notice(void *ctx, const char *data, size_t len)
     }
     uint64_t seq = (uint64_t)json_integer_value(seqj), prev = (uint64_t)json_integer_value(prevj);
     int more = json_is_true(json_object_get(n, "more"));
+    uint64_t from = notice_store(json_object_get(n, "store"));
+    pthread_mutex_lock(&h->mu);
+    if (from && h->store_id && from != h->store_id) {
+        /* Another store's projector (a replica's, on the same bus): its commits are not this store's, and
+         * following them would skip the notices of this store's own as seen. */
+        if (!h->foreign++)
+            ct_log(CT_LOG_INFO, "stream", "ignoring the change notices of store %016" PRIx64 " (this server reads "
+                   "store %016" PRIx64 "): another replica's projector shares the bus", from, h->store_id);
+        pthread_mutex_unlock(&h->mu);
+        json_decref(n);
+        return;
+    }
+    pthread_mutex_unlock(&h->mu);
     hub_batch *b = batch_of(seq, json_object_get(n, "changes"));
     json_decref(n);
 
@@ -254,7 +276,11 @@ static void tick(http_server *s)
     }
     store_stats ss;
     store_reader_stats(r, &ss);
+    uint64_t id = store_reader_meta(r, STORE_META_ID);
     int64_t mono = ct_mono_ns();
+    pthread_mutex_lock(&h->mu);
+    h->store_id = id; /* a rebuild's swap brings a new one */
+    pthread_mutex_unlock(&h->mu);
     /* Summaries go to every client: at most one a second (a dashboard's counts need no more). */
     int changed = ss.applied_seq != h->summary_seq && mono - h->summary_mono >= 1000000000LL;
     if (changed) h->summary_mono = mono;
@@ -403,8 +429,10 @@ void stream__hub_start(http_server *s)
     if (server__begin(s, &r) == CT_OK) {
         store_stats ss;
         store_reader_stats(r, &ss);
+        uint64_t id = store_reader_meta(r, STORE_META_ID);
         server__end(s, r);
         pthread_mutex_lock(&h->mu);
+        h->store_id = id;
         if (ss.applied_seq > h->last_seen) h->last_seen = ss.applied_seq;
         pthread_mutex_unlock(&h->mu);
     }

@@ -137,6 +137,8 @@ struct stream_hub {
     int n_clients;             /* under mu */
     uint64_t last_seen;        /* the last commit whose notice arrived (or that a resync covered) */
     int64_t last_seen_mono;    /* when last_seen last moved, or a notice last arrived */
+    uint64_t store_id;         /* the id of the store read (STORE_META_ID; 0: not known): only its notices count */
+    uint64_t foreign;          /* notices of another store ignored (another replica's projector) */
     int64_t behind_mono;       /* when the store was first seen ahead of last_seen (0: it is not) */
     uint64_t cur_seq;          /* the commit whose parts are arriving */
     int cur_more, cur_skip;
