@@ -111,9 +111,20 @@ void store__keep_trim(store__keep *k)
     if (k && k->budget && k->bytes > k->budget) store__keep_clear(k, STORE_KEEP_ALL);
 }
 
+/* A hash whose low bits are mixed: ct_hash64's are weak for keys that differ in a few digits ("o:SO-001234"),
+ * and a table of a power of two slots uses only those. */
+static size_t slot_hash(const void *key, size_t len)
+{
+    uint64_t h = ct_hash64(key, len);
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 29;
+    return (size_t)h;
+}
+
 static size_t find(const store__keep *k, const char *ekey, size_t kl)
 {
-    size_t h = ct_hash64(ekey, kl) & (k->cap - 1);
+    size_t h = slot_hash(ekey, kl) & (k->cap - 1);
     while (k->slot[h] && !(k->slot[h]->kl == kl && memcmp(k->slot[h]->ekey, ekey, kl) == 0)) h = (h + 1) & (k->cap - 1);
     return h;
 }
@@ -149,7 +160,7 @@ store__kent *store__keep_get(store__keep *k, const char *ekey, size_t kl, int cr
 
 static size_t seen_find(const store__keep *k, const void *key, size_t len)
 {
-    size_t h = ct_hash64(key, len) & (k->seen_cap - 1);
+    size_t h = slot_hash(key, len) & (k->seen_cap - 1);
     while (k->seen[h] && !(k->seen[h]->len == len && memcmp(k->seen[h]->key, key, len) == 0))
         h = (h + 1) & (k->seen_cap - 1);
     return h;
