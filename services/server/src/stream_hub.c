@@ -181,10 +181,11 @@ static void on_notice(void *ctx, const char *data, size_t len)
     int more = json_is_true(json_object_get(n, "more"));
     uint64_t from = notice_store(json_object_get(n, "store"));
     pthread_mutex_lock(&h->mu);
-    if (from && h->store_id && from != h->store_id) {
+    if (from && from != h->store_id) {
         /* Another store's projector (a replica's, on the same bus): its commits are not this store's, and
-         * following them would skip the notices of this store's own as seen. */
-        if (!h->foreign++)
+         * following them would skip the notices of this store's own as seen. Before the store is open (its
+         * id not known yet) no notice that names a store is followed: no client has a snapshot yet. */
+        if (h->store_id && !h->foreign++)
             ct_log(CT_LOG_INFO, "stream", "ignoring the change notices of store %016" PRIx64 " (this server reads "
                    "store %016" PRIx64 "): another replica's projector shares the bus", from, h->store_id);
         pthread_mutex_unlock(&h->mu);
