@@ -67,8 +67,9 @@ static int check_stream(store *s, const char *dir, bus_stream_state *st, int reb
 }
 
 /* The change notices of one commit, on BUS_CHANGES_SUBJECT: {"seq","prev","changes":[{view,op,item}],"more",
- * "store"} ("store": the store's id in hex, store.h STORE_META_ID), split into parts of about NOTICE_PART bytes. A commit without changes still sends one, so that
- * the chain of prev -> seq is unbroken for readers that check it. */
+ * "store"} ("store": the store's id in hex, store.h STORE_META_ID), split into parts of about NOTICE_PART
+ * bytes. A commit without changes still sends one, so that the chain of prev -> seq is unbroken for readers
+ * that check it. */
 #define NOTICE_PART (256 * 1024)
 
 static void notice_send(bus *b, const store_changes *c, uint64_t prev, json_t *arr, int more)
@@ -465,7 +466,6 @@ static void proj_check_tail(proj *p)
     p->need_open = p->reread = 1;
 }
 
-/* Add one fetch's messages to the batch; a gap makes the consumer re-read from the checkpoint. */
 /* An input's event and packed bytes (the projector's own). */
 static void input_free(store_input *in)
 {
@@ -475,6 +475,7 @@ static void input_free(store_input *in)
     in->packed = NULL;
 }
 
+/* Add one fetch's messages to the batch; a gap makes the consumer re-read from the checkpoint. */
 static void proj_take(proj *p, bus_batch *msgs)
 {
     batch *bt = p->bt;
