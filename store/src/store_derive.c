@@ -186,7 +186,7 @@ static int old_items(wtx *w, char kind, const char *id, kv **arr, size_t *n, siz
             kv_push(arr, n, cap, kept->items[i].key, strlen(kept->items[i].key), kept->items[i].val, kept->items[i].len);
         return 0;
     }
-    store__keep_reset(kept, STORE_KEEP_ITEMS);
+    store__keep_reset(w->s->wkeep, kept, STORE_KEEP_ITEMS);
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(w->txn, w->s->items, &c);
     if (rc) return rc;
@@ -199,7 +199,7 @@ static int old_items(wtx *w, char kind, const char *id, kv **arr, size_t *n, siz
     }
     mdb_cursor_close(c);
     if (rc != MDB_NOTFOUND) {
-        store__keep_reset(kept, STORE_KEEP_ITEMS);
+        store__keep_reset(w->s->wkeep, kept, STORE_KEEP_ITEMS);
         return rc;
     }
     kept->has |= STORE_KEEP_ITEMS;
@@ -311,7 +311,7 @@ static void keep_stray(wtx *w, const char *key, unsigned part)
 {
     const char *bar = strchr(key, '|');
     store__kent *kept = bar ? store__keep_get(w->s->wkeep, key, (size_t)(bar - key), 0) : NULL;
-    if (kept) store__keep_reset(kept, part);
+    if (kept) store__keep_reset(w->s->wkeep, kept, part);
 }
 
 /* After a diff: the process's entities hold exactly the n new records of recs (of one part, STORE_KEEP_ITEMS
@@ -332,7 +332,7 @@ static void keep_after_diff(wtx *w, const char *order_id, char *const *sids, siz
         int pl = entity_prefix(prefix, sizeof prefix, kind, id);
         if (pl < 0) continue;
         store__kent *kept = store__keep_get(w->s->wkeep, prefix, (size_t)pl - 1, 1);
-        store__keep_reset(kept, ops->part);
+        store__keep_reset(w->s->wkeep, kept, ops->part);
         for (size_t j = 0; j < n; j++) {
             if (!under(ops->key(recs, j), prefix, pl)) continue;
             ops->keep(w, kept, recs, j);
@@ -435,7 +435,7 @@ static int old_dues(wtx *w, char kind, const char *id, due_rec **arr, size_t *n)
         }
         return 0;
     }
-    store__keep_reset(kept, STORE_KEEP_DUES);
+    store__keep_reset(w->s->wkeep, kept, STORE_KEEP_DUES);
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(w->txn, w->s->duek, &c);
     if (rc) return rc;
@@ -450,7 +450,7 @@ static int old_dues(wtx *w, char kind, const char *id, due_rec **arr, size_t *n)
     }
     mdb_cursor_close(c);
     if (rc != MDB_NOTFOUND) {
-        store__keep_reset(kept, STORE_KEEP_DUES);
+        store__keep_reset(w->s->wkeep, kept, STORE_KEEP_DUES);
         return rc;
     }
     kept->has |= STORE_KEEP_DUES;

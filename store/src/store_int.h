@@ -159,7 +159,7 @@ void store__keep_trim(store__keep *k);
 /* The entity of key ekey (kl bytes), created empty (has 0) when create; NULL when absent (or k NULL). */
 store__kent *store__keep_get(store__keep *k, const char *ekey, size_t kl, int create);
 /* Forget some parts of one entity. */
-void store__keep_reset(store__kent *e, unsigned parts);
+void store__keep_reset(store__keep *k, store__kent *e, unsigned parts);
 /* Append a loaded timeline entry (the caller reads them in LMDB's order). */
 void store__keep_tl_push(store__keep *k, store__kent *e, const unsigned char *tk, evt_event *ev, uint64_t seq);
 /* A new timeline entry was put: added to the kept timeline, if one is kept, at its place (loaded later). */

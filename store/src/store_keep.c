@@ -15,7 +15,7 @@ struct store__keep {
     size_t cap, n;
     seen_key **seen;     /* open addressing: keys of the reference index known to be stored */
     size_t seen_cap, n_seen;
-    size_t bytes;        /* what the entities hold, roughly */
+    size_t bytes;        /* what the entities hold (an estimate of their allocations) */
     size_t budget;       /* store__keep_trim forgets everything past it */
 };
 
@@ -28,17 +28,24 @@ store__keep *store__keep_new(size_t budget)
 
 void store__keep_budget(store__keep *k, size_t budget) { k->budget = budget; }
 
-static void tl_free(store__kent *e)
+/* What one kept record counts for in the budget (an estimate of its allocations). */
+#define KEPT_BYTES(keylen, len) (sizeof(void *) * 4 + (keylen) + (len) + 32)
+
+static void bytes_less(store__keep *k, size_t n) { k->bytes = k->bytes > n ? k->bytes - n : 0; }
+
+static void tl_free(store__keep *k, store__kent *e)
 {
     for (size_t i = 0; i < e->n_tl; i++) free(e->tl[i].eid);
+    bytes_less(k, e->cap_tl * sizeof *e->tl); /* an eid lives until its event is loaded: not counted */
     free(e->tl);
     e->tl = NULL;
     e->n_tl = e->cap_tl = 0;
 }
 
-static void items_free(store__kent *e)
+static void items_free(store__keep *k, store__kent *e)
 {
     for (size_t i = 0; i < e->n_items; i++) {
+        bytes_less(k, KEPT_BYTES(strlen(e->items[i].key), e->items[i].len));
         free(e->items[i].key);
         free(e->items[i].val);
     }
@@ -47,9 +54,10 @@ static void items_free(store__kent *e)
     e->n_items = 0;
 }
 
-static void dues_free(store__kent *e)
+static void dues_free(store__keep *k, store__kent *e)
 {
     for (size_t i = 0; i < e->n_dues; i++) {
+        bytes_less(k, KEPT_BYTES(strlen(e->dues[i].key), e->dues[i].len));
         free(e->dues[i].key);
         free(e->dues[i].val);
     }
@@ -58,20 +66,19 @@ static void dues_free(store__kent *e)
     e->n_dues = 0;
 }
 
-static void risk_free(store__kent *e)
+static void rec_free(store__keep *k, store__krec *r)
 {
-    for (int i = 0; i < 2; i++) {
-        free(e->risk[i].val);
-        memset(&e->risk[i], 0, sizeof e->risk[i]);
-    }
+    if (r->val) bytes_less(k, KEPT_BYTES(0, r->len));
+    free(r->val);
+    memset(r, 0, sizeof *r);
 }
 
-static void forget(store__kent *e, unsigned parts)
+static void forget(store__keep *k, store__kent *e, unsigned parts)
 {
-    if (parts & STORE_KEEP_RISK) risk_free(e);
-    if (parts & STORE_KEEP_TL) tl_free(e);
-    if (parts & STORE_KEEP_ITEMS) items_free(e);
-    if (parts & STORE_KEEP_DUES) dues_free(e);
+    if (parts & STORE_KEEP_RISK) rec_free(k, &e->risk[0]), rec_free(k, &e->risk[1]);
+    if (parts & STORE_KEEP_TL) tl_free(k, e);
+    if (parts & STORE_KEEP_ITEMS) items_free(k, e);
+    if (parts & STORE_KEEP_DUES) dues_free(k, e);
     e->has &= ~parts;
 }
 
@@ -81,7 +88,7 @@ void store__keep_clear(store__keep *k, unsigned parts)
     for (size_t i = 0; i < k->cap; i++) {
         store__kent *e = k->slot[i];
         if (!e) continue;
-        forget(e, parts);
+        forget(k, e, parts);
         if (parts == STORE_KEEP_ALL) {
             free(e->ekey);
             free(e);
@@ -206,9 +213,10 @@ static int tl_cmp(const store__ktl *a, const unsigned char *tk, const char *eid)
 static store__ktl *tl_insert(store__keep *k, store__kent *e, size_t at)
 {
     if (e->n_tl == e->cap_tl) {
-        e->cap_tl = e->cap_tl ? e->cap_tl * 2 : 8;
-        e->tl = ct_realloc(e->tl, e->cap_tl * sizeof *e->tl);
-        k->bytes += e->cap_tl / 2 * sizeof *e->tl;
+        size_t cap = e->cap_tl ? e->cap_tl * 2 : 8;
+        e->tl = ct_realloc(e->tl, cap * sizeof *e->tl);
+        k->bytes += (cap - e->cap_tl) * sizeof *e->tl;
+        e->cap_tl = cap;
     }
     memmove(&e->tl[at + 1], &e->tl[at], (e->n_tl - at) * sizeof *e->tl);
     e->n_tl++;
@@ -234,7 +242,6 @@ void store__keep_tl_added(store__keep *k, const char *ekey, size_t kl, const uns
     store__ktl *t = tl_insert(k, e, at);
     memcpy(t->tk, tk, STORE__TIME_KEY);
     t->eid = ct_strdup(eid);
-    k->bytes += strlen(eid) + 1;
 }
 
 /* ---- items and dues -------------------------------------------------------------------------------- */
@@ -247,7 +254,7 @@ void store__keep_item_add(store__keep *k, store__kent *e, const char *key, size_
     it->val = ct_malloc(len ? len : 1);
     memcpy(it->val, val, len);
     it->len = len;
-    k->bytes += sizeof *it + kl + len + 32;
+    k->bytes += KEPT_BYTES(kl, len);
 }
 
 void store__keep_due_add(store__keep *k, store__kent *e, const char *key, const unsigned char *tk, const void *val,
@@ -264,22 +271,20 @@ void store__keep_due_add(store__keep *k, store__kent *e, const char *key, const 
         memcpy(d->val, val, len);
         d->len = len;
     }
-    k->bytes += sizeof *d + strlen(key) + len + 32;
+    k->bytes += KEPT_BYTES(strlen(key), d->len);
 }
 
 void store__keep_rec_set(store__keep *k, store__kent *e, store__krec *r, const void *val, size_t len)
 {
-    free(r->val);
-    r->val = NULL;
-    r->len = 0;
+    rec_free(k, r);
     if (val) {
         r->val = ct_malloc(len ? len : 1);
         memcpy(r->val, val, len);
         r->len = len;
-        k->bytes += len + 16;
+        k->bytes += KEPT_BYTES(0, len);
     }
     r->known = 1;
     e->has |= STORE_KEEP_RISK;
 }
 
-void store__keep_reset(store__kent *e, unsigned parts) { forget(e, parts); }
+void store__keep_reset(store__keep *k, store__kent *e, unsigned parts) { forget(k, e, parts); }

@@ -244,7 +244,7 @@ int store__load_entity(store__loader *l, char kind, const char *id, store__event
         if (rc != MDB_NOTFOUND) return rc;
         out->n = n0;
     }
-    if (kept) store__keep_reset(kept, STORE_KEEP_TL);
+    if (kept) store__keep_reset(l->keep, kept, STORE_KEEP_TL);
     MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(l->txn, l->s->tl, &c);
     if (rc) return rc;
@@ -264,7 +264,7 @@ int store__load_entity(store__loader *l, char kind, const char *id, store__event
     }
     mdb_cursor_close(c);
     if (rc == MDB_NOTFOUND && kept) kept->has |= STORE_KEEP_TL;
-    else if (kept) store__keep_reset(kept, STORE_KEEP_TL);
+    else if (kept) store__keep_reset(l->keep, kept, STORE_KEEP_TL);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
