@@ -90,6 +90,23 @@ static double rebuild_once(bus *b, const char *data, const bus_stream_state *st,
     return secs;
 }
 
+/* The projector's commits' total duration as the store keeps it for /metrics, in seconds (without the last
+ * commit's, added after it): the commit thread's busy time, beside the run's wall time. */
+static double commit_seconds(const char *data)
+{
+    store *s = NULL;
+    store_opts o = {.dir = data, .read_only = 1};
+    if (store_open(&s, &o) != CT_OK) return 0;
+    store_reader *r = NULL;
+    double secs = 0;
+    if (store_reader_begin(s, &r) == CT_OK) {
+        secs = (double)store_reader_meta(r, PROJECTOR_META_COMMIT_SUM_NS) / 1e9;
+        store_reader_end(r);
+    }
+    store_close(s);
+    return secs;
+}
+
 /* The business time the trace spans: its earliest and latest occurredAt, in hours. */
 static double span_hours(evt_event *const *ev, size_t n)
 {
@@ -257,6 +274,7 @@ int main(int argc, char **argv)
     int rc = projector_run(b, &po, &stop, NULL);
     double proj_s = secs_since(t0);
     double proj = (double)st.last_seq / proj_s;
+    double proj_commit_s = commit_seconds(data);
 
     /* Rebuild: the same stream into a new generation, then the swap (twice with --trend-hint both or off-on:
      * rebuild_s with the hint, rebuild_off_s without). */
@@ -265,6 +283,7 @@ int main(int argc, char **argv)
     double rebuild_s = rebuild_once(b, data, &st, behind, strcmp(hint_mode, "off") != 0, &rc2,
                                     strcmp(hint_mode, "off") ? "trend hint" : "no trend hint");
     if (both && !off_on) rebuild_off_s = rebuild_once(b, data, &st, behind, 0, &rc3, "no trend hint");
+    double rebuild_commit_s = commit_seconds(data); /* the last rebuild's generation */
 
     /* The raw LMDB baseline, after the two runs it is compared with. */
     char *raw_dir = ct_sprintf("%s/raw-lmdb", dir);
@@ -296,6 +315,9 @@ int main(int argc, char **argv)
            (double)got / raw_consume);
     printf("raw LMDB durable puts:       %8.0f puts/s (bench_fold's baseline: 1,000 per commit); projector / raw "
            "%.2f, rebuild / raw %.2f\n", raw_puts, proj / raw_puts, ((double)st.last_seq / rebuild_s) / raw_puts);
+    printf("commit thread busy:          projector %.1f s of %.1f s (%.0f %%), the last rebuild %.1f s of %.1f s "
+           "(%.0f %%)\n", proj_commit_s, proj_s, 100 * proj_commit_s / proj_s, rebuild_commit_s,
+           both && !off_on ? rebuild_off_s : rebuild_s, 100 * rebuild_commit_s / (both && !off_on ? rebuild_off_s : rebuild_s));
     printf("rebuild trend hint:          %s\n", !both ? hint_mode
            : off_on ? "off (below), then on (the rebuild above)" : "on (the rebuild above), then off (below)");
     if (both)
