@@ -219,12 +219,12 @@ static ct_status open_tables(store *s)
         uint64_t id = 0;
         if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id || !id)
             id = ct_hash64(s->dir, strlen(s->dir)) ^ (uint64_t)ct_now_ns() ^ ((uint64_t)getpid() << 32);
-        rc = store__meta_put_u64(txn, s, STORE_META_ID, id ? id : 1);
+        s->id = id ? id : 1; /* 0 means "no id" */
+        rc = store__meta_put_u64(txn, s, STORE_META_ID, s->id);
         if (rc) {
             st = store__fail(s, rc, "write the store's id");
             goto out;
         }
-        s->id = id ? id : 1;
     }
     /* Committed even when read-only: table handles opened in an aborted transaction are closed. */
     rc = mdb_txn_commit(txn);

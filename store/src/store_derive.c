@@ -182,8 +182,9 @@ static int old_items(wtx *w, char kind, const char *id, kv **arr, size_t *n, siz
     if (pl < 0) return 0;
     store__kent *kept = store__keep_get(w->s->wkeep, prefix, (size_t)pl - 1, 1);
     if (kept->has & STORE_KEEP_ITEMS) {
-        for (size_t i = 0; i < kept->n_items; i++)
-            kv_push(arr, n, cap, kept->items[i].key, strlen(kept->items[i].key), kept->items[i].val, kept->items[i].len);
+        for (size_t i = 0; i < kept->items.n; i++)
+            kv_push(arr, n, cap, kept->items.v[i].key, strlen(kept->items.v[i].key), kept->items.v[i].val,
+                    kept->items.v[i].len);
         return 0;
     }
     store__keep_reset(w->s->wkeep, kept, STORE_KEEP_ITEMS);
@@ -194,7 +195,7 @@ static int old_items(wtx *w, char kind, const char *id, kv **arr, size_t *n, siz
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size >= (size_t)pl && memcmp(k.mv_data, prefix, (size_t)pl) == 0) {
         kv_push(arr, n, cap, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
-        store__keep_item_add(w->s->wkeep, kept, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+        store__keep_row_add(w->s->wkeep, &kept->items, k.mv_data, k.mv_size, NULL, v.mv_data, v.mv_size);
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
@@ -350,7 +351,7 @@ static const char *item_key(const void *recs, size_t j) { return ((const kv *)re
 static void item_keep(wtx *w, store__kent *kept, const void *recs, size_t j)
 {
     const kv *x = &((const kv *)recs)[j];
-    store__keep_item_add(w->s->wkeep, kept, x->key, strlen(x->key), x->val, x->len);
+    store__keep_row_add(w->s->wkeep, &kept->items, x->key, strlen(x->key), NULL, x->val, x->len);
 }
 
 static const keep_rec_ops item_ops = {STORE_KEEP_ITEMS, item_key, item_keep};
@@ -428,10 +429,11 @@ static int old_dues(wtx *w, char kind, const char *id, due_rec **arr, size_t *n)
     if (pl < 0) return 0;
     store__kent *kept = store__keep_get(w->s->wkeep, prefix, (size_t)pl - 1, 1);
     if (kept->has & STORE_KEEP_DUES) {
-        for (size_t i = 0; i < kept->n_dues; i++) {
-            due_rec *d = due_push(arr, n, kept->dues[i].key, strlen(kept->dues[i].key), kept->dues[i].tk);
-            d->val = kept->dues[i].val;
-            d->len = kept->dues[i].len;
+        for (size_t i = 0; i < kept->dues.n; i++) {
+            const store__krow *r = &kept->dues.v[i];
+            due_rec *d = due_push(arr, n, r->key, strlen(r->key), r->tk);
+            d->val = r->val;
+            d->len = r->len;
         }
         return 0;
     }
@@ -444,7 +446,7 @@ static int old_dues(wtx *w, char kind, const char *id, due_rec **arr, size_t *n)
     while (rc == 0 && k.mv_size >= (size_t)pl && memcmp(k.mv_data, prefix, (size_t)pl) == 0) {
         if (v.mv_size == STORE__TIME_KEY) {
             due_rec *d = due_push(arr, n, k.mv_data, k.mv_size, v.mv_data);
-            store__keep_due_add(w->s->wkeep, kept, d->key, d->tk, NULL, 0);
+            store__keep_row_add(w->s->wkeep, &kept->dues, d->key, strlen(d->key), d->tk, NULL, 0);
         }
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
@@ -462,7 +464,7 @@ static const char *due_key(const void *recs, size_t j) { return ((const due_rec 
 static void due_keep(wtx *w, store__kent *kept, const void *recs, size_t j)
 {
     const due_rec *d = &((const due_rec *)recs)[j];
-    store__keep_due_add(w->s->wkeep, kept, d->key, d->tk, d->val, d->len);
+    store__keep_row_add(w->s->wkeep, &kept->dues, d->key, strlen(d->key), d->tk, d->val, d->len);
 }
 
 static const keep_rec_ops due_ops = {STORE_KEEP_DUES, due_key, due_keep};

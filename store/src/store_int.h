@@ -113,18 +113,18 @@ typedef struct store__ktl {
     uint64_t seq;                       /* its stream sequence */
 } store__ktl;
 
-typedef struct store__kitem {
-    char *key;          /* the item key (owned) */
-    unsigned char *val; /* the packed item as stored (owned) */
+/* An item or a due as stored under the entity's key prefix. */
+typedef struct store__krow {
+    char *key;                          /* the item key, or "<kind>:<id>|<rule>" for a due (owned) */
+    unsigned char tk[STORE__TIME_KEY];  /* a due's time (unused for an item) */
+    unsigned char *val;                 /* the packed item or due as stored (owned), or NULL: not known (read it) */
     size_t len;
-} store__kitem;
+} store__krow;
 
-typedef struct store__kdue {
-    char *key;                          /* "<kind>:<id>|<rule>" (owned) */
-    unsigned char tk[STORE__TIME_KEY];  /* the due time */
-    unsigned char *val;                 /* the packed due as stored, or NULL (not known: read it) */
-    size_t len;
-} store__kdue;
+typedef struct store__krows {
+    store__krow *v;
+    size_t n;
+} store__krows;
 
 /* One record of a table keyed by the entity's id, as stored. */
 typedef struct store__krec {
@@ -139,10 +139,8 @@ typedef struct store__kent {
     unsigned has;       /* which of the parts below are known (STORE_KEEP_*) */
     store__ktl *tl;     /* the timeline, in LMDB's order */
     size_t n_tl, cap_tl;
-    store__kitem *items; /* the items under "<ekey>|" */
-    size_t n_items;
-    store__kdue *dues;  /* the dues under "<ekey>|" */
-    size_t n_dues;
+    store__krows items; /* the items under "<ekey>|" */
+    store__krows dues;  /* the dues under "<ekey>|" */
     store__krec risk[2]; /* an order's records in risk_samp and risk_open (STORE_KEEP_RISK: either known) */
 } store__kent;
 
@@ -164,10 +162,9 @@ void store__keep_reset(store__keep *k, store__kent *e, unsigned parts);
 void store__keep_tl_push(store__keep *k, store__kent *e, const unsigned char *tk, evt_event *ev, uint64_t seq);
 /* A new timeline entry was put: added to the kept timeline, if one is kept, at its place (loaded later). */
 void store__keep_tl_added(store__keep *k, const char *ekey, size_t kl, const unsigned char *tk, const char *eid);
-/* Append a copy of an item, or of a due (val NULL: not known). */
-void store__keep_item_add(store__keep *k, store__kent *e, const char *key, size_t kl, const void *val, size_t len);
-void store__keep_due_add(store__keep *k, store__kent *e, const char *key, const unsigned char *tk, const void *val,
-                         size_t len);
+/* Append a copy of an item or a due to rows (tk: a due's time, NULL for an item; val NULL: not known). */
+void store__keep_row_add(store__keep *k, store__krows *rows, const char *key, size_t kl, const unsigned char *tk,
+                         const void *val, size_t len);
 /* Keys of the reference index (entries never removed) known to be stored: a put of one is not needed. */
 int store__keep_seen(const store__keep *k, const void *key, size_t len);
 void store__keep_see(store__keep *k, const void *key, size_t len);

@@ -42,28 +42,16 @@ static void tl_free(store__keep *k, store__kent *e)
     e->n_tl = e->cap_tl = 0;
 }
 
-static void items_free(store__keep *k, store__kent *e)
+static void rows_free(store__keep *k, store__krows *rows)
 {
-    for (size_t i = 0; i < e->n_items; i++) {
-        bytes_less(k, KEPT_BYTES(strlen(e->items[i].key), e->items[i].len));
-        free(e->items[i].key);
-        free(e->items[i].val);
+    for (size_t i = 0; i < rows->n; i++) {
+        bytes_less(k, KEPT_BYTES(strlen(rows->v[i].key), rows->v[i].len));
+        free(rows->v[i].key);
+        free(rows->v[i].val);
     }
-    free(e->items);
-    e->items = NULL;
-    e->n_items = 0;
-}
-
-static void dues_free(store__keep *k, store__kent *e)
-{
-    for (size_t i = 0; i < e->n_dues; i++) {
-        bytes_less(k, KEPT_BYTES(strlen(e->dues[i].key), e->dues[i].len));
-        free(e->dues[i].key);
-        free(e->dues[i].val);
-    }
-    free(e->dues);
-    e->dues = NULL;
-    e->n_dues = 0;
+    free(rows->v);
+    rows->v = NULL;
+    rows->n = 0;
 }
 
 static void rec_free(store__keep *k, store__krec *r)
@@ -77,8 +65,8 @@ static void forget(store__keep *k, store__kent *e, unsigned parts)
 {
     if (parts & STORE_KEEP_RISK) rec_free(k, &e->risk[0]), rec_free(k, &e->risk[1]);
     if (parts & STORE_KEEP_TL) tl_free(k, e);
-    if (parts & STORE_KEEP_ITEMS) items_free(k, e);
-    if (parts & STORE_KEEP_DUES) dues_free(k, e);
+    if (parts & STORE_KEEP_ITEMS) rows_free(k, &e->items);
+    if (parts & STORE_KEEP_DUES) rows_free(k, &e->dues);
     e->has &= ~parts;
 }
 
@@ -246,32 +234,20 @@ void store__keep_tl_added(store__keep *k, const char *ekey, size_t kl, const uns
 
 /* ---- items and dues -------------------------------------------------------------------------------- */
 
-void store__keep_item_add(store__keep *k, store__kent *e, const char *key, size_t kl, const void *val, size_t len)
+void store__keep_row_add(store__keep *k, store__krows *rows, const char *key, size_t kl, const unsigned char *tk,
+                         const void *val, size_t len)
 {
-    e->items = ct_realloc(e->items, (e->n_items + 1) * sizeof *e->items);
-    store__kitem *it = &e->items[e->n_items++];
-    it->key = ct_strndup(key, kl);
-    it->val = ct_malloc(len ? len : 1);
-    memcpy(it->val, val, len);
-    it->len = len;
-    k->bytes += KEPT_BYTES(kl, len);
-}
-
-void store__keep_due_add(store__keep *k, store__kent *e, const char *key, const unsigned char *tk, const void *val,
-                         size_t len)
-{
-    e->dues = ct_realloc(e->dues, (e->n_dues + 1) * sizeof *e->dues);
-    store__kdue *d = &e->dues[e->n_dues++];
-    d->key = ct_strdup(key);
-    memcpy(d->tk, tk, STORE__TIME_KEY);
-    d->val = NULL;
-    d->len = 0;
+    rows->v = ct_realloc(rows->v, (rows->n + 1) * sizeof *rows->v);
+    store__krow *r = &rows->v[rows->n++];
+    memset(r, 0, sizeof *r);
+    r->key = ct_strndup(key, kl);
+    if (tk) memcpy(r->tk, tk, STORE__TIME_KEY);
     if (val) {
-        d->val = ct_malloc(len ? len : 1);
-        memcpy(d->val, val, len);
-        d->len = len;
+        r->val = ct_malloc(len ? len : 1);
+        memcpy(r->val, val, len);
+        r->len = len;
     }
-    k->bytes += KEPT_BYTES(strlen(key), d->len);
+    k->bytes += KEPT_BYTES(kl, r->len);
 }
 
 void store__keep_rec_set(store__keep *k, store__kent *e, store__krec *r, const void *val, size_t len)
