@@ -426,8 +426,12 @@ class T7ForeignNotices(StreamTest):
         a = self.mirror()
         applied = self.applied()
         self.wait_settled([a], applied)
-        self.nc.publish("tower.changes", json.dumps({"seq": applied + 100000, "prev": applied, "changes": [],
-                                                     "more": False, "store": "00000000deadbeef"}).encode())
+        # Another store's id, then "store" fields that are no id at all (hostile or broken publishers): none of
+        # them is followed.
+        for store in ("00000000deadbeef", 12345, "x" * (512 << 10), "0000000zdeadbeef", "00000000DEADBEEF",
+                      {"id": "00000000deadbeef"}, None):
+            self.nc.publish("tower.changes", json.dumps({"seq": applied + 100000, "prev": applied, "changes": [],
+                                                         "more": False, "store": store}).encode())
         self.nc.flush()
         self.publish_trace("b.ndjson", 42, fx.scaled(40, 10))
         self.wait_settled([a], self.applied())

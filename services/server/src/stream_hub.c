@@ -154,13 +154,15 @@ static hub_batch *batch_of(uint64_t seq, json_t *changes)
     return b;
 }
 
-/* The store id a notice names ("store": 16 hex digits), or 0 when it names none (an older projector) or
- * a malformed one (then it is checked like any notice of unknown origin: by its chain). */
-static uint64_t notice_store(const json_t *v)
+/* Whether a notice is of the store with id `ours`: its "store" (16 hex digits) is that id. One that names
+ * none (an older projector) is checked by its chain like before; one whose "store" is not an id is no store's
+ * projector's, and is not followed. */
+static int notice_ours(const json_t *v, uint64_t ours)
 {
+    if (!v) return 1;
     const char *t = json_string_value(v);
     if (!t || strlen(t) != 16 || strspn(t, "0123456789abcdef") != 16) return 0;
-    return strtoull(t, NULL, 16);
+    return ours && strtoull(t, NULL, 16) == ours;
 }
 
 /* A change notice from the projector (bus thread): check the chain, fan the deltas out. */
@@ -179,15 +181,16 @@ static void on_notice(void *ctx, const char *data, size_t len)
     }
     uint64_t seq = (uint64_t)json_integer_value(seqj), prev = (uint64_t)json_integer_value(prevj);
     int more = json_is_true(json_object_get(n, "more"));
-    uint64_t from = notice_store(json_object_get(n, "store"));
+    const json_t *from = json_object_get(n, "store");
     pthread_mutex_lock(&h->mu);
-    if (from && from != h->store_id) {
+    if (!notice_ours(from, h->store_id)) {
         /* Another store's projector (a replica's, on the same bus): its commits are not this store's, and
          * following them would skip the notices of this store's own as seen. Before the store is open (its
          * id not known yet) no notice that names a store is followed: no client has a snapshot yet. */
         if (h->store_id && !h->foreign++)
-            ct_log(CT_LOG_INFO, "stream", "ignoring the change notices of store %016" PRIx64 " (this server reads "
-                   "store %016" PRIx64 "): another replica's projector shares the bus", from, h->store_id);
+            ct_log(CT_LOG_INFO, "stream", "ignoring the change notices of store %.40s (this server reads store "
+                   "%016" PRIx64 "): another replica's projector shares the bus",
+                   json_is_string(from) ? json_string_value(from) : "(not an id)", h->store_id);
         pthread_mutex_unlock(&h->mu);
         json_decref(n);
         return;
