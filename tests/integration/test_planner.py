@@ -136,8 +136,10 @@ class PlannerTest(unittest.TestCase):
         conf = self.relay_file([("planner", {"url": rc.url("/plan"), "kind": "route_planner", "backoff_min": "100ms",
                                              "backoff_max": "2s", "timeout": "2s", "breaker_failures": 2,
                                              "breaker_cooldown": "1s"}),
+                                # Its breaker opens during the outage too: with the default 30 s cooldown its
+                                # delivery after it came later than the wait below whenever the outage was short.
                                 ("notify", {"url": rc.url("/notify"), "events": "shipmentReady", "backoff_min": "100ms",
-                                            "backoff_max": "500ms", "max_attempts": 1000})])
+                                            "backoff_max": "500ms", "max_attempts": 1000, "breaker_cooldown": "1s"})])
         r = self.relay(conf).start()
         data = os.path.join(self.root, "store")
         proj = fx.Projector(self.t, data, url=self.nats.url)
