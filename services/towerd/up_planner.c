@@ -11,6 +11,7 @@
 
 #include "ct_config.h"
 #include "evt.h"
+#include "server.h"
 
 #define BODY_MAX (64 * 1024)
 #define SEEN_MAX 4096 /* request ids remembered (a repeat is answered without planning twice) */
@@ -376,7 +377,7 @@ static ct_status sim_start(sim *s, const relay_dest *d, const bus_opts *bo, cons
 
 static void sim_stop(sim *s)
 {
-    if (s->ctx) mg_stop(s->ctx);
+    server_civet_stop(s->ctx, "127.0.0.1"); /* it listens on loopback only */
     pthread_mutex_lock(&s->lock);
     s->stop = 1;
     pthread_cond_broadcast(&s->cond);

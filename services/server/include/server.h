@@ -101,6 +101,14 @@ ct_status http_server_start(http_server **out, const server_opts *o);
 /** \brief Stop serving (waits for requests in flight); NULL is a no-op. */
 void http_server_stop(http_server *s);
 
+struct mg_context;
+/**
+ * \brief mg_stop(ctx) without civetweb's wait of up to 2 s for its listening poll: while it stops, the
+ * listening port (the first of ctx's; the host of \p listen, "HOST:PORT" as given to civetweb, a wildcard
+ * meaning loopback) is connected to every 10 ms so that the poll ends. NULL ctx is a no-op.
+ */
+void server_civet_stop(struct mg_context *ctx, const char *listen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -457,7 +457,7 @@ void http_server_stop(http_server *s)
     if (!s) return;
     stream__hub_stop(s); /* every sender wakes and ends, or mg_stop would wait on them */
     stream__lws_stop(s);
-    if (s->ctx) mg_stop(s->ctx);
+    server_civet_stop(s->ctx, s->o.listen ? s->o.listen : "127.0.0.1:8080");
     stream__hub_free(s);
     free(s->tokens);
     server__proxy_free(s);
