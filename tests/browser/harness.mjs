@@ -104,8 +104,10 @@ export async function http(port, path, opts = {}) {
     return await http1(port, path, opts);
   } catch (e) {
     // A keep-alive connection the server closed as idle (civetweb: after 500 ms) just as it was
-    // reused: browsers retry an idempotent request then, and so do we, once.
-    if ((opts.method || 'GET') !== 'GET' || !(e instanceof TypeError)) throw e;
+    // reused: browsers retry an idempotent request then, and so do we, once. A POST of events is
+    // idempotent too (the tower keeps an event id once), so it is retried as well.
+    const idempotent = (opts.method || 'GET') === 'GET' || path.startsWith('/api/v1/events');
+    if (!idempotent || !(e instanceof TypeError)) throw e;
     return await http1(port, path, opts);
   }
 }
