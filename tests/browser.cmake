@@ -22,19 +22,19 @@ set_tests_properties(test_browser PROPERTIES LABELS integration TIMEOUT 240 COST
 add_test(NAME test_browser_exceptions
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_exceptions.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
-set_tests_properties(test_browser_exceptions PROPERTIES LABELS integration TIMEOUT 240 COST 50)
+set_tests_properties(test_browser_exceptions PROPERTIES LABELS "integration;ui" TIMEOUT 240 COST 50)
 add_test(NAME test_browser_integrations
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_integrations.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
-set_tests_properties(test_browser_integrations PROPERTIES LABELS integration TIMEOUT 120)
+set_tests_properties(test_browser_integrations PROPERTIES LABELS "integration;ui" TIMEOUT 120)
 add_test(NAME test_browser_runbooks
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_runbooks.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
-set_tests_properties(test_browser_runbooks PROPERTIES LABELS integration TIMEOUT 120)
+set_tests_properties(test_browser_runbooks PROPERTIES LABELS "integration;ui" TIMEOUT 120)
 # What supervisors tripped over (web/README.md "Filters, sorting and times"): SLA colours from the served
 # rules (--sla-rules on the projector and the server), filter values and case, sorting, captions, clock,
 # local time, empty pages.
 add_test(NAME test_browser_usability
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_usability.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
-set_tests_properties(test_browser_usability PROPERTIES LABELS integration TIMEOUT 150 COST 40)
+set_tests_properties(test_browser_usability PROPERTIES LABELS "integration;ui" TIMEOUT 150 COST 40)

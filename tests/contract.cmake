@@ -28,4 +28,4 @@ endif()
 add_test(NAME test_browser_contract
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_contract.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_contract_slow})
-set_tests_properties(test_browser_contract PROPERTIES LABELS integration TIMEOUT 120)
+set_tests_properties(test_browser_contract PROPERTIES LABELS "integration;ui" TIMEOUT 120)

@@ -8,5 +8,5 @@ if(DEFINED tower_browser_slow)
   add_test(NAME test_browser_reference
            COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_reference.mjs $<TARGET_FILE:towerd>
                    --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
-  set_tests_properties(test_browser_reference PROPERTIES LABELS integration TIMEOUT 120)
+  set_tests_properties(test_browser_reference PROPERTIES LABELS "integration;ui" TIMEOUT 120)
 endif()

@@ -15,4 +15,4 @@ set_tests_properties(test_risk_integration PROPERTIES LABELS integration TIMEOUT
 add_test(NAME test_browser_risk
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_risk.mjs $<TARGET_FILE:towerd>
                  --artifacts ${CMAKE_BINARY_DIR}/browser-artifacts --slow ${tower_browser_slow})
-set_tests_properties(test_browser_risk PROPERTIES LABELS integration TIMEOUT 120 COST 15)
+set_tests_properties(test_browser_risk PROPERTIES LABELS "integration;ui" TIMEOUT 120 COST 15)

@@ -17,4 +17,4 @@ endif()
 add_test(NAME test_browser_stream_lws
          COMMAND ${TOWER_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_stream_lws.mjs $<TARGET_FILE:towerd>
                  --slow $<IF:$<BOOL:${TOWER_SANITIZE}>,3,1>)
-set_tests_properties(test_browser_stream_lws PROPERTIES LABELS integration TIMEOUT 120 COST 10)
+set_tests_properties(test_browser_stream_lws PROPERTIES LABELS "integration;ui" TIMEOUT 120 COST 10)
