@@ -130,6 +130,19 @@ static void add_actions(trace *t)
     free(ids);
 }
 
+/* Rounds of random permutations: TOWER_PROP_ROUNDS, or 20 (10 under the sanitizers, 5-10x slower: they
+ * look for memory errors on the same paths, and the normal build runs all 20). */
+static int rounds(void)
+{
+    const char *e = getenv("TOWER_PROP_ROUNDS");
+    if (e && atoi(e) > 0) return atoi(e);
+#if defined(__SANITIZE_ADDRESS__)
+    return 10;
+#else
+    return 20;
+#endif
+}
+
 static void permutations(void)
 {
     trace t;
@@ -155,7 +168,8 @@ static void permutations(void)
 
     size_t cap = t.n * 2;
     char **perm = malloc(cap * sizeof *perm);
-    for (int round = 0; round < 20; round++) {
+    const int n_rounds = rounds();
+    for (int round = 0; round < n_rounds; round++) {
         size_t n = t.n;
         memcpy(perm, t.line, n * sizeof *perm);
         /* Random extra copies of random lines (up to 25 %). */
