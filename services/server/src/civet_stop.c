@@ -2,7 +2,8 @@
  *
  * mg_stop() raises civetweb's stop flag and then waits for its master thread, which looks at the flag
  * only between polls of the listening socket, and Debian's civetweb polls for 2 s at a time: SIGTERM to
- * exit took 2.0-3.7 s (measured on an idle `towerd serve`), most of it this wait. A connection to the
+ * exit of an idle `towerd serve` took up to 2 s, 1.5 s at the median (tools/bench/bench_stop.py), nearly
+ * all of it this wait. A connection to the
  * listening port ends the poll at once. So while mg_stop() waits, a helper thread connects to the port
  * every 10 ms (and closes at once); the master thread takes the connection, sees the flag and ends, and
  * civetweb closes what it accepted. When the helper cannot connect (a host name other than localhost,
@@ -23,7 +24,7 @@
 
 typedef struct {
     struct addrinfo *ai; /* where to connect (owned) */
-    volatile int done;   /* set once mg_stop returned */
+    int done;            /* set once mg_stop returned (atomic) */
 } waker;
 
 /* The host part of a civetweb listening address ("HOST:PORT", "[V6]:PORT" or "PORT"), as a host to
