@@ -10,7 +10,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # The tests are independent (each starts its own servers on free loopback ports, in its own temp dirs;
 # the long integration files run as one ctest per case, tests/cases.cmake) and mostly wait on their
 # servers, polling for what they wait for with timeouts stretched for the sanitizer build: ctest runs
-# three per core in both builds (measured one test at a time, the normal build's tests used 282 s of CPU
+# three per core in both builds (measured three at a time, the normal build's tests used 282 s of CPU
 # in 724 s). TOWER_TEST_JOBS=N runs N at once (1: one by one).
 tjobs=${TOWER_TEST_JOBS:-$((jobs * 3))}
 ajobs=$tjobs
