@@ -60,12 +60,16 @@ typedef struct named {
 typedef struct named_set {
     named *v;
     size_t n, cap;
-    ev cur; /* the event being read */
+    ev cur;         /* the event being read */
+    const int *any; /* per kind (kind_index): whether the table defines any code of it; others are not kept */
 } named_set;
+
+static int kind_index(char kind) { return kind == 'w' ? 0 : kind == 'c' ? 1 : 2; }
 
 static void named_add(void *ctx, char kind, const char *code)
 {
     named_set *s = ctx;
+    if (!s->any[kind_index(kind)]) return; /* nothing of this kind is defined: no code of it is unknown */
     for (size_t i = 0; i < s->n; i++)
         if (s->v[i].kind == kind && strcmp(s->v[i].code, code) == 0) {
             if (fold_event_cmp(s->cur, s->v[i].first) < 0) s->v[i].first = s->cur;
@@ -163,23 +167,24 @@ static void unknown_item(fold_result *r, place *at, const named *n)
     it->pb.producer_instance = n->first->source ? n->first->source->instance : NULL;
 }
 
-/* The UNKNOWN_CODE items of one entity; any[] caches whether a kind has definitions (-1: not asked). */
-static void entity_items(fold_result *r, const fold_ref *ref, int *any, const fold_entity *ent, int is_order,
+/* The UNKNOWN_CODE items of one entity; any[] says which kinds have definitions (kind_index). */
+static void entity_items(fold_result *r, const fold_ref *ref, const int *any, const fold_entity *ent, int is_order,
                          place *at)
 {
     named_set s = {0};
+    s.any = any;
     entity_codes(ent, is_order, &s);
-    for (size_t i = 0; i < s.n; i++) {
-        int k = s.v[i].kind == 'w' ? 0 : s.v[i].kind == 'c' ? 1 : 2;
-        if (any[k] < 0) any[k] = ref->any(ref->ctx, s.v[i].kind) ? 1 : 0;
-        if (any[k] && !ref->defined(ref->ctx, s.v[i].kind, s.v[i].code)) unknown_item(r, at, &s.v[i]);
-    }
+    for (size_t i = 0; i < s.n; i++)
+        if (!ref->defined(ref->ctx, s.v[i].kind, s.v[i].code)) unknown_item(r, at, &s.v[i]);
     free(s.v);
 }
 
 static void ref_items(const fold_process *p, const fold_ref *ref, fold_result *r)
 {
-    int any[3] = {-1, -1, -1};
+    /* Which kinds the table defines, asked once per process: a kind without definitions has no unknown code
+     * (reference data is optional), and without any the codes are not even gathered. */
+    const int any[3] = {ref->any(ref->ctx, 'w') ? 1 : 0, ref->any(ref->ctx, 'c') ? 1 : 0, ref->any(ref->ctx, 'k') ? 1 : 0};
+    if (!any[0] && !any[1] && !any[2]) return;
     if (p->order.id) {
         place at = {p, NULL, 0, p->order.id, NULL, NULL, NULL};
         entity_items(r, ref, any, &p->order, 1, &at);
