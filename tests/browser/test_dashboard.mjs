@@ -300,9 +300,12 @@ async function checks() {
     const want = String(before.views.awaiting_release.count - 1);
     await ov.waitForFunction((n) => document.querySelector('.tile[data-view="awaiting_release"] .tile-count').dataset.count === n,
       want, { timeout: slow(10000) });
-    const [p1] = await apiItems('awaiting_release');
-    await until('rows equal to the API again', async () =>
-      JSON.stringify(await rowKeys(vp)) === JSON.stringify(p1.items.map((it) => itemKey('awaiting_release', it))), slow(15000));
+    // The API's first page is asked again each time: what it holds may move on meanwhile (the other
+    // checks' events), and the page must follow it, not a copy taken once.
+    await until('rows equal to the API again', async () => {
+      const [p1] = await apiItems('awaiting_release');
+      return JSON.stringify(await rowKeys(vp)) === JSON.stringify(p1.items.map((it) => itemKey('awaiting_release', it)));
+    }, slow(15000));
   });
 
   await check('leaving a view page while a row fades out raises no error', async () => {
@@ -320,11 +323,22 @@ async function checks() {
     assert(r.status === 200, `POST approve -> ${r.status}`);
     await lp.waitForSelector(`#items tbody tr[data-key]:has(a:text-is("${id}"))`, { timeout: slow(10000) });
     const before = S.errors.length;
+    // Leave the page the moment a row starts fading out, from the page itself: a poll from here could
+    // see the row only after its fade (600 ms) ended on a loaded machine, or miss it altogether.
+    await lp.evaluate(() => {
+      window.leftDuringFade = false;
+      const mo = new MutationObserver(() => {
+        if (window.leftDuringFade || !document.querySelector('#items tbody tr.leaving')) return;
+        window.leftDuringFade = true;
+        mo.disconnect();
+        location.hash = '#/';
+      });
+      mo.observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
+    });
     r = await post({ eventId: `bt-fade-r-${rand}`, occurredAt: iso(Date.now() - 60000), source: src,
       orderId: id, orderReleased: { warehouseId: 'dc-1' } });
     assert(r.status === 200, `POST release -> ${r.status}`);
-    await lp.waitForSelector('#items tbody tr.leaving', { timeout: slow(10000) });
-    await lp.evaluate(() => { location.hash = '#/'; });
+    await lp.waitForFunction(() => window.leftDuringFade === true, null, { timeout: slow(10000) });
     await lp.waitForTimeout(1200); // the fade lasts 600 ms
     assertEq(S.errors.slice(before), [], 'page errors after leaving the view page');
     await lp.close();
