@@ -155,6 +155,14 @@ class LanesTest(unittest.TestCase):
         r.kill9()
         t_kill = time.monotonic()
         ck = self.checkpoint("hook") or 0
+
+        # What the killed relay had sent may still be on its way into the receiver's threads (each lane's
+        # request, read when its thread gets a CPU): wait until all of it is read and answered, so that
+        # every request after `before` is the restarted relay's.
+        def settled():
+            with rc.cond:
+                return not rc.inflight and rc.reqs and time.monotonic() - rc.reqs[-1]["t"] > 0.5
+        self.wait(settled, 30, "the killed relay's requests read and answered", relays=[])
         before = rc.snapshot()
         fx.log("killed at checkpoint %d after %d requests" % (ck, len(before)))
         answered = {q["doc"]["event"]["eventId"] for q in before
