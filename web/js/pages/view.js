@@ -503,8 +503,16 @@ export function mount(main, viewId, params) {
     tr.removeAttribute('data-key');
     const cb = tr.querySelector('input.row-select');
     if (cb) cb.disabled = true;
-    setTimeout(() => { tr.remove(); renderPager(); }, 600);
+    setTimeout(() => {
+      tr.remove();
+      renderPager();
+      // A full page that lost a row: the next page's first item belongs on this one now (a page is the
+      // next PAGE items from its cursor), so the page is asked again (at most every 2 s).
+      if (st.alive && st.nextCursor && tbody.querySelectorAll('tr[data-key]').length < PAGE) refill();
+    }, 600);
   }
+
+  const refill = throttle(() => { if (st.alive) load(); }, 2000);
 
   /**
    * A change of an item (a live delta, or an action's answer with `local`): a row changes in place, leaves
