@@ -137,7 +137,6 @@ void store__change_add(wtx *w, store_op op, const void *packed, size_t len)
 
 static int kv_cmp(const void *a, const void *b) { return strcmp(((const kv *)a)->key, ((const kv *)b)->key); }
 
-/* The items an entity holds now, copied out (LMDB memory may move on the next write). */
 /* "<kind>:<id>|" into buf (cap bytes): its length, or -1 when it does not fit. */
 static int entity_prefix(char *buf, size_t cap, char kind, const char *id)
 {
@@ -175,6 +174,44 @@ static void kv_push(kv **arr, size_t *n, size_t *cap, const char *key, size_t kl
     e->pb = NULL;
 }
 
+/* Reads the rows of dbi under an entity's prefix (pl bytes) into row(), which also adds them to the keep's
+ * part of kept: that part is emptied first, again if the read fails, and marked whole once it is read. */
+static int scan_into_keep(wtx *w, MDB_dbi dbi, const char *prefix, int pl, store__kent *kept, unsigned part,
+                          void (*row)(wtx *w, store__kent *kept, const MDB_val *k, const MDB_val *v, void *ctx),
+                          void *ctx)
+{
+    store__keep_reset(w->s->wkeep, kept, part);
+    MDB_cursor *c = NULL;
+    int rc = mdb_cursor_open(w->txn, dbi, &c);
+    if (rc) return rc;
+    MDB_val k = {(size_t)pl, (void *)prefix}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= (size_t)pl && memcmp(k.mv_data, prefix, (size_t)pl) == 0) {
+        row(w, kept, &k, &v, ctx);
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND) {
+        store__keep_reset(w->s->wkeep, kept, part);
+        return rc;
+    }
+    kept->has |= part;
+    return 0;
+}
+
+typedef struct kv_out {
+    kv **arr;
+    size_t *n, *cap;
+} kv_out;
+
+static void item_row(wtx *w, store__kent *kept, const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    kv_out *o = ctx;
+    kv_push(o->arr, o->n, o->cap, k->mv_data, k->mv_size, v->mv_data, v->mv_size);
+    store__keep_row_add(w->s->wkeep, &kept->items, k->mv_data, k->mv_size, NULL, v->mv_data, v->mv_size);
+}
+
+/* The items an entity holds now, copied out (LMDB memory may move on the next write), appended to *arr. */
 static int old_items(wtx *w, char kind, const char *id, kv **arr, size_t *n, size_t *cap)
 {
     char prefix[EVT_MAX_ID + 8];
@@ -187,24 +224,8 @@ static int old_items(wtx *w, char kind, const char *id, kv **arr, size_t *n, siz
                     kept->items.v[i].len);
         return 0;
     }
-    store__keep_reset(w->s->wkeep, kept, STORE_KEEP_ITEMS);
-    MDB_cursor *c = NULL;
-    int rc = mdb_cursor_open(w->txn, w->s->items, &c);
-    if (rc) return rc;
-    MDB_val k = {(size_t)pl, prefix}, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size >= (size_t)pl && memcmp(k.mv_data, prefix, (size_t)pl) == 0) {
-        kv_push(arr, n, cap, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
-        store__keep_row_add(w->s->wkeep, &kept->items, k.mv_data, k.mv_size, NULL, v.mv_data, v.mv_size);
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    if (rc != MDB_NOTFOUND) {
-        store__keep_reset(w->s->wkeep, kept, STORE_KEEP_ITEMS);
-        return rc;
-    }
-    kept->has |= STORE_KEEP_ITEMS;
-    return 0;
+    kv_out o = {arr, n, cap};
+    return scan_into_keep(w, w->s->items, prefix, pl, kept, STORE_KEEP_ITEMS, item_row, &o);
 }
 
 int store__item_remove(wtx *w, const kv *old)
@@ -421,6 +442,19 @@ static due_rec *due_push(due_rec **arr, size_t *n, const char *key, size_t kl, c
     return d;
 }
 
+typedef struct due_out {
+    due_rec **arr;
+    size_t *n;
+} due_out;
+
+static void due_row(wtx *w, store__kent *kept, const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    if (v->mv_size != STORE__TIME_KEY) return;
+    due_out *o = ctx;
+    due_rec *d = due_push(o->arr, o->n, k->mv_data, k->mv_size, v->mv_data);
+    store__keep_row_add(w->s->wkeep, &kept->dues, d->key, strlen(d->key), d->tk, NULL, 0);
+}
+
 /* The dues an entity has now (from duek), appended to *arr. */
 static int old_dues(wtx *w, char kind, const char *id, due_rec **arr, size_t *n)
 {
@@ -437,26 +471,8 @@ static int old_dues(wtx *w, char kind, const char *id, due_rec **arr, size_t *n)
         }
         return 0;
     }
-    store__keep_reset(w->s->wkeep, kept, STORE_KEEP_DUES);
-    MDB_cursor *c = NULL;
-    int rc = mdb_cursor_open(w->txn, w->s->duek, &c);
-    if (rc) return rc;
-    MDB_val k = {(size_t)pl, prefix}, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size >= (size_t)pl && memcmp(k.mv_data, prefix, (size_t)pl) == 0) {
-        if (v.mv_size == STORE__TIME_KEY) {
-            due_rec *d = due_push(arr, n, k.mv_data, k.mv_size, v.mv_data);
-            store__keep_row_add(w->s->wkeep, &kept->dues, d->key, strlen(d->key), d->tk, NULL, 0);
-        }
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    if (rc != MDB_NOTFOUND) {
-        store__keep_reset(w->s->wkeep, kept, STORE_KEEP_DUES);
-        return rc;
-    }
-    kept->has |= STORE_KEEP_DUES;
-    return 0;
+    due_out o = {arr, n};
+    return scan_into_keep(w, w->s->duek, prefix, pl, kept, STORE_KEEP_DUES, due_row, &o);
 }
 
 static const char *due_key(const void *recs, size_t j) { return ((const due_rec *)recs)[j].key; }
